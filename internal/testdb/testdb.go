@@ -1,0 +1,109 @@
+// Package testdb gives each test its own migrated schema in the test database,
+// so tests run in parallel without seeing each other's rows.
+//
+// The database comes from DATABASE_URL (scripts/test.sh sets it up); without
+// it, the local default postgres://postgres@127.0.0.1:5432/acidic_test is used.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/storage/postgres"
+)
+
+// DefaultURL is used when DATABASE_URL is not set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"
+
+// URL returns the test database's connection string.
+func URL() string {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// SchemaName returns a fresh schema name derived from the test's name.
+func SchemaName(t testing.TB) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	base := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
+	if len(base) > 40 {
+		base = base[len(base)-40:]
+	}
+	return "t_" + base + "_" + hex.EncodeToString(b[:])
+}
+
+// Options tune a test database.
+type Options struct {
+	// MaxConns caps the pool. Default 10.
+	MaxConns int32
+	// Unmigrated leaves the schema empty (the migrations tests want that).
+	Unmigrated bool
+}
+
+// Pool opens a pool on the test database that is closed when the test ends.
+func Pool(t testing.TB, opts Options) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(URL())
+	if err != nil {
+		t.Fatalf("testdb: parse DATABASE_URL: %v", err)
+	}
+	cfg.MaxConns = opts.MaxConns
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 10
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("testdb: connect: %v", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		t.Fatalf("testdb: cannot reach the test database at %s (run the README's test command, or set DATABASE_URL): %v", URL(), err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// New returns a driver on a fresh, migrated schema that is dropped when the
+// test ends (kept when it failed and ACIDIC_KEEP_SCHEMA is set, to inspect).
+func New(t testing.TB, opts Options) *postgres.Driver {
+	t.Helper()
+	pool := Pool(t, opts)
+	schema := SchemaName(t)
+	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	t.Cleanup(func() { DropSchema(t, pool, schema) })
+	if !opts.Unmigrated {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := drv.Migrator().Up(ctx); err != nil {
+			t.Fatalf("testdb: migrate %s: %v", schema, err)
+		}
+	}
+	return drv
+}
+
+// DropSchema removes a test schema and everything in it.
+func DropSchema(t testing.TB, pool *pgxpool.Pool, schema string) {
+	if t.Failed() && os.Getenv("ACIDIC_KEEP_SCHEMA") != "" {
+		t.Logf("testdb: kept schema %s", schema)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Logf("testdb: drop schema %s: %v", schema, err)
+	}
+}

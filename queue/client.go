@@ -1,0 +1,255 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Client enqueues jobs and, once started with Queues configured, works them.
+// It is safe for concurrent use.
+type Client struct {
+	drv storage.Driver
+	cfg Config
+
+	mu        sync.Mutex
+	started   bool
+	producers map[string]*producer
+	running   map[int64]*runningJob
+	stopFetch context.CancelFunc // ends the producers' fetch loops
+	stopWork  context.CancelFunc // cancels running jobs (hard stop)
+	stopAux   context.CancelFunc // ends heartbeat, maintenance and listener
+	jobs      sync.WaitGroup     // running jobs
+	loops     sync.WaitGroup     // producers
+	aux       sync.WaitGroup     // heartbeat, maintenance, listener
+	completer *completer
+}
+
+type runningJob struct {
+	job    *Job
+	cancel context.CancelCauseFunc
+}
+
+// ErrJobCancelled is the cause of a running job's context being cancelled
+// because an operator cancelled the job.
+var ErrJobCancelled = errors.New("queue: job cancelled by operator")
+
+// New returns a client on drv. It returns ErrInvalid for a bad Config.
+func New(drv storage.Driver, cfg Config) (*Client, error) {
+	if drv == nil {
+		return nil, fmt.Errorf("%w: nil driver", ErrInvalid)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{drv: drv, cfg: cfg, running: map[int64]*runningJob{}}, nil
+}
+
+// ID is the client's worker id, recorded in the jobs it claims.
+func (c *Client) ID() string { return c.cfg.ID }
+
+// Driver returns the driver the client runs on.
+func (c *Client) Driver() storage.Driver { return c.drv }
+
+// Start begins working the configured queues. It returns at once; jobs run
+// in the background until Stop. ctx only bounds the start itself.
+func (c *Client) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return ErrAlreadyStarted
+	}
+	c.started = true
+
+	fetchCtx, stopFetch := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopFetch, c.stopWork, c.stopAux = stopFetch, stopWork, stopAux
+
+	c.completer = newCompleter(c)
+	c.aux.Add(1)
+	go func() { defer c.aux.Done(); c.completer.run(auxCtx) }()
+
+	c.producers = map[string]*producer{}
+	for name, q := range c.cfg.Queues {
+		p := newProducer(c, name, q.MaxWorkers)
+		c.producers[name] = p
+		c.loops.Add(1)
+		go func() { defer c.loops.Done(); p.run(fetchCtx, workCtx) }()
+	}
+	if len(c.producers) > 0 {
+		c.aux.Add(3)
+		go func() { defer c.aux.Done(); c.heartbeatLoop(auxCtx) }()
+		go func() { defer c.aux.Done(); c.maintenanceLoop(auxCtx) }()
+		go func() { defer c.aux.Done(); c.listenLoop(auxCtx) }()
+	}
+	return nil
+}
+
+// Stop shuts the client down gracefully: it stops fetching, waits for running
+// jobs to finish, records their outcomes, and returns. If ctx ends first, the
+// running jobs' contexts are cancelled; Stop waits for them to return and
+// then returns ctx's error. Jobs that ignore their context are left running
+// and will be rescued by another client once their heartbeat stops.
+func (c *Client) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.started {
+		c.mu.Unlock()
+		return ErrNotStarted
+	}
+	c.started = false
+	c.mu.Unlock()
+
+	c.stopFetch()
+	c.loops.Wait()
+
+	var stopErr error
+	if !waitGroup(ctx, &c.jobs) {
+		stopErr = ctx.Err()
+		c.stopWork()
+		c.cfg.Logger.Warn("queue: stop deadline passed; cancelled running jobs", "client", c.cfg.ID)
+		// Give cancelled jobs a moment to return and record their outcome.
+		grace, cancel := context.WithTimeout(context.Background(), c.cfg.HeartbeatInterval)
+		waitGroup(grace, &c.jobs)
+		cancel()
+	}
+	c.completer.drain()
+	c.stopAux()
+	c.aux.Wait()
+	c.stopWork()
+	return stopErr
+}
+
+// waitGroup waits for wg or ctx; it reports whether wg finished.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Get returns one job, or an error matching storage.ErrNotFound.
+func (c *Client) Get(ctx context.Context, id int64) (*Job, error) {
+	return c.drv.JobGet(ctx, id)
+}
+
+// List returns jobs matching f, by ascending id.
+func (c *Client) List(ctx context.Context, f storage.JobFilter) ([]*Job, error) {
+	return c.drv.JobList(ctx, f)
+}
+
+// Cancel cancels a job that has not finished and returns it. A running job's
+// context is cancelled (with cause ErrJobCancelled) in whichever client runs
+// it; whatever it returns afterwards is ignored. A finished job is returned
+// unchanged.
+func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
+	return c.CancelTx(ctx, c.drv, id)
+}
+
+// CancelTx is Cancel through ex, for use inside a caller's transaction.
+func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*Job, error) {
+	before, err := ex.JobGet(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("queue: cancel: %w", err)
+	}
+	job, err := ex.JobCancel(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("queue: cancel: %w", err)
+	}
+	if before.State == storage.JobRunning && job.State == storage.JobCancelled {
+		// Best effort: the fenced writes already keep the worker from
+		// overwriting the cancellation; this just stops it early.
+		if err := c.drv.Notify(ctx, storage.TopicControl, "cancel:"+strconv.FormatInt(id, 10)); err != nil {
+			c.cfg.Logger.Warn("queue: notify cancel", "job", id, "err", err)
+		}
+	}
+	return job, nil
+}
+
+// Retry makes a finished or retryable job available again now and returns
+// it. The attempt count is kept; a job with no attempts left gets exactly one
+// more (MaxAttempts becomes Attempt+1). A running or pending job is returned
+// unchanged.
+func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
+	job, err := c.drv.JobRetry(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("queue: retry: %w", err)
+	}
+	if job.State == storage.JobAvailable {
+		_ = c.drv.Notify(ctx, storage.TopicInsert, job.Queue)
+	}
+	return job, nil
+}
+
+// track registers a running job so heartbeats and cancellations reach it.
+func (c *Client) track(job *Job, cancel context.CancelCauseFunc) {
+	c.mu.Lock()
+	c.running[job.ID] = &runningJob{job: job, cancel: cancel}
+	c.mu.Unlock()
+}
+
+func (c *Client) untrack(ids ...int64) {
+	c.mu.Lock()
+	for _, id := range ids {
+		delete(c.running, id)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) runningIDs() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]int64, 0, len(c.running))
+	for id := range c.running {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// handleControl acts on a control notification such as "cancel:42".
+func (c *Client) handleControl(payload string) {
+	action, arg, _ := strings.Cut(payload, ":")
+	if action != "cancel" {
+		return
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	rj := c.running[id]
+	c.mu.Unlock()
+	if rj != nil {
+		rj.cancel(ErrJobCancelled)
+	}
+}
+
+func (c *Client) wakeProducer(queue string) {
+	c.mu.Lock()
+	p := c.producers[queue]
+	c.mu.Unlock()
+	if p != nil {
+		p.wakeUp()
+	}
+}
+
+func (c *Client) wakeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.producers {
+		p.wakeUp()
+	}
+}

@@ -1,0 +1,109 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// QueueConfig tunes one queue a client works.
+type QueueConfig struct {
+	// MaxWorkers is how many jobs of this queue the client runs at once. Required, at least 1.
+	MaxWorkers int
+}
+
+// Config configures a Client. Only Workers and Queues matter for a client that
+// works jobs; an insert-only client needs neither.
+type Config struct {
+	// Workers maps kinds to work functions.
+	Workers *Workers
+	// Queues the client works, with their concurrency. Empty for an insert-only client.
+	Queues map[string]QueueConfig
+	// ID names this client in jobs' attempted_by. Default: host-pid-random.
+	ID string
+	// Logger receives the client's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock used to schedule jobs. Default time.Now.
+	Now func() time.Time
+
+	// PollInterval is how often an idle queue looks for work when no
+	// notification arrives (notifications may be lost while the listener
+	// reconnects, and scheduled jobs become due silently). Default 1s.
+	PollInterval time.Duration
+	// FetchCooldown is the least time between two fetches of one queue, so a
+	// burst of notifications makes one fetch. Default 2ms.
+	FetchCooldown time.Duration
+	// HeartbeatInterval is how often the client refreshes the heartbeat of
+	// the jobs it runs. Default 2s.
+	HeartbeatInterval time.Duration
+	// RescueAfter is how long a running job may go without a heartbeat before
+	// any client rescues it (retryable, or discarded when out of attempts).
+	// Must exceed HeartbeatInterval; default 30s.
+	RescueAfter time.Duration
+	// MaintenanceInterval is how often the client rescues and prunes jobs.
+	// Default 5s. Every client does maintenance; the queries skip rows
+	// another client holds, so running it in many places is safe.
+	MaintenanceInterval time.Duration
+	// Retention is how long completed, cancelled and discarded jobs are kept.
+	// Default 24h.
+	Retention time.Duration
+	// CompleteBatchSize caps how many completions are written in one
+	// statement. Default 500.
+	CompleteBatchSize int
+	// CompleteFlushInterval is how long a completion may wait for others to
+	// share its statement. Default 1ms.
+	CompleteFlushInterval time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.PollInterval, time.Second)
+	def(&c.FetchCooldown, 2*time.Millisecond)
+	def(&c.HeartbeatInterval, 2*time.Second)
+	def(&c.RescueAfter, 30*time.Second)
+	def(&c.MaintenanceInterval, 5*time.Second)
+	def(&c.Retention, 24*time.Hour)
+	def(&c.CompleteFlushInterval, time.Millisecond)
+	if c.CompleteBatchSize == 0 {
+		c.CompleteBatchSize = 500
+	}
+	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.Retention, c.CompleteFlushInterval} {
+		if d < 0 {
+			return c, fmt.Errorf("%w: negative duration in Config", ErrInvalid)
+		}
+	}
+	if c.RescueAfter <= c.HeartbeatInterval {
+		return c, fmt.Errorf("%w: RescueAfter (%s) must exceed HeartbeatInterval (%s)", ErrInvalid, c.RescueAfter, c.HeartbeatInterval)
+	}
+	for name, q := range c.Queues {
+		if name == "" {
+			return c, fmt.Errorf("%w: empty queue name", ErrInvalid)
+		}
+		if q.MaxWorkers < 1 {
+			return c, fmt.Errorf("%w: queue %q: MaxWorkers %d must be at least 1", ErrInvalid, name, q.MaxWorkers)
+		}
+	}
+	if len(c.Queues) > 0 && c.Workers == nil {
+		return c, fmt.Errorf("%w: a client that works queues needs Workers", ErrInvalid)
+	}
+	return c, nil
+}

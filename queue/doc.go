@@ -1,0 +1,37 @@
+// Package queue is Acidic's PostgreSQL job queue: enqueue jobs (also inside
+// your own transaction), work them with per-queue concurrency, retry failures
+// with backoff, and rescue jobs whose worker died.
+//
+// A Client enqueues; a Client with Queues configured and started also works
+// jobs. Every job of a kind is handled by the function registered for that
+// kind in Workers.
+//
+// # Job states
+//
+//	                   ScheduledAt passes
+//	   scheduled ───────────────┐
+//	       ▲                    ▼
+//	Enqueue│            ┌──► available ◄────────── Retry (operator)
+//	       │            │       │ fetch (FOR UPDATE SKIP LOCKED)
+//	       │            │       ▼
+//	       └── Snooze ──┴─── running ──── success ───► completed
+//	                           │ │ └──── Cancel ─────► cancelled
+//	     retryable ◄── error ──┘ └── error, no attempts left,
+//	      │  ▲                        Discard, bad args ─► discarded
+//	      │  └─ worker stopped heartbeating (rescue)
+//	      └──── backoff passes: eligible again
+//
+// A scheduled or retryable job is fetched directly once its ScheduledAt has
+// passed; no separate process moves it to available. Pending jobs wait for the
+// jobs they depend on. Completed, cancelled and discarded are final; they are
+// pruned after a retention period.
+//
+// # Guarantees
+//
+// Delivery is at least once: a job whose worker dies is rescued and run again.
+// Every write that ends an attempt is fenced by the job's state and attempt
+// number, so a worker that lost its claim (it stopped heartbeating and its job
+// was rescued) cannot overwrite what happened since. Work that must happen once
+// belongs in a workflow (package workflow), whose run record makes each step's
+// effects happen once.
+package queue

@@ -1,0 +1,172 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Defaults for enqueued jobs.
+const (
+	// DefaultQueue is the queue of a job enqueued without one.
+	DefaultQueue = "default"
+	// DefaultMaxAttempts is the attempt limit of a job enqueued without one.
+	DefaultMaxAttempts = 20
+	// LowestPriority is the largest Priority value; 0 is the highest.
+	LowestPriority = 3
+)
+
+// EnqueueOptions tune one enqueued job. The zero value is usable: queue
+// "default", priority 0 (the highest), 20 attempts, eligible now.
+type EnqueueOptions struct {
+	// Queue to put the job on. Default DefaultQueue.
+	Queue string
+	// Priority from 0 (highest, the default) to 3 (lowest). Within a queue,
+	// higher priority jobs are fetched first, then earlier scheduled ones.
+	Priority int
+	// MaxAttempts before the job is discarded. Zero means DefaultMaxAttempts;
+	// 1 means at most once: the job is discarded after its first failure.
+	// Negative values are invalid.
+	MaxAttempts int
+	// ScheduledAt makes the job eligible at that time. It wins over ScheduleIn.
+	ScheduledAt time.Time
+	// ScheduleIn makes the job eligible after this delay.
+	ScheduleIn time.Duration
+	// Meta is arbitrary JSON kept on the job, for the caller's own use.
+	Meta json.RawMessage
+
+	// runID links a workflow job to its run; set by package workflow through
+	// ForRun.
+	runID uuid.UUID
+	// pending inserts the job waiting for dependencies.
+	pending bool
+}
+
+// ForRun returns a copy of o whose job belongs to the workflow run id. It is
+// meant for package workflow.
+func (o EnqueueOptions) ForRun(id uuid.UUID) EnqueueOptions {
+	o.runID = id
+	return o
+}
+
+// EnqueueParams is one job for EnqueueMany.
+type EnqueueParams struct {
+	Kind string
+	// Args is encoded to JSON. A json.RawMessage is used as it is.
+	Args any
+	Opts EnqueueOptions
+}
+
+// toInsert validates p and turns it into a row to insert.
+func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
+	o := p.Opts
+	if p.Kind == "" {
+		return storage.JobInsert{}, fmt.Errorf("%w: empty kind", ErrInvalid)
+	}
+	if o.Priority < 0 || o.Priority > LowestPriority {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: priority %d outside 0..%d", ErrInvalid, p.Kind, o.Priority, LowestPriority)
+	}
+	if o.MaxAttempts < 0 {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: MaxAttempts %d must be at least 1 (0 means the default %d)", ErrInvalid, p.Kind, o.MaxAttempts, DefaultMaxAttempts)
+	}
+	if o.ScheduleIn < 0 {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: negative ScheduleIn %s", ErrInvalid, p.Kind, o.ScheduleIn)
+	}
+	args, err := encodeArgs(p.Args)
+	if err != nil {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: %w", ErrInvalid, p.Kind, err)
+	}
+	if len(o.Meta) > 0 && !json.Valid(o.Meta) {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: Meta is not valid JSON", ErrInvalid, p.Kind)
+	}
+	in := storage.JobInsert{
+		Queue:       o.Queue,
+		Kind:        p.Kind,
+		Args:        args,
+		RunID:       o.runID,
+		State:       storage.JobAvailable,
+		Priority:    o.Priority,
+		MaxAttempts: o.MaxAttempts,
+		ScheduledAt: o.ScheduledAt,
+		Meta:        o.Meta,
+	}
+	if in.Queue == "" {
+		in.Queue = DefaultQueue
+	}
+	if in.MaxAttempts == 0 {
+		in.MaxAttempts = DefaultMaxAttempts
+	}
+	if in.ScheduledAt.IsZero() && o.ScheduleIn > 0 {
+		in.ScheduledAt = now.Add(o.ScheduleIn)
+	}
+	if o.pending {
+		in.State = storage.JobPending
+	}
+	return in, nil
+}
+
+// encodeArgs turns args into JSON; nil becomes {}.
+func encodeArgs(args any) (json.RawMessage, error) {
+	switch a := args.(type) {
+	case nil:
+		return json.RawMessage("{}"), nil
+	case json.RawMessage:
+		if !json.Valid(a) {
+			return nil, fmt.Errorf("args are not valid JSON")
+		}
+		return a, nil
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("encode args: %w", err)
+	}
+	return b, nil
+}
+
+// Enqueue inserts one job and returns it.
+func (c *Client) Enqueue(ctx context.Context, kind string, args any, opts EnqueueOptions) (*Job, error) {
+	return c.EnqueueTx(ctx, c.drv, kind, args, opts)
+}
+
+// EnqueueTx inserts one job through ex, usually a transaction of the caller's
+// (see postgres.Driver.WrapTx): the job exists, and wakes workers, only if
+// that transaction commits.
+func (c *Client) EnqueueTx(ctx context.Context, ex storage.Executor, kind string, args any, opts EnqueueOptions) (*Job, error) {
+	jobs, err := c.EnqueueManyTx(ctx, ex, []EnqueueParams{{Kind: kind, Args: args, Opts: opts}})
+	if err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+// EnqueueMany inserts many jobs in one statement and returns them in order.
+// Either all are inserted or, on error, none.
+func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]*Job, error) {
+	return c.EnqueueManyTx(ctx, c.drv, params)
+}
+
+// EnqueueManyTx is EnqueueMany through ex; see EnqueueTx.
+func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params []EnqueueParams) ([]*Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := c.cfg.Now()
+	rows := make([]storage.JobInsert, len(params))
+	for i, p := range params {
+		in, err := p.toInsert(now)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = in
+	}
+	jobs, err := ex.JobInsertMany(ctx, rows)
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue: %w", err)
+	}
+	return jobs, nil
+}

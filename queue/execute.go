@@ -1,0 +1,151 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Outcome is what became of one attempt of a job.
+type Outcome string
+
+// Outcomes of an attempt.
+const (
+	OutcomeCompleted Outcome = "completed"
+	OutcomeRetry     Outcome = "retry"
+	OutcomeSnoozed   Outcome = "snoozed"
+	OutcomeCancelled Outcome = "cancelled"
+	OutcomeDiscarded Outcome = "discarded"
+)
+
+// execute runs the job's work function and returns its error, turning a
+// panic into an error.
+func (c *Client) execute(ctx context.Context, job *Job) (err error) {
+	k, ok := c.cfg.Workers.lookup(job.Kind)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownKind, job.Kind)
+	}
+	if k.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, k.opts.Timeout)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("queue: job %d (%s) panicked: %v\n%s", job.ID, job.Kind, r, debug.Stack())
+		}
+	}()
+	return k.work(ctx, job)
+}
+
+// outcomeOf maps a work function's error to the write that ends the attempt.
+// A nil error means completion (written by the completer, in batches).
+func (c *Client) outcomeOf(job *Job, err error) (Outcome, storage.JobOutcome) {
+	now := c.cfg.Now()
+	o := storage.JobOutcome{JobAttempt: storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}}
+	if err == nil {
+		return OutcomeCompleted, o
+	}
+	record := func(e error) *storage.AttemptError {
+		if e == nil {
+			return nil
+		}
+		return &storage.AttemptError{Attempt: job.Attempt, At: now, Error: e.Error()}
+	}
+	if d, ok := IsSnooze(err); ok {
+		o.State, o.ScheduledAt, o.Snoozed = storage.JobScheduled, now.Add(d), true
+		return OutcomeSnoozed, o
+	}
+	if IsCancel(err) {
+		o.State, o.Error = storage.JobCancelled, record(errors.Unwrap(err))
+		if o.Error == nil {
+			o.Error = record(err)
+		}
+		return OutcomeCancelled, o
+	}
+	if IsDiscard(err) || job.Attempt >= job.MaxAttempts {
+		o.State, o.Error = storage.JobDiscarded, record(err)
+		return OutcomeDiscarded, o
+	}
+	backoff := DefaultBackoff
+	if k, ok := c.cfg.Workers.lookup(job.Kind); ok {
+		backoff = k.opts.Backoff
+	}
+	o.State, o.Error = storage.JobRetryable, record(err)
+	o.ScheduledAt = now.Add(backoff(job.Attempt-snoozes(job), err))
+	return OutcomeRetry, o
+}
+
+// snoozes counts how often the job was snoozed; snoozes do not count as
+// failed attempts when computing the backoff.
+func snoozes(job *Job) int {
+	if len(job.Meta) < 12 { // shorter than {"snoozes":1}
+		return 0
+	}
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Meta, &m)
+	return m.Snoozes
+}
+
+// work runs one claimed job in the background and records its outcome.
+func (c *Client) work(workCtx context.Context, job *Job, done func()) {
+	ctx, cancel := context.WithCancelCause(workCtx)
+	c.track(job, cancel)
+	c.jobs.Add(1)
+	go func() {
+		defer c.jobs.Done()
+		defer done()
+		defer cancel(nil)
+		err := c.execute(ctx, job)
+		outcome, o := c.outcomeOf(job, err)
+		if outcome == OutcomeCompleted {
+			c.completer.add(job.ID, job.Attempt)
+			return
+		}
+		if err != nil && outcome != OutcomeSnoozed {
+			c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
+		}
+		c.finish(o)
+	}()
+}
+
+// finish writes a non-completion outcome, retrying while the database is
+// unreachable, then stops tracking the job.
+func (c *Client) finish(o storage.JobOutcome) {
+	defer c.untrack(o.ID)
+	c.retryWrite(func(ctx context.Context) error {
+		_, err := c.drv.JobFinish(ctx, o)
+		return err
+	})
+}
+
+// retryWrite runs a bookkeeping write until it succeeds, backing off between
+// tries, for up to RescueAfter: past that the job is rescued anyway.
+func (c *Client) retryWrite(write func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RescueAfter)
+	defer cancel()
+	delay := 10 * time.Millisecond
+	for {
+		err := write(ctx)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, storage.ErrClosed) || ctx.Err() != nil {
+			c.cfg.Logger.Error("queue: could not record job outcome; the job will be rescued", "err", err)
+			return
+		}
+		c.cfg.Logger.Warn("queue: record job outcome failed; retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}

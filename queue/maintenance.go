@@ -1,0 +1,128 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// heartbeatLoop refreshes the heartbeat of the jobs this client runs, so no
+// other client rescues them.
+func (c *Client) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.drv.JobHeartbeat(ctx, c.cfg.ID, c.runningIDs()); err != nil && ctx.Err() == nil {
+			c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
+		}
+	}
+}
+
+// maintenanceLoop rescues jobs of dead workers and prunes old finished jobs.
+func (c *Client) maintenanceLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.Maintain(ctx)
+	}
+}
+
+// MaintenanceResult tells what one maintenance pass did.
+type MaintenanceResult struct {
+	Rescued []*Job
+	Pruned  int
+}
+
+// Maintain runs one maintenance pass now: rescue jobs whose worker stopped
+// heartbeating more than RescueAfter ago, and prune finished jobs older than
+// Retention. Started clients call it every MaintenanceInterval; tests and
+// tools may call it directly.
+func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
+	var res MaintenanceResult
+	rescued, err := c.drv.JobRescue(ctx, c.cfg.RescueAfter, 1000)
+	if err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: rescue failed", "err", err)
+	}
+	res.Rescued = rescued
+	for _, j := range rescued {
+		c.cfg.Logger.Warn("queue: rescued job of a worker that stopped heartbeating",
+			"job", j.ID, "kind", j.Kind, "worker", j.AttemptedBy, "state", j.State)
+		if j.State == storage.JobRetryable {
+			c.wakeProducer(j.Queue)
+		}
+	}
+	pruned, err := c.drv.JobPrune(ctx, c.cfg.Retention, 10000)
+	if err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: prune failed", "err", err)
+	}
+	res.Pruned = pruned
+	return res
+}
+
+// listenLoop keeps a LISTEN connection open and wakes producers on inserts.
+// While it is down (the database restarted, say), polling still finds work;
+// after it reconnects every producer is woken, as notifications may have
+// been missed.
+func (c *Client) listenLoop(ctx context.Context) {
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval = 50 * time.Millisecond
+	retry.MaxInterval = 5 * time.Second
+	retry.MaxElapsedTime = 0
+	for ctx.Err() == nil {
+		err := c.listenOnce(ctx, retry.Reset)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := retry.NextBackOff()
+		c.cfg.Logger.Warn("queue: listener lost; reconnecting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) listenOnce(ctx context.Context, connected func()) error {
+	l, err := c.drv.NewListener(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = l.Close(closeCtx)
+	}()
+	for _, topic := range []string{storage.TopicInsert, storage.TopicControl} {
+		if err := l.Listen(ctx, topic); err != nil {
+			return err
+		}
+	}
+	connected()
+	c.wakeAll()
+	for {
+		n, err := l.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		switch n.Topic {
+		case storage.TopicInsert:
+			c.wakeProducer(n.Payload)
+		case storage.TopicControl:
+			c.handleControl(n.Payload)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// producer fetches jobs of one queue while it has free slots.
+type producer struct {
+	c     *Client
+	queue string
+	max   int
+
+	wake    chan struct{} // a notification or a freed slot
+	mu      sync.Mutex
+	active  int
+	mayHave bool // the last fetch was full, or a wake-up came: more work may wait
+}
+
+func newProducer(c *Client, queue string, max int) *producer {
+	return &producer{c: c, queue: queue, max: max, wake: make(chan struct{}, 1), mayHave: true}
+}
+
+// wakeUp tells the producer that jobs may be waiting.
+func (p *producer) wakeUp() {
+	p.mu.Lock()
+	p.mayHave = true
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *producer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *producer) jobDone() {
+	p.mu.Lock()
+	p.active--
+	more := p.mayHave
+	p.mu.Unlock()
+	if more {
+		p.signal()
+	}
+}
+
+func (p *producer) run(fetchCtx, workCtx context.Context) {
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	var lastFetch time.Time
+	for {
+		select {
+		case <-fetchCtx.Done():
+			return
+		case <-poll.C:
+			p.mu.Lock()
+			p.mayHave = true
+			p.mu.Unlock()
+		case <-p.wake:
+		}
+		if wait := p.c.cfg.FetchCooldown - time.Since(lastFetch); wait > 0 {
+			select {
+			case <-fetchCtx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		p.mu.Lock()
+		free := p.max - p.active
+		want := p.mayHave && free > 0
+		p.mu.Unlock()
+		if !want {
+			continue
+		}
+		lastFetch = time.Now()
+		// The claim itself is not cancelled by Stop: a fetch cut off after the
+		// database claimed rows would leave them running until rescued.
+		claimCtx, cancel := context.WithTimeout(context.WithoutCancel(fetchCtx), p.c.cfg.RescueAfter)
+		jobs, err := p.c.drv.JobFetch(claimCtx, storage.JobFetch{Queue: p.queue, Max: free, WorkerID: p.c.cfg.ID})
+		cancel()
+		if err != nil {
+			if fetchCtx.Err() == nil {
+				p.c.cfg.Logger.Warn("queue: fetch failed", "queue", p.queue, "err", err)
+			}
+			resetTimer(poll, p.c.cfg.PollInterval)
+			continue
+		}
+		p.mu.Lock()
+		p.active += len(jobs)
+		p.mayHave = len(jobs) == free
+		more := p.mayHave && p.active < p.max
+		p.mu.Unlock()
+		for _, job := range jobs {
+			p.c.work(workCtx, job, p.jobDone)
+		}
+		if more {
+			p.signal()
+		}
+		resetTimer(poll, p.c.cfg.PollInterval)
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}

@@ -1,0 +1,144 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Executor runs Acidic's queries, either each as its own statement (a Driver)
+// or inside a transaction (a Tx).
+type Executor interface {
+	// JobInsertMany inserts jobs and returns them in the same order, and wakes
+	// workers of the queues that received jobs eligible now (inside a
+	// transaction, the wake-up is delivered only on commit).
+	JobInsertMany(ctx context.Context, jobs []JobInsert) ([]*Job, error)
+	// JobFetch claims up to Max eligible jobs of a queue, highest priority and
+	// earliest scheduled first, skipping rows other workers hold.
+	JobFetch(ctx context.Context, p JobFetch) ([]*Job, error)
+	// JobComplete marks running attempts completed. Attempts that are no
+	// longer running (rescued, cancelled) are left alone; it returns the ids
+	// it did complete.
+	JobComplete(ctx context.Context, attempts []JobAttempt) ([]int64, error)
+	// JobFinish ends a running attempt as the outcome says. It reports false,
+	// and changes nothing, when the attempt is no longer running.
+	JobFinish(ctx context.Context, o JobOutcome) (bool, error)
+	// JobHeartbeat refreshes the heartbeat of running jobs claimed by workerID.
+	JobHeartbeat(ctx context.Context, workerID string, ids []int64) error
+	// JobRescue returns running jobs whose heartbeat is older than staleAfter
+	// to retryable (or discarded when out of attempts), at most limit of them,
+	// and returns the rescued jobs.
+	JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*Job, error)
+	// JobPrune deletes up to limit jobs that reached a final state longer
+	// than retention ago and returns how many it deleted.
+	JobPrune(ctx context.Context, retention time.Duration, limit int) (int, error)
+	// JobGet returns one job, or ErrNotFound.
+	JobGet(ctx context.Context, id int64) (*Job, error)
+	// JobList returns jobs matching the filter, by ascending id.
+	JobList(ctx context.Context, f JobFilter) ([]*Job, error)
+	// JobCancel cancels a job that has not finished and returns it; a
+	// finished job is returned unchanged.
+	JobCancel(ctx context.Context, id int64) (*Job, error)
+	// JobRetry makes a job available again now. If the job had no attempts
+	// left, it gets one more. A running job is returned unchanged.
+	JobRetry(ctx context.Context, id int64) (*Job, error)
+
+	// RunInsert creates a run unless one with the same idempotency key
+	// exists; it returns the run and whether it was created.
+	RunInsert(ctx context.Context, r RunInsert) (*Run, bool, error)
+	// RunGet returns one run, or ErrNotFound.
+	RunGet(ctx context.Context, id uuid.UUID) (*Run, error)
+	// RunGetByKey returns the run with an idempotency key, or ErrNotFound.
+	RunGetByKey(ctx context.Context, key string) (*Run, error)
+	// RunList returns runs matching the filter, oldest first.
+	RunList(ctx context.Context, f RunFilter) ([]*Run, error)
+	// RunLease takes the run's lock lease for the token if the run is not
+	// finished and the lease is free or older than the timeout. It returns
+	// the run as it is after the attempt and whether the lease was taken.
+	RunLease(ctx context.Context, p RunLease) (*Run, bool, error)
+	// RunUpdate writes a run's progress if the token still holds its lease;
+	// otherwise it returns ErrLeaseLost and writes nothing.
+	RunUpdate(ctx context.Context, u RunUpdate) (*Run, error)
+	// RunSetState moves a run from one of the states in from to the state to,
+	// sets its error and clears its lease, for operator actions (cancel,
+	// retry). It returns the run and whether it changed; a run in another
+	// state is returned unchanged.
+	RunSetState(ctx context.Context, id uuid.UUID, from []RunState, to RunState, errText string) (*Run, bool, error)
+	// RunSteps returns a run's step log in step order.
+	RunSteps(ctx context.Context, id uuid.UUID) ([]Step, error)
+}
+
+// Tx is an Executor inside a database transaction.
+type Tx interface {
+	Executor
+	// Commit commits the transaction.
+	Commit(ctx context.Context) error
+	// Rollback aborts the transaction; after Commit it does nothing.
+	Rollback(ctx context.Context) error
+}
+
+// Isolation is a transaction isolation level.
+type Isolation int
+
+// Isolation levels.
+const (
+	ReadCommitted Isolation = iota
+	Serializable
+)
+
+// TxFunc is the body of a transaction.
+type TxFunc func(ctx context.Context, tx Tx) error
+
+// Notification is a message received by a Listener.
+type Notification struct {
+	Topic   string
+	Payload string
+}
+
+// Listener receives notifications sent with Driver.Notify on the topics it
+// listens to. It owns one connection; it is not safe for concurrent use.
+type Listener interface {
+	// Listen subscribes to a topic.
+	Listen(ctx context.Context, topic string) error
+	// Wait blocks until a notification arrives or ctx ends.
+	Wait(ctx context.Context) (Notification, error)
+	// Close releases the connection.
+	Close(ctx context.Context) error
+}
+
+// Topics used by the engine.
+const (
+	// TopicInsert carries the queue name of newly eligible jobs.
+	TopicInsert = "insert"
+	// TopicControl carries operator actions for running jobs, such as
+	// "cancel:<id>".
+	TopicControl = "control"
+)
+
+// Driver is a database Acidic runs on.
+type Driver interface {
+	Executor
+	// InTx runs fn in a transaction at the given isolation and commits it
+	// when fn returns nil. At Serializable, a serialization failure or
+	// deadlock (from fn or from the commit) rolls back and runs fn again with
+	// jittered exponential backoff, up to the driver's retry limit and within
+	// ctx; errors.Is(err, ErrSerialization) tells such an error apart.
+	InTx(ctx context.Context, iso Isolation, fn TxFunc) error
+	// Notify sends a notification to every listener of the topic (in this
+	// driver's schema).
+	Notify(ctx context.Context, topic, payload string) error
+	// NewListener opens a Listener on its own connection.
+	NewListener(ctx context.Context) (Listener, error)
+	// Stats returns counters kept by the driver.
+	Stats() Stats
+	// Schema is the database schema holding the tables.
+	Schema() string
+}
+
+// Stats are counters kept by a Driver since it was created.
+type Stats struct {
+	// TxRetries counts transactions run again after a serialization failure
+	// or deadlock.
+	TxRetries int64
+}

@@ -1,0 +1,26 @@
+package storage
+
+import "errors"
+
+var (
+	// ErrNotFound is returned when a job or run with the given id or key does not exist.
+	ErrNotFound = errors.New("storage: not found")
+
+	// ErrClosed is returned when the driver's connection pool has been closed.
+	ErrClosed = errors.New("storage: driver closed")
+
+	// ErrLeaseLost is returned by a fenced run write when the caller no longer
+	// holds the run's lock lease: another worker took the run over after the
+	// lease expired. Nothing was written.
+	ErrLeaseLost = errors.New("storage: run lease lost")
+
+	// ErrSerialization marks an error that aborted a transaction because of a
+	// serialization failure (SQLSTATE 40001) or a deadlock (40P01). Running the
+	// transaction again may succeed. Drivers wrap such errors so that
+	// errors.Is(err, ErrSerialization) holds and the original error is kept.
+	ErrSerialization = errors.New("storage: serialization failure")
+
+	// ErrRetriesExhausted is returned by a transaction helper that gave up
+	// after retrying serialization failures as often as it was allowed to.
+	ErrRetriesExhausted = errors.New("storage: transaction retries exhausted")
+)

@@ -1,0 +1,158 @@
+package storage
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// JobState is where a job is in its life. See docs/architecture.md for the
+// state machine.
+type JobState string
+
+// Job states.
+const (
+	// JobPending: waiting for the jobs it depends on; not yet eligible to run.
+	JobPending JobState = "pending"
+	// JobAvailable: ready to be fetched by a worker.
+	JobAvailable JobState = "available"
+	// JobScheduled: will become eligible at ScheduledAt (also used for snoozed jobs).
+	JobScheduled JobState = "scheduled"
+	// JobRunning: claimed by a worker that heartbeats it.
+	JobRunning JobState = "running"
+	// JobRetryable: failed an attempt; eligible again at ScheduledAt.
+	JobRetryable JobState = "retryable"
+	// JobCompleted: finished successfully. Final.
+	JobCompleted JobState = "completed"
+	// JobCancelled: stopped on purpose; no further attempts. Final.
+	JobCancelled JobState = "cancelled"
+	// JobDiscarded: failed on its last attempt, or could not be run at all. Final.
+	JobDiscarded JobState = "discarded"
+)
+
+// AllJobStates lists every job state, in the order of the state machine.
+var AllJobStates = []JobState{JobPending, JobAvailable, JobScheduled, JobRunning, JobRetryable, JobCompleted, JobCancelled, JobDiscarded}
+
+// Final reports whether no further attempt will be made in this state.
+func (s JobState) Final() bool {
+	return s == JobCompleted || s == JobCancelled || s == JobDiscarded
+}
+
+// Bit is the state's bit in a unique-states mask (see Job.UniqueStates).
+// It matches the job_state_bit function in the database.
+func (s JobState) Bit() uint8 {
+	switch s {
+	case JobAvailable:
+		return 1
+	case JobScheduled:
+		return 2
+	case JobRunning:
+		return 4
+	case JobRetryable:
+		return 8
+	case JobCompleted:
+		return 16
+	case JobCancelled:
+		return 32
+	case JobDiscarded:
+		return 64
+	case JobPending:
+		return 128
+	}
+	return 0
+}
+
+// Valid reports whether s is one of the known states.
+func (s JobState) Valid() bool { return s.Bit() != 0 }
+
+// AttemptError records why one attempt of a job failed.
+type AttemptError struct {
+	// Attempt is the attempt number that failed, from 1.
+	Attempt int `json:"attempt"`
+	// At is when the failure was recorded.
+	At time.Time `json:"at"`
+	// Error is the error's text.
+	Error string `json:"error"`
+}
+
+// Job is one row of the job queue.
+type Job struct {
+	ID          int64
+	Queue       string
+	Kind        string
+	Args        json.RawMessage
+	RunID       uuid.UUID // uuid.Nil when the job belongs to no workflow run
+	State       JobState
+	Priority    int // 0 is the highest, 3 the lowest
+	Attempt     int // attempts made so far, counting the one running
+	MaxAttempts int
+	ScheduledAt time.Time
+	AttemptedAt *time.Time
+	AttemptedBy string
+	FinalizedAt *time.Time
+	Errors      []AttemptError
+	Meta        json.RawMessage
+	UniqueKey   []byte
+	// UniqueStates is the mask of states (JobState.Bit) in which this job
+	// blocks another with the same UniqueKey.
+	UniqueStates uint8
+	CreatedAt    time.Time
+}
+
+// JobInsert describes a job to insert. The caller has validated and defaulted it.
+type JobInsert struct {
+	Queue       string
+	Kind        string
+	Args        json.RawMessage
+	RunID       uuid.UUID
+	State       JobState // JobAvailable, JobScheduled or JobPending
+	Priority    int
+	MaxAttempts int
+	// ScheduledAt is when the job becomes eligible; zero means now (the
+	// database's clock).
+	ScheduledAt  time.Time
+	Meta         json.RawMessage
+	UniqueKey    []byte
+	UniqueStates uint8
+}
+
+// JobFetch asks for up to Max eligible jobs of one queue, claimed for WorkerID.
+type JobFetch struct {
+	Queue    string
+	Max      int
+	WorkerID string
+}
+
+// JobAttempt identifies one attempt of a job; fenced writes match both fields
+// and the running state, so a worker that lost its claim changes nothing.
+type JobAttempt struct {
+	ID      int64
+	Attempt int
+}
+
+// JobOutcome ends a running attempt in some state other than completed.
+type JobOutcome struct {
+	JobAttempt
+	// State is JobRetryable, JobScheduled (snoozed), JobCancelled or JobDiscarded.
+	State JobState
+	// ScheduledAt is when a retryable or snoozed job becomes eligible again.
+	ScheduledAt time.Time
+	// Error, when set, is appended to the job's error history.
+	Error *AttemptError
+	// Snoozed means the attempt does not count: MaxAttempts grows by one.
+	Snoozed bool
+}
+
+// JobFilter selects jobs to list. Zero fields match everything.
+type JobFilter struct {
+	States []JobState
+	Queue  string
+	Kind   string
+	RunID  uuid.UUID
+	IDs    []int64
+	// Limit caps the number of rows; zero means 1000.
+	Limit int
+	// AfterID lists jobs with a larger id, for paging.
+	AfterID int64
+}

@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Options configure a Driver. The zero value is usable.
+type Options struct {
+	// Schema holds Acidic's tables. Default migrations.DefaultSchema ("acidic").
+	Schema string
+	// MaxTxRetries caps how often a SERIALIZABLE transaction is run again
+	// after a serialization failure or deadlock. Default 10.
+	MaxTxRetries int
+	// RetryInitialInterval is the first backoff before such a retry; later
+	// ones grow exponentially with jitter. Default 5ms.
+	RetryInitialInterval time.Duration
+}
+
+// Driver runs Acidic on a pgx connection pool. It is safe for concurrent use.
+// The pool stays the caller's: closing it makes every call fail with
+// storage.ErrClosed.
+type Driver struct {
+	executor
+	pool      *pgxpool.Pool
+	schema    string
+	opts      Options
+	txRetries atomic.Int64
+}
+
+var _ storage.Driver = (*Driver)(nil)
+
+// New returns a Driver on pool. It panics only if the embedded SQL is
+// malformed, which the package's tests rule out.
+func New(pool *pgxpool.Pool, opts Options) *Driver {
+	if opts.Schema == "" {
+		opts.Schema = migrations.DefaultSchema
+	}
+	if opts.MaxTxRetries <= 0 {
+		opts.MaxTxRetries = 10
+	}
+	if opts.RetryInitialInterval <= 0 {
+		opts.RetryInitialInterval = 5 * time.Millisecond
+	}
+	q, err := loadQueries(opts.Schema)
+	if err != nil {
+		panic(err)
+	}
+	d := &Driver{pool: pool, schema: opts.Schema, opts: opts}
+	d.executor = executor{db: pool, q: q, channelPrefix: opts.Schema + "."}
+	return d
+}
+
+// Pool returns the pool the driver runs on.
+func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
+
+// Schema returns the schema holding the tables.
+func (d *Driver) Schema() string { return d.schema }
+
+// Migrator returns a migrator for the driver's pool and schema.
+func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.pool, d.schema) }
+
+// Stats returns the driver's counters.
+func (d *Driver) Stats() storage.Stats {
+	return storage.Stats{TxRetries: d.txRetries.Load()}
+}
+
+// WrapTx returns an Executor that runs inside tx, a transaction the caller
+// began on a pool of the same database. Use it to enqueue jobs or runs
+// atomically with the caller's own writes: they exist only if tx commits.
+func (d *Driver) WrapTx(tx pgx.Tx) storage.Tx {
+	return &txExecutor{executor: executor{db: tx, q: d.q, channelPrefix: d.channelPrefix}, tx: tx}
+}
+
+// PgxTx returns the pgx transaction behind a storage.Tx made by this package
+// (a step's transaction, for example), or nil if tx came from elsewhere.
+func PgxTx(tx storage.Tx) pgx.Tx {
+	if t, ok := tx.(*txExecutor); ok {
+		return t.tx
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction; see storage.Driver.
+func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxFunc) error {
+	level := pgx.ReadCommitted
+	if iso == storage.Serializable {
+		level = pgx.Serializable
+	}
+	attempt := func() error {
+		tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: level})
+		if err != nil {
+			return wrapErr(err)
+		}
+		wrapped := d.WrapTx(tx)
+		if err := fn(ctx, wrapped); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return wrapErr(err)
+		}
+		return wrapErr(tx.Commit(ctx))
+	}
+	if iso != storage.Serializable {
+		return attempt()
+	}
+
+	policy := backoff.NewExponentialBackOff()
+	policy.InitialInterval = d.opts.RetryInitialInterval
+	policy.MaxInterval = 50 * d.opts.RetryInitialInterval
+	policy.MaxElapsedTime = 0
+	var last error
+	err := backoff.RetryNotify(func() error {
+		err := attempt()
+		if err == nil {
+			return nil
+		}
+		last = err
+		if errors.Is(err, storage.ErrSerialization) {
+			return err
+		}
+		return backoff.Permanent(err)
+	}, backoff.WithContext(backoff.WithMaxRetries(policy, uint64(d.opts.MaxTxRetries)), ctx),
+		func(error, time.Duration) { d.txRetries.Add(1) })
+	if err != nil && errors.Is(err, storage.ErrSerialization) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), last)
+		}
+		return fmt.Errorf("%w after %d retries: %w", storage.ErrRetriesExhausted, d.opts.MaxTxRetries, err)
+	}
+	return err
+}
+
+// Notify sends a notification on a topic of this driver's schema.
+func (d *Driver) Notify(ctx context.Context, topic, payload string) error {
+	_, err := d.pool.Exec(ctx, "SELECT pg_notify($1, $2)", d.channelPrefix+topic, payload)
+	return wrapErr(err)
+}
+
+// NewListener opens a dedicated connection (outside the pool) for LISTEN.
+func (d *Driver) NewListener(ctx context.Context) (storage.Listener, error) {
+	// The listener has its own connection, which would open even after the
+	// pool closed; ping through the pool so a closed driver says so.
+	if err := d.pool.Ping(ctx); err != nil {
+		return nil, wrapErr(err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listener connect: %w", err)
+	}
+	return &listener{conn: conn, prefix: d.channelPrefix}, nil
+}
+
+type listener struct {
+	conn   *pgx.Conn
+	prefix string
+}
+
+func (l *listener) Listen(ctx context.Context, topic string) error {
+	_, err := l.conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.prefix + topic}.Sanitize())
+	return wrapErr(err)
+}
+
+func (l *listener) Wait(ctx context.Context) (storage.Notification, error) {
+	n, err := l.conn.WaitForNotification(ctx)
+	if err != nil {
+		return storage.Notification{}, wrapErr(err)
+	}
+	return storage.Notification{Topic: n.Channel[len(l.prefix):], Payload: n.Payload}, nil
+}
+
+func (l *listener) Close(ctx context.Context) error { return l.conn.Close(ctx) }
+
+// wrapErr maps driver errors to storage sentinels, keeping the original.
+func wrapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, storage.ErrSerialization), errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrNotFound):
+		return err
+	case errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01"):
+		return fmt.Errorf("%w: %w", storage.ErrSerialization, err)
+	case errors.Is(err, puddle.ErrClosedPool):
+		return fmt.Errorf("%w: %w", storage.ErrClosed, err)
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+	}
+	return err
+}

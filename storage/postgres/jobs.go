@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) ([]*storage.Job, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	n := len(jobs)
+	var (
+		queues       = make([]string, n)
+		kinds        = make([]string, n)
+		args         = make([]string, n)
+		runIDs       = make([]pgtype.UUID, n)
+		states       = make([]string, n)
+		priorities   = make([]int16, n)
+		maxAttempts  = make([]int32, n)
+		scheduledAt  = make([]pgtype.Timestamptz, n)
+		metas        = make([]string, n)
+		uniqueKeys   = make([][]byte, n)
+		uniqueStates = make([]pgtype.Int2, n)
+	)
+	for i, j := range jobs {
+		queues[i] = j.Queue
+		kinds[i] = j.Kind
+		args[i] = string(j.Args)
+		runIDs[i] = nullUUID(j.RunID)
+		states[i] = string(j.State)
+		priorities[i] = int16(j.Priority)
+		maxAttempts[i] = int32(j.MaxAttempts)
+		scheduledAt[i] = nullTime(j.ScheduledAt)
+		metas[i] = "{}"
+		if len(j.Meta) > 0 {
+			metas[i] = string(j.Meta)
+		}
+		uniqueKeys[i] = j.UniqueKey
+		uniqueStates[i] = pgtype.Int2{Int16: int16(j.UniqueStates), Valid: j.UniqueKey != nil}
+	}
+	out, err := collectJobs(e.db.Query(ctx, e.q.get("JobInsertMany"),
+		queues, kinds, args, runIDs, states, priorities, maxAttempts, scheduledAt, metas,
+		uniqueKeys, uniqueStates, e.channelPrefix+storage.TopicInsert))
+	if err != nil {
+		return nil, fmt.Errorf("insert jobs: %w", err)
+	}
+	// Identity values follow the insertion order, which follows the input.
+	slices.SortFunc(out, func(a, b *storage.Job) int { return int(a.ID - b.ID) })
+	return out, nil
+}
+
+func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage.Job, error) {
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobFetch"), p.Queue, p.Max, p.WorkerID))
+	if err != nil {
+		return nil, fmt.Errorf("fetch jobs: %w", err)
+	}
+	slices.SortFunc(jobs, func(a, b *storage.Job) int {
+		if a.Priority != b.Priority {
+			return a.Priority - b.Priority
+		}
+		if c := a.ScheduledAt.Compare(b.ScheduledAt); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+	return jobs, nil
+}
+
+func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttempt) ([]int64, error) {
+	ids := make([]int64, len(attempts))
+	nums := make([]int32, len(attempts))
+	for i, a := range attempts {
+		ids[i], nums[i] = a.ID, int32(a.Attempt)
+	}
+	rows, err := e.db.Query(ctx, e.q.get("JobComplete"), ids, nums)
+	if err != nil {
+		return nil, fmt.Errorf("complete jobs: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	done := make([]int64, 0, len(attempts))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrapErr(err)
+		}
+		done = append(done, id)
+	}
+	return done, wrapErr(rows.Err())
+}
+
+func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, error) {
+	var errJSON any
+	if o.Error != nil {
+		b, err := json.Marshal(o.Error)
+		if err != nil {
+			return false, fmt.Errorf("finish job %d: encode error: %w", o.ID, err)
+		}
+		errJSON = string(b)
+	}
+	tag, err := e.db.Exec(ctx, e.q.get("JobFinish"), o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON, o.Snoozed)
+	if err != nil {
+		return false, fmt.Errorf("finish job %d: %w", o.ID, wrapErr(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (e *executor) JobHeartbeat(ctx context.Context, workerID string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := e.db.Exec(ctx, e.q.get("JobHeartbeat"), workerID, ids)
+	if err != nil {
+		return fmt.Errorf("heartbeat jobs: %w", wrapErr(err))
+	}
+	return nil
+}
+
+func (e *executor) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*storage.Job, error) {
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), staleAfter.Microseconds(), limit))
+	if err != nil {
+		return nil, fmt.Errorf("rescue jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+func (e *executor) JobPrune(ctx context.Context, retention time.Duration, limit int) (int, error) {
+	tag, err := e.db.Exec(ctx, e.q.get("JobPrune"), retention.Microseconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune jobs: %w", wrapErr(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (e *executor) JobGet(ctx context.Context, id int64) (*storage.Job, error) {
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobGet"), id))
+	if err != nil {
+		return nil, fmt.Errorf("get job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+func (e *executor) JobList(ctx context.Context, f storage.JobFilter) ([]*storage.Job, error) {
+	var states []string
+	for _, s := range f.States {
+		states = append(states, string(s))
+	}
+	var ids []int64
+	if f.IDs != nil {
+		ids = f.IDs
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobList"), states, f.Queue, f.Kind, nullUUID(f.RunID), ids, f.AfterID, limit))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+func (e *executor) JobCancel(ctx context.Context, id int64) (*storage.Job, error) {
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobCancel"), id))
+	if err == nil {
+		return j, nil
+	}
+	if !isNotFound(err) {
+		return nil, fmt.Errorf("cancel job %d: %w", id, err)
+	}
+	return e.JobGet(ctx, id)
+}
+
+func (e *executor) JobRetry(ctx context.Context, id int64) (*storage.Job, error) {
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobRetry"), id))
+	if err == nil {
+		return j, nil
+	}
+	if !isNotFound(err) {
+		return nil, fmt.Errorf("retry job %d: %w", id, err)
+	}
+	return e.JobGet(ctx, id)
+}
+
+// uuidOrNil is a small helper for filters.
+func uuidOrNil(id uuid.UUID) pgtype.UUID { return nullUUID(id) }

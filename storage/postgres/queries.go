@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"bufio"
+	"embed"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+// Column lists shared by the queries and the scan functions; keep the order of
+// each in step with scanJob and scanRun.
+const (
+	jobColumns = "id, queue, kind, args, run_id, state, priority, attempt, max_attempts, " +
+		"scheduled_at, attempted_at, coalesce(attempted_by, ''), finalized_at, errors, meta, " +
+		"unique_key, coalesce(unique_states, 0), created_at"
+	runColumns = "id, idempotency_key, workflow, args, state, queue, recovery_point, definition_hash, " +
+		"attrs, cursor, coalesce(locked_by, ''), locked_at, last_run_at, parent_run_id, " +
+		"coalesce(parent_step, ''), awaiting, coalesce(error, ''), result, created_at, updated_at, finished_at"
+)
+
+// queries holds every named query with the schema filled in.
+type queries map[string]string
+
+func loadQueries(schema string) (queries, error) {
+	quoted := pgx.Identifier{schema}.Sanitize()
+	replacer := strings.NewReplacer(
+		"{schema}", quoted,
+		"{job_columns}", jobColumns,
+		"{run_columns}", runColumns,
+	)
+	out := queries{}
+	err := fs.WalkDir(sqlFiles, "sql", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := sqlFiles.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var name string
+		var b strings.Builder
+		flush := func() error {
+			if name == "" {
+				return nil
+			}
+			if _, dup := out[name]; dup {
+				return fmt.Errorf("postgres: query %q defined twice", name)
+			}
+			out[name] = replacer.Replace(strings.TrimSpace(b.String()))
+			b.Reset()
+			return nil
+		}
+		sc := bufio.NewScanner(strings.NewReader(string(body)))
+		for sc.Scan() {
+			line := sc.Text()
+			if n, ok := strings.CutPrefix(line, "-- name: "); ok {
+				if err := flush(); err != nil {
+					return err
+				}
+				name = strings.TrimSpace(n)
+				continue
+			}
+			if name != "" && !strings.HasPrefix(strings.TrimSpace(line), "--") {
+				b.WriteString(line)
+				b.WriteByte('\n')
+			}
+		}
+		return flush()
+	})
+	return out, err
+}
+
+func (q queries) get(name string) string {
+	s, ok := q[name]
+	if !ok {
+		// Query names are constants in this package; the tests load every one.
+		panic("postgres: no query named " + name)
+	}
+	return s
+}

@@ -1,0 +1,153 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage.Run, bool, error) {
+	attrs := r.Attrs
+	if len(attrs) == 0 {
+		attrs = []byte("null")
+	}
+	var parentStep any
+	if r.ParentStep != "" {
+		parentStep = r.ParentStep
+	}
+	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), r.ID, r.IdempotencyKey, r.Workflow, string(r.Args),
+		r.Queue, r.RecoveryPoint, r.DefinitionHash, string(attrs), nullUUID(r.ParentRunID), parentStep))
+	if err == nil {
+		return run, true, nil
+	}
+	if !isNotFound(err) {
+		return nil, false, fmt.Errorf("insert run: %w", err)
+	}
+	// The key exists: ON CONFLICT waited for its inserter to commit, so the
+	// row is visible to this next statement.
+	run, err = e.RunGetByKey(ctx, r.IdempotencyKey)
+	if err != nil {
+		return nil, false, err
+	}
+	return run, false, nil
+}
+
+func (e *executor) RunGet(ctx context.Context, id uuid.UUID) (*storage.Run, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGet"), id))
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func (e *executor) RunGetByKey(ctx context.Context, key string) (*storage.Run, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGetByKey"), key))
+	if err != nil {
+		return nil, fmt.Errorf("get run by key %q: %w", key, err)
+	}
+	return r, nil
+}
+
+func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage.Run, error) {
+	var states []string
+	for _, s := range f.States {
+		states = append(states, string(s))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	runs, err := collectRuns(e.db.Query(ctx, e.q.get("RunList"), states, f.Workflow, uuidOrNil(f.ParentRunID), f.AfterCreatedAt, limit))
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.Run, bool, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunLease"), p.ID, p.Token, p.Timeout.Microseconds(), p.Job.ID, p.Job.Attempt))
+	if err == nil {
+		return r, true, nil
+	}
+	if !isNotFound(err) {
+		return nil, false, fmt.Errorf("lease run %s: %w", p.ID, err)
+	}
+	r, err = e.RunGet(ctx, p.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	return r, false, nil
+}
+
+func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage.Run, error) {
+	attrs := u.Attrs
+	if len(attrs) == 0 {
+		attrs = []byte("null")
+	}
+	var (
+		pos                  any
+		name, state, stepErr any
+		attempt              any
+		stepResult           any
+		startedAt            any
+	)
+	if s := u.Step; s != nil {
+		pos, name, state, attempt, stepResult, stepErr = s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error
+		startedAt = s.StartedAt
+	}
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunUpdate"), u.ID, u.Token, string(u.State), u.RecoveryPoint,
+		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
+		pos, name, state, attempt, stepResult, stepErr, startedAt))
+	if isNotFound(err) {
+		return nil, fmt.Errorf("update run %s: %w", u.ID, storage.ErrLeaseLost)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", u.ID, err)
+	}
+	return r, nil
+}
+
+func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (*storage.Run, bool, error) {
+	states := make([]string, len(from))
+	for i, s := range from {
+		states[i] = string(s)
+	}
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), id, states, string(to), errText))
+	if err == nil {
+		return r, true, nil
+	}
+	if !isNotFound(err) {
+		return nil, false, fmt.Errorf("set run %s %s: %w", id, to, err)
+	}
+	r, err = e.RunGet(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	return r, false, nil
+}
+
+func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, error) {
+	rows, err := e.db.Query(ctx, e.q.get("RunSteps"), id)
+	if err != nil {
+		return nil, fmt.Errorf("run %s steps: %w", id, wrapErr(err))
+	}
+	defer rows.Close()
+	var out []storage.Step
+	for rows.Next() {
+		var s storage.Step
+		var state string
+		if err := rows.Scan(&s.RunID, &s.Position, &s.Name, &state, &s.Attempt, &s.Executions, &s.Result, &s.Error,
+			&s.StartedAt, &s.FinishedAt); err != nil {
+			return nil, wrapErr(err)
+		}
+		s.State = storage.StepState(state)
+		out = append(out, s)
+	}
+	return out, wrapErr(rows.Err())
+}

@@ -1,0 +1,142 @@
+-- Queries on the job queue. Each query starts with a "-- name: X" line.
+-- {schema} is the quoted schema; {job_columns} the columns scanJob reads.
+-- All of them run at READ COMMITTED, with row locks where they claim rows.
+
+-- name: JobInsertMany
+-- Rows come in as parallel arrays; a job due now is available, a later one
+-- scheduled. Workers of queues that got available jobs are notified (on
+-- commit, when inside a transaction).
+WITH input AS (
+  SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::smallint[],
+    $7::integer[], $8::timestamptz[], $9::jsonb[], $10::bytea[], $11::smallint[]
+  ) WITH ORDINALITY AS t(queue, kind, args, run_id, state, priority, max_attempts,
+                         scheduled_at, meta, unique_key, unique_states, ord)
+),
+inserted AS (
+  INSERT INTO {schema}.jobs (queue, kind, args, run_id, state, priority, max_attempts,
+                             scheduled_at, meta, unique_key, unique_states)
+  SELECT queue, kind, args, run_id,
+         CASE WHEN state = 'pending' THEN 'pending'
+              WHEN coalesce(scheduled_at, now()) > now() THEN 'scheduled'
+              ELSE 'available' END,
+         priority, max_attempts, coalesce(scheduled_at, now()), meta, unique_key, unique_states
+  FROM input ORDER BY ord
+  RETURNING {job_columns}
+),
+notified AS (
+  SELECT count(pg_notify($12, queue)) AS n
+  FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
+)
+SELECT inserted.* FROM inserted, notified;
+
+-- name: JobFetch
+WITH picked AS (
+  SELECT id AS picked_id
+  FROM {schema}.jobs
+  WHERE state IN ('available', 'scheduled', 'retryable')
+    AND queue = $1
+    AND scheduled_at <= now()
+  ORDER BY priority, scheduled_at, id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs
+SET state = 'running',
+    attempt = attempt + 1,
+    attempted_at = now(),
+    attempted_by = $3,
+    heartbeat_at = now()
+FROM picked
+WHERE id = picked_id
+RETURNING {job_columns};
+
+-- name: JobComplete
+UPDATE {schema}.jobs
+SET state = 'completed', finalized_at = now(), heartbeat_at = NULL
+FROM unnest($1::bigint[], $2::integer[]) AS done(done_id, done_attempt)
+WHERE id = done_id AND state = 'running' AND attempt = done_attempt
+RETURNING id;
+
+-- name: JobFinish
+UPDATE {schema}.jobs
+SET state = $3,
+    scheduled_at = coalesce($4, scheduled_at),
+    finalized_at = CASE WHEN $3 IN ('cancelled', 'discarded') THEN now() END,
+    heartbeat_at = NULL,
+    errors = CASE WHEN $5::jsonb IS NULL THEN errors ELSE errors || jsonb_build_array($5::jsonb) END,
+    max_attempts = max_attempts + CASE WHEN $6 THEN 1 ELSE 0 END,
+    meta = CASE WHEN $6
+                THEN jsonb_set(meta, '{snoozes}', to_jsonb(coalesce((meta->>'snoozes')::integer, 0) + 1))
+                ELSE meta END
+WHERE id = $1 AND state = 'running' AND attempt = $2;
+
+-- name: JobHeartbeat
+UPDATE {schema}.jobs
+SET heartbeat_at = now()
+WHERE id = ANY($2::bigint[]) AND state = 'running' AND attempted_by = $1;
+
+-- name: JobRescue
+WITH stale AS (
+  SELECT id AS stale_id
+  FROM {schema}.jobs
+  WHERE state = 'running' AND heartbeat_at < now() - $1::bigint * interval '1 microsecond'
+  ORDER BY heartbeat_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs
+SET state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+    scheduled_at = now(),
+    finalized_at = CASE WHEN attempt >= max_attempts THEN now() END,
+    heartbeat_at = NULL,
+    errors = errors || jsonb_build_array(jsonb_build_object(
+      'attempt', attempt,
+      'at', now(),
+      'error', 'rescued: worker ' || coalesce(attempted_by, '?') || ' stopped heartbeating'))
+FROM stale
+WHERE id = stale_id
+RETURNING {job_columns};
+
+-- name: JobPrune
+WITH doomed AS (
+  SELECT id AS doomed_id
+  FROM {schema}.jobs
+  WHERE finalized_at < now() - $1::bigint * interval '1 microsecond'
+  ORDER BY finalized_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.jobs USING doomed WHERE id = doomed_id;
+
+-- name: JobGet
+SELECT {job_columns} FROM {schema}.jobs WHERE id = $1;
+
+-- name: JobList
+SELECT {job_columns}
+FROM {schema}.jobs
+WHERE ($1::text[] IS NULL OR state = ANY($1))
+  AND ($2::text = '' OR queue = $2)
+  AND ($3::text = '' OR kind = $3)
+  AND ($4::uuid IS NULL OR run_id = $4)
+  AND ($5::bigint[] IS NULL OR id = ANY($5))
+  AND id > $6
+ORDER BY id
+LIMIT $7;
+
+-- name: JobCancel
+UPDATE {schema}.jobs
+SET state = 'cancelled', finalized_at = now(), heartbeat_at = NULL
+WHERE id = $1 AND state NOT IN ('completed', 'cancelled', 'discarded')
+RETURNING {job_columns};
+
+-- name: JobRetry
+-- A job out of attempts gets exactly one more; the attempt count is kept, so
+-- the error history and backoff stay meaningful.
+UPDATE {schema}.jobs
+SET state = 'available',
+    scheduled_at = now(),
+    finalized_at = NULL,
+    max_attempts = greatest(max_attempts, attempt + 1)
+WHERE id = $1 AND state NOT IN ('running', 'pending')
+RETURNING {job_columns};

@@ -1,0 +1,105 @@
+-- Queries on workflow runs and their step logs. {run_columns} are the columns
+-- scanRun reads.
+
+-- name: RunInsert
+INSERT INTO {schema}.runs (id, idempotency_key, workflow, args, queue, recovery_point,
+                           definition_hash, attrs, parent_run_id, parent_step)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING {run_columns};
+
+-- name: RunGet
+SELECT {run_columns} FROM {schema}.runs WHERE id = $1;
+
+-- name: RunGetByKey
+SELECT {run_columns} FROM {schema}.runs WHERE idempotency_key = $1;
+
+-- name: RunList
+SELECT {run_columns}
+FROM {schema}.runs
+WHERE ($1::text[] IS NULL OR state = ANY($1))
+  AND ($2::text = '' OR workflow = $2)
+  AND ($3::uuid IS NULL OR parent_run_id = $3)
+  AND created_at > $4
+ORDER BY created_at, id
+LIMIT $5;
+
+-- name: RunLease
+-- The lease is free when nobody holds it, when it is older than the timeout,
+-- or when the job attempt holding it is no longer running (it was rescued
+-- after its worker died, or finished).
+UPDATE {schema}.runs
+SET locked_by = $2,
+    locked_at = now(),
+    locked_job_id = $4,
+    locked_attempt = $5,
+    last_run_at = now(),
+    state = 'running',
+    updated_at = now()
+WHERE id = $1
+  AND state IN ('pending', 'running')
+  AND (locked_by IS NULL
+       OR locked_at < now() - $3::bigint * interval '1 microsecond'
+       OR NOT EXISTS (SELECT 1 FROM {schema}.jobs j
+                      WHERE j.id = runs.locked_job_id
+                        AND j.state = 'running'
+                        AND j.attempt = runs.locked_attempt))
+RETURNING {run_columns};
+
+-- name: RunUpdate
+-- One statement, so the fence and the step log are atomic even outside a
+-- transaction: the step row is written only when the lease check passed.
+WITH updated AS (
+  UPDATE {schema}.runs
+  SET state = $3,
+      recovery_point = $4,
+      attrs = $5,
+      cursor = $6,
+      awaiting = $7,
+      locked_by = CASE WHEN $8 THEN NULL ELSE locked_by END,
+      locked_at = CASE WHEN $8 THEN NULL ELSE now() END,
+      locked_job_id = CASE WHEN $8 THEN NULL ELSE locked_job_id END,
+      locked_attempt = CASE WHEN $8 THEN NULL ELSE locked_attempt END,
+      error = nullif($9, ''),
+      result = $10,
+      updated_at = now(),
+      finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+  WHERE id = $1 AND locked_by = $2
+  RETURNING {run_columns}
+),
+step AS (
+  INSERT INTO {schema}.run_steps (run_id, position, name, state, attempt, executions,
+                                  result, error, started_at, finished_at)
+  SELECT id, $11::integer, $12::text, $13::text, $14::integer, 1, $15::jsonb, nullif($16::text, ''), $17::timestamptz, now()
+  FROM updated
+  WHERE $12::text IS NOT NULL
+  ON CONFLICT (run_id, position) DO UPDATE
+  SET name = excluded.name,
+      state = excluded.state,
+      attempt = excluded.attempt,
+      executions = run_steps.executions + 1,
+      result = excluded.result,
+      error = excluded.error,
+      finished_at = excluded.finished_at
+)
+SELECT * FROM updated;
+
+-- name: RunSetState
+UPDATE {schema}.runs
+SET state = $3,
+    error = nullif($4, ''),
+    locked_by = NULL,
+    locked_at = NULL,
+    locked_job_id = NULL,
+    locked_attempt = NULL,
+    updated_at = now(),
+    finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+WHERE id = $1 AND state = ANY($2::text[])
+RETURNING {run_columns};
+
+-- name: RunSteps
+SELECT run_id, position, name, state, attempt, executions, result, coalesce(error, ''),
+       started_at, finished_at
+FROM {schema}.run_steps
+WHERE run_id = $1
+ORDER BY position;

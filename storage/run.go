@@ -1,0 +1,146 @@
+package storage
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// RunState is where a workflow run is in its life.
+type RunState string
+
+// Run states.
+const (
+	// RunPending: created, not yet picked up (or released after an error, to be retried).
+	RunPending RunState = "pending"
+	// RunRunning: a worker holds its lease and is executing steps.
+	RunRunning RunState = "running"
+	// RunAwaiting: parked until its child runs finish.
+	RunAwaiting RunState = "awaiting"
+	// RunSucceeded: every step committed. Final.
+	RunSucceeded RunState = "succeeded"
+	// RunFailed: failed for good (attempts exhausted or an unrecoverable error).
+	// Final unless retried.
+	RunFailed RunState = "failed"
+	// RunCancelled: stopped on purpose. Final unless retried.
+	RunCancelled RunState = "cancelled"
+)
+
+// Final reports whether the run has finished, one way or another.
+func (s RunState) Final() bool {
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled
+}
+
+// Run is the record of one workflow run, keyed by its idempotency key.
+type Run struct {
+	ID             uuid.UUID
+	IdempotencyKey string
+	Workflow       string
+	Args           json.RawMessage
+	State          RunState
+	Queue          string
+	// RecoveryPoint is the name of the next step to run.
+	RecoveryPoint string
+	// DefinitionHash identifies the workflow's list of steps when the run was created.
+	DefinitionHash string
+	// Attrs is the run's persisted state, as JSON.
+	Attrs json.RawMessage
+	// Cursor is the position inside a for-each step.
+	Cursor      int64
+	LockedBy    string
+	LockedAt    *time.Time
+	LastRunAt   *time.Time
+	ParentRunID uuid.UUID
+	ParentStep  string
+	// Awaiting counts the children that have not finished yet.
+	Awaiting   int
+	Error      string
+	Result     json.RawMessage
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt *time.Time
+}
+
+// RunInsert describes a run to create.
+type RunInsert struct {
+	ID             uuid.UUID
+	IdempotencyKey string
+	Workflow       string
+	Args           json.RawMessage
+	Queue          string
+	RecoveryPoint  string
+	DefinitionHash string
+	Attrs          json.RawMessage
+	ParentRunID    uuid.UUID
+	ParentStep     string
+}
+
+// RunLease asks to take a run's lock lease.
+type RunLease struct {
+	ID uuid.UUID
+	// Token identifies this holder; fenced writes must present it.
+	Token string
+	// Timeout is how old a lease must be before it is defunct and may be taken over.
+	Timeout time.Duration
+	// Job is the job attempt taking the lease. A lease whose job attempt is
+	// no longer running (rescued after its worker died) is defunct at once.
+	Job JobAttempt
+}
+
+// RunUpdate is a fenced write of a run's progress, made by the lease holder.
+type RunUpdate struct {
+	ID    uuid.UUID
+	Token string
+	State RunState
+	// RecoveryPoint, Attrs and Cursor are written as given.
+	RecoveryPoint string
+	Attrs         json.RawMessage
+	Cursor        int64
+	Awaiting      int
+	// Release clears the lease (the holder stops working on the run).
+	Release bool
+	Error   string
+	Result  json.RawMessage
+	// Step, when set, is written to the step log.
+	Step *Step
+}
+
+// StepState is the outcome recorded for a step in the step log.
+type StepState string
+
+// Step states.
+const (
+	StepSucceeded StepState = "succeeded"
+	StepFailed    StepState = "failed"
+	StepAwaiting  StepState = "awaiting"
+	StepHalted    StepState = "halted"
+	StepRepeating StepState = "repeating"
+)
+
+// Step is one row of a run's step log.
+type Step struct {
+	RunID    uuid.UUID
+	Position int
+	Name     string
+	State    StepState
+	Attempt  int
+	// Executions counts how often the step ran (repeats, for-each items and retries).
+	Executions int
+	Result     json.RawMessage
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// RunFilter selects runs to list. Zero fields match everything.
+type RunFilter struct {
+	States   []RunState
+	Workflow string
+	// ParentRunID lists the children of one run.
+	ParentRunID uuid.UUID
+	// Limit caps the number of rows; zero means 1000.
+	Limit int
+	// After lists runs created after this run id in creation order, for paging.
+	AfterCreatedAt time.Time
+}
