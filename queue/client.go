@@ -35,9 +35,16 @@ type runningJob struct {
 	cancel context.CancelCauseFunc
 }
 
-// ErrJobCancelled is the cause of a running job's context being cancelled
-// because an operator cancelled the job.
-var ErrJobCancelled = errors.New("queue: job cancelled by operator")
+var (
+	// ErrJobCancelled is the cause of a running job's context being
+	// cancelled because an operator cancelled the job.
+	ErrJobCancelled = errors.New("queue: job cancelled by operator")
+
+	// ErrClaimLost is the cause of a running job's context being cancelled
+	// because the job is no longer this worker's: it was rescued after a
+	// heartbeat lapse and may already run elsewhere.
+	ErrClaimLost = errors.New("queue: job claim lost")
+)
 
 // New returns a client on drv. It returns ErrInvalid for a bad Config.
 func New(drv storage.Driver, cfg Config) (*Client, error) {
@@ -229,11 +236,16 @@ func (c *Client) handleControl(payload string) {
 	if err != nil {
 		return
 	}
+	c.cancelRunning(id, ErrJobCancelled)
+}
+
+// cancelRunning cancels the context of a job this client runs, if it does.
+func (c *Client) cancelRunning(id int64, cause error) {
 	c.mu.Lock()
 	rj := c.running[id]
 	c.mu.Unlock()
 	if rj != nil {
-		rj.cancel(ErrJobCancelled)
+		rj.cancel(cause)
 	}
 }
 

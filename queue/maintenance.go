@@ -20,8 +20,16 @@ func (c *Client) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := c.drv.JobHeartbeat(ctx, c.cfg.ID, c.runningIDs()); err != nil && ctx.Err() == nil {
+		lost, err := c.drv.JobHeartbeat(ctx, c.cfg.ID, c.runningIDs())
+		if err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
+		}
+		for _, s := range lost {
+			cause := ErrClaimLost
+			if s.State == storage.JobCancelled {
+				cause = ErrJobCancelled
+			}
+			c.cancelRunning(s.ID, cause)
 		}
 	}
 }

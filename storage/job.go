@@ -131,6 +131,12 @@ type JobAttempt struct {
 	Attempt int
 }
 
+// JobStatus is a job's id and current state.
+type JobStatus struct {
+	ID    int64
+	State JobState
+}
+
 // JobOutcome ends a running attempt in some state other than completed.
 type JobOutcome struct {
 	JobAttempt

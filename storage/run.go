@@ -141,6 +141,9 @@ type RunFilter struct {
 	ParentRunID uuid.UUID
 	// Limit caps the number of rows; zero means 1000.
 	Limit int
-	// After lists runs created after this run id in creation order, for paging.
+	// AfterCreatedAt and AfterID page through runs: only runs after the run
+	// with that creation time and id, in (created_at, id) order, are listed.
+	// Pass the last run of the previous page.
 	AfterCreatedAt time.Time
+	AfterID        uuid.UUID
 }

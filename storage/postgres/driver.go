@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -59,8 +61,20 @@ func New(pool *pgxpool.Pool, opts Options) *Driver {
 		panic(err)
 	}
 	d := &Driver{pool: pool, schema: opts.Schema, opts: opts}
-	d.executor = executor{db: pool, q: q, channelPrefix: opts.Schema + "."}
+	d.executor = executor{db: pool, q: q, channelPrefix: channelPrefix(opts.Schema)}
 	return d
+}
+
+// channelPrefix names the schema's notification channels. Channel names are
+// limited to 63 bytes like identifiers, so a long schema name is replaced by
+// a hash of it.
+func channelPrefix(schema string) string {
+	const longestTopic = len(storage.TopicControl)
+	if len(schema)+1+longestTopic <= 63 {
+		return schema + "."
+	}
+	sum := sha256.Sum256([]byte(schema))
+	return "acidic_" + hex.EncodeToString(sum[:8]) + "."
 }
 
 // Pool returns the pool the driver runs on.

@@ -113,15 +113,26 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, e
 	return tag.RowsAffected() == 1, nil
 }
 
-func (e *executor) JobHeartbeat(ctx context.Context, workerID string, ids []int64) error {
+func (e *executor) JobHeartbeat(ctx context.Context, workerID string, ids []int64) ([]storage.JobStatus, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	_, err := e.db.Exec(ctx, e.q.get("JobHeartbeat"), workerID, ids)
+	rows, err := e.db.Query(ctx, e.q.get("JobHeartbeat"), workerID, ids)
 	if err != nil {
-		return fmt.Errorf("heartbeat jobs: %w", wrapErr(err))
+		return nil, fmt.Errorf("heartbeat jobs: %w", wrapErr(err))
 	}
-	return nil
+	defer rows.Close()
+	var lost []storage.JobStatus
+	for rows.Next() {
+		var s storage.JobStatus
+		var state string
+		if err := rows.Scan(&s.ID, &state); err != nil {
+			return nil, fmt.Errorf("heartbeat jobs: %w", wrapErr(err))
+		}
+		s.State = storage.JobState(state)
+		lost = append(lost, s)
+	}
+	return lost, wrapErr(rows.Err())
 }
 
 func (e *executor) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*storage.Job, error) {

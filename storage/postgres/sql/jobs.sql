@@ -72,9 +72,17 @@ SET state = $3,
 WHERE id = $1 AND state = 'running' AND attempt = $2;
 
 -- name: JobHeartbeat
-UPDATE {schema}.jobs
-SET heartbeat_at = now()
-WHERE id = ANY($2::bigint[]) AND state = 'running' AND attempted_by = $1;
+-- Refreshes the jobs the worker still holds and returns the others (cancelled
+-- by an operator, or rescued) with their current state.
+WITH beat AS (
+  UPDATE {schema}.jobs
+  SET heartbeat_at = now()
+  WHERE id = ANY($2::bigint[]) AND state = 'running' AND attempted_by = $1
+  RETURNING id AS beat_id
+)
+SELECT id, state
+FROM {schema}.jobs
+WHERE id = ANY($2::bigint[]) AND id NOT IN (SELECT beat_id FROM beat);
 
 -- name: JobRescue
 WITH stale AS (

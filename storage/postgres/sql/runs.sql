@@ -20,7 +20,7 @@ FROM {schema}.runs
 WHERE ($1::text[] IS NULL OR state = ANY($1))
   AND ($2::text = '' OR workflow = $2)
   AND ($3::uuid IS NULL OR parent_run_id = $3)
-  AND created_at > $4
+  AND (created_at, id) > ($4, $6)
 ORDER BY created_at, id
 LIMIT $5;
 
@@ -31,8 +31,8 @@ LIMIT $5;
 UPDATE {schema}.runs
 SET locked_by = $2,
     locked_at = now(),
-    locked_job_id = $4,
-    locked_attempt = $5,
+    locked_job_id = nullif($4::bigint, 0),
+    locked_attempt = nullif($5::integer, 0),
     last_run_at = now(),
     state = 'running',
     updated_at = now()

@@ -1,0 +1,329 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/migrations"
+)
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// allVersions is [1..latest].
+func allVersions(latest int) []int {
+	out := make([]int, latest)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+// tableExists reports whether schema.name is a relation.
+func tableExists(ctx context.Context, t *testing.T, pool *pgxpool.Pool, schema, name string) bool {
+	t.Helper()
+	var exists bool
+	qualified := pgx.Identifier{schema, name}.Sanitize()
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qualified).Scan(&exists); err != nil {
+		t.Fatalf("to_regclass(%s): %v", qualified, err)
+	}
+	return exists
+}
+
+// appliedRows reads the version table directly.
+func appliedRows(ctx context.Context, t *testing.T, pool *pgxpool.Pool, schema string) []int {
+	t.Helper()
+	rows, err := pool.Query(ctx, "SELECT version FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+" ORDER BY version")
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	return vs
+}
+
+func checkStatus(ctx context.Context, t *testing.T, m *migrations.Migrator, wantApplied bool) {
+	t.Helper()
+	st, err := m.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if len(st) != m.Latest() {
+		t.Fatalf("Status returned %d entries, want %d", len(st), m.Latest())
+	}
+	for i, s := range st {
+		if s.Version != i+1 {
+			t.Errorf("Status[%d].Version = %d, want %d", i, s.Version, i+1)
+		}
+		if s.Applied != wantApplied {
+			t.Errorf("Status[%d] (version %d).Applied = %v, want %v", i, s.Version, s.Applied, wantApplied)
+		}
+		if wantApplied {
+			if s.AppliedAt.IsZero() {
+				t.Errorf("Status[%d] (version %d).AppliedAt is zero for an applied migration", i, s.Version)
+			} else if d := time.Since(s.AppliedAt); d < -time.Minute || d > time.Minute {
+				t.Errorf("Status[%d].AppliedAt = %v, not within a minute of now", i, s.AppliedAt)
+			}
+		} else if !s.AppliedAt.IsZero() {
+			t.Errorf("Status[%d] (version %d).AppliedAt = %v, want zero for a migration not applied", i, s.Version, s.AppliedAt)
+		}
+		if s.Up == "" || s.Down == "" || s.Name == "" {
+			t.Errorf("Status[%d] lacks its migration: name %q, up %d bytes, down %d bytes", i, s.Name, len(s.Up), len(s.Down))
+		}
+	}
+}
+
+func TestAll(t *testing.T) {
+	t.Parallel()
+	all := migrations.All()
+	if len(all) == 0 {
+		t.Fatal("All() returned no migrations")
+	}
+	for i, m := range all {
+		if m.Version != i+1 {
+			t.Errorf("All()[%d].Version = %d, want %d", i, m.Version, i+1)
+		}
+		if m.Name == "" {
+			t.Errorf("migration %d has an empty name", m.Version)
+		}
+		for dir, body := range map[string]string{"up": m.Up, "down": m.Down} {
+			if strings.TrimSpace(body) == "" {
+				t.Errorf("migration %d: %s is empty", m.Version, dir)
+			}
+			if !strings.Contains(body, "{schema}") {
+				t.Errorf("migration %d: %s does not contain the {schema} placeholder", m.Version, dir)
+			}
+		}
+	}
+	if got := migrations.New(nil, "").Latest(); got != len(all) {
+		t.Errorf("Latest() = %d, want %d", got, len(all))
+	}
+	// All returns a fresh copy each time: callers cannot corrupt it.
+	all[0].Up = "mangled"
+	if migrations.All()[0].Up == "mangled" {
+		t.Error("All() shares its slice between calls")
+	}
+}
+
+func TestUpStatusDown(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{Unmigrated: true})
+	pool, schema := drv.Pool(), drv.Schema()
+	m := migrations.New(pool, schema)
+	latest := m.Latest()
+
+	if tableExists(ctx, t, pool, schema, "jobs") {
+		t.Fatal("jobs exists before Up on an unmigrated schema")
+	}
+
+	got, err := m.Up(ctx)
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if want := allVersions(latest); !slices.Equal(got, want) {
+		t.Fatalf("Up applied %v, want %v", got, want)
+	}
+	for _, table := range []string{"jobs", "runs", "run_steps", "schema_migrations"} {
+		if !tableExists(ctx, t, pool, schema, table) {
+			t.Errorf("after Up, table %s.%s does not exist", schema, table)
+		}
+	}
+	if rows := appliedRows(ctx, t, pool, schema); !slices.Equal(rows, allVersions(latest)) {
+		t.Errorf("schema_migrations holds %v, want %v", rows, allVersions(latest))
+	}
+	checkStatus(ctx, t, m, true)
+
+	// Up again is a no-op.
+	got, err = m.Up(ctx)
+	if err != nil {
+		t.Fatalf("second Up: %v", err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("second Up applied %v, want none", got)
+	}
+	checkStatus(ctx, t, m, true)
+
+	// Down to the latest version reverts nothing.
+	got, err = m.Down(ctx, latest)
+	if err != nil {
+		t.Fatalf("Down(%d): %v", latest, err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("Down(latest) reverted %v, want none", got)
+	}
+
+	// Down to 0 reverts everything, newest first.
+	got, err = m.Down(ctx, 0)
+	if err != nil {
+		t.Fatalf("Down(0): %v", err)
+	}
+	want := allVersions(latest)
+	slices.Reverse(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Down(0) reverted %v, want %v", got, want)
+	}
+	for _, table := range []string{"jobs", "runs", "run_steps"} {
+		if tableExists(ctx, t, pool, schema, table) {
+			t.Errorf("after Down(0), table %s.%s still exists", schema, table)
+		}
+	}
+	if !tableExists(ctx, t, pool, schema, "schema_migrations") {
+		t.Error("Down(0) removed schema_migrations; it is documented to stay")
+	}
+	var fn bool
+	if err := pool.QueryRow(ctx, "SELECT to_regprocedure($1) IS NOT NULL", pgx.Identifier{schema}.Sanitize()+".job_state_bit(text)").Scan(&fn); err != nil {
+		t.Fatalf("to_regprocedure: %v", err)
+	}
+	if fn {
+		t.Error("after Down(0), function job_state_bit still exists")
+	}
+	if rows := appliedRows(ctx, t, pool, schema); len(rows) != 0 {
+		t.Errorf("after Down(0), schema_migrations holds %v, want nothing", rows)
+	}
+	checkStatus(ctx, t, m, false)
+
+	// Down again has nothing to revert.
+	got, err = m.Down(ctx, 0)
+	if err != nil {
+		t.Fatalf("second Down(0): %v", err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("second Down(0) reverted %v, want none", got)
+	}
+
+	// And Up works again.
+	got, err = m.Up(ctx)
+	if err != nil {
+		t.Fatalf("Up after Down: %v", err)
+	}
+	if !slices.Equal(got, allVersions(latest)) {
+		t.Fatalf("Up after Down applied %v, want %v", got, allVersions(latest))
+	}
+	if !tableExists(ctx, t, pool, schema, "jobs") {
+		t.Error("after Up following Down, jobs does not exist")
+	}
+	checkStatus(ctx, t, m, true)
+}
+
+func TestDownUnknownVersion(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	pool, schema := drv.Pool(), drv.Schema()
+	m := migrations.New(pool, schema)
+
+	for _, v := range []int{-1, m.Latest() + 1, 1 << 20} {
+		t.Run(fmt.Sprint(v), func(t *testing.T) {
+			t.Parallel()
+			got, err := m.Down(ctx, v)
+			if !errors.Is(err, migrations.ErrUnknownVersion) {
+				t.Fatalf("Down(%d) error = %v, want ErrUnknownVersion", v, err)
+			}
+			if got != nil {
+				t.Errorf("Down(%d) reverted %v alongside an error", v, got)
+			}
+			if !tableExists(ctx, t, pool, schema, "jobs") {
+				t.Errorf("Down(%d) dropped jobs despite failing", v)
+			}
+			if rows := appliedRows(ctx, t, pool, schema); !slices.Equal(rows, allVersions(m.Latest())) {
+				t.Errorf("after Down(%d), schema_migrations holds %v, want %v", v, rows, allVersions(m.Latest()))
+			}
+		})
+	}
+}
+
+// TestUpConcurrent runs Up from 8 migrators at once, on two pools: the
+// advisory lock makes exactly one of them do the work.
+func TestUpConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{Unmigrated: true})
+	pools := []*pgxpool.Pool{drv.Pool(), testdb.Pool(t, testdb.Options{})}
+	schema := drv.Schema()
+
+	const n = 8
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		results = make([][]int, n)
+		errs    = make([]error, n)
+	)
+	for i := range n {
+		m := migrations.New(pools[i%len(pools)], schema)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = m.Up(ctx)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	want := allVersions(migrations.New(nil, schema).Latest())
+	winners := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Up #%d: %v", i, errs[i])
+			continue
+		}
+		switch {
+		case len(results[i]) == 0:
+		case slices.Equal(results[i], want):
+			winners++
+		default:
+			t.Errorf("Up #%d applied %v, want %v or nothing", i, results[i], want)
+		}
+	}
+	if winners != 1 {
+		t.Errorf("%d migrators reported applying %v, want exactly 1", winners, want)
+	}
+	if rows := appliedRows(ctx, t, drv.Pool(), schema); !slices.Equal(rows, want) {
+		t.Errorf("schema_migrations holds %v, want %v", rows, want)
+	}
+}
+
+// TestSchemaNeedsQuoting migrates a schema whose name is not a plain
+// identifier, to check that every statement quotes it.
+func TestSchemaNeedsQuoting(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	pool := testdb.Pool(t, testdb.Options{})
+	schema := testdb.SchemaName(t) + `-Odd "Name"`
+	t.Cleanup(func() { testdb.DropSchema(t, pool, schema) })
+	m := migrations.New(pool, schema)
+
+	got, err := m.Up(ctx)
+	if err != nil {
+		t.Fatalf("Up on schema %q: %v", schema, err)
+	}
+	if !slices.Equal(got, allVersions(m.Latest())) {
+		t.Fatalf("Up applied %v, want %v", got, allVersions(m.Latest()))
+	}
+	if !tableExists(ctx, t, pool, schema, "jobs") {
+		t.Fatalf("jobs does not exist in schema %q", schema)
+	}
+	if _, err := m.Down(ctx, 0); err != nil {
+		t.Fatalf("Down(0) on schema %q: %v", schema, err)
+	}
+	if tableExists(ctx, t, pool, schema, "jobs") {
+		t.Fatalf("jobs still exists in schema %q after Down(0)", schema)
+	}
+}

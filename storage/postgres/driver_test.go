@@ -1,0 +1,566 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+)
+
+// --- helpers shared by the package's tests ---
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// table returns the quoted, schema-qualified name of one of the driver's tables.
+func table(drv *postgres.Driver, name string) string {
+	return pgx.Identifier{drv.Schema(), name}.Sanitize()
+}
+
+// exec runs SQL on the driver's pool; {schema} is replaced by the quoted schema.
+func exec(ctx context.Context, t *testing.T, drv *postgres.Driver, sql string, args ...any) int64 {
+	t.Helper()
+	sql = strings.ReplaceAll(sql, "{schema}", pgx.Identifier{drv.Schema()}.Sanitize())
+	tag, err := drv.Pool().Exec(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+	return tag.RowsAffected()
+}
+
+// job returns a JobInsert for an available job of queue q with sensible defaults.
+func job(q string) storage.JobInsert {
+	return storage.JobInsert{
+		Queue:       q,
+		Kind:        "test_kind",
+		Args:        json.RawMessage(`{}`),
+		State:       storage.JobAvailable,
+		MaxAttempts: 3,
+	}
+}
+
+func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...storage.JobInsert) []*storage.Job {
+	t.Helper()
+	out, err := e.JobInsertMany(ctx, jobs)
+	if err != nil {
+		t.Fatalf("JobInsertMany: %v", err)
+	}
+	if len(out) != len(jobs) {
+		t.Fatalf("JobInsertMany returned %d jobs, want %d", len(out), len(jobs))
+	}
+	return out
+}
+
+func getJob(ctx context.Context, t *testing.T, e storage.Executor, id int64) *storage.Job {
+	t.Helper()
+	j, err := e.JobGet(ctx, id)
+	if err != nil {
+		t.Fatalf("JobGet(%d): %v", id, err)
+	}
+	return j
+}
+
+func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f storage.JobFilter) []*storage.Job {
+	t.Helper()
+	jobs, err := e.JobList(ctx, f)
+	if err != nil {
+		t.Fatalf("JobList(%+v): %v", f, err)
+	}
+	return jobs
+}
+
+// fetchOne claims exactly one job of queue q for worker and fails otherwise.
+func fetchOne(ctx context.Context, t *testing.T, e storage.Executor, q, worker string) *storage.Job {
+	t.Helper()
+	jobs, err := e.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 1, WorkerID: worker})
+	if err != nil {
+		t.Fatalf("JobFetch(%s): %v", q, err)
+	}
+	if len(jobs) != 1 {
+		t.Fatalf("JobFetch(%s) returned %d jobs, want 1", q, len(jobs))
+	}
+	return jobs[0]
+}
+
+func ids(jobs []*storage.Job) []int64 {
+	out := make([]int64, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	return out
+}
+
+// --- InTx ---
+
+// TestInTxSerializableRetriesWriteSkew runs the classic write-skew pair (two
+// on-call doctors, each transaction takes one off call if the other is still
+// on) at SERIALIZABLE. Both transactions read both rows before either writes,
+// so one must fail with a serialization error; InTx runs it again, and the
+// second run sees the other's write and leaves its doctor on call.
+func TestInTxSerializableRetriesWriteSkew(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	exec(ctx, t, drv, `CREATE TABLE {schema}.doctors (id int PRIMARY KEY, on_call bool NOT NULL)`)
+	exec(ctx, t, drv, `INSERT INTO {schema}.doctors VALUES (1, true), (2, true)`)
+	doctors := table(drv, "doctors")
+
+	var (
+		bothRead sync.WaitGroup
+		wg       sync.WaitGroup
+		runs     [3]atomic.Int32 // runs of fn, per doctor
+		errs     [3]error
+		tookOff  [3]bool
+	)
+	bothRead.Add(2)
+	for _, id := range []int{1, 2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[id] = drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+				n := runs[id].Add(1)
+				ptx := postgres.PgxTx(tx)
+				if ptx == nil {
+					return errors.New("PgxTx returned nil for an InTx transaction")
+				}
+				var onCall int
+				if err := ptx.QueryRow(ctx, "SELECT count(*) FROM "+doctors+" WHERE on_call").Scan(&onCall); err != nil {
+					return err
+				}
+				if n == 1 {
+					// Only the first run waits, so that both reads happen
+					// before either write; a retry must not block.
+					bothRead.Done()
+					bothRead.Wait()
+				}
+				tookOff[id] = false
+				if onCall >= 2 {
+					if _, err := ptx.Exec(ctx, "UPDATE "+doctors+" SET on_call = false WHERE id = $1", id); err != nil {
+						return err
+					}
+					tookOff[id] = true
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+
+	for _, id := range []int{1, 2} {
+		if errs[id] != nil {
+			t.Errorf("InTx for doctor %d: %v", id, errs[id])
+		}
+	}
+	var onCall int
+	if err := drv.Pool().QueryRow(ctx, "SELECT count(*) FROM "+doctors+" WHERE on_call").Scan(&onCall); err != nil {
+		t.Fatalf("count on call: %v", err)
+	}
+	if onCall != 1 {
+		t.Errorf("%d doctors on call after both transactions, want 1 (write skew not prevented)", onCall)
+	}
+	if tookOff[1] == tookOff[2] {
+		t.Errorf("took off doctor 1: %v, doctor 2: %v; want exactly one", tookOff[1], tookOff[2])
+	}
+	total := runs[1].Load() + runs[2].Load()
+	if total < 3 {
+		t.Errorf("fn ran %d times in all, want at least 3 (one retry)", total)
+	}
+	if got := drv.Stats().TxRetries; got < 1 || got != int64(total-2) {
+		t.Errorf("Stats().TxRetries = %d, want %d (fn runs beyond the first of each)", got, total-2)
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func TestInTxErrorRollsBack(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		iso  storage.Isolation
+		err  error // returned by fn
+		is   error // what errors.Is must find
+	}{
+		{"read committed", storage.ReadCommitted, errBoom, errBoom},
+		{"serializable", storage.Serializable, errBoom, errBoom},
+		{"serializable wrapped", storage.Serializable, errors.Join(errors.New("context"), errBoom), errBoom},
+		{"serializable not found", storage.Serializable, storage.ErrNotFound, storage.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			drv := testdb.New(t, testdb.Options{})
+			runs := 0
+			var inserted int64
+			err := drv.InTx(ctx, tc.iso, func(ctx context.Context, tx storage.Tx) error {
+				runs++
+				jobs := insertJobs(ctx, t, tx, job("q"))
+				inserted = jobs[0].ID
+				// The row is visible inside the transaction.
+				if _, err := tx.JobGet(ctx, inserted); err != nil {
+					t.Errorf("JobGet inside the transaction: %v", err)
+				}
+				return tc.err
+			})
+			if !errors.Is(err, tc.is) {
+				t.Fatalf("InTx error = %v, want one matching %v", err, tc.is)
+			}
+			if errors.Is(err, storage.ErrSerialization) || errors.Is(err, storage.ErrRetriesExhausted) {
+				t.Errorf("InTx error %v claims a serialization failure", err)
+			}
+			if runs != 1 {
+				t.Errorf("fn ran %d times, want 1 (no retry for an ordinary error)", runs)
+			}
+			if got := drv.Stats().TxRetries; got != 0 {
+				t.Errorf("Stats().TxRetries = %d, want 0", got)
+			}
+			if _, err := drv.JobGet(ctx, inserted); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("JobGet(%d) after rollback: err = %v, want ErrNotFound", inserted, err)
+			}
+			if jobs := listJobs(ctx, t, drv, storage.JobFilter{}); len(jobs) != 0 {
+				t.Errorf("JobList after rollback returned %d jobs, want 0", len(jobs))
+			}
+		})
+	}
+}
+
+func TestInTxCommits(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	for _, iso := range []storage.Isolation{storage.ReadCommitted, storage.Serializable} {
+		err := drv.InTx(ctx, iso, func(ctx context.Context, tx storage.Tx) error {
+			var level string
+			if err := postgres.PgxTx(tx).QueryRow(ctx, "SHOW transaction_isolation").Scan(&level); err != nil {
+				return err
+			}
+			want := map[storage.Isolation]string{storage.ReadCommitted: "read committed", storage.Serializable: "serializable"}[iso]
+			if level != want {
+				t.Errorf("isolation %d: transaction runs at %q, want %q", iso, level, want)
+			}
+			insertJobs(ctx, t, tx, job("q"))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("InTx(%d): %v", iso, err)
+		}
+	}
+	if jobs := listJobs(ctx, t, drv, storage.JobFilter{}); len(jobs) != 2 {
+		t.Errorf("JobList after two committed transactions returned %d jobs, want 2", len(jobs))
+	}
+}
+
+// --- closed pool ---
+
+func TestClosedPool(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	// A driver of its own on a second pool, so closing it leaves the test
+	// schema's cleanup working.
+	pool := testdb.Pool(t, testdb.Options{})
+	closed := postgres.New(pool, postgres.Options{Schema: drv.Schema()})
+	if _, err := closed.JobInsertMany(ctx, []storage.JobInsert{job("q")}); err != nil {
+		t.Fatalf("JobInsertMany before Close: %v", err)
+	}
+	pool.Close()
+
+	calls := map[string]func() error{
+		"JobInsertMany": func() error {
+			_, err := closed.JobInsertMany(ctx, []storage.JobInsert{job("q")})
+			return err
+		},
+		"JobGet": func() error {
+			_, err := closed.JobGet(ctx, 1)
+			return err
+		},
+		"JobFetch": func() error {
+			_, err := closed.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 1, WorkerID: "w"})
+			return err
+		},
+		"JobComplete": func() error {
+			_, err := closed.JobComplete(ctx, []storage.JobAttempt{{ID: 1, Attempt: 1}})
+			return err
+		},
+		"RunGetByKey": func() error {
+			_, err := closed.RunGetByKey(ctx, "k")
+			return err
+		},
+		"InTx read committed": func() error {
+			return closed.InTx(ctx, storage.ReadCommitted, func(context.Context, storage.Tx) error { return nil })
+		},
+		"InTx serializable": func() error {
+			return closed.InTx(ctx, storage.Serializable, func(context.Context, storage.Tx) error { return nil })
+		},
+		"Notify": func() error {
+			return closed.Notify(ctx, storage.TopicControl, "x")
+		},
+		"NewListener": func() error {
+			l, err := closed.NewListener(ctx)
+			if l != nil {
+				_ = l.Close(ctx)
+				if err == nil {
+					return errors.New("NewListener returned a listener and no error")
+				}
+			}
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := call()
+			if !errors.Is(err, storage.ErrClosed) {
+				t.Errorf("%s on a closed pool: err = %v, want ErrClosed", name, err)
+			}
+		})
+	}
+	t.Run("no retries", func(t *testing.T) {
+		t.Parallel()
+		if got := closed.Stats().TxRetries; got != 0 {
+			t.Errorf("Stats().TxRetries = %d after failing on a closed pool, want 0", got)
+		}
+	})
+}
+
+// --- WrapTx ---
+
+func TestWrapTx(t *testing.T) {
+	t.Parallel()
+	for _, commit := range []bool{false, true} {
+		name := "rollback"
+		if commit {
+			name = "commit"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			drv := testdb.New(t, testdb.Options{})
+			ptx, err := drv.Pool().Begin(ctx)
+			if err != nil {
+				t.Fatalf("Begin: %v", err)
+			}
+			defer func() { _ = ptx.Rollback(ctx) }()
+			tx := drv.WrapTx(ptx)
+			if postgres.PgxTx(tx) != ptx {
+				t.Error("PgxTx(WrapTx(tx)) does not return tx")
+			}
+			jobs := insertJobs(ctx, t, tx, job("q"))
+			// Inside: visible. Outside: not yet.
+			if got := listJobs(ctx, t, tx, storage.JobFilter{}); len(got) != 1 {
+				t.Errorf("JobList inside the transaction returned %d jobs, want 1", len(got))
+			}
+			if got := listJobs(ctx, t, drv, storage.JobFilter{}); len(got) != 0 {
+				t.Errorf("JobList outside the open transaction returned %d jobs, want 0", len(got))
+			}
+			if commit {
+				err = tx.Commit(ctx)
+			} else {
+				err = tx.Rollback(ctx)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			got := listJobs(ctx, t, drv, storage.JobFilter{})
+			if !commit {
+				if len(got) != 0 {
+					t.Errorf("JobList after rollback returned %d jobs, want 0", len(got))
+				}
+				return
+			}
+			if len(got) != 1 || got[0].ID != jobs[0].ID {
+				t.Errorf("JobList after commit returned %v, want [%d]", ids(got), jobs[0].ID)
+			}
+			// Rollback after Commit does nothing.
+			if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+				t.Errorf("Rollback after Commit: %v", err)
+			}
+		})
+	}
+}
+
+func TestPgxTxForeign(t *testing.T) {
+	t.Parallel()
+	if got := postgres.PgxTx(nil); got != nil {
+		t.Errorf("PgxTx(nil) = %v, want nil", got)
+	}
+}
+
+// --- Listener ---
+
+func newListener(ctx context.Context, t *testing.T, drv storage.Driver, topics ...string) storage.Listener {
+	t.Helper()
+	l, err := drv.NewListener(ctx)
+	if err != nil {
+		t.Fatalf("NewListener: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
+	for _, topic := range topics {
+		if err := l.Listen(ctx, topic); err != nil {
+			t.Fatalf("Listen(%s): %v", topic, err)
+		}
+	}
+	return l
+}
+
+// waitNone checks that nothing arrives within d.
+func waitNone(ctx context.Context, t *testing.T, l storage.Listener, d time.Duration) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	n, err := l.Wait(wctx)
+	if err == nil {
+		t.Fatalf("got notification %+v, want none within %v", n, d)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && wctx.Err() == nil {
+		t.Fatalf("Wait: %v, want a timeout", err)
+	}
+}
+
+func waitOne(ctx context.Context, t *testing.T, l storage.Listener) storage.Notification {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := l.Wait(wctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	return n
+}
+
+func TestListenerInsert(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	l := newListener(ctx, t, drv, storage.TopicInsert)
+
+	// A job for later wakes nobody.
+	future := job("q1")
+	future.ScheduledAt = time.Now().Add(time.Hour)
+	if j := insertJobs(ctx, t, drv, future)[0]; j.State != storage.JobScheduled {
+		t.Fatalf("future job state = %s, want scheduled", j.State)
+	}
+	// Nor does a pending one.
+	pending := job("q1")
+	pending.State = storage.JobPending
+	insertJobs(ctx, t, drv, pending)
+	waitNone(ctx, t, l, 300*time.Millisecond)
+
+	// An available one does, once per queue.
+	insertJobs(ctx, t, drv, job("q1"))
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "q1"}) {
+		t.Errorf("notification = %+v, want {insert q1}", n)
+	}
+	insertJobs(ctx, t, drv, job("q2"), job("q2"), job("q2"))
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "q2"}) {
+		t.Errorf("notification = %+v, want {insert q2}", n)
+	}
+	waitNone(ctx, t, l, 100*time.Millisecond)
+}
+
+func TestListenerRollbackNotDelivered(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	l := newListener(ctx, t, drv, storage.TopicInsert)
+
+	err := drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		insertJobs(ctx, t, tx, job("rolled_back"))
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("InTx = %v, want errBoom", err)
+	}
+	ptx, err := drv.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	insertJobs(ctx, t, drv.WrapTx(ptx), job("rolled_back_too"))
+	if err := ptx.Rollback(ctx); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+
+	// Committed in a transaction: delivered, after the rolled-back ones
+	// would have been.
+	ptx, err = drv.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	insertJobs(ctx, t, drv.WrapTx(ptx), job("committed"))
+	if err := ptx.Commit(ctx); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "committed"}) {
+		t.Errorf("first notification = %+v, want {insert committed}", n)
+	}
+	waitNone(ctx, t, l, 100*time.Millisecond)
+}
+
+func TestNotifyTopicsAndSchemas(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	other := testdb.New(t, testdb.Options{})
+	l := newListener(ctx, t, drv, storage.TopicControl)
+
+	// Another schema's notifications and other topics are not delivered.
+	if err := other.Notify(ctx, storage.TopicControl, "other schema"); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if err := drv.Notify(ctx, storage.TopicInsert, "other topic"); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if err := drv.Notify(ctx, storage.TopicControl, "cancel:42"); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicControl, Payload: "cancel:42"}) {
+		t.Errorf("notification = %+v, want {control cancel:42}", n)
+	}
+}
+
+// TestLongSchemaName uses the longest schema name PostgreSQL allows (63
+// bytes). Channel names have the same limit, so the driver's
+// "<schema>.<topic>" channels must still fit.
+func TestLongSchemaName(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	pool := testdb.Pool(t, testdb.Options{})
+	schema := testdb.SchemaName(t)
+	schema += strings.Repeat("x", 63-len(schema))
+	t.Cleanup(func() { testdb.DropSchema(t, pool, schema) })
+	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		t.Fatalf("migrate schema %q: %v", schema, err)
+	}
+	l := newListener(ctx, t, drv, storage.TopicInsert, storage.TopicControl)
+
+	if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("q")}); err != nil {
+		t.Fatalf("JobInsertMany with a %d-byte schema name: %v", len(schema), err)
+	}
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "q"}) {
+		t.Errorf("notification = %+v, want {insert q}", n)
+	}
+	if err := drv.Notify(ctx, storage.TopicControl, "cancel:1"); err != nil {
+		t.Fatalf("Notify(control) with a %d-byte schema name: %v", len(schema), err)
+	}
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicControl, Payload: "cancel:1"}) {
+		t.Errorf("notification = %+v, want {control cancel:1}", n)
+	}
+}
