@@ -1,0 +1,112 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Record is a run's row.
+type Record = storage.Run
+
+// State is where a run is in its life.
+type State = storage.RunState
+
+// Run states; see the package documentation for the state machine.
+const (
+	Pending   = storage.RunPending
+	Running   = storage.RunRunning
+	Awaiting  = storage.RunAwaiting
+	Succeeded = storage.RunSucceeded
+	Failed    = storage.RunFailed
+	Cancelled = storage.RunCancelled
+)
+
+var (
+	// ErrMismatchedArgs is returned when a run is enqueued with an
+	// idempotency key that already names a run with other arguments (or of
+	// another workflow). Reusing a key for different work is a bug in the
+	// caller; nothing is written.
+	ErrMismatchedArgs = errors.New("run: idempotency key already used with different arguments")
+
+	// ErrLocked is returned by Acquire when another worker holds a live lease
+	// on the run. Try again later.
+	ErrLocked = errors.New("run: locked by another worker")
+
+	// ErrFinished is returned by Acquire for a run that has finished
+	// (succeeded, failed or cancelled): there is nothing left to execute.
+	ErrFinished = errors.New("run: already finished")
+
+	// ErrAwaiting is returned by Acquire for a run parked until its children
+	// finish; the last child to finish enqueues its continuation.
+	ErrAwaiting = errors.New("run: awaiting child runs")
+)
+
+// Create inserts the run unless its idempotency key exists. It returns the
+// run and whether it was created. An existing run with other arguments or of
+// another workflow is ErrMismatchedArgs.
+func Create(ctx context.Context, ex storage.Executor, in storage.RunInsert) (*Record, bool, error) {
+	canonical, err := Canonical(in.Args)
+	if err != nil {
+		return nil, false, err
+	}
+	in.Args = canonical
+	rec, created, err := ex.RunInsert(ctx, in)
+	if err != nil {
+		return nil, false, fmt.Errorf("run: create: %w", err)
+	}
+	if created {
+		return rec, true, nil
+	}
+	if rec.Workflow != in.Workflow {
+		return nil, false, fmt.Errorf("%w: key %q belongs to a run of workflow %q, not %q", ErrMismatchedArgs, in.IdempotencyKey, rec.Workflow, in.Workflow)
+	}
+	same, err := SameArgs(rec.Args, canonical)
+	if err != nil {
+		return nil, false, err
+	}
+	if !same {
+		return nil, false, fmt.Errorf("%w: key %q (run %s)", ErrMismatchedArgs, in.IdempotencyKey, rec.ID)
+	}
+	return rec, false, nil
+}
+
+// Lease is a worker's claim on a run, presented with every write.
+type Lease struct {
+	// Token identifies the holder.
+	Token string
+	// Job is the job attempt executing the run.
+	Job storage.JobAttempt
+}
+
+// NewLease returns a lease with a fresh token for a job attempt.
+func NewLease(job storage.JobAttempt) Lease {
+	return Lease{Token: uuid.NewString(), Job: job}
+}
+
+// Acquire takes the run's lease. A lease older than timeout, or held by a
+// job attempt that is no longer running, is defunct and taken over. It
+// returns ErrLocked if a live lease is held, ErrFinished for a finished run
+// and ErrAwaiting for a parked one, each with the run as it is.
+func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease, timeout time.Duration) (*Record, error) {
+	rec, ok, err := ex.RunLease(ctx, storage.RunLease{ID: id, Token: lease.Token, Timeout: timeout, Job: lease.Job})
+	if err != nil {
+		return nil, fmt.Errorf("run: acquire: %w", err)
+	}
+	if ok {
+		return rec, nil
+	}
+	switch {
+	case rec.State.Final():
+		return rec, fmt.Errorf("%w: run %s is %s", ErrFinished, id, rec.State)
+	case rec.State == Awaiting:
+		return rec, fmt.Errorf("%w: run %s awaits %d", ErrAwaiting, id, rec.Awaiting)
+	default:
+		return rec, fmt.Errorf("%w: run %s held by %s since %v", ErrLocked, id, rec.LockedBy, rec.LockedAt)
+	}
+}

@@ -1,0 +1,119 @@
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Env is what the engine gives a step besides its arguments and state. Tests
+// of a step function may build one by hand with NewContext.
+type Env struct {
+	// Tx is the step's transaction.
+	Tx storage.Tx
+	// RunID is the run's id; Workflow its workflow's name.
+	RunID    uuid.UUID
+	Workflow string
+	// Step is the step's name.
+	Step string
+	// Attempt is the job attempt executing the step, from 1.
+	Attempt int
+	// Cursor is the position inside a for-each step.
+	Cursor int64
+	// Logger receives the step's logs.
+	Logger *slog.Logger
+	// Iterating is true inside a for-each step: the idempotency key then
+	// names the item too.
+	Iterating bool
+	// Enqueue stages a job in Tx; see Context.Enqueue.
+	Enqueue func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error)
+}
+
+// Context is what a step's function receives: the run's arguments, its
+// persisted state, and the transaction the step commits in.
+type Context[A, S any] struct {
+	// Args are the run's arguments. Treat them as read-only.
+	Args A
+	// State is the run's persisted state. Changes made by a step are saved
+	// when the step commits and discarded when it fails.
+	State *S
+
+	env    Env
+	result json.RawMessage
+}
+
+// NewContext returns a step context. The engine makes one for every step; call
+// it yourself to unit-test a step function.
+func NewContext[A, S any](env Env, args A, state *S) *Context[A, S] {
+	if env.Logger == nil {
+		env.Logger = slog.Default()
+	}
+	if state == nil {
+		state = new(S)
+	}
+	return &Context[A, S]{Args: args, State: state, env: env}
+}
+
+// Tx is the step's transaction. With the PostgreSQL driver,
+// postgres.PgxTx(sc.Tx()) returns the pgx.Tx to run your own queries in:
+// they commit with the step, or not at all.
+func (c *Context[A, S]) Tx() storage.Tx { return c.env.Tx }
+
+// RunID is the id of the run.
+func (c *Context[A, S]) RunID() uuid.UUID { return c.env.RunID }
+
+// Step is the name of the running step.
+func (c *Context[A, S]) Step() string { return c.env.Step }
+
+// Attempt is the number of the job attempt running the step, from 1.
+func (c *Context[A, S]) Attempt() int { return c.env.Attempt }
+
+// Logger returns a logger that tags lines with the run and step.
+func (c *Context[A, S]) Logger() *slog.Logger {
+	return c.env.Logger.With("run", c.env.RunID, "workflow", c.env.Workflow, "step", c.env.Step)
+}
+
+// IdempotencyKey is a key stable across every retry of this step of this run
+// (and, in a for-each step, of this item). Pass it to outside systems that
+// accept one, such as a payment gateway's Idempotency-Key header, so a step
+// that crashed after its outside call can safely make the call again.
+func (c *Context[A, S]) IdempotencyKey() string {
+	key := c.env.RunID.String() + "/" + c.env.Step
+	if c.env.Iterating {
+		key += "/" + strconv.FormatInt(c.env.Cursor, 10)
+	}
+	return key
+}
+
+// SetResult records v (as JSON) as the step's result in the step log. The
+// result of the run's last step becomes the run's result.
+func (c *Context[A, S]) SetResult(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("steps: encode result: %w", err)
+	}
+	c.result = b
+	return nil
+}
+
+// Result is the result set with SetResult, or nil.
+func (c *Context[A, S]) Result() json.RawMessage { return c.result }
+
+// Enqueue stages a job in the step's transaction: it becomes visible to
+// workers only if the step commits, and a step that fails leaves no job.
+func (c *Context[A, S]) Enqueue(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+	if c.env.Enqueue == nil {
+		return nil, fmt.Errorf("steps: this context cannot enqueue (no Env.Enqueue)")
+	}
+	return c.env.Enqueue(ctx, kind, args, opts)
+}
+
+// Env returns the environment the context was made with.
+func (c *Context[A, S]) Env() Env { return c.env }

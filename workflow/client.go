@@ -1,0 +1,272 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Run is a workflow run as the client API shows it. Get fills Steps with the
+// step log; List leaves it empty.
+type Run struct {
+	storage.Run
+	// Steps is the step log: one entry per step that committed, failed or
+	// is awaiting, in step order.
+	Steps []storage.Step
+}
+
+// EnqueueOptions tune one enqueued run. They override the workflow's Options.
+type EnqueueOptions struct {
+	// Queue overrides the workflow's queue.
+	Queue string
+	// Priority overrides the workflow's priority when positive.
+	Priority int
+	// ScheduledAt or ScheduleIn delays the run's first step.
+	ScheduledAt time.Time
+	ScheduleIn  time.Duration
+	// Key sets the idempotency key, overriding the workflow's strategy.
+	Key string
+}
+
+// EnqueueResult is what Enqueue did.
+type EnqueueResult struct {
+	// Run is the new run, or the existing run with the same key.
+	Run *Run
+	// Duplicate is true when a run with the key already existed: nothing was
+	// enqueued and Run is that run.
+	Duplicate bool
+}
+
+// Enqueue creates a run of the named workflow and the job that executes it,
+// in one transaction. A run with the same idempotency key and the same
+// arguments is returned as it is (Duplicate); with other arguments the result
+// is run.ErrMismatchedArgs. An unregistered workflow is ErrUnknownWorkflow,
+// arguments that do not decode into its argument type ErrArgsDecode: in both
+// cases nothing is written.
+func (e *Engine) Enqueue(ctx context.Context, workflow string, args any, opts EnqueueOptions) (*EnqueueResult, error) {
+	var res *EnqueueResult
+	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		res, err = e.EnqueueTx(ctx, tx, workflow, args, opts)
+		return err
+	})
+	return res, err
+}
+
+// EnqueueTx is Enqueue inside the caller's transaction (see
+// postgres.Driver.WrapTx): the run and its job exist only if it commits.
+func (e *Engine) EnqueueTx(ctx context.Context, ex storage.Executor, workflow string, args any, opts EnqueueOptions) (*EnqueueResult, error) {
+	return e.enqueue(ctx, ex, workflow, args, opts, uuid.Nil, "")
+}
+
+func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow string, args any, opts EnqueueOptions, parent uuid.UUID, parentStep string) (*EnqueueResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d, err := e.definition(workflow)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := encodeArgs(args)
+	if err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)
+	}
+	if err := d.decodeArgs(raw); err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)
+	}
+	wopts := d.options()
+	id := uuid.New()
+	key := opts.Key
+	if key == "" {
+		if key, err = wopts.Key.Key(workflow, raw, id); err != nil {
+			return nil, err
+		}
+	}
+	q := opts.Queue
+	if q == "" {
+		q = wopts.Queue
+	}
+	if q == "" {
+		q = queue.DefaultQueue
+	}
+	rec, created, err := run.Create(ctx, ex, storage.RunInsert{
+		ID:             id,
+		IdempotencyKey: key,
+		Workflow:       workflow,
+		Args:           raw,
+		Queue:          q,
+		RecoveryPoint:  d.stepNames()[0],
+		DefinitionHash: d.definitionHash(),
+		ParentRunID:    parent,
+		ParentStep:     parentStep,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return &EnqueueResult{Run: &Run{Run: *rec}, Duplicate: true}, nil
+	}
+	priority := wopts.Priority
+	if opts.Priority > 0 {
+		priority = opts.Priority
+	}
+	_, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), queue.EnqueueOptions{
+		Queue:       q,
+		Priority:    priority,
+		MaxAttempts: wopts.MaxAttempts,
+		ScheduledAt: opts.ScheduledAt,
+		ScheduleIn:  opts.ScheduleIn,
+	}.ForRun(rec.ID))
+	if err != nil {
+		return nil, err
+	}
+	return &EnqueueResult{Run: &Run{Run: *rec}}, nil
+}
+
+func encodeArgs(args any) (json.RawMessage, error) {
+	if raw, ok := args.(json.RawMessage); ok {
+		return run.Canonical(raw)
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	return run.Canonical(b)
+}
+
+// Get returns a run with its step log, or an error matching
+// storage.ErrNotFound.
+func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*Run, error) {
+	rec, err := e.drv.RunGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	log, err := e.drv.RunSteps(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Run{Run: *rec, Steps: log}, nil
+}
+
+// GetByKey returns the run with an idempotency key, with its step log.
+func (e *Engine) GetByKey(ctx context.Context, key string) (*Run, error) {
+	rec, err := e.drv.RunGetByKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return e.Get(ctx, rec.ID)
+}
+
+// List returns runs matching f, oldest first, without their step logs.
+func (e *Engine) List(ctx context.Context, f storage.RunFilter) ([]*Run, error) {
+	recs, err := e.drv.RunList(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Run, len(recs))
+	for i, r := range recs {
+		out[i] = &Run{Run: *r}
+	}
+	return out, nil
+}
+
+// Retry resumes a failed, cancelled or halted run from its recovery point:
+// the run becomes pending and a new job is enqueued. Steps that committed
+// do not run again. A succeeded or in-progress run is ErrNotRetryable.
+func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
+	var out *Run
+	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Failed, run.Cancelled, run.Pending}, run.Pending, "")
+		if err != nil {
+			return err
+		}
+		if !changed {
+			return fmt.Errorf("%w: run %s is %s", ErrNotRetryable, id, rec.State)
+		}
+		live, err := tx.JobList(ctx, storage.JobFilter{RunID: id, States: []storage.JobState{
+			storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}})
+		if err != nil {
+			return err
+		}
+		d, err := e.definition(rec.Workflow)
+		if err != nil {
+			return err
+		}
+		if len(live) == 0 {
+			if _, err := e.q.EnqueueTx(ctx, tx, rec.Workflow, json.RawMessage("{}"), queue.EnqueueOptions{
+				Queue:       rec.Queue,
+				Priority:    d.options().Priority,
+				MaxAttempts: d.options().MaxAttempts,
+			}.ForRun(id)); err != nil {
+				return err
+			}
+		}
+		out = &Run{Run: *rec}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("workflow: retry %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Cancel stops a run that has not finished: it becomes cancelled, its
+// pending jobs are cancelled, a step running now cannot commit, and its
+// unfinished child runs are cancelled too. OnFinish runs. A finished run is
+// returned unchanged.
+func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*Run, error) {
+	var out *Run
+	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		rec, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
+		out = &Run{Run: *rec}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("workflow: cancel %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*storage.Run, error) {
+	rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Pending, run.Running, run.Awaiting}, run.Cancelled, reason)
+	if err != nil || !changed {
+		return rec, err
+	}
+	live, err := tx.JobList(ctx, storage.JobFilter{RunID: id, States: []storage.JobState{
+		storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}})
+	if err != nil {
+		return rec, err
+	}
+	for _, j := range live {
+		if j.Kind == FinishKind {
+			continue
+		}
+		if _, err := e.q.CancelTx(ctx, tx, j.ID); err != nil {
+			return rec, err
+		}
+	}
+	children, err := tx.RunList(ctx, storage.RunFilter{ParentRunID: id, States: []storage.RunState{run.Pending, run.Running, run.Awaiting}})
+	if err != nil {
+		return rec, err
+	}
+	for _, c := range children {
+		if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
+			return rec, err
+		}
+	}
+	d, _ := e.definition(rec.Workflow)
+	return rec, e.stageFinish(ctx, tx, d, rec)
+}
+
+// errIsFinal reports whether err ended a run for good.
+func errIsFinal(err error) bool {
+	return errors.Is(err, ErrDefinitionChanged) || errors.Is(err, ErrArgsDecode) || errors.Is(err, ErrStateDecode)
+}

@@ -1,0 +1,174 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// FinishKind is the job kind that runs workflows' OnFinish callbacks.
+const FinishKind = "acidic.finish"
+
+// Config configures an Engine.
+type Config struct {
+	// Queue configures the job queue the engine runs on: which queues this
+	// engine works and with how many workers, heartbeats, rescue. Workers may
+	// hold your own plain job kinds; the engine adds one kind per workflow.
+	Queue queue.Config
+	// LockTimeout is how old a run's lease must be before another worker may
+	// take it over, for a worker that hangs inside a step while its process
+	// lives. A lease whose job was rescued (its worker died) is taken over at
+	// once. A step running longer than this may be executed a second time
+	// (its first execution then cannot commit). Default 5m.
+	LockTimeout time.Duration
+	// LockedRetry is how long a job waits before trying again when another
+	// worker holds its run's lease. It spends no attempt. Default 1s.
+	LockedRetry time.Duration
+	// Logger receives the engine's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine registers workflows, enqueues runs and executes them on the queue.
+// It is safe for concurrent use.
+type Engine struct {
+	drv storage.Driver
+	q   *queue.Client
+	cfg Config
+	ws  *queue.Workers
+
+	mu      sync.RWMutex
+	defs    map[string]Definition
+	started bool
+}
+
+// NewEngine returns an engine on drv.
+func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = 5 * time.Minute
+	}
+	if cfg.LockedRetry == 0 {
+		cfg.LockedRetry = time.Second
+	}
+	if cfg.LockTimeout < 0 || cfg.LockedRetry < 0 {
+		return nil, fmt.Errorf("%w: negative LockTimeout or LockedRetry", queue.ErrInvalid)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Queue.Logger == nil {
+		cfg.Queue.Logger = cfg.Logger
+	}
+	if cfg.Queue.Workers == nil {
+		cfg.Queue.Workers = queue.NewWorkers()
+	}
+	e := &Engine{drv: drv, cfg: cfg, ws: cfg.Queue.Workers, defs: map[string]Definition{}}
+	if err := e.ws.Handle(FinishKind, e.runFinishCallback, queue.KindOptions{}); err != nil {
+		return nil, err
+	}
+	q, err := queue.New(drv, cfg.Queue)
+	if err != nil {
+		return nil, err
+	}
+	e.q = q
+	return e, nil
+}
+
+// Register adds workflows. Register every workflow before Start, in every
+// process that enqueues or works it.
+func (e *Engine) Register(defs ...Definition) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return ErrStarted
+	}
+	for _, d := range defs {
+		if err := d.Validate(); err != nil {
+			return err
+		}
+		if _, dup := e.defs[d.Name()]; dup {
+			return fmt.Errorf("%w: %q", ErrAlreadyRegistered, d.Name())
+		}
+		opts := d.options()
+		err := e.ws.Handle(d.Name(), func(ctx context.Context, job *queue.Job) error {
+			return d.execute(ctx, e, job)
+		}, queue.KindOptions{Backoff: opts.Backoff, Timeout: opts.Timeout})
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrAlreadyRegistered, err)
+		}
+		e.defs[d.Name()] = d
+	}
+	return nil
+}
+
+// Start works the configured queues until Stop.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	e.started = true
+	e.mu.Unlock()
+	return e.q.Start(ctx)
+}
+
+// Stop stops working: running steps finish (or, past ctx's deadline, are
+// cancelled and roll back), see queue.Client.Stop.
+func (e *Engine) Stop(ctx context.Context) error { return e.q.Stop(ctx) }
+
+// Queue returns the engine's job queue client, for plain jobs.
+func (e *Engine) Queue() *queue.Client { return e.q }
+
+// Driver returns the engine's storage driver.
+func (e *Engine) Driver() storage.Driver { return e.drv }
+
+func (e *Engine) definition(name string) (Definition, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	d, ok := e.defs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownWorkflow, name)
+	}
+	return d, nil
+}
+
+type finishArgs struct {
+	RunID uuid.UUID `json:"run_id"`
+}
+
+// stageFinish enqueues the finish callback job of a run that just finished,
+// in the same transaction as the write that finished it.
+func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definition, r *storage.Run) error {
+	if d == nil || d.options().OnFinish == nil {
+		return nil
+	}
+	_, err := e.q.EnqueueTx(ctx, ex, FinishKind, finishArgs{RunID: r.ID}, queue.EnqueueOptions{Queue: r.Queue}.ForRun(r.ID))
+	return err
+}
+
+func (e *Engine) runFinishCallback(ctx context.Context, job *queue.Job) error {
+	var args finishArgs
+	if err := json.Unmarshal(job.Args, &args); err != nil {
+		return queue.Discard(fmt.Errorf("%w: %w", queue.ErrArgsDecode, err))
+	}
+	r, err := e.Get(ctx, args.RunID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return queue.Discard(err)
+	}
+	if err != nil {
+		return err
+	}
+	d, err := e.definition(r.Workflow)
+	if err != nil {
+		return err
+	}
+	if fn := d.options().OnFinish; fn != nil {
+		return fn(ctx, r)
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+package workflow
+
+import "errors"
+
+var (
+	// ErrUnknownWorkflow is returned when enqueuing a workflow no Register
+	// call named. Nothing is written.
+	ErrUnknownWorkflow = errors.New("workflow: unknown workflow")
+
+	// ErrInvalidDefinition is returned by Register for a workflow that cannot
+	// run: no name, no steps, duplicate or empty step names.
+	ErrInvalidDefinition = errors.New("workflow: invalid definition")
+
+	// ErrArgsDecode is returned when a run's arguments do not decode into the
+	// workflow's argument type: at enqueue (nothing is written), or when
+	// stored arguments no longer decode (the run fails with this reason).
+	ErrArgsDecode = errors.New("workflow: arguments do not decode")
+
+	// ErrStateDecode fails a run whose persisted state no longer decodes
+	// into the workflow's state type.
+	ErrStateDecode = errors.New("workflow: persisted state does not decode")
+
+	// ErrDefinitionChanged fails a run whose workflow's steps changed since
+	// it was created (a step was renamed, removed, added or moved). Define a
+	// workflow under a new name to change its steps while old runs finish.
+	ErrDefinitionChanged = errors.New("workflow: definition changed under a running run")
+
+	// ErrNotRetryable is returned by Retry for a run that succeeded or is
+	// still in progress.
+	ErrNotRetryable = errors.New("workflow: run cannot be retried")
+
+	// ErrAlreadyRegistered is returned when two workflows share a name.
+	ErrAlreadyRegistered = errors.New("workflow: name already registered")
+
+	// ErrStarted is returned by Register after Start.
+	ErrStarted = errors.New("workflow: engine already started")
+)

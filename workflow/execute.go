@@ -1,0 +1,295 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// stepFailure carries a step's own error out of its transaction.
+type stepFailure struct{ err error }
+
+func (f *stepFailure) Error() string { return f.err.Error() }
+func (f *stepFailure) Unwrap() error { return f.err }
+
+// committed is what a step's committed transaction decided.
+type committed struct {
+	run     *storage.Run
+	control *steps.Control
+}
+
+// execute runs the job of one run: take the lease, then run steps from the
+// recovery point, each in its own SERIALIZABLE transaction, until the run
+// finishes, parks, or a step fails.
+func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job) error {
+	lease := run.NewLease(storage.JobAttempt{ID: job.ID, Attempt: job.Attempt})
+	rec, err := run.Acquire(ctx, e.drv, job.RunID, lease, e.cfg.LockTimeout)
+	switch {
+	case errors.Is(err, run.ErrFinished), errors.Is(err, run.ErrAwaiting):
+		return nil // nothing to do: a duplicate or stale job
+	case errors.Is(err, run.ErrLocked):
+		e.cfg.Logger.Info("workflow: run locked by another worker; retrying later", "run", job.RunID, "job", job.ID)
+		return queue.Snooze(e.cfg.LockedRetry)
+	case errors.Is(err, storage.ErrNotFound):
+		return queue.Discard(err)
+	case err != nil:
+		return err
+	}
+
+	idx := w.index(rec.RecoveryPoint)
+	if idx < 0 {
+		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: step %q of run %s is no longer defined", ErrDefinitionChanged, rec.RecoveryPoint, rec.ID))
+	}
+	if rec.DefinitionHash != w.hash {
+		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s was created with steps %s, the code now has %s (%v)",
+			ErrDefinitionChanged, rec.ID, rec.DefinitionHash, w.hash, w.stepNames()))
+	}
+	args, err := decode[A](rec.Args)
+	if err != nil {
+		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s into %T: %w", ErrArgsDecode, rec.ID, args, err))
+	}
+	if _, err := decode[S](rec.Attrs); err != nil {
+		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s: %w", ErrStateDecode, rec.ID, err))
+	}
+
+	for {
+		step := w.steps[idx]
+		started := time.Now()
+		var done committed
+		err := e.drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+			var err error
+			done, err = w.runStep(ctx, e, tx, job, rec, lease, idx, args, started)
+			return err
+		})
+		var failure *stepFailure
+		switch {
+		case err == nil:
+		case errors.As(err, &failure):
+			if c, ok := steps.AsControl(failure.err); ok && c.Kind() == steps.KindCancel {
+				return e.cancelFromStep(ctx, w, rec, lease, c)
+			}
+			return e.recordFailure(ctx, w, job, rec, lease, idx, started, failure.err)
+		case errors.Is(err, storage.ErrLeaseLost):
+			// Another worker took the run over (or an operator cancelled it);
+			// this attempt's step rolled back. Let the job find out later.
+			e.cfg.Logger.Warn("workflow: lost the run's lease; step rolled back", "run", rec.ID, "step", step.Name())
+			return queue.Snooze(e.cfg.LockedRetry)
+		default:
+			// The transaction itself failed (database down, retries
+			// exhausted): nothing committed, retry the step later.
+			return e.recordFailure(ctx, w, job, rec, lease, idx, started, err)
+		}
+		rec = done.run
+		if rec.State.Final() {
+			return nil
+		}
+		switch {
+		case done.control == nil:
+			idx++
+		case done.control.Kind() == steps.KindRepeat:
+		case done.control.Kind() == steps.KindHalt:
+			return nil
+		case done.control.Kind() == steps.KindSnooze:
+			return queue.Snooze(done.control.Delay())
+		}
+		if err := ctx.Err(); err != nil {
+			// Stopping: the next step runs on the job's next attempt.
+			_ = e.release(ctx, rec, lease)
+			return err
+		}
+	}
+}
+
+// runStep runs one step's code and commits its progress, inside tx.
+func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, args A, started time.Time) (committed, error) {
+	step := w.steps[idx]
+	// Decode the state afresh for every try of the transaction, so a
+	// serialization retry starts from the committed state.
+	state, err := decode[S](rec.Attrs)
+	if err != nil {
+		return committed{}, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
+	}
+	sc := steps.NewContext(steps.Env{
+		Tx:       tx,
+		RunID:    rec.ID,
+		Workflow: w.name,
+		Step:     step.Name(),
+		Attempt:  job.Attempt,
+		Cursor:   rec.Cursor,
+		Logger:   e.cfg.Logger,
+		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+			return e.q.EnqueueTx(ctx, tx, kind, args, opts)
+		},
+	}, args, &state)
+	stepErr := step.Run(ctx, sc)
+	control, isControl := steps.AsControl(stepErr)
+	if stepErr != nil && (!isControl || control.Kind() == steps.KindCancel) {
+		return committed{}, &stepFailure{stepErr}
+	}
+	attrs, err := json.Marshal(sc.State)
+	if err != nil {
+		return committed{}, &stepFailure{fmt.Errorf("%w: encode: %w", ErrStateDecode, err)}
+	}
+
+	upd := storage.RunUpdate{
+		ID:            rec.ID,
+		Token:         lease.Token,
+		State:         run.Running,
+		RecoveryPoint: step.Name(),
+		Attrs:         attrs,
+		Cursor:        rec.Cursor,
+		Step: &storage.Step{
+			Position:  idx,
+			Name:      step.Name(),
+			State:     storage.StepSucceeded,
+			Attempt:   job.Attempt,
+			Result:    sc.Result(),
+			StartedAt: started,
+		},
+	}
+	last := idx == len(w.steps)-1
+	advance := func() {
+		if last {
+			upd.State, upd.Release, upd.Result = run.Succeeded, true, sc.Result()
+			return
+		}
+		upd.RecoveryPoint, upd.Cursor = w.steps[idx+1].Name(), 0
+	}
+	switch {
+	case control == nil:
+		advance()
+	case control.Kind() == steps.KindRepeat:
+		upd.Step.State = storage.StepRepeating
+	case control.Kind() == steps.KindSnooze:
+		upd.Step.State = storage.StepRepeating
+		upd.State, upd.Release = run.Pending, true
+	case control.Kind() == steps.KindHalt:
+		upd.Step.State = storage.StepHalted
+		advance()
+		if !last {
+			upd.State, upd.Release = run.Pending, true
+		}
+	}
+	next, err := tx.RunUpdate(ctx, upd)
+	if err != nil {
+		return committed{}, err
+	}
+	if next.State.Final() {
+		if err := e.stageFinish(ctx, tx, w, next); err != nil {
+			return committed{}, err
+		}
+	}
+	return committed{run: next, control: control}, nil
+}
+
+// recordFailure notes a failed step on the run and releases the lease, so the
+// job's retry (or another worker) resumes at the same step. When the job has
+// no attempts left the run fails for good. It returns the step's error for
+// the queue to schedule the retry.
+func (e *Engine) recordFailure(ctx context.Context, d Definition, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, started time.Time, stepErr error) error {
+	state := run.Pending
+	if job.Attempt >= job.MaxAttempts {
+		state = run.Failed
+	}
+	write := func(ctx context.Context, tx storage.Tx) error {
+		next, err := tx.RunUpdate(ctx, storage.RunUpdate{
+			ID:            rec.ID,
+			Token:         lease.Token,
+			State:         state,
+			RecoveryPoint: rec.RecoveryPoint,
+			Attrs:         rec.Attrs,
+			Cursor:        rec.Cursor,
+			Release:       true,
+			Error:         stepErr.Error(),
+			Step: &storage.Step{
+				Position:  idx,
+				Name:      rec.RecoveryPoint,
+				State:     storage.StepFailed,
+				Attempt:   job.Attempt,
+				Error:     stepErr.Error(),
+				StartedAt: started,
+			},
+		})
+		if err != nil {
+			return err
+		}
+		if state == run.Failed {
+			return e.stageFinish(ctx, tx, d, next)
+		}
+		return nil
+	}
+	if err := e.bookkeeping(ctx, write); err != nil {
+		e.cfg.Logger.Warn("workflow: could not record step failure", "run", rec.ID, "err", err)
+	}
+	e.cfg.Logger.Info("workflow: step failed", "run", rec.ID, "workflow", rec.Workflow, "step", rec.RecoveryPoint,
+		"attempt", job.Attempt, "of", job.MaxAttempts, "err", stepErr)
+	return stepErr
+}
+
+// failForGood marks a run failed for a reason no retry can fix and discards
+// its job.
+func (e *Engine) failForGood(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, reason error) error {
+	err := e.bookkeeping(ctx, func(ctx context.Context, tx storage.Tx) error {
+		next, err := tx.RunUpdate(ctx, storage.RunUpdate{
+			ID: rec.ID, Token: lease.Token, State: run.Failed, RecoveryPoint: rec.RecoveryPoint,
+			Attrs: rec.Attrs, Cursor: rec.Cursor, Release: true, Error: reason.Error(),
+		})
+		if err != nil {
+			return err
+		}
+		return e.stageFinish(ctx, tx, d, next)
+	})
+	if err != nil {
+		return err
+	}
+	e.cfg.Logger.Error("workflow: run failed for good", "run", rec.ID, "workflow", rec.Workflow, "err", reason)
+	return queue.Discard(reason)
+}
+
+// cancelFromStep cancels a run whose step returned steps.Cancel.
+func (e *Engine) cancelFromStep(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, c *steps.Control) error {
+	reason := "cancelled by step " + rec.RecoveryPoint
+	if c.Reason() != nil {
+		reason += ": " + c.Reason().Error()
+	}
+	err := e.bookkeeping(ctx, func(ctx context.Context, tx storage.Tx) error {
+		next, err := tx.RunUpdate(ctx, storage.RunUpdate{
+			ID: rec.ID, Token: lease.Token, State: run.Cancelled, RecoveryPoint: rec.RecoveryPoint,
+			Attrs: rec.Attrs, Cursor: rec.Cursor, Release: true, Error: reason,
+		})
+		if err != nil {
+			return err
+		}
+		return e.stageFinish(ctx, tx, d, next)
+	})
+	if err != nil {
+		return err
+	}
+	return queue.Cancel(errors.New(reason))
+}
+
+// release gives up the lease without other changes.
+func (e *Engine) release(ctx context.Context, rec *storage.Run, lease run.Lease) error {
+	return e.bookkeeping(ctx, func(ctx context.Context, tx storage.Tx) error {
+		_, err := tx.RunUpdate(ctx, storage.RunUpdate{
+			ID: rec.ID, Token: lease.Token, State: run.Pending, RecoveryPoint: rec.RecoveryPoint,
+			Attrs: rec.Attrs, Cursor: rec.Cursor, Release: true,
+		})
+		return err
+	})
+}
+
+// bookkeeping runs a run write that must happen even when the job's context
+// was cancelled (a stop deadline, a lost claim), within a short bound.
+func (e *Engine) bookkeeping(ctx context.Context, fn storage.TxFunc) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return e.drv.InTx(ctx, storage.ReadCommitted, fn)
+}
