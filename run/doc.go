@@ -10,17 +10,17 @@
 //
 // # Run states
 //
-//	          Enqueue
-//	             │
-//	             ▼          lease taken
-//	         pending ─────────────────► running ──── last step ───► succeeded
-//	          ▲   ▲                      │  │  │
-//	   Retry  │   └── step error ────────┘  │  └── Cancel ─────────► cancelled
-//	          │       (attempts left)       │
-//	  failed ◄┴──── attempts exhausted ─────┤
-//	                                        └── await step ──► awaiting
-//	                                                 children done │
-//	                                        pending ◄──────────────┘
+//	        Enqueue
+//	           │
+//	           ▼          lease taken
+//	       pending ─────────────────► running ──── last step ───► succeeded
+//	        ▲   ▲                      │  │  │
+//	 Retry  │   └── step error ────────┘  │  └── Cancel ─────────► cancelled
+//	        │       (attempts left)       │
+//	failed ◄┴──── attempts exhausted ─────┤
+//	                                      └── await step ──► awaiting
+//	                                               children done │
+//	                                      pending ◄──────────────┘
 //
 // Halt leaves a run pending with no job; Retry resumes it. Failed and
 // cancelled runs can be retried from their recovery point.
