@@ -34,6 +34,21 @@ type Env struct {
 	Iterating bool
 	// Enqueue stages a job in Tx; see Context.Enqueue.
 	Enqueue func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error)
+	// EnqueueRun stages a workflow run in Tx, as a child of this run and
+	// step when awaited is true; see Context.EnqueueRun and Context.Await.
+	EnqueueRun func(ctx context.Context, req RunRequest, awaited bool) (uuid.UUID, error)
+}
+
+// RunRequest asks for a workflow run to be enqueued from a step.
+type RunRequest struct {
+	// Workflow is the registered workflow's name.
+	Workflow string
+	// Args are the run's arguments, encoded to JSON.
+	Args any
+	// Key sets the run's idempotency key; empty uses the workflow's strategy.
+	Key string
+	// Queue overrides the workflow's queue.
+	Queue string
 }
 
 // Context is what a step's function receives: the run's arguments, its
@@ -45,8 +60,10 @@ type Context[A, S any] struct {
 	// when the step commits and discarded when it fails.
 	State *S
 
-	env    Env
-	result json.RawMessage
+	env      Env
+	result   json.RawMessage
+	next     int64
+	awaiting int
 }
 
 // NewContext returns a step context. The engine makes one for every step; call
@@ -58,7 +75,7 @@ func NewContext[A, S any](env Env, args A, state *S) *Context[A, S] {
 	if state == nil {
 		state = new(S)
 	}
-	return &Context[A, S]{Args: args, State: state, env: env}
+	return &Context[A, S]{Args: args, State: state, env: env, next: env.Cursor}
 }
 
 // Tx is the step's transaction. With the PostgreSQL driver,
@@ -114,6 +131,61 @@ func (c *Context[A, S]) Enqueue(ctx context.Context, kind string, args any, opts
 	}
 	return c.env.Enqueue(ctx, kind, args, opts)
 }
+
+// EnqueueRun stages a run of another workflow in the step's transaction: it
+// exists only if the step commits. The run is independent of this one; use
+// Await to wait for runs.
+func (c *Context[A, S]) EnqueueRun(ctx context.Context, req RunRequest) (uuid.UUID, error) {
+	if c.env.EnqueueRun == nil {
+		return uuid.Nil, fmt.Errorf("steps: this context cannot enqueue runs (no Env.EnqueueRun)")
+	}
+	return c.env.EnqueueRun(ctx, req, false)
+}
+
+// Await stages child runs in the step's transaction and parks this run once
+// the step commits: the next step runs after every child has finished, on
+// whichever queues and workers the children ran. Children run in parallel.
+// By default a child that fails for good (or is cancelled) fails this run;
+// see AwaitOptions.
+func (c *Context[A, S]) Await(ctx context.Context, reqs ...RunRequest) error {
+	if c.env.EnqueueRun == nil {
+		return fmt.Errorf("steps: this context cannot enqueue runs (no Env.EnqueueRun)")
+	}
+	for _, r := range reqs {
+		if _, err := c.env.EnqueueRun(ctx, r, true); err != nil {
+			return err
+		}
+		c.awaiting++
+	}
+	return nil
+}
+
+// Awaiting is how many child runs the step has staged with Await.
+func (c *Context[A, S]) Awaiting() int { return c.awaiting }
+
+// Children returns the runs awaited by step awaitStep of this run, with their
+// states and results, oldest first. The step after an await step reads its
+// children's results this way.
+func (c *Context[A, S]) Children(ctx context.Context, awaitStep string) ([]*storage.Run, error) {
+	all, err := c.env.Tx.RunList(ctx, storage.RunFilter{ParentRunID: c.env.RunID, Limit: 100000})
+	if err != nil {
+		return nil, err
+	}
+	var out []*storage.Run
+	for _, r := range all {
+		if r.ParentStep == awaitStep {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Cursor is the position the step starts at inside a for-each step.
+func (c *Context[A, S]) Cursor() int64 { return c.env.Cursor }
+
+// NextCursor is the position saved when the step commits: the for-each
+// step moves it past each item it processed.
+func (c *Context[A, S]) NextCursor() int64 { return c.next }
 
 // Env returns the environment the context was made with.
 func (c *Context[A, S]) Env() Env { return c.env }

@@ -11,8 +11,9 @@ type Func[A, S any] func(ctx context.Context, sc *Context[A, S]) error
 
 // Step is one named step of a workflow with arguments A and state S.
 type Step[A, S any] struct {
-	name string
-	fn   Func[A, S]
+	name  string
+	fn    Func[A, S]
+	await *AwaitOptions
 }
 
 // Do returns a plain step: fn runs once in the step's transaction.
@@ -23,6 +24,14 @@ func Do[A, S any](name string, fn Func[A, S]) Step[A, S] {
 // Name is the step's name, unique within its workflow. It is stored as the
 // run's recovery point, so renaming a step changes the workflow's definition.
 func (s Step[A, S]) Name() string { return s.name }
+
+// Awaits reports whether the step is an await step, and its options.
+func (s Step[A, S]) Awaits() (AwaitOptions, bool) {
+	if s.await == nil {
+		return AwaitOptions{}, false
+	}
+	return *s.await, true
+}
 
 // Run executes the step's code once with sc.
 func (s Step[A, S]) Run(ctx context.Context, sc *Context[A, S]) error {
@@ -50,6 +59,9 @@ func Validate[A, S any](list []Step[A, S]) error {
 			return fmt.Errorf("%w: duplicate step name %q", ErrInvalid, s.name)
 		}
 		seen[s.name] = true
+	}
+	if last := list[len(list)-1]; last.await != nil {
+		return fmt.Errorf("%w: await step %q is the last step: add a step after it, which runs once the children finish", ErrInvalid, last.name)
 	}
 	return nil
 }

@@ -67,6 +67,11 @@ type Executor interface {
 	// retry). It returns the run and whether it changed; a run in another
 	// state is returned unchanged.
 	RunSetState(ctx context.Context, id uuid.UUID, from []RunState, to RunState, errText string) (*Run, bool, error)
+	// RunChildFinished counts one finished child off an awaiting parent run
+	// and returns the parent; when the last child finishes, the parent is
+	// pending again. A parent no longer awaiting (cancelled, say) is
+	// returned unchanged with false.
+	RunChildFinished(ctx context.Context, parentID uuid.UUID) (*Run, bool, error)
 	// RunSteps returns a run's step log in step order.
 	RunSteps(ctx context.Context, id uuid.UUID) ([]Step, error)
 }

@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -263,10 +262,6 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 		}
 	}
 	d, _ := e.definition(rec.Workflow)
-	return rec, e.stageFinish(ctx, tx, d, rec)
+	return rec, e.onFinal(ctx, tx, d, rec)
 }
 
-// errIsFinal reports whether err ended a run for good.
-func errIsFinal(err error) bool {
-	return errors.Is(err, ErrDefinitionChanged) || errors.Is(err, ErrArgsDecode) || errors.Is(err, ErrStateDecode)
-}

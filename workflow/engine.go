@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -139,6 +140,46 @@ func (e *Engine) definition(name string) (Definition, error) {
 
 type finishArgs struct {
 	RunID uuid.UUID `json:"run_id"`
+}
+
+// onFinal does, in the transaction that finished a run, what a finished run
+// owes: stage its OnFinish callback, and count it off its awaiting parent,
+// enqueueing the parent's next step when it was the last child.
+func (e *Engine) onFinal(ctx context.Context, tx storage.Executor, d Definition, r *storage.Run) error {
+	if err := e.stageFinish(ctx, tx, d, r); err != nil {
+		return err
+	}
+	if r.ParentRunID == uuid.Nil {
+		return nil
+	}
+	parent, resumed, err := tx.RunChildFinished(ctx, r.ParentRunID)
+	if err != nil || !resumed || parent.State != storage.RunPending {
+		return err
+	}
+	opts := queue.EnqueueOptions{Queue: parent.Queue}
+	if pd, err := e.definition(parent.Workflow); err == nil {
+		opts.Priority, opts.MaxAttempts = pd.options().Priority, pd.options().MaxAttempts
+	}
+	_, err = e.q.EnqueueTx(ctx, tx, parent.Workflow, json.RawMessage("{}"), opts.ForRun(parent.ID))
+	return err
+}
+
+// enqueueFromStep stages a run requested by a step of rec, in the step's
+// transaction; awaited runs become rec's children.
+func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storage.Run, step string, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
+	parent, parentStep := uuid.Nil, ""
+	if awaited {
+		parent, parentStep = rec.ID, step
+	}
+	res, err := e.enqueue(ctx, tx, req.Workflow, req.Args, EnqueueOptions{Queue: req.Queue, Key: req.Key}, parent, parentStep)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if awaited && res.Duplicate {
+		// An existing run would never count itself off this parent.
+		return uuid.Nil, fmt.Errorf("%w: key of awaited run %s already names run %s", ErrAwaitExisting, req.Workflow, res.Run.ID)
+	}
+	return res.Run.ID, nil
 }
 
 // stageFinish enqueues the finish callback job of a run that just finished,

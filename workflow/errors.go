@@ -32,6 +32,11 @@ var (
 	// ErrAlreadyRegistered is returned when two workflows share a name.
 	ErrAlreadyRegistered = errors.New("workflow: name already registered")
 
+	// ErrAwaitExisting fails a step that awaits a run whose idempotency key
+	// names a run that already exists: that run is not this run's child and
+	// would never resume it. Await runs with fresh keys.
+	ErrAwaitExisting = errors.New("workflow: awaited run already exists")
+
 	// ErrStarted is returned by Register after Start.
 	ErrStarted = errors.New("workflow: engine already started")
 )

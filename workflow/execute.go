@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
@@ -59,6 +61,9 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s: %w", ErrStateDecode, rec.ID, err))
 	}
 
+	if err := w.checkChildren(ctx, e, rec, idx); err != nil {
+		return e.failForGood(ctx, w, rec, lease, err)
+	}
 	for {
 		step := w.steps[idx]
 		started := time.Now()
@@ -87,7 +92,7 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 			return e.recordFailure(ctx, w, job, rec, lease, idx, started, err)
 		}
 		rec = done.run
-		if rec.State.Final() {
+		if rec.State.Final() || rec.State == run.Awaiting {
 			return nil
 		}
 		switch {
@@ -127,6 +132,9 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
 			return e.q.EnqueueTx(ctx, tx, kind, args, opts)
 		},
+		EnqueueRun: func(ctx context.Context, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
+			return e.enqueueFromStep(ctx, tx, rec, step.Name(), req, awaited)
+		},
 	}, args, &state)
 	stepErr := step.Run(ctx, sc)
 	control, isControl := steps.AsControl(stepErr)
@@ -163,13 +171,20 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 		upd.RecoveryPoint, upd.Cursor = w.steps[idx+1].Name(), 0
 	}
 	switch {
+	case control == nil && sc.Awaiting() > 0:
+		// Park until the children finish; the last one enqueues the next step.
+		advance()
+		upd.Step.State = storage.StepAwaiting
+		upd.State, upd.Awaiting, upd.Release = run.Awaiting, sc.Awaiting(), true
 	case control == nil:
 		advance()
 	case control.Kind() == steps.KindRepeat:
 		upd.Step.State = storage.StepRepeating
+		upd.Cursor = sc.NextCursor()
 	case control.Kind() == steps.KindSnooze:
 		upd.Step.State = storage.StepRepeating
 		upd.State, upd.Release = run.Pending, true
+		upd.Cursor = sc.NextCursor()
 	case control.Kind() == steps.KindHalt:
 		upd.Step.State = storage.StepHalted
 		advance()
@@ -182,11 +197,34 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 		return committed{}, err
 	}
 	if next.State.Final() {
-		if err := e.stageFinish(ctx, tx, w, next); err != nil {
+		if err := e.onFinal(ctx, tx, w, next); err != nil {
 			return committed{}, err
 		}
 	}
 	return committed{run: next, control: control}, nil
+}
+
+// checkChildren fails the run when the step before idx awaited children and
+// one of them did not succeed, unless that step continues on failure.
+func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *storage.Run, idx int) error {
+	if idx == 0 {
+		return nil
+	}
+	prev := w.steps[idx-1]
+	opts, awaits := prev.Awaits()
+	if !awaits || opts.ContinueOnFailure {
+		return nil
+	}
+	children, err := e.drv.RunList(ctx, storage.RunFilter{ParentRunID: rec.ID, Limit: 100000})
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if c.ParentStep == prev.Name() && c.State.Final() && c.State != run.Succeeded {
+			return fmt.Errorf("%w: step %q: child run %s (%s) %s: %s", steps.ErrChildFailed, prev.Name(), c.ID, c.Workflow, c.State, c.Error)
+		}
+	}
+	return nil
 }
 
 // recordFailure notes a failed step on the run and releases the lease, so the
@@ -221,7 +259,7 @@ func (e *Engine) recordFailure(ctx context.Context, d Definition, job *queue.Job
 			return err
 		}
 		if state == run.Failed {
-			return e.stageFinish(ctx, tx, d, next)
+			return e.onFinal(ctx, tx, d, next)
 		}
 		return nil
 	}
@@ -244,7 +282,7 @@ func (e *Engine) failForGood(ctx context.Context, d Definition, rec *storage.Run
 		if err != nil {
 			return err
 		}
-		return e.stageFinish(ctx, tx, d, next)
+		return e.onFinal(ctx, tx, d, next)
 	})
 	if err != nil {
 		return err
@@ -267,7 +305,7 @@ func (e *Engine) cancelFromStep(ctx context.Context, d Definition, rec *storage.
 		if err != nil {
 			return err
 		}
-		return e.stageFinish(ctx, tx, d, next)
+		return e.onFinal(ctx, tx, d, next)
 	})
 	if err != nil {
 		return err

@@ -151,3 +151,18 @@ func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, 
 	}
 	return out, wrapErr(rows.Err())
 }
+
+func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID) (*storage.Run, bool, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), parentID))
+	if err == nil {
+		return r, true, nil
+	}
+	if !isNotFound(err) {
+		return nil, false, fmt.Errorf("run %s: child finished: %w", parentID, err)
+	}
+	r, err = e.RunGet(ctx, parentID)
+	if err != nil {
+		return nil, false, err
+	}
+	return r, false, nil
+}

@@ -103,3 +103,14 @@ SELECT run_id, position, name, state, attempt, executions, result, coalesce(erro
 FROM {schema}.run_steps
 WHERE run_id = $1
 ORDER BY position;
+
+-- name: RunChildFinished
+-- A child run finished: count it off its awaiting parent. The child whose
+-- decrement reaches zero sees the parent pending again and enqueues its
+-- continuation in the same transaction.
+UPDATE {schema}.runs
+SET awaiting = awaiting - 1,
+    state = CASE WHEN awaiting = 1 THEN 'pending' ELSE state END,
+    updated_at = now()
+WHERE id = $1 AND state = 'awaiting' AND awaiting > 0
+RETURNING {run_columns};
