@@ -264,4 +264,3 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 	d, _ := e.definition(rec.Workflow)
 	return rec, e.onFinal(ctx, tx, d, rec)
 }
-
