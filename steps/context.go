@@ -160,6 +160,21 @@ func (c *Context[A, S]) Await(ctx context.Context, reqs ...RunRequest) error {
 	return nil
 }
 
+// Publish stages a message for a system outside the database (a broker, a
+// webhook, a mailer) in the step's transaction. An outbox relay delivers it
+// after the step commits, at least once, in order with the other messages of
+// the same key; a step that fails leaves no message.
+func (c *Context[A, S]) Publish(ctx context.Context, topic, key string, payload any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("steps: encode message: %w", err)
+	}
+	if topic == "" {
+		return fmt.Errorf("steps: publish needs a topic")
+	}
+	return c.env.Tx.OutboxInsert(ctx, []storage.OutboxInsert{{Topic: topic, Key: key, Payload: b, RunID: c.env.RunID}})
+}
+
 // Awaiting is how many child runs the step has staged with Await.
 func (c *Context[A, S]) Awaiting() int { return c.awaiting }
 

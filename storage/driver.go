@@ -74,6 +74,25 @@ type Executor interface {
 	RunChildFinished(ctx context.Context, parentID uuid.UUID) (*Run, bool, error)
 	// RunSteps returns a run's step log in step order.
 	RunSteps(ctx context.Context, id uuid.UUID) ([]Step, error)
+
+	// OutboxInsert stages messages and wakes relays (on commit, inside a
+	// transaction).
+	OutboxInsert(ctx context.Context, msgs []OutboxInsert) error
+	// OutboxClaim claims up to limit messages that are the oldest
+	// undelivered message of their key and due, and pushes their next
+	// attempt lease into the future so no other relay takes them meanwhile.
+	// Attempts is incremented. The result is ordered by id.
+	OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]*OutboxMessage, error)
+	// OutboxDelivered marks messages delivered.
+	OutboxDelivered(ctx context.Context, ids []int64) error
+	// OutboxFailed records a failed delivery and when to try again.
+	OutboxFailed(ctx context.Context, id int64, retryAt time.Time, errText string) error
+	// OutboxPrune deletes up to limit messages delivered longer than
+	// retention ago and returns how many it deleted.
+	OutboxPrune(ctx context.Context, retention time.Duration, limit int) (int, error)
+	// OutboxList returns messages by ascending id, undelivered only when
+	// pendingOnly is set.
+	OutboxList(ctx context.Context, pendingOnly bool, limit int) ([]*OutboxMessage, error)
 }
 
 // Tx is an Executor inside a database transaction.
@@ -121,6 +140,8 @@ const (
 	// TopicControl carries operator actions for running jobs, such as
 	// "cancel:<id>".
 	TopicControl = "control"
+	// TopicOutbox tells relays that messages were staged.
+	TopicOutbox = "outbox"
 )
 
 // Driver is a database Acidic runs on.

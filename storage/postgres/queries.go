@@ -22,6 +22,7 @@ const (
 	runColumns = "id, idempotency_key, workflow, args, state, queue, recovery_point, definition_hash, " +
 		"attrs, cursor, coalesce(locked_by, ''), locked_at, last_run_at, parent_run_id, " +
 		"coalesce(parent_step, ''), awaiting, coalesce(error, ''), result, created_at, updated_at, finished_at"
+	outboxColumns = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"
 )
 
 // queries holds every named query with the schema filled in.
@@ -33,6 +34,7 @@ func loadQueries(schema string) (queries, error) {
 		"{schema}", quoted,
 		"{job_columns}", jobColumns,
 		"{run_columns}", runColumns,
+		"{outbox_columns}", outboxColumns,
 	)
 	out := queries{}
 	err := fs.WalkDir(sqlFiles, "sql", func(path string, d fs.DirEntry, err error) error {

@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+func (e *executor) OutboxInsert(ctx context.Context, msgs []storage.OutboxInsert) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	topics := make([]string, len(msgs))
+	keys := make([]string, len(msgs))
+	payloads := make([]string, len(msgs))
+	runs := make([]pgtype.UUID, len(msgs))
+	for i, m := range msgs {
+		topics[i], keys[i], payloads[i], runs[i] = m.Topic, m.Key, string(m.Payload), nullUUID(m.RunID)
+	}
+	_, err := e.db.Exec(ctx, e.q.get("OutboxInsert"), topics, keys, payloads, runs, e.channelPrefix+storage.TopicOutbox)
+	if err != nil {
+		return fmt.Errorf("outbox insert: %w", wrapErr(err))
+	}
+	return nil
+}
+
+func (e *executor) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]*storage.OutboxMessage, error) {
+	msgs, err := collectOutbox(e.db.Query(ctx, e.q.get("OutboxClaim"), limit, lease.Microseconds()))
+	if err != nil {
+		return nil, fmt.Errorf("outbox claim: %w", err)
+	}
+	return msgs, nil
+}
+
+func (e *executor) OutboxDelivered(ctx context.Context, ids []int64) error {
+	if _, err := e.db.Exec(ctx, e.q.get("OutboxDelivered"), ids); err != nil {
+		return fmt.Errorf("outbox delivered: %w", wrapErr(err))
+	}
+	return nil
+}
+
+func (e *executor) OutboxFailed(ctx context.Context, id int64, retryAt time.Time, errText string) error {
+	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, retryAt, errText); err != nil {
+		return fmt.Errorf("outbox failed: %w", wrapErr(err))
+	}
+	return nil
+}
+
+func (e *executor) OutboxPrune(ctx context.Context, retention time.Duration, limit int) (int, error) {
+	tag, err := e.db.Exec(ctx, e.q.get("OutboxPrune"), retention.Microseconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("outbox prune: %w", wrapErr(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (e *executor) OutboxList(ctx context.Context, pendingOnly bool, limit int) ([]*storage.OutboxMessage, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	msgs, err := collectOutbox(e.db.Query(ctx, e.q.get("OutboxList"), pendingOnly, limit))
+	if err != nil {
+		return nil, fmt.Errorf("outbox list: %w", err)
+	}
+	return msgs, nil
+}
+
+func collectOutbox(rows pgx.Rows, err error) ([]*storage.OutboxMessage, error) {
+	if err != nil {
+		return nil, wrapErr(err)
+	}
+	defer rows.Close()
+	var out []*storage.OutboxMessage
+	for rows.Next() {
+		var (
+			m         storage.OutboxMessage
+			runID     pgtype.UUID
+			delivered pgtype.Timestamptz
+		)
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &m.Payload, &runID, &m.Attempts, &m.NextAttemptAt,
+			&delivered, &m.LastError, &m.CreatedAt); err != nil {
+			return nil, wrapErr(err)
+		}
+		if runID.Valid {
+			m.RunID = runID.Bytes
+		}
+		m.DeliveredAt = timePtr(delivered)
+		out = append(out, &m)
+	}
+	return out, wrapErr(rows.Err())
+}
