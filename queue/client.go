@@ -176,6 +176,11 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 	if err != nil {
 		return nil, fmt.Errorf("queue: cancel: %w", err)
 	}
+	if before.State != storage.JobCancelled && job.State == storage.JobCancelled {
+		if _, _, err := ex.JobResolveDependencies(ctx); err != nil {
+			return nil, fmt.Errorf("queue: cancel: %w", err)
+		}
+	}
 	if before.State == storage.JobRunning && job.State == storage.JobCancelled {
 		// Best effort: the fenced writes already keep the worker from
 		// overwriting the cancellation; this just stops it early.

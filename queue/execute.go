@@ -124,6 +124,18 @@ func (c *Client) finish(o storage.JobOutcome) {
 		_, err := c.drv.JobFinish(ctx, o)
 		return err
 	})
+	if o.State == storage.JobCancelled || o.State == storage.JobDiscarded {
+		c.resolveDependencies()
+	}
+}
+
+// resolveDependencies settles the dependents of a job that failed for good
+// now rather than at the next maintenance pass (which would do it anyway).
+func (c *Client) resolveDependencies() {
+	c.retryWrite(func(ctx context.Context) error {
+		_, _, err := c.drv.JobResolveDependencies(ctx)
+		return err
+	})
 }
 
 // retryWrite runs a bookkeeping write until it succeeds, backing off between

@@ -72,6 +72,9 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 			c.wakeProducer(j.Queue)
 		}
 	}
+	if _, _, err := c.drv.JobResolveDependencies(ctx); err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: resolve dependencies failed", "err", err)
+	}
 	pruned, err := c.drv.JobPrune(ctx, c.cfg.Retention, 10000)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)

@@ -21,6 +21,12 @@ type Executor interface {
 	// longer running (rescued, cancelled) are left alone; it returns the ids
 	// it did complete.
 	JobComplete(ctx context.Context, attempts []JobAttempt) ([]int64, error)
+	// JobResolveDependencies settles pending jobs after dependencies
+	// failed or completed outside JobComplete: it cancels or discards
+	// dependents of failed jobs (as each asked) and releases jobs whose
+	// dependencies are all done, repeating until nothing changes. It returns
+	// how many it failed and released.
+	JobResolveDependencies(ctx context.Context) (failed, released int, err error)
 	// JobFinish ends a running attempt as the outcome says. It reports false,
 	// and changes nothing, when the attempt is no longer running.
 	JobFinish(ctx context.Context, o JobOutcome) (bool, error)

@@ -98,6 +98,9 @@ type Job struct {
 	// blocks another with the same UniqueKey.
 	UniqueStates uint8
 	CreatedAt    time.Time
+	// DependsOn lists the jobs this one waits for (see JobInsert).
+	DependsOn         []int64
+	DependencyFailure string
 }
 
 // JobInsert describes a job to insert. The caller has validated and defaulted it.
@@ -115,6 +118,12 @@ type JobInsert struct {
 	Meta         json.RawMessage
 	UniqueKey    []byte
 	UniqueStates uint8
+	// DependsOn lists jobs that must complete before this one may run; with
+	// State JobPending the job waits for them.
+	DependsOn []int64
+	// DependencyFailure says what a failed (cancelled or discarded)
+	// dependency does to this job: "cancel" (default), "discard" or "ignore".
+	DependencyFailure string
 }
 
 // JobFetch asks for up to Max eligible jobs of one queue, claimed for WorkerID.

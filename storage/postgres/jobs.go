@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +31,8 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 		metas        = make([]string, n)
 		uniqueKeys   = make([][]byte, n)
 		uniqueStates = make([]pgtype.Int2, n)
+		dependsOn    = make([]string, n)
+		depFailure   = make([]string, n)
 	)
 	for i, j := range jobs {
 		queues[i] = j.Queue
@@ -46,10 +49,12 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 		}
 		uniqueKeys[i] = j.UniqueKey
 		uniqueStates[i] = pgtype.Int2{Int16: int16(j.UniqueStates), Valid: j.UniqueKey != nil}
+		dependsOn[i] = int64ArrayLiteral(j.DependsOn)
+		depFailure[i] = j.DependencyFailure
 	}
 	out, err := collectJobs(e.db.Query(ctx, e.q.get("JobInsertMany"),
 		queues, kinds, args, runIDs, states, priorities, maxAttempts, scheduledAt, metas,
-		uniqueKeys, uniqueStates, e.channelPrefix+storage.TopicInsert))
+		uniqueKeys, uniqueStates, e.channelPrefix+storage.TopicInsert, dependsOn, depFailure))
 	if err != nil {
 		return nil, fmt.Errorf("insert jobs: %w", err)
 	}
@@ -81,7 +86,7 @@ func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttemp
 	for i, a := range attempts {
 		ids[i], nums[i] = a.ID, int32(a.Attempt)
 	}
-	rows, err := e.db.Query(ctx, e.q.get("JobComplete"), ids, nums)
+	rows, err := e.db.Query(ctx, e.q.get("JobComplete"), ids, nums, e.channelPrefix+storage.TopicInsert)
 	if err != nil {
 		return nil, fmt.Errorf("complete jobs: %w", wrapErr(err))
 	}
@@ -199,6 +204,38 @@ func (e *executor) JobRetry(ctx context.Context, id int64) (*storage.Job, error)
 		return nil, fmt.Errorf("retry job %d: %w", id, err)
 	}
 	return e.JobGet(ctx, id)
+}
+
+func (e *executor) JobResolveDependencies(ctx context.Context) (int, int, error) {
+	var failed, released int
+	// Each pass settles one level of a graph; a chain of n failed
+	// dependents takes n passes.
+	for pass := 0; pass < 1000; pass++ {
+		var f, r int
+		if err := e.db.QueryRow(ctx, e.q.get("JobResolveDependencies"), e.channelPrefix+storage.TopicInsert).Scan(&f, &r); err != nil {
+			return failed, released, fmt.Errorf("resolve dependencies: %w", wrapErr(err))
+		}
+		failed, released = failed+f, released+r
+		if f == 0 && r == 0 {
+			break
+		}
+	}
+	return failed, released, nil
+}
+
+// int64ArrayLiteral writes ids as a PostgreSQL array literal; empty for none.
+func int64ArrayLiteral(ids []int64) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	b := []byte{'{'}
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, '}'))
 }
 
 // uuidOrNil is a small helper for filters.

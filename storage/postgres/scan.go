@@ -57,7 +57,7 @@ func scanJob(row pgx.Row) (*storage.Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Queue, &j.Kind, &j.Args, &runID, &state, &priority, &j.Attempt, &j.MaxAttempts,
 		&j.ScheduledAt, &attemptedAt, &j.AttemptedBy, &finalizedAt, &errorsJSON, &j.Meta,
-		&j.UniqueKey, &uniqueStates, &j.CreatedAt)
+		&j.UniqueKey, &uniqueStates, &j.CreatedAt, &j.DependsOn, &j.DependencyFailure)
 	if err != nil {
 		return nil, wrapErr(err)
 	}

@@ -4,23 +4,28 @@
 
 -- name: JobInsertMany
 -- Rows come in as parallel arrays; a job due now is available, a later one
--- scheduled. Workers of queues that got available jobs are notified (on
--- commit, when inside a transaction).
+-- scheduled, one with dependencies pending. depends_on comes as array
+-- literals, since SQL arrays of arrays must be rectangular. Workers of queues
+-- that got available jobs are notified (on commit, inside a transaction).
 WITH input AS (
   SELECT * FROM unnest(
     $1::text[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::smallint[],
-    $7::integer[], $8::timestamptz[], $9::jsonb[], $10::bytea[], $11::smallint[]
+    $7::integer[], $8::timestamptz[], $9::jsonb[], $10::bytea[], $11::smallint[],
+    $13::text[], $14::text[]
   ) WITH ORDINALITY AS t(queue, kind, args, run_id, state, priority, max_attempts,
-                         scheduled_at, meta, unique_key, unique_states, ord)
+                         scheduled_at, meta, unique_key, unique_states, depends_on,
+                         dependency_failure, ord)
 ),
 inserted AS (
   INSERT INTO {schema}.jobs (queue, kind, args, run_id, state, priority, max_attempts,
-                             scheduled_at, meta, unique_key, unique_states)
+                             scheduled_at, meta, unique_key, unique_states, depends_on,
+                             dependency_failure)
   SELECT queue, kind, args, run_id,
          CASE WHEN state = 'pending' THEN 'pending'
               WHEN coalesce(scheduled_at, now()) > now() THEN 'scheduled'
               ELSE 'available' END,
-         priority, max_attempts, coalesce(scheduled_at, now()), meta, unique_key, unique_states
+         priority, max_attempts, coalesce(scheduled_at, now()), meta, unique_key, unique_states,
+         nullif(depends_on, '')::bigint[], coalesce(nullif(dependency_failure, ''), 'cancel')
   FROM input ORDER BY ord
   RETURNING {job_columns}
 ),
@@ -52,11 +57,69 @@ WHERE id = picked_id
 RETURNING {job_columns};
 
 -- name: JobComplete
-UPDATE {schema}.jobs
-SET state = 'completed', finalized_at = now(), heartbeat_at = NULL
-FROM unnest($1::bigint[], $2::integer[]) AS done(done_id, done_attempt)
-WHERE id = done_id AND state = 'running' AND attempt = done_attempt
-RETURNING id;
+-- Completes running attempts and, in the same statement, releases pending
+-- jobs whose last unfinished dependency was among them. (Sibling CTEs see
+-- the rows as they were before the statement, hence the exclusion of done.)
+WITH done AS (
+  UPDATE {schema}.jobs
+  SET state = 'completed', finalized_at = now(), heartbeat_at = NULL
+  FROM unnest($1::bigint[], $2::integer[]) AS c(done_id, done_attempt)
+  WHERE id = done_id AND state = 'running' AND attempt = done_attempt
+  RETURNING id
+),
+released AS (
+  UPDATE {schema}.jobs j
+  SET state = CASE WHEN j.scheduled_at > now() THEN 'scheduled' ELSE 'available' END
+  WHERE j.state = 'pending'
+    AND j.depends_on && ARRAY(SELECT id FROM done)
+    AND NOT EXISTS (
+      SELECT 1 FROM {schema}.jobs d
+      WHERE d.id = ANY(j.depends_on)
+        AND d.id NOT IN (SELECT id FROM done)
+        AND NOT (d.state = 'completed'
+                 OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded'))))
+  RETURNING j.queue
+),
+notified AS (
+  SELECT count(pg_notify($3, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
+)
+SELECT done.id FROM done, notified;
+
+-- name: JobResolveDependencies
+-- One level of dependency resolution: pending jobs with a cancelled or
+-- discarded dependency are cancelled or discarded as they asked (unless they
+-- ignore failures); pending jobs whose dependencies all finished acceptably
+-- are released. Callers repeat it until nothing changes.
+WITH failed AS (
+  UPDATE {schema}.jobs j
+  SET state = CASE j.dependency_failure WHEN 'discard' THEN 'discarded' ELSE 'cancelled' END,
+      finalized_at = now(),
+      errors = j.errors || jsonb_build_array(jsonb_build_object(
+        'attempt', j.attempt, 'at', now(),
+        'error', 'dependency ' || d.id || ' (' || d.kind || ') was ' || d.state))
+  FROM {schema}.jobs d
+  WHERE j.state = 'pending'
+    AND j.dependency_failure <> 'ignore'
+    AND d.id = ANY(j.depends_on)
+    AND d.state IN ('cancelled', 'discarded')
+  RETURNING j.id
+),
+released AS (
+  UPDATE {schema}.jobs j
+  SET state = CASE WHEN j.scheduled_at > now() THEN 'scheduled' ELSE 'available' END
+  WHERE j.state = 'pending'
+    AND j.id NOT IN (SELECT id FROM failed)
+    AND NOT EXISTS (
+      SELECT 1 FROM {schema}.jobs d
+      WHERE d.id = ANY(j.depends_on)
+        AND NOT (d.state = 'completed'
+                 OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded'))))
+  RETURNING j.queue
+),
+notified AS (
+  SELECT count(pg_notify($1, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
+)
+SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM released) FROM notified;
 
 -- name: JobFinish
 UPDATE {schema}.jobs

@@ -1,0 +1,199 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// ErrInvalidGraph is returned, wrapped with the reason, for a graph that
+// cannot be enqueued: a job without a name, two jobs with one name, a
+// dependency on a name the graph does not have, or a cycle.
+var ErrInvalidGraph = errors.New("queue: invalid job graph")
+
+// DependencyFailure says what a failed dependency does to a job that waits
+// for it.
+type DependencyFailure string
+
+// What a failed (cancelled or discarded) dependency does to its dependents.
+const (
+	// CancelDependents cancels the dependent job, and in turn its own
+	// dependents. The default.
+	CancelDependents DependencyFailure = "cancel"
+	// DiscardDependents discards the dependent job, and in turn its own
+	// dependents.
+	DiscardDependents DependencyFailure = "discard"
+	// IgnoreFailure runs the dependent anyway once every dependency has
+	// finished, however it finished.
+	IgnoreFailure DependencyFailure = "ignore"
+)
+
+// GraphJob is one job of a Graph.
+type GraphJob struct {
+	// Name identifies the job within its graph.
+	Name string
+	Kind string
+	Args any
+	Opts EnqueueOptions
+	// After names the jobs of the graph that must complete before this one
+	// runs.
+	After []string
+	// OnDependencyFailure applies when a job in After fails for good.
+	// Default CancelDependents.
+	OnDependencyFailure DependencyFailure
+}
+
+// Graph is a set of jobs where some wait for others: a fan-out, a fan-in,
+// or any directed acyclic graph. The zero value is an empty graph.
+//
+//	var g queue.Graph
+//	g.Add(queue.GraphJob{Name: "a", Kind: "fetch"})
+//	g.Add(queue.GraphJob{Name: "b", Kind: "fetch"})
+//	g.Add(queue.GraphJob{Name: "c", Kind: "merge", After: []string{"a", "b"}})
+//	jobs, err := client.EnqueueGraph(ctx, &g)
+type Graph struct {
+	jobs []GraphJob
+}
+
+// Add appends a job and returns the graph, for chaining.
+func (g *Graph) Add(j GraphJob) *Graph {
+	g.jobs = append(g.jobs, j)
+	return g
+}
+
+// Validate reports why the graph cannot be enqueued, if it cannot.
+func (g *Graph) Validate() error {
+	_, err := g.order()
+	return err
+}
+
+// order returns the jobs' indexes grouped in levels: every job's
+// dependencies sit in earlier levels.
+func (g *Graph) order() ([][]int, error) {
+	if len(g.jobs) == 0 {
+		return nil, fmt.Errorf("%w: no jobs", ErrInvalidGraph)
+	}
+	index := map[string]int{}
+	for i, j := range g.jobs {
+		if j.Name == "" {
+			return nil, fmt.Errorf("%w: job %d (%s) has no name", ErrInvalidGraph, i+1, j.Kind)
+		}
+		if _, dup := index[j.Name]; dup {
+			return nil, fmt.Errorf("%w: two jobs named %q", ErrInvalidGraph, j.Name)
+		}
+		switch j.OnDependencyFailure {
+		case "", CancelDependents, DiscardDependents, IgnoreFailure:
+		default:
+			return nil, fmt.Errorf("%w: job %q: unknown OnDependencyFailure %q", ErrInvalidGraph, j.Name, j.OnDependencyFailure)
+		}
+		index[j.Name] = i
+	}
+	remaining := make([]int, len(g.jobs)) // unplaced dependencies per job
+	dependents := make([][]int, len(g.jobs))
+	for i, j := range g.jobs {
+		for _, dep := range j.After {
+			d, ok := index[dep]
+			if !ok {
+				return nil, fmt.Errorf("%w: job %q runs after %q, which the graph does not have", ErrInvalidGraph, j.Name, dep)
+			}
+			if d == i {
+				return nil, fmt.Errorf("%w: job %q runs after itself", ErrInvalidGraph, j.Name)
+			}
+			remaining[i]++
+			dependents[d] = append(dependents[d], i)
+		}
+	}
+	var levels [][]int
+	var ready []int
+	for i := range g.jobs {
+		if remaining[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	placed := 0
+	for len(ready) > 0 {
+		levels = append(levels, ready)
+		placed += len(ready)
+		var next []int
+		for _, i := range ready {
+			for _, d := range dependents[i] {
+				if remaining[d]--; remaining[d] == 0 {
+					next = append(next, d)
+				}
+			}
+		}
+		ready = next
+	}
+	if placed != len(g.jobs) {
+		var cyclic []string
+		for i, j := range g.jobs {
+			if remaining[i] > 0 {
+				cyclic = append(cyclic, j.Name)
+			}
+		}
+		slices.Sort(cyclic)
+		return nil, fmt.Errorf("%w: a cycle runs through %s", ErrInvalidGraph, strings.Join(cyclic, ", "))
+	}
+	return levels, nil
+}
+
+// EnqueueGraph inserts every job of the graph in one transaction and returns
+// them by name. Jobs with dependencies wait (pending) until every job they
+// run after has completed.
+func (c *Client) EnqueueGraph(ctx context.Context, g *Graph) (map[string]*Job, error) {
+	var out map[string]*Job
+	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		out, err = c.EnqueueGraphTx(ctx, tx, g)
+		return err
+	})
+	return out, err
+}
+
+// EnqueueGraphTx is EnqueueGraph through ex, a transaction of the caller's.
+func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Graph) (map[string]*Job, error) {
+	levels, err := g.order()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := c.cfg.Now()
+	// Validate every job before writing any.
+	rows := make([]storage.JobInsert, len(g.jobs))
+	for i, j := range g.jobs {
+		in, err := EnqueueParams{Kind: j.Kind, Args: j.Args, Opts: j.Opts}.toInsert(now)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: %w", j.Name, err)
+		}
+		in.DependencyFailure = string(j.OnDependencyFailure)
+		rows[i] = in
+	}
+	out := make(map[string]*Job, len(g.jobs))
+	for _, level := range levels {
+		batch := make([]storage.JobInsert, len(level))
+		for k, i := range level {
+			in := rows[i]
+			for _, dep := range g.jobs[i].After {
+				in.DependsOn = append(in.DependsOn, out[dep].ID)
+			}
+			if len(in.DependsOn) > 0 {
+				in.State = storage.JobPending
+			}
+			batch[k] = in
+		}
+		jobs, err := ex.JobInsertMany(ctx, batch)
+		if err != nil {
+			return nil, fmt.Errorf("queue: enqueue graph: %w", err)
+		}
+		for k, i := range level {
+			out[g.jobs[i].Name] = jobs[k]
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,142 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+)
+
+func TestGraphRunsInDependencyOrder(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	var mu sync.Mutex
+	var order []string
+	_ = ws.Handle("step", func(ctx context.Context, job *queue.Job) error {
+		var name string
+		_ = json.Unmarshal(job.Args, &name)
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+		return nil
+	}, queue.KindOptions{})
+	c := newClient(t, drv, fastConfig(ws, 4))
+	var g queue.Graph
+	g.Add(queue.GraphJob{Name: "d", Kind: "step", Args: "d", After: []string{"c"}}).
+		Add(queue.GraphJob{Name: "c", Kind: "step", Args: "c", After: []string{"a", "b"}}).
+		Add(queue.GraphJob{Name: "a", Kind: "step", Args: "a"}).
+		Add(queue.GraphJob{Name: "b", Kind: "step", Args: "b", Opts: queue.EnqueueOptions{Queue: "default"}})
+	jobs, err := c.EnqueueGraph(ctxT(t), &g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs["c"].State != storage.JobPending || jobs["a"].State != storage.JobAvailable || len(jobs["c"].DependsOn) != 2 {
+		t.Fatalf("inserted states: a %s, c %s deps %v", jobs["a"].State, jobs["c"].State, jobs["c"].DependsOn)
+	}
+	start(t, c)
+	waitJob(t, drv, jobs["d"].ID, storage.JobCompleted)
+	mu.Lock()
+	defer mu.Unlock()
+	got := strings.Join(order, "")
+	if got != "abcd" && got != "bacd" {
+		t.Fatalf("order %q, want a and b (any order), then c, then d", got)
+	}
+}
+
+func TestGraphDependencyFailurePolicies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy queue.DependencyFailure
+		c, d   storage.JobState
+	}{
+		{"", storage.JobCancelled, storage.JobCancelled},
+		{queue.DiscardDependents, storage.JobDiscarded, storage.JobCancelled},
+		{queue.IgnoreFailure, storage.JobCompleted, storage.JobCompleted},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			t.Parallel()
+			drv := testdb.New(t, testdb.Options{})
+			ws := queue.NewWorkers()
+			var mu sync.Mutex
+			ran := map[string]bool{}
+			_ = ws.Handle("step", func(ctx context.Context, job *queue.Job) error {
+				var name string
+				_ = json.Unmarshal(job.Args, &name)
+				mu.Lock()
+				ran[name] = true
+				mu.Unlock()
+				if name == "b" {
+					return errors.New("b fails")
+				}
+				return nil
+			}, queue.KindOptions{})
+			c := newClient(t, drv, fastConfig(ws, 2))
+			var g queue.Graph
+			g.Add(queue.GraphJob{Name: "a", Kind: "step", Args: "a"})
+			g.Add(queue.GraphJob{Name: "b", Kind: "step", Args: "b", Opts: queue.EnqueueOptions{MaxAttempts: 1}})
+			g.Add(queue.GraphJob{Name: "c", Kind: "step", Args: "c", After: []string{"a", "b"}, OnDependencyFailure: tc.policy})
+			g.Add(queue.GraphJob{Name: "d", Kind: "step", Args: "d", After: []string{"c"}})
+			jobs, err := c.EnqueueGraph(ctxT(t), &g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start(t, c)
+			cj := waitJob(t, drv, jobs["c"].ID, storage.JobCompleted, storage.JobCancelled, storage.JobDiscarded)
+			dj := waitJob(t, drv, jobs["d"].ID, storage.JobCompleted, storage.JobCancelled, storage.JobDiscarded)
+			if cj.State != tc.c || dj.State != tc.d {
+				t.Fatalf("c %s, d %s; want c %s, d %s", cj.State, dj.State, tc.c, tc.d)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.c != storage.JobCompleted && (ran["c"] || ran["d"]) {
+				t.Fatalf("dependents of a failed job ran: %v", ran)
+			}
+			if tc.c != storage.JobCompleted && !strings.Contains(cj.Errors[0].Error, "dependency") {
+				t.Fatalf("c's error %v should name the failed dependency", cj.Errors)
+			}
+		})
+	}
+}
+
+func TestGraphRejectsBadShapes(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	c := newClient(t, drv, queue.Config{})
+	cases := map[string][]queue.GraphJob{
+		"empty":        nil,
+		"no name":      {{Kind: "k"}},
+		"duplicate":    {{Name: "a", Kind: "k"}, {Name: "a", Kind: "k"}},
+		"unknown dep":  {{Name: "a", Kind: "k", After: []string{"zzz"}}},
+		"self":         {{Name: "a", Kind: "k", After: []string{"a"}}},
+		"cycle":        {{Name: "a", Kind: "k", After: []string{"c"}}, {Name: "b", Kind: "k", After: []string{"a"}}, {Name: "c", Kind: "k", After: []string{"b"}}, {Name: "x", Kind: "k"}},
+		"bad policy":   {{Name: "a", Kind: "k", OnDependencyFailure: "explode"}},
+		"bad job opts": {{Name: "a", Kind: ""}},
+	}
+	for name, jobs := range cases {
+		var g queue.Graph
+		for _, j := range jobs {
+			g.Add(j)
+		}
+		_, err := c.EnqueueGraph(ctxT(t), &g)
+		want := queue.ErrInvalidGraph
+		if name == "bad job opts" {
+			want = queue.ErrInvalid
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("%s: err %v, want %v", name, err, want)
+		}
+		if name == "cycle" && (err == nil || !strings.Contains(err.Error(), "a, b, c")) {
+			t.Errorf("cycle error %v should name a, b, c", err)
+		}
+	}
+	if n := countRows(t, drv, "jobs"); n != 0 {
+		t.Fatalf("rejected graphs wrote %d jobs", n)
+	}
+}
