@@ -1,0 +1,273 @@
+// Command payment shows a durable payment workflow on Acidic: charge a card
+// through a (fake) gateway, book the ledger, record a receipt, one committed
+// step at a time. Kill it between two steps with -crash-after, run it again,
+// and the run resumes at the next step: the card is charged once and the
+// ledger has one entry. See README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+const defaultURL = "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"
+
+// config is what one invocation does.
+type config struct {
+	URL        string
+	Pool       *pgxpool.Pool // used instead of URL when set (tests)
+	Schema     string
+	Order      string
+	Amount     int
+	CrashAfter string // "", "charge" or "ledger"
+	// Crash is called at the crash point (see payment.crashPoint). The
+	// program exits there with status 3; a test returns an error instead.
+	Crash   func(after string) error
+	Timeout time.Duration
+	Out     io.Writer
+	Logger  *slog.Logger
+}
+
+// errCrashed is returned by runPayment when the crash hook returned (tests).
+var errCrashed = errors.New("simulated crash")
+
+// report is what runPayment found once the run finished.
+type report struct {
+	RunID      uuid.UUID
+	Duplicate  bool // the run existed already: this invocation resumed or re-read it
+	State      storage.RunState
+	Error      string
+	Steps      []storage.Step
+	Final      json.RawMessage // the run's persisted state
+	Receipt    json.RawMessage // the run's result
+	Charges    int             // gateway charges for the run, by any process
+	NewCharges int             // gateway charges made by this invocation
+	LedgerRows int             // ledger rows for the order
+	Receipts   int             // receipts for the order
+}
+
+func main() {
+	cfg := config{
+		URL: os.Getenv("DATABASE_URL"),
+		Crash: func(string) error {
+			os.Exit(3) // a real crash: no deferred cleanup, no graceful stop
+			return nil
+		},
+		Out:    os.Stdout,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if cfg.URL == "" {
+		cfg.URL = defaultURL
+	}
+	flag.StringVar(&cfg.Schema, "schema", "acidic_example", "schema for Acidic's and the example's tables")
+	flag.StringVar(&cfg.Order, "order", "order-1", "order id (one payment run per order)")
+	flag.IntVar(&cfg.Amount, "amount", 4200, "amount in cents")
+	flag.StringVar(&cfg.CrashAfter, "crash-after", "", `exit with status 3 right after this step commits: "charge" or "ledger"`)
+	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "give up if the run has not finished by then")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	rep, err := runPayment(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payment:", err)
+		os.Exit(1)
+	}
+	rep.print(os.Stdout)
+	if rep.State != storage.RunSucceeded {
+		os.Exit(1)
+	}
+}
+
+// runPayment enqueues the order's payment (or finds it), works it until it
+// finishes, and reports what happened.
+func runPayment(ctx context.Context, cfg config) (rep report, err error) {
+	switch cfg.CrashAfter {
+	case "", "charge", "ledger":
+	default:
+		return rep, fmt.Errorf(`-crash-after=%q: want "charge" or "ledger"`, cfg.CrashAfter)
+	}
+	if cfg.CrashAfter != "" && cfg.Crash == nil {
+		return rep, errors.New("-crash-after needs a crash hook")
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	// Connect, migrate Acidic's schema, create the example's tables.
+	pool := cfg.Pool
+	if pool == nil {
+		if pool, err = pgxpool.New(ctx, cfg.URL); err != nil {
+			return rep, err
+		}
+		defer pool.Close()
+	}
+	drv := postgres.New(pool, postgres.Options{Schema: cfg.Schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		return rep, err
+	}
+	if err := createTables(ctx, pool, cfg.Schema); err != nil {
+		return rep, err
+	}
+	gw, err := newGateway(ctx, pool, cfg.Schema)
+	if err != nil {
+		return rep, err
+	}
+
+	p := &payment{schema: cfg.Schema, gateway: gw, out: cfg.Out,
+		crashAfter: cfg.CrashAfter, crash: cfg.Crash, crashed: make(chan error, 1)}
+	eng, err := workflow.NewEngine(drv, engineConfig(cfg.Logger))
+	if err != nil {
+		return rep, err
+	}
+	if err := eng.Register(p.workflow()); err != nil {
+		return rep, err
+	}
+
+	// The order and its payment run commit together: there is never an
+	// order without its payment, nor a payment without its order.
+	args := paymentArgs{OrderID: cfg.Order, AmountCents: cfg.Amount}
+	var res *workflow.EnqueueResult
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, inSchema(cfg.Schema, `INSERT INTO {schema}.orders (id, amount_cents, status)
+			VALUES ($1, $2, 'pending') ON CONFLICT (id) DO NOTHING`), args.OrderID, args.AmountCents)
+		if err != nil {
+			return err
+		}
+		res, err = eng.EnqueueTx(ctx, drv.WrapTx(tx), "payment", args, workflow.EnqueueOptions{})
+		return err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("enqueue order %s: %w", args.OrderID, err)
+	}
+	rep.RunID, rep.Duplicate = res.Run.ID, res.Duplicate
+	switch {
+	case res.Duplicate && res.Run.State.Final():
+		fmt.Fprintf(cfg.Out, "order %s: already enqueued as run %s, which has %s\n", args.OrderID, res.Run.ID, res.Run.State)
+		if cfg.CrashAfter != "" {
+			fmt.Fprintf(cfg.Out, "  (nothing left to crash: try another order, e.g. -order %s-b)\n", args.OrderID)
+		}
+	case res.Duplicate:
+		// A run left "running" by a process that died is picked up once its
+		// job is rescued (see engineConfig).
+		fmt.Fprintf(cfg.Out, "order %s: already enqueued as run %s (%s); resuming at step %q\n",
+			args.OrderID, res.Run.ID, res.Run.State, res.Run.RecoveryPoint)
+	default:
+		fmt.Fprintf(cfg.Out, "order %s: enqueued payment run %s for %d cents\n", args.OrderID, res.Run.ID, args.AmountCents)
+	}
+
+	// Work the queue until the run finishes.
+	if err := eng.Start(ctx); err != nil {
+		return rep, err
+	}
+	stopped := false
+	stopEngine := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return eng.Stop(stopCtx)
+	}
+	defer func() { _ = stopEngine() }()
+	r, err := waitForRun(ctx, eng, res.Run.ID, p.crashed)
+	if err != nil {
+		return rep, err
+	}
+	if err := stopEngine(); err != nil {
+		return rep, fmt.Errorf("stop engine: %w", err)
+	}
+
+	rep.State, rep.Error, rep.Steps, rep.Final, rep.Receipt = r.State, r.Error, r.Steps, r.Attrs, r.Result
+	rep.NewCharges = gw.Created()
+	if rep.Charges, err = gw.Charges(ctx, r.ID.String()); err != nil {
+		return rep, err
+	}
+	for sql, n := range map[string]*int{
+		`SELECT count(*) FROM {schema}.ledger WHERE order_id = $1`:   &rep.LedgerRows,
+		`SELECT count(*) FROM {schema}.receipts WHERE order_id = $1`: &rep.Receipts,
+	} {
+		if err := pool.QueryRow(ctx, inSchema(cfg.Schema, sql), args.OrderID).Scan(n); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// engineConfig works the default queue with one worker. The heartbeat and
+// rescue intervals are shorter than the defaults (2s and 30s): a job whose
+// process died is rescued by the next process about 2s after its last
+// heartbeat, so a crashed run resumes quickly in this demo.
+func engineConfig(logger *slog.Logger) workflow.Config {
+	return workflow.Config{
+		Logger: logger,
+		Queue: queue.Config{
+			Queues:              map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 1}},
+			HeartbeatInterval:   500 * time.Millisecond,
+			RescueAfter:         2 * time.Second,
+			MaintenanceInterval: 500 * time.Millisecond,
+		},
+	}
+}
+
+// waitForRun polls the run every 50ms until it finishes, the context ends,
+// or the crash hook returned (tests).
+func waitForRun(ctx context.Context, eng *workflow.Engine, id uuid.UUID, crashed <-chan error) (*workflow.Run, error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r, err := eng.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("get run %s: %w", id, err)
+		}
+		if r.State.Final() {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("run %s still %s at step %q: %w", id, r.State, r.RecoveryPoint, ctx.Err())
+		case err := <-crashed:
+			return nil, fmt.Errorf("%w: %w", errCrashed, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// print writes the report for a human.
+func (r report) print(w io.Writer) {
+	fmt.Fprintf(w, "run %s %s", r.RunID, r.State)
+	if r.Error != "" {
+		fmt.Fprintf(w, ": %s", r.Error)
+	}
+	fmt.Fprintln(w)
+	for _, s := range r.Steps {
+		fmt.Fprintf(w, "  step %-8s %-10s executions=%d\n", s.Name, s.State, s.Executions)
+	}
+	fmt.Fprintf(w, "state:   %s\n", r.Final)
+	if len(r.Receipt) > 0 {
+		fmt.Fprintf(w, "receipt: %s\n", r.Receipt)
+	}
+	fmt.Fprintf(w, "gateway charges for this run: %d (new in this process: %d)\n", r.Charges, r.NewCharges)
+	fmt.Fprintf(w, "ledger entries for the order: %d\n", r.LedgerRows)
+	fmt.Fprintf(w, "receipts for the order:       %d\n", r.Receipts)
+}

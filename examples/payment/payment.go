@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// paymentArgs are a run's arguments: which order to charge, and how much.
+type paymentArgs struct {
+	OrderID     string `json:"order_id"`
+	AmountCents int    `json:"amount_cents"`
+}
+
+// paymentState is the run's persisted state: saved with every step that
+// commits, and handed to the next step (even in another process).
+type paymentState struct {
+	ChargeID string `json:"charge_id,omitempty"`
+	LedgerID int64  `json:"ledger_id,omitempty"`
+}
+
+// receipt is the result of the last step, hence of the run.
+type receipt struct {
+	OrderID     string    `json:"order_id"`
+	AmountCents int       `json:"amount_cents"`
+	ChargeID    string    `json:"charge_id"`
+	LedgerID    int64     `json:"ledger_id"`
+	SentAt      time.Time `json:"sent_at"`
+}
+
+// paymentContext is what every step of the payment workflow receives.
+type paymentContext = steps.Context[paymentArgs, paymentState]
+
+// payment holds what the steps need besides their context.
+type payment struct {
+	schema  string
+	gateway *gateway
+	out     io.Writer
+	// crashAfter and crash simulate a crash between two steps; see crashPoint.
+	crashAfter string
+	crash      func(after string) error
+	crashed    chan error
+}
+
+// workflow defines the payment: three steps, each committed in its own
+// transaction together with the run's progress.
+func (p *payment) workflow() *workflow.Workflow[paymentArgs, paymentState] {
+	return workflow.Define("payment", workflow.Options{
+		// One run per order: enqueueing order-1 again returns its run.
+		Key: run.By(func(a paymentArgs) (string, error) { return a.OrderID, nil }),
+	},
+		steps.Do("charge", p.charge),
+		steps.Do("ledger", p.ledger),
+		steps.Do("receipt", p.receipt),
+	)
+}
+
+// charge asks the gateway for the money. The gateway is outside our database,
+// so this step cannot roll it back: if we died after the gateway answered but
+// before the step committed, the step would run again. It passes the step's
+// idempotency key, the same on every retry of this step of this run, so the
+// gateway then returns the first charge instead of charging twice.
+func (p *payment) charge(ctx context.Context, sc *paymentContext) error {
+	c, err := p.gateway.Charge(ctx, sc.IdempotencyKey(), sc.Args.AmountCents)
+	if err != nil {
+		return err // nothing committed; the step is retried with backoff
+	}
+	sc.State.ChargeID = c.ID // persisted when the step commits
+	how := "new charge"
+	if !c.New {
+		how = "replayed earlier charge"
+	}
+	fmt.Fprintf(p.out, "  charge:  gateway %s %s (%d cents)\n", how, c.ID, c.AmountCents)
+	return nil
+}
+
+// ledger books the payment and marks the order paid, in the step's own
+// transaction: these writes commit together with "ledger is done", or not at
+// all, so a retry never finds half of them. unique(order_id) is only a
+// safety net.
+func (p *payment) ledger(ctx context.Context, sc *paymentContext) error {
+	if err := p.crashPoint("charge", "ledger"); err != nil {
+		return err
+	}
+	tx := postgres.PgxTx(sc.Tx())
+	err := tx.QueryRow(ctx, p.sql(`INSERT INTO {schema}.ledger (order_id, amount_cents, charge_id)
+		VALUES ($1, $2, $3) RETURNING id`), sc.Args.OrderID, sc.Args.AmountCents, sc.State.ChargeID).Scan(&sc.State.LedgerID)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if _, err := tx.Exec(ctx, p.sql(`UPDATE {schema}.orders SET status = 'paid' WHERE id = $1`), sc.Args.OrderID); err != nil {
+		return fmt.Errorf("mark order paid: %w", err)
+	}
+	fmt.Fprintf(p.out, "  ledger:  entry %d for charge %s; order %s paid\n", sc.State.LedgerID, sc.State.ChargeID, sc.Args.OrderID)
+	return nil
+}
+
+// receipt records the receipt in the step's transaction and makes it the
+// run's result.
+func (p *payment) receipt(ctx context.Context, sc *paymentContext) error {
+	if err := p.crashPoint("ledger", "receipt"); err != nil {
+		return err
+	}
+	r := receipt{OrderID: sc.Args.OrderID, AmountCents: sc.Args.AmountCents, ChargeID: sc.State.ChargeID, LedgerID: sc.State.LedgerID}
+	err := postgres.PgxTx(sc.Tx()).QueryRow(ctx, p.sql(`INSERT INTO {schema}.receipts (order_id, sent_at)
+		VALUES ($1, now()) RETURNING sent_at`), sc.Args.OrderID).Scan(&r.SentAt)
+	if err != nil {
+		return fmt.Errorf("receipt: %w", err)
+	}
+	fmt.Fprintf(p.out, "  receipt: sent for order %s\n", sc.Args.OrderID)
+	return sc.SetResult(r)
+}
+
+// crashPoint simulates the process dying right after step `after` committed.
+// It is the first line of the next step: the engine starts a step only once
+// the previous one has committed, and this step has done nothing yet (its
+// open transaction dies with the connection), so dying here is exactly a
+// crash between the two steps. The program's crash hook calls os.Exit(3);
+// tests cannot exit, so theirs returns an error, which fails this step
+// before it does anything.
+func (p *payment) crashPoint(after, next string) error {
+	if p.crashAfter != after {
+		return nil
+	}
+	fmt.Fprintf(p.out, "  -crash-after=%s: %s has committed; the process dies before %s runs\n", after, after, next)
+	err := p.crash(after)
+	select {
+	case p.crashed <- err:
+	default:
+	}
+	return err
+}
+
+func (p *payment) sql(s string) string { return inSchema(p.schema, s) }
+
+// createTables makes the example's own tables, next to Acidic's.
+func createTables(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	_, err := pool.Exec(ctx, inSchema(schema, `
+		CREATE TABLE IF NOT EXISTS {schema}.orders (
+			id           text PRIMARY KEY,
+			amount_cents int  NOT NULL,
+			status       text NOT NULL);
+		CREATE TABLE IF NOT EXISTS {schema}.ledger (
+			id           bigserial PRIMARY KEY,
+			order_id     text NOT NULL UNIQUE,
+			amount_cents int  NOT NULL,
+			charge_id    text NOT NULL);
+		CREATE TABLE IF NOT EXISTS {schema}.receipts (
+			order_id text PRIMARY KEY,
+			sent_at  timestamptz NOT NULL);`))
+	if err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	return nil
+}
+
+// inSchema replaces {schema} in s with the quoted schema name.
+func inSchema(schema, s string) string {
+	return strings.ReplaceAll(s, "{schema}", pgx.Identifier{schema}.Sanitize())
+}
