@@ -307,7 +307,7 @@ func TestSchemaNeedsQuoting(t *testing.T) {
 	ctx := testCtx(t)
 	pool := testdb.Pool(t, testdb.Options{})
 	schema := testdb.SchemaName(t) + `-Odd "Name"`
-	t.Cleanup(func() { testdb.DropSchema(t, pool, schema) })
+	t.Cleanup(func() { testdb.DropSchema(t, schema) })
 	m := migrations.New(pool, schema)
 
 	got, err := m.Up(ctx)

@@ -206,6 +206,38 @@ func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
 	return job, nil
 }
 
+// RetryMany retries every job matching f that is discarded, cancelled,
+// completed or retryable (as Retry does), and returns the jobs it made
+// available. Running and pending jobs are skipped. It stops at the first
+// error (for example storage.ErrConflict, when a unique job's key is taken
+// by another job), returning the jobs retried so far.
+func (c *Client) RetryMany(ctx context.Context, f storage.JobFilter) ([]*Job, error) {
+	if len(f.States) == 0 {
+		f.States = []storage.JobState{storage.JobDiscarded, storage.JobCancelled, storage.JobCompleted, storage.JobRetryable}
+	}
+	var out []*Job
+	for {
+		page, err := c.drv.JobList(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		for _, j := range page {
+			if j.State == storage.JobRunning || j.State == storage.JobPending {
+				continue
+			}
+			r, err := c.Retry(ctx, j.ID)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, r)
+		}
+		if len(page) == 0 || (f.Limit > 0 && len(page) < f.Limit) || f.Limit == 0 && len(page) < 1000 {
+			return out, nil
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+}
+
 // track registers a running job so heartbeats and cancellations reach it.
 func (c *Client) track(job *Job, cancel context.CancelCauseFunc) {
 	c.mu.Lock()

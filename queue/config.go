@@ -26,6 +26,10 @@ type Config struct {
 	ID string
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
+	// KindDefaults holds default enqueue options per job kind: an enqueue
+	// of that kind takes each option it leaves zero (or nil) from here. Use
+	// it to make a kind unique or at-most-once everywhere it is enqueued.
+	KindDefaults map[string]EnqueueOptions
 	// Now is the clock used to schedule jobs. Default time.Now.
 	Now func() time.Time
 

@@ -39,6 +39,11 @@ type EnqueueOptions struct {
 	ScheduleIn time.Duration
 	// Meta is arbitrary JSON kept on the job, for the caller's own use.
 	Meta json.RawMessage
+	// Unique, when set, makes the job unique; see UniqueOptions.
+	Unique *UniqueOptions
+	// Replace, with Unique, updates a still-waiting duplicate instead of
+	// leaving it as it is; see ReplaceOptions.
+	Replace *ReplaceOptions
 
 	// runID links a workflow job to its run; set by package workflow through
 	// ForRun.
@@ -107,7 +112,41 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	if o.pending {
 		in.State = storage.JobPending
 	}
+	if o.Replace != nil && o.Unique == nil {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: Replace needs Unique", ErrInvalid, p.Kind)
+	}
+	if o.Unique != nil {
+		key, mask, err := o.Unique.uniqueKey(in, now)
+		if err != nil {
+			return storage.JobInsert{}, err
+		}
+		in.UniqueKey, in.UniqueStates = key, mask
+	}
 	return in, nil
+}
+
+// withKindDefaults fills options the caller left zero from the kind's
+// defaults (Config.KindDefaults).
+func (o EnqueueOptions) withKindDefaults(d EnqueueOptions) EnqueueOptions {
+	if o.Queue == "" {
+		o.Queue = d.Queue
+	}
+	if o.Priority == 0 {
+		o.Priority = d.Priority
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = d.MaxAttempts
+	}
+	if o.Unique == nil {
+		o.Unique = d.Unique
+	}
+	if o.Replace == nil {
+		o.Replace = d.Replace
+	}
+	if len(o.Meta) == 0 {
+		o.Meta = d.Meta
+	}
+	return o
 }
 
 // encodeArgs turns args into JSON; nil becomes {}.
@@ -145,9 +184,20 @@ func (c *Client) EnqueueTx(ctx context.Context, ex storage.Executor, kind string
 }
 
 // EnqueueMany inserts many jobs in one statement and returns them in order.
-// Either all are inserted or, on error, none.
+// Either all are inserted or, on error, none. Jobs without unique options
+// go in one statement; unique jobs take one statement each, in the same
+// transaction.
 func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]*Job, error) {
-	return c.EnqueueManyTx(ctx, c.drv, params)
+	if len(params) < 2 {
+		return c.EnqueueManyTx(ctx, c.drv, params)
+	}
+	var jobs []*Job
+	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		jobs, err = c.EnqueueManyTx(ctx, tx, params)
+		return err
+	})
+	return jobs, err
 }
 
 // EnqueueManyTx is EnqueueMany through ex; see EnqueueTx.
@@ -157,16 +207,46 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	}
 	now := c.cfg.Now()
 	rows := make([]storage.JobInsert, len(params))
+	unique := false
 	for i, p := range params {
+		if d, ok := c.cfg.KindDefaults[p.Kind]; ok {
+			p.Opts = p.Opts.withKindDefaults(d)
+			params[i] = p
+		}
 		in, err := p.toInsert(now)
 		if err != nil {
 			return nil, err
 		}
 		rows[i] = in
+		unique = unique || in.UniqueKey != nil
 	}
-	jobs, err := ex.JobInsertMany(ctx, rows)
-	if err != nil {
-		return nil, fmt.Errorf("queue: enqueue: %w", err)
+	if !unique {
+		jobs, err := ex.JobInsertMany(ctx, rows)
+		if err != nil {
+			return nil, fmt.Errorf("queue: enqueue: %w", err)
+		}
+		return jobs, nil
+	}
+	// Unique jobs go one statement each: every one may conflict on its own.
+	jobs := make([]*Job, len(rows))
+	for i, in := range rows {
+		var err error
+		if in.UniqueKey == nil {
+			var one []*Job
+			one, err = ex.JobInsertMany(ctx, []storage.JobInsert{in})
+			if err == nil {
+				jobs[i] = one[0]
+			}
+		} else {
+			var r storage.JobReplace
+			if rep := params[i].Opts.Replace; rep != nil {
+				r = storage.JobReplace(*rep)
+			}
+			jobs[i], err = ex.JobInsertUnique(ctx, in, r)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue: enqueue: %w", err)
+		}
 	}
 	return jobs, nil
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/canonical"
 )
 
 // ErrKey is returned, wrapped, when an idempotency key cannot be derived
@@ -90,17 +92,7 @@ var ErrArgs = errors.New("run: invalid arguments")
 // Canonical returns args as canonical JSON: objects with sorted keys, no
 // insignificant whitespace, numbers as written. Equal values give equal bytes.
 func Canonical(args json.RawMessage) (json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(args))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrArgs, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the JSON value", ErrArgs)
-	}
-	// encoding/json writes map keys sorted and json.Number as written.
-	out, err := json.Marshal(v)
+	out, err := canonical.JSON(args)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrArgs, err)
 	}

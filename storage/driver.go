@@ -14,6 +14,15 @@ type Executor interface {
 	// workers of the queues that received jobs eligible now (inside a
 	// transaction, the wake-up is delivered only on commit).
 	JobInsertMany(ctx context.Context, jobs []JobInsert) ([]*Job, error)
+	// JobInsertUnique inserts one job with a UniqueKey unless a job with the
+	// key exists in a state its UniqueStates covers; then it returns that job
+	// with Duplicate set, after replacing the fields replace names if the job
+	// has not started. The database enforces the uniqueness, so concurrent
+	// enqueues of one key make exactly one job.
+	JobInsertUnique(ctx context.Context, job JobInsert, replace JobReplace) (*Job, error)
+	// JobMakeDue makes the scheduled and retryable jobs of a queue due now
+	// and returns how many it changed.
+	JobMakeDue(ctx context.Context, queue string) (int, error)
 	// JobFetch claims up to Max eligible jobs of a queue, highest priority and
 	// earliest scheduled first, skipping rows other workers hold.
 	JobFetch(ctx context.Context, p JobFetch) ([]*Job, error)

@@ -20,6 +20,10 @@ var (
 	// errors.Is(err, ErrSerialization) holds and the original error is kept.
 	ErrSerialization = errors.New("storage: serialization failure")
 
+	// ErrConflict is returned when a write would break a uniqueness rule,
+	// such as retrying a unique job while another job holds its key.
+	ErrConflict = errors.New("storage: conflicts with an existing row")
+
 	// ErrRetriesExhausted is returned by a transaction helper that gave up
 	// after retrying serialization failures as often as it was allowed to.
 	ErrRetriesExhausted = errors.New("storage: transaction retries exhausted")

@@ -101,6 +101,21 @@ type Job struct {
 	// DependsOn lists the jobs this one waits for (see JobInsert).
 	DependsOn         []int64
 	DependencyFailure string
+
+	// Duplicate is set on the job an enqueue returns when a unique job with
+	// the same key already existed: nothing was inserted, and this is the
+	// existing job (with any replaced fields updated). It is not stored.
+	Duplicate bool
+}
+
+// JobReplace says which fields of an existing unique job an enqueue that
+// conflicts with it replaces, while that job is still available or
+// scheduled (debouncing).
+type JobReplace struct {
+	ScheduledAt bool
+	Args        bool
+	Priority    bool
+	MaxAttempts bool
 }
 
 // JobInsert describes a job to insert. The caller has validated and defaulted it.

@@ -43,7 +43,7 @@ func testConfig(t *testing.T) (config, *syncBuffer) {
 	t.Helper()
 	pool := testdb.Pool(t, testdb.Options{})
 	schema := testdb.SchemaName(t)
-	t.Cleanup(func() { testdb.DropSchema(t, pool, schema) })
+	t.Cleanup(func() { testdb.DropSchema(t, schema) })
 	out := &syncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -84,7 +84,7 @@ func New(t testing.TB, opts Options) *postgres.Driver {
 	pool := Pool(t, opts)
 	schema := SchemaName(t)
 	drv := postgres.New(pool, postgres.Options{Schema: schema})
-	t.Cleanup(func() { DropSchema(t, pool, schema) })
+	t.Cleanup(func() { DropSchema(t, schema) })
 	if !opts.Unmigrated {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -96,14 +96,21 @@ func New(t testing.TB, opts Options) *postgres.Driver {
 }
 
 // DropSchema removes a test schema and everything in it.
-func DropSchema(t testing.TB, pool *pgxpool.Pool, schema string) {
+func DropSchema(t testing.TB, schema string) {
 	if t.Failed() && os.Getenv("ACIDIC_KEEP_SCHEMA") != "" {
 		t.Logf("testdb: kept schema %s", schema)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+	// A connection of its own: the test may have closed its pool on purpose.
+	conn, err := pgx.Connect(ctx, URL())
+	if err != nil {
+		t.Logf("testdb: drop schema %s: %v", schema, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 		t.Logf("testdb: drop schema %s: %v", schema, err)
 	}
 }

@@ -202,10 +202,13 @@ func wrapErr(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.Is(err, storage.ErrSerialization), errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrSerialization), errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrNotFound),
+		errors.Is(err, storage.ErrConflict):
 		return err
 	case errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01"):
 		return fmt.Errorf("%w: %w", storage.ErrSerialization, err)
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return fmt.Errorf("%w: %w", storage.ErrConflict, err)
 	case errors.Is(err, puddle.ErrClosedPool):
 		return fmt.Errorf("%w: %w", storage.ErrClosed, err)
 	case errors.Is(err, pgx.ErrNoRows):

@@ -544,7 +544,7 @@ func TestLongSchemaName(t *testing.T) {
 	pool := testdb.Pool(t, testdb.Options{})
 	schema := testdb.SchemaName(t)
 	schema += strings.Repeat("x", 63-len(schema))
-	t.Cleanup(func() { testdb.DropSchema(t, pool, schema) })
+	t.Cleanup(func() { testdb.DropSchema(t, schema) })
 	drv := postgres.New(pool, postgres.Options{Schema: schema})
 	if _, err := drv.Migrator().Up(ctx); err != nil {
 		t.Fatalf("migrate schema %q: %v", schema, err)

@@ -63,6 +63,34 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 	return out, nil
 }
 
+func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r storage.JobReplace) (*storage.Job, error) {
+	meta := "{}"
+	if len(j.Meta) > 0 {
+		meta = string(j.Meta)
+	}
+	var (
+		job        *storage.Job
+		conflicted bool
+	)
+	row := e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
+		int16(j.Priority), int32(j.MaxAttempts), meta, nullTime(j.ScheduledAt), j.UniqueKey, int16(j.UniqueStates),
+		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix+storage.TopicInsert)
+	job, err := scanJobWith(row, &conflicted)
+	if err != nil {
+		return nil, fmt.Errorf("insert unique job: %w", err)
+	}
+	job.Duplicate = conflicted
+	return job, nil
+}
+
+func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
+	tag, err := e.db.Exec(ctx, e.q.get("JobMakeDue"), queue)
+	if err != nil {
+		return 0, fmt.Errorf("make jobs due: %w", wrapErr(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage.Job, error) {
 	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobFetch"), p.Queue, p.Max, p.WorkerID))
 	if err != nil {

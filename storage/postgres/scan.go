@@ -44,7 +44,10 @@ func jsonParam(b json.RawMessage) any {
 	return string(b)
 }
 
-func scanJob(row pgx.Row) (*storage.Job, error) {
+func scanJob(row pgx.Row) (*storage.Job, error) { return scanJobWith(row) }
+
+// scanJobWith scans a job row followed by extra columns into extra.
+func scanJobWith(row pgx.Row, extra ...any) (*storage.Job, error) {
 	var (
 		j            storage.Job
 		runID        pgtype.UUID
@@ -55,9 +58,10 @@ func scanJob(row pgx.Row) (*storage.Job, error) {
 		errorsJSON   []byte
 		uniqueStates int16
 	)
-	err := row.Scan(&j.ID, &j.Queue, &j.Kind, &j.Args, &runID, &state, &priority, &j.Attempt, &j.MaxAttempts,
+	dest := append([]any{&j.ID, &j.Queue, &j.Kind, &j.Args, &runID, &state, &priority, &j.Attempt, &j.MaxAttempts,
 		&j.ScheduledAt, &attemptedAt, &j.AttemptedBy, &finalizedAt, &errorsJSON, &j.Meta,
-		&j.UniqueKey, &uniqueStates, &j.CreatedAt, &j.DependsOn, &j.DependencyFailure)
+		&j.UniqueKey, &uniqueStates, &j.CreatedAt, &j.DependsOn, &j.DependencyFailure}, extra...)
+	err := row.Scan(dest...)
 	if err != nil {
 		return nil, wrapErr(err)
 	}

@@ -211,3 +211,36 @@ SET state = 'available',
     max_attempts = greatest(max_attempts, attempt + 1)
 WHERE id = $1 AND state NOT IN ('running', 'pending')
 RETURNING {job_columns};
+
+-- name: JobInsertUnique
+-- Inserts one unique job unless a job with its unique key exists in one of
+-- the states that job's mask covers; then the existing job is returned, with
+-- the fields the caller asked to replace updated if it has not started yet.
+-- (xmax <> 0) tells an update apart from an insert.
+WITH upserted AS (
+  INSERT INTO {schema}.jobs AS j (queue, kind, args, run_id, state, priority, max_attempts,
+                                  scheduled_at, meta, unique_key, unique_states)
+  VALUES ($1, $2, $3, $4,
+          CASE WHEN coalesce($8::timestamptz, now()) > now() THEN 'scheduled' ELSE 'available' END,
+          $5, $6, coalesce($8::timestamptz, now()), $7, $9, $10)
+  ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND (unique_states & {schema}.job_state_bit(state)) <> 0
+  DO UPDATE SET
+    scheduled_at = CASE WHEN $11 AND j.state IN ('available', 'scheduled') THEN excluded.scheduled_at ELSE j.scheduled_at END,
+    state = CASE WHEN $11 AND j.state IN ('available', 'scheduled')
+                 THEN CASE WHEN excluded.scheduled_at > now() THEN 'scheduled' ELSE 'available' END
+                 ELSE j.state END,
+    args = CASE WHEN $12 AND j.state IN ('available', 'scheduled') THEN excluded.args ELSE j.args END,
+    priority = CASE WHEN $13 AND j.state IN ('available', 'scheduled') THEN excluded.priority ELSE j.priority END,
+    max_attempts = CASE WHEN $14 AND j.state IN ('available', 'scheduled') THEN excluded.max_attempts ELSE j.max_attempts END
+  RETURNING {job_columns}, (xmax <> 0) AS conflicted
+),
+notified AS (
+  SELECT count(pg_notify($15, queue)) AS n FROM upserted WHERE state = 'available'
+)
+SELECT upserted.* FROM upserted, notified;
+
+-- name: JobMakeDue
+-- Testing and operator aid: make a queue's scheduled and retryable jobs due now.
+UPDATE {schema}.jobs
+SET scheduled_at = now()
+WHERE queue = $1 AND state IN ('scheduled', 'retryable') AND scheduled_at > now();

@@ -1,0 +1,310 @@
+package queue_test
+
+// Benchmarks against the real test database (see internal/testdb). Run with
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./queue/
+//
+// Every benchmark gets its own schema per b.N round, so rows left by one
+// round never slow the next.
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+)
+
+// benchMaxChunk caps the rows of one EnqueueMany statement in set-up code.
+const benchMaxChunk = 5000
+
+func benchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func benchDriver(b *testing.B) *postgres.Driver {
+	b.Helper()
+	return testdb.New(b, testdb.Options{MaxConns: 40})
+}
+
+// benchQueueConfig is the client config every benchmark uses; workers 0 makes
+// an insert-only client.
+func benchQueueConfig(ws *queue.Workers, workers int) queue.Config {
+	cfg := queue.Config{
+		Workers:             ws,
+		Logger:              benchLogger(),
+		PollInterval:        50 * time.Millisecond,
+		RescueAfter:         time.Hour,
+		MaintenanceInterval: time.Hour,
+	}
+	if workers > 0 {
+		cfg.Queues = map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: workers}}
+	}
+	return cfg
+}
+
+func benchInsertClient(b *testing.B, drv storage.Driver) *queue.Client {
+	b.Helper()
+	c, err := queue.New(drv, benchQueueConfig(nil, 0))
+	if err != nil {
+		b.Fatalf("queue.New: %v", err)
+	}
+	return c
+}
+
+// benchFill enqueues n trivial jobs of kind in statements of at most
+// benchMaxChunk rows.
+func benchFill(b *testing.B, c *queue.Client, kind string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	params := make([]queue.EnqueueParams, min(n, benchMaxChunk))
+	for i := range params {
+		params[i] = queue.EnqueueParams{Kind: kind}
+	}
+	for done := 0; done < n; {
+		k := min(n-done, benchMaxChunk)
+		if _, err := c.EnqueueMany(ctx, params[:k]); err != nil {
+			b.Fatalf("EnqueueMany: %v", err)
+		}
+		done += k
+	}
+}
+
+func benchCount(b *testing.B, drv *postgres.Driver, sql string, args ...any) int {
+	b.Helper()
+	var n int
+	if err := drv.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		b.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func benchExec(b *testing.B, drv *postgres.Driver, sql string, args ...any) {
+	b.Helper()
+	if _, err := drv.Pool().Exec(context.Background(), sql, args...); err != nil {
+		b.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// benchWarmPool opens n connections of the pool ahead of the timer, so the
+// timed part does not include connecting (a new backend costs milliseconds).
+func benchWarmPool(b *testing.B, drv *postgres.Driver, n int) {
+	b.Helper()
+	ctx := context.Background()
+	conns := make([]*pgxpool.Conn, 0, n)
+	for range n {
+		c, err := drv.Pool().Acquire(ctx)
+		if err != nil {
+			b.Fatalf("warm pool: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+}
+
+// reportRate reports n items per second of the timed part of the benchmark.
+func reportRate(b *testing.B, n int, unit string) {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(n)/s, unit)
+	}
+}
+
+// BenchmarkEnqueue inserts one job per op (one INSERT … RETURNING with its
+// pg_notify, autocommitted).
+func BenchmarkEnqueue(b *testing.B) {
+	drv := benchDriver(b)
+	c := benchInsertClient(b, drv)
+	ctx := context.Background()
+	args := map[string]int{"n": 1}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Enqueue(ctx, "noop", args, queue.EnqueueOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N, "jobs/s")
+}
+
+// BenchmarkEnqueueMany inserts 1,000 jobs per op in one statement.
+func BenchmarkEnqueueMany(b *testing.B) {
+	const batch = 1000
+	drv := benchDriver(b)
+	c := benchInsertClient(b, drv)
+	ctx := context.Background()
+	params := make([]queue.EnqueueParams, batch)
+	for i := range params {
+		params[i] = queue.EnqueueParams{Kind: "noop", Args: map[string]int{"n": i}}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		jobs, err := c.EnqueueMany(ctx, params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) != batch {
+			b.Fatalf("EnqueueMany returned %d jobs, want %d", len(jobs), batch)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*batch, "jobs/s")
+}
+
+// BenchmarkEnqueueToCompletion enqueues b.N trivial jobs (untimed), then
+// times a client working them all to completed, completion rows written.
+func BenchmarkEnqueueToCompletion(b *testing.B) {
+	for _, workers := range []int{1, 4, 16} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			benchEnqueueToCompletion(b, workers, 0)
+		})
+	}
+}
+
+// BenchmarkEnqueueToCompletionNoCooldown is BenchmarkEnqueueToCompletion
+// with FetchCooldown at 1µs instead of its 2ms default. The producer waits
+// out the cooldown before refilling freed slots, so with trivial jobs the
+// default caps a client near MaxWorkers/2ms; this shows what the rest of the
+// pipeline does without that cap.
+func BenchmarkEnqueueToCompletionNoCooldown(b *testing.B) {
+	for _, workers := range []int{1, 4, 16} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			benchEnqueueToCompletion(b, workers, time.Microsecond)
+		})
+	}
+}
+
+// benchEnqueueToCompletion: cooldown 0 keeps the default FetchCooldown.
+func benchEnqueueToCompletion(b *testing.B, workers int, cooldown time.Duration) {
+	drv := benchDriver(b)
+	benchFill(b, benchInsertClient(b, drv), "noop", b.N)
+
+	var worked atomic.Int64
+	allWorked := make(chan struct{})
+	n := int64(b.N)
+	ws := queue.NewWorkers()
+	if err := ws.Handle("noop", func(ctx context.Context, job *queue.Job) error {
+		if worked.Add(1) == n {
+			close(allWorked)
+		}
+		return nil
+	}, queue.KindOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	cfg := benchQueueConfig(ws, workers)
+	cfg.FetchCooldown = cooldown
+	c, err := queue.New(drv, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchWarmPool(b, drv, 4)
+	completed := "SELECT count(*) FROM " + table(drv, "jobs") + " WHERE state = 'completed'"
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := c.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-allWorked:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d jobs worked", worked.Load(), n)
+	}
+	// The work functions returned; wait for the completer to write the last
+	// batch.
+	deadline := time.Now().Add(time.Minute)
+	for benchCount(b, drv, completed) < b.N {
+		if time.Now().After(deadline) {
+			b.Fatalf("completions not written: %d of %d", benchCount(b, drv, completed), b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	reportRate(b, b.N, "jobs/s")
+	// Every row of one fetch (one completion batch) gets the same
+	// transaction timestamp, which tells the batch sizes reached.
+	var fetches, completes int
+	err = drv.Pool().QueryRow(context.Background(),
+		"SELECT count(DISTINCT attempted_at), count(DISTINCT finalized_at) FROM "+table(drv, "jobs")).Scan(&fetches, &completes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/float64(max(fetches, 1)), "jobs/fetch")
+	b.ReportMetric(float64(b.N)/float64(max(completes, 1)), "jobs/complete")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		b.Fatalf("Stop: %v", err)
+	}
+}
+
+// BenchmarkFetchBatch claims 100 jobs per op with the driver's fetch query,
+// from a table pre-filled with b.N*100 available jobs.
+func BenchmarkFetchBatch(b *testing.B) {
+	const batch = 100
+	drv := benchDriver(b)
+	benchFill(b, benchInsertClient(b, drv), "noop", b.N*batch)
+	benchExec(b, drv, "ANALYZE "+table(drv, "jobs"))
+	ctx := context.Background()
+	fetch := storage.JobFetch{Queue: queue.DefaultQueue, Max: batch, WorkerID: "bench"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		jobs, err := drv.JobFetch(ctx, fetch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) != batch {
+			b.Fatalf("fetched %d jobs, want %d", len(jobs), batch)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*batch, "jobs/s")
+}
+
+// BenchmarkCompleteBatch completes 100 running jobs per op with the driver's
+// batch completion, from b.N*100 jobs claimed beforehand.
+func BenchmarkCompleteBatch(b *testing.B) {
+	const batch = 100
+	drv := benchDriver(b)
+	benchFill(b, benchInsertClient(b, drv), "noop", b.N*batch)
+	ctx := context.Background()
+	var attempts []storage.JobAttempt
+	for len(attempts) < b.N*batch {
+		jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: queue.DefaultQueue, Max: benchMaxChunk, WorkerID: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) == 0 {
+			b.Fatalf("claimed %d jobs, want %d", len(attempts), b.N*batch)
+		}
+		for _, j := range jobs {
+			attempts = append(attempts, storage.JobAttempt{ID: j.ID, Attempt: j.Attempt})
+		}
+	}
+	benchExec(b, drv, "ANALYZE "+table(drv, "jobs"))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		done, err := drv.JobComplete(ctx, attempts[i*batch:(i+1)*batch])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(done) != batch {
+			b.Fatalf("completed %d jobs, want %d", len(done), batch)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*batch, "jobs/s")
+}

@@ -1,0 +1,103 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// DrainOptions tune Drain.
+type DrainOptions struct {
+	// WithScheduled also runs scheduled and retryable jobs whose time has
+	// not come, including jobs snoozed or retried during the drain.
+	WithScheduled bool
+	// MaxJobs stops the drain after this many attempts, so a job that keeps
+	// snoozing cannot loop forever. Default 10,000.
+	MaxJobs int
+}
+
+// DrainResult counts the outcomes of the attempts a drain made.
+type DrainResult struct {
+	Success   int
+	Failure   int // failed and will be retried
+	Snoozed   int
+	Cancelled int
+	Discarded int
+}
+
+// Total is the number of attempts made.
+func (r DrainResult) Total() int {
+	return r.Success + r.Failure + r.Snoozed + r.Cancelled + r.Discarded
+}
+
+// Drain works the queue in the caller's goroutine until no job is eligible:
+// each job runs exactly as it would in a started client, its outcome is
+// recorded at once, and jobs enqueued by drained jobs (staged jobs, the next
+// step of a workflow) are drained too. It is meant for tests and tools; the
+// client need not be started, and the queue need not be configured.
+func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (DrainResult, error) {
+	var res DrainResult
+	limit := opts.MaxJobs
+	if limit <= 0 {
+		limit = 10000
+	}
+	for res.Total() < limit {
+		if opts.WithScheduled {
+			if _, err := c.drv.JobMakeDue(ctx, queue); err != nil {
+				return res, err
+			}
+		}
+		jobs, err := c.drv.JobFetch(ctx, storage.JobFetch{Queue: queue, Max: 1, WorkerID: c.cfg.ID + "-drain"})
+		if err != nil {
+			return res, err
+		}
+		if len(jobs) == 0 {
+			return res, nil
+		}
+		outcome, err := c.WorkClaimed(ctx, jobs[0])
+		if err != nil {
+			return res, err
+		}
+		switch outcome {
+		case OutcomeCompleted:
+			res.Success++
+		case OutcomeRetry:
+			res.Failure++
+		case OutcomeSnoozed:
+			res.Snoozed++
+		case OutcomeCancelled:
+			res.Cancelled++
+		case OutcomeDiscarded:
+			res.Discarded++
+		}
+	}
+	return res, nil
+}
+
+// WorkClaimed runs a job this client has claimed (state running, attempted
+// by it) in the caller's goroutine and records its outcome before
+// returning. Drain uses it; so can tools that claim jobs themselves.
+func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.track(job, cancel)
+	defer c.untrack(job.ID)
+	err := c.execute(jobCtx, job)
+	outcome, o := c.outcomeOf(job, err)
+	if outcome == OutcomeCompleted {
+		if _, err := c.drv.JobComplete(ctx, []storage.JobAttempt{o.JobAttempt}); err != nil {
+			return outcome, fmt.Errorf("queue: record completion of job %d: %w", job.ID, err)
+		}
+		return outcome, nil
+	}
+	if _, err := c.drv.JobFinish(ctx, o); err != nil {
+		return outcome, fmt.Errorf("queue: record outcome of job %d: %w", job.ID, err)
+	}
+	if o.State == storage.JobCancelled || o.State == storage.JobDiscarded {
+		if _, _, err := c.drv.JobResolveDependencies(ctx); err != nil {
+			return outcome, err
+		}
+	}
+	return outcome, nil
+}

@@ -1,0 +1,129 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/acidic-go/acidic/internal/canonical"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// UniqueField is a part of a job that counts when comparing unique jobs.
+type UniqueField string
+
+// Fields a unique job can be compared on.
+const (
+	UniqueByKind  UniqueField = "kind"
+	UniqueByQueue UniqueField = "queue"
+	UniqueByArgs  UniqueField = "args"
+)
+
+// UniqueOptions make a job unique: while a job with the same key exists in
+// one of States, enqueueing another returns that job (marked Duplicate)
+// instead of inserting. The database enforces it with a unique index, so
+// concurrent enqueues make exactly one job.
+type UniqueOptions struct {
+	// Period is how long uniqueness lasts, counted in fixed windows of this
+	// length (a job enqueued in the next window is not a duplicate). Zero
+	// means forever.
+	Period time.Duration
+	// Fields compared. Default: kind, queue and args.
+	Fields []UniqueField
+	// ArgKeys, when set, compares only these top-level keys of the args
+	// (an order id, say) instead of the whole args.
+	ArgKeys []string
+	// States in which an existing job counts as a duplicate. Default: every
+	// state but cancelled and discarded. AllStates() makes a job unique over
+	// its whole life: with MaxAttempts 1 that is "at most once, ever".
+	States []storage.JobState
+}
+
+// ReplaceOptions debounce a unique job: when an enqueue finds the existing
+// job still available or scheduled, it overwrites these fields with the new
+// enqueue's values.
+type ReplaceOptions struct {
+	ScheduledAt bool
+	Args        bool
+	Priority    bool
+	MaxAttempts bool
+}
+
+// AllStates returns every job state, for UniqueOptions.States.
+func AllStates() []storage.JobState {
+	return append([]storage.JobState(nil), storage.AllJobStates...)
+}
+
+// DefaultUniqueStates are the states that count as duplicates unless
+// UniqueOptions.States says otherwise: all but cancelled and discarded.
+func DefaultUniqueStates() []storage.JobState {
+	var out []storage.JobState
+	for _, s := range storage.AllJobStates {
+		if s != storage.JobCancelled && s != storage.JobDiscarded {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// uniqueKey hashes the compared fields of a job and the period window it
+// falls in, and returns the states mask.
+func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, uint8, error) {
+	if u.Period < 0 {
+		return nil, 0, fmt.Errorf("%w: kind %q: negative unique Period", ErrInvalid, in.Kind)
+	}
+	fields := u.Fields
+	if len(fields) == 0 {
+		fields = []UniqueField{UniqueByKind, UniqueByQueue, UniqueByArgs}
+	}
+	parts := map[string]any{}
+	for _, f := range fields {
+		switch f {
+		case UniqueByKind:
+			parts["kind"] = in.Kind
+		case UniqueByQueue:
+			parts["queue"] = in.Queue
+		case UniqueByArgs:
+			args, err := canonical.Decode(in.Args)
+			if err != nil {
+				return nil, 0, fmt.Errorf("%w: kind %q: args: %w", ErrInvalid, in.Kind, err)
+			}
+			if len(u.ArgKeys) > 0 {
+				obj, ok := args.(map[string]any)
+				if !ok {
+					return nil, 0, fmt.Errorf("%w: kind %q: unique ArgKeys need args that are a JSON object", ErrInvalid, in.Kind)
+				}
+				picked := map[string]any{}
+				for _, k := range u.ArgKeys {
+					picked[k] = obj[k]
+				}
+				args = picked
+			}
+			parts["args"] = args
+		default:
+			return nil, 0, fmt.Errorf("%w: kind %q: unknown unique field %q", ErrInvalid, in.Kind, f)
+		}
+	}
+	if u.Period > 0 {
+		parts["window"] = now.UnixNano() / int64(u.Period)
+	}
+	// encoding/json sorts map keys: the encoding is canonical.
+	b, err := json.Marshal(parts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: kind %q: unique key: %w", ErrInvalid, in.Kind, err)
+	}
+	sum := sha256.Sum256(b)
+	states := u.States
+	if len(states) == 0 {
+		states = DefaultUniqueStates()
+	}
+	var mask uint8
+	for _, s := range states {
+		if !s.Valid() {
+			return nil, 0, fmt.Errorf("%w: kind %q: unknown state %q in unique States", ErrInvalid, in.Kind, s)
+		}
+		mask |= s.Bit()
+	}
+	return sum[:], mask, nil
+}

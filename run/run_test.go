@@ -1,0 +1,191 @@
+package run_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func insert(key, workflow, args string) storage.RunInsert {
+	return storage.RunInsert{
+		ID:             uuid.New(),
+		IdempotencyKey: key,
+		Workflow:       workflow,
+		Args:           json.RawMessage(args),
+		Queue:          "default",
+		RecoveryPoint:  "one",
+		DefinitionHash: "h",
+	}
+}
+
+func countRuns(t *testing.T, drv *postgres.Driver) int {
+	t.Helper()
+	var n int
+	if err := drv.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+drv.Schema()+".runs").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	drv := testdb.New(t, testdb.Options{})
+
+	first, created, err := run.Create(ctx, drv, insert("k1", "pay", `{ "b": [1, 2], "a": 1.0 }`))
+	if err != nil || !created {
+		t.Fatalf("Create: %v created=%v", err, created)
+	}
+	if same, err := run.SameArgs(first.Args, json.RawMessage(`{"a":1.0,"b":[1,2]}`)); err != nil || !same {
+		t.Errorf("stored args %s, want the value {\"a\":1.0,\"b\":[1,2]} (%v)", first.Args, err)
+	}
+
+	// Same key, same value written differently: the existing run.
+	again, created, err := run.Create(ctx, drv, insert("k1", "pay", `{"a":1.0,"b":[1,2]}`))
+	if err != nil || created || again.ID != first.ID {
+		t.Fatalf("Create again: run %v created=%v err=%v, want run %s, not created", again, created, err, first.ID)
+	}
+
+	// Same key, other value.
+	if r, _, err := run.Create(ctx, drv, insert("k1", "pay", `{"a":2,"b":[1,2]}`)); !errors.Is(err, run.ErrMismatchedArgs) {
+		t.Errorf("other args: run %v err %v, want ErrMismatchedArgs", r, err)
+	}
+	// Same key and args, another workflow.
+	if r, _, err := run.Create(ctx, drv, insert("k1", "refund", `{"a":1.0,"b":[1,2]}`)); !errors.Is(err, run.ErrMismatchedArgs) {
+		t.Errorf("other workflow: run %v err %v, want ErrMismatchedArgs", r, err)
+	}
+	// Invalid arguments are refused before anything is written.
+	if _, _, err := run.Create(ctx, drv, insert("k2", "pay", `{"a":`)); !errors.Is(err, run.ErrArgs) {
+		t.Errorf("invalid args: err %v, want ErrArgs", err)
+	}
+	if n := countRuns(t, drv); n != 1 {
+		t.Errorf("%d runs, want 1", n)
+	}
+}
+
+// runningJob inserts a job and claims it, so a lease can point at a running
+// attempt.
+func runningJob(t *testing.T, drv *postgres.Driver) storage.JobAttempt {
+	t.Helper()
+	ctx := ctxT(t)
+	q := "q_" + uuid.NewString()
+	if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{{Queue: q, Kind: "k", Args: json.RawMessage("{}"),
+		State: storage.JobAvailable, MaxAttempts: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 1, WorkerID: "w"})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("JobFetch: %v (%d jobs)", err, len(jobs))
+	}
+	return storage.JobAttempt{ID: jobs[0].ID, Attempt: jobs[0].Attempt}
+}
+
+func TestAcquire(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	drv := testdb.New(t, testdb.Options{})
+	rec, _, err := run.Create(ctx, drv, insert("k", "pay", `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a := run.NewLease(runningJob(t, drv))
+	b := run.NewLease(runningJob(t, drv))
+	if a.Token == "" || a.Token == b.Token {
+		t.Fatalf("lease tokens %q and %q", a.Token, b.Token)
+	}
+	got, err := run.Acquire(ctx, drv, rec.ID, a, time.Minute)
+	if err != nil {
+		t.Fatalf("Acquire a: %v", err)
+	}
+	if got.State != run.Running || got.LockedBy != a.Token {
+		t.Fatalf("after Acquire: state %s locked by %q", got.State, got.LockedBy)
+	}
+
+	// A live lease blocks b.
+	held, err := run.Acquire(ctx, drv, rec.ID, b, time.Minute)
+	if !errors.Is(err, run.ErrLocked) {
+		t.Fatalf("Acquire b while a holds a live lease: err %v, want ErrLocked", err)
+	}
+	if held == nil || held.LockedBy != a.Token {
+		t.Fatalf("ErrLocked should come with the run as it is, got %+v", held)
+	}
+	// Only a's token may write.
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: b.Token, State: run.Running, RecoveryPoint: "two"}); !errors.Is(err, storage.ErrLeaseLost) {
+		t.Fatalf("RunUpdate with b's token: err %v, want ErrLeaseLost", err)
+	}
+
+	// Once a's lease is older than the timeout, b takes it over and a's
+	// writes are fenced off.
+	time.Sleep(20 * time.Millisecond)
+	got, err = run.Acquire(ctx, drv, rec.ID, b, 10*time.Millisecond)
+	if err != nil || got.LockedBy != b.Token {
+		t.Fatalf("Acquire b after a's lease expired: %v (locked by %q)", err, got.LockedBy)
+	}
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: a.Token, State: run.Running, RecoveryPoint: "two"}); !errors.Is(err, storage.ErrLeaseLost) {
+		t.Fatalf("RunUpdate with a's stale token: err %v, want ErrLeaseLost", err)
+	}
+
+	// A lease whose job attempt is no longer running is defunct at once.
+	if _, err := drv.JobCancel(ctx, b.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	c := run.NewLease(runningJob(t, drv))
+	if got, err := run.Acquire(ctx, drv, rec.ID, c, time.Hour); err != nil || got.LockedBy != c.Token {
+		t.Fatalf("Acquire c after b's job was cancelled: %v", err)
+	}
+
+	// A finished run cannot be acquired.
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: c.Token, State: run.Succeeded, RecoveryPoint: "one", Release: true}); err != nil {
+		t.Fatal(err)
+	}
+	d := run.NewLease(runningJob(t, drv))
+	fin, err := run.Acquire(ctx, drv, rec.ID, d, time.Hour)
+	if !errors.Is(err, run.ErrFinished) || fin == nil || fin.State != run.Succeeded {
+		t.Fatalf("Acquire a succeeded run: %+v, %v; want ErrFinished with the run", fin, err)
+	}
+
+	// An unknown run.
+	if _, err := run.Acquire(ctx, drv, uuid.New(), d, time.Hour); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Acquire unknown run: %v, want ErrNotFound", err)
+	}
+}
+
+// The database keeps arguments as jsonb, which rewrites some numbers (1e2 is
+// stored as 100). Enqueuing the very same arguments again must still find the
+// run, not report mismatched arguments.
+func TestCreateSameArgsWithExponentNumbers(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	drv := testdb.New(t, testdb.Options{})
+	for i, args := range []string{`{"n":1e2}`, `{"f":1e+21}`, `{"f":1e-07}`, `{"z":-0}`, `{"x":1.5E3}`} {
+		key := "k" + string(rune('a'+i))
+		first, created, err := run.Create(ctx, drv, insert(key, "pay", args))
+		if err != nil || !created {
+			t.Fatalf("Create %s: %v created=%v", args, err, created)
+		}
+		again, created, err := run.Create(ctx, drv, insert(key, "pay", args))
+		if err != nil {
+			t.Errorf("Create %s again with identical args: %v (stored as %s)", args, err, first.Args)
+			continue
+		}
+		if created || again.ID != first.ID {
+			t.Errorf("Create %s again: created=%v id %s, want the existing run %s", args, created, again.ID, first.ID)
+		}
+	}
+}
