@@ -26,6 +26,10 @@ type Executor interface {
 	// JobFetch claims up to Max eligible jobs of a queue, highest priority and
 	// earliest scheduled first, skipping rows other workers hold.
 	JobFetch(ctx context.Context, p JobFetch) ([]*Job, error)
+	// JobClaim claims one job for workerID if it is available, scheduled or
+	// retryable (whatever its scheduled time), as a fetch would; otherwise it
+	// returns ErrNotFound.
+	JobClaim(ctx context.Context, id int64, workerID string) (*Job, error)
 	// JobComplete marks running attempts completed. Attempts that are no
 	// longer running (rescued, cancelled) are left alone; it returns the ids
 	// it did complete.

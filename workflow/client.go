@@ -264,3 +264,57 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 	d, _ := e.definition(rec.Workflow)
 	return rec, e.onFinal(ctx, tx, d, rec)
 }
+
+// Wait blocks until the run has finished (succeeded, failed or cancelled)
+// or ctx ends, and returns the run with its step log. It polls, starting at
+// 10ms and backing off to 250ms.
+func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
+	delay := 10 * time.Millisecond
+	for {
+		r, err := e.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if r.State.Final() {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, fmt.Errorf("workflow: wait for run %s (%s at %s): %w", id, r.State, r.RecoveryPoint, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 250*time.Millisecond)
+	}
+}
+
+// RetryMany retries every failed or cancelled run matching f (see Retry) and
+// returns the runs it resumed. It stops at the first error, returning the
+// runs retried so far.
+func (e *Engine) RetryMany(ctx context.Context, f storage.RunFilter) ([]*Run, error) {
+	if len(f.States) == 0 {
+		f.States = []storage.RunState{run.Failed, run.Cancelled}
+	}
+	var out []*Run
+	for {
+		page, err := e.drv.RunList(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		for _, r := range page {
+			resumed, err := e.Retry(ctx, r.ID)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, resumed)
+		}
+		limit := f.Limit
+		if limit <= 0 {
+			limit = 1000
+		}
+		if len(page) < limit {
+			return out, nil
+		}
+		last := page[len(page)-1]
+		f.AfterCreatedAt, f.AfterID = last.CreatedAt, last.ID
+	}
+}

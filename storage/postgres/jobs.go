@@ -108,6 +108,14 @@ func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage
 	return jobs, nil
 }
 
+func (e *executor) JobClaim(ctx context.Context, id int64, workerID string) (*storage.Job, error) {
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobClaim"), id, workerID))
+	if err != nil {
+		return nil, fmt.Errorf("claim job %d: %w", id, err)
+	}
+	return j, nil
+}
+
 func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttempt) ([]int64, error) {
 	ids := make([]int64, len(attempts))
 	nums := make([]int32, len(attempts))

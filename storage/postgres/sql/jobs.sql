@@ -244,3 +244,14 @@ SELECT upserted.* FROM upserted, notified;
 UPDATE {schema}.jobs
 SET scheduled_at = now()
 WHERE queue = $1 AND state IN ('scheduled', 'retryable') AND scheduled_at > now();
+
+-- name: JobClaim
+-- Claims one specific job that could run, whatever its scheduled time.
+UPDATE {schema}.jobs
+SET state = 'running',
+    attempt = attempt + 1,
+    attempted_at = now(),
+    attempted_by = $2,
+    heartbeat_at = now()
+WHERE id = $1 AND state IN ('available', 'scheduled', 'retryable')
+RETURNING {job_columns};

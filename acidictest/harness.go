@@ -1,0 +1,334 @@
+package acidictest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/canonical"
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// Mode says when enqueued work runs.
+type Mode int
+
+const (
+	// Manual stores enqueued jobs and runs nothing until the test drains a
+	// queue or performs work. The default.
+	Manual Mode = iota
+	// Inline runs the work an Enqueue of the harness creates at once, in
+	// the test's goroutine, including everything it enqueues in turn
+	// (children, staged jobs, scheduled retries), before Enqueue returns.
+	Inline
+)
+
+// Options configure a Harness. The zero value is usable.
+type Options struct {
+	// Mode is Manual (default) or Inline.
+	Mode Mode
+	// Workers holds the plain job kinds the code under test uses.
+	Workers *queue.Workers
+	// KindDefaults are default enqueue options per job kind, as in
+	// queue.Config.
+	KindDefaults map[string]queue.EnqueueOptions
+	// Logger receives the engine's logs; default discards them.
+	Logger *slog.Logger
+}
+
+// Harness is an engine on a schema of its own, with helpers for tests.
+type Harness struct {
+	t testing.TB
+	// Driver is the storage driver on the test's schema.
+	Driver *postgres.Driver
+	// Engine is the workflow engine; it is never started.
+	Engine *workflow.Engine
+	// Workers is the registry of plain job kinds (Options.Workers, or a new
+	// one): register the kinds under test here before draining.
+	Workers *queue.Workers
+	mode    Mode
+}
+
+// NewDriver returns a driver on a fresh, migrated schema that is dropped
+// when the test ends.
+func NewDriver(t testing.TB) *postgres.Driver {
+	t.Helper()
+	return testdb.New(t, testdb.Options{})
+}
+
+// New returns a harness with the workflows registered.
+func New(t testing.TB, opts Options, defs ...workflow.Definition) *Harness {
+	t.Helper()
+	drv := NewDriver(t)
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ws := opts.Workers
+	if ws == nil {
+		ws = queue.NewWorkers()
+	}
+	eng, err := workflow.NewEngine(drv, workflow.Config{
+		Queue:       queue.Config{Workers: ws, KindDefaults: opts.KindDefaults, Logger: logger, ID: "acidictest"},
+		Logger:      logger,
+		LockedRetry: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("acidictest: engine: %v", err)
+	}
+	if err := eng.Register(defs...); err != nil {
+		t.Fatalf("acidictest: register: %v", err)
+	}
+	return &Harness{t: t, Driver: drv, Engine: eng, Workers: ws, mode: opts.Mode}
+}
+
+// Queue is the harness's job queue client.
+func (h *Harness) Queue() *queue.Client { return h.Engine.Queue() }
+
+func (h *Harness) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	h.t.Cleanup(cancel)
+	return ctx
+}
+
+// Enqueue enqueues a run (see workflow.Engine.Enqueue); in Inline mode it
+// also runs everything that became runnable.
+func (h *Harness) Enqueue(ctx context.Context, wf string, args any, opts workflow.EnqueueOptions) (*workflow.EnqueueResult, error) {
+	res, err := h.Engine.Enqueue(ctx, wf, args, opts)
+	if err != nil || h.mode != Inline {
+		return res, err
+	}
+	if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
+		return res, err
+	}
+	r, err := h.Engine.Get(ctx, res.Run.ID)
+	if err != nil {
+		return res, err
+	}
+	res.Run = r
+	return res, nil
+}
+
+// EnqueueJob enqueues a plain job (see queue.Client.Enqueue); in Inline mode
+// it also runs everything that became runnable.
+func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+	job, err := h.Queue().Enqueue(ctx, kind, args, opts)
+	if err != nil || h.mode != Inline {
+		return job, err
+	}
+	if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
+		return job, err
+	}
+	return h.Queue().Get(ctx, job.ID)
+}
+
+// Drain runs the queue's eligible jobs in the test's goroutine until none is
+// left and returns the outcomes (see queue.Client.Drain). It fails the test
+// on a database error.
+func (h *Harness) Drain(queueName string, opts queue.DrainOptions) queue.DrainResult {
+	h.t.Helper()
+	res, err := h.Queue().Drain(h.ctx(), queueName, opts)
+	if err != nil {
+		h.t.Fatalf("acidictest: drain %s: %v", queueName, err)
+	}
+	return res
+}
+
+// DrainAll drains every queue that has eligible jobs, again and again until
+// none has: a workflow whose children run on other queues finishes. It
+// returns the outcomes summed over all queues.
+func (h *Harness) DrainAll(opts queue.DrainOptions) queue.DrainResult {
+	h.t.Helper()
+	res, err := h.drainAll(h.ctx(), opts)
+	if err != nil {
+		h.t.Fatalf("acidictest: drain: %v", err)
+	}
+	return res
+}
+
+func (h *Harness) drainAll(ctx context.Context, opts queue.DrainOptions) (queue.DrainResult, error) {
+	var total queue.DrainResult
+	for round := 0; round < 1000; round++ {
+		queues, err := h.waitingQueues(ctx)
+		if err != nil {
+			return total, err
+		}
+		progress := 0
+		for _, q := range queues {
+			r, err := h.Queue().Drain(ctx, q, opts)
+			if err != nil {
+				return total, err
+			}
+			total.Success += r.Success
+			total.Failure += r.Failure
+			total.Snoozed += r.Snoozed
+			total.Cancelled += r.Cancelled
+			total.Discarded += r.Discarded
+			progress += r.Total()
+		}
+		if progress == 0 {
+			return total, nil
+		}
+	}
+	return total, fmt.Errorf("acidictest: work kept coming after 1000 rounds of draining")
+}
+
+// waitingQueues lists the queues holding jobs that could run.
+func (h *Harness) waitingQueues(ctx context.Context) ([]string, error) {
+	jobs, err := h.Driver.JobList(ctx, storage.JobFilter{States: []storage.JobState{
+		storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}, Limit: 100000})
+	if err != nil {
+		return nil, err
+	}
+	var queues []string
+	for _, j := range jobs {
+		if !slices.Contains(queues, j.Queue) {
+			queues = append(queues, j.Queue)
+		}
+	}
+	return queues, nil
+}
+
+// Perform enqueues a run and works every queue in the test's goroutine
+// (scheduled retries included) until nothing is left to run, then returns the
+// run with its step log. A run that is still unfinished after that (it
+// halted, or awaits work nobody can do) is returned as it is.
+func (h *Harness) Perform(ctx context.Context, wf string, args any) (*workflow.Run, error) {
+	res, err := h.Engine.Enqueue(ctx, wf, args, workflow.EnqueueOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
+		return nil, err
+	}
+	return h.Engine.Get(ctx, res.Run.ID)
+}
+
+// PerformJob enqueues one plain job and runs just that job once, in the
+// test's goroutine, returning its outcome and the job as it is afterwards.
+func (h *Harness) PerformJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (queue.Outcome, *queue.Job, error) {
+	job, err := h.Queue().Enqueue(ctx, kind, args, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	if job.Duplicate {
+		return "", job, fmt.Errorf("acidictest: job %d is a duplicate of an existing unique job", job.ID)
+	}
+	claimed, err := h.Driver.JobClaim(ctx, job.ID, "acidictest")
+	if err != nil {
+		return "", nil, err
+	}
+	outcome, err := h.Queue().WorkClaimed(ctx, claimed)
+	if err != nil {
+		return outcome, nil, err
+	}
+	after, err := h.Queue().Get(ctx, job.ID)
+	return outcome, after, err
+}
+
+// JobFilter selects jobs in the enqueue assertions. Zero fields match
+// everything.
+type JobFilter struct {
+	Kind  string
+	Queue string
+	// Args matches jobs whose args contain these values: every key given
+	// must be present with an equal value (recursively for objects).
+	Args any
+	// RunID matches the jobs of one workflow run.
+	RunID uuid.UUID
+	// ScheduledAfter and ScheduledBefore bound ScheduledAt (inclusive).
+	ScheduledAfter, ScheduledBefore time.Time
+	// States to match. Default: the states of work still to do: pending,
+	// available, scheduled and retryable.
+	States []storage.JobState
+}
+
+// AllEnqueued returns the jobs matching f, oldest first.
+func (h *Harness) AllEnqueued(f JobFilter) []*queue.Job {
+	h.t.Helper()
+	states := f.States
+	if len(states) == 0 {
+		states = []storage.JobState{storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}
+	}
+	jobs, err := h.Driver.JobList(h.ctx(), storage.JobFilter{States: states, Queue: f.Queue, Kind: f.Kind, RunID: f.RunID, Limit: 100000})
+	if err != nil {
+		h.t.Fatalf("acidictest: list jobs: %v", err)
+	}
+	var want any
+	if f.Args != nil {
+		b, err := json.Marshal(f.Args)
+		if err == nil {
+			want, err = canonical.Decode(b)
+		}
+		if err != nil {
+			h.t.Fatalf("acidictest: filter args: %v", err)
+		}
+	}
+	var out []*queue.Job
+	for _, j := range jobs {
+		if !f.ScheduledAfter.IsZero() && j.ScheduledAt.Before(f.ScheduledAfter) {
+			continue
+		}
+		if !f.ScheduledBefore.IsZero() && j.ScheduledAt.After(f.ScheduledBefore) {
+			continue
+		}
+		if want != nil {
+			got, err := canonical.Decode(j.Args)
+			if err != nil || !contains(got, want) {
+				continue
+			}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// RequireEnqueued fails the test unless a job matches f, and returns the
+// first match.
+func (h *Harness) RequireEnqueued(f JobFilter) *queue.Job {
+	h.t.Helper()
+	jobs := h.AllEnqueued(f)
+	if len(jobs) == 0 {
+		h.t.Fatalf("acidictest: no job enqueued matching %+v", f)
+	}
+	return jobs[0]
+}
+
+// RequireNotEnqueued fails the test if a job matches f.
+func (h *Harness) RequireNotEnqueued(f JobFilter) {
+	h.t.Helper()
+	if jobs := h.AllEnqueued(f); len(jobs) > 0 {
+		h.t.Fatalf("acidictest: %d job(s) enqueued matching %+v, want none; first: %d %s %s", len(jobs), f, jobs[0].ID, jobs[0].Kind, jobs[0].Args)
+	}
+}
+
+// contains reports whether got holds every part of want: objects by key,
+// recursively; anything else by equality.
+func contains(got, want any) bool {
+	wm, ok := want.(map[string]any)
+	if !ok {
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		return string(gb) == string(wb)
+	}
+	gm, ok := got.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, wv := range wm {
+		gv, present := gm[k]
+		if !present || !contains(gv, wv) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,122 @@
+package acidictest_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/acidic-go/acidic/acidictest"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+type args struct {
+	N int `json:"n"`
+}
+
+func fanOut() []workflow.Definition {
+	child := workflow.Define("child", workflow.Options{Queue: "other"},
+		steps.Do("double", func(ctx context.Context, sc *steps.Context[args, struct{}]) error {
+			return sc.SetResult(sc.Args.N * 2)
+		}))
+	flaky := 0
+	parent := workflow.Define("parent", workflow.Options{Backoff: func(int, error) time.Duration { return time.Hour }},
+		steps.Await("spawn", func(ctx context.Context, sc *steps.Context[args, struct{}]) ([]steps.RunRequest, error) {
+			return []steps.RunRequest{{Workflow: "child", Args: args{N: sc.Args.N}}, {Workflow: "child", Args: args{N: 1}}}, nil
+		}, steps.AwaitOptions{}),
+		steps.Do("flaky", func(ctx context.Context, sc *steps.Context[args, struct{}]) error {
+			if flaky++; flaky == 1 {
+				return errors.New("first try fails; retried an hour later")
+			}
+			_, err := sc.Enqueue(ctx, "notify", args{N: sc.Args.N}, queue.EnqueueOptions{})
+			return err
+		}))
+	return []workflow.Definition{child, parent}
+}
+
+func TestPerformRunsAWorkflowAcrossQueuesAndRetries(t *testing.T) {
+	t.Parallel()
+	h := acidictest.New(t, acidictest.Options{}, fanOut()...)
+	_ = h.Workers.Handle("notify", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	r, err := h.Perform(context.Background(), "parent", args{N: 21})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != storage.RunSucceeded || len(r.Steps) != 2 || r.Steps[1].Executions != 2 {
+		t.Fatalf("run %s, steps %+v", r.State, r.Steps)
+	}
+	h.RequireNotEnqueued(acidictest.JobFilter{})
+	done := h.AllEnqueued(acidictest.JobFilter{Kind: "notify", States: []storage.JobState{storage.JobCompleted}, Args: map[string]int{"n": 21}})
+	if len(done) != 1 {
+		t.Fatalf("%d completed notify jobs with n=21, want 1", len(done))
+	}
+}
+
+func TestManualModeStoresAndInlineModeRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	manual := acidictest.New(t, acidictest.Options{}, fanOut()...)
+	res, err := manual.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := manual.RequireEnqueued(acidictest.JobFilter{Kind: "parent", RunID: res.Run.ID})
+	if job.State != storage.JobAvailable {
+		t.Fatalf("manual mode: job %s", job.State)
+	}
+	manual.RequireNotEnqueued(acidictest.JobFilter{Kind: "child"})
+	if got := manual.Drain("default", queue.DrainOptions{}); got.Success != 1 {
+		t.Fatalf("drain default: %+v", got)
+	}
+	if children := manual.AllEnqueued(acidictest.JobFilter{Kind: "child", Queue: "other"}); len(children) != 2 {
+		t.Fatalf("%d child jobs on queue other, want 2", len(children))
+	}
+
+	inline := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline}, fanOut()...)
+	_ = inline.Workers.Handle("notify", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	res, err = inline.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.State != storage.RunSucceeded {
+		t.Fatalf("inline mode: run %s", res.Run.State)
+	}
+}
+
+func TestPerformJobAndFilters(t *testing.T) {
+	t.Parallel()
+	h := acidictest.New(t, acidictest.Options{})
+	_ = h.Workers.Handle("ok", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = h.Workers.Handle("no", func(ctx context.Context, job *queue.Job) error { return queue.Cancel(nil) }, queue.KindOptions{})
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if _, err := h.EnqueueJob(ctx, "ok", map[string]any{"a": 1, "b": map[string]any{"c": 2, "d": 3}}, queue.EnqueueOptions{ScheduledAt: later}); err != nil {
+		t.Fatal(err)
+	}
+	outcome, job, err := h.PerformJob(ctx, "no", nil, queue.EnqueueOptions{ScheduleIn: time.Hour})
+	if err != nil || outcome != queue.OutcomeCancelled || job.State != storage.JobCancelled {
+		t.Fatalf("perform scheduled job: %s %v %v", outcome, job, err)
+	}
+	match := func(f acidictest.JobFilter) int { return len(h.AllEnqueued(f)) }
+	cases := []struct {
+		f    acidictest.JobFilter
+		want int
+	}{
+		{acidictest.JobFilter{Kind: "ok"}, 1},
+		{acidictest.JobFilter{Args: map[string]any{"b": map[string]any{"c": 2}}}, 1},
+		{acidictest.JobFilter{Args: map[string]any{"b": map[string]any{"c": 3}}}, 0},
+		{acidictest.JobFilter{Args: map[string]any{"z": 1}}, 0},
+		{acidictest.JobFilter{ScheduledAfter: later.Add(-time.Minute), ScheduledBefore: later.Add(time.Minute)}, 1},
+		{acidictest.JobFilter{ScheduledBefore: later.Add(-time.Minute)}, 0},
+		{acidictest.JobFilter{Queue: "elsewhere"}, 0},
+		{acidictest.JobFilter{Kind: "no", States: []storage.JobState{storage.JobCancelled}}, 1},
+	}
+	for i, tc := range cases {
+		if got := match(tc.f); got != tc.want {
+			t.Errorf("case %d %+v: %d jobs, want %d", i, tc.f, got, tc.want)
+		}
+	}
+}

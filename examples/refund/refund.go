@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/queue"
+)
+
+// RefundKind is the job kind of a refund.
+const RefundKind = "refund"
+
+// RefundArgs are a refund job's arguments.
+type RefundArgs struct {
+	OrderID int64  `json:"order_id"`
+	Reason  string `json:"reason"`
+}
+
+// errUnknownOrder is what the payment provider answers for order totals of 99
+// in this example: the refund fails.
+var errUnknownOrder = errors.New("payment provider: unknown order")
+
+// refundDefaults make every refund, wherever it is enqueued, unique forever
+// per order (whatever the reason), over every state, with a single attempt:
+// a refund is tried at most once, ever.
+func refundDefaults() map[string]queue.EnqueueOptions {
+	return map[string]queue.EnqueueOptions{
+		RefundKind: {
+			MaxAttempts: 1,
+			Unique: &queue.UniqueOptions{
+				ArgKeys: []string{"order_id"},
+				States:  queue.AllStates(),
+			},
+		},
+	}
+}
+
+// debounced asks for a refund in delay, pushing an earlier request for the
+// same order further out (and taking its reason) while it has not run yet.
+func debounced(delay time.Duration) queue.EnqueueOptions {
+	return queue.EnqueueOptions{
+		ScheduleIn: delay,
+		Unique:     refundDefaults()[RefundKind].Unique,
+		Replace:    &queue.ReplaceOptions{ScheduledAt: true, Args: true},
+	}
+}
+
+// orders is the shop's order table.
+type orders struct {
+	pool  *pgxpool.Pool
+	table string
+}
+
+func newOrders(ctx context.Context, pool *pgxpool.Pool, schema string) (*orders, error) {
+	o := &orders{pool: pool, table: pgx.Identifier{schema, "orders"}.Sanitize()}
+	_, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+o.table+
+		" (id bigint PRIMARY KEY, total int NOT NULL, refunded_at timestamptz, refund_reason text)")
+	return o, err
+}
+
+func (o *orders) add(ctx context.Context, id int64, total int) error {
+	_, err := o.pool.Exec(ctx, "INSERT INTO "+o.table+" (id, total) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", id, total)
+	return err
+}
+
+// refund is the worker: it refunds the order through the (pretend) payment
+// provider and records it.
+func (o *orders) refund(ctx context.Context, job *queue.Job, args RefundArgs) error {
+	var total int
+	if err := o.pool.QueryRow(ctx, "SELECT total FROM "+o.table+" WHERE id = $1", args.OrderID).Scan(&total); err != nil {
+		return fmt.Errorf("order %d: %w", args.OrderID, err)
+	}
+	if total == 99 {
+		return errUnknownOrder
+	}
+	_, err := o.pool.Exec(ctx, "UPDATE "+o.table+" SET refunded_at = now(), refund_reason = $2 WHERE id = $1", args.OrderID, args.Reason)
+	return err
+}
+
+// workers registers the refund worker.
+func (o *orders) workers() *queue.Workers {
+	ws := queue.NewWorkers()
+	if err := queue.HandleArgs(ws, RefundKind, o.refund, queue.KindOptions{}); err != nil {
+		panic(err) // a fresh registry cannot already hold the kind
+	}
+	return ws
+}
