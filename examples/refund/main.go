@@ -140,4 +140,3 @@ func envOr(name, def string) string {
 	}
 	return def
 }
-
