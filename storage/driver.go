@@ -54,6 +54,8 @@ type Executor interface {
 	// JobPrune deletes up to limit jobs that reached a final state longer
 	// than retention ago and returns how many it deleted.
 	JobPrune(ctx context.Context, retention time.Duration, limit int) (int, error)
+	// JobStats counts jobs by queue and state.
+	JobStats(ctx context.Context) ([]QueueStats, error)
 	// JobGet returns one job, or ErrNotFound.
 	JobGet(ctx context.Context, id int64) (*Job, error)
 	// JobList returns jobs matching the filter, by ascending id.
@@ -104,8 +106,11 @@ type Executor interface {
 	OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]*OutboxMessage, error)
 	// OutboxDelivered marks messages delivered.
 	OutboxDelivered(ctx context.Context, ids []int64) error
-	// OutboxFailed records a failed delivery and when to try again.
-	OutboxFailed(ctx context.Context, id int64, retryAt time.Time, errText string) error
+	// OutboxFailed records a failed delivery of the claim with the given
+	// attempt number and makes the message due again after retryIn (on the
+	// database's clock). A claim that is no longer current (another relay
+	// claimed the message since) changes nothing.
+	OutboxFailed(ctx context.Context, id int64, attempt int, retryIn time.Duration, errText string) error
 	// OutboxPrune deletes up to limit messages delivered longer than
 	// retention ago and returns how many it deleted.
 	OutboxPrune(ctx context.Context, retention time.Duration, limit int) (int, error)

@@ -186,3 +186,13 @@ type JobFilter struct {
 	// AfterID lists jobs with a larger id, for paging.
 	AfterID int64
 }
+
+// QueueStats counts the jobs of one queue in one state.
+type QueueStats struct {
+	Queue string
+	State JobState
+	Count int64
+	// OldestDue is the earliest ScheduledAt among jobs waiting to run; nil
+	// for other states.
+	OldestDue *time.Time
+}

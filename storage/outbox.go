@@ -13,7 +13,9 @@ type OutboxMessage struct {
 	// Topic names the destination (a broker topic, a webhook, a mailer).
 	Topic string
 	// Key orders delivery: messages with one key are delivered one at a
-	// time, in the order they were staged.
+	// time, in id order. Ids are taken at insert, so two transactions that
+	// stage messages for one key at the same time may commit out of id
+	// order; stage a key's messages from one run at a time to avoid that.
 	Key     string
 	Payload json.RawMessage
 	// RunID is the run whose step staged the message, if any.

@@ -195,16 +195,8 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 		if err != nil {
 			return err
 		}
-		d, err := e.definition(rec.Workflow)
-		if err != nil {
-			return err
-		}
 		if len(live) == 0 {
-			if _, err := e.q.EnqueueTx(ctx, tx, rec.Workflow, json.RawMessage("{}"), queue.EnqueueOptions{
-				Queue:       rec.Queue,
-				Priority:    d.options().Priority,
-				MaxAttempts: d.options().MaxAttempts,
-			}.ForRun(id)); err != nil {
+			if err := e.enqueueRunJob(ctx, tx, rec); err != nil {
 				return err
 			}
 		}
@@ -261,7 +253,10 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 			return rec, err
 		}
 	}
-	d, _ := e.definition(rec.Workflow)
+	d, err := e.definition(rec.Workflow)
+	if err != nil {
+		d = nil // unknown in this process; see stageFinish
+	}
 	return rec, e.onFinal(ctx, tx, d, rec)
 }
 

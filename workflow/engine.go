@@ -156,11 +156,18 @@ func (e *Engine) onFinal(ctx context.Context, tx storage.Executor, d Definition,
 	if err != nil || !resumed || parent.State != storage.RunPending {
 		return err
 	}
-	opts := queue.EnqueueOptions{Queue: parent.Queue}
-	if pd, err := e.definition(parent.Workflow); err == nil {
-		opts.Priority, opts.MaxAttempts = pd.options().Priority, pd.options().MaxAttempts
+	return e.enqueueRunJob(ctx, tx, parent)
+}
+
+// enqueueRunJob enqueues the job that executes a run's next steps. The
+// workflow need not be registered in this process (a CLI retrying a run):
+// then the queue's defaults apply for priority and attempts.
+func (e *Engine) enqueueRunJob(ctx context.Context, ex storage.Executor, r *storage.Run) error {
+	opts := queue.EnqueueOptions{Queue: r.Queue}
+	if d, err := e.definition(r.Workflow); err == nil {
+		opts.Priority, opts.MaxAttempts = d.options().Priority, d.options().MaxAttempts
 	}
-	_, err = e.q.EnqueueTx(ctx, tx, parent.Workflow, json.RawMessage("{}"), opts.ForRun(parent.ID))
+	_, err := e.q.EnqueueTx(ctx, ex, r.Workflow, json.RawMessage("{}"), opts.ForRun(r.ID))
 	return err
 }
 
@@ -185,7 +192,9 @@ func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storag
 // stageFinish enqueues the finish callback job of a run that just finished,
 // in the same transaction as the write that finished it.
 func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definition, r *storage.Run) error {
-	if d == nil || d.options().OnFinish == nil {
+	// A workflow unknown here (an operator's tool cancelled the run) may
+	// have a callback: stage the job, and the engines that know it decide.
+	if d != nil && d.options().OnFinish == nil {
 		return nil
 	}
 	_, err := e.q.EnqueueTx(ctx, ex, FinishKind, finishArgs{RunID: r.ID}, queue.EnqueueOptions{Queue: r.Queue}.ForRun(r.ID))

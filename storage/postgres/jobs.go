@@ -192,6 +192,26 @@ func (e *executor) JobPrune(ctx context.Context, retention time.Duration, limit 
 	return int(tag.RowsAffected()), nil
 }
 
+func (e *executor) JobStats(ctx context.Context) ([]storage.QueueStats, error) {
+	rows, err := e.db.Query(ctx, e.q.get("JobStats"))
+	if err != nil {
+		return nil, fmt.Errorf("job stats: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var out []storage.QueueStats
+	for rows.Next() {
+		var s storage.QueueStats
+		var state string
+		var oldest pgtype.Timestamptz
+		if err := rows.Scan(&s.Queue, &state, &s.Count, &oldest); err != nil {
+			return nil, wrapErr(err)
+		}
+		s.State, s.OldestDue = storage.JobState(state), timePtr(oldest)
+		out = append(out, s)
+	}
+	return out, wrapErr(rows.Err())
+}
+
 func (e *executor) JobGet(ctx context.Context, id int64) (*storage.Job, error) {
 	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobGet"), id))
 	if err != nil {

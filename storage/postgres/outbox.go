@@ -17,10 +17,11 @@ func (e *executor) OutboxInsert(ctx context.Context, msgs []storage.OutboxInsert
 	}
 	topics := make([]string, len(msgs))
 	keys := make([]string, len(msgs))
-	payloads := make([]string, len(msgs))
+	payloads := make([]pgtype.Text, len(msgs))
 	runs := make([]pgtype.UUID, len(msgs))
 	for i, m := range msgs {
-		topics[i], keys[i], payloads[i], runs[i] = m.Topic, m.Key, string(m.Payload), nullUUID(m.RunID)
+		topics[i], keys[i], runs[i] = m.Topic, m.Key, nullUUID(m.RunID)
+		payloads[i] = pgtype.Text{String: string(m.Payload), Valid: len(m.Payload) > 0}
 	}
 	_, err := e.db.Exec(ctx, e.q.get("OutboxInsert"), topics, keys, payloads, runs, e.channelPrefix+storage.TopicOutbox)
 	if err != nil {
@@ -44,8 +45,8 @@ func (e *executor) OutboxDelivered(ctx context.Context, ids []int64) error {
 	return nil
 }
 
-func (e *executor) OutboxFailed(ctx context.Context, id int64, retryAt time.Time, errText string) error {
-	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, retryAt, errText); err != nil {
+func (e *executor) OutboxFailed(ctx context.Context, id int64, attempt int, retryIn time.Duration, errText string) error {
+	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, attempt, retryIn.Microseconds(), errText); err != nil {
 		return fmt.Errorf("outbox failed: %w", wrapErr(err))
 	}
 	return nil

@@ -255,3 +255,9 @@ SET state = 'running',
     heartbeat_at = now()
 WHERE id = $1 AND state IN ('available', 'scheduled', 'retryable')
 RETURNING {job_columns};
+
+-- name: JobStats
+SELECT queue, state, count(*), min(scheduled_at) FILTER (WHERE state IN ('available', 'scheduled', 'retryable'))
+FROM {schema}.jobs
+GROUP BY queue, state
+ORDER BY queue, state;

@@ -3,7 +3,8 @@
 -- name: OutboxInsert
 WITH inserted AS (
   INSERT INTO {schema}.outbox (topic, key, payload, run_id)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::uuid[])
+  SELECT topic, key, coalesce(payload, 'null'::jsonb), run_id
+  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::uuid[]) AS m(topic, key, payload, run_id)
   RETURNING id
 )
 SELECT count(*), pg_notify($5, '') FROM inserted;
@@ -13,11 +14,24 @@ SELECT count(*), pg_notify($5, '') FROM inserted;
 -- due are claimed, so a key's later messages wait until its head is
 -- delivered. A claim pushes next_attempt_at forward (the lease): another
 -- relay skips the row until the lease expires.
-WITH heads AS (
-  SELECT DISTINCT ON (key) id AS head_id, next_attempt_at AS head_due
-  FROM {schema}.outbox
-  WHERE delivered_at IS NULL
-  ORDER BY key, id
+WITH RECURSIVE heads AS (
+  -- A skip scan over outbox_undelivered (key, id): one index probe per key
+  -- instead of reading every undelivered row.
+  (SELECT key AS head_key, id AS head_id, next_attempt_at AS head_due
+   FROM {schema}.outbox
+   WHERE delivered_at IS NULL
+   ORDER BY key, id
+   LIMIT 1)
+  UNION ALL
+  SELECT n.key, n.id, n.next_attempt_at
+  FROM heads h
+  CROSS JOIN LATERAL (
+    SELECT key, id, next_attempt_at
+    FROM {schema}.outbox
+    WHERE delivered_at IS NULL AND key > h.head_key
+    ORDER BY key, id
+    LIMIT 1
+  ) n
 ),
 claimed AS (
   SELECT o.id AS claim_id
@@ -42,8 +56,9 @@ UPDATE {schema}.outbox SET delivered_at = now(), last_error = NULL
 WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL;
 
 -- name: OutboxFailed
-UPDATE {schema}.outbox SET next_attempt_at = $2, last_error = $3
-WHERE id = $1 AND delivered_at IS NULL;
+UPDATE {schema}.outbox
+SET next_attempt_at = now() + $3::bigint * interval '1 microsecond', last_error = $4
+WHERE id = $1 AND attempts = $2 AND delivered_at IS NULL;
 
 -- name: OutboxPrune
 WITH doomed AS (

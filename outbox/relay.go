@@ -1,0 +1,432 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// recordTimeout bounds the database write that records a publish's outcome.
+// It is not tied to the caller's context: a publish that happened must be
+// recorded even while the relay stops, or it is published again.
+const recordTimeout = 10 * time.Second
+
+// pruneLimit is how many delivered messages one prune statement deletes.
+const pruneLimit = 1000
+
+// Relay delivers staged messages to a Publisher. Start runs it in the
+// background; RunOnce delivers one batch now. Any number of relays, in one
+// process or many, may run on one schema. A Relay is safe for concurrent use.
+type Relay struct {
+	drv  storage.Driver
+	cfg  Config
+	wake chan struct{}
+
+	mu       sync.Mutex
+	started  bool
+	stopLoop context.CancelFunc // no new batch, no new prune
+	stopWork context.CancelFunc // cancels in-flight publishes (hard stop)
+	done     chan struct{}      // closed when the background loops returned
+}
+
+// New returns a relay on drv. It returns ErrInvalid, wrapped with the reason,
+// for a nil driver or a bad Config.
+func New(drv storage.Driver, cfg Config) (*Relay, error) {
+	if drv == nil {
+		return nil, fmt.Errorf("%w: nil driver", ErrInvalid)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{drv: drv, cfg: cfg, wake: make(chan struct{}, 1)}, nil
+}
+
+// Config returns the relay's configuration with defaults applied.
+func (r *Relay) Config() Config { return r.cfg }
+
+// Result tells what one RunOnce did.
+type Result struct {
+	// Claimed is how many messages the claim returned (at most one per key).
+	Claimed int
+	// Delivered is how many were published and recorded as delivered.
+	Delivered int
+	// Failed is how many publishes failed. Each is retried after
+	// Config.Backoff; the messages behind it in its key wait.
+	Failed int
+	// Deferred is how many claimed messages were not handed to the Publisher
+	// because too little of their lease was left when their turn came (the
+	// batch took longer than the lease allows) or the context ended. They
+	// are released for the next claim when the lease still holds, and are
+	// claimed again once it passes otherwise.
+	Deferred int
+
+	nextRetry time.Time // earliest time a failed or deferred message is due again
+}
+
+// outcome is what happened to one claimed message.
+type outcome int
+
+const (
+	delivered outcome = iota
+	failed
+	deferred
+)
+
+// RunOnce claims one batch (up to Config.BatchSize messages, the oldest
+// undelivered message of each key that is due), publishes the messages
+// concurrently (up to Config.Concurrency at once), and records each outcome:
+// a success marks the message delivered, so the next message of its key
+// becomes due; a failure schedules the message again after Config.Backoff.
+//
+// Publish errors are counted in the Result, not returned. The error is that
+// of the claim or, joined, of database writes recording outcomes (a message
+// whose outcome was not recorded is claimed again when its lease passes).
+// Started relays call RunOnce in a loop; tests and tools may call it
+// directly, also while relays run elsewhere.
+func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
+	var res Result
+	claimedAt := time.Now()
+	msgs, err := r.drv.OutboxClaim(ctx, r.cfg.BatchSize, r.cfg.Lease)
+	if err != nil {
+		return res, err
+	}
+	res.Claimed = len(msgs)
+	if len(msgs) == 0 {
+		return res, nil
+	}
+	// The local clock read before the claim is a conservative bound of the
+	// lease the database set (with its own clock, after this instant).
+	leaseEnd := claimedAt.Add(r.cfg.Lease)
+
+	var (
+		mu   sync.Mutex
+		errs []error
+		next int
+		wg   sync.WaitGroup
+	)
+	workers := min(r.cfg.Concurrency, len(msgs))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next == len(msgs) {
+					mu.Unlock()
+					return
+				}
+				m := msgs[next]
+				next++
+				mu.Unlock()
+
+				out, retryAt, err := r.deliver(ctx, m, leaseEnd)
+
+				mu.Lock()
+				switch out {
+				case delivered:
+					res.Delivered++
+				case failed:
+					res.Failed++
+				case deferred:
+					res.Deferred++
+				}
+				if !retryAt.IsZero() && (res.nextRetry.IsZero() || retryAt.Before(res.nextRetry)) {
+					res.nextRetry = retryAt
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return res, errors.Join(errs...)
+}
+
+// deliver publishes one claimed message and records the outcome. It returns
+// when the message is due again if it was not delivered, and the error of
+// recording the outcome.
+func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (outcome, time.Time, error) {
+	log := r.cfg.Logger
+	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+
+	// Start a publish only with enough of the lease left that it is unlikely
+	// to outlive it, and only while the caller still wants work done.
+	minLeft := min(r.cfg.PublishTimeout, r.cfg.Lease/2)
+	if left := time.Until(leaseEnd); left < minLeft || ctx.Err() != nil {
+		if left <= 0 {
+			// The lease is gone: another relay may hold the message now, so
+			// leave it alone.
+			return deferred, leaseEnd, nil
+		}
+		// Release it for the next claim, keeping its last error.
+		now := time.Now()
+		if err := r.drv.OutboxFailed(recCtx, m.ID, m.Attempts, 0, m.LastError); err != nil {
+			return deferred, leaseEnd, fmt.Errorf("outbox: release message %d: %w", m.ID, err)
+		}
+		return deferred, now, nil
+	}
+
+	pubCtx, cancelPub := context.WithDeadline(ctx, minTime(time.Now().Add(r.cfg.PublishTimeout), leaseEnd))
+	pubErr := r.publish(pubCtx, m)
+	cancelPub()
+
+	if pubErr == nil {
+		if time.Now().After(leaseEnd) {
+			log.Warn("outbox: publish outlived its lease; the message may be published again",
+				"id", m.ID, "topic", m.Topic, "key", m.Key, "lease", r.cfg.Lease)
+		}
+		// Recording a delivery is right even after the lease passed: the
+		// message was published. The write is a no-op if another relay
+		// recorded it first.
+		if err := r.drv.OutboxDelivered(recCtx, []int64{m.ID}); err != nil {
+			log.Warn("outbox: recording a delivery failed; the message will be published again",
+				"id", m.ID, "err", err)
+			return delivered, time.Time{}, fmt.Errorf("outbox: record delivery of message %d: %w", m.ID, err)
+		}
+		return delivered, time.Time{}, nil
+	}
+
+	now := time.Now()
+	if !now.Before(leaseEnd) {
+		// Another relay may have claimed the message since; recording the
+		// failure would cut its lease short.
+		log.Warn("outbox: publish failed after its lease passed; not recording the failure",
+			"id", m.ID, "topic", m.Topic, "key", m.Key, "attempt", m.Attempts, "err", pubErr)
+		return failed, now, nil
+	}
+	retryIn := r.cfg.Backoff(m.Attempts, pubErr)
+	retryAt := now.Add(retryIn)
+	log.Debug("outbox: publish failed", "id", m.ID, "topic", m.Topic, "key", m.Key,
+		"attempt", m.Attempts, "retry_at", retryAt, "err", pubErr)
+	if err := r.drv.OutboxFailed(recCtx, m.ID, m.Attempts, retryIn, pubErr.Error()); err != nil {
+		return failed, leaseEnd, fmt.Errorf("outbox: record failure of message %d: %w", m.ID, err)
+	}
+	return failed, retryAt, nil
+}
+
+// publish calls the Publisher, turning a panic into an error.
+func (r *Relay) publish(ctx context.Context, m *Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("outbox: publisher panicked: %v", p)
+		}
+	}()
+	return r.cfg.Publisher.Publish(ctx, m)
+}
+
+// Prune deletes messages delivered longer than Config.Retention ago and
+// returns how many it deleted. Undelivered messages are never deleted.
+// Started relays prune every Config.PruneInterval.
+func (r *Relay) Prune(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.drv.OutboxPrune(ctx, r.cfg.Retention, pruneLimit)
+		total += n
+		if err != nil || n < pruneLimit {
+			return total, err
+		}
+	}
+}
+
+// Start runs the relay in the background until Stop: it delivers messages
+// as notifications of new ones arrive and every Config.PollInterval, and
+// prunes delivered messages every Config.PruneInterval. It returns at once;
+// ctx only bounds the start itself.
+func (r *Relay) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return ErrAlreadyStarted
+	}
+	r.started = true
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	r.stopLoop, r.stopWork, r.done = stopLoop, stopWork, done
+
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); r.deliverLoop(loopCtx, workCtx) }()
+	go func() { defer wg.Done(); r.listenLoop(loopCtx) }()
+	go func() { defer wg.Done(); r.pruneLoop(loopCtx) }()
+	go func() { wg.Wait(); close(done) }()
+	return nil
+}
+
+// Stop shuts the relay down gracefully: it claims no new batch, lets the
+// publishes of the batch in flight finish, records their outcomes, and
+// returns. If ctx ends first, the in-flight publishes' contexts are
+// cancelled; Stop waits for them to return and be recorded and then returns
+// ctx's error.
+func (r *Relay) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	if !r.started {
+		r.mu.Unlock()
+		return ErrNotStarted
+	}
+	r.started = false
+	stopLoop, stopWork, done := r.stopLoop, r.stopWork, r.done
+	r.mu.Unlock()
+
+	stopLoop()
+	select {
+	case <-done:
+		stopWork()
+		return nil
+	case <-ctx.Done():
+		stopWork()
+		r.cfg.Logger.Warn("outbox: stop deadline passed; cancelled in-flight publishes")
+		<-done
+		return ctx.Err()
+	}
+}
+
+// signal wakes the delivery loop.
+func (r *Relay) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliverLoop runs batches when woken or when the poll timer fires. It ends
+// when loopCtx ends; workCtx is what publishes run under.
+func (r *Relay) deliverLoop(loopCtx, workCtx context.Context) {
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		select {
+		case <-loopCtx.Done():
+			return
+		case <-poll.C:
+		case <-r.wake:
+		}
+		wait := r.cfg.PollInterval
+		if next := r.drain(loopCtx, workCtx); !next.IsZero() {
+			wait = max(min(wait, time.Until(next)), 0)
+		}
+		resetTimer(poll, wait)
+	}
+}
+
+// drain runs batches while they may find more work: while a claim comes
+// back full, or a delivery made the next message of a key due. It returns
+// the earliest time a message it failed or deferred is due again.
+func (r *Relay) drain(loopCtx, workCtx context.Context) time.Time {
+	var next time.Time
+	for loopCtx.Err() == nil {
+		res, err := r.RunOnce(workCtx)
+		if !res.nextRetry.IsZero() && (next.IsZero() || res.nextRetry.Before(next)) {
+			next = res.nextRetry
+		}
+		if err != nil {
+			if workCtx.Err() == nil {
+				r.cfg.Logger.Warn("outbox: delivery batch failed", "err", err)
+			}
+			return next
+		}
+		if res.Delivered == 0 && res.Claimed < r.cfg.BatchSize {
+			return next
+		}
+	}
+	return next
+}
+
+// pruneLoop prunes delivered messages every PruneInterval.
+func (r *Relay) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := r.Prune(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Warn("outbox: prune failed", "err", err)
+		}
+		if n > 0 {
+			r.cfg.Logger.Debug("outbox: pruned delivered messages", "count", n)
+		}
+	}
+}
+
+// listenLoop keeps a LISTEN connection open and wakes the delivery loop when
+// messages are staged. While it is down, polling still finds messages; after
+// it reconnects the delivery loop is woken, as notifications may have been
+// missed.
+func (r *Relay) listenLoop(ctx context.Context) {
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval = 50 * time.Millisecond
+	retry.MaxInterval = 5 * time.Second
+	retry.MaxElapsedTime = 0
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx, retry.Reset)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := retry.NextBackOff()
+		r.cfg.Logger.Warn("outbox: listener lost; reconnecting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context, connected func()) error {
+	l, err := r.drv.NewListener(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = l.Close(closeCtx)
+	}()
+	if err := l.Listen(ctx, storage.TopicOutbox); err != nil {
+		return err
+	}
+	connected()
+	r.signal()
+	for {
+		n, err := l.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		if n.Topic == storage.TopicOutbox {
+			r.signal()
+		}
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,137 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/outbox"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// engineConfig is an engine config with short intervals, working "default"
+// (copied from workflow/helpers_test.go).
+func engineConfig(workers int) workflow.Config {
+	return workflow.Config{
+		Queue: queue.Config{
+			Queues:              map[string]queue.QueueConfig{"default": {MaxWorkers: workers}},
+			PollInterval:        20 * time.Millisecond,
+			HeartbeatInterval:   20 * time.Millisecond,
+			RescueAfter:         time.Hour,
+			MaintenanceInterval: time.Hour,
+		},
+		LockedRetry: 20 * time.Millisecond,
+	}
+}
+
+func startEngine(t *testing.T, drv storage.Driver, cfg workflow.Config, defs ...workflow.Definition) *workflow.Engine {
+	t.Helper()
+	e, err := workflow.NewEngine(drv, cfg)
+	if err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	if err := e.Register(defs...); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Stop(ctx)
+	})
+	return e
+}
+
+// waitRun polls until the run reaches one of the states, or fails the test.
+func waitRun(t *testing.T, e *workflow.Engine, id uuid.UUID, want ...storage.RunState) *workflow.Run {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := e.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Get %s: %v", id, err)
+		}
+		for _, s := range want {
+			if r.State == s {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: state %s at %s (error %q), want one of %v", id, r.State, r.RecoveryPoint, r.Error, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type orderArgs struct {
+	OrderID string `json:"order_id"`
+}
+
+type email struct {
+	To      string `json:"to"`
+	OrderID string `json:"order_id"`
+}
+
+// A step publishes and then fails on its first attempt: the message staged by
+// that attempt rolls back with it, and the relay delivers exactly the one
+// message of the attempt that committed.
+func TestWorkflowStepPublish(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var attempts atomic.Int64
+	wf := workflow.Define("checkout", workflow.Options{MaxAttempts: 3, Backoff: shortBackoff},
+		steps.Do("confirm", func(ctx context.Context, sc *steps.Context[orderArgs, struct{}]) error {
+			n := attempts.Add(1)
+			if err := sc.Publish(ctx, "emails", sc.Args.OrderID, email{To: "a@example.com", OrderID: sc.Args.OrderID}); err != nil {
+				return err
+			}
+			if n == 1 {
+				return errors.New("mailer template missing")
+			}
+			return nil
+		}))
+	e := startEngine(t, drv, engineConfig(2), wf)
+	res, err := e.Enqueue(ctxT(t), "checkout", orderArgs{OrderID: "o-1"}, workflow.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := waitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
+	if run.State != storage.RunSucceeded {
+		t.Fatalf("run %s: %s", run.State, run.Error)
+	}
+	if n := attempts.Load(); n != 2 {
+		t.Fatalf("step ran %d times, want 2", n)
+	}
+
+	var got []*outbox.Message
+	r := newRelay(t, drv, outbox.Config{Publisher: outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+		got = append(got, m) // Concurrency 1: no lock needed
+		return nil
+	}), Concurrency: 1})
+	total := runUntilIdle(t, r)
+	if total.Delivered != 1 || len(got) != 1 {
+		t.Fatalf("relay delivered %+v (%d messages), want exactly 1", total, len(got))
+	}
+	m := got[0]
+	var body email
+	if err := json.Unmarshal(m.Payload, &body); err != nil {
+		t.Fatal(err)
+	}
+	if m.Topic != "emails" || m.Key != "o-1" || m.RunID != run.ID || body != (email{To: "a@example.com", OrderID: "o-1"}) || m.Attempts != 1 {
+		t.Fatalf("delivered %+v (payload %s)", *m, m.Payload)
+	}
+	if all := listAll(t, drv); len(all) != 1 {
+		t.Fatalf("%d messages in the outbox, want 1: the failed attempt's must not exist", len(all))
+	}
+}
