@@ -28,14 +28,6 @@ func timePtr(t pgtype.Timestamptz) *time.Time {
 	return &v
 }
 
-// rawJSON keeps JSON bytes as they are, mapping SQL NULL to nil.
-func rawJSON(b []byte) json.RawMessage {
-	if b == nil {
-		return nil
-	}
-	return json.RawMessage(b)
-}
-
 // jsonParam passes JSON to a jsonb parameter; empty means SQL NULL.
 func jsonParam(b json.RawMessage) any {
 	if len(b) == 0 {
