@@ -182,10 +182,11 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		}
 	}
 	if before.State == storage.JobRunning && job.State == storage.JobCancelled {
-		// Best effort: the fenced writes already keep the worker from
-		// overwriting the cancellation; this just stops it early.
-		if err := c.drv.Notify(ctx, storage.TopicControl, "cancel:"+strconv.FormatInt(id, 10)); err != nil {
-			c.cfg.Logger.Warn("queue: notify cancel", "job", id, "err", err)
+		// Stops the worker early (delivered when ex commits); the fenced
+		// writes already keep it from overwriting the cancellation, and its
+		// next heartbeat would find out too.
+		if err := ex.Notify(ctx, storage.TopicControl, "cancel:"+strconv.FormatInt(id, 10)); err != nil {
+			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}
 	}
 	return job, nil

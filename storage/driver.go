@@ -49,7 +49,7 @@ type Executor interface {
 	JobHeartbeat(ctx context.Context, workerID string, ids []int64) ([]JobStatus, error)
 	// JobRescue returns running jobs whose heartbeat is older than staleAfter
 	// to retryable (or discarded when out of attempts), at most limit of them,
-	// and returns the rescued jobs.
+	// frees the run leases those attempts held, and returns the rescued jobs.
 	JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*Job, error)
 	// JobPrune deletes up to limit jobs that reached a final state longer
 	// than retention ago and returns how many it deleted.
@@ -67,6 +67,11 @@ type Executor interface {
 	// left, it gets one more. A running job is returned unchanged.
 	JobRetry(ctx context.Context, id int64) (*Job, error)
 
+	// Notify sends a notification to every listener of the topic (in this
+	// driver's schema); inside a transaction it is delivered on commit, and
+	// not at all on rollback.
+	Notify(ctx context.Context, topic, payload string) error
+
 	// RunInsert creates a run unless one with the same idempotency key
 	// exists; it returns the run and whether it was created.
 	RunInsert(ctx context.Context, r RunInsert) (*Run, bool, error)
@@ -76,13 +81,18 @@ type Executor interface {
 	RunGetByKey(ctx context.Context, key string) (*Run, error)
 	// RunList returns runs matching the filter, oldest first.
 	RunList(ctx context.Context, f RunFilter) ([]*Run, error)
-	// RunLease takes the run's lock lease for the token if the run is not
-	// finished and the lease is free or older than the timeout. It returns
-	// the run as it is after the attempt and whether the lease was taken.
+	// RunLease takes the run's lock lease for the token if the run is
+	// pending or running and the lease is free or older than the timeout.
+	// It returns the run as it is after the attempt and whether the lease
+	// was taken.
 	RunLease(ctx context.Context, p RunLease) (*Run, bool, error)
 	// RunUpdate writes a run's progress if the token still holds its lease;
 	// otherwise it returns ErrLeaseLost and writes nothing.
 	RunUpdate(ctx context.Context, u RunUpdate) (*Run, error)
+	// RunRelease sets a run's state and error and clears its lease, if the
+	// token still holds it (else ErrLeaseLost), leaving the recovery point,
+	// persisted state and cursor as the last committed step left them.
+	RunRelease(ctx context.Context, r RunRelease) (*Run, error)
 	// RunSetState moves a run from one of the states in from to the state to,
 	// sets its error and clears its lease, for operator actions (cancel,
 	// retry). It returns the run and whether it changed; a run in another
@@ -90,9 +100,10 @@ type Executor interface {
 	RunSetState(ctx context.Context, id uuid.UUID, from []RunState, to RunState, errText string) (*Run, bool, error)
 	// RunChildFinished counts one finished child off an awaiting parent run
 	// and returns the parent; when the last child finishes, the parent is
-	// pending again. A parent no longer awaiting (cancelled, say) is
-	// returned unchanged with false.
-	RunChildFinished(ctx context.Context, parentID uuid.UUID) (*Run, bool, error)
+	// pending again and its await step (parentStep) is marked succeeded in
+	// the step log. A parent no longer awaiting (cancelled, say) is returned
+	// unchanged with false.
+	RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*Run, bool, error)
 	// RunSteps returns a run's step log in step order.
 	RunSteps(ctx context.Context, id uuid.UUID) ([]Step, error)
 
@@ -177,9 +188,6 @@ type Driver interface {
 	// jittered exponential backoff, up to the driver's retry limit and within
 	// ctx; errors.Is(err, ErrSerialization) tells such an error apart.
 	InTx(ctx context.Context, iso Isolation, fn TxFunc) error
-	// Notify sends a notification to every listener of the topic (in this
-	// driver's schema).
-	Notify(ctx context.Context, topic, payload string) error
 	// NewListener opens a Listener on its own connection.
 	NewListener(ctx context.Context) (Listener, error)
 	// Stats returns counters kept by the driver.

@@ -83,9 +83,21 @@ type RunLease struct {
 	Token string
 	// Timeout is how old a lease must be before it is defunct and may be taken over.
 	Timeout time.Duration
-	// Job is the job attempt taking the lease. A lease whose job attempt is
-	// no longer running (rescued after its worker died) is defunct at once.
+	// Job is the job attempt taking the lease. When that attempt is
+	// rescued (its worker died), the rescue frees the lease at once.
 	Job JobAttempt
+}
+
+// RunRelease is the lease holder giving a run up, with a new state and
+// error, without changing its progress (see Executor.RunRelease).
+type RunRelease struct {
+	ID    uuid.UUID
+	Token string
+	State RunState
+	Error string
+	// Step, when set, is written to the step log (unless that step already
+	// succeeded).
+	Step *Step
 }
 
 // RunUpdate is a fenced write of a run's progress, made by the lease holder.

@@ -95,6 +95,9 @@ func TestAwaitContinuesOnceAfterLastChild(t *testing.T) {
 	if resumed.Load() != 1 || countEffects(t, drv, r.ID, "gather") != 1 {
 		t.Fatalf("the step after the await ran %d times", resumed.Load())
 	}
+	if len(r.Steps) != 2 || r.Steps[0].State != storage.StepSucceeded || r.Steps[1].State != storage.StepSucceeded {
+		t.Fatalf("step log %+v: the await step should read succeeded once its children finished", r.Steps)
+	}
 	var st parentState
 	if err := json.Unmarshal(r.Attrs, &st); err != nil || st.Sum != 100 {
 		t.Fatalf("parent state %s (%v), want the children's results summed to 100", r.Attrs, err)

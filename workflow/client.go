@@ -190,13 +190,26 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 		if !changed {
 			return fmt.Errorf("%w: run %s is %s", ErrNotRetryable, id, rec.State)
 		}
-		live, err := tx.JobList(ctx, storage.JobFilter{RunID: id, States: []storage.JobState{
-			storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}})
+		// A job waiting to run is made due now; otherwise a new job is
+		// enqueued. A job still running is not enough: it may be the one
+		// that just halted or failed the run, about to complete. (A second
+		// job is harmless: the lease lets one execute, the other finds
+		// nothing to do.)
+		waiting, err := tx.JobList(ctx, storage.JobFilter{RunID: id, Kind: rec.Workflow, States: []storage.JobState{
+			storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}})
 		if err != nil {
 			return err
 		}
-		if len(live) == 0 {
+		if len(waiting) == 0 {
 			if err := e.enqueueRunJob(ctx, tx, rec); err != nil {
+				return err
+			}
+		}
+		for _, j := range waiting {
+			if _, err := tx.JobRetry(ctx, j.ID); err != nil {
+				return err
+			}
+			if err := tx.Notify(ctx, storage.TopicInsert, j.Queue); err != nil {
 				return err
 			}
 		}
@@ -217,8 +230,11 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*Run, error) {
 	var out *Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		rec, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
+		if err != nil {
+			return err
+		}
 		out = &Run{Run: *rec}
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("workflow: cancel %s: %w", id, err)

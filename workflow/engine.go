@@ -152,7 +152,7 @@ func (e *Engine) onFinal(ctx context.Context, tx storage.Executor, d Definition,
 	if r.ParentRunID == uuid.Nil {
 		return nil
 	}
-	parent, resumed, err := tx.RunChildFinished(ctx, r.ParentRunID)
+	parent, resumed, err := tx.RunChildFinished(ctx, r.ParentRunID, r.ParentStep)
 	if err != nil || !resumed || parent.State != storage.RunPending {
 		return err
 	}

@@ -141,6 +141,10 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 	if stepErr != nil && (!isControl || control.Kind() == steps.KindCancel) {
 		return committed{}, &stepFailure{stepErr}
 	}
+	if control != nil && sc.Awaiting() > 0 {
+		return committed{}, &stepFailure{fmt.Errorf("%w: step %q awaited children and returned %v; an await step parks the run and must return nil",
+			steps.ErrInvalid, step.Name(), control)}
+	}
 	attrs, err := json.Marshal(sc.State)
 	if err != nil {
 		return committed{}, &stepFailure{fmt.Errorf("%w: encode: %w", ErrStateDecode, err)}
@@ -236,34 +240,15 @@ func (e *Engine) recordFailure(ctx context.Context, d Definition, job *queue.Job
 	if job.Attempt >= job.MaxAttempts {
 		state = run.Failed
 	}
-	write := func(ctx context.Context, tx storage.Tx) error {
-		next, err := tx.RunUpdate(ctx, storage.RunUpdate{
-			ID:            rec.ID,
-			Token:         lease.Token,
-			State:         state,
-			RecoveryPoint: rec.RecoveryPoint,
-			Attrs:         rec.Attrs,
-			Cursor:        rec.Cursor,
-			Release:       true,
-			Error:         stepErr.Error(),
-			Step: &storage.Step{
-				Position:  idx,
-				Name:      rec.RecoveryPoint,
-				State:     storage.StepFailed,
-				Attempt:   job.Attempt,
-				Error:     stepErr.Error(),
-				StartedAt: started,
-			},
-		})
-		if err != nil {
-			return err
-		}
-		if state == run.Failed {
-			return e.onFinal(ctx, tx, d, next)
-		}
-		return nil
+	step := &storage.Step{
+		Position:  idx,
+		Name:      rec.RecoveryPoint,
+		State:     storage.StepFailed,
+		Attempt:   job.Attempt,
+		Error:     stepErr.Error(),
+		StartedAt: started,
 	}
-	if err := e.bookkeeping(ctx, write); err != nil {
+	if err := e.releaseRun(ctx, d, rec, lease, state, stepErr.Error(), step); err != nil {
 		e.cfg.Logger.Warn("workflow: could not record step failure", "run", rec.ID, "err", err)
 	}
 	e.cfg.Logger.Info("workflow: step failed", "run", rec.ID, "workflow", rec.Workflow, "step", rec.RecoveryPoint,
@@ -274,17 +259,7 @@ func (e *Engine) recordFailure(ctx context.Context, d Definition, job *queue.Job
 // failForGood marks a run failed for a reason no retry can fix and discards
 // its job.
 func (e *Engine) failForGood(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, reason error) error {
-	err := e.bookkeeping(ctx, func(ctx context.Context, tx storage.Tx) error {
-		next, err := tx.RunUpdate(ctx, storage.RunUpdate{
-			ID: rec.ID, Token: lease.Token, State: run.Failed, RecoveryPoint: rec.RecoveryPoint,
-			Attrs: rec.Attrs, Cursor: rec.Cursor, Release: true, Error: reason.Error(),
-		})
-		if err != nil {
-			return err
-		}
-		return e.onFinal(ctx, tx, d, next)
-	})
-	if err != nil {
+	if err := e.releaseRun(ctx, d, rec, lease, run.Failed, reason.Error(), nil); err != nil {
 		return err
 	}
 	e.cfg.Logger.Error("workflow: run failed for good", "run", rec.ID, "workflow", rec.Workflow, "err", reason)
@@ -297,37 +272,33 @@ func (e *Engine) cancelFromStep(ctx context.Context, d Definition, rec *storage.
 	if c.Reason() != nil {
 		reason += ": " + c.Reason().Error()
 	}
-	err := e.bookkeeping(ctx, func(ctx context.Context, tx storage.Tx) error {
-		next, err := tx.RunUpdate(ctx, storage.RunUpdate{
-			ID: rec.ID, Token: lease.Token, State: run.Cancelled, RecoveryPoint: rec.RecoveryPoint,
-			Attrs: rec.Attrs, Cursor: rec.Cursor, Release: true, Error: reason,
-		})
-		if err != nil {
-			return err
-		}
-		return e.onFinal(ctx, tx, d, next)
-	})
-	if err != nil {
+	if err := e.releaseRun(ctx, d, rec, lease, run.Cancelled, reason, nil); err != nil {
 		return err
 	}
 	return queue.Cancel(errors.New(reason))
 }
 
-// release gives up the lease without other changes.
+// release gives up the lease, leaving the run pending.
 func (e *Engine) release(ctx context.Context, rec *storage.Run, lease run.Lease) error {
-	return e.bookkeeping(ctx, func(ctx context.Context, tx storage.Tx) error {
-		_, err := tx.RunUpdate(ctx, storage.RunUpdate{
-			ID: rec.ID, Token: lease.Token, State: run.Pending, RecoveryPoint: rec.RecoveryPoint,
-			Attrs: rec.Attrs, Cursor: rec.Cursor, Release: true,
-		})
-		return err
-	})
+	return e.releaseRun(ctx, nil, rec, lease, run.Pending, "", nil)
 }
 
-// bookkeeping runs a run write that must happen even when the job's context
-// was cancelled (a stop deadline, a lost claim), within a short bound.
-func (e *Engine) bookkeeping(ctx context.Context, fn storage.TxFunc) error {
+// releaseRun gives the run up with a new state (without touching its
+// progress, which only step transactions change) and, when that state is
+// final, does what a finished run owes, all in one transaction. It runs even
+// when the job's context was cancelled (a stop deadline, a lost claim),
+// within a short bound.
+func (e *Engine) releaseRun(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, state storage.RunState, errText string, step *storage.Step) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	return e.drv.InTx(ctx, storage.ReadCommitted, fn)
+	return e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		next, err := tx.RunRelease(ctx, storage.RunRelease{ID: rec.ID, Token: lease.Token, State: state, Error: errText, Step: step})
+		if err != nil {
+			return err
+		}
+		if next.State.Final() {
+			return e.onFinal(ctx, tx, d, next)
+		}
+		return nil
+	})
 }

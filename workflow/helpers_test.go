@@ -2,6 +2,8 @@ package workflow_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,4 +113,168 @@ func countEffects(t *testing.T, drv *postgres.Driver, runID uuid.UUID, step stri
 		t.Fatal(err)
 	}
 	return n
+}
+
+// fastOptions are workflow options with a short backoff, so retries in tests
+// take milliseconds.
+func fastOptions(maxAttempts int) workflow.Options {
+	return workflow.Options{
+		MaxAttempts: maxAttempts,
+		Backoff:     func(int, error) time.Duration { return 5 * time.Millisecond },
+	}
+}
+
+// waitFor polls cond until it reports true, or fails the test after timeout
+// with cond's last description of what it saw.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last saw: %s", timeout, what, saw)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// jobsOf lists the jobs of a run, of one kind when kind is set.
+func jobsOf(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*storage.Job {
+	t.Helper()
+	jobs, err := drv.JobList(context.Background(), storage.JobFilter{RunID: runID, Kind: kind})
+	if err != nil {
+		t.Fatalf("JobList(run %s): %v", runID, err)
+	}
+	return jobs
+}
+
+// liveJobStates are the states of a job that may still run.
+var liveJobStates = []storage.JobState{storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}
+
+func liveJobs(t *testing.T, drv storage.Driver, runID uuid.UUID) []*storage.Job {
+	t.Helper()
+	jobs, err := drv.JobList(context.Background(), storage.JobFilter{RunID: runID, States: liveJobStates})
+	if err != nil {
+		t.Fatalf("JobList(run %s): %v", runID, err)
+	}
+	return jobs
+}
+
+func describeJobs(jobs []*storage.Job) string {
+	s := ""
+	for _, j := range jobs {
+		s += fmt.Sprintf("[job %d %s %s attempt %d/%d] ", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts)
+	}
+	return s
+}
+
+// waitJobsFinal waits until every job of the run (of kind, when set) reached
+// a final state, and returns them.
+func waitJobsFinal(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*storage.Job {
+	t.Helper()
+	var jobs []*storage.Job
+	waitFor(t, 20*time.Second, "the run's jobs to finish", func() (bool, string) {
+		jobs = jobsOf(t, drv, runID, kind)
+		for _, j := range jobs {
+			if !j.State.Final() {
+				return false, describeJobs(jobs)
+			}
+		}
+		return true, ""
+	})
+	return jobs
+}
+
+// countRows counts the rows of a table in the driver's schema matching where
+// (a SQL condition, may be empty).
+func countRows(t *testing.T, drv *postgres.Driver, name, where string, args ...any) int {
+	t.Helper()
+	q := "SELECT count(*) FROM " + table(drv, name)
+	if where != "" {
+		q += " WHERE " + where
+	}
+	var n int
+	if err := drv.Pool().QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// stepLog returns the step log entry of a step by name.
+func stepLog(t *testing.T, r *workflow.Run, name string) storage.Step {
+	t.Helper()
+	for _, s := range r.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("run %s: no step %q in the step log %+v", r.ID, name, r.Steps)
+	return storage.Step{}
+}
+
+// getRun reads a run with its step log.
+func getRun(t *testing.T, e *workflow.Engine, id uuid.UUID) *workflow.Run {
+	t.Helper()
+	r, err := e.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get %s: %v", id, err)
+	}
+	return r
+}
+
+// enqueue enqueues a run and returns its id.
+func enqueue(t *testing.T, e *workflow.Engine, name string, args any) uuid.UUID {
+	t.Helper()
+	res, err := e.Enqueue(context.Background(), name, args, workflow.EnqueueOptions{})
+	if err != nil {
+		t.Fatalf("Enqueue %s: %v", name, err)
+	}
+	return res.Run.ID
+}
+
+// counter counts calls by name, safely from many goroutines.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) inc(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[name]++
+	return c.n[name]
+}
+
+func (c *counter) get(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[name]
+}
+
+// panicSafeDriver rolls a transaction back when its function panics, then
+// panics again: a test can recover the panic without leaking the pool's
+// connection (which would hang the pool's Close at cleanup).
+type panicSafeDriver struct{ *postgres.Driver }
+
+func (d panicSafeDriver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxFunc) error {
+	var panicked any
+	err := d.Driver.InTx(ctx, iso, func(ctx context.Context, tx storage.Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked = p
+				err = fmt.Errorf("panic in transaction: %v", p)
+			}
+		}()
+		return fn(ctx, tx)
+	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	return err
 }

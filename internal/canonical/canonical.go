@@ -1,5 +1,12 @@
 // Package canonical writes JSON in one canonical form, so equal values give
-// equal bytes: idempotency keys and unique-job keys hash it.
+// equal bytes: idempotency keys and unique-job keys hash it, and arguments are
+// compared with it.
+//
+// The form matches what PostgreSQL's jsonb keeps of a document: object keys
+// sorted (jsonb sorts differently, but only equality matters), no
+// insignificant whitespace, and numbers written as plain decimals without
+// exponent or redundant zeros, so 1e2, 100 and 100.0 are one number, as they
+// are to jsonb.
 package canonical
 
 import (
@@ -7,13 +14,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 )
 
 // ErrInvalid is returned, wrapped, for input that is not one JSON value.
 var ErrInvalid = errors.New("invalid JSON")
 
-// JSON returns raw with object keys sorted and insignificant whitespace
-// removed; numbers keep the digits they were written with.
+// JSON returns raw in canonical form.
 func JSON(raw []byte) (json.RawMessage, error) {
 	v, err := Decode(raw)
 	if err != nil {
@@ -26,7 +34,7 @@ func JSON(raw []byte) (json.RawMessage, error) {
 	return out, nil
 }
 
-// Decode parses one JSON value, keeping numbers as json.Number.
+// Decode parses one JSON value, with numbers as canonical json.Number.
 func Decode(raw []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -34,8 +42,72 @@ func Decode(raw []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data after the JSON value", ErrInvalid)
 	}
-	return v, nil
+	return normalize(v), nil
+}
+
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	case json.Number:
+		return Number(x)
+	}
+	return v
+}
+
+// maxPlainExponent bounds how many zeros a plain decimal may need; beyond it
+// the number keeps an exponent (still canonical, and far past what anyone
+// puts in arguments).
+const maxPlainExponent = 1000
+
+// Number writes a JSON number as a plain decimal: no exponent, no leading or
+// trailing zeros, no sign on zero. 1e2, 100 and 100.00 all become 100;
+// 1e-7 becomes 0.0000001.
+func Number(n json.Number) json.Number {
+	s := string(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	mantissa, expPart, _ := strings.Cut(strings.ToLower(s), "e")
+	exp := 0
+	if expPart != "" {
+		if _, err := fmt.Sscan(expPart, &exp); err != nil {
+			return n // not a number json produced; leave it
+		}
+	}
+	intPart, frac, _ := strings.Cut(mantissa, ".")
+	digits := intPart + frac
+	exp -= len(frac)
+	// digits × 10^exp, with no leading or trailing zeros in digits.
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return "0"
+	}
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed)
+	digits = trimmed
+	var out string
+	switch {
+	case exp > maxPlainExponent || exp < -maxPlainExponent-len(digits):
+		out = digits + "e" + fmt.Sprint(exp)
+	case exp >= 0:
+		out = digits + strings.Repeat("0", exp)
+	case -exp < len(digits):
+		point := len(digits) + exp
+		out = digits[:point] + "." + digits[point:]
+	default:
+		out = "0." + strings.Repeat("0", -exp-len(digits)) + digits
+	}
+	if neg {
+		out = "-" + out
+	}
+	return json.Number(out)
 }

@@ -119,6 +119,13 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 			return wrapErr(err)
 		}
 		wrapped := d.WrapTx(tx)
+		defer func() {
+			// A panicking fn must not leave the connection in a transaction.
+			if p := recover(); p != nil {
+				_ = tx.Rollback(context.WithoutCancel(ctx))
+				panic(p)
+			}
+		}()
 		if err := fn(ctx, wrapped); err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 			return wrapErr(err)
@@ -153,12 +160,6 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 		return fmt.Errorf("%w after %d retries: %w", storage.ErrRetriesExhausted, d.opts.MaxTxRetries, err)
 	}
 	return err
-}
-
-// Notify sends a notification on a topic of this driver's schema.
-func (d *Driver) Notify(ctx context.Context, topic, payload string) error {
-	_, err := d.pool.Exec(ctx, "SELECT pg_notify($1, $2)", d.channelPrefix+topic, payload)
-	return wrapErr(err)
 }
 
 // NewListener opens a dedicated connection (outside the pool) for LISTEN.

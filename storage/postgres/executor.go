@@ -33,3 +33,10 @@ var _ storage.Tx = (*txExecutor)(nil)
 
 func (t *txExecutor) Commit(ctx context.Context) error   { return wrapErr(t.tx.Commit(ctx)) }
 func (t *txExecutor) Rollback(ctx context.Context) error { return wrapErr(t.tx.Rollback(ctx)) }
+
+// Notify sends a notification on a topic of the driver's schema; in a
+// transaction, PostgreSQL delivers it on commit.
+func (e *executor) Notify(ctx context.Context, topic, payload string) error {
+	_, err := e.db.Exec(ctx, e.q.get("Notify"), e.channelPrefix+topic, payload)
+	return wrapErr(err)
+}

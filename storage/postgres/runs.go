@@ -113,6 +113,22 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 	return r, nil
 }
 
+func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {
+	var pos, name, state, attempt, stepErr, startedAt any
+	if s := rr.Step; s != nil {
+		pos, name, state, attempt, stepErr, startedAt = s.Position, s.Name, string(s.State), s.Attempt, s.Error, s.StartedAt
+	}
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), rr.ID, rr.Token, string(rr.State), rr.Error,
+		pos, name, state, attempt, stepErr, startedAt))
+	if isNotFound(err) {
+		return nil, fmt.Errorf("release run %s: %w", rr.ID, storage.ErrLeaseLost)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("release run %s: %w", rr.ID, err)
+	}
+	return r, nil
+}
+
 func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (*storage.Run, bool, error) {
 	states := make([]string, len(from))
 	for i, s := range from {
@@ -152,8 +168,8 @@ func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, 
 	return out, wrapErr(rows.Err())
 }
 
-func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID) (*storage.Run, bool, error) {
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), parentID))
+func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*storage.Run, bool, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), parentID, parentStep))
 	if err == nil {
 		return r, true, nil
 	}

@@ -258,7 +258,9 @@ func TestRunLease(t *testing.T) {
 		}
 	})
 
-	for _, how := range []string{"completed", "rescued", "cancelled"} {
+	// Rescue and cancellation free the lease of the attempt they end. (A job
+	// completes only after its executor released the lease itself.)
+	for _, how := range []string{"rescued", "cancelled"} {
 		t.Run("holder's attempt "+how, func(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
@@ -269,10 +271,6 @@ func TestRunLease(t *testing.T) {
 				t.Fatal("first lease refused")
 			}
 			switch how {
-			case "completed":
-				if done, err := drv.JobComplete(ctx, []storage.JobAttempt{jobA}); err != nil || len(done) != 1 {
-					t.Fatalf("JobComplete = %v, %v", done, err)
-				}
 			case "rescued":
 				backdateHeartbeat(ctx, t, drv, time.Hour, jobA.ID)
 				if rescued, err := drv.JobRescue(ctx, time.Minute, 10); err != nil || len(rescued) != 1 || rescued[0].ID != jobA.ID {

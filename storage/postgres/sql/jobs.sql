@@ -148,6 +148,9 @@ FROM {schema}.jobs
 WHERE id = ANY($2::bigint[]) AND id NOT IN (SELECT beat_id FROM beat);
 
 -- name: JobRescue
+-- Rescues running jobs whose worker stopped heartbeating, and in the same
+-- statement frees the run leases those job attempts held (their runs go back
+-- to pending), so the job's next attempt resumes the run at once.
 WITH stale AS (
   SELECT id AS stale_id
   FROM {schema}.jobs
@@ -155,19 +158,30 @@ WITH stale AS (
   ORDER BY heartbeat_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
+),
+rescued AS (
+  UPDATE {schema}.jobs
+  SET state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+      scheduled_at = now(),
+      finalized_at = CASE WHEN attempt >= max_attempts THEN now() END,
+      heartbeat_at = NULL,
+      errors = errors || jsonb_build_array(jsonb_build_object(
+        'attempt', attempt,
+        'at', now(),
+        'error', 'rescued: worker ' || coalesce(attempted_by, '?') || ' stopped heartbeating'))
+  FROM stale
+  WHERE id = stale_id
+  RETURNING {job_columns}
+),
+released AS (
+  UPDATE {schema}.runs r
+  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
+      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
+      updated_at = now()
+  FROM rescued
+  WHERE r.locked_job_id = rescued.id AND r.locked_attempt = rescued.attempt
 )
-UPDATE {schema}.jobs
-SET state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
-    scheduled_at = now(),
-    finalized_at = CASE WHEN attempt >= max_attempts THEN now() END,
-    heartbeat_at = NULL,
-    errors = errors || jsonb_build_array(jsonb_build_object(
-      'attempt', attempt,
-      'at', now(),
-      'error', 'rescued: worker ' || coalesce(attempted_by, '?') || ' stopped heartbeating'))
-FROM stale
-WHERE id = stale_id
-RETURNING {job_columns};
+SELECT * FROM rescued;
 
 -- name: JobPrune
 WITH doomed AS (
@@ -196,10 +210,22 @@ ORDER BY id
 LIMIT $7;
 
 -- name: JobCancel
-UPDATE {schema}.jobs
-SET state = 'cancelled', finalized_at = now(), heartbeat_at = NULL
-WHERE id = $1 AND state NOT IN ('completed', 'cancelled', 'discarded')
-RETURNING {job_columns};
+-- Cancels the job and frees the run lease its attempt held, if any.
+WITH cancelled AS (
+  UPDATE {schema}.jobs
+  SET state = 'cancelled', finalized_at = now(), heartbeat_at = NULL
+  WHERE id = $1 AND state NOT IN ('completed', 'cancelled', 'discarded')
+  RETURNING {job_columns}
+),
+released AS (
+  UPDATE {schema}.runs r
+  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
+      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
+      updated_at = now()
+  FROM cancelled
+  WHERE r.locked_job_id = cancelled.id AND r.locked_attempt = cancelled.attempt
+)
+SELECT * FROM cancelled;
 
 -- name: JobRetry
 -- A job out of attempts gets exactly one more; the attempt count is kept, so
@@ -261,3 +287,6 @@ SELECT queue, state, count(*), min(scheduled_at) FILTER (WHERE state IN ('availa
 FROM {schema}.jobs
 GROUP BY queue, state
 ORDER BY queue, state;
+
+-- name: Notify
+SELECT pg_notify($1, $2);

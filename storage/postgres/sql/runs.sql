@@ -25,9 +25,10 @@ ORDER BY created_at, id
 LIMIT $5;
 
 -- name: RunLease
--- The lease is free when nobody holds it, when it is older than the timeout,
--- or when the job attempt holding it is no longer running (it was rescued
--- after its worker died, or finished).
+-- The lease is free when nobody holds it or it is older than the timeout.
+-- (The rescuer frees the leases of jobs whose worker died, in the statement
+-- that rescues them.) Only the run's own row is read, so READ COMMITTED's
+-- recheck of a concurrently updated row sees the newest lease.
 UPDATE {schema}.runs
 SET locked_by = $2,
     locked_at = now(),
@@ -38,12 +39,7 @@ SET locked_by = $2,
     updated_at = now()
 WHERE id = $1
   AND state IN ('pending', 'running')
-  AND (locked_by IS NULL
-       OR locked_at < now() - $3::bigint * interval '1 microsecond'
-       OR NOT EXISTS (SELECT 1 FROM {schema}.jobs j
-                      WHERE j.id = runs.locked_job_id
-                        AND j.state = 'running'
-                        AND j.attempt = runs.locked_attempt))
+  AND (locked_by IS NULL OR locked_at < now() - $3::bigint * interval '1 microsecond')
 RETURNING {run_columns};
 
 -- name: RunUpdate
@@ -84,6 +80,40 @@ step AS (
 )
 SELECT * FROM updated;
 
+-- name: RunRelease
+-- The lease holder gives the run up: sets its state and error, clears the
+-- lease, and logs the step, without touching the recovery point, state or
+-- cursor: those change only in a step's own transaction, so a failure
+-- recorded after a commit whose outcome was lost cannot undo progress.
+WITH updated AS (
+  UPDATE {schema}.runs
+  SET state = $3,
+      error = nullif($4, ''),
+      locked_by = NULL,
+      locked_at = NULL,
+      locked_job_id = NULL,
+      locked_attempt = NULL,
+      updated_at = now(),
+      finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+  WHERE id = $1 AND locked_by = $2
+  RETURNING {run_columns}
+),
+step AS (
+  INSERT INTO {schema}.run_steps (run_id, position, name, state, attempt, executions,
+                                  result, error, started_at, finished_at)
+  SELECT id, $5::integer, $6::text, $7::text, $8::integer, 1, NULL, nullif($9::text, ''), $10::timestamptz, now()
+  FROM updated
+  WHERE $6::text IS NOT NULL
+  ON CONFLICT (run_id, position) DO UPDATE
+  SET state = excluded.state,
+      attempt = excluded.attempt,
+      executions = run_steps.executions + 1,
+      error = excluded.error,
+      finished_at = excluded.finished_at
+  WHERE run_steps.state <> 'succeeded'
+)
+SELECT * FROM updated;
+
 -- name: RunSetState
 UPDATE {schema}.runs
 SET state = $3,
@@ -106,11 +136,21 @@ ORDER BY position;
 
 -- name: RunChildFinished
 -- A child run finished: count it off its awaiting parent. The child whose
--- decrement reaches zero sees the parent pending again and enqueues its
--- continuation in the same transaction.
-UPDATE {schema}.runs
-SET awaiting = awaiting - 1,
-    state = CASE WHEN awaiting = 1 THEN 'pending' ELSE state END,
-    updated_at = now()
-WHERE id = $1 AND state = 'awaiting' AND awaiting > 0
-RETURNING {run_columns};
+-- decrement reaches zero sees the parent pending again, marks the parent's
+-- await step done in the step log, and (in Go) enqueues the continuation in
+-- the same transaction.
+WITH parent AS (
+  UPDATE {schema}.runs
+  SET awaiting = awaiting - 1,
+      state = CASE WHEN awaiting = 1 THEN 'pending' ELSE state END,
+      updated_at = now()
+  WHERE id = $1 AND state = 'awaiting' AND awaiting > 0
+  RETURNING {run_columns}
+),
+step AS (
+  UPDATE {schema}.run_steps s
+  SET state = 'succeeded', finished_at = now()
+  FROM parent
+  WHERE parent.state = 'pending' AND s.run_id = $1 AND s.name = $2 AND s.state = 'awaiting'
+)
+SELECT * FROM parent;

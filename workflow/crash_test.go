@@ -1,0 +1,90 @@
+package workflow_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// A worker process killed in the middle of step 2 loses only that step's
+// uncommitted transaction: another engine rescues the job, takes over the
+// run's lease and resumes at step 2. Every step's effect happens once.
+func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	execSQL(t, drv, "CREATE TABLE "+table(drv, "markers")+" (run_id uuid NOT NULL, step text NOT NULL, pid int NOT NULL)")
+
+	cfg := workflow.Config{
+		Queue: queue.Config{
+			Queues:              map[string]queue.QueueConfig{"default": {MaxWorkers: 2}},
+			PollInterval:        20 * time.Millisecond,
+			HeartbeatInterval:   50 * time.Millisecond,
+			RescueAfter:         300 * time.Millisecond,
+			MaintenanceInterval: 50 * time.Millisecond,
+		},
+		LockedRetry: 20 * time.Millisecond,
+	}
+	e := newEngine(t, drv, cfg, crashyWorkflow(drv, ""))
+	id := enqueue(t, e, "crashy", crashyArgs{Order: "o-1"})
+
+	proc := startWorkflowWorker(t, drv.Schema(), "step2")
+	waitFor(t, 30*time.Second, "the worker process to hang in step2", func() (bool, string) {
+		n := countRows(t, drv, "markers", "run_id = $1", id)
+		return n == 1, "no marker yet"
+	})
+	// Step 1 committed; step 2's effect is written but not committed.
+	if n1, n2 := countEffects(t, drv, id, "step1"), countEffects(t, drv, id, "step2"); n1 != 1 || n2 != 0 {
+		t.Fatalf("before the kill: step1 %d effects, step2 %d; want 1 and 0", n1, n2)
+	}
+	if r := getRun(t, e, id); r.State != storage.RunRunning || r.RecoveryPoint != "step2" {
+		t.Fatalf("before the kill: run %s at %s, want running at step2", r.State, r.RecoveryPoint)
+	}
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.Wait()
+
+	killed := time.Now()
+	startEngine(t, e)
+	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
+	if r.State != storage.RunSucceeded {
+		t.Fatalf("run %s (%s), want succeeded", r.State, r.Error)
+	}
+	t.Logf("run finished %s after the kill", time.Since(killed).Round(time.Millisecond))
+
+	for _, s := range []string{"step1", "step2", "step3"} {
+		if n := countEffects(t, drv, id, s); n != 1 {
+			t.Errorf("%s: %d effects, want 1", s, n)
+		}
+		if l := stepLog(t, r, s); l.Executions != 1 || l.State != storage.StepSucceeded {
+			t.Errorf("%s step log: %s, %d executions; want succeeded once", s, l.State, l.Executions)
+		}
+	}
+	if l := stepLog(t, r, "step2"); l.Attempt != 2 {
+		t.Errorf("step2 committed on attempt %d, want 2 (after the rescue)", l.Attempt)
+	}
+	var st crashyState
+	if err := json.Unmarshal(r.Attrs, &st); err != nil || !reflect.DeepEqual(st.Done, []string{"step1", "step2", "step3"}) {
+		t.Errorf("state %s (%v), want each step recorded once", r.Attrs, err)
+	}
+	if n := countRows(t, drv, "markers", ""); n != 1 {
+		t.Errorf("%d markers, want 1 (only the killed worker hangs)", n)
+	}
+	jobs := waitJobsFinal(t, drv, id, "crashy")
+	if len(jobs) != 1 {
+		t.Fatalf("jobs: %s, want the one job", describeJobs(jobs))
+	}
+	j := jobs[0]
+	if j.State != storage.JobCompleted || j.Attempt != 2 || len(j.Errors) != 1 || !strings.Contains(j.Errors[0].Error, "rescued") {
+		t.Errorf("job %d: %s, attempt %d, errors %v; want completed on attempt 2 after a rescue", j.ID, j.State, j.Attempt, j.Errors)
+	}
+}

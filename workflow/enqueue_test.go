@@ -1,0 +1,244 @@
+package workflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+type cartArgs struct {
+	Customer string  `json:"customer"`
+	Items    []int   `json:"items"`
+	Discount float64 `json:"discount,omitempty"`
+}
+
+type noState struct{}
+
+func noop[A, S any](name string) steps.Step[A, S] {
+	return steps.Do(name, func(context.Context, *steps.Context[A, S]) error { return nil })
+}
+
+func TestConcurrentEnqueueOfOneKeyMakesOneRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	keyed := workflow.Define("keyed", workflow.Options{Key: run.ByArgs()}, noop[cartArgs, noState]("only"))
+	other := workflow.Define("other", workflow.Options{}, noop[cartArgs, noState]("only"))
+	e := newEngine(t, drv, engineConfig(1), keyed, other) // not started: jobs stay put
+	ctx := ctxT(t)
+
+	// The same value, written two ways: key order must not matter.
+	forms := []json.RawMessage{
+		json.RawMessage(`{"customer":"c1","items":[1,2]}`),
+		json.RawMessage(` { "items" : [1, 2], "customer" : "c1" } `),
+	}
+	const n = 10
+	results := make([]*workflow.EnqueueResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = e.Enqueue(ctx, "keyed", forms[i%2], workflow.EnqueueOptions{})
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	var created int
+	var id uuid.UUID
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Enqueue %d: %v", i, errs[i])
+		}
+		if !results[i].Duplicate {
+			created++
+		}
+		if i == 0 {
+			id = results[i].Run.ID
+		}
+		if results[i].Run.ID != id {
+			t.Errorf("Enqueue %d returned run %s, Enqueue 0 run %s", i, results[i].Run.ID, id)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d enqueues reported a new run, want exactly 1", created)
+	}
+	if jobs := jobsOf(t, drv, id, ""); len(jobs) != 1 {
+		t.Fatalf("run %s has %d jobs, want 1: %s", id, len(jobs), describeJobs(jobs))
+	}
+	runsBefore, jobsBefore := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", "")
+	if runsBefore != 1 || jobsBefore != 1 {
+		t.Fatalf("%d runs and %d jobs, want 1 and 1", runsBefore, jobsBefore)
+	}
+
+	// The same key with other arguments is a caller bug: refused, nothing written.
+	if _, err := e.Enqueue(ctx, "keyed", cartArgs{Customer: "c1", Items: []int{1, 2}, Discount: 0.5}, workflow.EnqueueOptions{
+		Key: results[0].Run.IdempotencyKey}); !errors.Is(err, run.ErrMismatchedArgs) {
+		t.Errorf("same key, other args: err %v, want run.ErrMismatchedArgs", err)
+	}
+	// An explicit key that another workflow's run holds.
+	if _, err := e.Enqueue(ctx, "other", forms[0], workflow.EnqueueOptions{Key: results[0].Run.IdempotencyKey}); !errors.Is(err, run.ErrMismatchedArgs) {
+		t.Errorf("key of a run of another workflow: err %v, want run.ErrMismatchedArgs", err)
+	}
+	// An explicit key reused by the same workflow with the same args is a duplicate.
+	if res, err := e.Enqueue(ctx, "keyed", forms[1], workflow.EnqueueOptions{Key: results[0].Run.IdempotencyKey}); err != nil || !res.Duplicate || res.Run.ID != id {
+		t.Errorf("explicit key, same args: %+v, %v; want a duplicate of %s", res, err, id)
+	}
+	if r, j := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", ""); r != runsBefore || j != jobsBefore {
+		t.Errorf("after refused enqueues: %d runs and %d jobs, want %d and %d", r, j, runsBefore, jobsBefore)
+	}
+
+	// An explicit key, first used by "other", then by "keyed".
+	if _, err := e.Enqueue(ctx, "other", forms[0], workflow.EnqueueOptions{Key: "explicit-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Enqueue(ctx, "keyed", forms[0], workflow.EnqueueOptions{Key: "explicit-1"}); !errors.Is(err, run.ErrMismatchedArgs) {
+		t.Errorf("explicit key reused by another workflow: err %v, want run.ErrMismatchedArgs", err)
+	}
+	if r, j := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", ""); r != runsBefore+1 || j != jobsBefore+1 {
+		t.Errorf("%d runs and %d jobs, want %d and %d", r, j, runsBefore+1, jobsBefore+1)
+	}
+}
+
+// A client that enqueues the same arguments twice (a retried request) must get
+// the existing run back, whatever numbers the arguments hold. encoding/json
+// writes small and large floats with exponents (1e-07, 1e+21), which
+// PostgreSQL's jsonb stores rewritten (0.0000001, 1000000000000000000000).
+func TestEnqueueSameArgsTwiceIsDuplicateForAnyNumber(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	keyed := workflow.Define("keyed", workflow.Options{Key: run.ByArgs()}, noop[cartArgs, noState]("only"))
+	e := newEngine(t, drv, engineConfig(1), keyed)
+	ctx := ctxT(t)
+	for _, d := range []float64{0.25, 1e-7, 1e21} {
+		args := cartArgs{Customer: "c", Items: []int{1}, Discount: d}
+		first, err := e.Enqueue(ctx, "keyed", args, workflow.EnqueueOptions{})
+		if err != nil {
+			t.Fatalf("Enqueue discount %g: %v", d, err)
+		}
+		again, err := e.Enqueue(ctx, "keyed", args, workflow.EnqueueOptions{})
+		if err != nil {
+			t.Errorf("Enqueue discount %g again with the same args: %v (stored args %s)", d, err, first.Run.Args)
+			continue
+		}
+		if !again.Duplicate || again.Run.ID != first.Run.ID {
+			t.Errorf("Enqueue discount %g again: duplicate=%v run %s, want duplicate of %s", d, again.Duplicate, again.Run.ID, first.Run.ID)
+		}
+	}
+}
+
+func TestEnqueueBadInputWritesNothing(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	wf := workflow.Define("order", workflow.Options{}, noop[orderArgs, orderState]("charge"))
+	e := newEngine(t, drv, engineConfig(1), wf)
+	ctx := ctxT(t)
+
+	if _, err := e.Enqueue(ctx, "nope", orderArgs{OrderID: "o"}, workflow.EnqueueOptions{}); !errors.Is(err, workflow.ErrUnknownWorkflow) {
+		t.Errorf("unregistered workflow: err %v, want ErrUnknownWorkflow", err)
+	}
+	for _, c := range []struct {
+		name string
+		args any
+	}{
+		{"string for an int field", map[string]any{"order_id": "o", "amount": "ten"}},
+		{"raw string for an int field", json.RawMessage(`{"order_id":"o","amount":"ten"}`)},
+		{"array for a struct", json.RawMessage(`[1,2]`)},
+		{"Go slice for a struct", []int{1, 2}},
+		{"number for a struct", 42},
+		{"invalid JSON", json.RawMessage(`{"order_id":`)},
+		{"unencodable value", map[string]any{"c": make(chan int)}},
+	} {
+		if _, err := e.Enqueue(ctx, "order", c.args, workflow.EnqueueOptions{}); !errors.Is(err, workflow.ErrArgsDecode) {
+			t.Errorf("%s: err %v, want ErrArgsDecode", c.name, err)
+		}
+	}
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Enqueue(cancelled, "order", orderArgs{OrderID: "o"}, workflow.EnqueueOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: err %v, want context.Canceled", err)
+	}
+
+	if r, j := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", ""); r != 0 || j != 0 {
+		t.Errorf("after refused enqueues: %d runs, %d jobs; want none", r, j)
+	}
+
+	// A driver whose pool was closed.
+	pool := testdb.Pool(t, testdb.Options{MaxConns: 2})
+	closedDrv := postgres.New(pool, postgres.Options{Schema: drv.Schema()})
+	closed := newEngine(t, closedDrv, engineConfig(1), workflow.Define("order", workflow.Options{}, noop[orderArgs, orderState]("charge")))
+	pool.Close()
+	if _, err := closed.Enqueue(ctx, "order", orderArgs{OrderID: "o"}, workflow.EnqueueOptions{}); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("closed pool: Enqueue err %v, want storage.ErrClosed", err)
+	}
+	if _, err := closed.Get(ctx, uuid.New()); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("closed pool: Get err %v, want storage.ErrClosed", err)
+	}
+	if r := countRows(t, drv, "runs", ""); r != 0 {
+		t.Errorf("%d runs, want none", r)
+	}
+}
+
+func TestRegisterRejectsBadDefinitions(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	e, err := workflow.NewEngine(drv, engineConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		def  workflow.Definition
+	}{
+		{"duplicate step names", workflow.Define("dup", workflow.Options{}, noop[orderArgs, orderState]("a"), noop[orderArgs, orderState]("a"))},
+		{"no steps", workflow.Define[orderArgs, orderState]("empty", workflow.Options{})},
+		{"empty workflow name", workflow.Define("", workflow.Options{}, noop[orderArgs, orderState]("a"))},
+		{"blank workflow name", workflow.Define("  ", workflow.Options{}, noop[orderArgs, orderState]("a"))},
+		{"empty step name", workflow.Define("nameless", workflow.Options{}, noop[orderArgs, orderState](""))},
+		{"nil step function", workflow.Define("nilfn", workflow.Options{}, steps.Do[orderArgs, orderState]("a", nil))},
+	} {
+		if err := e.Register(c.def); !errors.Is(err, workflow.ErrInvalidDefinition) {
+			t.Errorf("%s: Register err %v, want ErrInvalidDefinition", c.name, err)
+		}
+	}
+	// None of them was registered.
+	for _, name := range []string{"dup", "empty", "nameless", "nilfn"} {
+		if _, err := e.Enqueue(ctxT(t), name, orderArgs{}, workflow.EnqueueOptions{}); !errors.Is(err, workflow.ErrUnknownWorkflow) {
+			t.Errorf("Enqueue %s after a refused Register: err %v, want ErrUnknownWorkflow", name, err)
+		}
+	}
+
+	ok := workflow.Define("ok", workflow.Options{}, noop[orderArgs, orderState]("a"))
+	if err := e.Register(ok); err != nil {
+		t.Fatalf("Register ok: %v", err)
+	}
+	if err := e.Register(workflow.Define("ok", workflow.Options{}, noop[cartArgs, noState]("b"))); !errors.Is(err, workflow.ErrAlreadyRegistered) {
+		t.Errorf("same name twice: err %v, want ErrAlreadyRegistered", err)
+	}
+	if err := e.Register(ok); !errors.Is(err, workflow.ErrAlreadyRegistered) {
+		t.Errorf("same workflow twice: err %v, want ErrAlreadyRegistered", err)
+	}
+	// The name of the engine's own job kind is taken too.
+	if err := e.Register(workflow.Define(workflow.FinishKind, workflow.Options{}, noop[orderArgs, orderState]("a"))); !errors.Is(err, workflow.ErrAlreadyRegistered) {
+		t.Errorf("workflow named %q: err %v, want ErrAlreadyRegistered", workflow.FinishKind, err)
+	}
+	startEngine(t, e)
+	if err := e.Register(workflow.Define("late", workflow.Options{}, noop[orderArgs, orderState]("a"))); !errors.Is(err, workflow.ErrStarted) {
+		t.Errorf("Register after Start: err %v, want ErrStarted", err)
+	}
+}

@@ -1,0 +1,125 @@
+package workflow_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// TestMain doubles as a workflow worker process: tests that need to SIGKILL
+// a worker start this test binary again with ACIDIC_TEST_WORKFLOW_WORKER set.
+func TestMain(m *testing.M) {
+	if os.Getenv("ACIDIC_TEST_WORKFLOW_WORKER") != "" {
+		os.Exit(workflowWorkerProcess())
+	}
+	os.Exit(m.Run())
+}
+
+type crashyArgs struct {
+	Order string `json:"order"`
+}
+
+type crashyState struct {
+	Done []string `json:"done"`
+}
+
+// crashyWorkflow has three steps that each record their effect in the step's
+// transaction. When hangAt names a step, that step first records its effect
+// (uncommitted), then a marker row outside its transaction, and then blocks
+// forever: only SIGKILL ends it.
+func crashyWorkflow(drv *postgres.Driver, hangAt string) *workflow.Workflow[crashyArgs, crashyState] {
+	step := func(name string) steps.Step[crashyArgs, crashyState] {
+		return steps.Do(name, func(ctx context.Context, sc *steps.Context[crashyArgs, crashyState]) error {
+			if err := recordEffect(ctx, drv, sc.Tx(), sc.RunID(), name, 0); err != nil {
+				return err
+			}
+			sc.State.Done = append(sc.State.Done, name)
+			if name == hangAt {
+				if _, err := drv.Pool().Exec(context.WithoutCancel(ctx), "INSERT INTO "+table(drv, "markers")+" (run_id, step, pid) VALUES ($1, $2, $3)",
+					sc.RunID(), name, os.Getpid()); err != nil {
+					return err
+				}
+				select {} // ignore even cancellation
+			}
+			return nil
+		})
+	}
+	return workflow.Define("crashy", workflow.Options{
+		MaxAttempts: 5,
+		Backoff:     func(int, error) time.Duration { return 5 * time.Millisecond },
+	}, step("step1"), step("step2"), step("step3"))
+}
+
+// workflowWorkerProcess works queue "default" of schema ACIDIC_TEST_SCHEMA
+// with the crashy workflow until SIGTERM (or SIGKILL).
+func workflowWorkerProcess() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pool.Close()
+	drv := postgres.New(pool, postgres.Options{Schema: os.Getenv("ACIDIC_TEST_SCHEMA")})
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e, err := workflow.NewEngine(drv, workflow.Config{
+		Queue: queue.Config{
+			Queues:            map[string]queue.QueueConfig{"default": {MaxWorkers: 1}},
+			PollInterval:      20 * time.Millisecond,
+			HeartbeatInterval: 50 * time.Millisecond,
+			RescueAfter:       time.Hour, // only the test's engine rescues
+		},
+		Logger: logger,
+	})
+	if err == nil {
+		err = e.Register(crashyWorkflow(drv, os.Getenv("ACIDIC_TEST_HANG_AT")))
+	}
+	if err == nil {
+		err = e.Start(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = e.Stop(stopCtx)
+	return 0
+}
+
+// startWorkflowWorker runs this test binary as a workflow worker on schema.
+func startWorkflowWorker(t *testing.T, schema, hangAt string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		"ACIDIC_TEST_WORKFLOW_WORKER=1",
+		"ACIDIC_TEST_SCHEMA="+schema,
+		"ACIDIC_TEST_HANG_AT="+hangAt,
+		"DATABASE_URL="+testdb.URL(),
+	)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker process: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}

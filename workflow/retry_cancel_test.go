@@ -1,0 +1,320 @@
+package workflow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// A run that failed for good is retried from its recovery point: committed
+// steps do not run again.
+func TestRetryResumesFailedRunAtRecoveryPoint(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	var calls counter
+	var fixed atomic.Bool
+	wf := workflow.Define("fragile", fastOptions(2),
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("one")
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "one", 0)
+		}),
+		steps.Do("two", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("two")
+			if !fixed.Load() {
+				return errors.New("upstream is down")
+			}
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "two", 0)
+		}),
+		steps.Do("three", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("three")
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "three", 0)
+		}),
+	)
+	e := newEngine(t, drv, engineConfig(2), wf)
+	startEngine(t, e)
+	ctx := ctxT(t)
+	id := enqueue(t, e, "fragile", profileArgs{})
+
+	r := waitRun(t, e, id, storage.RunFailed, storage.RunSucceeded)
+	if r.State != storage.RunFailed || !strings.Contains(r.Error, "upstream is down") || r.RecoveryPoint != "two" {
+		t.Fatalf("run %s at %q with error %q; want failed at two with the step's error", r.State, r.RecoveryPoint, r.Error)
+	}
+	if r.FinishedAt == nil {
+		t.Errorf("failed run has no FinishedAt")
+	}
+	if s := stepLog(t, r, "two"); s.State != storage.StepFailed || s.Executions != 2 {
+		t.Errorf("step two log %s with %d executions, want failed twice", s.State, s.Executions)
+	}
+	// Wait for the failed job to be written off before retrying.
+	for _, j := range waitJobsFinal(t, drv, id, "fragile") {
+		if j.State != storage.JobDiscarded {
+			t.Errorf("job %d %s, want discarded", j.ID, j.State)
+		}
+	}
+	if n := calls.get("two"); n != 2 {
+		t.Errorf("step two ran %d times, want MaxAttempts = 2", n)
+	}
+
+	fixed.Store(true)
+	retried, err := e.Retry(ctx, id)
+	if err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	if retried.State != storage.RunPending {
+		t.Errorf("Retry returned a %s run, want pending", retried.State)
+	}
+	r = waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
+	if r.State != storage.RunSucceeded {
+		t.Fatalf("after Retry: run %s: %s", r.State, r.Error)
+	}
+	if calls.get("one") != 1 || calls.get("three") != 1 {
+		t.Errorf("calls one=%d three=%d, want 1 and 1", calls.get("one"), calls.get("three"))
+	}
+	for _, name := range []string{"one", "two", "three"} {
+		if n := countEffects(t, drv, id, name); n != 1 {
+			t.Errorf("step %s: %d effects, want 1", name, n)
+		}
+	}
+	if r.Error != "" {
+		t.Errorf("succeeded run keeps error %q", r.Error)
+	}
+
+	if _, err := e.Retry(ctx, id); !errors.Is(err, workflow.ErrNotRetryable) {
+		t.Errorf("Retry of a succeeded run: err %v, want ErrNotRetryable", err)
+	}
+	if _, err := e.Retry(ctx, uuid.New()); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Retry of an unknown run: err %v, want storage.ErrNotFound", err)
+	}
+	if n := len(jobsOf(t, drv, id, "")); n != 2 {
+		t.Errorf("run has %d jobs, want 2 (the failed one and the retry's)", n)
+	}
+}
+
+// Retry must resume a halted run even when it comes right after the halt,
+// before the job that halted it has been marked completed.
+func TestRetryRightAfterHaltResumesRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	entered := make(chan struct{})
+	proceed := make(chan struct{})
+	var calls counter
+	wf := workflow.Define("pause", fastOptions(3),
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			if calls.inc("one") == 1 {
+				close(entered)
+				<-proceed
+			}
+			return steps.Halt()
+		}),
+		steps.Do("two", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("two")
+			return nil
+		}),
+	)
+	e := newEngine(t, drv, engineConfig(1), wf)
+	startEngine(t, e)
+	ctx := ctxT(t)
+	id := enqueue(t, e, "pause", profileArgs{})
+	<-entered
+
+	// Hold the job's row so the queue cannot record its completion yet.
+	jobs := jobsOf(t, drv, id, "pause")
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs", len(jobs))
+	}
+	tx, err := drv.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+table(drv, "jobs")+" WHERE id = $1 FOR UPDATE", jobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	waitFor(t, 10*time.Second, "the run to halt at step two", func() (bool, string) {
+		r := getRun(t, e, id)
+		return r.State == storage.RunPending && r.RecoveryPoint == "two" && r.LockedBy == "", string(r.State) + " at " + r.RecoveryPoint
+	})
+	if _, err := e.Retry(ctx, id); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for getRun(t, e, id).State != storage.RunSucceeded {
+		if time.Now().After(deadline) {
+			r := getRun(t, e, id)
+			t.Fatalf("run %s at %s 5s after Retry, want succeeded; jobs: %s", r.State, r.RecoveryPoint, describeJobs(jobsOf(t, drv, id, "")))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if calls.get("two") != 1 || calls.get("one") != 1 {
+		t.Errorf("calls one=%d two=%d, want 1 and 1", calls.get("one"), calls.get("two"))
+	}
+}
+
+// Cancel stops a run whose step is running: the step's context is
+// cancelled, it cannot commit, and later steps never run.
+func TestCancelRunningStep(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	entered := make(chan struct{})
+	returned := make(chan error, 1)
+	var calls counter
+	wf := workflow.Define("blocking", fastOptions(5),
+		steps.Do("wait", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			if err := recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "wait", calls.inc("wait")); err != nil {
+				return err
+			}
+			if calls.get("wait") == 1 {
+				close(entered)
+			}
+			<-ctx.Done()
+			select {
+			case returned <- context.Cause(ctx):
+			default:
+			}
+			return ctx.Err()
+		}),
+		steps.Do("after", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("after")
+			return nil
+		}),
+	)
+	e := newEngine(t, drv, engineConfig(2), wf)
+	startEngine(t, e)
+	ctx := ctxT(t)
+	id := enqueue(t, e, "blocking", profileArgs{})
+	<-entered
+
+	r, err := e.Cancel(ctx, id)
+	if err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	if r.State != storage.RunCancelled || r.FinishedAt == nil {
+		t.Fatalf("Cancel returned a %s run (finished %v)", r.State, r.FinishedAt)
+	}
+	select {
+	case cause := <-returned:
+		t.Logf("step returned after its context ended: %v", cause)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the running step's context was not cancelled")
+	}
+	for _, j := range waitJobsFinal(t, drv, id, "blocking") {
+		if j.State != storage.JobCancelled {
+			t.Errorf("job %d %s, want cancelled", j.ID, j.State)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // nothing may run later
+	r = getRun(t, e, id)
+	if r.State != storage.RunCancelled || r.RecoveryPoint != "wait" {
+		t.Errorf("run %s at %s, want cancelled at wait", r.State, r.RecoveryPoint)
+	}
+	if calls.get("after") != 0 {
+		t.Errorf("step after ran %d times after the run was cancelled", calls.get("after"))
+	}
+	if n := countRows(t, drv, "effects", "run_id = $1", id); n != 0 {
+		t.Errorf("%d effects of the cancelled step committed", n)
+	}
+
+	// Cancelling again returns the run unchanged.
+	again, err := e.Cancel(ctx, id)
+	if err != nil || again.State != storage.RunCancelled || !again.UpdatedAt.Equal(r.UpdatedAt) {
+		t.Errorf("second Cancel: %+v, %v; want the cancelled run unchanged", again, err)
+	}
+}
+
+// Cancel stops a run between snoozes.
+func TestCancelSnoozingRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var calls counter
+	wf := workflow.Define("poller", fastOptions(1),
+		steps.Do("poll", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("poll")
+			return steps.Snooze(20 * time.Millisecond)
+		}),
+		steps.Do("after", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("after")
+			return nil
+		}),
+	)
+	e := newEngine(t, drv, engineConfig(2), wf)
+	startEngine(t, e)
+	ctx := ctxT(t)
+	id := enqueue(t, e, "poller", profileArgs{})
+	waitFor(t, 10*time.Second, "three polls", func() (bool, string) {
+		n := calls.get("poll")
+		return n >= 3, fmt.Sprintf("%d polls", n)
+	})
+	r, err := e.Cancel(ctx, id)
+	if err != nil || r.State != storage.RunCancelled {
+		t.Fatalf("Cancel: %+v, %v", r, err)
+	}
+	for _, j := range waitJobsFinal(t, drv, id, "poller") {
+		if j.State != storage.JobCancelled {
+			t.Errorf("job %d %s, want cancelled", j.ID, j.State)
+		}
+	}
+	polls := calls.get("poll")
+	time.Sleep(100 * time.Millisecond) // several snooze periods
+	if n := calls.get("poll"); n != polls {
+		t.Errorf("poll ran %d more times after the run was cancelled", n-polls)
+	}
+	if calls.get("after") != 0 {
+		t.Errorf("step after ran")
+	}
+	if r := getRun(t, e, id); r.State != storage.RunCancelled {
+		t.Errorf("run %s, want cancelled", r.State)
+	}
+	if jobs := liveJobs(t, drv, id); len(jobs) != 0 {
+		t.Errorf("live jobs after cancel: %s", describeJobs(jobs))
+	}
+}
+
+func TestCancelFinishedOrUnknownRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	wf := workflow.Define("quick", fastOptions(1), noop[profileArgs, noState]("only"))
+	e := newEngine(t, panicSafeDriver{drv}, engineConfig(1), wf)
+	startEngine(t, e)
+	ctx := ctxT(t)
+	id := enqueue(t, e, "quick", profileArgs{})
+	done := waitRun(t, e, id, storage.RunSucceeded)
+	r, err := e.Cancel(ctx, id)
+	if err != nil {
+		t.Fatalf("Cancel of a succeeded run: %v", err)
+	}
+	if r.State != storage.RunSucceeded || r.Error != "" || !r.UpdatedAt.Equal(done.UpdatedAt) {
+		t.Errorf("Cancel of a succeeded run returned %s (error %q), want it unchanged", r.State, r.Error)
+	}
+	if r := getRun(t, e, id); r.State != storage.RunSucceeded {
+		t.Errorf("run %s after Cancel, want still succeeded", r.State)
+	}
+
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("Cancel of an unknown run panicked: %v", p)
+			}
+		}()
+		if _, err := e.Cancel(ctx, uuid.New()); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Cancel of an unknown run: err %v, want storage.ErrNotFound", err)
+		}
+	}()
+}
