@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -30,7 +32,16 @@ func fastConfig(ws *queue.Workers, workers int) queue.Config {
 		HeartbeatInterval:   20 * time.Millisecond,
 		RescueAfter:         time.Hour,
 		MaintenanceInterval: time.Hour,
+		Logger:              quietLogger(),
 	}
+}
+
+// quietLogger keeps client logs out of test output; set ACIDIC_TEST_LOG=1 to see them.
+func quietLogger() *slog.Logger {
+	if os.Getenv("ACIDIC_TEST_LOG") != "" {
+		return slog.Default()
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // newClient makes a client; started clients are stopped at cleanup.

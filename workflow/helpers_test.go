@@ -3,6 +3,8 @@ package workflow_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +35,16 @@ func engineConfig(workers int) workflow.Config {
 			MaintenanceInterval: time.Hour,
 		},
 		LockedRetry: 20 * time.Millisecond,
+		Logger:      quietLogger(),
 	}
+}
+
+// quietLogger keeps engine logs out of test output; set ACIDIC_TEST_LOG=1 to see them.
+func quietLogger() *slog.Logger {
+	if os.Getenv("ACIDIC_TEST_LOG") != "" {
+		return slog.Default()
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // newEngine makes and registers an engine; start it with startEngine.
