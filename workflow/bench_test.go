@@ -7,7 +7,8 @@ package workflow_test
 // BenchmarkRawSerializableTx is the ceiling the engine is compared against:
 // a SERIALIZABLE transaction that updates one row, the least a step commit
 // can cost. Steps/s of BenchmarkWorkflow3EmptySteps divided by its tx/s at
-// the same concurrency is the engine's efficiency.
+// the same concurrency is the engine's efficiency. Compare figures of one
+// run of the binary: the machine's load moves both.
 
 import (
 	"context"
@@ -151,6 +152,23 @@ func benchWaitSucceeded(b *testing.B, drv *postgres.Driver, lastRan *atomic.Int6
 	}
 }
 
+// benchCheckHorizon warns when another session of the database holds an old
+// snapshot: dead row versions then pile up (nothing can be pruned) and the
+// figures degrade with b.N.
+func benchCheckHorizon(b *testing.B, drv *postgres.Driver) {
+	b.Helper()
+	var n int
+	var oldest string
+	err := drv.Pool().QueryRow(context.Background(), `
+		SELECT count(*), coalesce(max(now() - xact_start)::text, '')
+		FROM pg_stat_activity
+		WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
+		  AND datname = current_database() AND now() - xact_start > interval '5 seconds'`).Scan(&n, &oldest)
+	if err == nil && n > 0 {
+		b.Logf("warning: %d other session(s) hold a snapshot, the oldest for %s: figures will be pessimistic", n, oldest)
+	}
+}
+
 func reportRate(b *testing.B, n int, unit string) {
 	if s := b.Elapsed().Seconds(); s > 0 {
 		b.ReportMetric(float64(n)/s, unit)
@@ -189,6 +207,7 @@ func benchWorkflowSteps(b *testing.B, workers, nSteps, runs int) {
 	benchEnqueueRuns(b, e, "bench", benchArgs{}, runs)
 	retries := drv.Stats().TxRetries
 	benchWarmPool(b, drv, workers+4)
+	benchCheckHorizon(b, drv)
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -231,6 +250,8 @@ func BenchmarkStepCommit(b *testing.B) {
 		e := benchNewEngine(b, drv, 1, wf)
 		benchEnqueueRuns(b, e, "repeat", benchArgs{}, 1)
 		benchWarmPool(b, drv, 5)
+		benchCheckHorizon(b, drv)
+		retries := drv.Stats().TxRetries
 		b.ReportAllocs()
 		b.ResetTimer()
 		if err := e.Start(context.Background()); err != nil {
@@ -239,6 +260,7 @@ func BenchmarkStepCommit(b *testing.B) {
 		benchWaitSucceeded(b, drv, &lastRan, 1)
 		b.StopTimer()
 		reportRate(b, b.N, "steps/s")
+		b.ReportMetric(float64(drv.Stats().TxRetries-retries)/float64(b.N), "txretries/op")
 		benchStopEngine(b, e)
 	})
 }
@@ -277,6 +299,7 @@ func benchRawSerializableTx(b *testing.B, goroutines int) {
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
 	benchWarmPool(b, drv, goroutines)
+	benchCheckHorizon(b, drv)
 
 	b.ReportAllocs()
 	b.ResetTimer()
