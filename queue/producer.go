@@ -18,6 +18,10 @@ type producer struct {
 	mu      sync.Mutex
 	active  int
 	mayHave bool // the last fetch was full, or a wake-up came: more work may wait
+	// backlog is true while the last fetch filled every free slot: jobs are
+	// known to be waiting, so a freed slot is refilled without the cooldown
+	// that debounces notifications.
+	backlog bool
 }
 
 func newProducer(c *Client, queue string, max int) *producer {
@@ -52,6 +56,9 @@ func (p *producer) jobDone() {
 func (p *producer) run(fetchCtx, workCtx context.Context) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
+	cooldown := time.NewTimer(time.Hour)
+	cooldown.Stop()
+	defer cooldown.Stop()
 	var lastFetch time.Time
 	for {
 		select {
@@ -63,11 +70,15 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 			p.mu.Unlock()
 		case <-p.wake:
 		}
-		if wait := p.c.cfg.FetchCooldown - time.Since(lastFetch); wait > 0 {
+		p.mu.Lock()
+		backlog := p.backlog
+		p.mu.Unlock()
+		if wait := p.c.cfg.FetchCooldown - time.Since(lastFetch); wait > 0 && !backlog {
+			cooldown.Reset(wait)
 			select {
 			case <-fetchCtx.Done():
 				return
-			case <-time.After(wait):
+			case <-cooldown.C:
 			}
 		}
 		p.mu.Lock()
@@ -93,6 +104,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		p.mu.Lock()
 		p.active += len(jobs)
 		p.mayHave = len(jobs) == free
+		p.backlog = p.mayHave
 		more := p.mayHave && p.active < p.max
 		p.mu.Unlock()
 		for _, job := range jobs {

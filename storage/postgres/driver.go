@@ -61,7 +61,7 @@ func New(pool *pgxpool.Pool, opts Options) *Driver {
 		panic(err)
 	}
 	d := &Driver{pool: pool, schema: opts.Schema, opts: opts}
-	d.executor = executor{db: pool, q: q, channelPrefix: channelPrefix(opts.Schema)}
+	d.executor = executor{db: pool, q: q, channelPrefix: channelPrefix(opts.Schema), pool: pool}
 	return d
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/storage"
 )
@@ -21,6 +22,59 @@ type executor struct {
 	db            dbtx
 	q             queries
 	channelPrefix string
+	// pool is set when db is the pool (not a transaction); bookkeeping
+	// statements then commit without waiting for the WAL flush.
+	pool *pgxpool.Pool
+}
+
+// bookkeeping runs one queue or lease bookkeeping statement. On the pool it
+// runs in its own transaction with synchronous_commit off, pipelined in one
+// round trip: the commit does not wait for the WAL flush. That is safe for
+// these writes (claims, completions, heartbeats, leases): one lost in a
+// database crash only means a job runs again, which at-least-once delivery
+// allows, and a later synchronous commit (a step's) flushes it anyway.
+// Inside a caller's transaction the statement simply runs there.
+func (e *executor) bookkeeping(ctx context.Context, sql string, args []any, read func(pgx.Rows) error) error {
+	if e.pool == nil {
+		rows, err := e.db.Query(ctx, sql, args...)
+		if err != nil {
+			return wrapErr(err)
+		}
+		defer rows.Close()
+		if err := read(rows); err != nil {
+			return err
+		}
+		rows.Close()
+		return wrapErr(rows.Err())
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit TO off")
+	b.Queue(sql, args...)
+	b.Queue("COMMIT")
+	br := e.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for i := 0; i < 2; i++ {
+		if _, err := br.Exec(); err != nil {
+			return wrapErr(err)
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return wrapErr(err)
+	}
+	if err := read(rows); err != nil {
+		rows.Close()
+		return err
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return wrapErr(err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return wrapErr(err)
+	}
+	return wrapErr(br.Close())
 }
 
 // txExecutor is an executor inside a transaction.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/acidic-go/acidic/storage"
@@ -92,7 +93,12 @@ func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
 }
 
 func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage.Job, error) {
-	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobFetch"), p.Queue, p.Max, p.WorkerID))
+	var jobs []*storage.Job
+	err := e.bookkeeping(ctx, e.q.get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID}, func(rows pgx.Rows) error {
+		var err error
+		jobs, err = readJobs(rows)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch jobs: %w", err)
 	}
@@ -122,20 +128,21 @@ func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttemp
 	for i, a := range attempts {
 		ids[i], nums[i] = a.ID, int32(a.Attempt)
 	}
-	rows, err := e.db.Query(ctx, e.q.get("JobComplete"), ids, nums, e.channelPrefix+storage.TopicInsert)
-	if err != nil {
-		return nil, fmt.Errorf("complete jobs: %w", wrapErr(err))
-	}
-	defer rows.Close()
 	done := make([]int64, 0, len(attempts))
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, wrapErr(err)
+	err := e.bookkeeping(ctx, e.q.get("JobComplete"), []any{ids, nums, e.channelPrefix + storage.TopicInsert}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return wrapErr(err)
+			}
+			done = append(done, id)
 		}
-		done = append(done, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete jobs: %w", err)
 	}
-	return done, wrapErr(rows.Err())
+	return done, nil
 }
 
 func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, error) {
@@ -147,33 +154,41 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, e
 		}
 		errJSON = string(b)
 	}
-	tag, err := e.db.Exec(ctx, e.q.get("JobFinish"), o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON, o.Snoozed)
+	var updated bool
+	err := e.bookkeeping(ctx, e.q.get("JobFinish"), []any{o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON, o.Snoozed},
+		func(rows pgx.Rows) error {
+			for rows.Next() {
+				updated = true
+			}
+			return nil
+		})
 	if err != nil {
-		return false, fmt.Errorf("finish job %d: %w", o.ID, wrapErr(err))
+		return false, fmt.Errorf("finish job %d: %w", o.ID, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return updated, nil
 }
 
 func (e *executor) JobHeartbeat(ctx context.Context, workerID string, ids []int64) ([]storage.JobStatus, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := e.db.Query(ctx, e.q.get("JobHeartbeat"), workerID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("heartbeat jobs: %w", wrapErr(err))
-	}
-	defer rows.Close()
 	var lost []storage.JobStatus
-	for rows.Next() {
-		var s storage.JobStatus
-		var state string
-		if err := rows.Scan(&s.ID, &state); err != nil {
-			return nil, fmt.Errorf("heartbeat jobs: %w", wrapErr(err))
+	err := e.bookkeeping(ctx, e.q.get("JobHeartbeat"), []any{workerID, ids}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var s storage.JobStatus
+			var state string
+			if err := rows.Scan(&s.ID, &state); err != nil {
+				return wrapErr(err)
+			}
+			s.State = storage.JobState(state)
+			lost = append(lost, s)
 		}
-		s.State = storage.JobState(state)
-		lost = append(lost, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat jobs: %w", err)
 	}
-	return lost, wrapErr(rows.Err())
+	return lost, nil
 }
 
 func (e *executor) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*storage.Job, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/acidic-go/acidic/storage"
 )
@@ -71,14 +72,23 @@ func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage
 }
 
 func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.Run, bool, error) {
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunLease"), p.ID, p.Token, p.Timeout.Microseconds(), p.Job.ID, p.Job.Attempt))
-	if err == nil {
-		return r, true, nil
-	}
-	if !isNotFound(err) {
+	var leased *storage.Run
+	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{p.ID, p.Token, p.Timeout.Microseconds(), p.Job.ID, p.Job.Attempt},
+		func(rows pgx.Rows) error {
+			if rows.Next() {
+				var err error
+				leased, err = scanRun(rows)
+				return err
+			}
+			return nil
+		})
+	if err != nil {
 		return nil, false, fmt.Errorf("lease run %s: %w", p.ID, err)
 	}
-	r, err = e.RunGet(ctx, p.ID)
+	if leased != nil {
+		return leased, true, nil
+	}
+	r, err := e.RunGet(ctx, p.ID)
 	if err != nil {
 		return nil, false, err
 	}

@@ -78,6 +78,10 @@ func collectJobs(rows pgx.Rows, err error) ([]*storage.Job, error) {
 		return nil, wrapErr(err)
 	}
 	defer rows.Close()
+	return readJobs(rows)
+}
+
+func readJobs(rows pgx.Rows) ([]*storage.Job, error) {
 	var out []*storage.Job
 	for rows.Next() {
 		j, err := scanJob(rows)

@@ -132,7 +132,8 @@ SET state = $3,
     meta = CASE WHEN $6
                 THEN jsonb_set(meta, '{snoozes}', to_jsonb(coalesce((meta->>'snoozes')::integer, 0) + 1))
                 ELSE meta END
-WHERE id = $1 AND state = 'running' AND attempt = $2;
+WHERE id = $1 AND state = 'running' AND attempt = $2
+RETURNING id;
 
 -- name: JobHeartbeat
 -- Refreshes the jobs the worker still holds and returns the others (cancelled

@@ -1,0 +1,2 @@
+ALTER TABLE {schema}.run_steps RESET (fillfactor);
+ALTER TABLE {schema}.runs RESET (fillfactor);
