@@ -25,6 +25,12 @@ func (c *Client) heartbeatLoop(ctx context.Context) {
 			c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
 		}
 		for _, s := range lost {
+			if s.State == storage.JobRunning && s.AttemptedBy == c.cfg.ID {
+				// Still ours in a snapshot older than the change that stopped
+				// the refresh (a cancellation committing right now): the
+				// next heartbeat sees what happened.
+				continue
+			}
 			cause := ErrClaimLost
 			if s.State == storage.JobCancelled {
 				cause = ErrJobCancelled

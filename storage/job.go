@@ -155,10 +155,11 @@ type JobAttempt struct {
 	Attempt int
 }
 
-// JobStatus is a job's id and current state.
+// JobStatus is a job's id, state and the worker that last claimed it.
 type JobStatus struct {
-	ID    int64
-	State JobState
+	ID          int64
+	State       JobState
+	AttemptedBy string
 }
 
 // JobOutcome ends a running attempt in some state other than completed.

@@ -62,13 +62,31 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 	}
 
 	if err := w.checkChildren(ctx, e, rec, idx); err != nil {
-		return e.failForGood(ctx, w, rec, lease, err)
+		if errors.Is(err, steps.ErrChildFailed) {
+			return e.failForGood(ctx, w, rec, lease, err)
+		}
+		// Could not read the children (the database, say): try again later.
+		_ = e.release(ctx, rec, lease)
+		return err
 	}
 	for {
 		step := w.steps[idx]
 		started := time.Now()
 		var done committed
+		tries := 0
 		err := e.drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+			if tries++; tries > 1 {
+				// A retry after a serialization failure: that failure may
+				// mean another worker took the run over. Check before running
+				// the step's code (and its outside calls) again.
+				cur, err := tx.RunGet(ctx, rec.ID)
+				if err != nil {
+					return err
+				}
+				if cur.LockedBy != lease.Token {
+					return fmt.Errorf("step %q: %w", step.Name(), storage.ErrLeaseLost)
+				}
+			}
 			var err error
 			done, err = w.runStep(ctx, e, tx, job, rec, lease, idx, args, started)
 			return err

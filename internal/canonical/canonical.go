@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -45,23 +46,31 @@ func Decode(raw []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data after the JSON value", ErrInvalid)
 	}
-	return normalize(v), nil
+	return normalize(v)
 }
 
-func normalize(v any) any {
+func normalize(v any) (any, error) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			x[k] = normalize(e)
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = normalize(e)
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
 		}
 	case json.Number:
 		return Number(x)
 	}
-	return v
+	return v, nil
 }
 
 // maxPlainExponent bounds how many zeros a plain decimal may need; beyond it
@@ -69,19 +78,25 @@ func normalize(v any) any {
 // puts in arguments).
 const maxPlainExponent = 1000
 
+// maxExponent bounds the exponents Number accepts; jsonb's numeric type
+// cannot hold numbers anywhere near it.
+const maxExponent = 1 << 20
+
 // Number writes a JSON number as a plain decimal: no exponent, no leading or
 // trailing zeros, no sign on zero. 1e2, 100 and 100.00 all become 100;
-// 1e-7 becomes 0.0000001.
-func Number(n json.Number) json.Number {
+// 1e-7 becomes 0.0000001. An exponent beyond ±2^20 is ErrInvalid.
+func Number(n json.Number) (json.Number, error) {
 	s := string(n)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
 	mantissa, expPart, _ := strings.Cut(strings.ToLower(s), "e")
 	exp := 0
 	if expPart != "" {
-		if _, err := fmt.Sscan(expPart, &exp); err != nil {
-			return n // not a number json produced; leave it
+		e, err := strconv.Atoi(strings.TrimPrefix(expPart, "+"))
+		if err != nil || e > maxExponent || e < -maxExponent || len(mantissa) > maxExponent {
+			return "", fmt.Errorf("%w: number %s is out of range", ErrInvalid, n)
 		}
+		exp = e
 	}
 	intPart, frac, _ := strings.Cut(mantissa, ".")
 	digits := intPart + frac
@@ -89,7 +104,7 @@ func Number(n json.Number) json.Number {
 	// digits × 10^exp, with no leading or trailing zeros in digits.
 	digits = strings.TrimLeft(digits, "0")
 	if digits == "" {
-		return "0"
+		return "0", nil
 	}
 	trimmed := strings.TrimRight(digits, "0")
 	exp += len(digits) - len(trimmed)
@@ -109,5 +124,5 @@ func Number(n json.Number) json.Number {
 	if neg {
 		out = "-" + out
 	}
-	return json.Number(out)
+	return json.Number(out), nil
 }

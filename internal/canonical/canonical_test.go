@@ -19,8 +19,8 @@ func TestNumber(t *testing.T) {
 		"0.1": "0.1", "-0.001": "-0.001", "12.345e2": "1234.5",
 	}
 	for in, want := range cases {
-		if got := canonical.Number(json.Number(in)); string(got) != want {
-			t.Errorf("Number(%s) = %s, want %s", in, got, want)
+		if got, err := canonical.Number(json.Number(in)); err != nil || string(got) != want {
+			t.Errorf("Number(%s) = %s, %v; want %s", in, got, err, want)
 		}
 	}
 }
@@ -31,7 +31,7 @@ func TestJSON(t *testing.T) {
 	if err != nil || string(got) != `{"a":"x","b":[100,{"c":null,"d":1}]}` {
 		t.Fatalf("JSON = %s, %v", got, err)
 	}
-	for _, bad := range []string{``, `{`, `{"a":1}}`, `[1]]`, `1 2`, `{"a":1} x`} {
+	for _, bad := range []string{``, `{`, `{"a":1}}`, `[1]]`, `1 2`, `{"a":1} x`, `1e9999999`, `[0.5e-9223372036854775808]`} {
 		if _, err := canonical.JSON([]byte(bad)); !errors.Is(err, canonical.ErrInvalid) {
 			t.Errorf("JSON(%q): %v, want ErrInvalid", bad, err)
 		}

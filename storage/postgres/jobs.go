@@ -177,7 +177,7 @@ func (e *executor) JobHeartbeat(ctx context.Context, workerID string, ids []int6
 		for rows.Next() {
 			var s storage.JobStatus
 			var state string
-			if err := rows.Scan(&s.ID, &state); err != nil {
+			if err := rows.Scan(&s.ID, &state, &s.AttemptedBy); err != nil {
 				return wrapErr(err)
 			}
 			s.State = storage.JobState(state)

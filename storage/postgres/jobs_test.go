@@ -562,7 +562,7 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	if lost := heartbeat(ctx, t, drv, "w1", beating); len(lost) != 0 {
 		t.Errorf("JobHeartbeat(w1, held job) reported lost jobs %v, want none", lost)
 	}
-	if lost, want := heartbeat(ctx, t, drv, "w2", stranger), []storage.JobStatus{{ID: stranger, State: storage.JobRunning}}; !slices.Equal(lost, want) {
+	if lost, want := heartbeat(ctx, t, drv, "w2", stranger), []storage.JobStatus{{ID: stranger, State: storage.JobRunning, AttemptedBy: "w1"}}; !slices.Equal(lost, want) {
 		t.Errorf("JobHeartbeat(w2, job held by w1) = %v, want %v", lost, want)
 	}
 	if lost := heartbeat(ctx, t, drv, "w1"); len(lost) != 0 {
@@ -617,7 +617,7 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	}
 	// The worker learns on its next heartbeat that it lost the rescued jobs;
 	// the one it still holds stays running.
-	wantLost := []storage.JobStatus{{ID: retry, State: storage.JobRetryable}, {ID: discard, State: storage.JobDiscarded}}
+	wantLost := []storage.JobStatus{{ID: retry, State: storage.JobRetryable, AttemptedBy: "w1"}, {ID: discard, State: storage.JobDiscarded, AttemptedBy: "w1"}}
 	if lost := heartbeat(ctx, t, drv, "w1", retry, discard, beating); !slices.Equal(lost, wantLost) {
 		t.Errorf("JobHeartbeat after rescue = %v, want %v", lost, wantLost)
 	}
@@ -636,7 +636,7 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	if _, err := drv.JobCancel(ctx, beating); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
-	if lost, want := heartbeat(ctx, t, drv, "w1", beating), []storage.JobStatus{{ID: beating, State: storage.JobCancelled}}; !slices.Equal(lost, want) {
+	if lost, want := heartbeat(ctx, t, drv, "w1", beating), []storage.JobStatus{{ID: beating, State: storage.JobCancelled, AttemptedBy: "w1"}}; !slices.Equal(lost, want) {
 		t.Errorf("JobHeartbeat of a cancelled job = %v, want %v", lost, want)
 	}
 	// The old attempt can no longer complete.

@@ -122,6 +122,10 @@ notified AS (
 SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM released) FROM notified;
 
 -- name: JobFinish
+-- Ends the attempt and frees the run lease that attempt may still hold (its
+-- executor could not release it: the database was unreachable), so the
+-- job's next attempt need not wait for the lease to time out.
+WITH finished AS (
 UPDATE {schema}.jobs
 SET state = $3,
     scheduled_at = coalesce($4, scheduled_at),
@@ -133,7 +137,17 @@ SET state = $3,
                 THEN jsonb_set(meta, '{snoozes}', to_jsonb(coalesce((meta->>'snoozes')::integer, 0) + 1))
                 ELSE meta END
 WHERE id = $1 AND state = 'running' AND attempt = $2
-RETURNING id;
+RETURNING id, attempt
+),
+released AS (
+  UPDATE {schema}.runs r
+  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
+      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
+      updated_at = now()
+  FROM finished
+  WHERE r.locked_job_id = finished.id AND r.locked_attempt = finished.attempt
+)
+SELECT id FROM finished;
 
 -- name: JobHeartbeat
 -- Refreshes the jobs the worker still holds and returns the others (cancelled
@@ -144,7 +158,7 @@ WITH beat AS (
   WHERE id = ANY($2::bigint[]) AND state = 'running' AND attempted_by = $1
   RETURNING id AS beat_id
 )
-SELECT id, state
+SELECT id, state, coalesce(attempted_by, '')
 FROM {schema}.jobs
 WHERE id = ANY($2::bigint[]) AND id NOT IN (SELECT beat_id FROM beat);
 

@@ -25,10 +25,11 @@ ORDER BY created_at, id
 LIMIT $5;
 
 -- name: RunLease
--- The lease is free when nobody holds it or it is older than the timeout.
--- (The rescuer frees the leases of jobs whose worker died, in the statement
--- that rescues them.) Only the run's own row is read, so READ COMMITTED's
--- recheck of a concurrently updated row sees the newest lease.
+-- The lease is free when nobody holds it, when it is older than the
+-- timeout, or when an earlier attempt of the same job holds it. (Rescue,
+-- cancellation and the end of an attempt free the leases of the attempts
+-- they end.) Only the run's own row is read, so READ COMMITTED's recheck of
+-- a concurrently updated row sees the newest lease.
 UPDATE {schema}.runs
 SET locked_by = $2,
     locked_at = now(),
@@ -39,7 +40,11 @@ SET locked_by = $2,
     updated_at = now()
 WHERE id = $1
   AND state IN ('pending', 'running')
-  AND (locked_by IS NULL OR locked_at < now() - $3::bigint * interval '1 microsecond')
+  AND (locked_by IS NULL
+       OR locked_at < now() - $3::bigint * interval '1 microsecond'
+       -- A later attempt of the job that holds the lease: the earlier
+       -- attempt has ended, whatever it could not write.
+       OR (locked_job_id = $4 AND locked_attempt < $5))
 RETURNING {run_columns};
 
 -- name: RunUpdate
