@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/acidic-go/acidic/internal/notifier"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -370,49 +369,13 @@ func (r *Relay) pruneLoop(ctx context.Context) {
 // it reconnects the delivery loop is woken, as notifications may have been
 // missed.
 func (r *Relay) listenLoop(ctx context.Context) {
-	retry := backoff.NewExponentialBackOff()
-	retry.InitialInterval = 50 * time.Millisecond
-	retry.MaxInterval = 5 * time.Second
-	retry.MaxElapsedTime = 0
-	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, retry.Reset)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := retry.NextBackOff()
-		r.cfg.Logger.Warn("outbox: listener lost; reconnecting", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-	}
-}
-
-func (r *Relay) listenOnce(ctx context.Context, connected func()) error {
-	l, err := r.drv.NewListener(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = l.Close(closeCtx)
-	}()
-	if err := l.Listen(ctx, storage.TopicOutbox); err != nil {
-		return err
-	}
-	connected()
-	r.signal()
-	for {
-		n, err := l.Wait(ctx)
-		if err != nil {
-			return err
-		}
-		if n.Topic == storage.TopicOutbox {
-			r.signal()
-		}
-	}
+	notifier.Run(ctx, r.drv, notifier.Config{
+		Topics:    []string{storage.TopicOutbox},
+		OnConnect: r.signal,
+		OnNotify:  func(storage.Notification) { r.signal() },
+		Logger:    r.cfg.Logger,
+		Name:      "outbox",
+	})
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {

@@ -4,8 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/acidic-go/acidic/internal/notifier"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -94,52 +93,18 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 // after it reconnects every producer is woken, as notifications may have
 // been missed.
 func (c *Client) listenLoop(ctx context.Context) {
-	retry := backoff.NewExponentialBackOff()
-	retry.InitialInterval = 50 * time.Millisecond
-	retry.MaxInterval = 5 * time.Second
-	retry.MaxElapsedTime = 0
-	for ctx.Err() == nil {
-		err := c.listenOnce(ctx, retry.Reset)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := retry.NextBackOff()
-		c.cfg.Logger.Warn("queue: listener lost; reconnecting", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-	}
-}
-
-func (c *Client) listenOnce(ctx context.Context, connected func()) error {
-	l, err := c.drv.NewListener(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = l.Close(closeCtx)
-	}()
-	for _, topic := range []string{storage.TopicInsert, storage.TopicControl} {
-		if err := l.Listen(ctx, topic); err != nil {
-			return err
-		}
-	}
-	connected()
-	c.wakeAll()
-	for {
-		n, err := l.Wait(ctx)
-		if err != nil {
-			return err
-		}
-		switch n.Topic {
-		case storage.TopicInsert:
-			c.wakeProducer(n.Payload)
-		case storage.TopicControl:
-			c.handleControl(n.Payload)
-		}
-	}
+	notifier.Run(ctx, c.drv, notifier.Config{
+		Topics:    []string{storage.TopicInsert, storage.TopicControl},
+		OnConnect: c.wakeAll,
+		OnNotify: func(n storage.Notification) {
+			switch n.Topic {
+			case storage.TopicInsert:
+				c.wakeProducer(n.Payload)
+			case storage.TopicControl:
+				c.handleControl(n.Payload)
+			}
+		},
+		Logger: c.cfg.Logger,
+		Name:   "queue",
+	})
 }
