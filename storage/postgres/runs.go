@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/acidic-go/acidic/storage"
 )
@@ -22,7 +23,7 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage
 	if r.ParentStep != "" {
 		parentStep = r.ParentStep
 	}
-	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), r.ID, r.IdempotencyKey, r.Workflow, string(r.Args),
+	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
 		r.Queue, r.RecoveryPoint, r.DefinitionHash, string(attrs), nullUUID(r.ParentRunID), parentStep))
 	if err == nil {
 		return run, true, nil
@@ -40,7 +41,7 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage
 }
 
 func (e *executor) RunGet(ctx context.Context, id uuid.UUID) (*storage.Run, error) {
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGet"), id))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGet"), runID(id)))
 	if err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
 	}
@@ -73,7 +74,7 @@ func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage
 
 func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.Run, bool, error) {
 	var leased *storage.Run
-	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{p.ID, p.Token, p.Timeout.Microseconds(), p.Job.ID, p.Job.Attempt},
+	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{runID(p.ID), p.Token, p.Timeout.Microseconds(), p.Job.ID, p.Job.Attempt},
 		func(rows pgx.Rows) error {
 			if rows.Next() {
 				var err error
@@ -111,7 +112,7 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 		pos, name, state, attempt, stepResult, stepErr = s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error
 		startedAt = s.StartedAt
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunUpdate"), u.ID, u.Token, string(u.State), u.RecoveryPoint,
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunUpdate"), runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
 		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
 		pos, name, state, attempt, stepResult, stepErr, startedAt))
 	if isNotFound(err) {
@@ -128,7 +129,7 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*stor
 	if s := rr.Step; s != nil {
 		pos, name, state, attempt, stepErr, startedAt = s.Position, s.Name, string(s.State), s.Attempt, s.Error, s.StartedAt
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), rr.ID, rr.Token, string(rr.State), rr.Error,
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), rr.Error,
 		pos, name, state, attempt, stepErr, startedAt))
 	if isNotFound(err) {
 		return nil, fmt.Errorf("release run %s: %w", rr.ID, storage.ErrLeaseLost)
@@ -144,7 +145,7 @@ func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage
 	for i, s := range from {
 		states[i] = string(s)
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), id, states, string(to), errText))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), runID(id), states, string(to), errText))
 	if err == nil {
 		return r, true, nil
 	}
@@ -159,7 +160,7 @@ func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage
 }
 
 func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, error) {
-	rows, err := e.db.Query(ctx, e.q.get("RunSteps"), id)
+	rows, err := e.db.Query(ctx, e.q.get("RunSteps"), runID(id))
 	if err != nil {
 		return nil, fmt.Errorf("run %s steps: %w", id, wrapErr(err))
 	}
@@ -179,7 +180,7 @@ func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, 
 }
 
 func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*storage.Run, bool, error) {
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), parentID, parentStep))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), runID(parentID), parentStep))
 	if err == nil {
 		return r, true, nil
 	}
@@ -192,3 +193,7 @@ func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID, par
 	}
 	return r, false, nil
 }
+
+// runID passes a run id in binary; a uuid.UUID would go through its text
+// form (driver.Valuer) and back.
+func runID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }

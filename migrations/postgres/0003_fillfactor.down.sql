@@ -1,2 +1,0 @@
-ALTER TABLE {schema}.run_steps RESET (fillfactor);
-ALTER TABLE {schema}.runs RESET (fillfactor);

@@ -1,0 +1,4 @@
+DROP INDEX IF EXISTS {schema}.runs_workflow_created;
+CREATE INDEX IF NOT EXISTS runs_state_workflow ON {schema}.runs (state, workflow, created_at);
+ALTER TABLE {schema}.run_steps RESET (fillfactor);
+ALTER TABLE {schema}.runs RESET (fillfactor);
