@@ -6,3 +6,12 @@ ALTER TABLE {schema}.runs SET (fillfactor = 80);
 ALTER TABLE {schema}.run_steps SET (fillfactor = 80);
 DROP INDEX {schema}.runs_state_workflow;
 CREATE INDEX runs_workflow_created ON {schema}.runs (workflow, created_at);
+
+-- Jobs are updated at every claim and completion: vacuum them early, so the
+-- dead entries claimed jobs leave at the head of the fetch index are cleaned
+-- within seconds wherever autovacuum runs.
+ALTER TABLE {schema}.jobs SET (
+  autovacuum_vacuum_scale_factor = 0.01,
+  autovacuum_vacuum_threshold = 1000,
+  autovacuum_vacuum_cost_delay = 0
+);
