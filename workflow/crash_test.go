@@ -2,8 +2,10 @@ package workflow_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -87,4 +89,62 @@ func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 	if j.State != storage.JobCompleted || j.Attempt != 2 || len(j.Errors) != 1 || !strings.Contains(j.Errors[0].Error, "rescued") {
 		t.Errorf("job %d: %s, attempt %d, errors %v; want completed on attempt 2 after a rescue", j.ID, j.State, j.Attempt, j.Errors)
 	}
+}
+
+// A worker process killed in the middle of a for-each step over 1,000 items
+// loses only the item it was working on: another engine resumes at that
+// item, and every item's effect exists exactly once (the effects table's
+// primary key would fail a repeated item).
+func TestKilledWorkerResumesForEachAtTheRightItem(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	cfg := workflow.Config{
+		Queue: queue.Config{
+			Queues:              map[string]queue.QueueConfig{"default": {MaxWorkers: 1}},
+			PollInterval:        20 * time.Millisecond,
+			HeartbeatInterval:   50 * time.Millisecond,
+			RescueAfter:         300 * time.Millisecond,
+			MaintenanceInterval: 50 * time.Millisecond,
+		},
+		LockedRetry: 20 * time.Millisecond,
+		Logger:      quietLogger(),
+	}
+	var first atomic.Int64
+	first.Store(-1)
+	e := newEngine(t, drv, cfg, iteratingWorkflow(drv, 0, func(item int) { first.CompareAndSwap(-1, int64(item)) }))
+	id := enqueue(t, e, "iterating", crashyArgs{Order: "o-2"})
+
+	proc := startWorkflowWorker(t, drv.Schema(), "")
+	waitFor(t, 30*time.Second, "the worker process to commit some items", func() (bool, string) {
+		n := countEffects(t, drv, id, "items")
+		return n >= 100, fmt.Sprintf("%d items so far", n)
+	})
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.Wait()
+	committed := countEffects(t, drv, id, "items")
+	if committed >= 1000 {
+		t.Fatalf("the worker finished all items before the kill; nothing to resume")
+	}
+	if r := getRun(t, e, id); r.Cursor != int64(committed) {
+		t.Fatalf("after the kill: cursor %d, but %d items committed", r.Cursor, committed)
+	}
+
+	startEngine(t, e)
+	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
+	if r.State != storage.RunSucceeded {
+		t.Fatalf("run %s (%s), want succeeded", r.State, r.Error)
+	}
+	if got := first.Load(); got != int64(committed) {
+		t.Fatalf("the resuming engine started at item %d, want %d (the first uncommitted item)", got, committed)
+	}
+	if n := countEffects(t, drv, id, "items"); n != 1000 {
+		t.Fatalf("%d item effects, want 1000", n)
+	}
+	if n := countEffects(t, drv, id, "done"); n != 1 {
+		t.Fatalf("last step: %d effects, want 1", n)
+	}
+	t.Logf("killed after %d of 1000 items; resumed at item %d", committed, first.Load())
 }

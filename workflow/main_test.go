@@ -64,8 +64,37 @@ func crashyWorkflow(drv *postgres.Driver, hangAt string) *workflow.Workflow[cras
 	}, step("step1"), step("step2"), step("step3"))
 }
 
+// iteratingWorkflow has one for-each step over 1,000 items, each recording
+// its effect in the item's own transaction, and a last step. pace slows each
+// item down, so a test can kill a worker mid-iteration; seen, when set, is
+// called with every item the step's code starts.
+func iteratingWorkflow(drv *postgres.Driver, pace time.Duration, seen func(item int)) *workflow.Workflow[crashyArgs, crashyState] {
+	return workflow.Define("iterating", workflow.Options{
+		MaxAttempts: 5,
+		Backoff:     func(int, error) time.Duration { return 5 * time.Millisecond },
+	},
+		steps.ForEach("items",
+			func(*steps.Context[crashyArgs, crashyState]) ([]int, error) {
+				items := make([]int, 1000)
+				for i := range items {
+					items[i] = i
+				}
+				return items, nil
+			},
+			func(ctx context.Context, sc *steps.Context[crashyArgs, crashyState], item int) error {
+				if seen != nil {
+					seen(item)
+				}
+				time.Sleep(pace)
+				return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "items", item)
+			}, steps.ForEachOptions{}),
+		steps.Do("done", func(ctx context.Context, sc *steps.Context[crashyArgs, crashyState]) error {
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "done", 0)
+		}))
+}
+
 // workflowWorkerProcess works queue "default" of schema ACIDIC_TEST_SCHEMA
-// with the crashy workflow until SIGTERM (or SIGKILL).
+// with the crashy and iterating workflows until SIGTERM (or SIGKILL).
 func workflowWorkerProcess() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -87,7 +116,7 @@ func workflowWorkerProcess() int {
 		Logger: logger,
 	})
 	if err == nil {
-		err = e.Register(crashyWorkflow(drv, os.Getenv("ACIDIC_TEST_HANG_AT")))
+		err = e.Register(crashyWorkflow(drv, os.Getenv("ACIDIC_TEST_HANG_AT")), iteratingWorkflow(drv, 2*time.Millisecond, nil))
 	}
 	if err == nil {
 		err = e.Start(ctx)
