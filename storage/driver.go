@@ -183,10 +183,11 @@ const (
 type Driver interface {
 	Executor
 	// InTx runs fn in a transaction at the given isolation and commits it
-	// when fn returns nil. At Serializable, a serialization failure or
-	// deadlock (from fn or from the commit) rolls back and runs fn again with
-	// jittered exponential backoff, up to the driver's retry limit and within
-	// ctx; errors.Is(err, ErrSerialization) tells such an error apart.
+	// when fn returns nil. A serialization failure or deadlock (from fn or
+	// from the commit; at ReadCommitted only deadlocks occur) rolls back and
+	// runs fn again with jittered exponential backoff, up to the driver's
+	// retry limit and within ctx; errors.Is(err, ErrSerialization) tells such
+	// an error apart.
 	InTx(ctx context.Context, iso Isolation, fn TxFunc) error
 	// NewListener opens a Listener on its own connection.
 	NewListener(ctx context.Context) (Listener, error)

@@ -132,10 +132,6 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 		}
 		return wrapErr(tx.Commit(ctx))
 	}
-	if iso != storage.Serializable {
-		return attempt()
-	}
-
 	policy := backoff.NewExponentialBackOff()
 	policy.InitialInterval = d.opts.RetryInitialInterval
 	policy.MaxInterval = 50 * d.opts.RetryInitialInterval

@@ -564,3 +564,48 @@ func TestLongSchemaName(t *testing.T) {
 		t.Errorf("notification = %+v, want {control cancel:1}", n)
 	}
 }
+
+// Two READ COMMITTED transactions that lock two rows in opposite orders
+// deadlock; PostgreSQL aborts one, and InTx runs it again, so both commit.
+func TestInTxRetriesDeadlockAtReadCommitted(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	tbl := pgx.Identifier{drv.Schema(), "pair"}.Sanitize()
+	if _, err := drv.Pool().Exec(ctx, "CREATE TABLE "+tbl+" (id int PRIMARY KEY, n int NOT NULL); INSERT INTO "+tbl+" VALUES (1, 0), (2, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan struct{}, 2)
+	both := make(chan struct{})
+	go func() { <-locked; <-locked; close(both) }()
+	lockInOrder := func(first, second int) error {
+		tries := 0
+		return drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+			pt := postgres.PgxTx(tx)
+			if _, err := pt.Exec(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE id = $1", first); err != nil {
+				return err
+			}
+			if tries++; tries == 1 {
+				locked <- struct{}{}
+				<-both // each holds its first row: the second lock deadlocks
+			}
+			_, err := pt.Exec(ctx, "UPDATE "+tbl+" SET n = n + 1 WHERE id = $1", second)
+			return err
+		})
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- lockInOrder(1, 2) }()
+	go func() { errs <- lockInOrder(2, 1) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("InTx: %v", err)
+		}
+	}
+	var total int
+	if err := drv.Pool().QueryRow(ctx, "SELECT sum(n) FROM "+tbl).Scan(&total); err != nil || total != 4 {
+		t.Fatalf("sum %d (%v), want 4: both transactions committed once", total, err)
+	}
+	if drv.Stats().TxRetries == 0 {
+		t.Fatal("no retry counted: the deadlock was not retried")
+	}
+}
