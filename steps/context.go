@@ -201,6 +201,3 @@ func (c *Context[A, S]) Cursor() int64 { return c.env.Cursor }
 // NextCursor is the position saved when the step commits: the for-each
 // step moves it past each item it processed.
 func (c *Context[A, S]) NextCursor() int64 { return c.next }
-
-// Env returns the environment the context was made with.
-func (c *Context[A, S]) Env() Env { return c.env }

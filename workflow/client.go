@@ -130,15 +130,12 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	return &EnqueueResult{Run: &Run{Run: *rec}}, nil
 }
 
+// encodeArgs turns args into JSON; run.Create stores it in canonical form.
 func encodeArgs(args any) (json.RawMessage, error) {
 	if raw, ok := args.(json.RawMessage); ok {
-		return run.Canonical(raw)
+		return raw, nil
 	}
-	b, err := json.Marshal(args)
-	if err != nil {
-		return nil, err
-	}
-	return run.Canonical(b)
+	return json.Marshal(args)
 }
 
 // Get returns a run with its step log, or an error matching

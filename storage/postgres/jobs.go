@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -308,6 +307,3 @@ func int64ArrayLiteral(ids []int64) string {
 	}
 	return string(append(b, '}'))
 }
-
-// uuidOrNil is a small helper for filters.
-func uuidOrNil(id uuid.UUID) pgtype.UUID { return nullUUID(id) }
