@@ -6,6 +6,10 @@ ALTER TABLE {schema}.runs SET (fillfactor = 80);
 ALTER TABLE {schema}.run_steps SET (fillfactor = 80);
 DROP INDEX {schema}.runs_state_workflow;
 CREATE INDEX runs_workflow_created ON {schema}.runs (workflow, created_at);
+-- Ending, rescuing or cancelling a job attempt frees the run lease it held
+-- by job id. Step updates keep the lease columns, so they stay HOT; only
+-- taking and giving up the lease touch this index.
+CREATE INDEX runs_locked_job ON {schema}.runs (locked_job_id) WHERE locked_job_id IS NOT NULL;
 
 -- Jobs are updated at every claim and completion: vacuum them early, so the
 -- dead entries claimed jobs leave at the head of the fetch index are cleaned
