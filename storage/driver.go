@@ -151,6 +151,21 @@ const (
 // TxFunc is the body of a transaction.
 type TxFunc func(ctx context.Context, tx Tx) error
 
+// StepFunc is the body of a step transaction: it runs a step's code in tx and
+// returns the write that records the step's progress.
+type StepFunc func(ctx context.Context, tx Tx) (StepCommit, error)
+
+// StepCommit is the write that ends a step transaction.
+type StepCommit struct {
+	// Update records the step's progress on its run. It fails with
+	// ErrLeaseLost, and the whole transaction rolls back, unless the run's
+	// lease is still held with Update.Token.
+	Update RunUpdate
+	// Then, when set, runs after Update in the same transaction, with the run
+	// as Update left it: the bookkeeping of a run that just finished, say.
+	Then func(ctx context.Context, tx Tx, r *Run) error
+}
+
 // Notification is a message received by a Listener.
 type Notification struct {
 	Topic   string
@@ -189,6 +204,14 @@ type Driver interface {
 	// retry limit and within ctx; errors.Is(err, ErrSerialization) tells such
 	// an error apart.
 	InTx(ctx context.Context, iso Isolation, fn TxFunc) error
+	// InStepTx runs fn in a SERIALIZABLE transaction, applies the StepCommit
+	// fn returns and commits, retrying serialization failures like InTx, and
+	// returns the run as the update left it. The transaction begins when fn
+	// first uses tx, so a step that never touches the database holds no
+	// connection while its code runs; the update is sent together with the
+	// COMMIT (and, when fn did not use tx, with the BEGIN too), so the step's
+	// end costs one round trip to the database.
+	InStepTx(ctx context.Context, fn StepFunc) (*Run, error)
 	// NewListener opens a Listener on its own connection.
 	NewListener(ctx context.Context) (Listener, error)
 	// Stats returns counters kept by the driver.

@@ -106,6 +106,11 @@ type Job struct {
 	// the same key already existed: nothing was inserted, and this is the
 	// existing job (with any replaced fields updated). It is not stored.
 	Duplicate bool
+	// LeasedRun is the job's workflow run when the fetch that claimed this
+	// attempt also leased the run to it (LeasedRun.LockedBy is the lease
+	// token), saving the executor a lease of its own; nil otherwise. It is
+	// not stored.
+	LeasedRun *Run
 }
 
 // JobReplace says which fields of an existing unique job an enqueue that

@@ -142,6 +142,12 @@ type finishArgs struct {
 	RunID uuid.UUID `json:"run_id"`
 }
 
+// owesFinal reports whether onFinal has work for run r of d when it
+// finishes: a finish callback to stage or a parent to count it off.
+func owesFinal(d Definition, r *storage.Run) bool {
+	return d == nil || d.options().OnFinish != nil || r.ParentRunID != uuid.Nil
+}
+
 // onFinal does, in the transaction that finished a run, what a finished run
 // owes: stage its OnFinish callback, and count it off its awaiting parent,
 // enqueueing the parent's next step when it was the last child.

@@ -21,18 +21,11 @@ type stepFailure struct{ err error }
 func (f *stepFailure) Error() string { return f.err.Error() }
 func (f *stepFailure) Unwrap() error { return f.err }
 
-// committed is what a step's committed transaction decided.
-type committed struct {
-	run     *storage.Run
-	control *steps.Control
-}
-
 // execute runs the job of one run: take the lease, then run steps from the
 // recovery point, each in its own SERIALIZABLE transaction, until the run
 // finishes, parks, or a step fails.
 func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job) error {
-	lease := run.NewLease(storage.JobAttempt{ID: job.ID, Attempt: job.Attempt})
-	rec, err := run.Acquire(ctx, e.drv, job.RunID, lease, e.cfg.LockTimeout)
+	rec, lease, err := e.lease(ctx, job)
 	switch {
 	case errors.Is(err, run.ErrFinished), errors.Is(err, run.ErrAwaiting):
 		return nil // nothing to do: a duplicate or stale job
@@ -72,24 +65,25 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 	for {
 		step := w.steps[idx]
 		started := time.Now()
-		var done committed
+		var control *steps.Control
 		tries := 0
-		err := e.drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+		next, err := e.drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 			if tries++; tries > 1 {
 				// A retry after a serialization failure: that failure may
 				// mean another worker took the run over. Check before running
 				// the step's code (and its outside calls) again.
 				cur, err := tx.RunGet(ctx, rec.ID)
 				if err != nil {
-					return err
+					return storage.StepCommit{}, err
 				}
 				if cur.LockedBy != lease.Token {
-					return fmt.Errorf("step %q: %w", step.Name(), storage.ErrLeaseLost)
+					return storage.StepCommit{}, fmt.Errorf("step %q: %w", step.Name(), storage.ErrLeaseLost)
 				}
 			}
+			var c storage.StepCommit
 			var err error
-			done, err = w.runStep(ctx, e, tx, job, rec, lease, idx, args, started)
-			return err
+			c, control, err = w.runStep(ctx, e, tx, job, rec, lease, idx, args, started)
+			return c, err
 		})
 		var failure *stepFailure
 		switch {
@@ -109,18 +103,18 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 			// exhausted): nothing committed, retry the step later.
 			return e.recordFailure(ctx, w, job, rec, lease, idx, started, err)
 		}
-		rec = done.run
+		rec = next
 		if rec.State.Final() || rec.State == run.Awaiting {
 			return nil
 		}
 		switch {
-		case done.control == nil:
+		case control == nil:
 			idx++
-		case done.control.Kind() == steps.KindRepeat:
-		case done.control.Kind() == steps.KindHalt:
+		case control.Kind() == steps.KindRepeat:
+		case control.Kind() == steps.KindHalt:
 			return nil
-		case done.control.Kind() == steps.KindSnooze:
-			return queue.Snooze(done.control.Delay())
+		case control.Kind() == steps.KindSnooze:
+			return queue.Snooze(control.Delay())
 		}
 		if err := ctx.Err(); err != nil {
 			// Stopping: the next step runs on the job's next attempt.
@@ -130,14 +124,27 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 	}
 }
 
-// runStep runs one step's code and commits its progress, inside tx.
-func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, args A, started time.Time) (committed, error) {
+// lease returns the job's run, leased to the job's attempt: by the fetch that
+// claimed the job when it could, else now.
+func (e *Engine) lease(ctx context.Context, job *queue.Job) (*storage.Run, run.Lease, error) {
+	attempt := storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}
+	if r := job.LeasedRun; r != nil && r.ID == job.RunID && r.LockedBy != "" {
+		return r, run.Lease{Token: r.LockedBy, Job: attempt}, nil
+	}
+	lease := run.NewLease(attempt)
+	rec, err := run.Acquire(ctx, e.drv, job.RunID, lease, e.cfg.LockTimeout)
+	return rec, lease, err
+}
+
+// runStep runs one step's code inside tx and returns the write that commits
+// its progress, and the control the step returned, if any.
+func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, args A, started time.Time) (storage.StepCommit, *steps.Control, error) {
 	step := w.steps[idx]
 	// Decode the state afresh for every try of the transaction, so a
 	// serialization retry starts from the committed state.
 	state, err := decode[S](rec.Attrs)
 	if err != nil {
-		return committed{}, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
+		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
 	}
 	sc := steps.NewContext(steps.Env{
 		Tx:       tx,
@@ -157,15 +164,15 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 	stepErr := step.Run(ctx, sc)
 	control, isControl := steps.AsControl(stepErr)
 	if stepErr != nil && (!isControl || control.Kind() == steps.KindCancel) {
-		return committed{}, &stepFailure{stepErr}
+		return storage.StepCommit{}, nil, &stepFailure{stepErr}
 	}
 	if control != nil && sc.Awaiting() > 0 {
-		return committed{}, &stepFailure{fmt.Errorf("%w: step %q awaited children and returned %v; an await step parks the run and must return nil",
+		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: step %q awaited children and returned %v; an await step parks the run and must return nil",
 			steps.ErrInvalid, step.Name(), control)}
 	}
 	attrs, err := json.Marshal(sc.State)
 	if err != nil {
-		return committed{}, &stepFailure{fmt.Errorf("%w: encode: %w", ErrStateDecode, err)}
+		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: encode: %w", ErrStateDecode, err)}
 	}
 
 	upd := storage.RunUpdate{
@@ -214,16 +221,13 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 			upd.State, upd.Release = run.Pending, true
 		}
 	}
-	next, err := tx.RunUpdate(ctx, upd)
-	if err != nil {
-		return committed{}, err
-	}
-	if next.State.Final() {
-		if err := e.onFinal(ctx, tx, w, next); err != nil {
-			return committed{}, err
+	c := storage.StepCommit{Update: upd}
+	if upd.State.Final() && owesFinal(w, rec) {
+		c.Then = func(ctx context.Context, tx storage.Tx, next *storage.Run) error {
+			return e.onFinal(ctx, tx, w, next)
 		}
 	}
-	return committed{run: next, control: control}, nil
+	return c, control, nil
 }
 
 // checkChildren fails the run when the step before idx awaited children and

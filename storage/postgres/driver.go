@@ -113,7 +113,7 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 	if iso == storage.Serializable {
 		level = pgx.Serializable
 	}
-	attempt := func() error {
+	return d.retrying(ctx, func() error {
 		tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: level})
 		if err != nil {
 			return wrapErr(err)
@@ -131,7 +131,12 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 			return wrapErr(err)
 		}
 		return wrapErr(tx.Commit(ctx))
-	}
+	})
+}
+
+// retrying runs attempt until it succeeds, fails with an error other than a
+// serialization failure or deadlock, or the retries or ctx run out.
+func (d *Driver) retrying(ctx context.Context, attempt func() error) error {
 	policy := backoff.NewExponentialBackOff()
 	policy.InitialInterval = d.opts.RetryInitialInterval
 	policy.MaxInterval = 50 * d.opts.RetryInitialInterval
@@ -192,6 +197,10 @@ func (l *listener) Wait(ctx context.Context) (storage.Notification, error) {
 
 func (l *listener) Close(ctx context.Context) error { return l.conn.Close(ctx) }
 
+// leaseLostCode is the SQLSTATE of the error RunUpdate raises when the run's
+// lease is not held by the token it was given (migration 0004).
+const leaseLostCode = "AC001"
+
 // wrapErr maps driver errors to storage sentinels, keeping the original.
 func wrapErr(err error) error {
 	if err == nil {
@@ -200,10 +209,12 @@ func wrapErr(err error) error {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, storage.ErrSerialization), errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrNotFound),
-		errors.Is(err, storage.ErrConflict):
+		errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrLeaseLost):
 		return err
 	case errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01"):
 		return fmt.Errorf("%w: %w", storage.ErrSerialization, err)
+	case errors.As(err, &pgErr) && pgErr.Code == leaseLostCode:
+		return fmt.Errorf("%w: %w", storage.ErrLeaseLost, err)
 	case errors.As(err, &pgErr) && pgErr.Code == "23505":
 		return fmt.Errorf("%w: %w", storage.ErrConflict, err)
 	case errors.Is(err, puddle.ErrClosedPool):

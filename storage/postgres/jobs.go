@@ -94,9 +94,19 @@ func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
 func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage.Job, error) {
 	var jobs []*storage.Job
 	err := e.bookkeeping(ctx, e.q.get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID}, func(rows pgx.Rows) error {
-		var err error
-		jobs, err = readJobs(rows)
-		return err
+		for rows.Next() {
+			var (
+				leasedJob pgtype.Int8
+				run       runRow
+			)
+			j, err := scanJobWith(rows, append([]any{&leasedJob}, run.dest()...)...)
+			if err != nil {
+				return err
+			}
+			j.LeasedRun = run.run()
+			jobs = append(jobs, j)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch jobs: %w", err)

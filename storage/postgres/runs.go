@@ -97,6 +97,18 @@ func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.R
 }
 
 func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage.Run, error) {
+	sql, args := e.runUpdateStatement(u)
+	r, err := scanRun(e.db.QueryRow(ctx, sql, args...))
+	if err != nil {
+		return nil, runUpdateErr(u, err)
+	}
+	return r, nil
+}
+
+// runUpdateStatement is the RunUpdate query with its arguments. It fails
+// with SQLSTATE leaseLostCode when the lease check does not pass, so that a
+// COMMIT pipelined behind it does not commit.
+func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any) {
 	attrs := u.Attrs
 	if len(attrs) == 0 {
 		attrs = []byte("null")
@@ -112,16 +124,17 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 		pos, name, state, attempt, stepResult, stepErr = s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error
 		startedAt = s.StartedAt
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunUpdate"), runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
+	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
 		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
-		pos, name, state, attempt, stepResult, stepErr, startedAt))
+		pos, name, state, attempt, stepResult, stepErr, startedAt}
+}
+
+func runUpdateErr(u storage.RunUpdate, err error) error {
+	err = wrapErr(err)
 	if isNotFound(err) {
-		return nil, fmt.Errorf("update run %s: %w", u.ID, storage.ErrLeaseLost)
+		err = storage.ErrLeaseLost
 	}
-	if err != nil {
-		return nil, fmt.Errorf("update run %s: %w", u.ID, err)
-	}
-	return r, nil
+	return fmt.Errorf("update run %s: %w", u.ID, err)
 }
 
 func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {

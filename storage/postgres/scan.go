@@ -94,28 +94,62 @@ func readJobs(rows pgx.Rows) ([]*storage.Job, error) {
 }
 
 func scanRun(row pgx.Row) (*storage.Run, error) {
-	var (
-		r          storage.Run
-		state      string
-		lockedAt   pgtype.Timestamptz
-		lastRunAt  pgtype.Timestamptz
-		parent     pgtype.UUID
-		finishedAt pgtype.Timestamptz
-	)
-	err := row.Scan(&r.ID, &r.IdempotencyKey, &r.Workflow, &r.Args, &state, &r.Queue, &r.RecoveryPoint,
-		&r.DefinitionHash, &r.Attrs, &r.Cursor, &r.LockedBy, &lockedAt, &lastRunAt, &parent,
-		&r.ParentStep, &r.Awaiting, &r.Error, &r.Result, &r.CreatedAt, &r.UpdatedAt, &finishedAt)
-	if err != nil {
+	var r runRow
+	if err := row.Scan(r.dest()...); err != nil {
 		return nil, wrapErr(err)
 	}
-	r.State = storage.RunState(state)
-	r.LockedAt = timePtr(lockedAt)
-	r.LastRunAt = timePtr(lastRunAt)
-	r.FinishedAt = timePtr(finishedAt)
-	if parent.Valid {
-		r.ParentRunID = parent.Bytes
+	return r.run(), nil
+}
+
+// runRow receives the run columns ({run_columns}) of a row, all nullable: a
+// run joined to another row may be missing.
+type runRow struct {
+	id, parent                                            pgtype.UUID
+	key, workflow, state, queue, recoveryPoint, hash      pgtype.Text
+	lockedBy, parentStep, errText                         pgtype.Text
+	args, attrs, result                                   []byte
+	cursor                                                pgtype.Int8
+	awaiting                                              pgtype.Int4
+	lockedAt, lastRunAt, createdAt, updatedAt, finishedAt pgtype.Timestamptz
+}
+
+func (r *runRow) dest() []any {
+	return []any{&r.id, &r.key, &r.workflow, &r.args, &r.state, &r.queue, &r.recoveryPoint,
+		&r.hash, &r.attrs, &r.cursor, &r.lockedBy, &r.lockedAt, &r.lastRunAt, &r.parent,
+		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finishedAt}
+}
+
+// run returns the run scanned, or nil when the row had none.
+func (r *runRow) run() *storage.Run {
+	if !r.id.Valid {
+		return nil
 	}
-	return &r, nil
+	out := &storage.Run{
+		ID:             r.id.Bytes,
+		IdempotencyKey: r.key.String,
+		Workflow:       r.workflow.String,
+		Args:           r.args,
+		State:          storage.RunState(r.state.String),
+		Queue:          r.queue.String,
+		RecoveryPoint:  r.recoveryPoint.String,
+		DefinitionHash: r.hash.String,
+		Attrs:          r.attrs,
+		Cursor:         r.cursor.Int64,
+		LockedBy:       r.lockedBy.String,
+		LockedAt:       timePtr(r.lockedAt),
+		LastRunAt:      timePtr(r.lastRunAt),
+		ParentStep:     r.parentStep.String,
+		Awaiting:       int(r.awaiting.Int32),
+		Error:          r.errText.String,
+		Result:         r.result,
+		CreatedAt:      r.createdAt.Time,
+		UpdatedAt:      r.updatedAt.Time,
+		FinishedAt:     timePtr(r.finishedAt),
+	}
+	if r.parent.Valid {
+		out.ParentRunID = r.parent.Bytes
+	}
+	return out
 }
 
 func collectRuns(rows pgx.Rows, err error) ([]*storage.Run, error) {

@@ -36,6 +36,13 @@ notified AS (
 SELECT inserted.* FROM inserted, notified;
 
 -- name: JobFetch
+-- Claims up to $2 jobs of queue $1 for worker $3 and, in the same
+-- statement, leases the runs of the workflow jobs among them to their new
+-- attempts where the lease is free, so that the executor need not take the
+-- lease in a transaction of its own. A run that is busy, parked or finished
+-- is left alone; the executor then goes through RunLease as usual, which
+-- also takes over timed-out leases. Each job row carries its leased run's
+-- columns, NULL when there is none.
 WITH picked AS (
   SELECT id AS picked_id
   FROM {schema}.jobs
@@ -45,16 +52,36 @@ WITH picked AS (
   ORDER BY priority, scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+  UPDATE {schema}.jobs
+  SET state = 'running',
+      attempt = attempt + 1,
+      attempted_at = now(),
+      attempted_by = $3,
+      heartbeat_at = now()
+  FROM picked
+  WHERE id = picked_id
+  RETURNING {job_columns}
+),
+leased AS (
+  UPDATE {schema}.runs r
+  SET locked_by = 'job:' || c.id || ':' || c.attempt,
+      locked_at = now(),
+      locked_job_id = c.id,
+      locked_attempt = c.attempt,
+      last_run_at = now(),
+      state = 'running',
+      updated_at = now()
+  FROM claimed c
+  WHERE r.id = c.run_id
+    AND r.state IN ('pending', 'running')
+    AND (r.locked_by IS NULL OR (r.locked_job_id = c.id AND r.locked_attempt < c.attempt))
+  RETURNING c.id AS leased_job_id, {run_columns_r}
 )
-UPDATE {schema}.jobs
-SET state = 'running',
-    attempt = attempt + 1,
-    attempted_at = now(),
-    attempted_by = $3,
-    heartbeat_at = now()
-FROM picked
-WHERE id = picked_id
-RETURNING {job_columns};
+SELECT c.*, l.*
+FROM claimed c
+LEFT JOIN leased l ON l.leased_job_id = c.id;
 
 -- name: JobComplete
 -- Completes running attempts and, in the same statement, releases pending
@@ -145,7 +172,7 @@ released AS (
       state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
       updated_at = now()
   FROM finished
-  WHERE r.locked_job_id = finished.id AND r.locked_attempt = finished.attempt
+  WHERE r.locked_job_id = finished.id AND r.locked_attempt = finished.attempt AND r.locked_by IS NOT NULL
 )
 SELECT id FROM finished;
 
@@ -194,7 +221,7 @@ released AS (
       state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
       updated_at = now()
   FROM rescued
-  WHERE r.locked_job_id = rescued.id AND r.locked_attempt = rescued.attempt
+  WHERE r.locked_job_id = rescued.id AND r.locked_attempt = rescued.attempt AND r.locked_by IS NOT NULL
 )
 SELECT * FROM rescued;
 
@@ -238,7 +265,7 @@ released AS (
       state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
       updated_at = now()
   FROM cancelled
-  WHERE r.locked_job_id = cancelled.id AND r.locked_attempt = cancelled.attempt
+  WHERE r.locked_job_id = cancelled.id AND r.locked_attempt = cancelled.attempt AND r.locked_by IS NOT NULL
 )
 SELECT * FROM cancelled;
 

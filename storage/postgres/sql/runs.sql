@@ -50,6 +50,8 @@ RETURNING {run_columns};
 -- name: RunUpdate
 -- One statement, so the fence and the step log are atomic even outside a
 -- transaction: the step row is written only when the lease check passed.
+-- When it does not pass, the statement raises (lease_lost, SQLSTATE AC001)
+-- so that a COMMIT pipelined behind it rolls back.
 WITH updated AS (
   UPDATE {schema}.runs
   SET state = $3,
@@ -59,8 +61,6 @@ WITH updated AS (
       awaiting = $7,
       locked_by = CASE WHEN $8 THEN NULL ELSE locked_by END,
       locked_at = CASE WHEN $8 THEN NULL ELSE now() END,
-      locked_job_id = CASE WHEN $8 THEN NULL ELSE locked_job_id END,
-      locked_attempt = CASE WHEN $8 THEN NULL ELSE locked_attempt END,
       error = nullif($9, ''),
       result = $10,
       updated_at = now(),
@@ -83,7 +83,10 @@ step AS (
       error = excluded.error,
       finished_at = excluded.finished_at
 )
-SELECT * FROM updated;
+SELECT u.*
+FROM (SELECT 1) AS one
+LEFT JOIN updated AS u ON true
+WHERE CASE WHEN u.id IS NOT NULL THEN true ELSE {schema}.lease_lost($1) END;
 
 -- name: RunRelease
 -- The lease holder gives the run up: sets its state and error, clears the

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS {schema}.lease_lost(uuid);
