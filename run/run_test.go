@@ -78,21 +78,21 @@ func TestCreate(t *testing.T) {
 	}
 }
 
-// runningJob inserts a job and claims it, so a lease can point at a running
-// attempt.
-func runningJob(t *testing.T, drv *postgres.Driver) storage.JobAttempt {
+// runningJob inserts a job of the run and claims it without leasing the
+// run, so a lease can point at a running attempt of the run's job.
+func runningJob(t *testing.T, drv *postgres.Driver, runID uuid.UUID) storage.JobAttempt {
 	t.Helper()
 	ctx := ctxT(t)
-	q := "q_" + uuid.NewString()
-	if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{{Queue: q, Kind: "k", Args: json.RawMessage("{}"),
-		State: storage.JobAvailable, MaxAttempts: 3}}); err != nil {
+	jobs, err := drv.JobInsertMany(ctx, []storage.JobInsert{{Queue: "q_" + uuid.NewString(), Kind: "k", Args: json.RawMessage("{}"),
+		RunID: runID, State: storage.JobAvailable, MaxAttempts: 3}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 1, WorkerID: "w"})
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("JobFetch: %v (%d jobs)", err, len(jobs))
+	j, err := drv.JobClaim(ctx, jobs[0].ID, "w")
+	if err != nil {
+		t.Fatalf("JobClaim: %v", err)
 	}
-	return storage.JobAttempt{ID: jobs[0].ID, Attempt: jobs[0].Attempt}
+	return storage.JobAttempt{ID: j.ID, Attempt: j.Attempt}
 }
 
 func TestAcquire(t *testing.T) {
@@ -104,8 +104,8 @@ func TestAcquire(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := run.NewLease(runningJob(t, drv))
-	b := run.NewLease(runningJob(t, drv))
+	a := run.NewLease(runningJob(t, drv, rec.ID))
+	b := run.NewLease(runningJob(t, drv, rec.ID))
 	if a.Token == "" || a.Token == b.Token {
 		t.Fatalf("lease tokens %q and %q", a.Token, b.Token)
 	}
@@ -145,7 +145,7 @@ func TestAcquire(t *testing.T) {
 	if _, err := drv.JobCancel(ctx, b.Job.ID); err != nil {
 		t.Fatal(err)
 	}
-	c := run.NewLease(runningJob(t, drv))
+	c := run.NewLease(runningJob(t, drv, rec.ID))
 	if got, err := run.Acquire(ctx, drv, rec.ID, c, time.Hour); err != nil || got.LockedBy != c.Token {
 		t.Fatalf("Acquire c after b's job was cancelled: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestAcquire(t *testing.T) {
 	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: c.Token, State: run.Succeeded, RecoveryPoint: "one", Release: true}); err != nil {
 		t.Fatal(err)
 	}
-	d := run.NewLease(runningJob(t, drv))
+	d := run.NewLease(runningJob(t, drv, rec.ID))
 	fin, err := run.Acquire(ctx, drv, rec.ID, d, time.Hour)
 	if !errors.Is(err, run.ErrFinished) || fin == nil || fin.State != run.Succeeded {
 		t.Fatalf("Acquire a succeeded run: %+v, %v; want ErrFinished with the run", fin, err)

@@ -83,8 +83,11 @@ type RunLease struct {
 	Token string
 	// Timeout is how old a lease must be before it is defunct and may be taken over.
 	Timeout time.Duration
-	// Job is the job attempt taking the lease. When that attempt is
-	// rescued (its worker died), the rescue frees the lease at once.
+	// Job is the job attempt taking the lease, an attempt of a job of this
+	// run (its RunID is ID). When that attempt ends without giving the lease
+	// back (its worker died and it was rescued, it was cancelled, or its
+	// executor could not reach the database), ending it frees the lease at
+	// once; a lease held by a job of another run is freed only by Timeout.
 	Job JobAttempt
 }
 

@@ -9,3 +9,8 @@ BEGIN
     USING ERRCODE = 'AC001';
 END
 $$;
+
+-- The lease of a run is freed by the job attempt that holds it, found
+-- through the job's run_id, so locked_job_id needs no index; without one,
+-- taking and giving up the lease are HOT updates like every step's.
+DROP INDEX {schema}.runs_locked_job;

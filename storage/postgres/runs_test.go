@@ -56,14 +56,18 @@ func getRun(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID)
 	return r
 }
 
-// runningJob inserts a job on its own queue and claims it, returning the
-// running attempt, for leases to point at.
-func runningJob(ctx context.Context, t *testing.T, drv *postgres.Driver) storage.JobAttempt {
+// runningJob inserts a job of run and claims it without leasing the run, so
+// that a test can take the lease with the attempt explicitly.
+func runningJob(ctx context.Context, t *testing.T, drv *postgres.Driver, run uuid.UUID) storage.JobAttempt {
 	t.Helper()
-	q := "lease_" + uuid.NewString()
-	insertJobs(ctx, t, drv, job(q))
-	j := fetchOne(ctx, t, drv, q, "w")
-	return storage.JobAttempt{ID: j.ID, Attempt: j.Attempt}
+	in := job("lease_" + uuid.NewString())
+	in.RunID = run
+	j := insertJobs(ctx, t, drv, in)[0]
+	claimed, err := drv.JobClaim(ctx, j.ID, "w")
+	if err != nil {
+		t.Fatalf("JobClaim: %v", err)
+	}
+	return storage.JobAttempt{ID: claimed.ID, Attempt: claimed.Attempt}
 }
 
 func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunLease) (*storage.Run, bool) {
@@ -213,7 +217,7 @@ func TestRunLease(t *testing.T) {
 		ctx := testCtx(t)
 		drv := testdb.New(t, testdb.Options{})
 		r := insertRun(ctx, t, drv, "k")
-		jobA, jobB := runningJob(ctx, t, drv), runningJob(ctx, t, drv)
+		jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
 
 		before := time.Now()
 		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: jobA})
@@ -243,7 +247,7 @@ func TestRunLease(t *testing.T) {
 		ctx := testCtx(t)
 		drv := testdb.New(t, testdb.Options{})
 		r := insertRun(ctx, t, drv, "k")
-		jobA, jobB := runningJob(ctx, t, drv), runningJob(ctx, t, drv)
+		jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
 		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: jobA}); !ok {
 			t.Fatal("first lease refused")
 		}
@@ -266,7 +270,7 @@ func TestRunLease(t *testing.T) {
 			ctx := testCtx(t)
 			drv := testdb.New(t, testdb.Options{})
 			r := insertRun(ctx, t, drv, "k")
-			jobA, jobB := runningJob(ctx, t, drv), runningJob(ctx, t, drv)
+			jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
 			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: jobA}); !ok {
 				t.Fatal("first lease refused")
 			}
@@ -324,7 +328,7 @@ func TestRunLease(t *testing.T) {
 			if err != nil || !changed {
 				t.Fatalf("RunSetState(%s) = %v, %v", state, changed, err)
 			}
-			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv)})
+			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)})
 			if ok {
 				t.Errorf("leased a %s run", state)
 			}
@@ -350,7 +354,7 @@ func TestRunUpdate(t *testing.T) {
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
 	r := insertRun(ctx, t, drv, "k")
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv)}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 		t.Fatal("lease refused")
 	}
 
@@ -458,7 +462,7 @@ func TestRunSetState(t *testing.T) {
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
 	r := insertRun(ctx, t, drv, "k")
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv)}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 		t.Fatal("lease refused")
 	}
 

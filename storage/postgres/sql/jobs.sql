@@ -164,7 +164,7 @@ SET state = $3,
                 THEN jsonb_set(meta, '{snoozes}', to_jsonb(coalesce((meta->>'snoozes')::integer, 0) + 1))
                 ELSE meta END
 WHERE id = $1 AND state = 'running' AND attempt = $2
-RETURNING id, attempt
+RETURNING id, attempt, run_id
 ),
 released AS (
   UPDATE {schema}.runs r
@@ -172,7 +172,7 @@ released AS (
       state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
       updated_at = now()
   FROM finished
-  WHERE r.locked_job_id = finished.id AND r.locked_attempt = finished.attempt AND r.locked_by IS NOT NULL
+  WHERE r.id = finished.run_id AND r.locked_job_id = finished.id AND r.locked_attempt = finished.attempt
 )
 SELECT id FROM finished;
 
@@ -221,7 +221,7 @@ released AS (
       state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
       updated_at = now()
   FROM rescued
-  WHERE r.locked_job_id = rescued.id AND r.locked_attempt = rescued.attempt AND r.locked_by IS NOT NULL
+  WHERE r.id = rescued.run_id AND r.locked_job_id = rescued.id AND r.locked_attempt = rescued.attempt
 )
 SELECT * FROM rescued;
 
@@ -265,7 +265,7 @@ released AS (
       state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
       updated_at = now()
   FROM cancelled
-  WHERE r.locked_job_id = cancelled.id AND r.locked_attempt = cancelled.attempt AND r.locked_by IS NOT NULL
+  WHERE r.id = cancelled.run_id AND r.locked_job_id = cancelled.id AND r.locked_attempt = cancelled.attempt
 )
 SELECT * FROM cancelled;
 

@@ -61,6 +61,8 @@ WITH updated AS (
       awaiting = $7,
       locked_by = CASE WHEN $8 THEN NULL ELSE locked_by END,
       locked_at = CASE WHEN $8 THEN NULL ELSE now() END,
+      locked_job_id = CASE WHEN $8 THEN NULL ELSE locked_job_id END,
+      locked_attempt = CASE WHEN $8 THEN NULL ELSE locked_attempt END,
       error = nullif($9, ''),
       result = $10,
       updated_at = now(),
