@@ -78,9 +78,11 @@ func NewContext[A, S any](env Env, args A, state *S) *Context[A, S] {
 	return &Context[A, S]{Args: args, State: state, env: env, next: env.Cursor}
 }
 
-// Tx is the step's transaction. With the PostgreSQL driver,
+// Tx is the step's SERIALIZABLE transaction. With the PostgreSQL driver,
 // postgres.PgxTx(sc.Tx()) returns the pgx.Tx to run your own queries in:
-// they commit with the step, or not at all.
+// they commit with the step, or not at all. The transaction begins at its
+// first use, so a step that does not touch it holds no connection while it
+// runs. The engine commits it; to roll it back, return an error.
 func (c *Context[A, S]) Tx() storage.Tx { return c.env.Tx }
 
 // RunID is the id of the run.

@@ -99,7 +99,9 @@ func (d *Driver) WrapTx(tx pgx.Tx) storage.Tx {
 }
 
 // PgxTx returns the pgx transaction behind a storage.Tx made by this package
-// (a step's transaction, for example), or nil if tx came from elsewhere.
+// (a step's transaction, for example), or nil if tx came from elsewhere. A
+// step's transaction begins with the first statement run in it, and its
+// Commit and Rollback return ErrStepTxOwned: the engine ends it.
 func PgxTx(tx storage.Tx) pgx.Tx {
 	if t, ok := tx.(*txExecutor); ok {
 		return t.tx
