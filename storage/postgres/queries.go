@@ -40,7 +40,9 @@ func runColumnList(prefix string) string {
 
 var runColumns = runColumnList("")
 
-// queries holds every named query with the schema filled in.
+// queries holds every named query with the schema filled in. A query may use
+// a piece of SQL shared with others, defined after a "-- fragment: NAME" line,
+// as {fragment:NAME}.
 type queries map[string]string
 
 func loadQueries(schema string) (queries, error) {
@@ -84,6 +86,13 @@ func loadQueries(schema string) (queries, error) {
 				name = strings.TrimSpace(n)
 				continue
 			}
+			if n, ok := strings.CutPrefix(line, "-- fragment: "); ok {
+				if err := flush(); err != nil {
+					return err
+				}
+				name = fragmentRef(strings.TrimSpace(n))
+				continue
+			}
 			if name != "" && !strings.HasPrefix(strings.TrimSpace(line), "--") {
 				b.WriteString(line)
 				b.WriteByte('\n')
@@ -91,7 +100,32 @@ func loadQueries(schema string) (queries, error) {
 		}
 		return flush()
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out.expandFragments()
+}
+
+func fragmentRef(name string) string { return "{fragment:" + name + "}" }
+
+// expandFragments puts the fragments into the queries that use them and
+// drops them from q.
+func (q queries) expandFragments() (queries, error) {
+	var pairs []string
+	for name, body := range q {
+		if strings.HasPrefix(name, "{fragment:") {
+			pairs = append(pairs, name, body)
+			delete(q, name)
+		}
+	}
+	expand := strings.NewReplacer(pairs...)
+	for name, body := range q {
+		q[name] = expand.Replace(body)
+		if strings.Contains(q[name], "{fragment:") {
+			return nil, fmt.Errorf("postgres: query %q uses an undefined fragment", name)
+		}
+	}
+	return q, nil
 }
 
 func (q queries) get(name string) string {

@@ -152,7 +152,7 @@ SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM released) FROM notif
 -- Ends the attempt and frees the run lease that attempt may still hold (its
 -- executor could not release it: the database was unreachable), so the
 -- job's next attempt need not wait for the lease to time out.
-WITH finished AS (
+WITH ended AS (
 UPDATE {schema}.jobs
 SET state = $3,
     scheduled_at = coalesce($4, scheduled_at),
@@ -166,15 +166,8 @@ SET state = $3,
 WHERE id = $1 AND state = 'running' AND attempt = $2
 RETURNING id, attempt, run_id
 ),
-released AS (
-  UPDATE {schema}.runs r
-  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
-      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
-      updated_at = now()
-  FROM finished
-  WHERE r.id = finished.run_id AND r.locked_job_id = finished.id AND r.locked_attempt = finished.attempt
-)
-SELECT id FROM finished;
+{fragment:release_ended_leases}
+SELECT id FROM ended;
 
 -- name: JobHeartbeat
 -- Refreshes the jobs the worker still holds and returns the others (cancelled
@@ -201,7 +194,7 @@ WITH stale AS (
   LIMIT $2
   FOR UPDATE SKIP LOCKED
 ),
-rescued AS (
+ended AS (
   UPDATE {schema}.jobs
   SET state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
       scheduled_at = now(),
@@ -215,15 +208,8 @@ rescued AS (
   WHERE id = stale_id
   RETURNING {job_columns}
 ),
-released AS (
-  UPDATE {schema}.runs r
-  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
-      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
-      updated_at = now()
-  FROM rescued
-  WHERE r.id = rescued.run_id AND r.locked_job_id = rescued.id AND r.locked_attempt = rescued.attempt
-)
-SELECT * FROM rescued;
+{fragment:release_ended_leases}
+SELECT * FROM ended;
 
 -- name: JobPrune
 WITH doomed AS (
@@ -253,21 +239,14 @@ LIMIT $7;
 
 -- name: JobCancel
 -- Cancels the job and frees the run lease its attempt held, if any.
-WITH cancelled AS (
+WITH ended AS (
   UPDATE {schema}.jobs
   SET state = 'cancelled', finalized_at = now(), heartbeat_at = NULL
   WHERE id = $1 AND state NOT IN ('completed', 'cancelled', 'discarded')
   RETURNING {job_columns}
 ),
-released AS (
-  UPDATE {schema}.runs r
-  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
-      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
-      updated_at = now()
-  FROM cancelled
-  WHERE r.id = cancelled.run_id AND r.locked_job_id = cancelled.id AND r.locked_attempt = cancelled.attempt
-)
-SELECT * FROM cancelled;
+{fragment:release_ended_leases}
+SELECT * FROM ended;
 
 -- name: JobRetry
 -- A job out of attempts gets exactly one more; the attempt count is kept, so
@@ -332,3 +311,17 @@ ORDER BY queue, state;
 
 -- name: Notify
 SELECT pg_notify($1, $2);
+
+-- fragment: release_ended_leases
+-- The CTE that frees the run leases held by the job attempts of the CTE
+-- "ended" (columns id, attempt, run_id): a lease is held only by an attempt
+-- of a job of its run, so the run is found by the job's run_id. A run that
+-- was running goes back to pending; a parked or finished one keeps its state.
+released AS (
+  UPDATE {schema}.runs r
+  SET locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL,
+      state = CASE WHEN r.state = 'running' THEN 'pending' ELSE r.state END,
+      updated_at = now()
+  FROM ended
+  WHERE r.id = ended.run_id AND r.locked_job_id = ended.id AND r.locked_attempt = ended.attempt
+)

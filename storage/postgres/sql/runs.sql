@@ -97,14 +97,7 @@ WHERE CASE WHEN u.id IS NOT NULL THEN true ELSE {schema}.lease_lost($1) END;
 -- recorded after a commit whose outcome was lost cannot undo progress.
 WITH updated AS (
   UPDATE {schema}.runs
-  SET state = $3,
-      error = nullif($4, ''),
-      locked_by = NULL,
-      locked_at = NULL,
-      locked_job_id = NULL,
-      locked_attempt = NULL,
-      updated_at = now(),
-      finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+  SET {fragment:give_run_up}
   WHERE id = $1 AND locked_by = $2
   RETURNING {run_columns}
 ),
@@ -126,14 +119,7 @@ SELECT * FROM updated;
 
 -- name: RunSetState
 UPDATE {schema}.runs
-SET state = $3,
-    error = nullif($4, ''),
-    locked_by = NULL,
-    locked_at = NULL,
-    locked_job_id = NULL,
-    locked_attempt = NULL,
-    updated_at = now(),
-    finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+SET {fragment:give_run_up}
 WHERE id = $1 AND state = ANY($2::text[])
 RETURNING {run_columns};
 
@@ -164,3 +150,15 @@ step AS (
   WHERE parent.state = 'pending' AND s.run_id = $1 AND s.name = $2 AND s.state = 'awaiting'
 )
 SELECT * FROM parent;
+
+-- fragment: give_run_up
+-- The SET list that gives a run up: state $3, error $4 (empty for none),
+-- lease cleared, finished_at set when the state is final.
+state = $3,
+error = nullif($4, ''),
+locked_by = NULL,
+locked_at = NULL,
+locked_job_id = NULL,
+locked_attempt = NULL,
+updated_at = now(),
+finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
