@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,7 +62,7 @@ func TestFlakyPublisherDeliversInOrder(t *testing.T) {
 		want[i] = i
 	}
 	for _, k := range keys {
-		if got := pub.order[k]; !equalInts(got, want) {
+		if got := pub.order[k]; !slices.Equal(got, want) {
 			t.Errorf("key %s: successful deliveries %v, want %v", k, got, want)
 		}
 	}
@@ -83,18 +84,6 @@ func TestFlakyPublisherDeliversInOrder(t *testing.T) {
 		t.Errorf("attempts recorded %d, publisher calls %d", attempts, pub.calls)
 	}
 	t.Logf("%d publish calls, %d failures", pub.calls, pub.failures)
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Two started relays on one schema (each on its own driver and pool) share
@@ -182,7 +171,7 @@ func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 		t.Fatalf("first pass %+v, want 3 delivered, 1 failed", total)
 	}
 	mu.Lock()
-	if got := published; !equalStrings(got, []string{"b0", "b1", "b2"}) {
+	if got := published; !slices.Equal(got, []string{"b0", "b1", "b2"}) {
 		t.Fatalf("published %v, want b0 b1 b2", got)
 	}
 	mu.Unlock()
@@ -211,7 +200,7 @@ func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if got := published; !equalStrings(got, []string{"b0", "b1", "b2", "a0", "a1", "a2"}) {
+	if got := published; !slices.Equal(got, []string{"b0", "b1", "b2", "a0", "a1", "a2"}) {
 		t.Fatalf("published %v", got)
 	}
 	for _, m := range listAll(t, drv) {
@@ -222,18 +211,6 @@ func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 			t.Errorf("head attempts %d, want %d", m.Attempts, failures+1)
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // A claimed message whose delivery is not recorded within the lease is

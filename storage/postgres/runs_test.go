@@ -70,6 +70,16 @@ func runningJob(ctx context.Context, t *testing.T, drv *postgres.Driver, run uui
 	return storage.JobAttempt{ID: claimed.ID, Attempt: claimed.Attempt}
 }
 
+// leasedRun inserts a run and leases it with token.
+func leasedRun(ctx context.Context, t *testing.T, drv *postgres.Driver, key, token string) *storage.Run {
+	t.Helper()
+	r := insertRun(ctx, t, drv, key)
+	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: token, Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
+		t.Fatalf("lease of %s refused", key)
+	}
+	return r
+}
+
 func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunLease) (*storage.Run, bool) {
 	t.Helper()
 	r, ok, err := e.RunLease(ctx, p)
@@ -353,10 +363,7 @@ func TestRunUpdate(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
-	r := insertRun(ctx, t, drv, "k")
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
-		t.Fatal("lease refused")
-	}
+	r := leasedRun(ctx, t, drv, "k", "a")
 
 	started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
 	step := &storage.Step{Position: 0, Name: "step1", State: storage.StepSucceeded, Attempt: 1, Result: json.RawMessage(`{"r":1}`), StartedAt: started}
@@ -461,10 +468,7 @@ func TestRunSetState(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
-	r := insertRun(ctx, t, drv, "k")
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
-		t.Fatal("lease refused")
-	}
+	r := leasedRun(ctx, t, drv, "k", "a")
 
 	steps := []struct {
 		from    []storage.RunState

@@ -17,16 +17,6 @@ import (
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
-// leasedRun inserts a run and leases it with token.
-func leasedRun(ctx context.Context, t *testing.T, drv *postgres.Driver, key, token string) *storage.Run {
-	t.Helper()
-	r := insertRun(ctx, t, drv, key)
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: token, Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
-		t.Fatalf("lease of %s refused", key)
-	}
-	return r
-}
-
 func stepUpdate(r *storage.Run, token, next string) storage.RunUpdate {
 	return storage.RunUpdate{ID: r.ID, Token: token, State: storage.RunRunning, RecoveryPoint: next,
 		Attrs: []byte(`{"n":1}`), Step: &storage.Step{Position: 0, Name: r.RecoveryPoint, State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}}
