@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -93,41 +91,6 @@ func benchExec(b *testing.B, drv *postgres.Driver, sql string, args ...any) {
 	b.Helper()
 	if _, err := drv.Pool().Exec(context.Background(), sql, args...); err != nil {
 		b.Fatalf("%s: %v", sql, err)
-	}
-}
-
-// benchWarmPool opens n connections of the pool ahead of the timer, so the
-// timed part does not include connecting (a new backend costs milliseconds).
-func benchWarmPool(b *testing.B, drv *postgres.Driver, n int) {
-	b.Helper()
-	ctx := context.Background()
-	conns := make([]*pgxpool.Conn, 0, n)
-	for range n {
-		c, err := drv.Pool().Acquire(ctx)
-		if err != nil {
-			b.Fatalf("warm pool: %v", err)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Release()
-	}
-}
-
-// benchCheckHorizon warns when another session of the database holds an old
-// snapshot: dead rows then pile up in every table and index (nothing can be
-// pruned), and the figures of queue benchmarks degrade with b.N.
-func benchCheckHorizon(b *testing.B, drv *postgres.Driver) {
-	b.Helper()
-	var n int
-	var oldest string
-	err := drv.Pool().QueryRow(context.Background(), `
-		SELECT count(*), coalesce(max(now() - xact_start)::text, '')
-		FROM pg_stat_activity
-		WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
-		  AND datname = current_database() AND now() - xact_start > interval '5 seconds'`).Scan(&n, &oldest)
-	if err == nil && n > 0 {
-		b.Logf("warning: %d other session(s) hold a snapshot, the oldest for %s: figures will be pessimistic", n, oldest)
 	}
 }
 
@@ -227,8 +190,8 @@ func benchEnqueueToCompletion(b *testing.B, workers int, cooldown time.Duration)
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchWarmPool(b, drv, 4)
-	benchCheckHorizon(b, drv)
+	testdb.WarmPool(b, drv.Pool(), 4)
+	testdb.WarnOldSnapshots(b, drv.Pool())
 	completed := "SELECT count(*) FROM " + table(drv, "jobs") + " WHERE state = 'completed'"
 
 	b.ReportAllocs()
@@ -299,7 +262,7 @@ func benchFetchBatch(b *testing.B, holdSnapshot bool) {
 			b.Fatal(err)
 		}
 	} else {
-		benchCheckHorizon(b, drv)
+		testdb.WarnOldSnapshots(b, drv.Pool())
 	}
 	fetch := storage.JobFetch{Queue: queue.DefaultQueue, Max: batch, WorkerID: "bench"}
 	b.ReportAllocs()
@@ -338,7 +301,7 @@ func BenchmarkCompleteBatch(b *testing.B) {
 		}
 	}
 	benchExec(b, drv, "ANALYZE "+table(drv, "jobs"))
-	benchCheckHorizon(b, drv)
+	testdb.WarnOldSnapshots(b, drv.Pool())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -23,7 +23,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
@@ -46,24 +45,6 @@ func benchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func benchDriver(b *testing.B) *postgres.Driver {
 	b.Helper()
 	return testdb.New(b, testdb.Options{MaxConns: 40})
-}
-
-// benchWarmPool opens n connections of the pool ahead of the timer, so the
-// timed part does not include connecting (a new backend costs milliseconds).
-func benchWarmPool(b *testing.B, drv *postgres.Driver, n int) {
-	b.Helper()
-	ctx := context.Background()
-	conns := make([]*pgxpool.Conn, 0, n)
-	for range n {
-		c, err := drv.Pool().Acquire(ctx)
-		if err != nil {
-			b.Fatalf("warm pool: %v", err)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Release()
-	}
 }
 
 func benchEngineConfig(workers int) workflow.Config {
@@ -152,23 +133,6 @@ func benchWaitSucceeded(b *testing.B, drv *postgres.Driver, lastRan *atomic.Int6
 	}
 }
 
-// benchCheckHorizon warns when another session of the database holds an old
-// snapshot: dead row versions then pile up (nothing can be pruned) and the
-// figures degrade with b.N.
-func benchCheckHorizon(b *testing.B, drv *postgres.Driver) {
-	b.Helper()
-	var n int
-	var oldest string
-	err := drv.Pool().QueryRow(context.Background(), `
-		SELECT count(*), coalesce(max(now() - xact_start)::text, '')
-		FROM pg_stat_activity
-		WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
-		  AND datname = current_database() AND now() - xact_start > interval '5 seconds'`).Scan(&n, &oldest)
-	if err == nil && n > 0 {
-		b.Logf("warning: %d other session(s) hold a snapshot, the oldest for %s: figures will be pessimistic", n, oldest)
-	}
-}
-
 func reportRate(b *testing.B, n int, unit string) {
 	if s := b.Elapsed().Seconds(); s > 0 {
 		b.ReportMetric(float64(n)/s, unit)
@@ -206,8 +170,8 @@ func benchWorkflowSteps(b *testing.B, workers, nSteps, runs int) {
 	e := benchNewEngine(b, drv, workers, wf)
 	benchEnqueueRuns(b, e, "bench", benchArgs{}, runs)
 	retries := drv.Stats().TxRetries
-	benchWarmPool(b, drv, workers+4)
-	benchCheckHorizon(b, drv)
+	testdb.WarmPool(b, drv.Pool(), workers+4)
+	testdb.WarnOldSnapshots(b, drv.Pool())
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -249,8 +213,8 @@ func BenchmarkStepCommit(b *testing.B) {
 			}))
 		e := benchNewEngine(b, drv, 1, wf)
 		benchEnqueueRuns(b, e, "repeat", benchArgs{}, 1)
-		benchWarmPool(b, drv, 5)
-		benchCheckHorizon(b, drv)
+		testdb.WarmPool(b, drv.Pool(), 5)
+		testdb.WarnOldSnapshots(b, drv.Pool())
 		retries := drv.Stats().TxRetries
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -298,8 +262,8 @@ func benchRawSerializableTx(b *testing.B, goroutines int) {
 	var next, retries atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
-	benchWarmPool(b, drv, goroutines)
-	benchCheckHorizon(b, drv)
+	testdb.WarmPool(b, drv.Pool(), goroutines)
+	testdb.WarnOldSnapshots(b, drv.Pool())
 
 	b.ReportAllocs()
 	b.ResetTimer()
