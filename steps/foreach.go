@@ -20,6 +20,10 @@ type ForEachOptions struct {
 // same order, every time it is called for a run.
 //
 // Inside fn, sc.IdempotencyKey names the item, and sc.Cursor is its index.
+// An item that returns Snooze or Repeat commits the items before it (and its
+// own writes, as any step that snoozes does) and is itself processed again
+// when the step runs again; an error rolls the whole batch back. Returning
+// Halt from an item is an error (ErrInvalid).
 func ForEach[A, S, T any](name string, items func(sc *Context[A, S]) ([]T, error), fn func(ctx context.Context, sc *Context[A, S], item T) error, opts ForEachOptions) Step[A, S] {
 	batch := int64(max(opts.BatchSize, 1))
 	return Step[A, S]{name: name, fn: func(ctx context.Context, sc *Context[A, S]) error {
@@ -30,13 +34,25 @@ func ForEach[A, S, T any](name string, items func(sc *Context[A, S]) ([]T, error
 		start := sc.env.Cursor
 		end := min(start+batch, int64(len(list)))
 		sc.env.Iterating = true
+		defer func() { sc.env.Cursor = start }()
 		for i := start; i < end; i++ {
 			sc.env.Cursor = i
-			if err := fn(ctx, sc, list[i]); err != nil {
-				return err
+			err := fn(ctx, sc, list[i])
+			if err == nil {
+				continue
 			}
+			if c, ok := AsControl(err); ok {
+				switch c.Kind() {
+				case KindSnooze, KindRepeat:
+					// The items before this one are done; this one runs
+					// again when the step does.
+					sc.next = i
+				case KindHalt:
+					return fmt.Errorf("%w: steps: %s: item %d returned Halt; an item may return Snooze, Repeat, Cancel or an error", ErrInvalid, name, i)
+				}
+			}
+			return err
 		}
-		sc.env.Cursor = start
 		sc.next = end
 		if end < int64(len(list)) {
 			return Repeat()

@@ -165,3 +165,58 @@ func TestForEachWorksOneBatchPerCall(t *testing.T) {
 		}
 	}
 }
+
+// An item that snoozes or repeats keeps the items before it done and is
+// itself next: the cursor saved with the step points at it, not at the
+// start of the batch (which would run the earlier items again). Halt from an
+// item is invalid: it would skip the items after it.
+func TestForEachItemControlKeepsTheItemsBeforeIt(t *testing.T) {
+	t.Parallel()
+	items := []string{"a", "b", "c", "d", "e", "f"}
+	for _, c := range []struct {
+		name    string
+		control error
+	}{
+		{"snooze", steps.Snooze(time.Second)},
+		{"repeat", steps.Repeat()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			step := steps.ForEach("items",
+				func(*steps.Context[args, state]) ([]string, error) { return items, nil },
+				func(ctx context.Context, sc *steps.Context[args, state], item string) error {
+					if item == "d" {
+						return c.control
+					}
+					sc.State.Seen = append(sc.State.Seen, item)
+					return nil
+				}, steps.ForEachOptions{BatchSize: 4})
+			st := &state{}
+			sc := steps.NewContext(steps.Env{RunID: uuid.New(), Step: "items", Cursor: 1}, args{}, st)
+			err := step.Run(context.Background(), sc)
+			if !errors.Is(err, c.control) {
+				t.Fatalf("err = %v, want the item's control", err)
+			}
+			if got := sc.NextCursor(); got != 3 {
+				t.Errorf("next cursor %d, want 3 (items 1 and 2 done, item 3 next)", got)
+			}
+			if sc.Cursor() != 1 {
+				t.Errorf("Cursor() = %d after the step, want the start, 1", sc.Cursor())
+			}
+			if fmt.Sprint(st.Seen) != "[b c]" {
+				t.Errorf("items worked %v, want [b c]", st.Seen)
+			}
+		})
+	}
+	halting := steps.ForEach("items",
+		func(*steps.Context[args, state]) ([]string, error) { return items, nil },
+		func(context.Context, *steps.Context[args, state], string) error { return steps.Halt() },
+		steps.ForEachOptions{})
+	err := halting.Run(context.Background(), steps.NewContext(steps.Env{RunID: uuid.New(), Step: "items"}, args{}, &state{}))
+	if !errors.Is(err, steps.ErrInvalid) {
+		t.Fatalf("Halt from an item: %v, want ErrInvalid", err)
+	}
+	if _, isControl := steps.AsControl(err); isControl {
+		t.Errorf("Halt from an item still reads as a control result: %v", err)
+	}
+}
