@@ -20,7 +20,7 @@ type Client struct {
 	mu        sync.Mutex
 	started   bool
 	producers map[string]*producer
-	running   map[int64]*runningJob
+	running   map[storage.JobAttempt]context.CancelCauseFunc
 	stopFetch context.CancelFunc // ends the producers' fetch loops
 	stopWork  context.CancelFunc // cancels running jobs (hard stop)
 	stopAux   context.CancelFunc // ends heartbeat, maintenance and listener
@@ -28,11 +28,6 @@ type Client struct {
 	loops     sync.WaitGroup     // producers
 	aux       sync.WaitGroup     // heartbeat, maintenance, listener
 	completer *completer
-}
-
-type runningJob struct {
-	job    *Job
-	cancel context.CancelCauseFunc
 }
 
 var (
@@ -55,7 +50,7 @@ func New(drv storage.Driver, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{drv: drv, cfg: cfg, running: map[int64]*runningJob{}}, nil
+	return &Client{drv: drv, cfg: cfg, running: map[storage.JobAttempt]context.CancelCauseFunc{}}, nil
 }
 
 // ID is the client's worker id, recorded in the jobs it claims.
@@ -239,29 +234,35 @@ func (c *Client) RetryMany(ctx context.Context, f storage.JobFilter) ([]*Job, er
 	}
 }
 
-// track registers a running job so heartbeats and cancellations reach it.
+// track registers a running attempt so heartbeats and cancellations reach
+// it. Attempts, not jobs, are tracked: a client may run a later attempt of a
+// job whose earlier attempt it still runs after losing its claim.
 func (c *Client) track(job *Job, cancel context.CancelCauseFunc) {
 	c.mu.Lock()
-	c.running[job.ID] = &runningJob{job: job, cancel: cancel}
+	c.running[attemptOf(job)] = cancel
 	c.mu.Unlock()
 }
 
-func (c *Client) untrack(ids ...int64) {
+func (c *Client) untrack(attempts ...storage.JobAttempt) {
 	c.mu.Lock()
-	for _, id := range ids {
-		delete(c.running, id)
+	for _, a := range attempts {
+		delete(c.running, a)
 	}
 	c.mu.Unlock()
 }
 
-func (c *Client) runningIDs() []int64 {
+func (c *Client) runningAttempts() []storage.JobAttempt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ids := make([]int64, 0, len(c.running))
-	for id := range c.running {
-		ids = append(ids, id)
+	out := make([]storage.JobAttempt, 0, len(c.running))
+	for a := range c.running {
+		out = append(out, a)
 	}
-	return ids
+	return out
+}
+
+func attemptOf(job *Job) storage.JobAttempt {
+	return storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}
 }
 
 // handleControl acts on a control notification such as "cancel:42".
@@ -277,13 +278,29 @@ func (c *Client) handleControl(payload string) {
 	c.cancelRunning(id, ErrJobCancelled)
 }
 
-// cancelRunning cancels the context of a job this client runs, if it does.
+// cancelRunning cancels the contexts of the attempts of job id this client
+// runs, if it runs any.
 func (c *Client) cancelRunning(id int64, cause error) {
 	c.mu.Lock()
-	rj := c.running[id]
+	var cancels []context.CancelCauseFunc
+	for a, cancel := range c.running {
+		if a.ID == id {
+			cancels = append(cancels, cancel)
+		}
+	}
 	c.mu.Unlock()
-	if rj != nil {
-		rj.cancel(cause)
+	for _, cancel := range cancels {
+		cancel(cause)
+	}
+}
+
+// cancelAttempt cancels the context of one attempt this client runs.
+func (c *Client) cancelAttempt(a storage.JobAttempt, cause error) {
+	c.mu.Lock()
+	cancel := c.running[a]
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
 	}
 }
 

@@ -498,6 +498,64 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 	}
 }
 
+// A client whose claim was rescued may claim the same job again and run
+// both attempts at once: the heartbeat tells the first attempt it lost its
+// claim, and keeps the second one's alive.
+func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	firstCause := make(chan error, 1)
+	secondStarted := make(chan struct{})
+	var secondCancelled atomic.Bool
+	_ = ws.Handle("k", func(ctx context.Context, job *queue.Job) error {
+		if job.Attempt == 1 {
+			<-ctx.Done()
+			firstCause <- context.Cause(ctx)
+			return ctx.Err()
+		}
+		close(secondStarted)
+		// Outlive many heartbeats (20ms apart) and the first attempt's end.
+		select {
+		case <-ctx.Done():
+			secondCancelled.Store(true)
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+			return nil
+		}
+	}, queue.KindOptions{Backoff: func(int, error) time.Duration { return 0 }})
+	c := newClient(t, drv, fastConfig(ws, 2))
+	start(t, c)
+	ctx := ctxT(t)
+	j, err := c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, drv, j.ID, storage.JobRunning)
+	// Rescue the running first attempt as if its heartbeats had lapsed; the
+	// same client then claims the job again.
+	if rescued, err := drv.JobRescue(ctx, 0, 10); err != nil || len(rescued) != 1 {
+		t.Fatalf("JobRescue = %d jobs, %v", len(rescued), err)
+	}
+	select {
+	case <-secondStarted:
+	case <-ctx.Done():
+		t.Fatal("the second attempt never started")
+	}
+	select {
+	case cause := <-firstCause:
+		if !errors.Is(cause, queue.ErrClaimLost) {
+			t.Errorf("first attempt cancelled with %v, want ErrClaimLost", cause)
+		}
+	case <-ctx.Done():
+		t.Fatal("the first attempt was never told it lost its claim")
+	}
+	done := waitJob(t, drv, j.ID, storage.JobCompleted)
+	if secondCancelled.Load() || done.Attempt != 2 {
+		t.Fatalf("second attempt cancelled %v; job completed at attempt %d, want 2", secondCancelled.Load(), done.Attempt)
+	}
+}
+
 func TestRetryAndCancelByOperator(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})

@@ -73,11 +73,7 @@ func (cp *completer) flush() {
 			_, err := cp.c.drv.JobComplete(ctx, batch)
 			return err
 		})
-		ids := make([]int64, n)
-		for i, a := range batch {
-			ids[i] = a.ID
-		}
-		cp.c.untrack(ids...)
+		cp.c.untrack(batch...)
 		cp.flushed.Add(-n)
 	}
 }

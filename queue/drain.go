@@ -82,7 +82,7 @@ func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c.track(job, cancel)
-	defer c.untrack(job.ID)
+	defer c.untrack(attemptOf(job))
 	err := c.execute(jobCtx, job)
 	outcome, o := c.outcomeOf(job, err)
 	if outcome == OutcomeCompleted {

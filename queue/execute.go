@@ -119,7 +119,7 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 // finish writes a non-completion outcome, retrying while the database is
 // unreachable, then stops tracking the job.
 func (c *Client) finish(o storage.JobOutcome) {
-	defer c.untrack(o.ID)
+	defer c.untrack(o.JobAttempt)
 	c.retryWrite(func(ctx context.Context) error {
 		_, err := c.drv.JobFinish(ctx, o)
 		return err

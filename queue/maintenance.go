@@ -19,12 +19,12 @@ func (c *Client) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		lost, err := c.drv.JobHeartbeat(ctx, c.cfg.ID, c.runningIDs())
+		lost, err := c.drv.JobHeartbeat(ctx, c.runningAttempts())
 		if err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
 		}
 		for _, s := range lost {
-			if s.State == storage.JobRunning && s.AttemptedBy == c.cfg.ID {
+			if s.State == storage.JobRunning && s.CurrentAttempt == s.Attempt {
 				// Still ours in a snapshot older than the change that stopped
 				// the refresh (a cancellation committing right now): the
 				// next heartbeat sees what happened.
@@ -34,7 +34,7 @@ func (c *Client) heartbeatLoop(ctx context.Context) {
 			if s.State == storage.JobCancelled {
 				cause = ErrJobCancelled
 			}
-			c.cancelRunning(s.ID, cause)
+			c.cancelAttempt(s.JobAttempt, cause)
 		}
 	}
 }

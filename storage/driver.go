@@ -43,10 +43,11 @@ type Executor interface {
 	// JobFinish ends a running attempt as the outcome says. It reports false,
 	// and changes nothing, when the attempt is no longer running.
 	JobFinish(ctx context.Context, o JobOutcome) (bool, error)
-	// JobHeartbeat refreshes the heartbeat of running jobs claimed by
-	// workerID, and returns those of ids the worker no longer holds (an
-	// operator cancelled them, or they were rescued) with their state now.
-	JobHeartbeat(ctx context.Context, workerID string, ids []int64) ([]JobStatus, error)
+	// JobHeartbeat refreshes the heartbeat of the given attempts that are
+	// still running, and returns the others (an operator cancelled them, or
+	// they were rescued, and perhaps claimed again) with their job's state
+	// now.
+	JobHeartbeat(ctx context.Context, attempts []JobAttempt) ([]JobStatus, error)
 	// JobRescue returns running jobs whose heartbeat is older than staleAfter
 	// to retryable (or discarded when out of attempts), at most limit of them,
 	// frees the run leases those attempts held, and returns the rescued jobs.

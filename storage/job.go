@@ -160,11 +160,14 @@ type JobAttempt struct {
 	Attempt int
 }
 
-// JobStatus is a job's id, state and the worker that last claimed it.
+// JobStatus is the state now of the job of an attempt a worker asked about.
 type JobStatus struct {
-	ID          int64
-	State       JobState
-	AttemptedBy string
+	JobAttempt
+	// State is the job's state now.
+	State JobState
+	// CurrentAttempt is the job's attempt count now: greater than Attempt
+	// once the job was claimed again.
+	CurrentAttempt int
 }
 
 // JobOutcome ends a running attempt in some state other than completed.

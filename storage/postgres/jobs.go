@@ -131,12 +131,18 @@ func (e *executor) JobClaim(ctx context.Context, id int64, workerID string) (*st
 	return j, nil
 }
 
-func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttempt) ([]int64, error) {
+// attemptArrays splits attempts into the parallel arrays the queries unnest.
+func attemptArrays(attempts []storage.JobAttempt) ([]int64, []int32) {
 	ids := make([]int64, len(attempts))
 	nums := make([]int32, len(attempts))
 	for i, a := range attempts {
 		ids[i], nums[i] = a.ID, int32(a.Attempt)
 	}
+	return ids, nums
+}
+
+func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttempt) ([]int64, error) {
+	ids, nums := attemptArrays(attempts)
 	done := make([]int64, 0, len(attempts))
 	err := e.bookkeeping(ctx, e.q.get("JobComplete"), []any{ids, nums, e.channelPrefix + storage.TopicInsert}, func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -177,16 +183,17 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, e
 	return updated, nil
 }
 
-func (e *executor) JobHeartbeat(ctx context.Context, workerID string, ids []int64) ([]storage.JobStatus, error) {
-	if len(ids) == 0 {
+func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttempt) ([]storage.JobStatus, error) {
+	if len(attempts) == 0 {
 		return nil, nil
 	}
+	ids, nums := attemptArrays(attempts)
 	var lost []storage.JobStatus
-	err := e.bookkeeping(ctx, e.q.get("JobHeartbeat"), []any{workerID, ids}, func(rows pgx.Rows) error {
+	err := e.bookkeeping(ctx, e.q.get("JobHeartbeat"), []any{ids, nums}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var s storage.JobStatus
 			var state string
-			if err := rows.Scan(&s.ID, &state, &s.AttemptedBy); err != nil {
+			if err := rows.Scan(&s.ID, &s.Attempt, &state, &s.CurrentAttempt); err != nil {
 				return wrapErr(err)
 			}
 			s.State = storage.JobState(state)

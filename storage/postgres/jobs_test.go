@@ -531,16 +531,20 @@ func heartbeatAt(ctx context.Context, t *testing.T, drv *postgres.Driver, id int
 	return at
 }
 
-// heartbeat runs JobHeartbeat and returns the lost jobs sorted by id.
-func heartbeat(ctx context.Context, t *testing.T, drv *postgres.Driver, worker string, ids ...int64) []storage.JobStatus {
+// heartbeat runs JobHeartbeat and returns the lost attempts sorted by id.
+func heartbeat(ctx context.Context, t *testing.T, drv *postgres.Driver, attempts ...storage.JobAttempt) []storage.JobStatus {
 	t.Helper()
-	lost, err := drv.JobHeartbeat(ctx, worker, ids)
+	lost, err := drv.JobHeartbeat(ctx, attempts)
 	if err != nil {
-		t.Fatalf("JobHeartbeat(%s, %v): %v", worker, ids, err)
+		t.Fatalf("JobHeartbeat(%v): %v", attempts, err)
 	}
-	slices.SortFunc(lost, func(a, b storage.JobStatus) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(lost, func(a, b storage.JobStatus) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Attempt, b.Attempt))
+	})
 	return lost
 }
+
+func attempt1(id int64) storage.JobAttempt { return storage.JobAttempt{ID: id, Attempt: 1} }
 
 func TestJobHeartbeatAndRescue(t *testing.T) {
 	t.Parallel()
@@ -557,15 +561,16 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	retry, discard, beating, stranger := jobs[0].ID, jobs[1].ID, jobs[2].ID, jobs[3].ID
 
 	backdateHeartbeat(ctx, t, drv, time.Hour, retry, discard, beating, stranger)
-	// w1 heartbeats "beating"; "stranger" is heartbeated by another worker,
-	// which must not count.
-	if lost := heartbeat(ctx, t, drv, "w1", beating); len(lost) != 0 {
-		t.Errorf("JobHeartbeat(w1, held job) reported lost jobs %v, want none", lost)
+	// The running attempt of "beating" is heartbeated; a heartbeat for an
+	// attempt of "stranger" that is not the running one must not count.
+	if lost := heartbeat(ctx, t, drv, attempt1(beating)); len(lost) != 0 {
+		t.Errorf("JobHeartbeat(running attempt) reported lost jobs %v, want none", lost)
 	}
-	if lost, want := heartbeat(ctx, t, drv, "w2", stranger), []storage.JobStatus{{ID: stranger, State: storage.JobRunning, AttemptedBy: "w1"}}; !slices.Equal(lost, want) {
-		t.Errorf("JobHeartbeat(w2, job held by w1) = %v, want %v", lost, want)
+	wrong := storage.JobAttempt{ID: stranger, Attempt: 2}
+	if lost, want := heartbeat(ctx, t, drv, wrong), []storage.JobStatus{{JobAttempt: wrong, State: storage.JobRunning, CurrentAttempt: 1}}; !slices.Equal(lost, want) {
+		t.Errorf("JobHeartbeat(an attempt not running) = %v, want %v", lost, want)
 	}
-	if lost := heartbeat(ctx, t, drv, "w1"); len(lost) != 0 {
+	if lost := heartbeat(ctx, t, drv); len(lost) != 0 {
 		t.Errorf("JobHeartbeat(no ids) = %v, want nothing", lost)
 	}
 	if at := heartbeatAt(ctx, t, drv, beating); at == nil || !near(*at, time.Now(), time.Minute) {
@@ -617,8 +622,8 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	}
 	// The worker learns on its next heartbeat that it lost the rescued jobs;
 	// the one it still holds stays running.
-	wantLost := []storage.JobStatus{{ID: retry, State: storage.JobRetryable, AttemptedBy: "w1"}, {ID: discard, State: storage.JobDiscarded, AttemptedBy: "w1"}}
-	if lost := heartbeat(ctx, t, drv, "w1", retry, discard, beating); !slices.Equal(lost, wantLost) {
+	wantLost := []storage.JobStatus{{JobAttempt: attempt1(retry), State: storage.JobRetryable, CurrentAttempt: 1}, {JobAttempt: attempt1(discard), State: storage.JobDiscarded, CurrentAttempt: 1}}
+	if lost := heartbeat(ctx, t, drv, attempt1(retry), attempt1(discard), attempt1(beating)); !slices.Equal(lost, wantLost) {
 		t.Errorf("JobHeartbeat after rescue = %v, want %v", lost, wantLost)
 	}
 	// Nothing stale is left; a retryable rescued job is fetchable again.
@@ -632,11 +637,18 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	if got := ids(refetched); len(got) != 2 || !slices.Contains(got, retry) || !slices.Contains(got, stranger) {
 		t.Errorf("JobFetch after rescue = %v, want %d and %d", got, retry, stranger)
 	}
+	// A worker that holds both the lost first attempt and the second one of
+	// the same job (it claimed the job again) learns that the first is lost,
+	// and keeps the second.
+	second2 := storage.JobAttempt{ID: retry, Attempt: 2}
+	if lost, want := heartbeat(ctx, t, drv, attempt1(retry), second2), []storage.JobStatus{{JobAttempt: attempt1(retry), State: storage.JobRunning, CurrentAttempt: 2}}; !slices.Equal(lost, want) {
+		t.Errorf("JobHeartbeat(attempts 1 and 2 of a job at attempt 2) = %v, want %v", lost, want)
+	}
 	// An operator cancels the job w1 still works on: its heartbeat says so.
 	if _, err := drv.JobCancel(ctx, beating); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
-	if lost, want := heartbeat(ctx, t, drv, "w1", beating), []storage.JobStatus{{ID: beating, State: storage.JobCancelled, AttemptedBy: "w1"}}; !slices.Equal(lost, want) {
+	if lost, want := heartbeat(ctx, t, drv, attempt1(beating)), []storage.JobStatus{{JobAttempt: attempt1(beating), State: storage.JobCancelled, CurrentAttempt: 1}}; !slices.Equal(lost, want) {
 		t.Errorf("JobHeartbeat of a cancelled job = %v, want %v", lost, want)
 	}
 	// The old attempt can no longer complete.

@@ -170,17 +170,23 @@ RETURNING id, attempt, run_id
 SELECT id FROM ended;
 
 -- name: JobHeartbeat
--- Refreshes the jobs the worker still holds and returns the others (cancelled
--- by an operator, or rescued) with their current state.
-WITH beat AS (
+-- Refreshes the attempts ($1 ids, $2 attempt numbers) that are still
+-- running and returns the others (cancelled by an operator, or rescued and
+-- perhaps claimed again) with their job's state and attempt now.
+WITH held AS (
+  SELECT * FROM unnest($1::bigint[], $2::integer[]) AS h(held_id, held_attempt)
+),
+beat AS (
   UPDATE {schema}.jobs
   SET heartbeat_at = now()
-  WHERE id = ANY($2::bigint[]) AND state = 'running' AND attempted_by = $1
-  RETURNING id AS beat_id
+  FROM held
+  WHERE id = held_id AND attempt = held_attempt AND state = 'running'
+  RETURNING id AS beat_id, attempt AS beat_attempt
 )
-SELECT id, state, coalesce(attempted_by, '')
-FROM {schema}.jobs
-WHERE id = ANY($2::bigint[]) AND id NOT IN (SELECT beat_id FROM beat);
+SELECT held_id, held_attempt, j.state, j.attempt
+FROM held
+JOIN {schema}.jobs j ON j.id = held_id
+WHERE (held_id, held_attempt) NOT IN (SELECT beat_id, beat_attempt FROM beat);
 
 -- name: JobRescue
 -- Rescues running jobs whose worker stopped heartbeating, and in the same
