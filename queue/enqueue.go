@@ -183,10 +183,9 @@ func (c *Client) EnqueueTx(ctx context.Context, ex storage.Executor, kind string
 	return jobs[0], nil
 }
 
-// EnqueueMany inserts many jobs in one statement and returns them in order.
-// Either all are inserted or, on error, none. Jobs without unique options
-// go in one statement; unique jobs take one statement each, in the same
-// transaction.
+// EnqueueMany inserts many jobs and returns them in order. Either all are
+// inserted or, on error, none. Jobs without unique options go in one
+// statement; unique jobs take one statement each, in the same transaction.
 func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]*Job, error) {
 	if len(params) < 2 {
 		return c.EnqueueManyTx(ctx, c.drv, params)
@@ -207,46 +206,58 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	}
 	now := c.cfg.Now()
 	rows := make([]storage.JobInsert, len(params))
-	unique := false
+	replaces := make([]storage.JobReplace, len(params))
+	var plain []int // rows without unique options: inserted in one statement
 	for i, p := range params {
-		if d, ok := c.cfg.KindDefaults[p.Kind]; ok {
-			p.Opts = p.Opts.withKindDefaults(d)
-			params[i] = p
-		}
-		in, err := p.toInsert(now)
+		in, r, err := c.insertFor(p, now)
 		if err != nil {
 			return nil, err
 		}
-		rows[i] = in
-		unique = unique || in.UniqueKey != nil
+		rows[i], replaces[i] = in, r
+		if in.UniqueKey == nil {
+			plain = append(plain, i)
+		}
 	}
-	if !unique {
-		jobs, err := ex.JobInsertMany(ctx, rows)
+	jobs := make([]*Job, len(rows))
+	if len(plain) > 0 {
+		batch := make([]storage.JobInsert, len(plain))
+		for k, i := range plain {
+			batch[k] = rows[i]
+		}
+		inserted, err := ex.JobInsertMany(ctx, batch)
 		if err != nil {
 			return nil, fmt.Errorf("queue: enqueue: %w", err)
 		}
-		return jobs, nil
+		for k, i := range plain {
+			jobs[i] = inserted[k]
+		}
 	}
 	// Unique jobs go one statement each: every one may conflict on its own.
-	jobs := make([]*Job, len(rows))
 	for i, in := range rows {
-		var err error
 		if in.UniqueKey == nil {
-			var one []*Job
-			one, err = ex.JobInsertMany(ctx, []storage.JobInsert{in})
-			if err == nil {
-				jobs[i] = one[0]
-			}
-		} else {
-			var r storage.JobReplace
-			if rep := params[i].Opts.Replace; rep != nil {
-				r = storage.JobReplace(*rep)
-			}
-			jobs[i], err = ex.JobInsertUnique(ctx, in, r)
+			continue
 		}
-		if err != nil {
+		var err error
+		if jobs[i], err = ex.JobInsertUnique(ctx, in, replaces[i]); err != nil {
 			return nil, fmt.Errorf("queue: enqueue: %w", err)
 		}
 	}
 	return jobs, nil
+}
+
+// insertFor turns p, with its kind's defaults applied, into the row to
+// insert and what a conflicting unique job gets replaced with.
+func (c *Client) insertFor(p EnqueueParams, now time.Time) (storage.JobInsert, storage.JobReplace, error) {
+	if d, ok := c.cfg.KindDefaults[p.Kind]; ok {
+		p.Opts = p.Opts.withKindDefaults(d)
+	}
+	in, err := p.toInsert(now)
+	if err != nil {
+		return storage.JobInsert{}, storage.JobReplace{}, err
+	}
+	var r storage.JobReplace
+	if p.Opts.Replace != nil {
+		r = storage.JobReplace(*p.Opts.Replace)
+	}
+	return in, r, nil
 }

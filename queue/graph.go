@@ -167,9 +167,14 @@ func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Gra
 	// Validate every job before writing any.
 	rows := make([]storage.JobInsert, len(g.jobs))
 	for i, j := range g.jobs {
-		in, err := EnqueueParams{Kind: j.Kind, Args: j.Args, Opts: j.Opts}.toInsert(now)
+		in, _, err := c.insertFor(EnqueueParams{Kind: j.Kind, Args: j.Args, Opts: j.Opts}, now)
 		if err != nil {
 			return nil, fmt.Errorf("job %q: %w", j.Name, err)
+		}
+		if in.UniqueKey != nil {
+			// A duplicate would leave its dependents waiting on a job of
+			// another graph; uniqueness and graphs do not mix.
+			return nil, fmt.Errorf("%w: job %q is unique (its options or its kind's defaults); graph jobs cannot be", ErrInvalidGraph, j.Name)
 		}
 		in.DependencyFailure = string(j.OnDependencyFailure)
 		rows[i] = in

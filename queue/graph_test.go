@@ -140,3 +140,41 @@ func TestGraphRejectsBadShapes(t *testing.T) {
 		t.Fatalf("rejected graphs wrote %d jobs", n)
 	}
 }
+
+// A graph's jobs get their kinds' defaults like any enqueue, and a unique
+// one (by its options or its kind's defaults) is refused before anything is
+// written: a duplicate would leave its dependents waiting on another graph.
+func TestGraphAppliesKindDefaultsAndRefusesUniqueJobs(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	cfg := fastConfig(queue.NewWorkers(), 1)
+	cfg.KindDefaults = map[string]queue.EnqueueOptions{
+		"slow":   {Priority: 3, MaxAttempts: 7, Queue: "default"},
+		"single": {Unique: &queue.UniqueOptions{}},
+	}
+	c := newClient(t, drv, cfg)
+	ctx := ctxT(t)
+	var g queue.Graph
+	g.Add(queue.GraphJob{Name: "a", Kind: "slow"}).Add(queue.GraphJob{Name: "b", Kind: "plain", After: []string{"a"}})
+	jobs, err := c.EnqueueGraph(ctx, &g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := jobs["a"]; a.Priority != 3 || a.MaxAttempts != 7 {
+		t.Errorf("graph job of kind slow: priority %d, max attempts %d; want its kind's 3 and 7", a.Priority, a.MaxAttempts)
+	}
+	before := countRows(t, drv, "jobs")
+	for name, job := range map[string]queue.GraphJob{
+		"by kind defaults": {Name: "u", Kind: "single"},
+		"by options":       {Name: "u", Kind: "plain", Opts: queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}},
+	} {
+		var g queue.Graph
+		g.Add(queue.GraphJob{Name: "first", Kind: "plain"}).Add(job)
+		if _, err := c.EnqueueGraph(ctx, &g); !errors.Is(err, queue.ErrInvalidGraph) {
+			t.Errorf("%s: EnqueueGraph with a unique job: %v, want ErrInvalidGraph", name, err)
+		}
+	}
+	if after := countRows(t, drv, "jobs"); after != before {
+		t.Errorf("refused graphs wrote %d jobs", after-before)
+	}
+}

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -244,5 +245,41 @@ func TestDrainRunsScheduledWhenAsked(t *testing.T) {
 	res, err = c.Drain(ctx, "default", queue.DrainOptions{WithScheduled: true})
 	if err != nil || res.Snoozed != 1 || res.Success != 2 {
 		t.Fatalf("drain with scheduled: %+v %v", res, err)
+	}
+}
+
+// EnqueueMany with unique and plain jobs mixed returns them in the caller's
+// order, applies the kinds' defaults without writing them into the caller's
+// params, and reports the duplicate.
+func TestEnqueueManyMixesUniqueAndPlainJobs(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	c := newClient(t, drv, queue.Config{Workers: queue.NewWorkers(), KindDefaults: map[string]queue.EnqueueOptions{
+		"once": {MaxAttempts: 2, Unique: &queue.UniqueOptions{}},
+	}})
+	ctx := ctxT(t)
+	params := []queue.EnqueueParams{
+		{Kind: "plain", Args: map[string]int{"n": 1}},
+		{Kind: "once", Args: map[string]int{"n": 2}},
+		{Kind: "plain", Args: map[string]int{"n": 3}},
+		{Kind: "once", Args: map[string]int{"n": 2}},
+	}
+	jobs, err := c.EnqueueMany(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range params {
+		if p.Opts.Unique != nil || p.Opts.MaxAttempts != 0 {
+			t.Errorf("params[%d] was changed to %+v", i, p.Opts)
+		}
+		if jobs[i].Kind != p.Kind || string(jobs[i].Args) != fmt.Sprintf(`{"n": %d}`, p.Args.(map[string]int)["n"]) {
+			t.Errorf("jobs[%d] = %s %s, want %s %v", i, jobs[i].Kind, jobs[i].Args, p.Kind, p.Args)
+		}
+	}
+	if jobs[1].MaxAttempts != 2 || jobs[1].Duplicate || !jobs[3].Duplicate || jobs[3].ID != jobs[1].ID {
+		t.Fatalf("unique jobs: %+v and %+v; want the second a duplicate of the first, with the kind's 2 attempts", jobs[1], jobs[3])
+	}
+	if n := countRows(t, drv, "jobs"); n != 3 {
+		t.Fatalf("%d jobs stored, want 3", n)
 	}
 }
