@@ -5,7 +5,7 @@
 // workflow or job directly, and assert what was enqueued.
 //
 //	h := acidictest.New(t, acidictest.Options{}, refund)
-//	h.Enqueue(ctx, "refund", RefundArgs{OrderID: 1})
+//	h.Enqueue(ctx, "refund", RefundArgs{OrderID: 1}, workflow.EnqueueOptions{})
 //	res := h.Drain("default", queue.DrainOptions{})
 //	// res.Discarded == 1, res.Success == 0
 //	h.RequireNotEnqueued(acidictest.JobFilter{Kind: "refund"})

@@ -128,7 +128,12 @@ func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts qu
 	if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
 		return job, err
 	}
-	return h.Queue().Get(ctx, job.ID)
+	after, err := h.Queue().Get(ctx, job.ID)
+	if err != nil {
+		return job, err
+	}
+	after.Duplicate = job.Duplicate // a property of the enqueue, not stored
+	return after, nil
 }
 
 // Drain runs the queue's eligible jobs in the test's goroutine until none is
@@ -145,7 +150,8 @@ func (h *Harness) Drain(queueName string, opts queue.DrainOptions) queue.DrainRe
 
 // DrainAll drains every queue that has eligible jobs, again and again until
 // none has: a workflow whose children run on other queues finishes. It
-// returns the outcomes summed over all queues.
+// returns the outcomes summed over all queues. opts.MaxJobs (default
+// 10,000) caps the attempts of the whole call, not of each queue.
 func (h *Harness) DrainAll(opts queue.DrainOptions) queue.DrainResult {
 	h.t.Helper()
 	res, err := h.drainAll(h.ctx(), opts)
@@ -156,15 +162,23 @@ func (h *Harness) DrainAll(opts queue.DrainOptions) queue.DrainResult {
 }
 
 func (h *Harness) drainAll(ctx context.Context, opts queue.DrainOptions) (queue.DrainResult, error) {
+	budget := opts.MaxJobs
+	if budget <= 0 {
+		budget = 10000
+	}
 	var total queue.DrainResult
-	for round := 0; round < 1000; round++ {
+	for {
 		queues, err := h.waitingQueues(ctx)
 		if err != nil {
 			return total, err
 		}
 		progress := 0
 		for _, q := range queues {
-			r, err := h.Queue().Drain(ctx, q, opts)
+			left := budget - total.Total()
+			if left <= 0 {
+				return total, nil
+			}
+			r, err := h.Queue().Drain(ctx, q, queue.DrainOptions{WithScheduled: opts.WithScheduled, MaxJobs: left})
 			if err != nil {
 				return total, err
 			}
@@ -179,20 +193,21 @@ func (h *Harness) drainAll(ctx context.Context, opts queue.DrainOptions) (queue.
 			return total, nil
 		}
 	}
-	return total, fmt.Errorf("acidictest: work kept coming after 1000 rounds of draining")
 }
 
 // waitingQueues lists the queues holding jobs that could run.
 func (h *Harness) waitingQueues(ctx context.Context) ([]string, error) {
-	jobs, err := h.Driver.JobList(ctx, storage.JobFilter{States: []storage.JobState{
-		storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}, Limit: 100000})
+	stats, err := h.Driver.JobStats(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var queues []string
-	for _, j := range jobs {
-		if !slices.Contains(queues, j.Queue) {
-			queues = append(queues, j.Queue)
+	for _, s := range stats {
+		switch s.State {
+		case storage.JobAvailable, storage.JobScheduled, storage.JobRetryable:
+			if s.Count > 0 && !slices.Contains(queues, s.Queue) {
+				queues = append(queues, s.Queue)
+			}
 		}
 	}
 	return queues, nil

@@ -3,6 +3,8 @@ package acidictest_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +120,98 @@ func TestPerformJobAndFilters(t *testing.T) {
 		if got := match(tc.f); got != tc.want {
 			t.Errorf("case %d %+v: %d jobs, want %d", i, tc.f, got, tc.want)
 		}
+	}
+}
+
+// DrainAll's MaxJobs caps the whole call, across queues and rounds: a job
+// that always snoozes stops it there instead of looping.
+func TestDrainAllStopsAtMaxJobs(t *testing.T) {
+	t.Parallel()
+	ws := queue.NewWorkers()
+	_ = ws.Handle("again", func(ctx context.Context, job *queue.Job) error { return queue.Snooze(0) }, queue.KindOptions{})
+	h := acidictest.New(t, acidictest.Options{Workers: ws})
+	ctx := context.Background()
+	for _, q := range []string{"a", "b"} {
+		if _, err := h.EnqueueJob(ctx, "again", nil, queue.EnqueueOptions{Queue: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := h.DrainAll(queue.DrainOptions{WithScheduled: true, MaxJobs: 5}); res.Snoozed != 5 || res.Total() != 5 {
+		t.Fatalf("DrainAll(MaxJobs 5) = %+v, want 5 snoozes", res)
+	}
+}
+
+// In Inline mode EnqueueJob still says whether the job was a duplicate.
+func TestInlineEnqueueJobReportsDuplicates(t *testing.T) {
+	t.Parallel()
+	ws := queue.NewWorkers()
+	_ = ws.Handle("once", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline, Workers: ws})
+	ctx := context.Background()
+	opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{States: queue.AllStates()}}
+	first, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
+	if err != nil || first.Duplicate || first.State != storage.JobCompleted {
+		t.Fatalf("first enqueue: %+v, %v; want a completed new job", first, err)
+	}
+	again, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
+	if err != nil || !again.Duplicate || again.ID != first.ID {
+		t.Fatalf("second enqueue: %+v, %v; want the first job, marked duplicate", again, err)
+	}
+}
+
+// fatalTB records a Fatalf instead of ending the test.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+type fatalled struct{}
+
+func (f *fatalTB) Helper() {}
+func (f *fatalTB) Fatalf(format string, a ...any) {
+	f.msg = fmt.Sprintf(format, a...)
+	panic(fatalled{})
+}
+
+// fails runs fn and returns the message it failed the test with, or "".
+func fails(tb *fatalTB, fn func()) (msg string) {
+	tb.msg = ""
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(fatalled); !ok {
+				panic(p)
+			}
+			msg = tb.msg
+		}
+	}()
+	fn()
+	return ""
+}
+
+func TestRequireEnqueuedAndNotEnqueuedFail(t *testing.T) {
+	t.Parallel()
+	tb := &fatalTB{TB: t}
+	h := acidictest.New(tb, acidictest.Options{})
+	ctx := context.Background()
+	var ids []int64
+	for n := range 2 {
+		j, err := h.EnqueueJob(ctx, "mail", args{N: n}, queue.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	var got *queue.Job
+	if msg := fails(tb, func() { got = h.RequireEnqueued(acidictest.JobFilter{Kind: "mail"}) }); msg != "" || got.ID != ids[0] {
+		t.Errorf("RequireEnqueued of two jobs: failed %q, returned %v; want the first, %d", msg, got, ids[0])
+	}
+	if msg := fails(tb, func() { h.RequireEnqueued(acidictest.JobFilter{Kind: "sms"}) }); !strings.Contains(msg, "no job enqueued") {
+		t.Errorf("RequireEnqueued with no match failed with %q", msg)
+	}
+	if msg := fails(tb, func() { h.RequireNotEnqueued(acidictest.JobFilter{Kind: "mail"}) }); !strings.Contains(msg, "2 job(s) enqueued") {
+		t.Errorf("RequireNotEnqueued with two matches failed with %q", msg)
+	}
+	if msg := fails(tb, func() { h.RequireNotEnqueued(acidictest.JobFilter{Kind: "sms"}) }); msg != "" {
+		t.Errorf("RequireNotEnqueued with no match failed: %q", msg)
 	}
 }
