@@ -144,7 +144,7 @@ func (m *Migrator) Latest() int { return m.migrations[len(m.migrations)-1].Versi
 // or none is.
 func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 	var applied []int
-	err := m.locked(ctx, func(tx pgx.Tx, done map[int]time.Time) error {
+	err := m.locked(ctx, true, func(tx pgx.Tx, done map[int]time.Time) error {
 		for _, mig := range m.migrations {
 			if _, ok := done[mig.Version]; ok {
 				continue
@@ -167,13 +167,14 @@ func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 
 // Down reverts applied migrations above version, newest first, and returns the
 // versions it reverted. Down(ctx, 0) removes every table; the schema itself and
-// its schema_migrations table stay.
+// its schema_migrations table stay. On a schema that does not exist it
+// reverts nothing and creates nothing.
 func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
 	if version < 0 || version > m.Latest() {
 		return nil, fmt.Errorf("%w: %d (known: 0..%d)", ErrUnknownVersion, version, m.Latest())
 	}
 	var reverted []int
-	err := m.locked(ctx, func(tx pgx.Tx, done map[int]time.Time) error {
+	err := m.locked(ctx, false, func(tx pgx.Tx, done map[int]time.Time) error {
 		for i := len(m.migrations) - 1; i >= 0; i-- {
 			mig := m.migrations[i]
 			if mig.Version <= version {
@@ -198,10 +199,11 @@ func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
 	return reverted, nil
 }
 
-// Status lists every known migration and whether it is applied.
+// Status lists every known migration and whether it is applied. It only
+// reads: a schema that does not exist has nothing applied.
 func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	var out []Status
-	err := m.locked(ctx, func(_ pgx.Tx, done map[int]time.Time) error {
+	err := m.locked(ctx, false, func(_ pgx.Tx, done map[int]time.Time) error {
 		for _, mig := range m.migrations {
 			at, ok := done[mig.Version]
 			out = append(out, Status{Migration: mig, Applied: ok, AppliedAt: at})
@@ -215,23 +217,36 @@ func (m *Migrator) render(sql string) string {
 	return strings.ReplaceAll(sql, "{schema}", m.quoted)
 }
 
-// locked runs fn in a transaction that holds the schema's migration lock, after
-// making sure the schema and its version table exist.
-func (m *Migrator) locked(ctx context.Context, fn func(tx pgx.Tx, done map[int]time.Time) error) error {
+// locked runs fn in a transaction that holds the schema's migration lock,
+// with the versions applied so far. With create, it first makes sure the
+// schema and its version table exist; without, a schema that has no version
+// table counts as having nothing applied, and nothing is created.
+func (m *Migrator) locked(ctx context.Context, create bool, fn func(tx pgx.Tx, done map[int]time.Time) error) error {
 	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('acidic.migrations:' || $1, 0))", m.schema); err != nil {
 			return fmt.Errorf("migrations: take lock: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+m.quoted); err != nil {
-			return fmt.Errorf("migrations: create schema: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+m.quoted+`.schema_migrations (
+		versions := m.quoted + ".schema_migrations"
+		if create {
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+m.quoted); err != nil {
+				return fmt.Errorf("migrations: create schema: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+versions+` (
 			version integer PRIMARY KEY,
 			name text NOT NULL,
 			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-			return fmt.Errorf("migrations: create version table: %w", err)
+				return fmt.Errorf("migrations: create version table: %w", err)
+			}
+		} else {
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", versions).Scan(&exists); err != nil {
+				return fmt.Errorf("migrations: find version table: %w", err)
+			}
+			if !exists {
+				return fn(tx, map[int]time.Time{})
+			}
 		}
-		rows, err := tx.Query(ctx, "SELECT version, applied_at FROM "+m.quoted+".schema_migrations")
+		rows, err := tx.Query(ctx, "SELECT version, applied_at FROM "+versions)
 		if err != nil {
 			return fmt.Errorf("migrations: read versions: %w", err)
 		}

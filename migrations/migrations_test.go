@@ -327,3 +327,34 @@ func TestSchemaNeedsQuoting(t *testing.T) {
 		t.Fatalf("jobs still exists in schema %q after Down(0)", schema)
 	}
 }
+
+// Status and Down only read a schema that was never migrated: they report
+// nothing applied and create neither the schema nor its version table (an
+// operator's typo in -schema must leave no trace).
+func TestStatusAndDownCreateNothing(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	pool := testdb.Pool(t, testdb.Options{})
+	schema := testdb.SchemaName(t)
+	t.Cleanup(func() { testdb.DropSchema(t, schema) })
+	m := migrations.New(pool, schema)
+	status, err := m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status) != m.Latest() {
+		t.Fatalf("Status listed %d migrations, want %d", len(status), m.Latest())
+	}
+	for _, s := range status {
+		if s.Applied {
+			t.Errorf("migration %d applied on a schema that does not exist", s.Version)
+		}
+	}
+	if reverted, err := m.Down(ctx, 0); err != nil || len(reverted) != 0 {
+		t.Fatalf("Down(0) = %v, %v; want nothing reverted", reverted, err)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil || exists {
+		t.Fatalf("schema %s exists after Status and Down (%v)", schema, err)
+	}
+}
