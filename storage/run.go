@@ -27,6 +27,15 @@ const (
 	RunCancelled RunState = "cancelled"
 )
 
+// Valid reports whether s is one of the run states.
+func (s RunState) Valid() bool {
+	switch s {
+	case RunPending, RunRunning, RunAwaiting, RunSucceeded, RunFailed, RunCancelled:
+		return true
+	}
+	return false
+}
+
 // Final reports whether the run has finished, one way or another.
 func (s RunState) Final() bool {
 	return s == RunSucceeded || s == RunFailed || s == RunCancelled

@@ -227,6 +227,9 @@ func (e *env) jobs(args []string) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return fmt.Errorf("%w: jobs list: %w", errUsage, err)
 		}
+		if *limit < 1 {
+			return fmt.Errorf("%w: jobs list: -limit must be at least 1", errUsage)
+		}
 		states, err := parseStates(*state, func(s string) bool { return storage.JobState(s).Valid() })
 		if err != nil {
 			return err
@@ -282,7 +285,10 @@ func (e *env) runs(args []string) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return fmt.Errorf("%w: runs list: %w", errUsage, err)
 		}
-		states, err := parseStates(*state, validRunState)
+		if *limit < 1 {
+			return fmt.Errorf("%w: runs list: -limit must be at least 1", errUsage)
+		}
+		states, err := parseStates(*state, func(s string) bool { return storage.RunState(s).Valid() })
 		if err != nil {
 			return err
 		}
@@ -381,14 +387,6 @@ func parseStates(list string, valid func(string) bool) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func validRunState(s string) bool {
-	switch storage.RunState(s) {
-	case storage.RunPending, storage.RunRunning, storage.RunAwaiting, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled:
-		return true
-	}
-	return false
 }
 
 func oneLine(s string) string {
