@@ -196,9 +196,6 @@ func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: retry: %w", err)
 	}
-	if job.State == storage.JobAvailable {
-		_ = c.drv.Notify(ctx, storage.TopicInsert, job.Queue)
-	}
 	return job, nil
 }
 
@@ -210,6 +207,9 @@ func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
 func (c *Client) RetryMany(ctx context.Context, f storage.JobFilter) ([]*Job, error) {
 	if len(f.States) == 0 {
 		f.States = []storage.JobState{storage.JobDiscarded, storage.JobCancelled, storage.JobCompleted, storage.JobRetryable}
+	}
+	if f.Limit <= 0 {
+		f.Limit = 1000
 	}
 	var out []*Job
 	for {
@@ -227,7 +227,7 @@ func (c *Client) RetryMany(ctx context.Context, f storage.JobFilter) ([]*Job, er
 			}
 			out = append(out, r)
 		}
-		if len(page) == 0 || (f.Limit > 0 && len(page) < f.Limit) || f.Limit == 0 && len(page) < 1000 {
+		if len(page) < f.Limit {
 			return out, nil
 		}
 		f.AfterID = page[len(page)-1].ID

@@ -64,8 +64,9 @@ type Executor interface {
 	// JobCancel cancels a job that has not finished and returns it; a
 	// finished job is returned unchanged.
 	JobCancel(ctx context.Context, id int64) (*Job, error)
-	// JobRetry makes a job available again now. If the job had no attempts
-	// left, it gets one more. A running job is returned unchanged.
+	// JobRetry makes a job available again now and wakes the workers of its
+	// queue (inside a transaction, on commit). If the job had no attempts
+	// left, it gets one more. A running or pending job is returned unchanged.
 	JobRetry(ctx context.Context, id int64) (*Job, error)
 
 	// Notify sends a notification to every listener of the topic (in this

@@ -158,7 +158,11 @@ func (e *Engine) GetByKey(ctx context.Context, key string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.Get(ctx, rec.ID)
+	log, err := e.drv.RunSteps(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &Run{Run: *rec, Steps: log}, nil
 }
 
 // List returns runs matching f, oldest first, without their step logs.
@@ -204,9 +208,6 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 		}
 		for _, j := range waiting {
 			if _, err := tx.JobRetry(ctx, j.ID); err != nil {
-				return err
-			}
-			if err := tx.Notify(ctx, storage.TopicInsert, j.Queue); err != nil {
 				return err
 			}
 		}
@@ -279,16 +280,20 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
 	delay := 10 * time.Millisecond
 	for {
-		r, err := e.Get(ctx, id)
+		r, err := e.drv.RunGet(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		if r.State.Final() {
-			return r, nil
+			log, err := e.drv.RunSteps(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return &Run{Run: *r, Steps: log}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return r, fmt.Errorf("workflow: wait for run %s (%s at %s): %w", id, r.State, r.RecoveryPoint, ctx.Err())
+			return &Run{Run: *r}, fmt.Errorf("workflow: wait for run %s (%s at %s): %w", id, r.State, r.RecoveryPoint, ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 250*time.Millisecond)
@@ -301,6 +306,9 @@ func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
 func (e *Engine) RetryMany(ctx context.Context, f storage.RunFilter) ([]*Run, error) {
 	if len(f.States) == 0 {
 		f.States = []storage.RunState{run.Failed, run.Cancelled}
+	}
+	if f.Limit <= 0 {
+		f.Limit = 1000
 	}
 	var out []*Run
 	for {
@@ -315,11 +323,7 @@ func (e *Engine) RetryMany(ctx context.Context, f storage.RunFilter) ([]*Run, er
 			}
 			out = append(out, resumed)
 		}
-		limit := f.Limit
-		if limit <= 0 {
-			limit = 1000
-		}
-		if len(page) < limit {
+		if len(page) < f.Limit {
 			return out, nil
 		}
 		last := page[len(page)-1]

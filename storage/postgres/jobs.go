@@ -283,7 +283,7 @@ func (e *executor) JobCancel(ctx context.Context, id int64) (*storage.Job, error
 }
 
 func (e *executor) JobRetry(ctx context.Context, id int64) (*storage.Job, error) {
-	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobRetry"), id))
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobRetry"), id, e.channelPrefix+storage.TopicInsert))
 	if err == nil {
 		return j, nil
 	}

@@ -828,6 +828,16 @@ func TestJobRetry(t *testing.T) {
 		t.Errorf("retried job fetched as %d attempt %d of %d, want %d attempt 2 of 2", again.ID, again.Attempt, again.MaxAttempts, d.ID)
 	}
 
+	// A retry wakes the workers of the job's queue; one that changes
+	// nothing wakes nobody.
+	woken := newListener(ctx, t, drv, storage.TopicInsert)
+	if _, err := drv.JobRetry(ctx, jobs[3].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := waitOne(ctx, t, woken); n.Payload != "cancel" {
+		t.Errorf("retry woke queue %q, want cancel", n.Payload)
+	}
+
 	// A running job is returned unchanged.
 	got, err := drv.JobRetry(ctx, running.ID)
 	if err != nil {
@@ -836,6 +846,7 @@ func TestJobRetry(t *testing.T) {
 	if !reflect.DeepEqual(got, running) {
 		t.Errorf("JobRetry(running) = %+v, want unchanged %+v", got, running)
 	}
+	waitNone(ctx, t, woken, 100*time.Millisecond)
 	if _, err := drv.JobRetry(ctx, 1<<40); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("JobRetry(unknown) err = %v, want ErrNotFound", err)
 	}

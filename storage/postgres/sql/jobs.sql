@@ -256,14 +256,19 @@ SELECT * FROM ended;
 
 -- name: JobRetry
 -- A job out of attempts gets exactly one more; the attempt count is kept, so
--- the error history and backoff stay meaningful.
-UPDATE {schema}.jobs
-SET state = 'available',
-    scheduled_at = now(),
-    finalized_at = NULL,
-    max_attempts = greatest(max_attempts, attempt + 1)
-WHERE id = $1 AND state NOT IN ('running', 'pending')
-RETURNING {job_columns};
+-- the error history and backoff stay meaningful. Workers of its queue are
+-- woken ($2 is the insert channel; inside a transaction, on commit).
+WITH retried AS (
+  UPDATE {schema}.jobs
+  SET state = 'available',
+      scheduled_at = now(),
+      finalized_at = NULL,
+      max_attempts = greatest(max_attempts, attempt + 1)
+  WHERE id = $1 AND state NOT IN ('running', 'pending')
+  RETURNING {job_columns}
+)
+SELECT retried.*
+FROM retried, LATERAL (SELECT pg_notify($2, retried.queue)) AS woken;
 
 -- name: JobInsertUnique
 -- Inserts one unique job unless a job with its unique key exists in one of
