@@ -221,7 +221,10 @@ func (e *Engine) runFinishCallback(ctx context.Context, job *queue.Job) error {
 	}
 	d, err := e.definition(r.Workflow)
 	if err != nil {
-		return err
+		// Another engine on this queue may know the workflow (a rolling
+		// deploy): wait for it without spending the job's attempts.
+		e.cfg.Logger.Info("workflow: finish callback of a workflow this engine does not know; snoozing", "run", r.ID, "workflow", r.Workflow)
+		return queue.Snooze(e.cfg.LockedRetry)
 	}
 	if fn := d.options().OnFinish; fn != nil {
 		return fn(ctx, r)

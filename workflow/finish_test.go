@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
@@ -174,5 +175,40 @@ func TestOnFinishRetriedUntilItSucceeds(t *testing.T) {
 	defer mu.Unlock()
 	if attempts != 3 {
 		t.Errorf("OnFinish called %d times, want 3 (two failures, one success)", attempts)
+	}
+}
+
+// An engine that does not know a run's workflow leaves its finish callback
+// to one that does: it snoozes the job instead of spending its attempts.
+func TestFinishCallbackOfUnknownWorkflowWaitsForAnEngineThatKnowsIt(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var log finishLog
+	opts := fastOptions(1)
+	opts.OnFinish = log.onFinish
+	wf := workflow.Define("fin-known-elsewhere", opts, noop[profileArgs, noState]("one"))
+	knows := newEngine(t, drv, engineConfig(1), wf)
+	ctx := ctxT(t)
+	res, err := knows.Enqueue(ctx, "fin-known-elsewhere", profileArgs{}, workflow.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := knows.Queue().Drain(ctx, "default", queue.DrainOptions{MaxJobs: 1}); err != nil || out.Success != 1 {
+		t.Fatalf("drain of the run's job: %+v, %v", out, err)
+	}
+	other := newEngine(t, drv, engineConfig(1))
+	out, err := other.Queue().Drain(ctx, "default", queue.DrainOptions{})
+	if err != nil || out.Snoozed != 1 || out.Total() != 1 {
+		t.Fatalf("drain by an engine that does not know the workflow: %+v, %v; want one snooze", out, err)
+	}
+	jobs, err := other.Queue().List(ctx, storage.JobFilter{Kind: workflow.FinishKind, RunID: res.Run.ID})
+	if err != nil || len(jobs) != 1 || len(jobs[0].Errors) != 0 || jobs[0].MaxAttempts <= jobs[0].Attempt {
+		t.Fatalf("finish job after the snooze: %+v, %v; want no error recorded and an attempt left", jobs, err)
+	}
+	if out, err := knows.Queue().Drain(ctx, "default", queue.DrainOptions{WithScheduled: true}); err != nil || out.Success != 1 {
+		t.Fatalf("drain by the engine that knows it: %+v, %v", out, err)
+	}
+	if calls := log.get(res.Run.ID); len(calls) != 1 {
+		t.Fatalf("OnFinish called %d times, want 1", len(calls))
 	}
 }
