@@ -184,17 +184,20 @@ func (c *Context[A, S]) Awaiting() int { return c.awaiting }
 // states and results, oldest first. The step after an await step reads its
 // children's results this way.
 func (c *Context[A, S]) Children(ctx context.Context, awaitStep string) ([]*storage.Run, error) {
-	all, err := c.env.Tx.RunList(ctx, storage.RunFilter{ParentRunID: c.env.RunID, Limit: 100000})
-	if err != nil {
-		return nil, err
-	}
+	f := storage.RunFilter{ParentRunID: c.env.RunID, ParentStep: awaitStep, Limit: 1000}
 	var out []*storage.Run
-	for _, r := range all {
-		if r.ParentStep == awaitStep {
-			out = append(out, r)
+	for {
+		page, err := c.env.Tx.RunList(ctx, f)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, page...)
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		last := page[len(page)-1]
+		f.AfterCreatedAt, f.AfterID = last.CreatedAt, last.ID
 	}
-	return out, nil
 }
 
 // Cursor is the position the step starts at inside a for-each step.

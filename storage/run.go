@@ -163,6 +163,9 @@ type RunFilter struct {
 	Workflow string
 	// ParentRunID lists the children of one run.
 	ParentRunID uuid.UUID
+	// ParentStep, with ParentRunID, lists only the children awaited by
+	// that step of the parent.
+	ParentStep string
 	// Limit caps the number of rows; zero means 1000.
 	Limit int
 	// AfterCreatedAt and AfterID page through runs: only runs after the run

@@ -241,16 +241,13 @@ func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *stor
 	if !awaits || opts.ContinueOnFailure {
 		return nil
 	}
-	children, err := e.drv.RunList(ctx, storage.RunFilter{ParentRunID: rec.ID, Limit: 100000})
-	if err != nil {
+	failed, err := e.drv.RunList(ctx, storage.RunFilter{ParentRunID: rec.ID, ParentStep: prev.Name(),
+		States: []storage.RunState{run.Failed, run.Cancelled}, Limit: 1})
+	if err != nil || len(failed) == 0 {
 		return err
 	}
-	for _, c := range children {
-		if c.ParentStep == prev.Name() && c.State.Final() && c.State != run.Succeeded {
-			return fmt.Errorf("%w: step %q: child run %s (%s) %s: %s", steps.ErrChildFailed, prev.Name(), c.ID, c.Workflow, c.State, c.Error)
-		}
-	}
-	return nil
+	c := failed[0]
+	return fmt.Errorf("%w: step %q: child run %s (%s) %s: %s", steps.ErrChildFailed, prev.Name(), c.ID, c.Workflow, c.State, c.Error)
 }
 
 // recordFailure notes a failed step on the run and releases the lease, so the

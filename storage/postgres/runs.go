@@ -65,7 +65,7 @@ func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage
 	if limit <= 0 {
 		limit = 1000
 	}
-	runs, err := collectRuns(e.db.Query(ctx, e.q.get("RunList"), states, f.Workflow, nullUUID(f.ParentRunID), f.AfterCreatedAt, limit, f.AfterID))
+	runs, err := collectRuns(e.db.Query(ctx, e.q.get("RunList"), states, f.Workflow, nullUUID(f.ParentRunID), f.AfterCreatedAt, limit, f.AfterID, f.ParentStep))
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}

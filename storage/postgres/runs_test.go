@@ -527,17 +527,17 @@ func TestRunList(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
-	mk := func(key, workflow string, parent uuid.UUID) *storage.Run {
+	mk := func(key, workflow string, parent uuid.UUID, parentStep string) *storage.Run {
 		in := runInsert(key)
-		in.Workflow, in.ParentRunID = workflow, parent
+		in.Workflow, in.ParentRunID, in.ParentStep = workflow, parent, parentStep
 		return insertRunWith(ctx, t, drv, in)
 	}
-	p := mk("parent", "wf1", uuid.Nil)      // 0
-	c1 := mk("child1", "wf2", p.ID)         // 1
-	c2 := mk("child2", "wf1", p.ID)         // 2
-	other := mk("other", "wf2", uuid.Nil)   // 3
-	grand := mk("grandchild", "wf2", c1.ID) // 4
-	lone := mk("lone", "wf3", uuid.Nil)     // 5
+	p := mk("parent", "wf1", uuid.Nil, "")         // 0
+	c1 := mk("child1", "wf2", p.ID, "fan")         // 1
+	c2 := mk("child2", "wf1", p.ID, "spread")      // 2
+	other := mk("other", "wf2", uuid.Nil, "")      // 3
+	grand := mk("grandchild", "wf2", c1.ID, "fan") // 4
+	lone := mk("lone", "wf3", uuid.Nil, "")        // 5
 	runs := []*storage.Run{p, c1, c2, other, grand, lone}
 	for i := 1; i < len(runs); i++ {
 		if !runs[i].CreatedAt.After(runs[i-1].CreatedAt) {
@@ -571,6 +571,8 @@ func TestRunList(t *testing.T) {
 		{"grandchildren", storage.RunFilter{ParentRunID: c1.ID}, id(4)},
 		{"children by workflow", storage.RunFilter{ParentRunID: p.ID, Workflow: "wf1"}, id(2)},
 		{"children by state", storage.RunFilter{ParentRunID: p.ID, States: []storage.RunState{storage.RunPending}}, id(1)},
+		{"children of a step", storage.RunFilter{ParentRunID: p.ID, ParentStep: "spread"}, id(2)},
+		{"children of a step, by state", storage.RunFilter{ParentRunID: p.ID, ParentStep: "fan", States: []storage.RunState{storage.RunSucceeded}}, nil},
 		{"no children", storage.RunFilter{ParentRunID: lone.ID}, nil},
 		{"limit", storage.RunFilter{Limit: 2}, id(0, 1)},
 		{"after", storage.RunFilter{AfterCreatedAt: c2.CreatedAt, AfterID: c2.ID, Limit: 2}, id(3, 4)},

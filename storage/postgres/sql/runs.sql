@@ -20,6 +20,7 @@ FROM {schema}.runs
 WHERE ($1::text[] IS NULL OR state = ANY($1))
   AND ($2::text = '' OR workflow = $2)
   AND ($3::uuid IS NULL OR parent_run_id = $3)
+  AND ($7::text = '' OR parent_step = $7)
   AND (created_at, id) > ($4, $6)
 ORDER BY created_at, id
 LIMIT $5;
