@@ -48,8 +48,6 @@ type EnqueueOptions struct {
 	// runID links a workflow job to its run; set by package workflow through
 	// ForRun.
 	runID uuid.UUID
-	// pending inserts the job waiting for dependencies.
-	pending bool
 }
 
 // ForRun returns a copy of o whose job belongs to the workflow run id. It is
@@ -108,9 +106,6 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	}
 	if in.ScheduledAt.IsZero() && o.ScheduleIn > 0 {
 		in.ScheduledAt = now.Add(o.ScheduleIn)
-	}
-	if o.pending {
-		in.State = storage.JobPending
 	}
 	if o.Replace != nil && o.Unique == nil {
 		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: Replace needs Unique", ErrInvalid, p.Kind)

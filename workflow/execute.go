@@ -50,9 +50,6 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 	if err != nil {
 		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s into %T: %w", ErrArgsDecode, rec.ID, args, err))
 	}
-	if _, err := decode[S](rec.Attrs); err != nil {
-		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s: %w", ErrStateDecode, rec.ID, err))
-	}
 
 	if err := w.checkChildren(ctx, e, rec, idx); err != nil {
 		if errors.Is(err, steps.ErrChildFailed) {
@@ -91,6 +88,9 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 		case errors.As(err, &failure):
 			if c, ok := steps.AsControl(failure.err); ok && c.Kind() == steps.KindCancel {
 				return e.cancelFromStep(ctx, w, rec, lease, c)
+			}
+			if errors.Is(failure.err, ErrStateDecode) {
+				return e.failForGood(ctx, w, rec, lease, fmt.Errorf("run %s: %w", rec.ID, failure.err))
 			}
 			return e.recordFailure(ctx, w, job, rec, lease, idx, started, failure.err)
 		case errors.Is(err, storage.ErrLeaseLost):
@@ -141,7 +141,8 @@ func (e *Engine) lease(ctx context.Context, job *queue.Job) (*storage.Run, run.L
 func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, args A, started time.Time) (storage.StepCommit, *steps.Control, error) {
 	step := w.steps[idx]
 	// Decode the state afresh for every try of the transaction, so a
-	// serialization retry starts from the committed state.
+	// serialization retry starts from the committed state. State that does
+	// not decode fails the run for good (see execute).
 	state, err := decode[S](rec.Attrs)
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
@@ -172,7 +173,7 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 	}
 	attrs, err := json.Marshal(sc.State)
 	if err != nil {
-		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: encode: %w", ErrStateDecode, err)}
+		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("workflow: step %q: encode state: %w", step.Name(), err)}
 	}
 
 	upd := storage.RunUpdate{

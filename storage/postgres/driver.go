@@ -35,9 +35,7 @@ type Options struct {
 // The pool stays the caller's: closing it makes every call fail with
 // storage.ErrClosed.
 type Driver struct {
-	executor
-	pool      *pgxpool.Pool
-	schema    string
+	executor  // on the pool: executor.pool is the driver's pool
 	opts      Options
 	txRetries atomic.Int64
 }
@@ -60,7 +58,7 @@ func New(pool *pgxpool.Pool, opts Options) *Driver {
 	if err != nil {
 		panic(err)
 	}
-	d := &Driver{pool: pool, schema: opts.Schema, opts: opts}
+	d := &Driver{opts: opts}
 	d.executor = executor{db: pool, q: q, channelPrefix: channelPrefix(opts.Schema), pool: pool}
 	return d
 }
@@ -81,10 +79,10 @@ func channelPrefix(schema string) string {
 func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
 
 // Schema returns the schema holding the tables.
-func (d *Driver) Schema() string { return d.schema }
+func (d *Driver) Schema() string { return d.opts.Schema }
 
 // Migrator returns a migrator for the driver's pool and schema.
-func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.pool, d.schema) }
+func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.pool, d.opts.Schema) }
 
 // Stats returns the driver's counters.
 func (d *Driver) Stats() storage.Stats {
@@ -94,7 +92,10 @@ func (d *Driver) Stats() storage.Stats {
 // WrapTx returns an Executor that runs inside tx, a transaction the caller
 // began on a pool of the same database. Use it to enqueue jobs or runs
 // atomically with the caller's own writes: they exist only if tx commits.
-func (d *Driver) WrapTx(tx pgx.Tx) storage.Tx {
+func (d *Driver) WrapTx(tx pgx.Tx) storage.Tx { return d.txExecutor(tx) }
+
+// txExecutor runs the driver's queries in tx.
+func (d *Driver) txExecutor(tx pgx.Tx) *txExecutor {
 	return &txExecutor{executor: executor{db: tx, q: d.q, channelPrefix: d.channelPrefix}, tx: tx}
 }
 

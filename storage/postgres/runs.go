@@ -130,11 +130,7 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any) {
 }
 
 func runUpdateErr(u storage.RunUpdate, err error) error {
-	err = wrapErr(err)
-	if isNotFound(err) {
-		err = storage.ErrLeaseLost
-	}
-	return fmt.Errorf("update run %s: %w", u.ID, err)
+	return fmt.Errorf("update run %s: %w", u.ID, wrapErr(err))
 }
 
 func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {

@@ -25,7 +25,7 @@ func (d *Driver) InStepTx(ctx context.Context, fn storage.StepFunc) (*storage.Ru
 	var out *storage.Run
 	err := d.retrying(ctx, func() error {
 		st := &stepTx{pool: d.pool}
-		ex := &txExecutor{executor: executor{db: st, q: d.q, channelPrefix: d.channelPrefix}, tx: st}
+		ex := d.txExecutor(st)
 		defer st.end(ctx)
 		c, err := fn(ctx, ex)
 		if err != nil {
