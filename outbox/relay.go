@@ -175,7 +175,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (ou
 		return deferred, now, nil
 	}
 
-	pubCtx, cancelPub := context.WithDeadline(ctx, minTime(time.Now().Add(r.cfg.PublishTimeout), leaseEnd))
+	pubCtx, cancelPub := context.WithTimeout(ctx, min(r.cfg.PublishTimeout, time.Until(leaseEnd)))
 	pubErr := r.publish(pubCtx, m)
 	cancelPub()
 
@@ -317,7 +317,7 @@ func (r *Relay) deliverLoop(loopCtx, workCtx context.Context) {
 		if next := r.drain(loopCtx, workCtx); !next.IsZero() {
 			wait = max(min(wait, time.Until(next)), 0)
 		}
-		resetTimer(poll, wait)
+		poll.Reset(wait)
 	}
 }
 
@@ -376,20 +376,4 @@ func (r *Relay) listenLoop(ctx context.Context) {
 		Logger:    r.cfg.Logger,
 		Name:      "outbox",
 	})
-}
-
-func resetTimer(t *time.Timer, d time.Duration) {
-	t.Stop()
-	select {
-	case <-t.C:
-	default:
-	}
-	t.Reset(d)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

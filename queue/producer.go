@@ -98,7 +98,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 			if fetchCtx.Err() == nil {
 				p.c.cfg.Logger.Warn("queue: fetch failed", "queue", p.queue, "err", err)
 			}
-			resetTimer(poll, p.c.cfg.PollInterval)
+			poll.Reset(p.c.cfg.PollInterval)
 			continue
 		}
 		p.mu.Lock()
@@ -113,15 +113,6 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		if more {
 			p.signal()
 		}
-		resetTimer(poll, p.c.cfg.PollInterval)
+		poll.Reset(p.c.cfg.PollInterval)
 	}
-}
-
-func resetTimer(t *time.Timer, d time.Duration) {
-	t.Stop()
-	select {
-	case <-t.C:
-	default:
-	}
-	t.Reset(d)
 }
