@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -139,25 +141,23 @@ func (c *Client) resolveDependencies() {
 }
 
 // retryWrite runs a bookkeeping write until it succeeds, backing off between
-// tries, for up to RescueAfter: past that the job is rescued anyway.
+// tries (10ms doubling to 1s), for up to RescueAfter: past that the job is
+// rescued anyway. A closed driver ends it at once.
 func (c *Client) retryWrite(write func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RescueAfter)
 	defer cancel()
-	delay := 10 * time.Millisecond
-	for {
+	policy := backoff.NewExponentialBackOff()
+	policy.InitialInterval, policy.MaxInterval, policy.MaxElapsedTime = 10*time.Millisecond, time.Second, 0
+	err := backoff.RetryNotify(func() error {
 		err := write(ctx)
-		if err == nil {
-			return
+		if errors.Is(err, storage.ErrClosed) {
+			return backoff.Permanent(err)
 		}
-		if errors.Is(err, storage.ErrClosed) || ctx.Err() != nil {
-			c.cfg.Logger.Error("queue: could not record job outcome; the job will be rescued", "err", err)
-			return
-		}
-		c.cfg.Logger.Warn("queue: record job outcome failed; retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, time.Second)
+		return err
+	}, backoff.WithContext(policy, ctx), func(err error, in time.Duration) {
+		c.cfg.Logger.Warn("queue: record job outcome failed; retrying", "err", err, "in", in)
+	})
+	if err != nil {
+		c.cfg.Logger.Error("queue: could not record job outcome; the job will be rescued", "err", err)
 	}
 }
