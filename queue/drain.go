@@ -91,13 +91,7 @@ func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
 		}
 		return outcome, nil
 	}
-	if _, err := c.drv.JobFinish(ctx, o); err != nil {
-		return outcome, fmt.Errorf("queue: record outcome of job %d: %w", job.ID, err)
-	}
-	if o.State == storage.JobCancelled || o.State == storage.JobDiscarded {
-		if _, _, err := c.drv.JobResolveDependencies(ctx); err != nil {
-			return outcome, err
-		}
-	}
-	return outcome, nil
+	return outcome, c.recordOutcome(ctx, o, func(ctx context.Context, write func(context.Context) error) error {
+		return write(ctx)
+	})
 }

@@ -122,19 +122,28 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 // unreachable, then stops tracking the job.
 func (c *Client) finish(o storage.JobOutcome) {
 	defer c.untrack(o.JobAttempt)
-	c.retryWrite(func(ctx context.Context) error {
-		_, err := c.drv.JobFinish(ctx, o)
-		return err
+	_ = c.recordOutcome(context.Background(), o, func(_ context.Context, write func(context.Context) error) error {
+		c.retryWrite(write)
+		return nil
 	})
-	if o.State == storage.JobCancelled || o.State == storage.JobDiscarded {
-		c.resolveDependencies()
-	}
 }
 
-// resolveDependencies settles the dependents of a job that failed for good
-// now rather than at the next maintenance pass (which would do it anyway).
-func (c *Client) resolveDependencies() {
-	c.retryWrite(func(ctx context.Context) error {
+// recordOutcome writes a non-completion outcome through run (which may retry
+// the write) and, when that ended the job for good, settles the job's
+// dependents now rather than at the next maintenance pass.
+func (c *Client) recordOutcome(ctx context.Context, o storage.JobOutcome, run func(context.Context, func(context.Context) error) error) error {
+	var ended bool
+	if err := run(ctx, func(ctx context.Context) error {
+		var err error
+		ended, err = c.drv.JobFinish(ctx, o)
+		return err
+	}); err != nil {
+		return fmt.Errorf("queue: record outcome of job %d: %w", o.ID, err)
+	}
+	if !ended || (o.State != storage.JobCancelled && o.State != storage.JobDiscarded) {
+		return nil
+	}
+	return run(ctx, func(ctx context.Context) error {
 		_, _, err := c.drv.JobResolveDependencies(ctx)
 		return err
 	})
