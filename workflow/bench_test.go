@@ -4,15 +4,14 @@ package workflow_test
 //
 //	go test -run '^$' -bench . -benchtime 2000x ./workflow/
 //
-// BenchmarkRawSerializableTx is the ceiling the engine is compared against:
-// a SERIALIZABLE transaction that updates one row, the least a step commit
-// can cost. Steps/s of BenchmarkWorkflow3EmptySteps divided by its tx/s at
+// BenchmarkRawSerializableTx is the baseline the engine is compared against:
+// a SERIALIZABLE transaction that updates one row, written with pgx as an
+// application would (bench.RunBaseline, also behind `acidic bench`). Steps/s of BenchmarkWorkflow3EmptySteps divided by its tx/s at
 // the same concurrency is the engine's efficiency. Compare figures of one
 // run of the binary: the machine's load moves both.
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -21,9 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/acidic-go/acidic/internal/bench"
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -242,62 +239,20 @@ func BenchmarkRawSerializableTx(b *testing.B) {
 
 func benchRawSerializableTx(b *testing.B, goroutines int) {
 	drv := benchDriver(b)
-	pool := drv.Pool()
 	ctx := context.Background()
 	tbl := table(drv, "bench_rows")
-	// Enough rows that the UPDATE uses the primary key (a sequential scan
-	// would take a relation-wide predicate lock and make every transaction
-	// conflict with every other).
-	for _, sql := range []string{
-		"CREATE TABLE " + tbl + " (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0)",
-		"INSERT INTO " + tbl + " (id) SELECT generate_series(0, 9999)",
-		"ANALYZE " + tbl,
-	} {
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			b.Fatalf("%s: %v", sql, err)
-		}
+	if err := bench.CreateBaselineTable(ctx, drv.Pool(), tbl, goroutines); err != nil {
+		b.Fatal(err)
 	}
-	update := "UPDATE " + tbl + " SET n = n + 1 WHERE id = $1"
-	txOpts := pgx.TxOptions{IsoLevel: pgx.Serializable}
-	var next, retries atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines)
 	testdb.WarmPool(b, drv.Pool(), goroutines)
 	testdb.WarnOldSnapshots(b, drv.Pool())
-
 	b.ReportAllocs()
 	b.ResetTimer()
-	for g := range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			row := g * 500 // rows apart: different index leaf and heap pages
-			for next.Add(1) <= int64(b.N) {
-				for {
-					err := pgx.BeginTxFunc(ctx, pool, txOpts, func(tx pgx.Tx) error {
-						_, err := tx.Exec(ctx, update, row)
-						return err
-					})
-					var pgErr *pgconn.PgError
-					if errors.As(err, &pgErr) && pgErr.Code == "40001" {
-						retries.Add(1)
-						continue
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-					break
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	retries, err := bench.RunBaseline(ctx, drv.Pool(), tbl, goroutines, b.N)
 	b.StopTimer()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
 	reportRate(b, b.N, "tx/s")
-	b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
+	b.ReportMetric(float64(retries)/float64(b.N), "retries/op")
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -23,8 +20,7 @@ const (
 	stepsPerWF = 3
 	// Rows of the baseline table between two goroutines' rows: far enough
 	// apart to sit on other index leaf and heap pages.
-	baselineSpacing = 500
-	stall           = time.Minute
+	stall = time.Minute
 	// workflowRounds is how many interleaved baseline/workflow rounds one
 	// run of scenarios 3 and 4 makes at each concurrency.
 	workflowRounds = 3
@@ -204,7 +200,7 @@ func (b *bench) newEngine(workers int, qcfg func(*workflow.Config), defs ...work
 func (b *bench) workflowScenario(ctx context.Context) error {
 	doWF, doBase := b.cfg.has("workflows"), b.cfg.has("baseline")
 	if doBase {
-		if err := b.createBaselineTable(ctx); err != nil {
+		if err := CreateBaselineTable(ctx, b.pool, b.table("bench_rows"), b.cfg.maxWorkers()); err != nil {
 			return err
 		}
 	}
@@ -313,64 +309,21 @@ func (b *bench) workflowRuns(ctx context.Context, w, n int) (float64, float64, c
 	return float64(n) / elapsed.Seconds(), float64(b.drv.Stats().TxRetries-retries) / float64(n), cpu, nil
 }
 
-func (b *bench) createBaselineTable(ctx context.Context) error {
-	tbl := b.table("bench_rows")
-	rows := max(10000, b.cfg.maxWorkers()*baselineSpacing+1)
-	// Enough rows that the UPDATE uses the primary key: a sequential scan
-	// would take a relation-wide predicate lock and make every
-	// transaction conflict with every other.
-	for _, sql := range []string{
-		"DROP TABLE IF EXISTS " + tbl,
-		"CREATE TABLE " + tbl + " (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0)",
-		"INSERT INTO " + tbl + " (id) SELECT generate_series(0, " + strconv.Itoa(rows-1) + ")",
-		"ANALYZE " + tbl,
-	} {
-		if _, err := b.pool.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("baseline table: %w", err)
-		}
-	}
-	return nil
-}
-
-// baseline runs n SERIALIZABLE transactions, each BEGIN, one UPDATE of the
-// goroutine's own row, COMMIT: the same three round trips and the one
-// commit a step costs at the least. It returns tx/s and retries per tx.
+// baseline runs n baseline transactions (see RunBaseline) from g
+// goroutines and returns tx/s and retries per tx.
 func (b *bench) baseline(ctx context.Context, g, n int) (float64, float64, cpuUse, error) {
 	if err := b.warm(ctx, g); err != nil {
 		return 0, 0, cpuUse{}, err
 	}
-	update := "UPDATE " + b.table("bench_rows") + " SET n = n + 1 WHERE id = $1"
-	opts := pgx.TxOptions{IsoLevel: pgx.Serializable}
-	var next, retries atomic.Int64
 	cpu0 := b.cpuSnapshot(ctx)
 	t0 := time.Now()
-	err := parallel(g, func(i int) error {
-		row := i * baselineSpacing
-		for next.Add(1) <= int64(n) {
-			for {
-				err := pgx.BeginTxFunc(ctx, b.pool, opts, func(tx pgx.Tx) error {
-					_, err := tx.Exec(ctx, update, row)
-					return err
-				})
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "40001" {
-					retries.Add(1)
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				break
-			}
-		}
-		return nil
-	})
+	retries, err := RunBaseline(ctx, b.pool, b.table("bench_rows"), g, n)
 	elapsed := time.Since(t0)
 	cpu := b.cpuSnapshot(ctx).since(cpu0)
 	if err != nil {
 		return 0, 0, cpuUse{}, err
 	}
-	return float64(n) / elapsed.Seconds(), float64(retries.Load()) / float64(n), cpu, nil
+	return float64(n) / elapsed.Seconds(), float64(retries) / float64(n), cpu, nil
 }
 
 func runsNote(runs int) string {
