@@ -230,27 +230,23 @@ func engineConfig(logger *slog.Logger) workflow.Config {
 	}
 }
 
-// waitForRun polls the run every 50ms until it finishes, the context ends,
-// or the crash hook returned (tests).
+// waitForRun waits for the run to finish (Engine.Wait), for the context to
+// end, or for the crash hook to return (tests).
 func waitForRun(ctx context.Context, eng *workflow.Engine, id uuid.UUID, crashed <-chan error) (*workflow.Run, error) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		r, err := eng.Get(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("get run %s: %w", id, err)
-		}
-		if r.State.Final() {
-			return r, nil
-		}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
 		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("run %s still %s at step %q: %w", id, r.State, r.RecoveryPoint, ctx.Err())
 		case err := <-crashed:
-			return nil, fmt.Errorf("%w: %w", errCrashed, err)
-		case <-tick.C:
+			cancel(fmt.Errorf("%w: %w", errCrashed, err))
+		case <-ctx.Done():
 		}
+	}()
+	r, err := eng.Wait(ctx, id)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errCrashed) {
+		return nil, cause
 	}
+	return r, err
 }
 
 // print writes the report for a human.

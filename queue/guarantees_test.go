@@ -1,0 +1,308 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// A client never runs more jobs of a queue at once than its MaxWorkers, even
+// with a backlog large enough to fill many more slots.
+func TestGuaranteeMaxWorkersBoundsJobsInFlight(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	const maxWorkers, n = 3, 20
+	var inFlight, peak atomic.Int32
+	_ = ws.Handle("busy", func(ctx context.Context, job *queue.Job) error {
+		now := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			old := peak.Load()
+			if now <= old || peak.CompareAndSwap(old, now) {
+				break
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+		return nil
+	}, queue.KindOptions{})
+	c := newClient(t, drv, fastConfig(ws, maxWorkers))
+	ctx := ctxT(t)
+	// The whole backlog waits before the client starts, so its first fetch
+	// could claim all of it.
+	params := make([]queue.EnqueueParams, n)
+	for i := range params {
+		params[i] = queue.EnqueueParams{Kind: "busy"}
+	}
+	jobs, err := c.EnqueueMany(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	for _, j := range jobs {
+		waitJob(t, drv, j.ID, storage.JobCompleted)
+	}
+	if got := peak.Load(); got > maxWorkers {
+		t.Fatalf("%d jobs ran at once, want at most MaxWorkers = %d", got, maxWorkers)
+	}
+	if got := peak.Load(); got < 2 {
+		t.Fatalf("at most %d job ran at once; the test never exercised concurrency", got)
+	}
+}
+
+// KindOptions.Timeout cancels the attempt's context when it runs out; the
+// attempt then fails like any other (retryable, its error recorded).
+func TestGuaranteeKindTimeoutCancelsAttempt(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	ctxErr := make(chan error, 1)
+	_ = ws.Handle("slow", func(ctx context.Context, job *queue.Job) error {
+		select {
+		case <-ctx.Done():
+			ctxErr <- ctx.Err()
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+			ctxErr <- nil
+			return nil // the timeout never fired
+		}
+	}, queue.KindOptions{
+		Timeout: 50 * time.Millisecond,
+		Backoff: func(int, error) time.Duration { return time.Hour },
+	})
+	c := newClient(t, drv, fastConfig(ws, 1))
+	start(t, c)
+	began := time.Now()
+	j, err := c.Enqueue(ctxT(t), "slow", nil, queue.EnqueueOptions{MaxAttempts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ctxErr:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("job context ended with %v, want context.DeadlineExceeded from the kind's timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job never returned")
+	}
+	if took := time.Since(began); took > 1500*time.Millisecond {
+		t.Fatalf("the 50ms timeout took effect only after %s", took)
+	}
+	got := waitJob(t, drv, j.ID, storage.JobRetryable, storage.JobCompleted, storage.JobDiscarded)
+	if got.State != storage.JobRetryable || got.Attempt != 1 {
+		t.Fatalf("timed-out job: state %s attempt %d, want retryable after attempt 1", got.State, got.Attempt)
+	}
+	if len(got.Errors) != 1 || got.Errors[0].Attempt != 1 || !strings.Contains(got.Errors[0].Error, context.DeadlineExceeded.Error()) {
+		t.Fatalf("timed-out job errors %+v, want one for attempt 1 naming %q", got.Errors, context.DeadlineExceeded)
+	}
+}
+
+// Snoozes are not failures: a job that snoozed twice and then failed for the
+// first time is backed off as after a first failure (Attempt minus snoozes),
+// not as after a third.
+func TestGuaranteeBackoffAfterSnoozesCountsOnlyFailures(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	var runs atomic.Int32
+	var mu sync.Mutex
+	var backoffAttempts []int
+	_ = ws.Handle("poll", func(ctx context.Context, job *queue.Job) error {
+		if runs.Add(1) <= 2 {
+			return queue.Snooze(5 * time.Millisecond)
+		}
+		return errors.New("upstream down")
+	}, queue.KindOptions{Backoff: func(attempt int, err error) time.Duration {
+		mu.Lock()
+		backoffAttempts = append(backoffAttempts, attempt)
+		mu.Unlock()
+		return time.Hour // keep it retryable: one failure is all this test needs
+	}})
+	c := newClient(t, drv, fastConfig(ws, 1))
+	start(t, c)
+	j, err := c.Enqueue(ctxT(t), "poll", nil, queue.EnqueueOptions{MaxAttempts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitJob(t, drv, j.ID, storage.JobRetryable, storage.JobDiscarded, storage.JobCompleted)
+	if got.State != storage.JobRetryable || got.Attempt != 3 || runs.Load() != 3 {
+		t.Fatalf("state %s attempt %d after %d runs; want retryable at attempt 3 (two snoozes, one failure)", got.State, got.Attempt, runs.Load())
+	}
+	if !strings.Contains(string(got.Meta), `"snoozes": 2`) {
+		t.Fatalf("meta %s does not count 2 snoozes", got.Meta)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(backoffAttempts) != 1 || backoffAttempts[0] != 1 {
+		t.Fatalf("backoff asked for attempts %v, want [1]: snoozes must not count as failed attempts", backoffAttempts)
+	}
+}
+
+// Retrying a unique job whose key another job has taken in the meantime
+// must not make two live jobs with one key: Retry and RetryMany report
+// storage.ErrConflict and leave both jobs as they were.
+func TestGuaranteeRetryOfUniqueJobWhoseKeyIsTakenConflicts(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	_ = ws.Handle("refund", func(ctx context.Context, job *queue.Job) error {
+		return errors.New("unknown order")
+	}, queue.KindOptions{})
+	// Default unique states: a discarded job does not hold its key.
+	unique := &queue.UniqueOptions{ArgKeys: []string{"order_id"}}
+	c := newClient(t, drv, queue.Config{Workers: ws})
+	ctx := ctxT(t)
+	old, err := c.Enqueue(ctx, "refund", refundArgs{OrderID: 5}, queue.EnqueueOptions{MaxAttempts: 1, Unique: unique})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.Drain(ctx, "default", queue.DrainOptions{}); err != nil || res.Discarded != 1 {
+		t.Fatalf("drain: %+v %v; want the job discarded", res, err)
+	}
+	fresh, err := c.Enqueue(ctx, "refund", refundArgs{OrderID: 5, Reason: "again"}, queue.EnqueueOptions{ScheduleIn: time.Hour, Unique: unique})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Duplicate || fresh.ID == old.ID {
+		t.Fatalf("enqueue after the discard returned %+v; want a new job (discarded jobs do not hold the key)", fresh)
+	}
+
+	if j, err := c.Retry(ctx, old.ID); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("Retry of the discarded job: job %+v, err %v; want storage.ErrConflict", j, err)
+	}
+	retried, err := c.RetryMany(ctx, storage.JobFilter{Kind: "refund"})
+	if !errors.Is(err, storage.ErrConflict) || len(retried) != 0 {
+		t.Errorf("RetryMany: retried %d, err %v; want none and storage.ErrConflict", len(retried), err)
+	}
+	if got, _ := drv.JobGet(ctx, old.ID); got.State != storage.JobDiscarded {
+		t.Errorf("old job is %s after the refused retries, want discarded", got.State)
+	}
+	if got, _ := drv.JobGet(ctx, fresh.ID); got.State != storage.JobScheduled {
+		t.Errorf("new job is %s after the refused retries, want scheduled", got.State)
+	}
+}
+
+// RetryMany pages through every matching job, however small the page.
+func TestGuaranteeRetryManyPagesThroughAllMatches(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	c := newClient(t, drv, queue.Config{})
+	ctx := ctxT(t)
+	later := queue.EnqueueOptions{ScheduleIn: time.Hour}
+	// Five matching jobs, with one of another kind among them that must not
+	// be retried.
+	var params []queue.EnqueueParams
+	for _, kind := range []string{"paged", "paged", "other", "paged", "paged", "paged"} {
+		params = append(params, queue.EnqueueParams{Kind: kind, Opts: later})
+	}
+	jobs, err := c.EnqueueMany(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]bool{}
+	for _, j := range jobs {
+		if _, err := c.Cancel(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		if j.Kind == "paged" {
+			want[j.ID] = true
+		}
+	}
+	retried, err := c.RetryMany(ctx, storage.JobFilter{Kind: "paged", Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(retried) != len(want) {
+		t.Fatalf("RetryMany with Limit 2 retried %d jobs, want all %d", len(retried), len(want))
+	}
+	for _, r := range retried {
+		if !want[r.ID] || r.State != storage.JobAvailable {
+			t.Fatalf("retried job %d (%s) is %s", r.ID, r.Kind, r.State)
+		}
+		delete(want, r.ID)
+	}
+	left, err := c.List(ctx, storage.JobFilter{States: []storage.JobState{storage.JobCancelled}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].Kind != "other" {
+		t.Fatalf("cancelled jobs left: %v, want only the job of kind other", left)
+	}
+}
+
+// A job rescued into discarded (its worker stopped heartbeating on its last
+// attempt) fails its pending graph dependents in the same maintenance pass,
+// each as its OnDependencyFailure says, down the chain.
+func TestGuaranteeRescueIntoDiscardedFailsGraphDependents(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var ranDependent atomic.Bool
+	_ = ws.Handle("hang", func(ctx context.Context, job *queue.Job) error {
+		close(started)
+		<-release
+		return errors.New("released at the end of the test")
+	}, queue.KindOptions{})
+	_ = ws.Handle("after", func(ctx context.Context, job *queue.Job) error {
+		ranDependent.Store(true)
+		return nil
+	}, queue.KindOptions{})
+	// The worker's heartbeat never comes in time, as if it had died.
+	cfg := fastConfig(ws, 2)
+	cfg.HeartbeatInterval, cfg.RescueAfter = time.Hour, 2*time.Hour
+	worker := newClient(t, drv, cfg)
+	ctx := ctxT(t)
+	var g queue.Graph
+	g.Add(queue.GraphJob{Name: "a", Kind: "hang", Opts: queue.EnqueueOptions{MaxAttempts: 1}}).
+		Add(queue.GraphJob{Name: "b", Kind: "after", After: []string{"a"}}).
+		Add(queue.GraphJob{Name: "c", Kind: "after", After: []string{"a"}, OnDependencyFailure: queue.DiscardDependents}).
+		Add(queue.GraphJob{Name: "d", Kind: "after", After: []string{"b"}})
+	jobs, err := worker.EnqueueGraph(ctx, &g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, worker)
+	t.Cleanup(func() { close(release) }) // runs before the worker stops
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("job a never started")
+	}
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", jobs["a"].ID)
+
+	rcfg := queue.Config{HeartbeatInterval: 10 * time.Millisecond, RescueAfter: time.Minute, Logger: quietLogger()}
+	rescuer := newClient(t, drv, rcfg)
+	res := rescuer.Maintain(ctx)
+	if len(res.Rescued) != 1 || res.Rescued[0].ID != jobs["a"].ID || res.Rescued[0].State != storage.JobDiscarded {
+		t.Fatalf("rescued %+v, want job a discarded", res.Rescued)
+	}
+	// Read right after Maintain: nothing else resolves dependencies meanwhile
+	// (the worker's maintenance runs hourly and job a is still hanging).
+	for name, want := range map[string]storage.JobState{
+		"b": storage.JobCancelled, "c": storage.JobDiscarded, "d": storage.JobCancelled,
+	} {
+		got, err := drv.JobGet(ctx, jobs[name].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != want || got.FinalizedAt == nil {
+			t.Errorf("dependent %s: state %s finalized %v after the rescue, want %s", name, got.State, got.FinalizedAt, want)
+		}
+		if got.State != storage.JobPending && (len(got.Errors) != 1 || !strings.Contains(got.Errors[0].Error, "dependency")) {
+			t.Errorf("dependent %s: errors %v, want one naming the failed dependency", name, got.Errors)
+		}
+	}
+	if ranDependent.Load() {
+		t.Fatal("a dependent of the discarded job ran")
+	}
+}
