@@ -103,8 +103,8 @@ type Executor interface {
 	// RunChildFinished counts one finished child off an awaiting parent run
 	// and returns the parent; when the last child finishes, the parent is
 	// pending again and its await step (parentStep) is marked succeeded in
-	// the step log. A parent no longer awaiting (cancelled, say) is returned
-	// unchanged with false.
+	// the step log. For a parent no longer awaiting (cancelled, say) it
+	// changes nothing and returns nil and false.
 	RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*Run, bool, error)
 	// RunSteps returns a run's step log in step order.
 	RunSteps(ctx context.Context, id uuid.UUID) ([]Step, error)

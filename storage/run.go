@@ -80,7 +80,6 @@ type RunInsert struct {
 	Queue          string
 	RecoveryPoint  string
 	DefinitionHash string
-	Attrs          json.RawMessage
 	ParentRunID    uuid.UUID
 	ParentStep     string
 }

@@ -145,8 +145,13 @@ type finishArgs struct {
 // owesFinal reports whether onFinal has work for run r of d when it
 // finishes: a finish callback to stage or a parent to count it off.
 func owesFinal(d Definition, r *storage.Run) bool {
-	return d == nil || d.options().OnFinish != nil || r.ParentRunID != uuid.Nil
+	return hasFinish(d) || r.ParentRunID != uuid.Nil
 }
+
+// hasFinish reports whether runs of d may have a finish callback to stage.
+// A workflow unknown here (nil: an operator's tool cancelled the run) may:
+// its job is staged, and the engines that know the workflow decide.
+func hasFinish(d Definition) bool { return d == nil || d.options().OnFinish != nil }
 
 // onFinal does, in the transaction that finished a run, what a finished run
 // owes: stage its OnFinish callback, and count it off its awaiting parent,
@@ -158,8 +163,8 @@ func (e *Engine) onFinal(ctx context.Context, tx storage.Executor, d Definition,
 	if r.ParentRunID == uuid.Nil {
 		return nil
 	}
-	parent, resumed, err := tx.RunChildFinished(ctx, r.ParentRunID, r.ParentStep)
-	if err != nil || !resumed || parent.State != storage.RunPending {
+	parent, counted, err := tx.RunChildFinished(ctx, r.ParentRunID, r.ParentStep)
+	if err != nil || !counted || parent.State != storage.RunPending {
 		return err
 	}
 	return e.enqueueRunJob(ctx, tx, parent)
@@ -198,9 +203,7 @@ func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storag
 // stageFinish enqueues the finish callback job of a run that just finished,
 // in the same transaction as the write that finished it.
 func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definition, r *storage.Run) error {
-	// A workflow unknown here (an operator's tool cancelled the run) may
-	// have a callback: stage the job, and the engines that know it decide.
-	if d != nil && d.options().OnFinish == nil {
+	if !hasFinish(d) {
 		return nil
 	}
 	_, err := e.q.EnqueueTx(ctx, ex, FinishKind, finishArgs{RunID: r.ID}, queue.EnqueueOptions{Queue: r.Queue}.ForRun(r.ID))

@@ -15,16 +15,12 @@ import (
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
 func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage.Run, bool, error) {
-	attrs := r.Attrs
-	if len(attrs) == 0 {
-		attrs = []byte("null")
-	}
 	var parentStep any
 	if r.ParentStep != "" {
 		parentStep = r.ParentStep
 	}
 	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
-		r.Queue, r.RecoveryPoint, r.DefinitionHash, string(attrs), nullUUID(r.ParentRunID), parentStep))
+		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep))
 	if err == nil {
 		return run, true, nil
 	}
@@ -113,20 +109,21 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any) {
 	if len(attrs) == 0 {
 		attrs = []byte("null")
 	}
-	var (
-		pos                  any
-		name, state, stepErr any
-		attempt              any
-		stepResult           any
-		startedAt            any
-	)
-	if s := u.Step; s != nil {
-		pos, name, state, attempt, stepResult, stepErr = s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error
-		startedAt = s.StartedAt
-	}
+	s := stepArgsOf(u.Step)
 	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
 		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
-		pos, name, state, attempt, stepResult, stepErr, startedAt}
+		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt}
+}
+
+// stepArgs are the query arguments of a step log entry: all NULL without
+// one, which the queries read as "log nothing".
+type stepArgs struct{ pos, name, state, attempt, result, err, startedAt any }
+
+func stepArgsOf(s *storage.Step) stepArgs {
+	if s == nil {
+		return stepArgs{}
+	}
+	return stepArgs{s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error, s.StartedAt}
 }
 
 func runUpdateErr(u storage.RunUpdate, err error) error {
@@ -134,12 +131,9 @@ func runUpdateErr(u storage.RunUpdate, err error) error {
 }
 
 func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {
-	var pos, name, state, attempt, stepErr, startedAt any
-	if s := rr.Step; s != nil {
-		pos, name, state, attempt, stepErr, startedAt = s.Position, s.Name, string(s.State), s.Attempt, s.Error, s.StartedAt
-	}
+	s := stepArgsOf(rr.Step)
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), rr.Error,
-		pos, name, state, attempt, stepErr, startedAt))
+		s.pos, s.name, s.state, s.attempt, s.err, s.startedAt))
 	if isNotFound(err) {
 		return nil, fmt.Errorf("release run %s: %w", rr.ID, storage.ErrLeaseLost)
 	}
@@ -190,17 +184,13 @@ func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, 
 
 func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*storage.Run, bool, error) {
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), runID(parentID), parentStep))
-	if err == nil {
-		return r, true, nil
+	if isNotFound(err) {
+		return nil, false, nil // not awaiting: nothing to count
 	}
-	if !isNotFound(err) {
+	if err != nil {
 		return nil, false, fmt.Errorf("run %s: child finished: %w", parentID, err)
 	}
-	r, err = e.RunGet(ctx, parentID)
-	if err != nil {
-		return nil, false, err
-	}
-	return r, false, nil
+	return r, true, nil
 }
 
 // runID passes a run id in binary; a uuid.UUID would go through its text

@@ -2,9 +2,10 @@
 -- scanRun reads.
 
 -- name: RunInsert
+-- A new run's state (attrs) is the column default, JSON null.
 INSERT INTO {schema}.runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                           definition_hash, attrs, parent_run_id, parent_step)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                           definition_hash, parent_run_id, parent_step)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {run_columns};
 
