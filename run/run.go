@@ -1,6 +1,7 @@
 package run
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,11 +67,11 @@ func Create(ctx context.Context, ex storage.Executor, in storage.RunInsert) (*Re
 	if rec.Workflow != in.Workflow {
 		return nil, false, fmt.Errorf("%w: key %q belongs to a run of workflow %q, not %q", ErrMismatchedArgs, in.IdempotencyKey, rec.Workflow, in.Workflow)
 	}
-	same, err := SameArgs(rec.Args, canonical)
+	stored, err := Canonical(rec.Args)
 	if err != nil {
 		return nil, false, err
 	}
-	if !same {
+	if !bytes.Equal(stored, canonical) {
 		return nil, false, fmt.Errorf("%w: key %q (run %s)", ErrMismatchedArgs, in.IdempotencyKey, rec.ID)
 	}
 	return rec, false, nil
