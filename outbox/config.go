@@ -68,10 +68,13 @@ type Config struct {
 	// Lease is how long a claimed message stays hidden from other relays
 	// while this relay delivers it. When it passes without the delivery
 	// being recorded (the relay died, or the publish hangs), any relay may
-	// claim the message again. It must exceed PublishTimeout; a message of a
-	// batch is only handed to the Publisher while at least PublishTimeout of
-	// its lease remains, so a lease shorter than a batch's total publishing
-	// time defers the rest of the batch to a later claim. Default 1m.
+	// claim the message again. It must exceed PublishTimeout. A message of a
+	// batch is handed to the Publisher only while at least
+	// min(PublishTimeout, Lease/2) of its lease remains (a publish started
+	// with less than PublishTimeout left has its deadline cut to the lease's
+	// end), so a lease shorter than a batch's total publishing time defers
+	// the rest of the batch to a later claim, without spending an attempt.
+	// Default 1m.
 	Lease time.Duration
 
 	// PublishTimeout bounds one call to Publish (its context's deadline).

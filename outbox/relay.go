@@ -167,9 +167,10 @@ func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (ou
 			// leave it alone.
 			return deferred, leaseEnd, nil
 		}
-		// Release it for the next claim, keeping its last error.
+		// Release it for the next claim, keeping its last error; this claim
+		// was no attempt.
 		now := time.Now()
-		if err := r.drv.OutboxFailed(recCtx, m.ID, m.Attempts, 0, m.LastError); err != nil {
+		if err := r.drv.OutboxRelease(recCtx, m.ID, m.Attempts); err != nil {
 			return deferred, leaseEnd, fmt.Errorf("outbox: release message %d: %w", m.ID, err)
 		}
 		return deferred, now, nil

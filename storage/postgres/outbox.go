@@ -52,6 +52,13 @@ func (e *executor) OutboxFailed(ctx context.Context, id int64, attempt int, retr
 	return nil
 }
 
+func (e *executor) OutboxRelease(ctx context.Context, id int64, attempt int) error {
+	if _, err := e.db.Exec(ctx, e.q.get("OutboxRelease"), id, attempt); err != nil {
+		return fmt.Errorf("outbox release: %w", wrapErr(err))
+	}
+	return nil
+}
+
 func (e *executor) OutboxPrune(ctx context.Context, retention time.Duration, limit int) (int, error) {
 	tag, err := e.db.Exec(ctx, e.q.get("OutboxPrune"), retention.Microseconds(), limit)
 	if err != nil {

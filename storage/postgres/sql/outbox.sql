@@ -55,6 +55,11 @@ RETURNING {outbox_columns};
 UPDATE {schema}.outbox SET delivered_at = now(), last_error = NULL
 WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL;
 
+-- name: OutboxRelease
+UPDATE {schema}.outbox
+SET next_attempt_at = now(), attempts = attempts - 1
+WHERE id = $1 AND attempts = $2 AND delivered_at IS NULL;
+
 -- name: OutboxFailed
 UPDATE {schema}.outbox
 SET next_attempt_at = now() + $3::bigint * interval '1 microsecond', last_error = $4
