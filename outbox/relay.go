@@ -80,9 +80,11 @@ const (
 
 // RunOnce claims one batch (up to Config.BatchSize messages, the oldest
 // undelivered message of each key that is due), publishes the messages
-// concurrently (up to Config.Concurrency at once), and records each outcome:
-// a success marks the message delivered, so the next message of its key
-// becomes due; a failure schedules the message again after Config.Backoff.
+// concurrently (up to Config.Concurrency at once), and records the outcomes:
+// the successes are marked delivered together when the batch ends, so the
+// next message of each key becomes due; a failure schedules the message
+// again after Config.Backoff. (A claim takes one message per key, so the
+// batch's deliveries are independent of each other.)
 //
 // Publish errors are counted in the Result, not returned. The error is that
 // of the claim or, joined, of database writes recording outcomes (a message
@@ -105,10 +107,11 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 	leaseEnd := claimedAt.Add(r.cfg.Lease)
 
 	var (
-		mu   sync.Mutex
-		errs []error
-		next int
-		wg   sync.WaitGroup
+		mu        sync.Mutex
+		errs      []error
+		next      int
+		published []int64
+		wg        sync.WaitGroup
 	)
 	workers := min(r.cfg.Concurrency, len(msgs))
 	for range workers {
@@ -131,6 +134,7 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 				switch out {
 				case delivered:
 					res.Delivered++
+					published = append(published, m.ID)
 				case failed:
 					res.Failed++
 				case deferred:
@@ -147,12 +151,24 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 		}()
 	}
 	wg.Wait()
+	if len(published) > 0 {
+		// Recording a delivery is right even after the lease passed: the
+		// messages were published. The write is a no-op for a message
+		// another relay recorded first.
+		recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if err := r.drv.OutboxDelivered(recCtx, published); err != nil {
+			r.cfg.Logger.Warn("outbox: recording deliveries failed; the messages will be published again",
+				"ids", published, "err", err)
+			errs = append(errs, fmt.Errorf("outbox: record delivery of %d messages: %w", len(published), err))
+		}
+	}
 	return res, errors.Join(errs...)
 }
 
-// deliver publishes one claimed message and records the outcome. It returns
-// when the message is due again if it was not delivered, and the error of
-// recording the outcome.
+// deliver publishes one claimed message and records a failure or a
+// deferral (RunOnce records the deliveries). It returns when the message is
+// due again if it was not delivered, and the error of recording the outcome.
 func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (outcome, time.Time, error) {
 	log := r.cfg.Logger
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -185,15 +201,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (ou
 			log.Warn("outbox: publish outlived its lease; the message may be published again",
 				"id", m.ID, "topic", m.Topic, "key", m.Key, "lease", r.cfg.Lease)
 		}
-		// Recording a delivery is right even after the lease passed: the
-		// message was published. The write is a no-op if another relay
-		// recorded it first.
-		if err := r.drv.OutboxDelivered(recCtx, []int64{m.ID}); err != nil {
-			log.Warn("outbox: recording a delivery failed; the message will be published again",
-				"id", m.ID, "err", err)
-			return delivered, time.Time{}, fmt.Errorf("outbox: record delivery of message %d: %w", m.ID, err)
-		}
-		return delivered, time.Time{}, nil
+		return delivered, time.Time{}, nil // recorded with the batch's others
 	}
 
 	now := time.Now()
