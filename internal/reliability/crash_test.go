@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic/internal/testdb"
-	"github.com/acidic-go/acidic/workflow"
 )
 
 // workerSet runs worker processes (this test binary, see TestMain) and kills
@@ -121,14 +120,7 @@ func TestWorkerCrashes(t *testing.T) {
 
 	// The test process only enqueues; the workers execute.
 	ef := &effector{schema: drv.Schema(), side: pool, actor: "test"}
-	enq, err := workflow.NewEngine(drv, workflow.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enq.Register(chaosWorkflows(ef)...); err != nil {
-		t.Fatal(err)
-	}
-	ids := enqueueChaos(t, enq, n)
+	ids := enqueueChaos(t, drv, ef, n)
 
 	ws := &workerSet{t: t, schema: drv.Schema(), url: testURL(), workers: 2, sleep: 60 * time.Millisecond, logDir: t.TempDir(), procs: make([]*exec.Cmd, 3)}
 	for i := range ws.procs {

@@ -118,14 +118,7 @@ func TestDatabaseRestart(t *testing.T) {
 
 	side := newPool(t, poolConfig(t, cluster.URL(), "reliability-side", 8))
 	ef := &effector{schema: schema, side: side, actor: "engine", sleep: 20 * time.Millisecond}
-	enq, err := workflow.NewEngine(adminDrv, workflow.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enq.Register(chaosWorkflows(ef)...); err != nil {
-		t.Fatal(err)
-	}
-	ids := enqueueChaos(t, enq, n)
+	ids := enqueueChaos(t, adminDrv, ef, n)
 
 	const app = "acidic-reliability-restart"
 	set := startEngines(t, cluster.URL(), schema, app, 2, 4, ef, resilientEngineConfig)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic/internal/testdb"
-	"github.com/acidic-go/acidic/workflow"
 )
 
 // TestDroppedConnections: two engines work N chaos runs while every
@@ -25,14 +24,7 @@ func TestDroppedConnections(t *testing.T) {
 	createScenarioTables(t, admin, schema)
 
 	ef := &effector{schema: schema, side: admin, actor: "engine", sleep: 20 * time.Millisecond}
-	enq, err := workflow.NewEngine(drv, workflow.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enq.Register(chaosWorkflows(ef)...); err != nil {
-		t.Fatal(err)
-	}
-	ids := enqueueChaos(t, enq, n)
+	ids := enqueueChaos(t, drv, ef, n)
 
 	app := "acidic-reliability-" + randHex(6)
 	set := startEngines(t, testURL(), schema, app, 2, 4, ef, resilientEngineConfig)

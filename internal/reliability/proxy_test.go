@@ -320,14 +320,7 @@ func TestLostCommitAcknowledgement(t *testing.T) {
 	createScenarioTables(t, admin, schema)
 
 	ef := &effector{schema: schema, side: admin, actor: "engine", sleep: 10 * time.Millisecond, maxAttempts: 25}
-	enq, err := workflow.NewEngine(drv, workflow.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enq.Register(chaosWorkflows(ef)...); err != nil {
-		t.Fatal(err)
-	}
-	ids := enqueueChaos(t, enq, n)
+	ids := enqueueChaos(t, drv, ef, n)
 
 	proxy := startTestProxy(t, 0.1)
 

@@ -178,8 +178,17 @@ func chaosWorkflows(ef *effector) []workflow.Definition {
 }
 
 // enqueueChaos enqueues n chaos runs and returns their ids.
-func enqueueChaos(t *testing.T, e *workflow.Engine, n int) []uuid.UUID {
+// enqueueChaos enqueues n runs of the chaos workflow through drv, with an
+// engine that only enqueues, and returns their ids.
+func enqueueChaos(t *testing.T, drv storage.Driver, ef *effector, n int) []uuid.UUID {
 	t.Helper()
+	e, err := workflow.NewEngine(drv, workflow.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Register(chaosWorkflows(ef)...); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ids := make([]uuid.UUID, n)
