@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
@@ -36,11 +38,15 @@ type engineSet struct {
 // startEngines starts count engines on url, schema, with application name
 // app on their pools, working the chaos workflows; they are stopped when
 // the test ends.
-func startEngines(t *testing.T, url, schema, app string, count, workers int, ef *effector, cfgOf func(int) workflow.Config) *engineSet {
+func startEngines(t *testing.T, url, schema, app string, count, workers int, ef *effector, cfgOf func(int) workflow.Config, route func(*pgxpool.Config)) *engineSet {
 	t.Helper()
 	set := &engineSet{}
 	for i := range count {
-		pool := newPool(t, poolConfig(t, url, app, int32(2*workers+4)))
+		pcfg := poolConfig(t, url, app, int32(2*workers+4))
+		if route != nil {
+			route(pcfg)
+		}
+		pool := newPool(t, pcfg)
 		drv := postgres.New(pool, postgres.Options{Schema: schema})
 		logger, counter := newQuietLogger(nil)
 		cfg := cfgOf(workers)
@@ -121,7 +127,7 @@ func TestDatabaseRestart(t *testing.T) {
 	ids := enqueueChaos(t, adminDrv, ef, n)
 
 	const app = "acidic-reliability-restart"
-	set := startEngines(t, cluster.URL(), schema, app, 2, 4, ef, resilientEngineConfig)
+	set := startEngines(t, cluster.URL(), schema, app, 2, 4, ef, resilientEngineConfig, nil)
 
 	total := n * chaosEffects
 	for i := range restarts {

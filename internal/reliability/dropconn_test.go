@@ -27,7 +27,7 @@ func TestDroppedConnections(t *testing.T) {
 	ids := enqueueChaos(t, drv, ef, n)
 
 	app := "acidic-reliability-" + randHex(6)
-	set := startEngines(t, testURL(), schema, app, 2, 4, ef, resilientEngineConfig)
+	set := startEngines(t, testURL(), schema, app, 2, 4, ef, resilientEngineConfig, nil)
 
 	done := make(chan struct{})
 	var killer sync.WaitGroup

@@ -18,8 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/testdb"
-	"github.com/acidic-go/acidic/storage/postgres"
-	"github.com/acidic-go/acidic/workflow"
 )
 
 // commitProxy is a TCP proxy between clients and PostgreSQL that reads the
@@ -324,34 +322,7 @@ func TestLostCommitAcknowledgement(t *testing.T) {
 
 	proxy := startTestProxy(t, 0.1)
 
-	set := &engineSet{}
-	for i := range 2 {
-		cfg := poolConfig(t, testURL(), "acidic-reliability-proxy", 12)
-		proxy.route(cfg)
-		pool := newPool(t, cfg)
-		d := postgres.New(pool, postgres.Options{Schema: schema})
-		logger, counter := newQuietLogger(nil)
-		ecfg := resilientEngineConfig(4)
-		ecfg.Logger = logger
-		e, err := workflow.NewEngine(d, ecfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		actor := *ef
-		actor.actor = fmt.Sprintf("engine-%d", i)
-		if err := e.Register(chaosWorkflows(&actor)...); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = e.Stop(ctx)
-		})
-		set.engines, set.drivers, set.logs = append(set.engines, e), append(set.drivers, d), append(set.logs, counter)
-	}
+	set := startEngines(t, testURL(), schema, "acidic-reliability-proxy", 2, 4, ef, resilientEngineConfig, proxy.route)
 
 	ok, saw := waitChaos(t, admin, schema, n, stallTimeout(), pick(3*time.Minute, 10*time.Minute))
 	if !ok {
