@@ -6,72 +6,20 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/acidic-go/acidic/internal/enginetest"
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/outbox"
-	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
-// engineConfig is an engine config with short intervals, working "default"
-// (copied from workflow/helpers_test.go).
-func engineConfig(workers int) workflow.Config {
-	return workflow.Config{
-		Queue: queue.Config{
-			Queues:              map[string]queue.QueueConfig{"default": {MaxWorkers: workers}},
-			PollInterval:        20 * time.Millisecond,
-			HeartbeatInterval:   20 * time.Millisecond,
-			RescueAfter:         time.Hour,
-			MaintenanceInterval: time.Hour,
-		},
-		LockedRetry: 20 * time.Millisecond,
-	}
-}
-
 func startEngine(t *testing.T, drv storage.Driver, cfg workflow.Config, defs ...workflow.Definition) *workflow.Engine {
 	t.Helper()
-	e, err := workflow.NewEngine(drv, cfg)
-	if err != nil {
-		t.Fatalf("NewEngine: %v", err)
-	}
-	if err := e.Register(defs...); err != nil {
-		t.Fatalf("Register: %v", err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Stop(ctx)
-	})
+	e := enginetest.New(t, drv, cfg, defs...)
+	enginetest.Start(t, e)
 	return e
-}
-
-// waitRun polls until the run reaches one of the states, or fails the test.
-func waitRun(t *testing.T, e *workflow.Engine, id uuid.UUID, want ...storage.RunState) *workflow.Run {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := e.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("Get %s: %v", id, err)
-		}
-		for _, s := range want {
-			if r.State == s {
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s: state %s at %s (error %q), want one of %v", id, r.State, r.RecoveryPoint, r.Error, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type orderArgs struct {
@@ -101,12 +49,12 @@ func TestWorkflowStepPublish(t *testing.T) {
 			}
 			return nil
 		}))
-	e := startEngine(t, drv, engineConfig(2), wf)
+	e := startEngine(t, drv, enginetest.Config(2), wf)
 	res, err := e.Enqueue(ctxT(t), "checkout", orderArgs{OrderID: "o-1"}, workflow.EnqueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := waitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
+	run := enginetest.WaitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
 	if run.State != storage.RunSucceeded {
 		t.Fatalf("run %s: %s", run.State, run.Error)
 	}

@@ -3,8 +3,6 @@ package workflow_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/internal/enginetest"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
@@ -24,74 +22,14 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// engineConfig is an engine config with short intervals, working "default".
-func engineConfig(workers int) workflow.Config {
-	return workflow.Config{
-		Queue: queue.Config{
-			Queues:              map[string]queue.QueueConfig{"default": {MaxWorkers: workers}},
-			PollInterval:        20 * time.Millisecond,
-			HeartbeatInterval:   20 * time.Millisecond,
-			RescueAfter:         time.Hour,
-			MaintenanceInterval: time.Hour,
-		},
-		LockedRetry: 20 * time.Millisecond,
-		Logger:      quietLogger(),
-	}
-}
-
-// quietLogger keeps engine logs out of test output; set ACIDIC_TEST_LOG=1 to see them.
-func quietLogger() *slog.Logger {
-	if os.Getenv("ACIDIC_TEST_LOG") != "" {
-		return slog.Default()
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// newEngine makes and registers an engine; start it with startEngine.
-func newEngine(t *testing.T, drv storage.Driver, cfg workflow.Config, defs ...workflow.Definition) *workflow.Engine {
-	t.Helper()
-	e, err := workflow.NewEngine(drv, cfg)
-	if err != nil {
-		t.Fatalf("NewEngine: %v", err)
-	}
-	if err := e.Register(defs...); err != nil {
-		t.Fatalf("Register: %v", err)
-	}
-	return e
-}
-
-func startEngine(t *testing.T, e *workflow.Engine) {
-	t.Helper()
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Stop(ctx)
-	})
-}
-
-// waitRun polls until the run reaches one of the states, or fails the test.
-func waitRun(t *testing.T, e *workflow.Engine, id uuid.UUID, want ...storage.RunState) *workflow.Run {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := e.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("Get %s: %v", id, err)
-		}
-		for _, s := range want {
-			if r.State == s {
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s: state %s at %s (error %q), want one of %v", id, r.State, r.RecoveryPoint, r.Error, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// Engine helpers shared with other packages' tests.
+var (
+	engineConfig = enginetest.Config
+	quietLogger  = enginetest.QuietLogger
+	newEngine    = enginetest.New
+	startEngine  = enginetest.Start
+	waitRun      = enginetest.WaitRun
+)
 
 func table(drv *postgres.Driver, name string) string {
 	return pgx.Identifier{drv.Schema(), name}.Sanitize()
