@@ -58,7 +58,10 @@ type Config struct {
 	// statement. Default 500.
 	CompleteBatchSize int
 	// CompleteFlushInterval is how long a completion may wait for others to
-	// share its statement. Default 1ms.
+	// share its statement. Default 5ms. The worker's slot is free as soon as
+	// the work function returns; only the job row's "completed" waits, so a
+	// longer window costs no throughput and makes fewer, larger statements
+	// under load (a few per run of a workflow at 1ms, one in several at 5ms).
 	CompleteFlushInterval time.Duration
 }
 
@@ -86,7 +89,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.RescueAfter, 30*time.Second)
 	def(&c.MaintenanceInterval, 5*time.Second)
 	def(&c.Retention, 24*time.Hour)
-	def(&c.CompleteFlushInterval, time.Millisecond)
+	def(&c.CompleteFlushInterval, 5*time.Millisecond)
 	if c.CompleteBatchSize == 0 {
 		c.CompleteBatchSize = 500
 	}

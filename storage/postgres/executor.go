@@ -27,13 +27,24 @@ type executor struct {
 	pool *pgxpool.Pool
 }
 
+// bookkeepingSettings are the transaction-local settings of a bookkeeping
+// transaction: no wait for the WAL flush, and the statement's cached generic
+// plan. Without the latter PostgreSQL keeps planning a statement afresh when
+// the plan it makes for each call's values looks cheaper than the generic
+// one: JobComplete, whose batch size the planner sees only in a custom plan,
+// was planned at every call (0.5 ms of planning for 0.1 ms of work). Every
+// bookkeeping statement is an index lookup whose generic plan is the plan.
+const bookkeepingSettings = "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
+
 // bookkeeping runs one queue or lease bookkeeping statement. On the pool it
 // runs in its own transaction with synchronous_commit off, pipelined in one
 // round trip: the commit does not wait for the WAL flush. That is safe for
 // these writes (claims, completions, heartbeats, leases): one lost in a
 // database crash only means a job runs again, which at-least-once delivery
 // allows, and a later synchronous commit (a step's) flushes it anyway.
-// Inside a caller's transaction the statement simply runs there.
+// The same transaction plans the statement generically (see
+// bookkeepingSettings). Inside a caller's transaction the statement simply
+// runs there.
 func (e *executor) bookkeeping(ctx context.Context, sql string, args []any, read func(pgx.Rows) error) error {
 	if e.pool == nil {
 		rows, err := e.db.Query(ctx, sql, args...)
@@ -49,7 +60,7 @@ func (e *executor) bookkeeping(ctx context.Context, sql string, args []any, read
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue("SET LOCAL synchronous_commit TO off")
+	b.Queue(bookkeepingSettings)
 	b.Queue(sql, args...)
 	b.Queue("COMMIT")
 	br := e.pool.SendBatch(ctx, b)

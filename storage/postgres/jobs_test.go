@@ -916,3 +916,56 @@ func TestJobList(t *testing.T) {
 		})
 	}
 }
+
+// TestBookkeepingUsesGenericPlans: a bookkeeping statement is planned once
+// per connection, not at every call. Left to itself, PostgreSQL re-plans
+// JobComplete at every call (its custom plan, which sees the batch's size,
+// always looks cheaper than the generic one), which cost more than the
+// statement's own work.
+func TestBookkeepingUsesGenericPlans(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{MaxConns: 1})
+	ins := make([]storage.JobInsert, 40)
+	for i := range ins {
+		ins[i] = job("q")
+	}
+	insertJobs(ctx, t, drv, ins...)
+	for batch := 1; batch <= 8; batch++ {
+		jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: batch, WorkerID: "w"})
+		if err != nil || len(jobs) != batch {
+			t.Fatalf("JobFetch(%d) = %d jobs, %v", batch, len(jobs), err)
+		}
+		attempts := make([]storage.JobAttempt, len(jobs))
+		for i, j := range jobs {
+			attempts[i] = storage.JobAttempt{ID: j.ID, Attempt: j.Attempt}
+		}
+		if done, err := drv.JobComplete(ctx, attempts); err != nil || len(done) != batch {
+			t.Fatalf("JobComplete(%d) = %v, %v", batch, done, err)
+		}
+	}
+	rows, err := drv.Pool().Query(ctx, `SELECT left(statement, 60), generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE 'WITH picked AS%' OR statement LIKE 'WITH done AS%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var stmt string
+		var generic, custom int64
+		if err := rows.Scan(&stmt, &generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		if custom != 0 || generic != 8 {
+			t.Errorf("statement %q: %d generic and %d custom plans, want 8 generic", stmt, generic, custom)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 2 {
+		t.Errorf("found %d prepared job statements, want 2 (JobFetch and JobComplete)", seen)
+	}
+}
