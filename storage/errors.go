@@ -24,6 +24,11 @@ var (
 	// such as retrying a unique job while another job holds its key.
 	ErrConflict = errors.New("storage: conflicts with an existing row")
 
+	// ErrInvalid is returned, before anything is written, for a write that
+	// carries a value the storage does not know: a run or step state outside
+	// the defined ones, a negative awaiting count.
+	ErrInvalid = errors.New("storage: invalid value")
+
 	// ErrRetriesExhausted is returned by a transaction helper that gave up
 	// after retrying serialization failures as often as it was allowed to.
 	ErrRetriesExhausted = errors.New("storage: transaction retries exhausted")

@@ -141,6 +141,15 @@ const (
 	StepRepeating StepState = "repeating"
 )
 
+// Valid reports whether s is one of the defined step states.
+func (s StepState) Valid() bool {
+	switch s {
+	case StepSucceeded, StepFailed, StepAwaiting, StepHalted, StepRepeating:
+		return true
+	}
+	return false
+}
+
 // Step is one row of a run's step log.
 type Step struct {
 	RunID    uuid.UUID

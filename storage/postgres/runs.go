@@ -93,7 +93,10 @@ func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.R
 }
 
 func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage.Run, error) {
-	sql, args := e.runUpdateStatement(u)
+	sql, args, err := e.runUpdateStatement(u)
+	if err != nil {
+		return nil, err
+	}
 	r, err := scanRun(e.db.QueryRow(ctx, sql, args...))
 	if err != nil {
 		return nil, runUpdateErr(u, err)
@@ -104,7 +107,13 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 // runUpdateStatement is the RunUpdate query with its arguments. It fails
 // with SQLSTATE leaseLostCode when the lease check does not pass, so that a
 // COMMIT pipelined behind it does not commit.
-func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any) {
+func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error) {
+	if err := checkRunWrite(u.ID, u.State, u.Step); err != nil {
+		return "", nil, err
+	}
+	if u.Awaiting < 0 {
+		return "", nil, fmt.Errorf("update run %s: %w: awaiting %d children", u.ID, storage.ErrInvalid, u.Awaiting)
+	}
 	attrs := u.Attrs
 	if len(attrs) == 0 {
 		attrs = []byte("null")
@@ -112,7 +121,20 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any) {
 	s := stepArgsOf(u.Step)
 	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
 		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
-		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt}
+		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt}, nil
+}
+
+// checkRunWrite refuses a run state or step state the schema does not
+// define. (The tables carry no CHECK constraints: PostgreSQL would re-plan
+// them at every write of a step; see migration 0005.)
+func checkRunWrite(id uuid.UUID, state storage.RunState, step *storage.Step) error {
+	if !state.Valid() {
+		return fmt.Errorf("write run %s: %w: run state %q", id, storage.ErrInvalid, state)
+	}
+	if step != nil && !step.State.Valid() {
+		return fmt.Errorf("write run %s: %w: step state %q", id, storage.ErrInvalid, step.State)
+	}
+	return nil
 }
 
 // stepArgs are the query arguments of a step log entry: all NULL without
@@ -131,6 +153,9 @@ func runUpdateErr(u storage.RunUpdate, err error) error {
 }
 
 func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {
+	if err := checkRunWrite(rr.ID, rr.State, rr.Step); err != nil {
+		return nil, err
+	}
 	s := stepArgsOf(rr.Step)
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), rr.Error,
 		s.pos, s.name, s.state, s.attempt, s.err, s.startedAt))
@@ -144,6 +169,9 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*stor
 }
 
 func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (*storage.Run, bool, error) {
+	if err := checkRunWrite(id, to, nil); err != nil {
+		return nil, false, err
+	}
 	states := make([]string, len(from))
 	for i, s := range from {
 		states[i] = string(s)

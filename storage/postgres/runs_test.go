@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/storage"
@@ -633,5 +634,101 @@ func TestRunListPagingSameCreatedAt(t *testing.T) {
 	}
 	if len(seen) != len(want) {
 		t.Errorf("paging with AfterCreatedAt (limit 2) reached %d of %d runs created in one transaction", len(seen), len(want))
+	}
+}
+
+// TestRunWritesRefuseUnknownStates: the runs and step log tables carry no
+// CHECK constraints (migration 0005), so the storage layer refuses a state it
+// does not define, before writing anything, on every path that writes one.
+func TestRunWritesRefuseUnknownStates(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	r := leasedRun(ctx, t, drv, "k", "a")
+	before := getRun(ctx, t, drv, r.ID)
+	good := &storage.Step{Position: 0, Name: "s", State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}
+	bad := &storage.Step{Position: 0, Name: "s", State: "done", Attempt: 1, StartedAt: time.Now()}
+
+	attempts := map[string]func() error{
+		"RunUpdate run state": func() error {
+			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: "sleeping", RecoveryPoint: "s", Step: good})
+			return err
+		},
+		"RunUpdate step state": func() error {
+			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "s", Step: bad})
+			return err
+		},
+		"RunUpdate awaiting": func() error {
+			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunAwaiting, RecoveryPoint: "s", Awaiting: -1})
+			return err
+		},
+		"step transaction": func() error {
+			_, err := drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
+				return storage.StepCommit{Update: storage.RunUpdate{ID: r.ID, Token: "a", State: "", RecoveryPoint: "s", Step: good}}, nil
+			})
+			return err
+		},
+		"RunRelease run state": func() error {
+			_, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "a", State: "paused"})
+			return err
+		},
+		"RunRelease step state": func() error {
+			_, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "a", State: storage.RunPending, Step: bad})
+			return err
+		},
+		"RunSetState": func() error {
+			_, _, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunRunning}, "gone", "")
+			return err
+		},
+	}
+	for name, write := range attempts {
+		if err := write(); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if after := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(after, before) {
+		t.Errorf("refused writes changed the run: %+v, was %+v", after, before)
+	}
+	if steps, err := drv.RunSteps(ctx, r.ID); err != nil || len(steps) != 0 {
+		t.Errorf("refused writes logged steps %+v (%v)", steps, err)
+	}
+}
+
+// TestDeletingRunsDeletesTheirSteps: the step log goes with its run, as the
+// foreign key's ON DELETE CASCADE did before migration 0005 replaced it.
+func TestDeletingRunsDeletesTheirSteps(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	var ids []uuid.UUID
+	for _, key := range []string{"a", "b", "kept"} {
+		r := leasedRun(ctx, t, drv, key, "tok-"+key)
+		for pos := range 2 {
+			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "tok-" + key, State: storage.RunRunning, RecoveryPoint: "s",
+				Step: &storage.Step{Position: pos, Name: fmt.Sprint("s", pos), State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}})
+			if err != nil {
+				t.Fatalf("RunUpdate: %v", err)
+			}
+		}
+		ids = append(ids, r.ID)
+	}
+	// The jobs refer to their runs (ON DELETE SET NULL); delete two runs in
+	// one statement.
+	runs := pgx.Identifier{drv.Schema(), "runs"}.Sanitize()
+	if _, err := drv.Pool().Exec(ctx, "DELETE FROM "+runs+" WHERE id = ANY($1)", ids[:2]); err != nil {
+		t.Fatalf("delete runs: %v", err)
+	}
+	var left []uuid.UUID
+	steps := pgx.Identifier{drv.Schema(), "run_steps"}.Sanitize()
+	rows, err := drv.Pool().Query(ctx, "SELECT DISTINCT run_id FROM "+steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != ids[2] {
+		t.Errorf("step rows left for runs %v, want only %v", left, ids[2])
 	}
 }

@@ -96,7 +96,10 @@ func (s *stepTx) commitPipelined(ctx context.Context, ex *txExecutor, u storage.
 	if !begun {
 		b.Queue(beginSerializable)
 	}
-	sql, args := ex.runUpdateStatement(u)
+	sql, args, err := ex.runUpdateStatement(u)
+	if err != nil {
+		return nil, err
+	}
 	b.Queue(sql, args...)
 	b.Queue("COMMIT")
 	br := s.conn.SendBatch(ctx, b)
