@@ -18,7 +18,7 @@ const (
 	// DefaultMaxAttempts is the attempt limit of a job enqueued without one.
 	DefaultMaxAttempts = 20
 	// LowestPriority is the largest Priority value; 0 is the highest.
-	LowestPriority = 3
+	LowestPriority = storage.LowestJobPriority
 )
 
 // EnqueueOptions tune one enqueued job. The zero value is usable: queue

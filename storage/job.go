@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,7 +124,11 @@ type JobReplace struct {
 	MaxAttempts bool
 }
 
-// JobInsert describes a job to insert. The caller has validated and defaulted it.
+// LowestJobPriority is the largest priority a job may have; 0 runs first.
+const LowestJobPriority = 3
+
+// JobInsert describes a job to insert. The caller has validated and
+// defaulted it; drivers refuse what the schema cannot hold (Validate).
 type JobInsert struct {
 	Queue       string
 	Kind        string
@@ -144,6 +149,25 @@ type JobInsert struct {
 	// DependencyFailure says what a failed (cancelled or discarded)
 	// dependency does to this job: "cancel" (default), "discard" or "ignore".
 	DependencyFailure string
+}
+
+// Validate returns ErrInvalid for a job the schema cannot hold: a state a
+// new job cannot have, a priority outside 0..LowestJobPriority, fewer than
+// one attempt, an unknown DependencyFailure.
+func (j JobInsert) Validate() error {
+	switch {
+	case j.State != JobAvailable && j.State != JobScheduled && j.State != JobPending:
+		return fmt.Errorf("%w: job of kind %q: a new job cannot be %q", ErrInvalid, j.Kind, j.State)
+	case j.Priority < 0 || j.Priority > LowestJobPriority:
+		return fmt.Errorf("%w: job of kind %q: priority %d outside 0..%d", ErrInvalid, j.Kind, j.Priority, LowestJobPriority)
+	case j.MaxAttempts < 1:
+		return fmt.Errorf("%w: job of kind %q: MaxAttempts %d, want at least 1", ErrInvalid, j.Kind, j.MaxAttempts)
+	}
+	switch j.DependencyFailure {
+	case "", "cancel", "discard", "ignore":
+		return nil
+	}
+	return fmt.Errorf("%w: job of kind %q: unknown DependencyFailure %q", ErrInvalid, j.Kind, j.DependencyFailure)
 }
 
 // JobFetch asks for up to Max eligible jobs of one queue, claimed for WorkerID.

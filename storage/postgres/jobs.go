@@ -18,6 +18,11 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 	if len(jobs) == 0 {
 		return nil, nil
 	}
+	for _, j := range jobs {
+		if err := j.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	n := len(jobs)
 	var (
 		queues       = make([]string, n)
@@ -64,6 +69,9 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 }
 
 func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r storage.JobReplace) (*storage.Job, error) {
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
 	meta := "{}"
 	if len(j.Meta) > 0 {
 		meta = string(j.Meta)
@@ -161,6 +169,11 @@ func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttemp
 }
 
 func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, error) {
+	switch o.State {
+	case storage.JobRetryable, storage.JobScheduled, storage.JobCancelled, storage.JobDiscarded:
+	default:
+		return false, fmt.Errorf("finish job %d: %w: an attempt cannot end %q", o.ID, storage.ErrInvalid, o.State)
+	}
 	var errJSON any
 	if o.Error != nil {
 		b, err := json.Marshal(o.Error)

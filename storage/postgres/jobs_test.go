@@ -969,3 +969,47 @@ func TestBookkeepingUsesGenericPlans(t *testing.T) {
 		t.Errorf("found %d prepared job statements, want 2 (JobFetch and JobComplete)", seen)
 	}
 }
+
+// TestJobWritesRefuseInvalidValues: the jobs table carries no CHECK
+// constraints (migration 0006), so the driver refuses what they refused,
+// before writing anything.
+func TestJobWritesRefuseInvalidValues(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	running := insertJobs(ctx, t, drv, job("q"))[0]
+	fetchOne(ctx, t, drv, "q", "w")
+
+	bad := map[string]func(*storage.JobInsert){
+		"state running":         func(j *storage.JobInsert) { j.State = storage.JobRunning },
+		"state unknown":         func(j *storage.JobInsert) { j.State = "queued" },
+		"negative priority":     func(j *storage.JobInsert) { j.Priority = -1 },
+		"priority past lowest":  func(j *storage.JobInsert) { j.Priority = storage.LowestJobPriority + 1 },
+		"no attempts":           func(j *storage.JobInsert) { j.MaxAttempts = 0 },
+		"unknown dep. failure":  func(j *storage.JobInsert) { j.DependencyFailure = "retry" },
+		"completed, with a key": func(j *storage.JobInsert) { j.State = storage.JobCompleted; j.UniqueKey = []byte("k") },
+	}
+	for name, spoil := range bad {
+		j := job("fresh")
+		spoil(&j)
+		if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("fresh"), j}); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("JobInsertMany(%s): err = %v, want ErrInvalid", name, err)
+		}
+		j.UniqueKey, j.UniqueStates = []byte("key-"+name), storage.JobAvailable.Bit()
+		if _, err := drv.JobInsertUnique(ctx, j, storage.JobReplace{}); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("JobInsertUnique(%s): err = %v, want ErrInvalid", name, err)
+		}
+	}
+	for _, s := range []storage.JobState{storage.JobRunning, storage.JobCompleted, storage.JobAvailable, storage.JobPending, "lost"} {
+		ended, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: attempt1(running.ID), State: s})
+		if ended || !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("JobFinish(%q) = %v, %v; want ErrInvalid", s, ended, err)
+		}
+	}
+	if j := getJob(ctx, t, drv, running.ID); j.State != storage.JobRunning || j.Attempt != 1 {
+		t.Errorf("after refused finishes the job is %s (attempt %d), want running (1)", j.State, j.Attempt)
+	}
+	if jobs, err := drv.JobList(ctx, storage.JobFilter{Queue: "fresh", Limit: 10}); err != nil || len(jobs) != 0 {
+		t.Errorf("refused inserts left %d jobs (%v)", len(jobs), err)
+	}
+}
