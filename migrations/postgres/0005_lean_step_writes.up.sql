@@ -1,10 +1,11 @@
 -- A step's transaction writes its run and its step log row. PostgreSQL
 -- re-reads and re-plans a table's CHECK constraints for every statement that
 -- writes it, and checks a foreign key with a query of its own for every row
--- inserted; on the step path that was a fifth of the database's work per step
--- (see docs/performance.md). The run and step states are written only from
--- the storage layer, which refuses a state it does not know (ErrInvalid), and
--- a step row is only ever written together with its run, in one statement.
+-- inserted; on the step path that was about a tenth of the database's work
+-- per step (see docs/performance.md). The run and step states are written
+-- only from the storage layer, which refuses a state it does not know
+-- (ErrInvalid), and a step row is only ever written together with its run,
+-- in one statement.
 ALTER TABLE {schema}.runs
   DROP CONSTRAINT runs_state_check,
   DROP CONSTRAINT runs_awaiting_check;
