@@ -1,0 +1,1 @@
+ALTER TABLE {schema}.runs SET (fillfactor = 80);
