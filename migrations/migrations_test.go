@@ -301,12 +301,14 @@ func TestUpConcurrent(t *testing.T) {
 }
 
 // TestSchemaNeedsQuoting migrates a schema whose name is not a plain
-// identifier, to check that every statement quotes it.
+// identifier, to check that every statement quotes it, including those that
+// define functions (the name contains a dollar quote), and that the trigger
+// that deletes the step log of deleted runs works there.
 func TestSchemaNeedsQuoting(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	pool := testdb.Pool(t, testdb.Options{})
-	schema := testdb.SchemaName(t) + `-Odd "Name"`
+	schema := testdb.SchemaName(t) + `-Odd "Name" $$`
 	t.Cleanup(func() { testdb.DropSchema(t, schema) })
 	m := migrations.New(pool, schema)
 
@@ -319,6 +321,22 @@ func TestSchemaNeedsQuoting(t *testing.T) {
 	}
 	if !tableExists(ctx, t, pool, schema, "jobs") {
 		t.Fatalf("jobs does not exist in schema %q", schema)
+	}
+	q := pgx.Identifier{schema}.Sanitize()
+	var left int
+	_, err = pool.Exec(ctx, `WITH r AS (
+		INSERT INTO `+q+`.runs (id, idempotency_key, workflow, args, queue, recovery_point, definition_hash)
+		VALUES (gen_random_uuid(), 'k', 'w', '{}', 'q', 's', 'h') RETURNING id)
+		INSERT INTO `+q+`.run_steps (run_id, position, name, state, attempt, started_at, finished_at)
+		SELECT id, 0, 's', 'succeeded', 1, now(), now() FROM r`)
+	if err != nil {
+		t.Fatalf("insert a run and its step: %v", err)
+	}
+	if _, err := pool.Exec(ctx, "DELETE FROM "+q+".runs"); err != nil {
+		t.Fatalf("delete runs: %v", err)
+	}
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+q+".run_steps").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("after deleting the runs, %d step rows are left (%v)", left, err)
 	}
 	if _, err := m.Down(ctx, 0); err != nil {
 		t.Fatalf("Down(0) on schema %q: %v", schema, err)

@@ -35,6 +35,7 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 		{"negative priority", context.Background(), "k", nil, queue.EnqueueOptions{Priority: -1}, queue.ErrInvalid},
 		{"priority too low", context.Background(), "k", nil, queue.EnqueueOptions{Priority: 4}, queue.ErrInvalid},
 		{"negative max attempts", context.Background(), "k", nil, queue.EnqueueOptions{MaxAttempts: -1}, queue.ErrInvalid},
+		{"max attempts past int32", context.Background(), "k", nil, queue.EnqueueOptions{MaxAttempts: 1 << 32}, queue.ErrInvalid},
 		{"negative schedule", context.Background(), "k", nil, queue.EnqueueOptions{ScheduleIn: -time.Second}, queue.ErrInvalid},
 		{"bad meta", context.Background(), "k", nil, queue.EnqueueOptions{Meta: json.RawMessage("nope")}, queue.ErrInvalid},
 		{"cancelled context", cancelled, "k", nil, queue.EnqueueOptions{}, context.Canceled},

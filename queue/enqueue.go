@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,8 +75,8 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	if o.Priority < 0 || o.Priority > LowestPriority {
 		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: priority %d outside 0..%d", ErrInvalid, p.Kind, o.Priority, LowestPriority)
 	}
-	if o.MaxAttempts < 0 {
-		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: MaxAttempts %d must be at least 1 (0 means the default %d)", ErrInvalid, p.Kind, o.MaxAttempts, DefaultMaxAttempts)
+	if o.MaxAttempts < 0 || o.MaxAttempts > math.MaxInt32 {
+		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: MaxAttempts %d outside 1..%d (0 means the default %d)", ErrInvalid, p.Kind, o.MaxAttempts, math.MaxInt32, DefaultMaxAttempts)
 	}
 	if o.ScheduleIn < 0 {
 		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: negative ScheduleIn %s", ErrInvalid, p.Kind, o.ScheduleIn)

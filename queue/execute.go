@@ -151,7 +151,8 @@ func (c *Client) recordOutcome(ctx context.Context, o storage.JobOutcome, run fu
 
 // retryWrite runs a bookkeeping write until it succeeds, backing off between
 // tries (10ms doubling to 1s), for up to RescueAfter: past that the job is
-// rescued anyway. A closed driver ends it at once.
+// rescued anyway. A closed driver or a write the storage refuses as invalid
+// ends it at once.
 func (c *Client) retryWrite(write func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RescueAfter)
 	defer cancel()
@@ -159,7 +160,7 @@ func (c *Client) retryWrite(write func(ctx context.Context) error) {
 	policy.InitialInterval, policy.MaxInterval, policy.MaxElapsedTime = 10*time.Millisecond, time.Second, 0
 	err := backoff.RetryNotify(func() error {
 		err := write(ctx)
-		if errors.Is(err, storage.ErrClosed) {
+		if errors.Is(err, storage.ErrClosed) || errors.Is(err, storage.ErrInvalid) {
 			return backoff.Permanent(err)
 		}
 		return err

@@ -25,8 +25,11 @@ var (
 	ErrConflict = errors.New("storage: conflicts with an existing row")
 
 	// ErrInvalid is returned, before anything is written, for a write that
-	// carries a value the storage does not know: a run or step state outside
-	// the defined ones, a negative awaiting count.
+	// carries a value the schema does not hold: a run, step or job state
+	// outside the defined ones (or one a write cannot set, such as a new job
+	// that is running), a negative awaiting count, a job priority outside
+	// 0..LowestJobPriority, an attempt limit outside 1..math.MaxInt32, an
+	// unknown dependency rule.
 	ErrInvalid = errors.New("storage: invalid value")
 
 	// ErrRetriesExhausted is returned by a transaction helper that gave up

@@ -14,11 +14,13 @@ ALTER TABLE {schema}.run_steps
   DROP CONSTRAINT run_steps_run_id_fkey;
 
 -- Deleting runs still deletes their step logs, as the foreign key's
--- ON DELETE CASCADE did, once per statement rather than once per row.
+-- ON DELETE CASCADE did, once per statement rather than once per row. The
+-- body names the schema through TG_TABLE_SCHEMA, so it survives a renamed
+-- schema and needs no schema name inside its quotes.
 CREATE FUNCTION {schema}.delete_run_steps() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  DELETE FROM {schema}.run_steps WHERE run_id IN (SELECT id FROM gone);
+  EXECUTE format('DELETE FROM %I.run_steps WHERE run_id IN (SELECT id FROM gone)', TG_TABLE_SCHEMA);
   RETURN NULL;
 END
 $$;

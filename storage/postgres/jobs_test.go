@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -981,13 +982,15 @@ func TestJobWritesRefuseInvalidValues(t *testing.T) {
 	fetchOne(ctx, t, drv, "q", "w")
 
 	bad := map[string]func(*storage.JobInsert){
-		"state running":         func(j *storage.JobInsert) { j.State = storage.JobRunning },
-		"state unknown":         func(j *storage.JobInsert) { j.State = "queued" },
-		"negative priority":     func(j *storage.JobInsert) { j.Priority = -1 },
-		"priority past lowest":  func(j *storage.JobInsert) { j.Priority = storage.LowestJobPriority + 1 },
-		"no attempts":           func(j *storage.JobInsert) { j.MaxAttempts = 0 },
-		"unknown dep. failure":  func(j *storage.JobInsert) { j.DependencyFailure = "retry" },
-		"completed, with a key": func(j *storage.JobInsert) { j.State = storage.JobCompleted; j.UniqueKey = []byte("k") },
+		"state running":          func(j *storage.JobInsert) { j.State = storage.JobRunning },
+		"state unknown":          func(j *storage.JobInsert) { j.State = "queued" },
+		"negative priority":      func(j *storage.JobInsert) { j.Priority = -1 },
+		"priority past lowest":   func(j *storage.JobInsert) { j.Priority = storage.LowestJobPriority + 1 },
+		"no attempts":            func(j *storage.JobInsert) { j.MaxAttempts = 0 },
+		"attempts past int32":    func(j *storage.JobInsert) { j.MaxAttempts = math.MaxInt32 + 1 },
+		"attempts wrapping to 0": func(j *storage.JobInsert) { j.MaxAttempts = 1 << 32 },
+		"unknown dep. failure":   func(j *storage.JobInsert) { j.DependencyFailure = "retry" },
+		"completed, with a key":  func(j *storage.JobInsert) { j.State = storage.JobCompleted; j.UniqueKey = []byte("k") },
 	}
 	for name, spoil := range bad {
 		j := job("fresh")
