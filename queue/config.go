@@ -62,6 +62,8 @@ type Config struct {
 	// the work function returns; only the job row's "completed" waits, so a
 	// longer window costs no throughput and makes fewer, larger statements
 	// under load (a few per run of a workflow at 1ms, one in several at 5ms).
+	// Jobs that wait for a completed job (graphs) are released when its
+	// completion is written, so each level of a graph waits up to this long.
 	CompleteFlushInterval time.Duration
 }
 
