@@ -61,7 +61,8 @@ type Config struct {
 	// share its statement. Default 5ms. The worker's slot is free as soon as
 	// the work function returns; only the job row's "completed" waits, so a
 	// longer window costs no throughput and makes fewer, larger statements
-	// under load (a few per run of a workflow at 1ms, one in several at 5ms).
+	// under load (see docs/performance.md: 1ms left 1 to 4 jobs per statement
+	// in the workflow benchmark).
 	// Jobs that wait for a completed job (graphs) are released when its
 	// completion is written, so each level of a graph waits up to this long.
 	CompleteFlushInterval time.Duration
