@@ -204,16 +204,11 @@ func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (ou
 		return delivered, time.Time{}, nil // recorded with the batch's others
 	}
 
-	now := time.Now()
-	if !now.Before(leaseEnd) {
-		// Another relay may have claimed the message since; recording the
-		// failure would cut its lease short.
-		log.Warn("outbox: publish failed after its lease passed; not recording the failure",
-			"id", m.ID, "topic", m.Topic, "key", m.Key, "attempt", m.Attempts, "err", pubErr)
-		return failed, now, nil
-	}
+	// Recorded even when the lease has passed: the write matches this
+	// claim's attempt number, so it changes nothing once another relay has
+	// claimed the message.
 	retryIn := r.cfg.Backoff(m.Attempts, pubErr)
-	retryAt := now.Add(retryIn)
+	retryAt := time.Now().Add(retryIn)
 	log.Debug("outbox: publish failed", "id", m.ID, "topic", m.Topic, "key", m.Key,
 		"attempt", m.Attempts, "retry_at", retryAt, "err", pubErr)
 	if err := r.drv.OutboxFailed(recCtx, m.ID, m.Attempts, retryIn, pubErr.Error()); err != nil {

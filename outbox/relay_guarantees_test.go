@@ -167,6 +167,45 @@ func TestGuaranteeDefersWhenLeaseRunsShort(t *testing.T) {
 	}
 }
 
+// A publish that times out on the deadline the lease set (PublishTimeout is
+// cut to the lease's end) is a failure like any other: it is recorded, with
+// its error and the Backoff, because the claim that made it is still the
+// current one (the record matches the claim's attempt number).
+func TestGuaranteeFailureAtLeaseEndIsRecorded(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	stage(t, drv, []string{"a", "b"}, 0, 1) // one batch of two, a first
+	pub := outbox.PublisherFunc(func(ctx context.Context, m *outbox.Message) error {
+		if m.Key == "a" {
+			time.Sleep(300 * time.Millisecond) // leaves 700ms of the lease
+			return nil
+		}
+		<-ctx.Done() // b waits out its deadline: the lease's end
+		return ctx.Err()
+	})
+	r := newRelay(t, drv, outbox.Config{
+		Publisher:      pub,
+		Concurrency:    1,
+		Lease:          time.Second,
+		PublishTimeout: 800 * time.Millisecond, // more than the 700ms left: cut to the lease end
+		Backoff:        func(int, error) time.Duration { return time.Hour },
+		Logger:         quiet,
+	})
+	res, err := r.RunOnce(ctxT(t))
+	if err != nil || res.Delivered != 1 || res.Failed != 1 {
+		t.Fatalf("RunOnce: %+v, %v; want a delivered, b failed", res, err)
+	}
+	all := listAll(t, drv)
+	if len(all) != 2 {
+		t.Fatalf("messages: %+v", all)
+	}
+	b := all[1]
+	if b.Key != "b" || b.DeliveredAt != nil || b.LastError != context.DeadlineExceeded.Error() ||
+		!b.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
+		t.Errorf("b = %+v; want undelivered, last error %q, due again in about an hour (the Backoff)", *b, context.DeadlineExceeded)
+	}
+}
+
 // A hard stop (Stop's context ends) cancels the publish in flight and
 // releases the batch's messages that were not started yet: they are due
 // again at once instead of waiting for their lease, and were never published.
