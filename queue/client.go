@@ -275,12 +275,12 @@ func (c *Client) handleControl(payload string) {
 	if err != nil {
 		return
 	}
-	c.cancelRunning(id, ErrJobCancelled)
+	c.cancelRunning(id)
 }
 
 // cancelRunning cancels the contexts of the attempts of job id this client
 // runs, if it runs any.
-func (c *Client) cancelRunning(id int64, cause error) {
+func (c *Client) cancelRunning(id int64) {
 	c.mu.Lock()
 	var cancels []context.CancelCauseFunc
 	for a, cancel := range c.running {
@@ -290,7 +290,7 @@ func (c *Client) cancelRunning(id int64, cause error) {
 	}
 	c.mu.Unlock()
 	for _, cancel := range cancels {
-		cancel(cause)
+		cancel(ErrJobCancelled)
 	}
 }
 

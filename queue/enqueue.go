@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,12 +71,6 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	if p.Kind == "" {
 		return storage.JobInsert{}, fmt.Errorf("%w: empty kind", ErrInvalid)
 	}
-	if o.Priority < 0 || o.Priority > LowestPriority {
-		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: priority %d outside 0..%d", ErrInvalid, p.Kind, o.Priority, LowestPriority)
-	}
-	if o.MaxAttempts < 0 || o.MaxAttempts > math.MaxInt32 {
-		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: MaxAttempts %d outside 1..%d (0 means the default %d)", ErrInvalid, p.Kind, o.MaxAttempts, math.MaxInt32, DefaultMaxAttempts)
-	}
 	if o.ScheduleIn < 0 {
 		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: negative ScheduleIn %s", ErrInvalid, p.Kind, o.ScheduleIn)
 	}
@@ -107,6 +100,11 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	}
 	if in.ScheduledAt.IsZero() && o.ScheduleIn > 0 {
 		in.ScheduledAt = now.Add(o.ScheduleIn)
+	}
+	// Priority and MaxAttempts (0 means DefaultMaxAttempts) as the storage
+	// holds them.
+	if err := in.Validate(); err != nil {
+		return storage.JobInsert{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if o.Replace != nil && o.Unique == nil {
 		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: Replace needs Unique", ErrInvalid, p.Kind)

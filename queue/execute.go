@@ -60,7 +60,7 @@ func (c *Client) outcomeOf(job *Job, err error) (Outcome, storage.JobOutcome) {
 		return &storage.AttemptError{Attempt: job.Attempt, At: now, Error: e.Error()}
 	}
 	if d, ok := IsSnooze(err); ok {
-		o.State, o.ScheduledAt, o.Snoozed = storage.JobScheduled, now.Add(d), true
+		o.State, o.ScheduledAt = storage.JobScheduled, now.Add(d)
 		return OutcomeSnoozed, o
 	}
 	if IsCancel(err) {

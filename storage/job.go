@@ -198,14 +198,14 @@ type JobStatus struct {
 // JobOutcome ends a running attempt in some state other than completed.
 type JobOutcome struct {
 	JobAttempt
-	// State is JobRetryable, JobScheduled (snoozed), JobCancelled or JobDiscarded.
+	// State is JobRetryable, JobScheduled, JobCancelled or JobDiscarded.
+	// JobScheduled is a snooze: the attempt does not count (MaxAttempts
+	// grows by one).
 	State JobState
 	// ScheduledAt is when a retryable or snoozed job becomes eligible again.
 	ScheduledAt time.Time
 	// Error, when set, is appended to the job's error history.
 	Error *AttemptError
-	// Snoozed means the attempt does not count: MaxAttempts grows by one.
-	Snoozed bool
 }
 
 // JobFilter selects jobs to list. Zero fields match everything.

@@ -48,10 +48,7 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 		priorities[i] = int16(j.Priority)
 		maxAttempts[i] = int32(j.MaxAttempts)
 		scheduledAt[i] = nullTime(j.ScheduledAt)
-		metas[i] = "{}"
-		if len(j.Meta) > 0 {
-			metas[i] = string(j.Meta)
-		}
+		metas[i] = metaParam(j.Meta)
 		uniqueKeys[i] = j.UniqueKey
 		uniqueStates[i] = pgtype.Int2{Int16: int16(j.UniqueStates), Valid: j.UniqueKey != nil}
 		dependsOn[i] = int64ArrayLiteral(j.DependsOn)
@@ -72,16 +69,15 @@ func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r s
 	if err := j.Validate(); err != nil {
 		return nil, err
 	}
-	meta := "{}"
-	if len(j.Meta) > 0 {
-		meta = string(j.Meta)
+	if j.State == storage.JobPending || len(j.DependsOn) > 0 {
+		return nil, fmt.Errorf("%w: unique job of kind %q: a unique job cannot wait for dependencies", storage.ErrInvalid, j.Kind)
 	}
 	var (
 		job        *storage.Job
 		conflicted bool
 	)
 	row := e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
-		int16(j.Priority), int32(j.MaxAttempts), meta, nullTime(j.ScheduledAt), j.UniqueKey, int16(j.UniqueStates),
+		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, int16(j.UniqueStates),
 		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix+storage.TopicInsert)
 	job, err := scanJobWith(row, &conflicted)
 	if err != nil {
@@ -89,6 +85,14 @@ func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r s
 	}
 	job.Duplicate = conflicted
 	return job, nil
+}
+
+// metaParam is a job's meta for the insert: an empty object when unset.
+func metaParam(meta json.RawMessage) string {
+	if len(meta) == 0 {
+		return "{}"
+	}
+	return string(meta)
 }
 
 func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
@@ -183,7 +187,7 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, e
 		errJSON = string(b)
 	}
 	var updated bool
-	err := e.bookkeeping(ctx, e.q.get("JobFinish"), []any{o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON, o.Snoozed},
+	err := e.bookkeeping(ctx, e.q.get("JobFinish"), []any{o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON},
 		func(rows pgx.Rows) error {
 			for rows.Next() {
 				updated = true

@@ -439,7 +439,7 @@ func TestJobFinish(t *testing.T) {
 				at = time.Now().Add(time.Hour).Truncate(time.Microsecond)
 			}
 			ok, err := drv.JobFinish(ctx, storage.JobOutcome{
-				JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: got.Attempt}, State: storage.JobScheduled, ScheduledAt: at, Snoozed: true,
+				JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: got.Attempt}, State: storage.JobScheduled, ScheduledAt: at,
 			})
 			if err != nil || !ok {
 				t.Fatalf("snooze %d: JobFinish = %v, %v; want true", snooze, ok, err)
@@ -496,7 +496,7 @@ func TestJobFinish(t *testing.T) {
 		ae := &storage.AttemptError{Attempt: 1, At: time.Now(), Error: "late"}
 		for _, o := range []storage.JobOutcome{
 			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 2}, State: storage.JobRetryable, ScheduledAt: time.Now(), Error: ae},
-			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 0}, State: storage.JobScheduled, ScheduledAt: time.Now(), Snoozed: true},
+			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 0}, State: storage.JobScheduled, ScheduledAt: time.Now()},
 			{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: storage.JobRetryable, ScheduledAt: time.Now(), Error: ae},
 			{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: storage.JobDiscarded, Error: ae},
 			{JobAttempt: storage.JobAttempt{ID: 1 << 40, Attempt: 1}, State: storage.JobDiscarded},

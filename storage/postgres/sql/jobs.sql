@@ -159,8 +159,9 @@ SET state = $3,
     finalized_at = CASE WHEN $3 IN ('cancelled', 'discarded') THEN now() END,
     heartbeat_at = NULL,
     errors = CASE WHEN $5::jsonb IS NULL THEN errors ELSE errors || jsonb_build_array($5::jsonb) END,
-    max_attempts = max_attempts + CASE WHEN $6 THEN 1 ELSE 0 END,
-    meta = CASE WHEN $6
+    -- A snooze (scheduled again) does not count as an attempt.
+    max_attempts = max_attempts + CASE WHEN $3 = 'scheduled' THEN 1 ELSE 0 END,
+    meta = CASE WHEN $3 = 'scheduled'
                 THEN jsonb_set(meta, '{snoozes}', to_jsonb(coalesce((meta->>'snoozes')::integer, 0) + 1))
                 ELSE meta END
 WHERE id = $1 AND state = 'running' AND attempt = $2
