@@ -172,7 +172,7 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		return nil, fmt.Errorf("queue: cancel: %w", err)
 	}
 	if before.State != storage.JobCancelled && job.State == storage.JobCancelled {
-		if _, _, err := ex.JobResolveDependencies(ctx); err != nil {
+		if _, _, err := ex.JobResolveDependencies(ctx, []int64{id}); err != nil {
 			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}
 	}

@@ -144,7 +144,7 @@ func (c *Client) recordOutcome(ctx context.Context, o storage.JobOutcome, run fu
 		return nil
 	}
 	return run(ctx, func(ctx context.Context) error {
-		_, _, err := c.drv.JobResolveDependencies(ctx)
+		_, _, err := c.drv.JobResolveDependencies(ctx, []int64{o.ID})
 		return err
 	})
 }

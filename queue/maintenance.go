@@ -77,7 +77,7 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 			c.wakeProducer(j.Queue)
 		}
 	}
-	if _, _, err := c.drv.JobResolveDependencies(ctx); err != nil && ctx.Err() == nil {
+	if _, _, err := c.drv.JobResolveDependencies(ctx, nil); err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: resolve dependencies failed", "err", err)
 	}
 	pruned, err := c.drv.JobPrune(ctx, c.cfg.Retention, 10000)

@@ -37,9 +37,10 @@ type Executor interface {
 	// JobResolveDependencies settles pending jobs after dependencies
 	// failed or completed outside JobComplete: it cancels or discards
 	// dependents of failed jobs (as each asked) and releases jobs whose
-	// dependencies are all done, repeating until nothing changes. It returns
-	// how many it failed and released.
-	JobResolveDependencies(ctx context.Context) (failed, released int, err error)
+	// dependencies are all done, level by level. It looks only at the
+	// dependents of the jobs in ended (and then of those it fails); nil
+	// sweeps every pending job. It returns how many it failed and released.
+	JobResolveDependencies(ctx context.Context, ended []int64) (failed, released int, err error)
 	// JobFinish ends a running attempt as the outcome says. It reports false,
 	// and changes nothing, when the attempt is no longer running.
 	JobFinish(ctx context.Context, o JobOutcome) (bool, error)

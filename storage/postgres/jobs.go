@@ -310,19 +310,27 @@ func (e *executor) JobRetry(ctx context.Context, id int64) (*storage.Job, error)
 	return e.JobGet(ctx, id)
 }
 
-func (e *executor) JobResolveDependencies(ctx context.Context) (int, int, error) {
+func (e *executor) JobResolveDependencies(ctx context.Context, ended []int64) (int, int, error) {
 	var failed, released int
 	// Each pass settles one level of a graph; a chain of n failed
-	// dependents takes n passes.
+	// dependents takes n passes. Seeded, the next level is the dependents of
+	// the jobs this pass failed; a sweep (nil) repeats until nothing changes.
+	sweep := ended == nil
 	for pass := 0; pass < 1000; pass++ {
-		var f, r int
-		if err := e.db.QueryRow(ctx, e.q.get("JobResolveDependencies"), e.channelPrefix+storage.TopicInsert).Scan(&f, &r); err != nil {
+		var seeds any // NULL: every pending job
+		if !sweep {
+			seeds = ended
+		}
+		var failedIDs []int64
+		var r int
+		if err := e.db.QueryRow(ctx, e.q.get("JobResolveDependencies"), e.channelPrefix+storage.TopicInsert, seeds).Scan(&failedIDs, &r); err != nil {
 			return failed, released, fmt.Errorf("resolve dependencies: %w", wrapErr(err))
 		}
-		failed, released = failed+f, released+r
-		if f == 0 && r == 0 {
+		failed, released = failed+len(failedIDs), released+r
+		if len(failedIDs) == 0 && (!sweep || r == 0) {
 			break
 		}
+		ended = failedIDs
 	}
 	return failed, released, nil
 }

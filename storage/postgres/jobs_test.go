@@ -1016,3 +1016,48 @@ func TestJobWritesRefuseInvalidValues(t *testing.T) {
 		t.Errorf("refused inserts left %d jobs (%v)", len(jobs), err)
 	}
 }
+
+// TestResolveDependenciesFromEndedJobs: a resolve seeded with the jobs that
+// just ended settles their dependents level by level (a failure cascades
+// down a chain in one call) and looks at nothing else; a sweep (nil)
+// settles every pending job.
+func TestResolveDependenciesFromEndedJobs(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	roots := insertJobs(ctx, t, drv, job("q"), job("q"))
+	a, other := roots[0], roots[1]
+	dependent := func(deps ...int64) *storage.Job {
+		j := job("q")
+		j.State, j.DependsOn = storage.JobPending, deps
+		return insertJobs(ctx, t, drv, j)[0]
+	}
+	b := dependent(a.ID)
+	c := dependent(b.ID)
+	unrelated := dependent(other.ID)
+	for _, id := range []int64{a.ID, other.ID} {
+		if _, err := drv.JobCancel(ctx, id); err != nil {
+			t.Fatalf("JobCancel(%d): %v", id, err)
+		}
+	}
+
+	failed, released, err := drv.JobResolveDependencies(ctx, []int64{a.ID})
+	if err != nil || failed != 2 || released != 0 {
+		t.Fatalf("resolve from a = %d failed, %d released, %v; want b and c failed", failed, released, err)
+	}
+	for _, id := range []int64{b.ID, c.ID} {
+		if j := getJob(ctx, t, drv, id); j.State != storage.JobCancelled {
+			t.Errorf("job %d is %s after its dependency chain failed, want cancelled", id, j.State)
+		}
+	}
+	if j := getJob(ctx, t, drv, unrelated.ID); j.State != storage.JobPending {
+		t.Errorf("a dependent of a job outside the seeds is %s, want still pending", j.State)
+	}
+
+	if failed, _, err := drv.JobResolveDependencies(ctx, nil); err != nil || failed != 1 {
+		t.Fatalf("sweep = %d failed, %v; want the remaining dependent failed", failed, err)
+	}
+	if j := getJob(ctx, t, drv, unrelated.ID); j.State != storage.JobCancelled {
+		t.Errorf("after a sweep the dependent of the cancelled job is %s, want cancelled", j.State)
+	}
+}

@@ -103,8 +103,7 @@ released AS (
       SELECT 1 FROM {schema}.jobs d
       WHERE d.id = ANY(j.depends_on)
         AND d.id NOT IN (SELECT id FROM done)
-        AND NOT (d.state = 'completed'
-                 OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded'))))
+        AND NOT {fragment:dependency_settled})
   RETURNING j.queue
 ),
 notified AS (
@@ -116,7 +115,9 @@ SELECT done.id FROM done, notified;
 -- One level of dependency resolution: pending jobs with a cancelled or
 -- discarded dependency are cancelled or discarded as they asked (unless they
 -- ignore failures); pending jobs whose dependencies all finished acceptably
--- are released. Callers repeat it until nothing changes.
+-- are released. Only dependents of the jobs in $2 are looked at (through
+-- jobs_pending_deps); NULL looks at every pending job. Returns the ids it
+-- failed: their dependents are the next level.
 WITH failed AS (
   UPDATE {schema}.jobs j
   SET state = CASE j.dependency_failure WHEN 'discard' THEN 'discarded' ELSE 'cancelled' END,
@@ -126,6 +127,7 @@ WITH failed AS (
         'error', 'dependency ' || d.id || ' (' || d.kind || ') was ' || d.state))
   FROM {schema}.jobs d
   WHERE j.state = 'pending'
+    AND ($2::bigint[] IS NULL OR j.depends_on && $2::bigint[])
     AND j.dependency_failure <> 'ignore'
     AND d.id = ANY(j.depends_on)
     AND d.state IN ('cancelled', 'discarded')
@@ -135,18 +137,18 @@ released AS (
   UPDATE {schema}.jobs j
   SET state = CASE WHEN j.scheduled_at > now() THEN 'scheduled' ELSE 'available' END
   WHERE j.state = 'pending'
+    AND ($2::bigint[] IS NULL OR j.depends_on && $2::bigint[])
     AND j.id NOT IN (SELECT id FROM failed)
     AND NOT EXISTS (
       SELECT 1 FROM {schema}.jobs d
       WHERE d.id = ANY(j.depends_on)
-        AND NOT (d.state = 'completed'
-                 OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded'))))
+        AND NOT {fragment:dependency_settled})
   RETURNING j.queue
 ),
 notified AS (
   SELECT count(pg_notify($1, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
 )
-SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM released) FROM notified;
+SELECT ARRAY(SELECT id FROM failed), (SELECT count(*) FROM released) FROM notified;
 
 -- name: JobFinish
 -- Ends the attempt and frees the run lease that attempt may still hold (its
@@ -337,3 +339,9 @@ released AS (
   FROM ended
   WHERE r.id = ended.run_id AND r.locked_job_id = ended.id AND r.locked_attempt = ended.attempt
 )
+
+-- fragment: dependency_settled
+-- Dependency d no longer holds back dependent j: it completed, or it failed
+-- (cancelled, discarded) and j ignores failures.
+(d.state = 'completed'
+ OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded')))
