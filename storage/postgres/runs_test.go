@@ -732,3 +732,48 @@ func TestDeletingRunsDeletesTheirSteps(t *testing.T) {
 		t.Errorf("step rows left for runs %v, want only %v", left, ids[2])
 	}
 }
+
+// TestFetchLeaseTokenIsFreshForARepeatedAttempt: claims commit
+// asynchronously, so a database crash can lose a claim and hand the same
+// attempt number to the next claim while the first holder still runs. The
+// lease the fetch takes must then differ, so that the first holder's step
+// write fails its fence.
+func TestFetchLeaseTokenIsFreshForARepeatedAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	r := insertRun(ctx, t, drv, "k")
+	in := job("q")
+	in.RunID = r.ID
+	j := insertJobs(ctx, t, drv, in)[0]
+
+	first := fetchOne(ctx, t, drv, "q", "a")
+	if first.LeasedRun == nil {
+		t.Fatal("the fetch did not lease the run")
+	}
+	// The claim and the lease are lost, as in a crash before their WAL was
+	// flushed.
+	jobs := pgx.Identifier{drv.Schema(), "jobs"}.Sanitize()
+	runs := pgx.Identifier{drv.Schema(), "runs"}.Sanitize()
+	if _, err := drv.Pool().Exec(ctx, "UPDATE "+jobs+" SET state = 'available', attempt = attempt - 1, attempted_by = NULL WHERE id = $1", j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drv.Pool().Exec(ctx, "UPDATE "+runs+" SET state = 'pending', locked_by = NULL, locked_at = NULL, locked_job_id = NULL, locked_attempt = NULL WHERE id = $1", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	second := fetchOne(ctx, t, drv, "q", "b")
+	if second.Attempt != first.Attempt || second.LeasedRun == nil {
+		t.Fatalf("second claim: attempt %d (first %d), leased %v", second.Attempt, first.Attempt, second.LeasedRun != nil)
+	}
+	if second.LeasedRun.LockedBy == first.LeasedRun.LockedBy {
+		t.Fatalf("both claims of attempt %d hold lease token %q", first.Attempt, first.LeasedRun.LockedBy)
+	}
+	step := &storage.Step{Position: 0, Name: "s", State: storage.StepSucceeded, Attempt: first.Attempt, StartedAt: time.Now()}
+	_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: first.LeasedRun.LockedBy, State: storage.RunRunning, RecoveryPoint: "s2", Step: step})
+	if !errors.Is(err, storage.ErrLeaseLost) {
+		t.Errorf("the first holder's step write: err = %v, want ErrLeaseLost", err)
+	}
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: second.LeasedRun.LockedBy, State: storage.RunRunning, RecoveryPoint: "s2", Step: step}); err != nil {
+		t.Errorf("the second holder's step write: %v", err)
+	}
+}

@@ -66,7 +66,11 @@ claimed AS (
 ),
 leased AS (
   UPDATE {schema}.runs r
-  SET locked_by = 'job:' || c.id || ':' || c.attempt,
+  -- The token names the attempt for operators and is unique besides: a
+  -- claim lost in a database crash (claims commit asynchronously) gives the
+  -- same attempt number to the next claim, and the old holder, still
+  -- running, must not pass the new holder's fence.
+  SET locked_by = 'job:' || c.id || ':' || c.attempt || ':' || md5(random()::text || clock_timestamp()::text),
       locked_at = now(),
       locked_job_id = c.id,
       locked_attempt = c.attempt,
