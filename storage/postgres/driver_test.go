@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/storage"
@@ -607,5 +609,143 @@ func TestInTxRetriesDeadlockAtReadCommitted(t *testing.T) {
 	}
 	if drv.Stats().TxRetries == 0 {
 		t.Fatal("no retry counted: the deadlock was not retried")
+	}
+}
+
+// TestInTxSerializationRetryLimit guards the SERIALIZABLE retry limit of
+// InTx: a transaction that keeps failing with a serialization failure (or a
+// deadlock) runs once plus Options.MaxTxRetries times, then fails with
+// ErrRetriesExhausted (keeping ErrSerialization and the PostgreSQL error),
+// and Stats().TxRetries counts each retry. It also guards that the backoff
+// between runs honours the context: cancelling it while InTx waits to run
+// the transaction again returns context.Canceled at once, with no further
+// run.
+func TestInTxSerializationRetryLimit(t *testing.T) {
+	t.Parallel()
+	const maxRetries = 3
+
+	for _, code := range []string{"40001", "40P01"} {
+		t.Run("exhausted "+code, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			base := testdb.New(t, testdb.Options{})
+			drv := postgres.New(base.Pool(), postgres.Options{
+				Schema: base.Schema(), MaxTxRetries: maxRetries, RetryInitialInterval: time.Millisecond,
+			})
+			runs := 0
+			err := drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+				runs++
+				if runs > 10*(maxRetries+1) {
+					// The limit is ignored; stop rather than retry until the
+					// test times out.
+					return errors.New("ran far too often")
+				}
+				return &pgconn.PgError{Code: code, Message: "could not serialize access (test)"}
+			})
+			if runs != maxRetries+1 {
+				t.Errorf("fn ran %d times, want %d (1 + MaxTxRetries)", runs, maxRetries+1)
+			}
+			if !errors.Is(err, storage.ErrRetriesExhausted) {
+				t.Errorf("InTx error = %v, want one matching ErrRetriesExhausted", err)
+			}
+			if !errors.Is(err, storage.ErrSerialization) {
+				t.Errorf("InTx error = %v, want one matching ErrSerialization", err)
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != code {
+				t.Errorf("InTx error = %v, want the PostgreSQL error %s kept", err, code)
+			}
+			if got := drv.Stats().TxRetries; got != maxRetries {
+				t.Errorf("Stats().TxRetries = %d, want %d", got, maxRetries)
+			}
+		})
+	}
+
+	t.Run("cancelled while backing off", func(t *testing.T) {
+		t.Parallel()
+		base := testdb.New(t, testdb.Options{})
+		// A backoff far longer than the test: only the context can end it.
+		drv := postgres.New(base.Pool(), postgres.Options{
+			Schema: base.Schema(), MaxTxRetries: maxRetries, RetryInitialInterval: 10 * time.Minute,
+		})
+		ctx, cancel := context.WithCancel(testCtx(t))
+		defer cancel()
+		var runs atomic.Int32
+		done := make(chan error, 1)
+		go func() {
+			done <- drv.InTx(ctx, storage.Serializable, func(context.Context, storage.Tx) error {
+				runs.Add(1)
+				return &pgconn.PgError{Code: "40001", Message: "could not serialize access (test)"}
+			})
+		}()
+
+		// The retry is counted just before the backoff starts.
+		deadline := time.Now().Add(10 * time.Second)
+		for drv.Stats().TxRetries == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("InTx never started backing off (ran fn %d times)", runs.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if n := runs.Load(); n != 1 {
+			t.Fatalf("fn ran %d times before the first backoff, want 1", n)
+		}
+		cancelled := time.Now()
+		cancel()
+
+		select {
+		case err := <-done:
+			if took := time.Since(cancelled); took > 2*time.Second {
+				t.Errorf("InTx returned %v after cancellation, want promptly", took)
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("InTx error = %v, want one matching context.Canceled", err)
+			}
+			if errors.Is(err, storage.ErrRetriesExhausted) {
+				t.Errorf("InTx error = %v claims the retries were exhausted", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("InTx still backing off 5s after its context was cancelled")
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n := runs.Load(); n != 1 {
+			t.Errorf("fn ran %d times, want 1: no run after cancellation", n)
+		}
+		if got := drv.Stats().TxRetries; got != 1 {
+			t.Errorf("Stats().TxRetries = %d, want 1", got)
+		}
+	})
+}
+
+// TestJobStateBitMatchesSQL guards that storage.JobState.Bit agrees with the
+// job_state_bit function of the schema, which the unique-jobs index and
+// JobInsertUnique use to apply a job's unique-states mask: a state whose bits
+// differ would make a unique job collide in the wrong states.
+func TestJobStateBitMatchesSQL(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	query := "SELECT " + pgx.Identifier{drv.Schema()}.Sanitize() + ".job_state_bit($1)"
+	seen := make(map[uint8]storage.JobState)
+	for _, s := range append(slices.Clone(storage.AllJobStates), "no_such_state") {
+		var sqlBit int16
+		if err := drv.Pool().QueryRow(ctx, query, string(s)).Scan(&sqlBit); err != nil {
+			t.Fatalf("job_state_bit(%q): %v", s, err)
+		}
+		if int(sqlBit) != int(s.Bit()) {
+			t.Errorf("state %q: job_state_bit = %d, JobState.Bit = %d", s, sqlBit, s.Bit())
+		}
+		if !s.Valid() {
+			continue
+		}
+		if b := s.Bit(); b == 0 || b&(b-1) != 0 {
+			t.Errorf("state %q: bit %d is not a single bit", s, b)
+		} else if other, dup := seen[b]; dup {
+			t.Errorf("states %q and %q share bit %d", other, s, b)
+		}
+		seen[s.Bit()] = s
+	}
+	if len(seen) != len(storage.AllJobStates) {
+		t.Errorf("%d distinct bits for %d states", len(seen), len(storage.AllJobStates))
 	}
 }

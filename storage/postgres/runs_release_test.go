@@ -524,3 +524,65 @@ func TestRunChildFinished(t *testing.T) {
 		}
 	})
 }
+
+// TestJobFinishFreesRunLease guards that JobFinish frees the run lease held
+// by the attempt it ends (as JobRescue and JobCancel do, see TestRunLease):
+// an executor that could not release the lease itself must not leave the
+// run locked until the lease times out. The run goes back to pending with
+// its lease cleared and nothing else changed, the old holder is fenced out,
+// and the job's next attempt leases it at once. Ending another attempt of
+// the run's jobs leaves the lease alone.
+func TestJobFinishFreesRunLease(t *testing.T) {
+	t.Parallel()
+	for _, state := range []storage.JobState{storage.JobRetryable, storage.JobScheduled, storage.JobCancelled, storage.JobDiscarded} {
+		t.Run(string(state), func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			drv := testdb.New(t, testdb.Options{})
+			r := insertRun(ctx, t, drv, "k")
+			holder, next, bystander := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
+			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: holder}); !ok {
+				t.Fatal("first lease refused")
+			}
+			held := getRun(ctx, t, drv, r.ID)
+			if held.State != storage.RunRunning || held.LockedBy != "a" {
+				t.Fatalf("set-up: run %s locked by %q, want running, a", held.State, held.LockedBy)
+			}
+
+			outcome := func(a storage.JobAttempt) storage.JobOutcome {
+				o := storage.JobOutcome{JobAttempt: a, State: state}
+				if state == storage.JobRetryable || state == storage.JobScheduled {
+					o.ScheduledAt = time.Now().Add(time.Hour)
+				}
+				if state != storage.JobScheduled {
+					o.Error = &storage.AttemptError{Attempt: a.Attempt, At: time.Now(), Error: "boom"}
+				}
+				return o
+			}
+
+			// An attempt that does not hold the lease: the run is untouched.
+			if ok, err := drv.JobFinish(ctx, outcome(bystander)); err != nil || !ok {
+				t.Fatalf("JobFinish(bystander, %s) = %v, %v; want true", state, ok, err)
+			}
+			if got := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(got, held) {
+				t.Errorf("finishing an attempt that holds no lease changed the run:\n got %+v\nwant %+v", got, held)
+			}
+
+			if ok, err := drv.JobFinish(ctx, outcome(holder)); err != nil || !ok {
+				t.Fatalf("JobFinish(holder, %s) = %v, %v; want true", state, ok, err)
+			}
+			got := getRun(ctx, t, drv, r.ID)
+			wantReleased(t, got, held, storage.RunPending, "")
+
+			// The finished attempt's lease is gone: its holder is fenced out ...
+			if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "x"}); !errors.Is(err, storage.ErrLeaseLost) {
+				t.Errorf("RunUpdate by the finished attempt's token: err = %v, want ErrLeaseLost", err)
+			}
+			// ... and the next attempt takes the run at once.
+			relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Hour, Job: next})
+			if !ok || relet.LockedBy != "b" {
+				t.Fatalf("lease of a %s attempt not taken over at once: ok %v, locked by %q", state, ok, relet.LockedBy)
+			}
+		})
+	}
+}
