@@ -184,20 +184,16 @@ func (c *Context[A, S]) Awaiting() int { return c.awaiting }
 // states and results, oldest first. The step after an await step reads its
 // children's results this way.
 func (c *Context[A, S]) Children(ctx context.Context, awaitStep string) ([]*storage.Run, error) {
-	f := storage.RunFilter{ParentRunID: c.env.RunID, ParentStep: awaitStep, Limit: 1000}
 	var out []*storage.Run
-	for {
-		page, err := c.env.Tx.RunList(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) < f.Limit {
-			return out, nil
-		}
-		last := page[len(page)-1]
-		f.AfterCreatedAt, f.AfterID = last.CreatedAt, last.ID
+	err := storage.EachRunPage(ctx, c.env.Tx, storage.RunFilter{ParentRunID: c.env.RunID, ParentStep: awaitStep},
+		func(page []*storage.Run) error {
+			out = append(out, page...)
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Cursor is the position the step starts at inside a for-each step.

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -181,4 +182,28 @@ type RunFilter struct {
 	// Pass the last run of the previous page.
 	AfterCreatedAt time.Time
 	AfterID        uuid.UUID
+}
+
+// EachRunPage lists every run f matches, a page at a time (f.Limit runs, 1000
+// when zero), in (created_at, id) order, and calls fn with each page. The
+// pages follow the last run listed, so fn may change the runs it is given,
+// even so that they no longer match f.
+func EachRunPage(ctx context.Context, ex Executor, f RunFilter, fn func(page []*Run) error) error {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	for {
+		page, err := ex.RunList(ctx, f)
+		if err != nil {
+			return err
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < f.Limit {
+			return nil
+		}
+		last := page[len(page)-1]
+		f.AfterCreatedAt, f.AfterID = last.CreatedAt, last.ID
+	}
 }

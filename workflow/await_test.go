@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -319,5 +322,39 @@ func TestStagedJobsExistOnlyIfTheStepCommits(t *testing.T) {
 	}
 	if len(runs) != 1 || string(runs[0].Args) != `{"n": 2}` {
 		t.Fatalf("staged runs %v, want only the committed attempt's", runs)
+	}
+}
+
+// TestCancelReachesEveryChild: cancelling a parent cancels all of its
+// unfinished children however many there are (they are listed a page at a
+// time, 1000 to a page).
+func TestCancelReachesEveryChild(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ctx := context.Background()
+	parent, _, err := drv.RunInsert(ctx, storage.RunInsert{ID: uuid.New(), IdempotencyKey: "parent", Workflow: "parent",
+		Args: json.RawMessage(`{}`), Queue: queue.DefaultQueue, RecoveryPoint: "fan-out", DefinitionHash: "h"})
+	if err != nil {
+		t.Fatalf("RunInsert: %v", err)
+	}
+	const children = 1005
+	runs := pgx.Identifier{drv.Schema(), "runs"}.Sanitize()
+	if _, err := drv.Pool().Exec(ctx, `INSERT INTO `+runs+` (id, idempotency_key, workflow, args, queue, recovery_point,
+		definition_hash, parent_run_id, parent_step)
+		SELECT gen_random_uuid(), 'child-' || g, 'child', '{}', 'default', 'wait', 'h', $1, 'fan-out'
+		FROM generate_series(1, $2) g`, parent.ID, children); err != nil {
+		t.Fatalf("insert children: %v", err)
+	}
+	e := newEngine(t, drv, engineConfig(1))
+	if _, err := e.Cancel(ctx, parent.ID); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	var left int
+	if err := drv.Pool().QueryRow(ctx, `SELECT count(*) FROM `+runs+` WHERE parent_run_id = $1 AND state <> 'cancelled'`,
+		parent.ID).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d of %d children are not cancelled", left, children)
 	}
 }

@@ -258,14 +258,17 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 			return rec, err
 		}
 	}
-	children, err := tx.RunList(ctx, storage.RunFilter{ParentRunID: id, States: []storage.RunState{run.Pending, run.Running, run.Awaiting}})
+	unfinished := storage.RunFilter{ParentRunID: id, States: []storage.RunState{run.Pending, run.Running, run.Awaiting}}
+	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*storage.Run) error {
+		for _, c := range children {
+			if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return rec, err
-	}
-	for _, c := range children {
-		if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
-			return rec, err
-		}
 	}
 	d, err := e.definition(rec.Workflow)
 	if err != nil {
@@ -307,26 +310,16 @@ func (e *Engine) RetryMany(ctx context.Context, f storage.RunFilter) ([]*Run, er
 	if len(f.States) == 0 {
 		f.States = []storage.RunState{run.Failed, run.Cancelled}
 	}
-	if f.Limit <= 0 {
-		f.Limit = 1000
-	}
 	var out []*Run
-	for {
-		page, err := e.drv.RunList(ctx, f)
-		if err != nil {
-			return out, err
-		}
+	err := storage.EachRunPage(ctx, e.drv, f, func(page []*storage.Run) error {
 		for _, r := range page {
 			resumed, err := e.Retry(ctx, r.ID)
 			if err != nil {
-				return out, err
+				return err
 			}
 			out = append(out, resumed)
 		}
-		if len(page) < f.Limit {
-			return out, nil
-		}
-		last := page[len(page)-1]
-		f.AfterCreatedAt, f.AfterID = last.CreatedAt, last.ID
-	}
+		return nil
+	})
+	return out, err
 }
