@@ -56,7 +56,7 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 			return e.failForGood(ctx, w, rec, lease, err)
 		}
 		// Could not read the children (the database, say): try again later.
-		_ = e.release(ctx, rec, lease)
+		// The queue records the attempt's end, which frees its lease.
 		return err
 	}
 	for {
@@ -117,8 +117,8 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 			return queue.Snooze(control.Delay())
 		}
 		if err := ctx.Err(); err != nil {
-			// Stopping: the next step runs on the job's next attempt.
-			_ = e.release(ctx, rec, lease)
+			// Stopping: the next step runs on the job's next attempt (the
+			// queue records this one's end, which frees its lease).
 			return err
 		}
 	}
@@ -298,27 +298,24 @@ func (e *Engine) cancelFromStep(ctx context.Context, d Definition, rec *storage.
 	return queue.Cancel(errors.New(reason))
 }
 
-// release gives up the lease, leaving the run pending.
-func (e *Engine) release(ctx context.Context, rec *storage.Run, lease run.Lease) error {
-	return e.releaseRun(ctx, nil, rec, lease, run.Pending, "", nil)
-}
-
 // releaseRun gives the run up with a new state (without touching its
 // progress, which only step transactions change) and, when that state is
-// final, does what a finished run owes, all in one transaction. It runs even
-// when the job's context was cancelled (a stop deadline, a lost claim),
-// within a short bound.
+// final, does what a finished run owes, in the same transaction (a single
+// statement when it owes nothing). It runs even when the job's context was
+// cancelled (a stop deadline, a lost claim), within a short bound.
 func (e *Engine) releaseRun(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, state storage.RunState, errText string, step *storage.Step) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	rel := storage.RunRelease{ID: rec.ID, Token: lease.Token, State: state, Error: errText, Step: step}
+	if !state.Final() || !owesFinal(d, rec) {
+		_, err := e.drv.RunRelease(ctx, rel)
+		return err
+	}
 	return e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		next, err := tx.RunRelease(ctx, storage.RunRelease{ID: rec.ID, Token: lease.Token, State: state, Error: errText, Step: step})
+		next, err := tx.RunRelease(ctx, rel)
 		if err != nil {
 			return err
 		}
-		if next.State.Final() {
-			return e.onFinal(ctx, tx, d, next)
-		}
-		return nil
+		return e.onFinal(ctx, tx, d, next)
 	})
 }
