@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
 )
 
 // A client never runs more jobs of a queue at once than its MaxWorkers, even
@@ -304,5 +307,324 @@ func TestGuaranteeRescueIntoDiscardedFailsGraphDependents(t *testing.T) {
 	}
 	if ranDependent.Load() {
 		t.Fatal("a dependent of the discarded job ran")
+	}
+}
+
+// waitQueueListening waits until a client's listener on drv's schema is
+// subscribed to the control topic, the last one it LISTENs to, so
+// notifications sent from now on reach it.
+func waitQueueListening(t *testing.T, drv *postgres.Driver) {
+	t.Helper()
+	// The schemas testdb makes are short enough to name the channel as
+	// they are (see channelPrefix in storage/postgres).
+	listen := "LISTEN " + pgx.Identifier{drv.Schema() + "." + storage.TopicControl}.Sanitize()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		err := drv.Pool().QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND query = $1", listen).Scan(&n)
+		if err != nil {
+			t.Fatalf("pg_stat_activity: %v", err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listener ran %q within 5s", listen)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An insert notification wakes an idle worker: a job enqueued while the
+// client waits for its next poll (an hour away) runs at once.
+func TestGuaranteeInsertNotificationWakesIdleWorker(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	ran := make(chan struct{}, 1)
+	_ = ws.Handle("wake", func(ctx context.Context, job *queue.Job) error {
+		ran <- struct{}{}
+		return nil
+	}, queue.KindOptions{})
+	cfg := fastConfig(ws, 1)
+	cfg.PollInterval = time.Hour
+	c := newClient(t, drv, cfg)
+	start(t, c)
+	waitQueueListening(t, drv)
+	// Past the first poll and the fetch the listener's connection triggers:
+	// from here on only a notification makes the producer fetch.
+	time.Sleep(200 * time.Millisecond)
+	j, err := c.Enqueue(ctxT(t), "wake", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle worker did not run a job enqueued 5s ago: the insert notification did not wake it")
+	}
+	waitJob(t, drv, j.ID, storage.JobCompleted)
+}
+
+// Cancelling a running job stops its worker through the control
+// notification: the job's context is cancelled with cause ErrJobCancelled
+// at once, not at the next heartbeat (an hour away here).
+func TestGuaranteeCancelStopsRunningJobThroughNotification(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	cause := make(chan error, 1)
+	_ = ws.Handle("block", func(ctx context.Context, job *queue.Job) error {
+		close(started)
+		select {
+		case <-ctx.Done():
+			cause <- context.Cause(ctx)
+		case <-release: // the end of the test
+		}
+		return nil
+	}, queue.KindOptions{})
+	cfg := fastConfig(ws, 1)
+	cfg.PollInterval = time.Hour
+	cfg.HeartbeatInterval, cfg.RescueAfter = time.Hour, 2*time.Hour
+	c := newClient(t, drv, cfg)
+	ctx := ctxT(t)
+	// Waiting before the start: the client's first fetch claims it.
+	j, err := c.Enqueue(ctx, "block", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	t.Cleanup(func() { close(release) }) // runs before the client stops
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the job never started")
+	}
+	waitQueueListening(t, drv)
+	got, err := c.Cancel(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != storage.JobCancelled {
+		t.Fatalf("Cancel returned the job %s, want cancelled", got.State)
+	}
+	select {
+	case err := <-cause:
+		if !errors.Is(err, queue.ErrJobCancelled) {
+			t.Fatalf("the job's context ended with cause %v, want queue.ErrJobCancelled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the running job's context was not cancelled within 3s of Cancel")
+	}
+}
+
+// Stop stops fetching at once: while it waits for a running job, a job
+// enqueued meanwhile stays available for other clients, even with a free
+// worker slot.
+func TestGuaranteeStopStopsFetchingWhileJobsFinish(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseFirst)
+	var secondRan atomic.Bool
+	_ = ws.Handle("first", func(ctx context.Context, job *queue.Job) error {
+		close(started)
+		<-release
+		return nil
+	}, queue.KindOptions{})
+	_ = ws.Handle("second", func(ctx context.Context, job *queue.Job) error {
+		secondRan.Store(true)
+		return nil
+	}, queue.KindOptions{})
+	c := newClient(t, drv, fastConfig(ws, 2))
+	ctx := ctxT(t)
+	start(t, c)
+	first, err := c.Enqueue(ctx, "first", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first job never started")
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stopped <- c.Stop(stopCtx)
+	}()
+	// Let Stop begin (a fetch already under way may still finish).
+	time.Sleep(50 * time.Millisecond)
+	other := newClient(t, drv, queue.Config{Logger: quietLogger()})
+	second, err := other.Enqueue(ctx, "second", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while the first job was still running", err)
+	default:
+	}
+	if got, err := drv.JobGet(ctx, second.ID); err != nil || got.State != storage.JobAvailable || secondRan.Load() {
+		t.Fatalf("job enqueued during Stop: %+v (err %v, ran %v); want it available and never run", got, err, secondRan.Load())
+	}
+	releaseFirst()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not return within 5s of the first job finishing")
+	}
+	waitJob(t, drv, first.ID, storage.JobCompleted)
+	if got, err := drv.JobGet(ctx, second.ID); err != nil || got.State != storage.JobAvailable || secondRan.Load() {
+		t.Fatalf("job enqueued during Stop, after Stop: %+v (err %v, ran %v); want it available and never run", got, err, secondRan.Load())
+	}
+}
+
+// Drain counts each outcome in its own DrainResult field: a completion, a
+// failure with attempts left, a Cancel, a Discard and a Snooze, drained
+// together and then each alone (so no two fields can be swapped).
+func TestGuaranteeDrainCountsEachOutcome(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	outcomes := map[string]error{
+		"succeed": nil,
+		"fail":    errors.New("try again"),
+		"cancel":  queue.Cancel(errors.New("not wanted")),
+		"discard": queue.Discard(errors.New("hopeless")),
+		"snooze":  queue.Snooze(time.Hour),
+	}
+	for kind, err := range outcomes {
+		_ = ws.Handle(kind, func(ctx context.Context, job *queue.Job) error { return err }, queue.KindOptions{})
+	}
+	c := newClient(t, drv, queue.Config{Workers: ws, Logger: quietLogger()})
+	ctx := ctxT(t)
+	ids := map[string]int64{}
+	for kind := range outcomes {
+		j, err := c.Enqueue(ctx, kind, nil, queue.EnqueueOptions{MaxAttempts: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[kind] = j.ID
+	}
+	res, err := c.Drain(ctx, "default", queue.DrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := queue.DrainResult{Success: 1, Failure: 1, Snoozed: 1, Cancelled: 1, Discarded: 1}
+	if res != want {
+		t.Fatalf("drain %+v, want %+v", res, want)
+	}
+	for kind, state := range map[string]storage.JobState{
+		"succeed": storage.JobCompleted, "fail": storage.JobRetryable, "cancel": storage.JobCancelled,
+		"discard": storage.JobDiscarded, "snooze": storage.JobScheduled,
+	} {
+		if got, err := drv.JobGet(ctx, ids[kind]); err != nil || got.State != state {
+			t.Errorf("job %s after the drain: %+v (err %v), want %s", kind, got, err, state)
+		}
+	}
+	for kind, want := range map[string]queue.DrainResult{
+		"succeed": {Success: 1}, "fail": {Failure: 1}, "cancel": {Cancelled: 1},
+		"discard": {Discarded: 1}, "snooze": {Snoozed: 1},
+	} {
+		if _, err := c.Enqueue(ctx, kind, nil, queue.EnqueueOptions{MaxAttempts: 5}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Drain(ctx, "default", queue.DrainOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != want {
+			t.Errorf("drain of one %s job: %+v, want %+v", kind, res, want)
+		}
+	}
+}
+
+// DefaultBackoff is jittered: retries of many jobs failing together spread
+// out instead of arriving at once. Each delay stays within ±20% of the
+// exponential base (4s for attempt 3).
+func TestGuaranteeDefaultBackoffIsJittered(t *testing.T) {
+	t.Parallel()
+	const attempt, base = 3, 4 * time.Second
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		d := queue.DefaultBackoff(attempt, errors.New("failed"))
+		if d < base*8/10 || d > base*12/10 {
+			t.Fatalf("DefaultBackoff(%d) = %s, want within 20%% of %s", attempt, d, base)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("20 calls of DefaultBackoff(%d) gave %d distinct delays, want jitter", attempt, len(seen))
+	}
+}
+
+// Replace on a unique job overwrites Priority and MaxAttempts while the
+// existing job waits, and leaves the job alone once it runs.
+func TestGuaranteeUniqueReplacePriorityAndMaxAttemptsOnlyWhileWaiting(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	c := newClient(t, drv, queue.Config{Logger: quietLogger()})
+	ctx := ctxT(t)
+	unique := &queue.UniqueOptions{}
+	args := map[string]int{"order_id": 7}
+	replace := &queue.ReplaceOptions{Priority: true, MaxAttempts: true}
+	orig, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: 1, MaxAttempts: 3, Unique: unique})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: 2, MaxAttempts: 9, Unique: unique, Replace: replace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dup.Duplicate || dup.ID != orig.ID {
+		t.Fatalf("second enqueue returned %+v, want the first job (%d) as a duplicate", dup, orig.ID)
+	}
+	got, err := drv.JobGet(ctx, orig.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != storage.JobAvailable || got.Priority != 2 || got.MaxAttempts != 9 {
+		t.Fatalf("replaced job: state %s priority %d max attempts %d, want available, 2, 9", got.State, got.Priority, got.MaxAttempts)
+	}
+
+	claimed, err := drv.JobFetch(ctx, storage.JobFetch{Queue: queue.DefaultQueue, Max: 1, WorkerID: "worker-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != orig.ID {
+		t.Fatalf("fetch claimed %v, want job %d", claimed, orig.ID)
+	}
+	before := claimed[0]
+	replace = &queue.ReplaceOptions{Priority: true, MaxAttempts: true, ScheduledAt: true}
+	again, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: 3, MaxAttempts: 5, ScheduleIn: time.Hour, Unique: unique, Replace: replace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.ID != orig.ID {
+		t.Fatalf("enqueue while running returned %+v, want the running job (%d) as a duplicate", again, orig.ID)
+	}
+	after, err := drv.JobGet(ctx, orig.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State != storage.JobRunning || after.Priority != 2 || after.MaxAttempts != 9 ||
+		after.Attempt != before.Attempt || after.AttemptedBy != "worker-1" || !after.ScheduledAt.Equal(before.ScheduledAt) {
+		t.Fatalf("running job after a replacing enqueue: state %s priority %d max attempts %d attempt %d by %q scheduled %s;"+
+			" want it unchanged: running, 2, 9, %d by worker-1, scheduled %s",
+			after.State, after.Priority, after.MaxAttempts, after.Attempt, after.AttemptedBy, after.ScheduledAt,
+			before.Attempt, before.ScheduledAt)
 	}
 }
