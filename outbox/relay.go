@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic/internal/notifier"
+	"github.com/acidic-go/acidic/internal/tick"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -350,14 +351,7 @@ func (r *Relay) drain(loopCtx, workCtx context.Context) time.Time {
 
 // pruneLoop prunes delivered messages every PruneInterval.
 func (r *Relay) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.PruneInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, r.cfg.PruneInterval, func(ctx context.Context) {
 		n, err := r.Prune(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Warn("outbox: prune failed", "err", err)
@@ -365,7 +359,7 @@ func (r *Relay) pruneLoop(ctx context.Context) {
 		if n > 0 {
 			r.cfg.Logger.Debug("outbox: pruned delivered messages", "count", n)
 		}
-	}
+	})
 }
 
 // listenLoop keeps a LISTEN connection open and wakes the delivery loop when

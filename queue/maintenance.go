@@ -2,55 +2,43 @@ package queue
 
 import (
 	"context"
-	"time"
 
 	"github.com/acidic-go/acidic/internal/notifier"
+	"github.com/acidic-go/acidic/internal/tick"
 	"github.com/acidic-go/acidic/storage"
 )
 
 // heartbeatLoop refreshes the heartbeat of the jobs this client runs, so no
 // other client rescues them.
 func (c *Client) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	tick.Every(ctx, c.cfg.HeartbeatInterval, c.heartbeat)
+}
+
+// heartbeat refreshes the running attempts and stops those that are no
+// longer this client's.
+func (c *Client) heartbeat(ctx context.Context) {
+	lost, err := c.drv.JobHeartbeat(ctx, c.runningAttempts())
+	if err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
+	}
+	for _, s := range lost {
+		if s.State == storage.JobRunning && s.CurrentAttempt == s.Attempt {
+			// Still ours in a snapshot older than the change that stopped
+			// the refresh (a cancellation committing right now): the
+			// next heartbeat sees what happened.
+			continue
 		}
-		lost, err := c.drv.JobHeartbeat(ctx, c.runningAttempts())
-		if err != nil && ctx.Err() == nil {
-			c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
+		cause := ErrClaimLost
+		if s.State == storage.JobCancelled {
+			cause = ErrJobCancelled
 		}
-		for _, s := range lost {
-			if s.State == storage.JobRunning && s.CurrentAttempt == s.Attempt {
-				// Still ours in a snapshot older than the change that stopped
-				// the refresh (a cancellation committing right now): the
-				// next heartbeat sees what happened.
-				continue
-			}
-			cause := ErrClaimLost
-			if s.State == storage.JobCancelled {
-				cause = ErrJobCancelled
-			}
-			c.cancelAttempt(s.JobAttempt, cause)
-		}
+		c.cancelAttempt(s.JobAttempt, cause)
 	}
 }
 
 // maintenanceLoop rescues jobs of dead workers and prunes old finished jobs.
 func (c *Client) maintenanceLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.MaintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.Maintain(ctx)
-	}
+	tick.Every(ctx, c.cfg.MaintenanceInterval, func(ctx context.Context) { c.Maintain(ctx) })
 }
 
 // MaintenanceResult tells what one maintenance pass did.
