@@ -141,9 +141,7 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 				case deferred:
 					res.Deferred++
 				}
-				if !retryAt.IsZero() && (res.nextRetry.IsZero() || retryAt.Before(res.nextRetry)) {
-					res.nextRetry = retryAt
-				}
+				res.nextRetry = earliest(res.nextRetry, retryAt)
 				if err != nil {
 					errs = append(errs, err)
 				}
@@ -333,9 +331,7 @@ func (r *Relay) drain(loopCtx, workCtx context.Context) time.Time {
 	var next time.Time
 	for loopCtx.Err() == nil {
 		res, err := r.RunOnce(workCtx)
-		if !res.nextRetry.IsZero() && (next.IsZero() || res.nextRetry.Before(next)) {
-			next = res.nextRetry
-		}
+		next = earliest(next, res.nextRetry)
 		if err != nil {
 			if workCtx.Err() == nil {
 				r.cfg.Logger.Warn("outbox: delivery batch failed", "err", err)
@@ -374,4 +370,12 @@ func (r *Relay) listenLoop(ctx context.Context) {
 		Logger:    r.cfg.Logger,
 		Name:      "outbox",
 	})
+}
+
+// earliest is the earlier of two times, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }

@@ -18,8 +18,8 @@ import (
 const (
 	noopKind   = "bench.noop"
 	stepsPerWF = 3
-	// Rows of the baseline table between two goroutines' rows: far enough
-	// apart to sit on other index leaf and heap pages.
+	// stall is how long a timed part may make no progress before the bench
+	// gives up on it.
 	stall = time.Minute
 	// workflowRounds is how many interleaved baseline/workflow rounds one
 	// run of scenarios 3 and 4 makes at each concurrency.

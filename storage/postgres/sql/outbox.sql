@@ -1,4 +1,4 @@
--- Outbox queries. {outbox_columns} are the columns scanOutbox reads.
+-- Outbox queries. {outbox_columns} are the columns collectOutbox reads.
 
 -- name: OutboxInsert
 WITH inserted AS (
