@@ -23,6 +23,22 @@ type pgCluster struct {
 	dir    string // owned by the cluster's user; holds data/, the log and the socket
 	port   int
 	runAs  string // OS user to run the server as; empty for the current user
+	// runuser is the path of runuser, with runAs.
+	runuser string
+}
+
+// findRunuser finds runuser on PATH or in the sbin directories a root PATH
+// may leave out.
+func findRunuser() (string, bool) {
+	if p, err := exec.LookPath("runuser"); err == nil {
+		return p, true
+	}
+	for _, p := range []string{"/usr/sbin/runuser", "/sbin/runuser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // findBindir returns a directory holding initdb, pg_ctl and postgres:
@@ -52,14 +68,26 @@ func findBindir() (string, bool) {
 	return "", false
 }
 
+// clusterUnavailable skips the test, or fails it under CI (CI=true), where
+// the scenario must not go missing unnoticed: scripts/db.sh installs the
+// server binaries there.
+func clusterUnavailable(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " (CI=true: this scenario must run)")
+	}
+	t.Skip(why)
+}
+
 // startCluster initialises and starts a cluster, stopped (-m immediate) and
-// removed when the test ends. It skips the test when no PostgreSQL server
-// binaries are installed, or when running as root without a postgres user.
+// removed when the test ends. It skips the test (fails it under CI) when no
+// PostgreSQL server binaries are installed, or when running as root without
+// a postgres user.
 func startCluster(t *testing.T) *pgCluster {
 	t.Helper()
 	bindir, ok := findBindir()
 	if !ok {
-		t.Skip("no PostgreSQL server binaries: set ACIDIC_PG_BINDIR to a directory holding initdb, pg_ctl and postgres " +
+		clusterUnavailable(t, "no PostgreSQL server binaries: set ACIDIC_PG_BINDIR to a directory holding initdb, pg_ctl and postgres "+
 			"(scripts/db.sh exports it), or put initdb on PATH")
 	}
 	c := &pgCluster{t: t, bindir: bindir}
@@ -67,11 +95,13 @@ func startCluster(t *testing.T) *pgCluster {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skip("running as root, and initdb refuses root, but there is no postgres OS user to run the cluster as")
+			clusterUnavailable(t, "running as root, and initdb refuses root, but there is no postgres OS user to run the cluster as")
 		}
-		if _, err := exec.LookPath("runuser"); err != nil {
-			t.Skip("running as root, and initdb refuses root, but runuser is not installed to run it as postgres")
+		runuser, ok := findRunuser()
+		if !ok {
+			clusterUnavailable(t, "running as root, and initdb refuses root, but runuser is not installed to run it as postgres")
 		}
+		c.runuser = runuser
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
 		c.runAs = "postgres"
@@ -122,7 +152,7 @@ func (c *pgCluster) run(bin string, args ...string) ([]byte, error) {
 	path := filepath.Join(c.bindir, bin)
 	var cmd *exec.Cmd
 	if c.runAs != "" {
-		cmd = exec.Command("runuser", append([]string{"-u", c.runAs, "--", path}, args...)...)
+		cmd = exec.Command(c.runuser, append([]string{"-u", c.runAs, "--", path}, args...)...)
 	} else {
 		cmd = exec.Command(path, args...)
 	}
