@@ -145,11 +145,7 @@ func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, err := e.drv.RunSteps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &Run{Run: *rec, Steps: log}, nil
+	return e.withSteps(ctx, rec)
 }
 
 // GetByKey returns the run with an idempotency key, with its step log.
@@ -158,6 +154,11 @@ func (e *Engine) GetByKey(ctx context.Context, key string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.withSteps(ctx, rec)
+}
+
+// withSteps returns rec with its step log.
+func (e *Engine) withSteps(ctx context.Context, rec *storage.Run) (*Run, error) {
 	log, err := e.drv.RunSteps(ctx, rec.ID)
 	if err != nil {
 		return nil, err
@@ -288,11 +289,7 @@ func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
 			return nil, err
 		}
 		if r.State.Final() {
-			log, err := e.drv.RunSteps(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			return &Run{Run: *r, Steps: log}, nil
+			return e.withSteps(ctx, r)
 		}
 		select {
 		case <-ctx.Done():
