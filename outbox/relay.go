@@ -76,7 +76,8 @@ type outcome int
 const (
 	delivered outcome = iota
 	failed
-	deferred
+	deferred // left to its lease
+	released // deferred, its claim to be given back
 )
 
 // RunOnce claims one batch (up to Config.BatchSize messages, the oldest
@@ -112,6 +113,7 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 		errs      []error
 		next      int
 		published []int64
+		giveBack  []storage.OutboxClaim
 		wg        sync.WaitGroup
 	)
 	workers := min(r.cfg.Concurrency, len(msgs))
@@ -140,6 +142,9 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 					res.Failed++
 				case deferred:
 					res.Deferred++
+				case released:
+					res.Deferred++
+					giveBack = append(giveBack, storage.OutboxClaim{ID: m.ID, Attempt: m.Attempts})
 				}
 				res.nextRetry = earliest(res.nextRetry, retryAt)
 				if err != nil {
@@ -150,6 +155,17 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 		}()
 	}
 	wg.Wait()
+	if len(giveBack) > 0 {
+		recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if err := r.drv.OutboxRelease(recCtx, giveBack); err != nil {
+			// Not given back: due again when the lease passes.
+			res.nextRetry = earliest(res.nextRetry, leaseEnd)
+			errs = append(errs, fmt.Errorf("outbox: release %d messages: %w", len(giveBack), err))
+		} else {
+			res.nextRetry = earliest(res.nextRetry, time.Now())
+		}
+	}
 	if len(published) > 0 {
 		// Recording a delivery is right even after the lease passed: the
 		// messages were published. The write is a no-op for a message
@@ -165,9 +181,10 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 	return res, errors.Join(errs...)
 }
 
-// deliver publishes one claimed message and records a failure or a
-// deferral (RunOnce records the deliveries). It returns when the message is
-// due again if it was not delivered, and the error of recording the outcome.
+// deliver publishes one claimed message and records a failure (RunOnce
+// records the deliveries and gives back the released claims, each kind in
+// one statement). It returns when the message is due again if it failed or
+// was left to its lease, and the error of recording a failure.
 func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (outcome, time.Time, error) {
 	log := r.cfg.Logger
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -182,13 +199,9 @@ func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (ou
 			// leave it alone.
 			return deferred, leaseEnd, nil
 		}
-		// Release it for the next claim, keeping its last error; this claim
-		// was no attempt.
-		now := time.Now()
-		if err := r.drv.OutboxRelease(recCtx, m.ID, m.Attempts); err != nil {
-			return deferred, leaseEnd, fmt.Errorf("outbox: release message %d: %w", m.ID, err)
-		}
-		return deferred, now, nil
+		// Given back for the next claim, with the batch's others (RunOnce),
+		// keeping its last error; this claim was no attempt.
+		return released, time.Time{}, nil
 	}
 
 	pubCtx, cancelPub := context.WithTimeout(ctx, min(r.cfg.PublishTimeout, time.Until(leaseEnd)))

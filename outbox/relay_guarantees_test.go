@@ -19,6 +19,7 @@ import (
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/outbox"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -452,5 +453,30 @@ func TestGuaranteeWakesAfterListenerReconnects(t *testing.T) {
 	}
 	if !guaranteeWait(3*time.Second, func() bool { return pending() == 0 }) {
 		t.Fatalf("message not delivered within 3s of the listener's reconnect (listening again: %t)", listening())
+	}
+}
+
+// OutboxRelease gives back only current claims: a claim whose attempt
+// number moved on (another relay claimed the message since) is left alone,
+// whatever else the same statement gives back.
+func TestGuaranteeReleaseGivesBackOnlyCurrentClaims(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	stage(t, drv, []string{"a", "b"}, 0, 1)
+	claimed, err := drv.OutboxClaim(ctxT(t), 10, time.Hour)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %v, %d messages", err, len(claimed))
+	}
+	current := storage.OutboxClaim{ID: claimed[0].ID, Attempt: claimed[0].Attempts}
+	stale := storage.OutboxClaim{ID: claimed[1].ID, Attempt: claimed[1].Attempts - 1}
+	if err := drv.OutboxRelease(ctxT(t), []storage.OutboxClaim{current, stale}); err != nil {
+		t.Fatalf("OutboxRelease: %v", err)
+	}
+	all := listAll(t, drv)
+	if a := all[0]; a.Attempts != 0 || a.NextAttemptAt.After(time.Now().Add(time.Second)) {
+		t.Errorf("released claim: attempts %d, due %v; want 0 attempts, due now", a.Attempts, a.NextAttemptAt)
+	}
+	if b := all[1]; b.Attempts != 1 || !b.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
+		t.Errorf("stale claim's message: attempts %d, due %v; want unchanged (1 attempt, leased an hour)", b.Attempts, b.NextAttemptAt)
 	}
 }

@@ -125,11 +125,11 @@ type Executor interface {
 	// database's clock). A claim that is no longer current (another relay
 	// claimed the message since) changes nothing.
 	OutboxFailed(ctx context.Context, id int64, attempt int, retryIn time.Duration, errText string) error
-	// OutboxRelease gives back the claim with the given attempt number of a
-	// message that was not published: it is due again now, its last error
-	// kept, and the claim's attempt is not counted. A claim that is no longer
-	// current changes nothing.
-	OutboxRelease(ctx context.Context, id int64, attempt int) error
+	// OutboxRelease gives back claims of messages that were not published:
+	// each is due again now, its last error kept, and the claim's attempt is
+	// not counted. A claim that is no longer current (its attempt number
+	// moved on) changes nothing.
+	OutboxRelease(ctx context.Context, claims []OutboxClaim) error
 	// OutboxPrune deletes up to limit messages delivered longer than
 	// retention ago and returns how many it deleted.
 	OutboxPrune(ctx context.Context, retention time.Duration, limit int) (int, error)

@@ -35,3 +35,11 @@ type OutboxInsert struct {
 	Payload json.RawMessage
 	RunID   uuid.UUID
 }
+
+// OutboxClaim names one claim of a message: its id and the attempt number
+// the claim gave it. Writes for a claim change nothing once another claim
+// has taken the message.
+type OutboxClaim struct {
+	ID      int64
+	Attempt int
+}

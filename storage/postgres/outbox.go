@@ -52,8 +52,12 @@ func (e *executor) OutboxFailed(ctx context.Context, id int64, attempt int, retr
 	return nil
 }
 
-func (e *executor) OutboxRelease(ctx context.Context, id int64, attempt int) error {
-	if _, err := e.db.Exec(ctx, e.q.get("OutboxRelease"), id, attempt); err != nil {
+func (e *executor) OutboxRelease(ctx context.Context, claims []storage.OutboxClaim) error {
+	ids, attempts := make([]int64, len(claims)), make([]int32, len(claims))
+	for i, c := range claims {
+		ids[i], attempts[i] = c.ID, int32(c.Attempt)
+	}
+	if _, err := e.db.Exec(ctx, e.q.get("OutboxRelease"), ids, attempts); err != nil {
 		return fmt.Errorf("outbox release: %w", wrapErr(err))
 	}
 	return nil

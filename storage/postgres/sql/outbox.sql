@@ -56,9 +56,10 @@ UPDATE {schema}.outbox SET delivered_at = now(), last_error = NULL
 WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL;
 
 -- name: OutboxRelease
-UPDATE {schema}.outbox
-SET next_attempt_at = now(), attempts = attempts - 1
-WHERE id = $1 AND attempts = $2 AND delivered_at IS NULL;
+UPDATE {schema}.outbox o
+SET next_attempt_at = now(), attempts = o.attempts - 1
+FROM unnest($1::bigint[], $2::integer[]) AS r(release_id, release_attempt)
+WHERE o.id = r.release_id AND o.attempts = r.release_attempt AND o.delivered_at IS NULL;
 
 -- name: OutboxFailed
 UPDATE {schema}.outbox
