@@ -1061,3 +1061,61 @@ func TestResolveDependenciesFromEndedJobs(t *testing.T) {
 		t.Errorf("after a sweep the dependent of the cancelled job is %s, want cancelled", j.State)
 	}
 }
+
+// JobRetry of a completed job runs it again (storage.Driver: it makes any
+// job but a running or pending one available now). The attempt count is
+// kept; a job that had no attempts left gets exactly one more
+// (max_attempts = attempt + 1), one with attempts left keeps its maximum.
+func TestJobRetryCompleted(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	last := job("done_last")
+	last.MaxAttempts = 1
+	insertJobs(ctx, t, drv, last, job("done_more"))
+	complete := func(q string) *storage.Job {
+		t.Helper()
+		j := fetchOne(ctx, t, drv, q, "w")
+		if done, err := drv.JobComplete(ctx, []storage.JobAttempt{{ID: j.ID, Attempt: j.Attempt}}); err != nil || len(done) != 1 {
+			t.Fatalf("JobComplete(%s) = %v, %v", q, done, err)
+		}
+		if c := getJob(ctx, t, drv, j.ID); c.State != storage.JobCompleted || c.Attempt != 1 || c.FinalizedAt == nil {
+			t.Fatalf("job %s is %s, attempt %d, finalized %v; want completed after attempt 1", q, c.State, c.Attempt, c.FinalizedAt)
+		}
+		return j
+	}
+	for _, tc := range []struct {
+		queue       string
+		maxAttempts int
+	}{
+		{"done_last", 2}, // out of attempts: attempt + 1
+		{"done_more", 3}, // attempts left: unchanged
+	} {
+		j := complete(tc.queue)
+		woken := newListener(ctx, t, drv, storage.TopicInsert)
+		before := time.Now()
+		got, err := drv.JobRetry(ctx, j.ID)
+		if err != nil {
+			t.Fatalf("JobRetry(%s): %v", tc.queue, err)
+		}
+		if got.ID != j.ID || got.State != storage.JobAvailable || got.FinalizedAt != nil || !near(got.ScheduledAt, before, time.Minute) {
+			t.Errorf("JobRetry(%s): job %d state %s finalized %v scheduled %v; want %d available, nil, now",
+				tc.queue, got.ID, got.State, got.FinalizedAt, got.ScheduledAt, j.ID)
+		}
+		if got.Attempt != 1 || got.MaxAttempts != tc.maxAttempts {
+			t.Errorf("JobRetry(%s): attempt %d of %d, want 1 of %d", tc.queue, got.Attempt, got.MaxAttempts, tc.maxAttempts)
+		}
+		if stored := getJob(ctx, t, drv, j.ID); !reflect.DeepEqual(stored, got) {
+			t.Errorf("JobRetry(%s) returned %+v, stored %+v", tc.queue, got, stored)
+		}
+		if n := waitOne(ctx, t, woken); n.Payload != tc.queue {
+			t.Errorf("JobRetry(%s) woke queue %q", tc.queue, n.Payload)
+		}
+		// It runs again, as its next attempt.
+		again := fetchOne(ctx, t, drv, tc.queue, "w2")
+		if again.ID != j.ID || again.Attempt != 2 || again.MaxAttempts != tc.maxAttempts {
+			t.Errorf("retried %s fetched as %d attempt %d of %d, want %d attempt 2 of %d",
+				tc.queue, again.ID, again.Attempt, again.MaxAttempts, j.ID, tc.maxAttempts)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/storage"
@@ -328,5 +331,213 @@ func TestJobFetchLeasesFreeRuns(t *testing.T) {
 	}
 	if now := getRun(ctx, t, drv, free.ID); now.LockedBy != "" || now.State != storage.RunPending {
 		t.Fatalf("after the attempt was cancelled: locked by %q, state %s", now.LockedBy, now.State)
+	}
+}
+
+// wireLog records what the connections of a pool send, through pgx's tracer
+// hooks and a count of the writes to their sockets.
+type wireLog struct {
+	mu     sync.Mutex
+	events []wireEvent
+	writes int // socket writes: each flush of the client is one round trip
+}
+
+// wireEvent is one query sent on its own, one prepare, or one batch.
+type wireEvent struct {
+	kind string   // "query", "prepare" or "batch"
+	sqls []string // the statement, or the batch's statements in order
+	args [][]any
+}
+
+func (e wireEvent) String() string { return e.kind + " " + strings.Join(e.sqls, " ; ") }
+
+func (l *wireLog) add(e wireEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+// take returns what was recorded since the last call and starts afresh.
+func (l *wireLog) take() ([]wireEvent, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	events, writes := l.events, l.writes
+	l.events, l.writes = nil, 0
+	return events, writes
+}
+
+func (l *wireLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	l.add(wireEvent{kind: "query", sqls: []string{d.SQL}, args: [][]any{d.Args}})
+	return ctx
+}
+
+func (l *wireLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (l *wireLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	e := wireEvent{kind: "batch"}
+	for _, q := range d.Batch.QueuedQueries {
+		e.sqls = append(e.sqls, q.SQL)
+		e.args = append(e.args, q.Arguments)
+	}
+	l.add(e)
+	return ctx
+}
+
+func (l *wireLog) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (l *wireLog) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (l *wireLog) TracePrepareStart(ctx context.Context, _ *pgx.Conn, d pgx.TracePrepareStartData) context.Context {
+	l.add(wireEvent{kind: "prepare", sqls: []string{d.SQL}})
+	return ctx
+}
+
+func (l *wireLog) TracePrepareEnd(context.Context, *pgx.Conn, pgx.TracePrepareEndData) {}
+
+var (
+	_ pgx.QueryTracer   = (*wireLog)(nil)
+	_ pgx.BatchTracer   = (*wireLog)(nil)
+	_ pgx.PrepareTracer = (*wireLog)(nil)
+)
+
+// countingConn counts the writes to a connection's socket. pgconn buffers a
+// round trip's messages and writes them with one call when it flushes.
+type countingConn struct {
+	net.Conn
+	log *wireLog
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.log.mu.Lock()
+	c.log.writes++
+	c.log.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// tracedDriver returns a driver on drv's schema whose pool has one
+// connection, traced by the returned log. The pool does not ping the
+// connection when it is acquired, so every write is the driver's.
+func tracedDriver(ctx context.Context, t *testing.T, drv *postgres.Driver) (*postgres.Driver, *wireLog) {
+	t.Helper()
+	log := &wireLog{}
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	cfg.ConnConfig.Tracer = log
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, log: log}, nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // before testdb drops the schema
+	return postgres.New(pool, postgres.Options{Schema: drv.Schema()}), log
+}
+
+// The end of a step is one round trip (doc.go, commitPipelined): the fenced
+// RunUpdate and the COMMIT go in one pgx batch, with the BEGIN in front of
+// them when the step never used its transaction. The steps measured here run
+// on a connection that already ran the same statements, so pgx has them
+// prepared (on a fresh connection, pgx first prepares a batch's new
+// statements in a round trip of their own).
+//
+// Asserted, on the connection of a one-connection pool:
+//   - a step that does not touch its transaction sends exactly one batch,
+//     [BEGIN, RunUpdate, COMMIT], and nothing else; one socket write;
+//   - a step that runs one query sends the transaction's BEGIN (pgx's BeginTx,
+//     on first use), then that query, then exactly one batch,
+//     [RunUpdate, COMMIT], and nothing else; three socket writes, so the
+//     step's end after its query is one.
+func TestInStepTxEndIsOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	setup := testdb.New(t, testdb.Options{})
+	notes := createNotes(ctx, t, setup)
+	r := leasedRun(ctx, t, setup, "k", "a")
+	drv, log := tracedDriver(ctx, t, setup)
+	const query = "INSERT INTO %s (k) VALUES ($1)"
+	position := 0
+	step := func(t *testing.T, touch bool) {
+		t.Helper()
+		position++
+		u := stepUpdate(r, "a", fmt.Sprintf("step%d", position+1))
+		u.Step.Position = position
+		got, err := drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
+			if touch {
+				if _, err := postgres.PgxTx(tx).Exec(ctx, fmt.Sprintf(query, notes), fmt.Sprint(position)); err != nil {
+					return storage.StepCommit{}, err
+				}
+			}
+			return storage.StepCommit{Update: u}, nil
+		})
+		if err != nil {
+			t.Fatalf("step %d: %v", position, err)
+		}
+		if got.RecoveryPoint != u.RecoveryPoint {
+			t.Fatalf("step %d: recovery point %q, want %q", position, got.RecoveryPoint, u.RecoveryPoint)
+		}
+	}
+	isBegin := func(sql string) bool { return strings.HasPrefix(strings.ToUpper(sql), "BEGIN") }
+	isCommit := func(sql string) bool { return strings.EqualFold(strings.TrimSpace(sql), "COMMIT") }
+	// The fenced update is the statement with the run's token as its second
+	// argument.
+	isUpdate := func(args []any) bool { return len(args) > 1 && args[1] == "a" }
+	dump := func(events []wireEvent) string {
+		var b strings.Builder
+		for _, e := range events {
+			fmt.Fprintf(&b, "\n\t%.160s", strings.Join(strings.Fields(e.String()), " "))
+		}
+		return b.String()
+	}
+
+	// Warm the connection: both kinds of step once.
+	step(t, false)
+	step(t, true)
+	log.take()
+
+	t.Run("untouched", func(t *testing.T) {
+		step(t, false)
+		events, writes := log.take()
+		if len(events) != 1 || events[0].kind != "batch" {
+			t.Fatalf("sent %d things, want exactly one batch:%s", len(events), dump(events))
+		}
+		b := events[0]
+		if len(b.sqls) != 3 || !isBegin(b.sqls[0]) || !isUpdate(b.args[1]) || !isCommit(b.sqls[2]) {
+			t.Fatalf("batch is not [BEGIN, RunUpdate, COMMIT]:%s", dump(events))
+		}
+		if writes != 1 {
+			t.Fatalf("%d socket writes (round trips), want 1:%s", writes, dump(events))
+		}
+	})
+	t.Run("one query", func(t *testing.T) {
+		step(t, true)
+		events, writes := log.take()
+		if len(events) != 3 || events[0].kind != "query" || !isBegin(events[0].sqls[0]) ||
+			events[1].kind != "query" || events[1].sqls[0] != fmt.Sprintf(query, notes) || events[2].kind != "batch" {
+			t.Fatalf("sent %d things, want the BEGIN, the step's query, then one batch:%s", len(events), dump(events))
+		}
+		b := events[2]
+		if len(b.sqls) != 2 || !isUpdate(b.args[0]) || !isCommit(b.sqls[1]) {
+			t.Fatalf("batch is not [RunUpdate, COMMIT]:%s", dump(events))
+		}
+		if writes != 3 {
+			t.Fatalf("%d socket writes (round trips), want 3 (BEGIN, query, batch):%s", writes, dump(events))
+		}
+	})
+	if n := countRows(ctx, t, setup, "SELECT count(*) FROM "+notes); n != 2 {
+		t.Fatalf("%d rows written by the steps, want 2", n)
+	}
+	if now := getRun(ctx, t, setup, r.ID); now.RecoveryPoint != "step5" {
+		t.Fatalf("recovery point %q, want step5", now.RecoveryPoint)
+	}
+	if steps := runSteps(ctx, t, setup, r.ID); len(steps) != 4 {
+		t.Fatalf("%d steps logged, want 4", len(steps))
 	}
 }
