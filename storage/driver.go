@@ -218,7 +218,8 @@ type Driver interface {
 	// first uses tx, so a step that never touches the database holds no
 	// connection while its code runs; the update is sent together with the
 	// COMMIT (and, when fn did not use tx, with the BEGIN too), so the step's
-	// end costs one round trip to the database.
+	// end costs one round trip to the database (once the connection has the
+	// statements prepared: its first step prepares them in one more).
 	InStepTx(ctx context.Context, fn StepFunc) (*Run, error)
 	// NewListener opens a Listener on its own connection.
 	NewListener(ctx context.Context) (Listener, error)
