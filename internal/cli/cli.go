@@ -218,25 +218,13 @@ func (e *env) jobs(args []string) error {
 		return err
 	}
 	if args[0] == "list" {
-		fs := flag.NewFlagSet("jobs list", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		state := fs.String("state", "", "comma-separated states")
-		q := fs.String("queue", "", "queue")
-		kind := fs.String("kind", "", "kind")
-		limit := fs.Int("limit", 100, "rows")
-		if err := fs.Parse(args[1:]); err != nil {
-			return fmt.Errorf("%w: jobs list: %w", errUsage, err)
-		}
-		if *limit < 1 {
-			return fmt.Errorf("%w: jobs list: -limit must be at least 1", errUsage)
-		}
-		states, err := parseStates(*state, func(s string) bool { return storage.JobState(s).Valid() })
+		var f storage.JobFilter
+		err := parseList("jobs list", args[1:], &f.States, &f.Limit, func(fs *flag.FlagSet) {
+			fs.StringVar(&f.Queue, "queue", "", "queue")
+			fs.StringVar(&f.Kind, "kind", "", "kind")
+		})
 		if err != nil {
 			return err
-		}
-		f := storage.JobFilter{Queue: *q, Kind: *kind, Limit: *limit}
-		for _, s := range states {
-			f.States = append(f.States, storage.JobState(s))
 		}
 		jobs, err := client.List(e.ctx, f)
 		if err != nil {
@@ -244,24 +232,7 @@ func (e *env) jobs(args []string) error {
 		}
 		return e.print(jobs, func(w io.Writer) { printJobs(w, jobs) })
 	}
-	if len(args) != 2 {
-		return fmt.Errorf("%w: jobs %s needs one job ID", errUsage, args[0])
-	}
-	id, err := strconv.ParseInt(args[1], 10, 64)
-	if err != nil || id <= 0 {
-		return fmt.Errorf("%w: job ID %q is not a positive number", errUsage, args[1])
-	}
-	var job *queue.Job
-	switch args[0] {
-	case "get":
-		job, err = client.Get(e.ctx, id)
-	case "retry":
-		job, err = client.Retry(e.ctx, id)
-	case "cancel":
-		job, err = client.Cancel(e.ctx, id)
-	default:
-		return fmt.Errorf("%w: unknown jobs command %q", errUsage, args[0])
-	}
+	job, err := byID(e.ctx, "job", args, parseJobID, client.Get, client.Retry, client.Cancel)
 	if err != nil {
 		return err
 	}
@@ -277,24 +248,12 @@ func (e *env) runs(args []string) error {
 		return err
 	}
 	if args[0] == "list" {
-		fs := flag.NewFlagSet("runs list", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		state := fs.String("state", "", "comma-separated states")
-		wf := fs.String("workflow", "", "workflow")
-		limit := fs.Int("limit", 100, "rows")
-		if err := fs.Parse(args[1:]); err != nil {
-			return fmt.Errorf("%w: runs list: %w", errUsage, err)
-		}
-		if *limit < 1 {
-			return fmt.Errorf("%w: runs list: -limit must be at least 1", errUsage)
-		}
-		states, err := parseStates(*state, func(s string) bool { return storage.RunState(s).Valid() })
+		var f storage.RunFilter
+		err := parseList("runs list", args[1:], &f.States, &f.Limit, func(fs *flag.FlagSet) {
+			fs.StringVar(&f.Workflow, "workflow", "", "workflow")
+		})
 		if err != nil {
 			return err
-		}
-		f := storage.RunFilter{Workflow: *wf, Limit: *limit}
-		for _, s := range states {
-			f.States = append(f.States, storage.RunState(s))
 		}
 		runs, err := eng.List(e.ctx, f)
 		if err != nil {
@@ -302,29 +261,13 @@ func (e *env) runs(args []string) error {
 		}
 		return e.print(runs, func(w io.Writer) { printRuns(w, runs) })
 	}
-	if len(args) != 2 {
-		return fmt.Errorf("%w: runs %s needs one run ID", errUsage, args[0])
-	}
-	id, err := uuid.Parse(args[1])
-	if err != nil {
-		return fmt.Errorf("%w: run ID %q is not a UUID", errUsage, args[1])
-	}
-	var r *workflow.Run
-	switch args[0] {
-	case "get":
-		r, err = eng.Get(e.ctx, id)
-	case "retry":
-		r, err = eng.Retry(e.ctx, id)
-	case "cancel":
-		r, err = eng.Cancel(e.ctx, id)
-	default:
-		return fmt.Errorf("%w: unknown runs command %q", errUsage, args[0])
-	}
+	r, err := byID(e.ctx, "run", args, parseRunID, eng.Get, eng.Retry, eng.Cancel)
 	if err != nil {
 		return err
 	}
 	if args[0] != "get" {
-		if r, err = eng.Get(e.ctx, id); err != nil {
+		// Retry and Cancel return the run without its step log.
+		if r, err = eng.Get(e.ctx, r.ID); err != nil {
 			return err
 		}
 	}
@@ -332,14 +275,66 @@ func (e *env) runs(args []string) error {
 		printRuns(w, []*workflow.Run{r})
 		if len(r.Steps) > 0 {
 			fmt.Fprintln(w)
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "#\tSTEP\tSTATE\tATTEMPT\tEXECUTIONS\tFINISHED\tERROR")
-			for _, s := range r.Steps {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Position+1, s.Name, s.State, s.Attempt, s.Executions, s.FinishedAt.Format(time.RFC3339), s.Error)
-			}
-			tw.Flush()
+			printSteps(w, r.Steps)
 		}
 	})
+}
+
+// parseList parses the flags of "jobs list" or "runs list" (cmd): -state
+// into states, -limit into limit, and the flags that define adds.
+func parseList[S state](cmd string, args []string, states *[]S, limit *int, define func(*flag.FlagSet)) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	list := fs.String("state", "", "comma-separated states")
+	fs.IntVar(limit, "limit", 100, "rows")
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %s: %w", errUsage, cmd, err)
+	}
+	if *limit < 1 {
+		return fmt.Errorf("%w: %s: -limit must be at least 1", errUsage, cmd)
+	}
+	var err error
+	*states, err = parseStates[S](*list)
+	return err
+}
+
+// byID does "jobs get|retry|cancel ID" or the same for runs (noun is "job" or
+// "run"): args holds the subcommand and the ID, which parse reads.
+func byID[ID, T any](ctx context.Context, noun string, args []string, parse func(string) (ID, error), get, retry, cancel func(context.Context, ID) (T, error)) (T, error) {
+	var zero T
+	if len(args) != 2 {
+		return zero, fmt.Errorf("%w: %ss %s needs one %s ID", errUsage, noun, args[0], noun)
+	}
+	id, err := parse(args[1])
+	if err != nil {
+		return zero, err
+	}
+	switch args[0] {
+	case "get":
+		return get(ctx, id)
+	case "retry":
+		return retry(ctx, id)
+	case "cancel":
+		return cancel(ctx, id)
+	}
+	return zero, fmt.Errorf("%w: unknown %ss command %q", errUsage, noun, args[0])
+}
+
+func parseJobID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: job ID %q is not a positive number", errUsage, s)
+	}
+	return id, nil
+}
+
+func parseRunID(s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("%w: run ID %q is not a UUID", errUsage, s)
+	}
+	return id, nil
 }
 
 func printJobs(w io.Writer, jobs []*queue.Job) {
@@ -351,6 +346,15 @@ func printJobs(w io.Writer, jobs []*queue.Job) {
 			last = oneLine(j.Errors[n-1].Error)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, j.Queue, j.Kind, j.State, j.Attempt, j.MaxAttempts, j.ScheduledAt.Format(time.RFC3339), last)
+	}
+	tw.Flush()
+}
+
+func printSteps(w io.Writer, steps []storage.Step) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tSTEP\tSTATE\tATTEMPT\tEXECUTIONS\tFINISHED\tERROR")
+	for _, s := range steps {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Position+1, s.Name, s.State, s.Attempt, s.Executions, s.FinishedAt.Format(time.RFC3339), s.Error)
 	}
 	tw.Flush()
 }
@@ -374,17 +378,24 @@ func (e *env) print(v any, table func(io.Writer)) error {
 	return nil
 }
 
-func parseStates(list string, valid func(string) bool) ([]string, error) {
+// state is storage.JobState or storage.RunState.
+type state interface {
+	~string
+	Valid() bool
+}
+
+// parseStates reads a comma-separated list of states; "" is none.
+func parseStates[S state](list string) ([]S, error) {
 	if list == "" {
 		return nil, nil
 	}
-	var out []string
+	var out []S
 	for _, s := range strings.Split(list, ",") {
-		s = strings.TrimSpace(s)
-		if !valid(s) {
-			return nil, fmt.Errorf("%w: unknown state %q", errUsage, s)
+		st := S(strings.TrimSpace(s))
+		if !st.Valid() {
+			return nil, fmt.Errorf("%w: unknown state %q", errUsage, st)
 		}
-		out = append(out, s)
+		out = append(out, st)
 	}
 	return out, nil
 }
