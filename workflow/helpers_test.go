@@ -205,25 +205,3 @@ func (c *counter) get(name string) int {
 	defer c.mu.Unlock()
 	return c.n[name]
 }
-
-// panicSafeDriver rolls a transaction back when its function panics, then
-// panics again: a test can recover the panic without leaking the pool's
-// connection (which would hang the pool's Close at cleanup).
-type panicSafeDriver struct{ *postgres.Driver }
-
-func (d panicSafeDriver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxFunc) error {
-	var panicked any
-	err := d.Driver.InTx(ctx, iso, func(ctx context.Context, tx storage.Tx) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				panicked = p
-				err = fmt.Errorf("panic in transaction: %v", p)
-			}
-		}()
-		return fn(ctx, tx)
-	})
-	if panicked != nil {
-		panic(panicked)
-	}
-	return err
-}

@@ -98,7 +98,14 @@ func iteratingWorkflow(drv *postgres.Driver, pace time.Duration, seen func(item 
 func workflowWorkerProcess() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	pcfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// The test finds this process's sessions by it (see waitSessionsGone).
+	pcfg.ConnConfig.RuntimeParams["application_name"] = os.Getenv("ACIDIC_TEST_APP_NAME")
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -133,12 +140,15 @@ func workflowWorkerProcess() int {
 }
 
 // startWorkflowWorker runs this test binary as a workflow worker on schema.
+// The worker's database sessions carry workerAppName(schema) as their
+// application_name.
 func startWorkflowWorker(t *testing.T, schema, hangAt string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		"ACIDIC_TEST_WORKFLOW_WORKER=1",
 		"ACIDIC_TEST_SCHEMA="+schema,
+		"ACIDIC_TEST_APP_NAME="+workerAppName(schema),
 		"ACIDIC_TEST_HANG_AT="+hangAt,
 		"DATABASE_URL="+testdb.URL(),
 	)
@@ -151,4 +161,35 @@ func startWorkflowWorker(t *testing.T, schema, hangAt string) *exec.Cmd {
 		_ = cmd.Wait()
 	})
 	return cmd
+}
+
+// workerAppName is the application_name of the sessions of the worker
+// process started on schema (schema names are unique per test, and short
+// enough for PostgreSQL's 63 bytes).
+func workerAppName(schema string) string { return "w_" + schema }
+
+// workerSessions counts the database sessions of the worker process started
+// on the driver's schema.
+func workerSessions(t *testing.T, drv *postgres.Driver) int {
+	t.Helper()
+	var n int
+	err := drv.Pool().QueryRow(context.Background(),
+		"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+		workerAppName(drv.Schema())).Scan(&n)
+	if err != nil {
+		t.Fatalf("pg_stat_activity: %v", err)
+	}
+	return n
+}
+
+// waitSessionsGone waits until the killed worker process started on the
+// driver's schema has no session left in the database. SIGKILL ends the
+// process at once, but its backends end only when they notice: one may still
+// be executing a COMMIT the worker sent just before it died.
+func waitSessionsGone(t *testing.T, drv *postgres.Driver) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the killed worker's database sessions to end", func() (bool, string) {
+		n := workerSessions(t, drv)
+		return n == 0, fmt.Sprintf("%d sessions with application_name %s", n, workerAppName(drv.Schema()))
+	})
 }
