@@ -291,7 +291,7 @@ func TestCancelFinishedOrUnknownRun(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	wf := workflow.Define("quick", fastOptions(1), noop[profileArgs, noState]("only"))
-	e := newEngine(t, panicSafeDriver{drv}, engineConfig(1), wf)
+	e := newEngine(t, drv, engineConfig(1), wf)
 	startEngine(t, e)
 	ctx := ctxT(t)
 	id := enqueue(t, e, "quick", profileArgs{})
@@ -317,4 +317,167 @@ func TestCancelFinishedOrUnknownRun(t *testing.T) {
 			t.Errorf("Cancel of an unknown run: err %v, want storage.ErrNotFound", err)
 		}
 	}()
+}
+
+// Retry of a run that is still pending because its step failed and its job
+// is waiting out a long backoff makes that job due now: the run resumes at
+// once, on the same job, rather than after the backoff.
+func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	var calls counter
+	wf := workflow.Define("backingoff", workflow.Options{
+		MaxAttempts: 3,
+		Backoff:     func(int, error) time.Duration { return time.Hour },
+	},
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			calls.inc("one")
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "one", 0)
+		}),
+		steps.Do("two", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			if calls.inc("two") == 1 {
+				return errors.New("upstream is down")
+			}
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "two", 0)
+		}),
+	)
+	first := newEngine(t, drv, engineConfig(1), wf)
+	startEngine(t, first)
+	ctx := ctxT(t)
+	id := enqueue(t, first, "backingoff", profileArgs{})
+
+	// Step two fails on attempt 1 of 3: the job waits an hour to retry.
+	var backingOff *storage.Job
+	waitFor(t, 10*time.Second, "the run's job to back off", func() (bool, string) {
+		jobs := jobsOf(t, drv, id, "")
+		if len(jobs) == 1 && jobs[0].State == storage.JobRetryable {
+			backingOff = jobs[0]
+			return true, ""
+		}
+		return false, describeJobs(jobs)
+	})
+	if wait := time.Until(backingOff.ScheduledAt); wait < 30*time.Minute || backingOff.Attempt != 1 {
+		t.Fatalf("job %d: attempt %d, due in %s; want attempt 1 due in about an hour", backingOff.ID, backingOff.Attempt, wait.Round(time.Second))
+	}
+	if r := getRun(t, first, id); r.State != storage.RunPending || r.RecoveryPoint != "two" || r.LockedBy != "" {
+		t.Fatalf("run %s at %q locked by %q; want pending at two, unlocked", r.State, r.RecoveryPoint, r.LockedBy)
+	}
+	// No worker may take the job between Retry and the checks below.
+	stopEngine(t, first)
+
+	retried, err := first.Retry(ctx, id)
+	if err != nil {
+		t.Fatalf("Retry of a pending run: %v", err)
+	}
+	if retried.State != storage.RunPending {
+		t.Errorf("Retry returned a %s run, want pending", retried.State)
+	}
+	jobs := jobsOf(t, drv, id, "")
+	if len(jobs) != 1 {
+		t.Fatalf("after Retry the run has jobs %s; want only the job that was backing off", describeJobs(jobs))
+	}
+	j := jobs[0]
+	due := countRows(t, drv, "jobs", "id = $1 AND scheduled_at <= now()", j.ID) == 1
+	if j.ID != backingOff.ID || j.State != storage.JobAvailable || !due || j.Attempt != 1 {
+		t.Fatalf("after Retry: job %d %s, attempt %d, scheduled at %s (due now: %v); want job %d available now, attempt 1",
+			j.ID, j.State, j.Attempt, j.ScheduledAt.Format(time.RFC3339Nano), due, backingOff.ID)
+	}
+
+	second := newEngine(t, drv, engineConfig(1), wf)
+	startEngine(t, second)
+	waitFor(t, 5*time.Second, "the retried run to finish", func() (bool, string) {
+		r := getRun(t, second, id)
+		return r.State.Final(), fmt.Sprintf("run %s at %s; jobs %s", r.State, r.RecoveryPoint, describeJobs(jobsOf(t, drv, id, "")))
+	})
+	if r := getRun(t, second, id); r.State != storage.RunSucceeded {
+		t.Fatalf("after Retry: run %s at %s (%s), want succeeded; jobs %s", r.State, r.RecoveryPoint, r.Error, describeJobs(jobsOf(t, drv, id, "")))
+	}
+	if calls.get("one") != 1 || calls.get("two") != 2 {
+		t.Errorf("calls one=%d two=%d, want 1 and 2", calls.get("one"), calls.get("two"))
+	}
+	for _, name := range []string{"one", "two"} {
+		if n := countEffects(t, drv, id, name); n != 1 {
+			t.Errorf("step %s: %d effects, want 1", name, n)
+		}
+	}
+	jobs = waitJobsFinal(t, drv, id, "")
+	if len(jobs) != 1 || jobs[0].State != storage.JobCompleted || jobs[0].Attempt != 2 {
+		t.Errorf("jobs %s; want the one job, completed on attempt 2", describeJobs(jobs))
+	}
+}
+
+// Retry of a cancelled run resumes it at its recovery point: the step that
+// committed before the cancel does not run again.
+func TestRetryOfCancelledRunKeepsCommittedStep(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	var ones, twos atomic.Int32
+	var resumed atomic.Bool
+	wf := workflow.Define("interrupted", fastOptions(3),
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			ones.Add(1)
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "one", 0)
+		}),
+		steps.Do("two", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+			twos.Add(1)
+			if !resumed.Load() {
+				return steps.Snooze(time.Hour)
+			}
+			return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "two", 0)
+		}),
+	)
+	e := newEngine(t, drv, engineConfig(2), wf)
+	startEngine(t, e)
+	ctx := ctxT(t)
+	id := enqueue(t, e, "interrupted", profileArgs{})
+
+	waitFor(t, 10*time.Second, "the run to snooze in step two", func() (bool, string) {
+		r := getRun(t, e, id)
+		jobs := jobsOf(t, drv, id, "")
+		ok := r.State == storage.RunPending && r.RecoveryPoint == "two" && r.LockedBy == "" &&
+			len(jobs) == 1 && jobs[0].State == storage.JobScheduled
+		return ok, fmt.Sprintf("run %s at %s; jobs %s", r.State, r.RecoveryPoint, describeJobs(jobs))
+	})
+	if n := countEffects(t, drv, id, "one"); n != 1 {
+		t.Fatalf("before the cancel: step one has %d effects, want 1", n)
+	}
+	if r, err := e.Cancel(ctx, id); err != nil || r.State != storage.RunCancelled {
+		t.Fatalf("Cancel: %+v, %v", r, err)
+	}
+	for _, j := range waitJobsFinal(t, drv, id, "") {
+		if j.State != storage.JobCancelled {
+			t.Errorf("job %d %s after Cancel, want cancelled", j.ID, j.State)
+		}
+	}
+
+	resumed.Store(true)
+	retried, err := e.Retry(ctx, id)
+	if err != nil {
+		t.Fatalf("Retry of a cancelled run: %v", err)
+	}
+	if retried.State != storage.RunPending {
+		t.Errorf("Retry returned a %s run, want pending", retried.State)
+	}
+	waitFor(t, 10*time.Second, "the retried run to finish", func() (bool, string) {
+		r := getRun(t, e, id)
+		return r.State.Final(), fmt.Sprintf("run %s at %s; jobs %s", r.State, r.RecoveryPoint, describeJobs(jobsOf(t, drv, id, "")))
+	})
+	if r := getRun(t, e, id); r.State != storage.RunSucceeded {
+		t.Fatalf("after Retry: run %s at %s (%s), want succeeded; jobs %s", r.State, r.RecoveryPoint, r.Error, describeJobs(jobsOf(t, drv, id, "")))
+	}
+	r := getRun(t, e, id)
+	if n := countEffects(t, drv, id, "one"); n != 1 || ones.Load() != 1 {
+		t.Errorf("step one: %d effects, %d executions; want 1 and 1", n, ones.Load())
+	}
+	if n := countEffects(t, drv, id, "two"); n != 1 || twos.Load() != 2 {
+		t.Errorf("step two: %d effects, %d executions; want 1, and 2 (the snooze, then the retry)", n, twos.Load())
+	}
+	if s := stepLog(t, r, "one"); s.State != storage.StepSucceeded || s.Executions != 1 {
+		t.Errorf("step one log: %s after %d executions, want succeeded once", s.State, s.Executions)
+	}
+	if r.Error != "" {
+		t.Errorf("succeeded run keeps error %q", r.Error)
+	}
 }
