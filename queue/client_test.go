@@ -454,6 +454,11 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 			cfgA.HeartbeatInterval, cfgA.RescueAfter = time.Hour, 2*time.Hour
 			a := newClient(t, drv, cfgA)
 			start(t, a)
+			// Cleanups run last-registered first: should the test fail
+			// early, A's work returns before A is stopped.
+			var releaseOnce sync.Once
+			release := func() { releaseOnce.Do(func() { close(releaseA) }) }
+			t.Cleanup(release)
 			ctx := ctxT(t)
 			j, err := a.Enqueue(ctx, "k", nil, queue.EnqueueOptions{})
 			if err != nil {
@@ -471,10 +476,10 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 				}
 				return nil
 			}, queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Millisecond }})
-			cfgB := fastConfig(wsB, 1)
-			cfgB.RescueAfter = 30 * time.Millisecond
-			b := newClient(t, drv, cfgB)
-			time.Sleep(60 * time.Millisecond)
+			// A's heartbeat is made stale by hand: a short RescueAfter on B
+			// would, on a loaded machine, also rescue B's own attempts.
+			b := newClient(t, drv, fastConfig(wsB, 1))
+			execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = now() - interval '2 hours' WHERE id = $1", j.ID)
 			res := b.Maintain(ctx)
 			if len(res.Rescued) != 1 || res.Rescued[0].ID != j.ID {
 				t.Fatalf("rescued %v, want job %d", res.Rescued, j.ID)
@@ -483,7 +488,7 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 			done := waitJob(t, drv, j.ID, storage.JobCompleted)
 
 			// A's late outcome must not overwrite B's completion.
-			close(releaseA)
+			release()
 			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := a.Stop(stopCtx); err != nil {
