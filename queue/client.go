@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/acidic-go/acidic/storage"
 )
@@ -100,8 +101,9 @@ func (c *Client) Start(ctx context.Context) error {
 // Stop shuts the client down gracefully: it stops fetching, waits for running
 // jobs to finish, records their outcomes, and returns. If ctx ends first, the
 // running jobs' contexts are cancelled; Stop waits for them to return and
-// then returns ctx's error. Jobs that ignore their context are left running
-// and will be rescued by another client once their heartbeat stops.
+// record their outcomes (up to stopGrace) and then returns ctx's error. Jobs
+// that ignore their context are left running and will be rescued by another
+// client once their heartbeat stops.
 func (c *Client) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.started {
@@ -120,7 +122,7 @@ func (c *Client) Stop(ctx context.Context) error {
 		c.stopWork()
 		c.cfg.Logger.Warn("queue: stop deadline passed; cancelled running jobs", "client", c.cfg.ID)
 		// Give cancelled jobs a moment to return and record their outcome.
-		grace, cancel := context.WithTimeout(context.Background(), c.cfg.HeartbeatInterval)
+		grace, cancel := context.WithTimeout(context.Background(), stopGrace)
 		waitGroup(grace, &c.jobs)
 		cancel()
 	}
@@ -130,6 +132,10 @@ func (c *Client) Stop(ctx context.Context) error {
 	c.stopWork()
 	return stopErr
 }
+
+// stopGrace bounds how long Stop, past its deadline, waits for the jobs it
+// cancelled to return and record their outcomes.
+const stopGrace = 5 * time.Second
 
 // waitGroup waits for wg or ctx; it reports whether wg finished.
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
