@@ -164,11 +164,27 @@ func (c *Client) List(ctx context.Context, f storage.JobFilter) ([]*Job, error) 
 // it; whatever it returns afterwards is ignored. A finished job is returned
 // unchanged.
 func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
-	return c.CancelTx(ctx, c.drv, id)
+	if c.cfg.EndedFunc == nil {
+		return c.CancelTx(ctx, c.drv, id)
+	}
+	var job *Job
+	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		job, err = c.CancelTx(ctx, tx, id)
+		return err
+	})
+	return job, err
 }
 
 // CancelTx is Cancel through ex, for use inside a caller's transaction.
+//
+// With Config.EndedFunc set, ex must be a transaction (a storage.Tx), so the
+// job's end and what EndedFunc writes commit together; anything else is
+// ErrInvalid, and nothing is written.
 func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*Job, error) {
+	if _, ok := ex.(storage.Tx); !ok && c.cfg.EndedFunc != nil {
+		return nil, fmt.Errorf("%w: queue: cancel job %d: this client ends jobs with EndedFunc, which needs a transaction", ErrInvalid, id)
+	}
 	before, err := ex.JobGet(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("queue: cancel: %w", err)
@@ -178,6 +194,11 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		return nil, fmt.Errorf("queue: cancel: %w", err)
 	}
 	if before.State != storage.JobCancelled && job.State == storage.JobCancelled {
+		if tx, ok := ex.(storage.Tx); ok && c.cfg.EndedFunc != nil {
+			if err := c.cfg.EndedFunc(ctx, tx, []*Job{job}); err != nil {
+				return nil, fmt.Errorf("queue: cancel: %w", err)
+			}
+		}
 		if _, _, err := ex.JobResolveDependencies(ctx, []int64{id}); err != nil {
 			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}

@@ -1,12 +1,15 @@
 package queue
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/acidic-go/acidic/storage"
 )
 
 // QueueConfig tunes one queue a client works.
@@ -32,6 +35,17 @@ type Config struct {
 	KindDefaults map[string]EnqueueOptions
 	// Now is the clock used to schedule jobs. Default time.Now.
 	Now func() time.Time
+	// EndedFunc, when set, is called inside every transaction that ends
+	// jobs for good other than by completion: discarded (attempts
+	// exhausted, a Discard result, an unknown kind, a panic on the last
+	// attempt, the rescue of a last attempt) or cancelled (a Cancel result,
+	// Cancel by an operator), with the jobs as that transaction left them.
+	// Its writes commit with the job's end, or not at all: an error rolls
+	// the transaction back, and the write is tried again like any failed
+	// bookkeeping write. Package workflow uses it to end a run with the job
+	// that carried it. Dependents of a graph job cancelled through its
+	// dependencies are not passed.
+	EndedFunc func(ctx context.Context, tx storage.Tx, jobs []*Job) error
 
 	// PollInterval is how often an idle queue looks for work when no
 	// notification arrives (notifications may be lost while the listener

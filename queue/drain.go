@@ -91,7 +91,7 @@ func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
 		}
 		return outcome, nil
 	}
-	return outcome, c.recordOutcome(ctx, o, func(ctx context.Context, write func(context.Context) error) error {
+	return outcome, c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
 		return write(ctx)
 	})
 }

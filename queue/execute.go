@@ -114,39 +114,60 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 		if err != nil && outcome != OutcomeSnoozed {
 			c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
 		}
-		c.finish(o)
+		c.finish(job, o)
 	}()
 }
 
 // finish writes a non-completion outcome, retrying while the database is
 // unreachable, then stops tracking the job.
-func (c *Client) finish(o storage.JobOutcome) {
+func (c *Client) finish(job *Job, o storage.JobOutcome) {
 	defer c.untrack(o.JobAttempt)
-	_ = c.recordOutcome(context.Background(), o, func(_ context.Context, write func(context.Context) error) error {
+	_ = c.recordOutcome(context.Background(), job, o, func(_ context.Context, write func(context.Context) error) error {
 		c.retryWrite(write)
 		return nil
 	})
 }
 
-// recordOutcome writes a non-completion outcome through run (which may retry
-// the write) and, when that ended the job for good, settles the job's
-// dependents now rather than at the next maintenance pass.
-func (c *Client) recordOutcome(ctx context.Context, o storage.JobOutcome, run func(context.Context, func(context.Context) error) error) error {
+// recordOutcome writes a non-completion outcome of job through run (which
+// may retry the write) and, when that ended the job for good, settles the
+// job's dependents now rather than at the next maintenance pass. An outcome
+// that ends the job for good is written in one transaction with EndedFunc.
+func (c *Client) recordOutcome(ctx context.Context, job *Job, o storage.JobOutcome, run func(context.Context, func(context.Context) error) error) error {
 	var ended bool
+	final := o.State == storage.JobCancelled || o.State == storage.JobDiscarded
 	if err := run(ctx, func(ctx context.Context) error {
-		var err error
-		ended, err = c.drv.JobFinish(ctx, o)
-		return err
+		if !final || c.cfg.EndedFunc == nil {
+			var err error
+			ended, err = c.drv.JobFinish(ctx, o)
+			return err
+		}
+		return c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+			var err error
+			if ended, err = tx.JobFinish(ctx, o); err != nil || !ended {
+				return err
+			}
+			return c.cfg.EndedFunc(ctx, tx, []*Job{endedCopy(job, o)})
+		})
 	}); err != nil {
 		return fmt.Errorf("queue: record outcome of job %d: %w", o.ID, err)
 	}
-	if !ended || (o.State != storage.JobCancelled && o.State != storage.JobDiscarded) {
+	if !ended || !final {
 		return nil
 	}
 	return run(ctx, func(ctx context.Context) error {
 		_, _, err := c.drv.JobResolveDependencies(ctx, []int64{o.ID})
 		return err
 	})
+}
+
+// endedCopy returns job as the write of outcome o left it.
+func endedCopy(job *Job, o storage.JobOutcome) *Job {
+	j := *job
+	j.State, j.LeasedRun = o.State, nil
+	if o.Error != nil {
+		j.Errors = append(append([]storage.AttemptError(nil), job.Errors...), *o.Error)
+	}
+	return &j
 }
 
 // retryWrite runs a bookkeeping write until it succeeds, backing off between

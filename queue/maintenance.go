@@ -53,7 +53,7 @@ type MaintenanceResult struct {
 // tools may call it directly.
 func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	var res MaintenanceResult
-	rescued, err := c.drv.JobRescue(ctx, c.cfg.RescueAfter, 1000)
+	rescued, err := c.rescue(ctx)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: rescue failed", "err", err)
 	}
@@ -74,6 +74,36 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	}
 	res.Pruned = pruned
 	return res
+}
+
+// rescue rescues the jobs of workers that stopped heartbeating; those it
+// discards (their last attempt) are passed to EndedFunc in the same
+// transaction.
+func (c *Client) rescue(ctx context.Context) ([]*Job, error) {
+	if c.cfg.EndedFunc == nil {
+		return c.drv.JobRescue(ctx, c.cfg.RescueAfter, 1000)
+	}
+	var rescued []*Job
+	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		if rescued, err = tx.JobRescue(ctx, c.cfg.RescueAfter, 1000); err != nil {
+			return err
+		}
+		var ended []*Job
+		for _, j := range rescued {
+			if j.State.Final() {
+				ended = append(ended, j)
+			}
+		}
+		if len(ended) == 0 {
+			return nil
+		}
+		return c.cfg.EndedFunc(ctx, tx, ended)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rescued, nil
 }
 
 // listenLoop keeps a LISTEN connection open and wakes producers on inserts.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -23,6 +22,7 @@ const (
 	Pending   = storage.RunPending
 	Running   = storage.RunRunning
 	Awaiting  = storage.RunAwaiting
+	Halted    = storage.RunHalted
 	Succeeded = storage.RunSucceeded
 	Failed    = storage.RunFailed
 	Cancelled = storage.RunCancelled
@@ -46,6 +46,10 @@ var (
 	// ErrAwaiting is returned by Acquire for a run parked until its children
 	// finish; the last child to finish enqueues its continuation.
 	ErrAwaiting = errors.New("run: awaiting child runs")
+
+	// ErrHalted is returned by Acquire for a run a step halted: it rests
+	// until it is retried (or cancelled), whatever job is delivered for it.
+	ErrHalted = errors.New("run: halted")
 )
 
 // Create inserts the run unless its idempotency key exists. It returns the
@@ -90,12 +94,14 @@ func NewLease(job storage.JobAttempt) Lease {
 	return Lease{Token: uuid.NewString(), Job: job}
 }
 
-// Acquire takes the run's lease. A lease older than timeout, or held by a
-// job attempt that is no longer running, is defunct and taken over. It
-// returns ErrLocked if a live lease is held, ErrFinished for a finished run
-// and ErrAwaiting for a parked one, each with the run as it is.
-func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease, timeout time.Duration) (*Record, error) {
-	rec, ok, err := ex.RunLease(ctx, storage.RunLease{ID: id, Token: lease.Token, Timeout: timeout, Job: lease.Job})
+// Acquire takes the run's lease for a job attempt of the run. A lease whose
+// holding attempt has ended (completed, failed, cancelled or rescued) is
+// taken over; a lease whose holder still runs is never taken, however old.
+// It returns ErrLocked if a live holder has the lease, ErrFinished for a
+// finished run, ErrAwaiting for one parked on its children and ErrHalted for
+// a halted one, each with the run as it is.
+func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease) (*Record, error) {
+	rec, ok, err := ex.RunLease(ctx, storage.RunLease{ID: id, Token: lease.Token, Job: lease.Job})
 	if err != nil {
 		return nil, fmt.Errorf("run: acquire: %w", err)
 	}
@@ -107,6 +113,8 @@ func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease
 		return rec, fmt.Errorf("%w: run %s is %s", ErrFinished, id, rec.State)
 	case rec.State == Awaiting:
 		return rec, fmt.Errorf("%w: run %s awaits %d", ErrAwaiting, id, rec.Awaiting)
+	case rec.State == Halted:
+		return rec, fmt.Errorf("%w: run %s halted at step %q", ErrHalted, id, rec.RecoveryPoint)
 	default:
 		return rec, fmt.Errorf("%w: run %s held by %s since %v", ErrLocked, id, rec.LockedBy, rec.LockedAt)
 	}

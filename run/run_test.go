@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/run"
@@ -109,7 +110,7 @@ func TestAcquire(t *testing.T) {
 	if a.Token == "" || a.Token == b.Token {
 		t.Fatalf("lease tokens %q and %q", a.Token, b.Token)
 	}
-	got, err := run.Acquire(ctx, drv, rec.ID, a, time.Minute)
+	got, err := run.Acquire(ctx, drv, rec.ID, a)
 	if err != nil {
 		t.Fatalf("Acquire a: %v", err)
 	}
@@ -118,7 +119,7 @@ func TestAcquire(t *testing.T) {
 	}
 
 	// A live lease blocks b.
-	held, err := run.Acquire(ctx, drv, rec.ID, b, time.Minute)
+	held, err := run.Acquire(ctx, drv, rec.ID, b)
 	if !errors.Is(err, run.ErrLocked) {
 		t.Fatalf("Acquire b while a holds a live lease: err %v, want ErrLocked", err)
 	}
@@ -130,12 +131,21 @@ func TestAcquire(t *testing.T) {
 		t.Fatalf("RunUpdate with b's token: err %v, want ErrLeaseLost", err)
 	}
 
-	// Once a's lease is older than the timeout, b takes it over and a's
-	// writes are fenced off.
-	time.Sleep(20 * time.Millisecond)
-	got, err = run.Acquire(ctx, drv, rec.ID, b, 10*time.Millisecond)
+	// However old a's lease, b cannot take it while a's attempt runs.
+	if _, err := drv.Pool().Exec(ctx, "UPDATE "+pgx.Identifier{drv.Schema(), "runs"}.Sanitize()+" SET locked_at = now() - interval '1 day' WHERE id = $1", rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Acquire(ctx, drv, rec.ID, b); !errors.Is(err, run.ErrLocked) {
+		t.Fatalf("Acquire b while a's attempt runs, with a day-old lease: err %v, want ErrLocked", err)
+	}
+	// Once a's attempt has ended, b takes the lease over and a's writes are
+	// fenced off.
+	if _, err := drv.JobComplete(ctx, []storage.JobAttempt{a.Job}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = run.Acquire(ctx, drv, rec.ID, b)
 	if err != nil || got.LockedBy != b.Token {
-		t.Fatalf("Acquire b after a's lease expired: %v (locked by %q)", err, got.LockedBy)
+		t.Fatalf("Acquire b after a's attempt ended: %v (locked by %q)", err, got.LockedBy)
 	}
 	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: a.Token, State: run.Running, RecoveryPoint: "two"}); !errors.Is(err, storage.ErrLeaseLost) {
 		t.Fatalf("RunUpdate with a's stale token: err %v, want ErrLeaseLost", err)
@@ -146,7 +156,7 @@ func TestAcquire(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := run.NewLease(runningJob(t, drv, rec.ID))
-	if got, err := run.Acquire(ctx, drv, rec.ID, c, time.Hour); err != nil || got.LockedBy != c.Token {
+	if got, err := run.Acquire(ctx, drv, rec.ID, c); err != nil || got.LockedBy != c.Token {
 		t.Fatalf("Acquire c after b's job was cancelled: %v", err)
 	}
 
@@ -155,13 +165,13 @@ func TestAcquire(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := run.NewLease(runningJob(t, drv, rec.ID))
-	fin, err := run.Acquire(ctx, drv, rec.ID, d, time.Hour)
+	fin, err := run.Acquire(ctx, drv, rec.ID, d)
 	if !errors.Is(err, run.ErrFinished) || fin == nil || fin.State != run.Succeeded {
 		t.Fatalf("Acquire a succeeded run: %+v, %v; want ErrFinished with the run", fin, err)
 	}
 
 	// An unknown run.
-	if _, err := run.Acquire(ctx, drv, uuid.New(), d, time.Hour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := run.Acquire(ctx, drv, uuid.New(), d); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Acquire unknown run: %v, want ErrNotFound", err)
 	}
 }

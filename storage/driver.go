@@ -85,10 +85,24 @@ type Executor interface {
 	// RunList returns runs matching the filter, oldest first.
 	RunList(ctx context.Context, f RunFilter) ([]*Run, error)
 	// RunLease takes the run's lock lease for the token if the run is
-	// pending or running and the lease is free or older than the timeout.
-	// It returns the run as it is after the attempt and whether the lease
-	// was taken.
+	// pending or running and the lease is free: nobody holds it, or the job
+	// attempt that holds it is no longer running (it ended, or was rescued),
+	// or it is held by an earlier attempt of the same job. A live holder is
+	// never overtaken, however old its lease. It returns the run as it is
+	// after the attempt and whether the lease was taken.
 	RunLease(ctx context.Context, p RunLease) (*Run, bool, error)
+	// RunEnd ends a live (pending or running) run whose carrying job ended
+	// for good: the run takes p.State and p.Error and its lease is cleared,
+	// unless the job is not of the run's workflow kind or another job of
+	// that kind is still unfinished (it carries the run on). Call it inside
+	// a transaction that has already ended the job: it locks the run first,
+	// so of two carrying jobs ending at once the later one ends the run. It
+	// returns the run and whether it ended it.
+	RunEnd(ctx context.Context, p RunEnd) (*Run, bool, error)
+	// RunSettle marks a finished run settled unless it already is, and
+	// reports whether it did: the caller then meets the run's finish
+	// obligations in the same transaction, exactly once per finish.
+	RunSettle(ctx context.Context, id uuid.UUID) (*Run, bool, error)
 	// RunUpdate writes a run's progress if the token still holds its lease;
 	// otherwise it returns ErrLeaseLost and writes nothing.
 	RunUpdate(ctx context.Context, u RunUpdate) (*Run, error)
@@ -97,8 +111,8 @@ type Executor interface {
 	// persisted state and cursor as the last committed step left them.
 	RunRelease(ctx context.Context, r RunRelease) (*Run, error)
 	// RunSetState moves a run from one of the states in from to the state to,
-	// sets its error and clears its lease, for operator actions (cancel,
-	// retry). It returns the run and whether it changed; a run in another
+	// sets its error, clears its lease and its settled mark, for operator
+	// actions (cancel, retry). It returns the run and whether it changed; a run in another
 	// state is returned unchanged.
 	RunSetState(ctx context.Context, id uuid.UUID, from []RunState, to RunState, errText string) (*Run, bool, error)
 	// RunChildFinished counts one finished child off an awaiting parent run

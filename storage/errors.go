@@ -35,4 +35,9 @@ var (
 	// ErrRetriesExhausted is returned by a transaction helper that gave up
 	// after retrying serialization failures as often as it was allowed to.
 	ErrRetriesExhausted = errors.New("storage: transaction retries exhausted")
+
+	// ErrCommitUnknown is returned when a transaction's COMMIT was sent but
+	// its answer never came (the connection broke): the transaction may or
+	// may not have committed. Read what it wrote before doing it again.
+	ErrCommitUnknown = errors.New("storage: commit outcome unknown")
 )

@@ -19,6 +19,9 @@ const (
 	RunRunning RunState = "running"
 	// RunAwaiting: parked until its child runs finish.
 	RunAwaiting RunState = "awaiting"
+	// RunHalted: a step halted the run (steps.Halt). It rests: no job
+	// executes it, and only Retry (or Cancel) moves it on.
+	RunHalted RunState = "halted"
 	// RunSucceeded: every step committed. Final.
 	RunSucceeded RunState = "succeeded"
 	// RunFailed: failed for good (attempts exhausted or an unrecoverable error).
@@ -31,11 +34,19 @@ const (
 // Valid reports whether s is one of the run states.
 func (s RunState) Valid() bool {
 	switch s {
-	case RunPending, RunRunning, RunAwaiting, RunSucceeded, RunFailed, RunCancelled:
+	case RunPending, RunRunning, RunAwaiting, RunHalted, RunSucceeded, RunFailed, RunCancelled:
 		return true
 	}
 	return false
 }
+
+// AllRunStates lists every run state, in the order of the state machine.
+var AllRunStates = []RunState{RunPending, RunRunning, RunAwaiting, RunHalted, RunSucceeded, RunFailed, RunCancelled}
+
+// Live reports whether a job of the run is expected to move it on: pending
+// or running. Awaiting and halted runs rest until something else (the last
+// child, an operator) moves them; final runs have ended.
+func (s RunState) Live() bool { return s == RunPending || s == RunRunning }
 
 // Final reports whether the run has finished, one way or another.
 func (s RunState) Final() bool {
@@ -70,6 +81,10 @@ type Run struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt *time.Time
+	// SettledAt is when the obligations of the run's last finish were met
+	// (its OnFinish callback staged, its parent counted off); nil while the
+	// run has not finished, or has finished and not yet settled.
+	SettledAt *time.Time
 }
 
 // RunInsert describes a run to create.
@@ -90,13 +105,11 @@ type RunLease struct {
 	ID uuid.UUID
 	// Token identifies this holder; fenced writes must present it.
 	Token string
-	// Timeout is how old a lease must be before it is defunct and may be taken over.
-	Timeout time.Duration
 	// Job is the job attempt taking the lease, an attempt of a job of this
-	// run (its RunID is ID). When that attempt ends without giving the lease
-	// back (its worker died and it was rescued, it was cancelled, or its
-	// executor could not reach the database), ending it frees the lease at
-	// once; a lease held by a job of another run is freed only by Timeout.
+	// run (its RunID is ID); required. The lease lives as long as that
+	// attempt runs (its heartbeat keeps it running): it is taken over only
+	// once the attempt has ended (completed, failed, cancelled, or rescued
+	// after its worker stopped heartbeating), never because of its age.
 	Job JobAttempt
 }
 
@@ -128,6 +141,24 @@ type RunUpdate struct {
 	Result  json.RawMessage
 	// Step, when set, is written to the step log.
 	Step *Step
+	// Settle marks the run settled (Run.SettledAt): with a final State, the
+	// caller meets the run's finish obligations in the same transaction.
+	Settle bool
+}
+
+// RunEnd ends a live run because a job that carried it ended for good; see
+// Executor.RunEnd.
+type RunEnd struct {
+	ID uuid.UUID
+	// Job is the job that ended (cancelled or discarded). Only a job of the
+	// run's own workflow kind carries it.
+	Job int64
+	// Kind is the ended job's kind.
+	Kind string
+	// State is the run's new state, RunFailed or RunCancelled.
+	State RunState
+	// Error says why, for the run's error.
+	Error string
 }
 
 // StepState is the outcome recorded for a step in the step log.

@@ -185,7 +185,7 @@ func (e *Engine) List(ctx context.Context, f storage.RunFilter) ([]*Run, error) 
 func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 	var out *Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Failed, run.Cancelled, run.Pending}, run.Pending, "")
+		rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Failed, run.Cancelled, run.Halted, run.Pending}, run.Pending, "")
 		if err != nil {
 			return err
 		}
@@ -242,7 +242,7 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*Run, error) {
 }
 
 func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*storage.Run, error) {
-	rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Pending, run.Running, run.Awaiting}, run.Cancelled, reason)
+	rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Pending, run.Running, run.Awaiting, run.Halted}, run.Cancelled, reason)
 	if err != nil || !changed {
 		return rec, err
 	}
@@ -259,7 +259,7 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 			return rec, err
 		}
 	}
-	unfinished := storage.RunFilter{ParentRunID: id, States: []storage.RunState{run.Pending, run.Running, run.Awaiting}}
+	unfinished := storage.RunFilter{ParentRunID: id, States: []storage.RunState{run.Pending, run.Running, run.Awaiting, run.Halted}}
 	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*storage.Run) error {
 		for _, c := range children {
 			if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
@@ -271,16 +271,14 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 	if err != nil {
 		return rec, err
 	}
-	d, err := e.definition(rec.Workflow)
-	if err != nil {
-		d = nil // unknown in this process; see stageFinish
-	}
-	return rec, e.onFinal(ctx, tx, d, rec)
+	// A workflow unknown in this process is nil: see hasFinish.
+	return rec, e.settle(ctx, tx, e.definitionOrNil(rec.Workflow), rec)
 }
 
 // Wait blocks until the run has finished (succeeded, failed or cancelled)
-// or ctx ends, and returns the run with its step log. It polls, starting at
-// 10ms and backing off to 250ms.
+// or halted, or ctx ends, and returns the run with its step log. A halted
+// run does not move on by itself (only Retry or Cancel move it), so Wait
+// returns it too. It polls, starting at 10ms and backing off to 250ms.
 func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
 	delay := 10 * time.Millisecond
 	for {
@@ -288,7 +286,7 @@ func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.State.Final() {
+		if r.State.Final() || r.State == run.Halted {
 			return e.withSteps(ctx, r)
 		}
 		select {

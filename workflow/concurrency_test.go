@@ -138,30 +138,33 @@ func TestTwoEnginesNeverRunOneRunConcurrently(t *testing.T) {
 	t.Logf("%d executions recorded, %d lease waits", countRows(t, drv, "executions", ""), snoozed)
 }
 
-// A worker that hangs inside a step (ignoring its context) loses the run's
-// lease after LockTimeout; another engine takes over and finishes the run.
-// When the hung step finally returns, its transaction must not commit.
-func TestHungStepLosesLeaseAndCannotCommit(t *testing.T) {
+// A step that runs long (here: until released, ignoring its context) keeps
+// the run's lease as long as its worker lives, however long that is: a
+// second job delivered for the run meanwhile (after crashes, two jobs can
+// carry one run) waits without running anything, instead of taking the lease
+// by its age and running the step's outside calls again (the livelock of
+// two workers taking a lease from each other for ever). When the step
+// returns, it commits; the second job then finds the run finished.
+func TestSlowStepKeepsLeaseWhileItsWorkerLives(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
-	// No primary key here: a second commit of step two would show as a second row.
+	// No primary key here: a second execution of step two would show as a second row.
 	execSQL(t, drv, "CREATE TABLE "+table(drv, "charges")+" (run_id uuid NOT NULL, engine text NOT NULL)")
 
 	entered := make(chan struct{})
 	release := make(chan struct{})
-	hungDone := make(chan struct{})
-	var aCalls atomic.Int32
-	define := func(engine string, hang bool) *workflow.Workflow[contendedArgs, noState] {
+	var calls atomic.Int32
+	define := func(engine string) *workflow.Workflow[contendedArgs, noState] {
 		return workflow.Define("takeover", fastOptions(5),
 			steps.Do("one", func(ctx context.Context, sc *steps.Context[contendedArgs, noState]) error {
 				return recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "one", 0)
 			}),
 			steps.Do("two", func(ctx context.Context, sc *steps.Context[contendedArgs, noState]) error {
-				if hang && aCalls.Add(1) == 1 {
+				// The outside call: counted however the step ends.
+				if calls.Add(1) == 1 {
 					close(entered)
-					<-release // ignores ctx: a worker stuck in a call without a deadline
-					defer close(hungDone)
+					<-release // a long call without a deadline
 				}
 				_, err := postgres.PgxTx(sc.Tx()).Exec(ctx, "INSERT INTO "+table(drv, "charges")+" (run_id, engine) VALUES ($1, $2)", sc.RunID(), engine)
 				return err
@@ -172,8 +175,7 @@ func TestHungStepLosesLeaseAndCannotCommit(t *testing.T) {
 		)
 	}
 	cfgA := engineConfig(1)
-	cfgA.LockTimeout = 200 * time.Millisecond
-	a := newEngine(t, drv, cfgA, define("A", true))
+	a := newEngine(t, drv, cfgA, define("A"))
 	t.Cleanup(func() {
 		select {
 		case <-release:
@@ -190,40 +192,47 @@ func TestHungStepLosesLeaseAndCannotCommit(t *testing.T) {
 	}
 
 	cfgB := engineConfig(2)
-	cfgB.LockTimeout = 200 * time.Millisecond
-	b := newEngine(t, drv, cfgB, define("B", false))
+	cfgB.LockedRetry = 20 * time.Millisecond
+	b := newEngine(t, drv, cfgB, define("B"))
 	startEngine(t, b)
-	started := time.Now()
-	if _, err := b.Queue().Enqueue(ctxT(t), "takeover", json.RawMessage("{}"), queue.EnqueueOptions{}.ForRun(id)); err != nil {
+	dup, err := b.Queue().Enqueue(ctxT(t), "takeover", json.RawMessage("{}"), queue.EnqueueOptions{}.ForRun(id))
+	if err != nil {
 		t.Fatal(err)
 	}
-	r := waitRun(t, b, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-	if r.State != storage.RunSucceeded {
-		t.Fatalf("run %s (%s), want B to finish it", r.State, r.Error)
+	// B's job waits for the lease through several heartbeats of A's and
+	// many of its own lease attempts; it must not run step two.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := b.Queue().Get(ctxT(t), dup.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snoozes(j) >= 5 && time.Since(j.CreatedAt) > 3*cfgA.Queue.HeartbeatInterval {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's job never waited for the lease: %+v", j)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if took := time.Since(started); took < 100*time.Millisecond {
-		t.Errorf("B finished the run %s after it was enqueued, before A's lease could have expired", took)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("step two's outside call ran %d times while A held the lease, want 1", n)
 	}
-	if n := countRows(t, drv, "charges", "run_id = $1 AND engine = 'B'", id); n != 1 {
-		t.Fatalf("%d charges by B, want 1", n)
+	if r := getRun(t, a, id); r.State != storage.RunRunning || r.RecoveryPoint != "two" {
+		t.Fatalf("run while A works: %s at %s (%s)", r.State, r.RecoveryPoint, r.Error)
 	}
 
-	// Now A's hung step returns and tries to commit.
 	close(release)
-	select {
-	case <-hungDone:
-	case <-time.After(20 * time.Second):
-		t.Fatal("A's step two never returned")
+	r := waitRun(t, a, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
+	if r.State != storage.RunSucceeded {
+		t.Fatalf("run %s (%s), want A to finish it", r.State, r.Error)
 	}
 	waitJobsFinal(t, drv, id, "takeover")
-
-	if n := countRows(t, drv, "charges", "run_id = $1", id); n != 1 {
-		t.Errorf("%d charges for the run, want exactly 1 (A's late commit went through: %d by A)", n,
-			countRows(t, drv, "charges", "run_id = $1 AND engine = 'A'", id))
+	if n := countRows(t, drv, "charges", "run_id = $1 AND engine = 'A'", id); n != 1 {
+		t.Errorf("%d charges by A, want 1 (%d by B)", n, countRows(t, drv, "charges", "run_id = $1 AND engine = 'B'", id))
 	}
-	r = getRun(t, a, id)
-	if r.State != storage.RunSucceeded {
-		t.Errorf("after A's step returned: run %s (%s), want still succeeded", r.State, r.Error)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("step two's outside call ran %d times, want 1", n)
 	}
 	if s := stepLog(t, r, "two"); s.Executions != 1 || s.State != storage.StepSucceeded {
 		t.Errorf("step two log: %s, %d executions; want succeeded once", s.State, s.Executions)
@@ -233,4 +242,13 @@ func TestHungStepLosesLeaseAndCannotCommit(t *testing.T) {
 			t.Errorf("step %s: %d effects, want 1", name, n)
 		}
 	}
+}
+
+// snoozes is how often a job was snoozed (its meta's count).
+func snoozes(j *queue.Job) int {
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(j.Meta, &m)
+	return m.Snoozes
 }

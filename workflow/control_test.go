@@ -20,7 +20,7 @@ type loopState struct {
 	Polls  int `json:"polls"`
 }
 
-func TestHaltLeavesRunPendingUntilRetried(t *testing.T) {
+func TestHaltLeavesRunHaltedUntilRetried(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
@@ -50,8 +50,8 @@ func TestHaltLeavesRunPendingUntilRetried(t *testing.T) {
 		}
 	}
 	r := getRun(t, e, id)
-	if r.State != storage.RunPending || r.RecoveryPoint != "apply" || r.LockedBy != "" {
-		t.Fatalf("halted run %s at %q locked by %q; want pending at apply, unlocked", r.State, r.RecoveryPoint, r.LockedBy)
+	if r.State != storage.RunHalted || r.RecoveryPoint != "apply" || r.LockedBy != "" {
+		t.Fatalf("halted run %s at %q locked by %q; want halted at apply, unlocked", r.State, r.RecoveryPoint, r.LockedBy)
 	}
 	if s := stepLog(t, r, "request"); s.State != storage.StepHalted {
 		t.Errorf("request step log %s, want halted", s.State)

@@ -65,8 +65,8 @@ func TestChangedDefinitionFailsRunForGood(t *testing.T) {
 			id := enqueue(t, a, "evolving", orderArgs{OrderID: "o1"})
 			waitJobsFinal(t, drv, id, "evolving")
 			before := getRun(t, a, id)
-			if before.State != storage.RunPending || before.RecoveryPoint != c.resumes {
-				t.Fatalf("old code left the run %s at %s, want pending at %s", before.State, before.RecoveryPoint, c.resumes)
+			if before.State != storage.RunHalted || before.RecoveryPoint != c.resumes {
+				t.Fatalf("old code left the run %s at %s, want halted at %s", before.State, before.RecoveryPoint, c.resumes)
 			}
 			stopEngine(t, a)
 

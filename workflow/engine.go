@@ -25,12 +25,6 @@ type Config struct {
 	// engine works and with how many workers, heartbeats, rescue. Workers may
 	// hold your own plain job kinds; the engine adds one kind per workflow.
 	Queue queue.Config
-	// LockTimeout is how old a run's lease must be before another worker may
-	// take it over, for a worker that hangs inside a step while its process
-	// lives. A lease whose job was rescued (its worker died) is taken over at
-	// once. A step running longer than this may be executed a second time
-	// (its first execution then cannot commit). Default 5m.
-	LockTimeout time.Duration
 	// LockedRetry is how long a job waits before trying again when another
 	// worker holds its run's lease. It spends no attempt. Default 1s.
 	LockedRetry time.Duration
@@ -53,14 +47,11 @@ type Engine struct {
 
 // NewEngine returns an engine on drv.
 func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
-	if cfg.LockTimeout == 0 {
-		cfg.LockTimeout = 5 * time.Minute
-	}
 	if cfg.LockedRetry == 0 {
 		cfg.LockedRetry = time.Second
 	}
-	if cfg.LockTimeout < 0 || cfg.LockedRetry < 0 {
-		return nil, fmt.Errorf("%w: negative LockTimeout or LockedRetry", queue.ErrInvalid)
+	if cfg.LockedRetry < 0 {
+		return nil, fmt.Errorf("%w: negative LockedRetry", queue.ErrInvalid)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -75,7 +66,21 @@ func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
 	if err := e.ws.Handle(FinishKind, e.runFinishCallback, queue.KindOptions{}); err != nil {
 		return nil, err
 	}
-	q, err := queue.New(drv, cfg.Queue)
+	// Jobs that carry runs end their runs with them: the engine's queue
+	// client passes every job it ends for good through jobsEnded, in the
+	// same transaction.
+	qcfg := cfg.Queue
+	userEnded := qcfg.EndedFunc
+	qcfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*queue.Job) error {
+		if err := e.jobsEnded(ctx, tx, jobs); err != nil {
+			return err
+		}
+		if userEnded != nil {
+			return userEnded(ctx, tx, jobs)
+		}
+		return nil
+	}
+	q, err := queue.New(drv, qcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -142,46 +147,6 @@ type finishArgs struct {
 	RunID uuid.UUID `json:"run_id"`
 }
 
-// owesFinal reports whether onFinal has work for run r of d when it
-// finishes: a finish callback to stage or a parent to count it off.
-func owesFinal(d Definition, r *storage.Run) bool {
-	return hasFinish(d) || r.ParentRunID != uuid.Nil
-}
-
-// hasFinish reports whether runs of d may have a finish callback to stage.
-// A workflow unknown here (nil: an operator's tool cancelled the run) may:
-// its job is staged, and the engines that know the workflow decide.
-func hasFinish(d Definition) bool { return d == nil || d.options().OnFinish != nil }
-
-// onFinal does, in the transaction that finished a run, what a finished run
-// owes: stage its OnFinish callback, and count it off its awaiting parent,
-// enqueueing the parent's next step when it was the last child.
-func (e *Engine) onFinal(ctx context.Context, tx storage.Executor, d Definition, r *storage.Run) error {
-	if err := e.stageFinish(ctx, tx, d, r); err != nil {
-		return err
-	}
-	if r.ParentRunID == uuid.Nil {
-		return nil
-	}
-	parent, counted, err := tx.RunChildFinished(ctx, r.ParentRunID, r.ParentStep)
-	if err != nil || !counted || parent.State != storage.RunPending {
-		return err
-	}
-	return e.enqueueRunJob(ctx, tx, parent)
-}
-
-// enqueueRunJob enqueues the job that executes a run's next steps. The
-// workflow need not be registered in this process (a CLI retrying a run):
-// then the queue's defaults apply for priority and attempts.
-func (e *Engine) enqueueRunJob(ctx context.Context, ex storage.Executor, r *storage.Run) error {
-	opts := queue.EnqueueOptions{Queue: r.Queue}
-	if d, err := e.definition(r.Workflow); err == nil {
-		opts.Priority, opts.MaxAttempts = d.options().Priority, d.options().MaxAttempts
-	}
-	_, err := e.q.EnqueueTx(ctx, ex, r.Workflow, json.RawMessage("{}"), opts.ForRun(r.ID))
-	return err
-}
-
 // enqueueFromStep stages a run requested by a step of rec, in the step's
 // transaction; awaited runs become rec's children.
 func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storage.Run, step string, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
@@ -198,16 +163,6 @@ func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storag
 		return uuid.Nil, fmt.Errorf("%w: key of awaited run %s already names run %s", ErrAwaitExisting, req.Workflow, res.Run.ID)
 	}
 	return res.Run.ID, nil
-}
-
-// stageFinish enqueues the finish callback job of a run that just finished,
-// in the same transaction as the write that finished it.
-func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definition, r *storage.Run) error {
-	if !hasFinish(d) {
-		return nil
-	}
-	_, err := e.q.EnqueueTx(ctx, ex, FinishKind, finishArgs{RunID: r.ID}, queue.EnqueueOptions{Queue: r.Queue}.ForRun(r.ID))
-	return err
 }
 
 func (e *Engine) runFinishCallback(ctx context.Context, job *queue.Job) error {

@@ -37,6 +37,11 @@ var (
 	// would never resume it. Await runs with fresh keys.
 	ErrAwaitExisting = errors.New("workflow: awaited run already exists")
 
+	// ErrPanic is the error of a step whose code panicked; the message
+	// carries the panic's value and stack. The step failed like any other:
+	// it rolled back, and the run retries it while attempts remain.
+	ErrPanic = errors.New("workflow: step panicked")
+
 	// ErrStarted is returned by Register after Start.
 	ErrStarted = errors.New("workflow: engine already started")
 )

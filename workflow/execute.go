@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,14 +22,33 @@ type stepFailure struct{ err error }
 func (f *stepFailure) Error() string { return f.err.Error() }
 func (f *stepFailure) Unwrap() error { return f.err }
 
+// execution is one job attempt executing one run: what every step of that
+// attempt shares.
+type execution[A, S any] struct {
+	e     *Engine
+	w     *Workflow[A, S]
+	job   *queue.Job
+	lease run.Lease
+	// rec is the run as the last write of this attempt left it.
+	rec  *storage.Run
+	args A
+}
+
 // execute runs the job of one run: take the lease, then run steps from the
 // recovery point, each in its own SERIALIZABLE transaction, until the run
-// finishes, parks, or a step fails.
+// finishes, rests (awaiting, halted), snoozes, or a step fails.
 func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job) error {
 	rec, lease, err := e.lease(ctx, job)
 	switch {
-	case errors.Is(err, run.ErrFinished), errors.Is(err, run.ErrAwaiting):
-		return nil // nothing to do: a duplicate or stale job
+	case errors.Is(err, run.ErrFinished):
+		// A redelivered job, or the executor died after the step that
+		// finished the run and before settling it: settle it now.
+		if rec.SettledAt == nil && owes(w, rec) {
+			return e.settleNow(ctx, w, rec)
+		}
+		return nil
+	case errors.Is(err, run.ErrAwaiting), errors.Is(err, run.ErrHalted):
+		return nil // the run rests; this job has nothing to do
 	case errors.Is(err, run.ErrLocked):
 		e.cfg.Logger.Info("workflow: run locked by another worker; retrying later", "run", job.RunID, "job", job.ID)
 		return queue.Snooze(e.cfg.LockedRetry)
@@ -37,23 +57,28 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 	case err != nil:
 		return err
 	}
+	x := &execution[A, S]{e: e, w: w, job: job, lease: lease, rec: rec}
+	return x.run(ctx)
+}
 
-	idx := w.index(rec.RecoveryPoint)
+// run executes steps from the run's recovery point.
+func (x *execution[A, S]) run(ctx context.Context) error {
+	w, e := x.w, x.e
+	idx := w.index(x.rec.RecoveryPoint)
 	if idx < 0 {
-		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: step %q of run %s is no longer defined", ErrDefinitionChanged, rec.RecoveryPoint, rec.ID))
+		return x.failForGood(fmt.Errorf("%w: step %q of run %s is no longer defined", ErrDefinitionChanged, x.rec.RecoveryPoint, x.rec.ID))
 	}
-	if rec.DefinitionHash != w.hash {
-		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s was created with steps %s, the code now has %s (%v)",
-			ErrDefinitionChanged, rec.ID, rec.DefinitionHash, w.hash, w.stepNames()))
+	if x.rec.DefinitionHash != w.hash {
+		return x.failForGood(fmt.Errorf("%w: run %s was created with steps %s, the code now has %s (%v)",
+			ErrDefinitionChanged, x.rec.ID, x.rec.DefinitionHash, w.hash, w.stepNames()))
 	}
-	args, err := decode[A](rec.Args)
-	if err != nil {
-		return e.failForGood(ctx, w, rec, lease, fmt.Errorf("%w: run %s into %T: %w", ErrArgsDecode, rec.ID, args, err))
+	var err error
+	if x.args, err = decode[A](x.rec.Args); err != nil {
+		return x.failForGood(fmt.Errorf("%w: run %s into %T: %w", ErrArgsDecode, x.rec.ID, x.args, err))
 	}
-
-	if err := w.checkChildren(ctx, e, rec, idx); err != nil {
+	if err := w.checkChildren(ctx, e, x.rec, idx); err != nil {
 		if errors.Is(err, steps.ErrChildFailed) {
-			return e.failForGood(ctx, w, rec, lease, err)
+			return x.failForGood(err)
 		}
 		// Could not read the children (the database, say): try again later.
 		// The queue records the attempt's end, which frees its lease.
@@ -69,17 +94,17 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 				// A retry after a serialization failure: that failure may
 				// mean another worker took the run over. Check before running
 				// the step's code (and its outside calls) again.
-				cur, err := tx.RunGet(ctx, rec.ID)
+				cur, err := tx.RunGet(ctx, x.rec.ID)
 				if err != nil {
 					return storage.StepCommit{}, err
 				}
-				if cur.LockedBy != lease.Token {
+				if cur.LockedBy != x.lease.Token {
 					return storage.StepCommit{}, fmt.Errorf("step %q: %w", step.Name(), storage.ErrLeaseLost)
 				}
 			}
 			var c storage.StepCommit
 			var err error
-			c, control, err = w.runStep(ctx, e, tx, job, rec, lease, idx, args, started)
+			c, control, err = x.runStep(ctx, tx, idx, started)
 			return c, err
 		})
 		var failure *stepFailure
@@ -87,32 +112,46 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 		case err == nil:
 		case errors.As(err, &failure):
 			if c, ok := steps.AsControl(failure.err); ok && c.Kind() == steps.KindCancel {
-				return e.cancelFromStep(ctx, w, rec, lease, c)
+				// The job's cancellation ends the run (jobsEnded).
+				reason := "cancelled by step " + step.Name()
+				if c.Reason() != nil {
+					reason += ": " + c.Reason().Error()
+				}
+				return queue.Cancel(errors.New(reason))
 			}
 			if errors.Is(failure.err, ErrStateDecode) {
-				return e.failForGood(ctx, w, rec, lease, fmt.Errorf("run %s: %w", rec.ID, failure.err))
+				return x.failForGood(fmt.Errorf("run %s: %w", x.rec.ID, failure.err))
 			}
-			return e.recordFailure(ctx, w, job, rec, lease, idx, started, failure.err)
+			return x.recordFailure(ctx, idx, started, failure.err)
 		case errors.Is(err, storage.ErrLeaseLost):
 			// Another worker took the run over (or an operator cancelled it);
 			// this attempt's step rolled back. Let the job find out later.
-			e.cfg.Logger.Warn("workflow: lost the run's lease; step rolled back", "run", rec.ID, "step", step.Name())
+			e.cfg.Logger.Warn("workflow: lost the run's lease; step rolled back", "run", x.rec.ID, "step", step.Name())
 			return queue.Snooze(e.cfg.LockedRetry)
 		default:
 			// The transaction itself failed (database down, retries
-			// exhausted): nothing committed, retry the step later.
-			return e.recordFailure(ctx, w, job, rec, lease, idx, started, err)
+			// exhausted, a COMMIT whose answer was lost): retry the step
+			// later. A step that did commit is not undone: RunRelease never
+			// moves the recovery point, and the next attempt starts there.
+			return x.recordFailure(ctx, idx, started, err)
 		}
-		rec = next
-		if rec.State.Final() || rec.State == run.Awaiting {
+		x.rec = next
+		switch {
+		case x.rec.State.Final():
+			if x.rec.SettledAt == nil && owes(w, x.rec) {
+				// A child: counted off its parent in a transaction of its
+				// own. Should this fail or the process die first, the job's
+				// next delivery (or its end) settles the run.
+				return e.settleNow(ctx, w, x.rec)
+			}
+			return nil
+		case x.rec.State == run.Awaiting, x.rec.State == run.Halted:
 			return nil
 		}
 		switch {
 		case control == nil:
 			idx++
 		case control.Kind() == steps.KindRepeat:
-		case control.Kind() == steps.KindHalt:
-			return nil
 		case control.Kind() == steps.KindSnooze:
 			return queue.Snooze(control.Delay())
 		}
@@ -132,17 +171,19 @@ func (e *Engine) lease(ctx context.Context, job *queue.Job) (*storage.Run, run.L
 		return r, run.Lease{Token: r.LockedBy, Job: attempt}, nil
 	}
 	lease := run.NewLease(attempt)
-	rec, err := run.Acquire(ctx, e.drv, job.RunID, lease, e.cfg.LockTimeout)
+	rec, err := run.Acquire(ctx, e.drv, job.RunID, lease)
 	return rec, lease, err
 }
 
 // runStep runs one step's code inside tx and returns the write that commits
-// its progress, and the control the step returned, if any.
-func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, args A, started time.Time) (storage.StepCommit, *steps.Control, error) {
+// its progress, and the control the step returned, if any. A panic in the
+// step's code is the step's failure.
+func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, started time.Time) (storage.StepCommit, *steps.Control, error) {
+	w, e, rec := x.w, x.e, x.rec
 	step := w.steps[idx]
 	// Decode the state afresh for every try of the transaction, so a
 	// serialization retry starts from the committed state. State that does
-	// not decode fails the run for good (see execute).
+	// not decode fails the run for good (see run).
 	state, err := decode[S](rec.Attrs)
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
@@ -152,7 +193,7 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 		RunID:    rec.ID,
 		Workflow: w.name,
 		Step:     step.Name(),
-		Attempt:  job.Attempt,
+		Attempt:  x.job.Attempt,
 		Cursor:   rec.Cursor,
 		Logger:   e.cfg.Logger,
 		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
@@ -161,8 +202,8 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 		EnqueueRun: func(ctx context.Context, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
 			return e.enqueueFromStep(ctx, tx, rec, step.Name(), req, awaited)
 		},
-	}, args, &state)
-	stepErr := step.Run(ctx, sc)
+	}, x.args, &state)
+	stepErr := callStep(ctx, step, sc)
 	control, isControl := steps.AsControl(stepErr)
 	if stepErr != nil && (!isControl || control.Kind() == steps.KindCancel) {
 		return storage.StepCommit{}, nil, &stepFailure{stepErr}
@@ -175,60 +216,86 @@ func (w *Workflow[A, S]) runStep(ctx context.Context, e *Engine, tx storage.Tx, 
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("workflow: step %q: encode state: %w", step.Name(), err)}
 	}
+	upd := x.stepUpdate(idx, control, sc.Awaiting(), sc.NextCursor(), sc.Result(), attrs, started)
+	c := storage.StepCommit{Update: upd}
+	if upd.State.Final() && rec.ParentRunID == uuid.Nil {
+		// Settled in the step's own transaction: staging the finish job
+		// touches no row another run's step reads. A child is settled after
+		// the commit instead (see settle).
+		c.Update.Settle = true
+		if hasFinish(w) {
+			c.Then = func(ctx context.Context, tx storage.Tx, next *storage.Run) error {
+				return e.stageFinish(ctx, tx, w, next)
+			}
+		}
+	}
+	return c, control, nil
+}
 
+// stepUpdate is the write that commits step idx: the run's next state,
+// recovery point and cursor, and the step log entry. It decides the run's
+// transitions out of running (see lifecycle.go).
+func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting int, nextCursor int64, result, attrs json.RawMessage, started time.Time) storage.RunUpdate {
+	w := x.w
+	step := w.steps[idx]
 	upd := storage.RunUpdate{
-		ID:            rec.ID,
-		Token:         lease.Token,
+		ID:            x.rec.ID,
+		Token:         x.lease.Token,
 		State:         run.Running,
 		RecoveryPoint: step.Name(),
 		Attrs:         attrs,
-		Cursor:        rec.Cursor,
+		Cursor:        x.rec.Cursor,
 		Step: &storage.Step{
 			Position:  idx,
 			Name:      step.Name(),
 			State:     storage.StepSucceeded,
-			Attempt:   job.Attempt,
-			Result:    sc.Result(),
+			Attempt:   x.job.Attempt,
+			Result:    result,
 			StartedAt: started,
 		},
 	}
 	last := idx == len(w.steps)-1
 	advance := func() {
 		if last {
-			upd.State, upd.Release, upd.Result = run.Succeeded, true, sc.Result()
+			upd.State, upd.Release, upd.Result = run.Succeeded, true, result
 			return
 		}
 		upd.RecoveryPoint, upd.Cursor = w.steps[idx+1].Name(), 0
 	}
 	switch {
-	case control == nil && sc.Awaiting() > 0:
+	case control == nil && awaiting > 0:
 		// Park until the children finish; the last one enqueues the next step.
 		advance()
 		upd.Step.State = storage.StepAwaiting
-		upd.State, upd.Awaiting, upd.Release = run.Awaiting, sc.Awaiting(), true
+		upd.State, upd.Awaiting, upd.Release = run.Awaiting, awaiting, true
 	case control == nil:
 		advance()
 	case control.Kind() == steps.KindRepeat:
 		upd.Step.State = storage.StepRepeating
-		upd.Cursor = sc.NextCursor()
+		upd.Cursor = nextCursor
 	case control.Kind() == steps.KindSnooze:
 		upd.Step.State = storage.StepRepeating
 		upd.State, upd.Release = run.Pending, true
-		upd.Cursor = sc.NextCursor()
+		upd.Cursor = nextCursor
 	case control.Kind() == steps.KindHalt:
 		upd.Step.State = storage.StepHalted
 		advance()
 		if !last {
-			upd.State, upd.Release = run.Pending, true
+			upd.State, upd.Release = run.Halted, true
 		}
 	}
-	c := storage.StepCommit{Update: upd}
-	if upd.State.Final() && owesFinal(w, rec) {
-		c.Then = func(ctx context.Context, tx storage.Tx, next *storage.Run) error {
-			return e.onFinal(ctx, tx, w, next)
+	return upd
+}
+
+// callStep runs a step's code, turning a panic into the step's error (with
+// its stack), so that it is recorded like any failure of the step.
+func callStep[A, S any](ctx context.Context, step steps.Step[A, S], sc *steps.Context[A, S]) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: step %q: %v\n%s", ErrPanic, step.Name(), p, debug.Stack())
 		}
-	}
-	return c, control, nil
+	}()
+	return step.Run(ctx, sc)
 }
 
 // checkChildren fails the run when the step before idx awaited children and
@@ -251,71 +318,37 @@ func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *stor
 	return fmt.Errorf("%w: step %q: child run %s (%s) %s: %s", steps.ErrChildFailed, prev.Name(), c.ID, c.Workflow, c.State, c.Error)
 }
 
-// recordFailure notes a failed step on the run and releases the lease, so the
-// job's retry (or another worker) resumes at the same step. When the job has
-// no attempts left the run fails for good. It returns the step's error for
-// the queue to schedule the retry.
-func (e *Engine) recordFailure(ctx context.Context, d Definition, job *queue.Job, rec *storage.Run, lease run.Lease, idx int, started time.Time, stepErr error) error {
-	state := run.Pending
-	if job.Attempt >= job.MaxAttempts {
-		state = run.Failed
-	}
+// recordFailure notes a failed step on the run and the step log and
+// releases the lease, so the job's next attempt (or another worker) resumes
+// at the same step. It returns the step's error for the queue to schedule
+// that attempt; when the job has none left, the queue discards it and the
+// run fails with it (jobsEnded), in one transaction.
+func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started time.Time, stepErr error) error {
+	e, rec := x.e, x.rec
 	step := &storage.Step{
 		Position:  idx,
 		Name:      rec.RecoveryPoint,
 		State:     storage.StepFailed,
-		Attempt:   job.Attempt,
+		Attempt:   x.job.Attempt,
 		Error:     stepErr.Error(),
 		StartedAt: started,
 	}
-	if err := e.releaseRun(ctx, d, rec, lease, state, stepErr.Error(), step); err != nil {
+	// Recorded even when the job's context was cancelled (a stop deadline, a
+	// lost claim), within a short bound.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	rel := storage.RunRelease{ID: rec.ID, Token: x.lease.Token, State: run.Pending, Error: stepErr.Error(), Step: step}
+	if _, err := e.drv.RunRelease(wctx, rel); err != nil {
 		e.cfg.Logger.Warn("workflow: could not record step failure", "run", rec.ID, "err", err)
 	}
 	e.cfg.Logger.Info("workflow: step failed", "run", rec.ID, "workflow", rec.Workflow, "step", rec.RecoveryPoint,
-		"attempt", job.Attempt, "of", job.MaxAttempts, "err", stepErr)
+		"attempt", x.job.Attempt, "of", x.job.MaxAttempts, "err", stepErr)
 	return stepErr
 }
 
-// failForGood marks a run failed for a reason no retry can fix and discards
-// its job.
-func (e *Engine) failForGood(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, reason error) error {
-	if err := e.releaseRun(ctx, d, rec, lease, run.Failed, reason.Error(), nil); err != nil {
-		return err
-	}
-	e.cfg.Logger.Error("workflow: run failed for good", "run", rec.ID, "workflow", rec.Workflow, "err", reason)
+// failForGood fails the run for a reason no retry can fix: the job is
+// discarded, and its end fails the run (jobsEnded) in the same transaction.
+func (x *execution[A, S]) failForGood(reason error) error {
+	x.e.cfg.Logger.Error("workflow: run failed for good", "run", x.rec.ID, "workflow", x.rec.Workflow, "err", reason)
 	return queue.Discard(reason)
-}
-
-// cancelFromStep cancels a run whose step returned steps.Cancel.
-func (e *Engine) cancelFromStep(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, c *steps.Control) error {
-	reason := "cancelled by step " + rec.RecoveryPoint
-	if c.Reason() != nil {
-		reason += ": " + c.Reason().Error()
-	}
-	if err := e.releaseRun(ctx, d, rec, lease, run.Cancelled, reason, nil); err != nil {
-		return err
-	}
-	return queue.Cancel(errors.New(reason))
-}
-
-// releaseRun gives the run up with a new state (without touching its
-// progress, which only step transactions change) and, when that state is
-// final, does what a finished run owes, in the same transaction (a single
-// statement when it owes nothing). It runs even when the job's context was
-// cancelled (a stop deadline, a lost claim), within a short bound.
-func (e *Engine) releaseRun(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, state storage.RunState, errText string, step *storage.Step) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	rel := storage.RunRelease{ID: rec.ID, Token: lease.Token, State: state, Error: errText, Step: step}
-	if !state.Final() || !owesFinal(d, rec) {
-		_, err := e.drv.RunRelease(ctx, rel)
-		return err
-	}
-	return e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		next, err := tx.RunRelease(ctx, rel)
-		if err != nil {
-			return err
-		}
-		return e.onFinal(ctx, tx, d, next)
-	})
 }

@@ -356,15 +356,21 @@ func TestStepRetryChecksLeaseFirst(t *testing.T) {
 				return nil
 			}
 			// Another worker takes the run over: its lease has its own
-			// token and belongs to none of this job's attempts.
+			// token and belongs to a running attempt of another job (kept
+			// alive: its heartbeat is in the future).
 			bg := context.WithoutCancel(ctx)
 			var by string
+			var thiefJob int64
 			err := drv.Pool().QueryRow(bg, "SELECT coalesce(locked_by, '') FROM "+table(drv, "runs")+" WHERE id = $1", sc.RunID()).Scan(&by)
+			if err == nil {
+				err = drv.Pool().QueryRow(bg, "INSERT INTO "+table(drv, "jobs")+
+					" (queue, kind, args, state, attempt, max_attempts, heartbeat_at) VALUES ('nobody', 'thief', '{}', 'running', 1, 1, now() + interval '1 hour') RETURNING id").Scan(&thiefJob)
+			}
 			if err == nil {
 				var tag pgconn.CommandTag
 				tag, err = drv.Pool().Exec(bg, "UPDATE "+table(drv, "runs")+
-					" SET locked_by = $2, locked_at = now(), locked_job_id = NULL, locked_attempt = NULL WHERE id = $1 AND locked_by = $3",
-					sc.RunID(), thief, by)
+					" SET locked_by = $2, locked_at = now(), locked_job_id = $4, locked_attempt = 1 WHERE id = $1 AND locked_by = $3",
+					sc.RunID(), thief, by, thiefJob)
 				if err == nil && tag.RowsAffected() != 1 {
 					err = fmt.Errorf("stole %d runs", tag.RowsAffected())
 				}

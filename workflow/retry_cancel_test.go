@@ -145,7 +145,7 @@ func TestRetryRightAfterHaltResumesRun(t *testing.T) {
 	close(proceed)
 	waitFor(t, 10*time.Second, "the run to halt at step two", func() (bool, string) {
 		r := getRun(t, e, id)
-		return r.State == storage.RunPending && r.RecoveryPoint == "two" && r.LockedBy == "", string(r.State) + " at " + r.RecoveryPoint
+		return r.State == storage.RunHalted && r.RecoveryPoint == "two" && r.LockedBy == "", string(r.State) + " at " + r.RecoveryPoint
 	})
 	if _, err := e.Retry(ctx, id); err != nil {
 		t.Fatalf("Retry: %v", err)

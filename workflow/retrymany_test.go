@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
@@ -67,15 +68,16 @@ func TestRetryManyResumesFailedRunsAndWaitSeesThemFinish(t *testing.T) {
 		t.Fatalf("a run of another workflow was retried: %s", r.State)
 	}
 
-	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancelShort()
-	halted := workflow.Define("halts", workflow.Options{},
+	halted := workflow.Define("halts", workflow.Options{Queue: "halts"},
 		steps.Do("a", func(ctx context.Context, sc *steps.Context[contendedArgs, noState]) error { return steps.Halt() }),
 		steps.Do("b", func(ctx context.Context, sc *steps.Context[contendedArgs, noState]) error { return nil }))
-	e2 := newEngine(t, drv, engineConfig(1), halted)
+	cfg2 := engineConfig(1)
+	cfg2.Queue.Queues = map[string]queue.QueueConfig{"halts": {MaxWorkers: 1}}
+	e2 := newEngine(t, drv, cfg2, halted)
 	startEngine(t, e2)
 	hid := enqueue(t, e2, "halts", contendedArgs{})
-	if _, err := e2.Wait(short, hid); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait on a halted run: %v, want the context's deadline", err)
+	// A halted run rests until Retry: Wait returns it, halted.
+	if r, err := e2.Wait(ctx, hid); err != nil || r.State != storage.RunHalted || r.RecoveryPoint != "b" {
+		t.Fatalf("Wait on a halting run: %+v, %v; want it halted at b", r, err)
 	}
 }

@@ -27,7 +27,7 @@ const (
 func runColumnList(prefix string) string {
 	cols := []string{"id", "idempotency_key", "workflow", "args", "state", "queue", "recovery_point", "definition_hash",
 		"attrs", "cursor", "coalesce(%slocked_by, '')", "locked_at", "last_run_at", "parent_run_id",
-		"coalesce(%sparent_step, '')", "awaiting", "coalesce(%serror, '')", "result", "created_at", "updated_at", "finished_at"}
+		"coalesce(%sparent_step, '')", "awaiting", "coalesce(%serror, '')", "result", "created_at", "updated_at", "finished_at", "settled_at"}
 	for i, c := range cols {
 		if strings.Contains(c, "%s") {
 			cols[i] = strings.ReplaceAll(c, "%s", prefix)

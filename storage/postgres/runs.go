@@ -69,8 +69,12 @@ func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage
 }
 
 func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.Run, bool, error) {
+	if p.Job.ID <= 0 || p.Job.Attempt <= 0 || p.Token == "" {
+		return nil, false, fmt.Errorf("lease run %s: %w: a lease needs a token and the job attempt taking it (job %d attempt %d)",
+			p.ID, storage.ErrInvalid, p.Job.ID, p.Job.Attempt)
+	}
 	var leased *storage.Run
-	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{runID(p.ID), p.Token, p.Timeout.Microseconds(), p.Job.ID, p.Job.Attempt},
+	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{runID(p.ID), p.Token, p.Job.ID, p.Job.Attempt},
 		func(rows pgx.Rows) error {
 			if rows.Next() {
 				var err error
@@ -86,6 +90,42 @@ func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.R
 		return leased, true, nil
 	}
 	r, err := e.RunGet(ctx, p.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	return r, false, nil
+}
+
+func (e *executor) RunEnd(ctx context.Context, p storage.RunEnd) (*storage.Run, bool, error) {
+	if p.State != storage.RunFailed && p.State != storage.RunCancelled {
+		return nil, false, fmt.Errorf("end run %s: %w: a run ends with its job as failed or cancelled, not %q", p.ID, storage.ErrInvalid, p.State)
+	}
+	locked, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunLock"), runID(p.ID)))
+	if err != nil {
+		return nil, false, fmt.Errorf("end run %s: %w", p.ID, err)
+	}
+	if !locked.State.Live() || locked.Workflow != p.Kind {
+		return locked, false, nil
+	}
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunEnd"), runID(p.ID), p.Job, string(p.State), p.Error, p.Kind))
+	if isNotFound(err) {
+		return locked, false, nil // another job carries it on
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("end run %s: %w", p.ID, err)
+	}
+	return r, true, nil
+}
+
+func (e *executor) RunSettle(ctx context.Context, id uuid.UUID) (*storage.Run, bool, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSettle"), runID(id)))
+	if err == nil {
+		return r, true, nil
+	}
+	if !isNotFound(err) {
+		return nil, false, fmt.Errorf("settle run %s: %w", id, err)
+	}
+	r, err = e.RunGet(ctx, id)
 	if err != nil {
 		return nil, false, err
 	}
@@ -121,7 +161,7 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error
 	s := stepArgsOf(u.Step)
 	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
 		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
-		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt}, nil
+		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt, u.Settle}, nil
 }
 
 // checkRunWrite refuses a run state or step state the schema does not

@@ -177,7 +177,7 @@ func TestRunRelease(t *testing.T) {
 		}
 
 		// Leased again, released again at the same position: another execution.
-		relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "c", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)})
+		relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "c", Job: runningJob(ctx, t, drv, r.ID)})
 		if !ok {
 			t.Fatalf("re-lease of the released run refused: %+v", relet)
 		}
@@ -195,7 +195,7 @@ func TestRunRelease(t *testing.T) {
 		}
 
 		// No step leaves the log alone.
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "d", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "d", Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 			t.Fatal("third lease refused")
 		}
 		stepsBefore := runSteps(ctx, t, drv, r.ID)
@@ -259,7 +259,7 @@ func TestRunRelease(t *testing.T) {
 				}
 				if state.Final() {
 					// A finished run is not leased again.
-					if relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); ok {
+					if relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: runningJob(ctx, t, drv, r.ID)}); ok {
 						t.Errorf("lease of a %s run taken: %+v", state, relet)
 					}
 				}
@@ -541,7 +541,7 @@ func TestJobFinishFreesRunLease(t *testing.T) {
 			drv := testdb.New(t, testdb.Options{})
 			r := insertRun(ctx, t, drv, "k")
 			holder, next, bystander := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: holder}); !ok {
+			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: holder}); !ok {
 				t.Fatal("first lease refused")
 			}
 			held := getRun(ctx, t, drv, r.ID)
@@ -579,7 +579,7 @@ func TestJobFinishFreesRunLease(t *testing.T) {
 				t.Errorf("RunUpdate by the finished attempt's token: err = %v, want ErrLeaseLost", err)
 			}
 			// ... and the next attempt takes the run at once.
-			relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Hour, Job: next})
+			relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: next})
 			if !ok || relet.LockedBy != "b" {
 				t.Fatalf("lease of a %s attempt not taken over at once: ok %v, locked by %q", state, ok, relet.LockedBy)
 			}

@@ -75,7 +75,7 @@ func runningJob(ctx context.Context, t *testing.T, drv *postgres.Driver, run uui
 func leasedRun(ctx context.Context, t *testing.T, drv *postgres.Driver, key, token string) *storage.Run {
 	t.Helper()
 	r := insertRun(ctx, t, drv, key)
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: token, Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: token, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 		t.Fatalf("lease of %s refused", key)
 	}
 	return r
@@ -230,7 +230,7 @@ func TestRunLease(t *testing.T) {
 		jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
 
 		before := time.Now()
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: jobA})
+		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA})
 		if !ok {
 			t.Fatalf("RunLease of a free run refused: %+v", got)
 		}
@@ -243,7 +243,7 @@ func TestRunLease(t *testing.T) {
 			t.Errorf("RunGet = %+v, want the leased run %+v", held, got)
 		}
 
-		refused, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Hour, Job: jobB})
+		refused, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB})
 		if ok {
 			t.Fatalf("second token took a fresh lease held by a running attempt: %+v", refused)
 		}
@@ -252,23 +252,47 @@ func TestRunLease(t *testing.T) {
 		}
 	})
 
-	t.Run("taken over after timeout", func(t *testing.T) {
+	// A lease lives as long as its holding attempt runs: however old, it is
+	// never taken over while that attempt is running (its heartbeat keeps
+	// it so). Once the attempt has ended, it is taken at once.
+	t.Run("never taken over by age, taken once the holder ended", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
 		drv := testdb.New(t, testdb.Options{})
 		r := insertRun(ctx, t, drv, "k")
 		jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: jobA}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA}); !ok {
 			t.Fatal("first lease refused")
 		}
-		time.Sleep(5 * time.Millisecond)
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Millisecond, Job: jobB})
+		exec(ctx, t, drv, "UPDATE {schema}.runs SET locked_at = now() - interval '30 days' WHERE id = $1", r.ID)
+		if got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB}); ok || got.LockedBy != "a" {
+			t.Fatalf("a 30-day-old lease whose attempt still runs was taken over: ok %v, locked by %q", ok, got.LockedBy)
+		}
+		if done, err := drv.JobComplete(ctx, []storage.JobAttempt{jobA}); err != nil || len(done) != 1 {
+			t.Fatalf("JobComplete(a) = %v, %v", done, err)
+		}
+		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB})
 		if !ok || got.LockedBy != "b" {
-			t.Fatalf("lease older than the timeout not taken over: ok %v, locked by %q", ok, got.LockedBy)
+			t.Fatalf("lease of an ended attempt not taken over: ok %v, locked by %q", ok, got.LockedBy)
 		}
 		// The old holder's fenced writes now fail.
 		if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "x"}); !errors.Is(err, storage.ErrLeaseLost) {
 			t.Errorf("RunUpdate by the previous holder: err = %v, want ErrLeaseLost", err)
+		}
+	})
+
+	t.Run("a lease needs a job attempt", func(t *testing.T) {
+		t.Parallel()
+		ctx := testCtx(t)
+		drv := testdb.New(t, testdb.Options{})
+		r := insertRun(ctx, t, drv, "k")
+		for _, p := range []storage.RunLease{{ID: r.ID, Token: "a"}, {ID: r.ID, Token: "", Job: runningJob(ctx, t, drv, r.ID)}} {
+			if _, ok, err := drv.RunLease(ctx, p); ok || !errors.Is(err, storage.ErrInvalid) {
+				t.Errorf("RunLease(%+v) = %v, %v; want ErrInvalid", p, ok, err)
+			}
+		}
+		if got := getRun(ctx, t, drv, r.ID); got.LockedBy != "" || got.State != storage.RunPending {
+			t.Errorf("a refused lease wrote: %+v", got)
 		}
 	})
 
@@ -281,7 +305,7 @@ func TestRunLease(t *testing.T) {
 			drv := testdb.New(t, testdb.Options{})
 			r := insertRun(ctx, t, drv, "k")
 			jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: jobA}); !ok {
+			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA}); !ok {
 				t.Fatal("first lease refused")
 			}
 			switch how {
@@ -295,7 +319,7 @@ func TestRunLease(t *testing.T) {
 					t.Fatalf("JobCancel: %v", err)
 				}
 			}
-			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Hour, Job: jobB})
+			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB})
 			if !ok || got.LockedBy != "b" {
 				t.Fatalf("lease of a %s attempt not taken over at once: ok %v, locked by %q", how, ok, got.LockedBy)
 			}
@@ -310,7 +334,7 @@ func TestRunLease(t *testing.T) {
 		q := "lease_q"
 		insertJobs(ctx, t, drv, job(q))
 		first := fetchOne(ctx, t, drv, q, "w1")
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: storage.JobAttempt{ID: first.ID, Attempt: 1}}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: storage.JobAttempt{ID: first.ID, Attempt: 1}}); !ok {
 			t.Fatal("first lease refused")
 		}
 		backdateHeartbeat(ctx, t, drv, time.Hour, first.ID)
@@ -322,7 +346,7 @@ func TestRunLease(t *testing.T) {
 		if second.ID != first.ID || second.Attempt != 2 {
 			t.Fatalf("refetched %d attempt %d, want %d attempt 2", second.ID, second.Attempt, first.ID)
 		}
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Timeout: time.Hour, Job: storage.JobAttempt{ID: second.ID, Attempt: 2}})
+		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: storage.JobAttempt{ID: second.ID, Attempt: 2}})
 		if !ok || got.LockedBy != "b" {
 			t.Fatalf("lease of a rescued attempt not taken over by the job's next attempt: ok %v, locked by %q", ok, got.LockedBy)
 		}
@@ -332,13 +356,13 @@ func TestRunLease(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
 		drv := testdb.New(t, testdb.Options{})
-		for _, state := range []storage.RunState{storage.RunSucceeded, storage.RunFailed, storage.RunCancelled, storage.RunAwaiting} {
+		for _, state := range []storage.RunState{storage.RunSucceeded, storage.RunFailed, storage.RunCancelled, storage.RunAwaiting, storage.RunHalted} {
 			r := insertRun(ctx, t, drv, "k-"+string(state))
 			set, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunPending}, state, "")
 			if err != nil || !changed {
 				t.Fatalf("RunSetState(%s) = %v, %v", state, changed, err)
 			}
-			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Timeout: time.Hour, Job: runningJob(ctx, t, drv, r.ID)})
+			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: runningJob(ctx, t, drv, r.ID)})
 			if ok {
 				t.Errorf("leased a %s run", state)
 			}
@@ -352,7 +376,7 @@ func TestRunLease(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
 		drv := testdb.New(t, testdb.Options{})
-		_, ok, err := drv.RunLease(ctx, storage.RunLease{ID: uuid.New(), Token: "a", Timeout: time.Hour})
+		_, ok, err := drv.RunLease(ctx, storage.RunLease{ID: uuid.New(), Token: "a", Job: storage.JobAttempt{ID: 1, Attempt: 1}})
 		if ok || !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("RunLease(unknown) = %v, %v; want false, ErrNotFound", ok, err)
 		}
@@ -744,7 +768,7 @@ func TestFetchLeaseTokenIsFreshForARepeatedAttempt(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	r := insertRun(ctx, t, drv, "k")
 	in := job("q")
-	in.RunID = r.ID
+	in.RunID, in.Kind = r.ID, r.Workflow
 	j := insertJobs(ctx, t, drv, in)[0]
 
 	first := fetchOne(ctx, t, drv, "q", "a")

@@ -111,12 +111,13 @@ type runRow struct {
 	cursor                                                pgtype.Int8
 	awaiting                                              pgtype.Int4
 	lockedAt, lastRunAt, createdAt, updatedAt, finishedAt pgtype.Timestamptz
+	settledAt                                             pgtype.Timestamptz
 }
 
 func (r *runRow) dest() []any {
 	return []any{&r.id, &r.key, &r.workflow, &r.args, &r.state, &r.queue, &r.recoveryPoint,
 		&r.hash, &r.attrs, &r.cursor, &r.lockedBy, &r.lockedAt, &r.lastRunAt, &r.parent,
-		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finishedAt}
+		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finishedAt, &r.settledAt}
 }
 
 // run returns the run scanned, or nil when the row had none.
@@ -145,6 +146,7 @@ func (r *runRow) run() *storage.Run {
 		CreatedAt:      r.createdAt.Time,
 		UpdatedAt:      r.updatedAt.Time,
 		FinishedAt:     timePtr(r.finishedAt),
+		SettledAt:      timePtr(r.settledAt),
 	}
 	if r.parent.Valid {
 		out.ParentRunID = r.parent.Bytes

@@ -294,7 +294,7 @@ func TestJobFetchLeasesFreeRuns(t *testing.T) {
 	var in []storage.JobInsert
 	for _, r := range []*storage.Run{free, held} {
 		j := job(q)
-		j.RunID = r.ID
+		j.RunID, j.Kind = r.ID, r.Workflow
 		in = append(in, j)
 	}
 	in = append(in, job(q)) // a plain job

@@ -41,7 +41,8 @@ SELECT inserted.* FROM inserted, notified;
 -- attempts where the lease is free, so that the executor need not take the
 -- lease in a transaction of its own. A run that is busy, parked or finished
 -- is left alone; the executor then goes through RunLease as usual, which
--- also takes over timed-out leases. Each job row carries its leased run's
+-- also takes over leases whose holding attempt has ended. Only a job of the
+-- run's own workflow kind (not, say, its finish callback) carries the run. Each job row carries its leased run's
 -- columns, NULL when there is none.
 WITH picked AS (
   SELECT id AS picked_id
@@ -79,6 +80,7 @@ leased AS (
       updated_at = now()
   FROM claimed c
   WHERE r.id = c.run_id
+    AND r.workflow = c.kind
     AND r.state IN ('pending', 'running')
     AND (r.locked_by IS NULL OR (r.locked_job_id = c.id AND r.locked_attempt < c.attempt))
   RETURNING c.id AS leased_job_id, {run_columns_r}

@@ -27,26 +27,56 @@ ORDER BY created_at, id
 LIMIT $5;
 
 -- name: RunLease
--- The lease is free when nobody holds it, when it is older than the
--- timeout, or when an earlier attempt of the same job holds it. (Rescue,
--- cancellation and the end of an attempt free the leases of the attempts
--- they end.) Only the run's own row is read, so READ COMMITTED's recheck of
--- a concurrently updated row sees the newest lease.
-UPDATE {schema}.runs
+-- The lease is free when nobody holds it, when the job attempt that holds
+-- it is no longer running (it ended, or was rescued after its worker stopped
+-- heartbeating), or when an earlier attempt of the same job holds it. A
+-- holder whose attempt still runs is never overtaken, however long its step
+-- takes: its heartbeat keeps the attempt, and so the lease, alive. Attempt
+-- numbers only grow, so an attempt seen not running never runs again.
+UPDATE {schema}.runs r
 SET locked_by = $2,
     locked_at = now(),
-    locked_job_id = nullif($4::bigint, 0),
-    locked_attempt = nullif($5::integer, 0),
+    locked_job_id = $3,
+    locked_attempt = $4,
     last_run_at = now(),
     state = 'running',
     updated_at = now()
-WHERE id = $1
-  AND state IN ('pending', 'running')
-  AND (locked_by IS NULL
-       OR locked_at < now() - $3::bigint * interval '1 microsecond'
-       -- A later attempt of the job that holds the lease: the earlier
-       -- attempt has ended, whatever it could not write.
-       OR (locked_job_id = $4 AND locked_attempt < $5))
+WHERE r.id = $1
+  AND r.state IN ('pending', 'running')
+  AND (r.locked_by IS NULL
+       OR (r.locked_job_id = $3 AND r.locked_attempt < $4)
+       OR NOT EXISTS (
+         SELECT 1 FROM {schema}.jobs j
+         WHERE j.id = r.locked_job_id AND j.attempt = r.locked_attempt AND j.state = 'running'))
+RETURNING {run_columns};
+
+-- name: RunLock
+-- Locks the run's row for the rest of the transaction.
+SELECT {run_columns} FROM {schema}.runs WHERE id = $1 FOR UPDATE;
+
+-- name: RunEnd
+-- A job carrying the run ended for good ($2, of kind $5): a live run ends
+-- with it ($3 state, $4 error), unless another job of the run's workflow is
+-- unfinished and carries it on. Run after RunLock in the same transaction:
+-- READ COMMITTED gives this statement a snapshot taken after the lock, so it
+-- sees every carrying job that ended before the lock was granted.
+UPDATE {schema}.runs r
+SET {fragment:give_run_up}
+WHERE r.id = $1
+  AND r.state IN ('pending', 'running')
+  AND r.workflow = $5
+  AND NOT EXISTS (
+    SELECT 1 FROM {schema}.jobs j
+    WHERE j.run_id = r.id AND j.kind = r.workflow AND j.id <> $2
+      AND j.state IN ('pending', 'available', 'scheduled', 'running', 'retryable'))
+RETURNING {run_columns};
+
+-- name: RunSettle
+-- Marks a finished run settled, once per finish: the transaction that does
+-- it stages the run's OnFinish callback and counts it off its parent.
+UPDATE {schema}.runs
+SET settled_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('succeeded', 'failed', 'cancelled') AND settled_at IS NULL
 RETURNING {run_columns};
 
 -- name: RunUpdate
@@ -68,7 +98,8 @@ WITH updated AS (
       error = nullif($9, ''),
       result = $10,
       updated_at = now(),
-      finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+      finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+      settled_at = CASE WHEN $18 THEN now() END
   WHERE id = $1 AND locked_by = $2
   RETURNING {run_columns}
 ),
@@ -155,7 +186,8 @@ SELECT * FROM parent;
 
 -- fragment: give_run_up
 -- The SET list that gives a run up: state $3, error $4 (empty for none),
--- lease cleared, finished_at set when the state is final.
+-- lease cleared, finished_at set when the state is final, not settled (the
+-- obligations of a finish are met by RunSettle).
 state = $3,
 error = nullif($4, ''),
 locked_by = NULL,
@@ -163,4 +195,5 @@ locked_at = NULL,
 locked_job_id = NULL,
 locked_attempt = NULL,
 updated_at = now(),
-finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+settled_at = NULL

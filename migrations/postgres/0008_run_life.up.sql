@@ -1,0 +1,15 @@
+-- The run's life has one owner (docs/architecture.md, "Run states").
+--
+-- settled_at: when a finished run's obligations were met: its OnFinish
+-- callback staged and, for a child, its parent counted off. A run is settled
+-- once per finish, in the transaction that sets this column (guarded by it
+-- being NULL), so a crash or a redelivered job can neither skip nor repeat
+-- them. Every run that finished before this migration was settled in the
+-- transaction that finished it.
+--
+-- A run may now also be 'halted' (steps.Halt): a resting state that fetch
+-- and lease refuse and only Retry (or Cancel) leaves. The column is text
+-- without a CHECK (migration 0005), so the new state needs no DDL.
+ALTER TABLE {schema}.runs ADD COLUMN settled_at timestamptz;
+UPDATE {schema}.runs SET settled_at = finished_at
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND settled_at IS NULL;
