@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -188,6 +190,10 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 	before, err := ex.JobGet(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("queue: cancel: %w", err)
+	}
+	if before.RunID != uuid.Nil && c.cfg.EndedFunc == nil && !before.State.Final() {
+		return nil, fmt.Errorf("%w: queue: cancel job %d: it belongs to workflow run %s; cancel it through the workflow engine's queue (workflow.Engine.Queue) so the run ends with it",
+			ErrInvalid, id, before.RunID)
 	}
 	job, err := ex.JobCancel(ctx, id)
 	if err != nil {

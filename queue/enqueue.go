@@ -239,6 +239,15 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	return jobs, nil
 }
 
+// ValidateEnqueue reports, without writing anything, why an enqueue of kind
+// with args and opts would be refused: the error Enqueue would return
+// (matching ErrInvalid), or nil. The kind's defaults (Config.KindDefaults)
+// apply as they would at the enqueue.
+func (c *Client) ValidateEnqueue(kind string, args any, opts EnqueueOptions) error {
+	_, _, err := c.insertFor(EnqueueParams{Kind: kind, Args: args, Opts: opts}, c.cfg.Now())
+	return err
+}
+
 // insertFor turns p, with its kind's defaults applied, into the row to
 // insert and what a conflicting unique job gets replaced with.
 func (c *Client) insertFor(p EnqueueParams, now time.Time) (storage.JobInsert, storage.JobReplace, error) {

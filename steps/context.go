@@ -45,7 +45,8 @@ type RunRequest struct {
 	Workflow string
 	// Args are the run's arguments, encoded to JSON.
 	Args any
-	// Key sets the run's idempotency key; empty uses the workflow's strategy.
+	// Key sets the run's idempotency key, namespaced per workflow as
+	// workflow.EnqueueOptions.Key is; empty uses the workflow's strategy.
 	Key string
 	// Queue overrides the workflow's queue.
 	Queue string

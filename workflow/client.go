@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,7 +32,10 @@ type EnqueueOptions struct {
 	// ScheduledAt or ScheduleIn delays the run's first step.
 	ScheduledAt time.Time
 	ScheduleIn  time.Duration
-	// Key sets the idempotency key, overriding the workflow's strategy.
+	// Key sets the idempotency key, overriding the workflow's strategy. Keys
+	// are namespaced per workflow: the run's stored key is the workflow's
+	// name, a colon and Key (as run.By makes it), so the same Key given to
+	// two workflows names two runs.
 	Key string
 }
 
@@ -50,6 +54,10 @@ type EnqueueResult struct {
 // is run.ErrMismatchedArgs. An unregistered workflow is ErrUnknownWorkflow,
 // arguments that do not decode into its argument type ErrArgsDecode: in both
 // cases nothing is written.
+//
+// Once the run is written, the caller's context no longer cancels the
+// COMMIT. If the COMMIT's answer is lost (the connection broke), the result
+// is an *EnqueueUnknownError naming the run that may or may not exist.
 func (e *Engine) Enqueue(ctx context.Context, workflow string, args any, opts EnqueueOptions) (*EnqueueResult, error) {
 	var res *EnqueueResult
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
@@ -57,7 +65,13 @@ func (e *Engine) Enqueue(ctx context.Context, workflow string, args any, opts En
 		res, err = e.EnqueueTx(ctx, tx, workflow, args, opts)
 		return err
 	})
-	return res, err
+	if errors.Is(err, storage.ErrCommitUnknown) && res != nil {
+		return nil, &EnqueueUnknownError{RunID: res.Run.ID, Key: res.Run.IdempotencyKey, Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // EnqueueTx is Enqueue inside the caller's transaction (see
@@ -83,8 +97,8 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	}
 	wopts := d.options()
 	id := uuid.New()
-	key := opts.Key
-	if key == "" {
+	key := storedKey(workflow, opts.Key)
+	if opts.Key == "" {
 		if key, err = wopts.Key.Key(workflow, raw, id); err != nil {
 			return nil, err
 		}
@@ -95,6 +109,21 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	}
 	if q == "" {
 		q = queue.DefaultQueue
+	}
+	jobOpts := queue.EnqueueOptions{
+		Queue:       q,
+		Priority:    wopts.Priority,
+		MaxAttempts: wopts.MaxAttempts,
+		ScheduledAt: opts.ScheduledAt,
+		ScheduleIn:  opts.ScheduleIn,
+	}
+	if opts.Priority > 0 {
+		jobOpts.Priority = opts.Priority
+	}
+	// Refuse bad options before the run is written: a caller who commits
+	// after an error must not be left with a run that no job carries.
+	if err := e.q.ValidateEnqueue(workflow, nil, jobOpts); err != nil {
+		return nil, fmt.Errorf("workflow: enqueue %q: %w", workflow, err)
 	}
 	rec, created, err := run.Create(ctx, ex, storage.RunInsert{
 		ID:             id,
@@ -113,22 +142,17 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if !created {
 		return &EnqueueResult{Run: &Run{Run: *rec}, Duplicate: true}, nil
 	}
-	priority := wopts.Priority
-	if opts.Priority > 0 {
-		priority = opts.Priority
-	}
-	_, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), queue.EnqueueOptions{
-		Queue:       q,
-		Priority:    priority,
-		MaxAttempts: wopts.MaxAttempts,
-		ScheduledAt: opts.ScheduledAt,
-		ScheduleIn:  opts.ScheduleIn,
-	}.ForRun(rec.ID))
+	_, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), jobOpts.ForRun(rec.ID))
 	if err != nil {
 		return nil, err
 	}
 	return &EnqueueResult{Run: &Run{Run: *rec}}, nil
 }
+
+// storedKey is the idempotency key stored for a caller's key of a workflow:
+// keys are namespaced per workflow, so a key one workflow uses never blocks
+// another's. It is the form run.By gives its keys.
+func storedKey(workflow, key string) string { return workflow + ":" + key }
 
 // encodeArgs turns args into JSON; run.Create stores it in canonical form.
 func encodeArgs(args any) (json.RawMessage, error) {
@@ -148,9 +172,13 @@ func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*Run, error) {
 	return e.withSteps(ctx, rec)
 }
 
-// GetByKey returns the run with an idempotency key, with its step log.
-func (e *Engine) GetByKey(ctx context.Context, key string) (*Run, error) {
-	rec, err := e.drv.RunGetByKey(ctx, key)
+// GetByKey returns the run of a workflow with an idempotency key, with its
+// step log, or an error matching storage.ErrNotFound. The key is the one
+// given as EnqueueOptions.Key (or that a run.By strategy's function
+// returned): keys are namespaced per workflow, and the stored key
+// (Run.IdempotencyKey) is the workflow's name, a colon and the key.
+func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*Run, error) {
+	rec, err := e.drv.RunGetByKey(ctx, storedKey(workflow, key))
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,9 @@ func (e *Engine) Register(defs ...Definition) error {
 			return fmt.Errorf("%w: %q", ErrAlreadyRegistered, d.Name())
 		}
 		opts := d.options()
+		if err := e.validateOptions(d.Name(), opts); err != nil {
+			return err
+		}
 		err := e.ws.Handle(d.Name(), func(ctx context.Context, job *queue.Job) error {
 			return d.execute(ctx, e, job)
 		}, queue.KindOptions{Backoff: opts.Backoff, Timeout: opts.Timeout})
@@ -111,6 +114,23 @@ func (e *Engine) Register(defs ...Definition) error {
 			return fmt.Errorf("%w: %w", ErrAlreadyRegistered, err)
 		}
 		e.defs[d.Name()] = d
+	}
+	return nil
+}
+
+// validateOptions refuses workflow options that every enqueue of the
+// workflow would refuse, at registration.
+func (e *Engine) validateOptions(name string, opts Options) error {
+	if opts.Timeout < 0 {
+		return fmt.Errorf("%w: workflow %q: negative Timeout %s", ErrInvalidDefinition, name, opts.Timeout)
+	}
+	q := opts.Queue
+	if q == "" {
+		q = queue.DefaultQueue
+	}
+	err := e.q.ValidateEnqueue(name, nil, queue.EnqueueOptions{Queue: q, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts})
+	if err != nil {
+		return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, name, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -95,22 +96,67 @@ func TestConcurrentEnqueueOfOneKeyMakesOneRun(t *testing.T) {
 		t.Errorf("key of a run of another workflow: err %v, want run.ErrMismatchedArgs", err)
 	}
 	// An explicit key reused by the same workflow with the same args is a duplicate.
-	if res, err := e.Enqueue(ctx, "keyed", forms[1], workflow.EnqueueOptions{Key: results[0].Run.IdempotencyKey}); err != nil || !res.Duplicate || res.Run.ID != id {
+	if res, err := e.Enqueue(ctx, "keyed", forms[1], workflow.EnqueueOptions{Key: strings.TrimPrefix(results[0].Run.IdempotencyKey, "keyed:")}); err != nil || !res.Duplicate || res.Run.ID != id {
 		t.Errorf("explicit key, same args: %+v, %v; want a duplicate of %s", res, err, id)
 	}
 	if r, j := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", ""); r != runsBefore || j != jobsBefore {
 		t.Errorf("after refused enqueues: %d runs and %d jobs, want %d and %d", r, j, runsBefore, jobsBefore)
 	}
 
-	// An explicit key, first used by "other", then by "keyed".
-	if _, err := e.Enqueue(ctx, "other", forms[0], workflow.EnqueueOptions{Key: "explicit-1"}); err != nil {
+	if r, j := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", ""); r != runsBefore || j != jobsBefore {
+		t.Errorf("%d runs and %d jobs, want %d and %d", r, j, runsBefore, jobsBefore)
+	}
+}
+
+// Explicit keys are namespaced per workflow: a caller's key never collides
+// with another workflow's keys, explicit or derived by its strategy.
+func TestExplicitKeysAreNamespacedPerWorkflow(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	type orderArgs struct {
+		OrderID string `json:"order_id"`
+	}
+	noop := func(ctx context.Context, sc *steps.Context[orderArgs, noState]) error { return nil }
+	payment := workflow.Define("payment", workflow.Options{Key: run.By(func(a orderArgs) (string, error) { return a.OrderID, nil })},
+		steps.Do("charge", noop))
+	refund := workflow.Define("refund", workflow.Options{}, steps.Do("refund", noop))
+	e := newEngine(t, drv, engineConfig(1), payment, refund)
+	ctx := ctxT(t)
+
+	// A refund keyed "payment:o-9" must not take the key of payment o-9.
+	r1, err := e.Enqueue(ctx, "refund", orderArgs{OrderID: "o-9"}, workflow.EnqueueOptions{Key: "payment:o-9"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Enqueue(ctx, "keyed", forms[0], workflow.EnqueueOptions{Key: "explicit-1"}); !errors.Is(err, run.ErrMismatchedArgs) {
-		t.Errorf("explicit key reused by another workflow: err %v, want run.ErrMismatchedArgs", err)
+	p, err := e.Enqueue(ctx, "payment", orderArgs{OrderID: "o-9"}, workflow.EnqueueOptions{})
+	if err != nil || p.Duplicate {
+		t.Fatalf("payment o-9 after a refund keyed payment:o-9: %+v, %v; want a new run", p, err)
 	}
-	if r, j := countRows(t, drv, "runs", ""), countRows(t, drv, "jobs", ""); r != runsBefore+1 || j != jobsBefore+1 {
-		t.Errorf("%d runs and %d jobs, want %d and %d", r, j, runsBefore+1, jobsBefore+1)
+	// The same explicit key for two workflows is two runs.
+	if _, err := e.Enqueue(ctx, "payment", orderArgs{OrderID: "x"}, workflow.EnqueueOptions{Key: "explicit-1"}); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.Enqueue(ctx, "refund", orderArgs{OrderID: "y"}, workflow.EnqueueOptions{Key: "explicit-1"})
+	if err != nil || r2.Duplicate {
+		t.Fatalf("refund keyed explicit-1 after a payment keyed so: %+v, %v; want a new run", r2, err)
+	}
+	// An explicit key equal to what the workflow's strategy derives names
+	// the same run: one namespace per workflow.
+	if d, err := e.Enqueue(ctx, "payment", orderArgs{OrderID: "o-9"}, workflow.EnqueueOptions{Key: "o-9"}); err != nil || !d.Duplicate || d.Run.ID != p.Run.ID {
+		t.Errorf("payment keyed o-9 explicitly: %+v, %v; want the run of payment o-9", d, err)
+	}
+	// GetByKey takes the key as given, with the workflow.
+	for _, c := range []struct {
+		wf, key string
+		want    uuid.UUID
+	}{{"refund", "payment:o-9", r1.Run.ID}, {"payment", "o-9", p.Run.ID}, {"refund", "explicit-1", r2.Run.ID}} {
+		got, err := e.GetByKey(ctx, c.wf, c.key)
+		if err != nil || got.ID != c.want {
+			t.Errorf("GetByKey(%s, %s) = %v, %v; want run %s", c.wf, c.key, got, err, c.want)
+		}
+	}
+	if _, err := e.GetByKey(ctx, "payment", "explicit-2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetByKey of an unknown key: %v, want storage.ErrNotFound", err)
 	}
 }
 

@@ -1,6 +1,11 @@
 package workflow
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+)
 
 var (
 	// ErrUnknownWorkflow is returned when enqueuing a workflow no Register
@@ -45,3 +50,25 @@ var (
 	// ErrStarted is returned by Register after Start.
 	ErrStarted = errors.New("workflow: engine already started")
 )
+
+// EnqueueUnknownError is returned by Engine.Enqueue when the COMMIT of the
+// transaction that created a run got no answer (the connection broke): the
+// run may or may not exist. errors.Is(err, storage.ErrCommitUnknown) holds.
+// Engine.Get(RunID) tells which; enqueueing again with the same idempotency
+// key is safe (it returns the run if it exists), while the default key
+// (run.ByJobID, a new key per enqueue) would make a second run.
+type EnqueueUnknownError struct {
+	// RunID is the run the transaction created, if it committed.
+	RunID uuid.UUID
+	// Key is that run's idempotency key.
+	Key string
+	// Err is the commit's error.
+	Err error
+}
+
+func (e *EnqueueUnknownError) Error() string {
+	return fmt.Sprintf("workflow: enqueue of run %s (key %q) may or may not have committed: %v", e.RunID, e.Key, e.Err)
+}
+
+// Unwrap returns the commit's error.
+func (e *EnqueueUnknownError) Unwrap() error { return e.Err }

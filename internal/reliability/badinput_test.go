@@ -142,7 +142,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"workflow: trailing garbage after JSON", wfEnqueue(ctx, "typed", json.RawMessage(`{"n":1} x`), workflow.EnqueueOptions{}), workflow.ErrArgsDecode, "typed"},
 		{"workflow: two JSON values", wfEnqueue(ctx, "typed", json.RawMessage(`{"n":1}{"n":2}`), workflow.EnqueueOptions{}), workflow.ErrArgsDecode, "typed"},
 		{"workflow: key reused with other args", wfEnqueue(ctx, "typed", typedArgs{N: 2}, workflow.EnqueueOptions{Key: "taken"}), run.ErrMismatchedArgs, "taken"},
-		{"workflow: key of another workflow's run", wfEnqueue(ctx, "other", typedArgs{N: 1}, workflow.EnqueueOptions{Key: "taken"}), run.ErrMismatchedArgs, "taken"},
+		{"workflow: EnqueueTx with a bad option, committed anyway", func() error {
+			tx, err := drv.Pool().Begin(ctx)
+			if err != nil {
+				return err
+			}
+			_, eerr := eng.EnqueueTx(ctx, drv.WrapTx(tx), "typed", typedArgs{N: 4}, workflow.EnqueueOptions{Priority: 9})
+			if err := tx.Commit(ctx); err != nil {
+				return err
+			}
+			return eerr
+		}, queue.ErrInvalid, "priority"},
 		{"workflow: key strategy gives an empty key", wfEnqueue(ctx, "empty-key", typedArgs{N: 1}, workflow.EnqueueOptions{}), run.ErrKey, "empty key"},
 		{"workflow: key strategy fails", wfEnqueue(ctx, "failing-key", typedArgs{N: 1}, workflow.EnqueueOptions{}), run.ErrKey, "no key for you"},
 		{"workflow: priority out of range", wfEnqueue(ctx, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{Priority: 9}), queue.ErrInvalid, "priority"},
@@ -157,10 +167,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"workflow: Cancel of an unknown run", func() error { _, err := eng.Cancel(ctx, unknownRun); return err }, storage.ErrNotFound, unknownRun.String()},
 		{"workflow: Retry of a succeeded run", func() error { _, err := eng.Retry(ctx, done.Run.ID); return err }, workflow.ErrNotRetryable, "succeeded"},
 		{"workflow: Get of an unknown run", func() error { _, err := eng.Get(ctx, unknownRun); return err }, storage.ErrNotFound, unknownRun.String()},
-		{"workflow: negative LockTimeout", func() error {
-			_, err := workflow.NewEngine(drv, workflow.Config{LockTimeout: -time.Second})
+		{"workflow: negative LockedRetry", func() error {
+			_, err := workflow.NewEngine(drv, workflow.Config{LockedRetry: -time.Second})
 			return err
-		}, queue.ErrInvalid, "LockTimeout"},
+		}, queue.ErrInvalid, "LockedRetry"},
 
 		// queue.Client
 		{"queue: empty kind", qEnqueue(ctx, "", nil, queue.EnqueueOptions{}), queue.ErrInvalid, "kind"},

@@ -17,8 +17,8 @@
 //     step's COMMIT, so the engine cannot tell whether the step committed.
 //   - TestContention: 1,000 concurrent enqueues onto 10 idempotency keys,
 //     worked by 32 workers on two engines, with serialization failures.
-//   - TestLockLeaseTakeover: a step hangs past LockTimeout; another engine
-//     takes the run over; the hung step's transaction cannot commit.
+//   - TestLongStepKeepsItsLease: a step runs long while its worker lives; a
+//     second job for the run waits and runs nothing; the step commits once.
 //   - TestStepFailingDuringOutageResumesPromptly: a step fails while the
 //     database is unreachable; once it is back, the run resumes at once.
 //   - TestConnectionLostResumingAwaitingRunIsRetried: a lost connection while

@@ -60,8 +60,7 @@ func pick[T any](def, full T) T {
 }
 
 // stallTimeout is how long a scenario waits without any progress before it
-// fails: well past the rescue delays of every scenario, well short of the
-// default workflow.Config.LockTimeout (5m).
+// fails: well past the rescue delays of every scenario.
 func stallTimeout() time.Duration { return pick(45*time.Second, 90*time.Second) }
 
 // counts are what a scenario reports.

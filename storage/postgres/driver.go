@@ -133,8 +133,32 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 			return wrapErr(err)
 		}
-		return wrapErr(tx.Commit(ctx))
+		return commit(ctx, tx)
 	})
+}
+
+// commitTimeout bounds a COMMIT that runs on after its caller's context
+// ended.
+const commitTimeout = 30 * time.Second
+
+// commit commits tx. Once the work is done, the caller's context no longer
+// decides: a deadline that passed during the COMMIT would leave the caller
+// with an error for a transaction that committed (an enqueue retried after
+// it makes a second run), so the COMMIT runs on, bounded by commitTimeout.
+// An answer that never came is storage.ErrCommitUnknown; an answer the
+// server gave (a serialization failure at commit, say) is a known rollback.
+func commit(ctx context.Context, tx pgx.Tx) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	err := tx.Commit(cctx)
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+		return wrapErr(err)
+	}
+	return fmt.Errorf("%w: %w", storage.ErrCommitUnknown, err)
 }
 
 // retrying runs attempt until it succeeds, fails with an error other than a

@@ -1,0 +1,369 @@
+package workflow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// Tests that every run ends in the state its history explains: a job that
+// ends for good ends its run in the same transaction, with a readable
+// error, OnFinish staged once, and an awaiting parent counted off once.
+
+type endArgs struct {
+	N int `json:"n"`
+}
+
+// finishJobs counts the finish callback jobs staged for a run.
+func finishJobs(t *testing.T, drv *postgres.Driver, runID uuid.UUID) int {
+	t.Helper()
+	return countRows(t, drv, "jobs", "run_id = $1 AND kind = $2", runID, workflow.FinishKind)
+}
+
+// requireEnded checks a run ended in state want with an error containing
+// errPart, settled once, with no unfinished job left, and that Wait
+// returns it.
+func requireEnded(t *testing.T, e *workflow.Engine, drv *postgres.Driver, id uuid.UUID, want storage.RunState, errPart string) *workflow.Run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := e.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("Wait: %v (the run is stranded)", err)
+	}
+	if r.State != want || !strings.Contains(r.Error, errPart) {
+		t.Fatalf("run %s with error %q; want %s with an error containing %q", r.State, r.Error, want, errPart)
+	}
+	if r.SettledAt == nil || r.LockedBy != "" || r.FinishedAt == nil {
+		t.Errorf("ended run: settled %v, locked by %q, finished %v; want settled, unlocked, finished", r.SettledAt, r.LockedBy, r.FinishedAt)
+	}
+	if n := finishJobs(t, drv, id); n != 1 {
+		t.Errorf("%d finish callbacks staged, want 1", n)
+	}
+	waitFor(t, 20*time.Second, "the run's jobs to end", func() (bool, string) {
+		var live []*storage.Job
+		for _, j := range liveJobs(t, drv, id) {
+			if j.Kind == r.Workflow {
+				live = append(live, j)
+			}
+		}
+		return len(live) == 0, describeJobs(live)
+	})
+	return r
+}
+
+// onFinishCounter is an OnFinish callback that counts its calls per run.
+type onFinishCounter struct {
+	mu    sync.Mutex
+	calls map[uuid.UUID]int
+}
+
+func (c *onFinishCounter) fn(ctx context.Context, r *workflow.Run) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		c.calls = map[uuid.UUID]int{}
+	}
+	c.calls[r.ID]++
+	return nil
+}
+
+func (c *onFinishCounter) get(id uuid.UUID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[id]
+}
+
+// A step that panics on the job's last attempt fails the run: before, the
+// queue recovered the panic without the workflow recording anything, and
+// the run went back to pending with no error, for ever.
+func TestPanicOnLastAttemptFailsTheRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var finished onFinishCounter
+	opts := fastOptions(2)
+	opts.OnFinish = finished.fn
+	wf := workflow.Define("panics", opts,
+		steps.Do("boom", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			panic(fmt.Sprintf("card %d declined by a nil map", sc.Args.N))
+		}))
+	e := newEngine(t, drv, engineConfig(1), wf)
+	startEngine(t, e)
+	id := enqueue(t, e, "panics", endArgs{N: 7})
+	r := requireEnded(t, e, drv, id, storage.RunFailed, "card 7 declined")
+	if !strings.Contains(r.Error, "attempts exhausted (2 of 2)") {
+		t.Errorf("run error %q does not say the attempts ran out", r.Error)
+	}
+	if s := stepLog(t, r, "boom"); s.State != storage.StepFailed || !strings.Contains(s.Error, "panicked") || s.Attempt != 2 {
+		t.Errorf("step log: %s on attempt %d: %q; want failed on attempt 2, saying it panicked", s.State, s.Attempt, s.Error)
+	}
+	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
+}
+
+// A child that panics on its last attempt fails, and its awaiting parent is
+// counted off and fails with it, instead of waiting for ever.
+func TestChildPanicOnLastAttemptReleasesItsParent(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	child := workflow.Define("panicky-child", fastOptions(1),
+		steps.Do("boom", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { panic("child down") }))
+	var after atomic.Int32
+	parent := workflow.Define("waiting-parent", fastOptions(1),
+		steps.AwaitRuns[endArgs, noState]("fan-out", steps.AwaitOptions{}, steps.RunRequest{Workflow: "panicky-child", Args: endArgs{N: 1}}),
+		steps.Do("after", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { after.Add(1); return nil }))
+	e := newEngine(t, drv, engineConfig(2), child, parent)
+	startEngine(t, e)
+	id := enqueue(t, e, "waiting-parent", endArgs{})
+	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
+	if r.State != storage.RunFailed || !strings.Contains(r.Error, "child") {
+		t.Fatalf("parent %s (%q), want failed naming its child", r.State, r.Error)
+	}
+	if after.Load() != 0 {
+		t.Errorf("the parent's next step ran %d times after its child failed", after.Load())
+	}
+	kids, err := e.List(ctxT(t), storage.RunFilter{ParentRunID: id})
+	if err != nil || len(kids) != 1 || kids[0].State != storage.RunFailed || !strings.Contains(kids[0].Error, "child down") {
+		t.Fatalf("children: %v, %v; want one failed child saying it panicked", kids, err)
+	}
+}
+
+// A worker killed during its job's last attempt: the rescuer discards the
+// job and, in the same transaction, fails the run.
+func TestRescueOfLastAttemptFailsTheRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	var finished onFinishCounter
+	opts := fastOptions(1)
+	opts.OnFinish = finished.fn
+	wf := workflow.Define("dies", opts,
+		steps.Do("hang", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			once.Do(func() { close(entered) })
+			<-release // the worker "dies" here: see below
+			return nil
+		}))
+	cfg := engineConfig(2) // one worker hangs; the other runs OnFinish
+	a := newEngine(t, drv, cfg, wf)
+	startEngine(t, a)
+	t.Cleanup(func() { close(release) }) // runs before a stops
+	id := enqueue(t, a, "dies", endArgs{})
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the step never started")
+	}
+	// The worker died: its heartbeats stopped long ago. Another engine's
+	// maintenance rescues the job, its last attempt.
+	jobs := jobsOf(t, drv, id, "dies")
+	stopHeartbeats(t, drv, jobs[0].ID)
+	rcfg := engineConfig(1)
+	rcfg.Queue.Queues = map[string]queue.QueueConfig{"elsewhere": {MaxWorkers: 1}}
+	rcfg.Queue.RescueAfter = time.Minute
+	rescuer := newEngine(t, drv, rcfg, wf)
+	res := rescuer.Queue().Maintain(ctxT(t))
+	if len(res.Rescued) != 1 || res.Rescued[0].State != storage.JobDiscarded {
+		t.Fatalf("rescued %v, want the run's job discarded", res.Rescued)
+	}
+	r := requireEnded(t, rescuer, drv, id, storage.RunFailed, "stopped heartbeating")
+	if !strings.Contains(r.Error, "attempts exhausted (1 of 1)") {
+		t.Errorf("run error %q does not say the attempts ran out", r.Error)
+	}
+	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
+}
+
+// stopHeartbeats makes a running job look like its worker died an hour ago,
+// and keeps it so against the live worker's heartbeats (a trigger turns
+// them back an hour).
+func stopHeartbeats(t *testing.T, drv *postgres.Driver, jobID int64) {
+	t.Helper()
+	fn := table(drv, "freeze_heartbeat")
+	execSQL(t, drv, "CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "+
+		"IF NEW.state = 'running' AND OLD.state = 'running' AND NEW.attempt = OLD.attempt THEN NEW.heartbeat_at := now() - interval '1 hour'; END IF; "+
+		"RETURN NEW; END $$")
+	execSQL(t, drv, fmt.Sprintf("CREATE TRIGGER freeze_heartbeat BEFORE UPDATE ON %s FOR EACH ROW WHEN (OLD.id = %d) EXECUTE FUNCTION %s()",
+		table(drv, "jobs"), jobID, fn))
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = now() WHERE id = $1", jobID)
+}
+
+// An operator cancelling the job that carries a run (acidic jobs cancel, or
+// Queue().Cancel) cancels the run with it.
+func TestOperatorCancelOfTheRunsJobCancelsTheRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var finished onFinishCounter
+	opts := fastOptions(3)
+	opts.OnFinish = finished.fn
+	var ran atomic.Int32
+	wf := workflow.Define("cancelled-job", opts,
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { ran.Add(1); return nil }))
+	e := newEngine(t, drv, engineConfig(1), wf) // not started: the job waits
+	id := enqueue(t, e, "cancelled-job", endArgs{})
+	jobs := jobsOf(t, drv, id, "cancelled-job")
+	if _, err := e.Queue().Cancel(ctxT(t), jobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	startEngine(t, e)
+	requireEnded(t, e, drv, id, storage.RunCancelled, fmt.Sprintf("job %d cancelled", jobs[0].ID))
+	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
+	if ran.Load() != 0 {
+		t.Errorf("a step ran %d times after its run's job was cancelled", ran.Load())
+	}
+}
+
+// A client without EndedFunc (a bare queue client) cannot end a job that
+// carries a run; it is told to go through the engine, and writes nothing.
+func TestBareQueueClientRefusesToCancelARunsJob(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	wf := workflow.Define("bare", fastOptions(3),
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
+	e := newEngine(t, drv, engineConfig(1), wf)
+	id := enqueue(t, e, "bare", endArgs{})
+	job := jobsOf(t, drv, id, "bare")[0]
+	bare, err := queue.New(drv, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bare.Cancel(ctxT(t), job.ID); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "workflow") {
+		t.Fatalf("bare client's Cancel of a run's job: %v, want queue.ErrInvalid pointing to the engine", err)
+	}
+	if j := jobsOf(t, drv, id, "bare")[0]; j.State != storage.JobAvailable {
+		t.Errorf("refused cancel left the job %s", j.State)
+	}
+}
+
+// A run whose workflow no working engine has registered fails once its job
+// runs out of attempts, with an error naming the unknown kind.
+func TestRunOfAnUnknownWorkflowFails(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ghost := workflow.Define("ghost", workflow.Options{MaxAttempts: 2, Queue: "ghosts"},
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
+	enqueuer := newEngine(t, drv, engineConfig(1), ghost) // never started
+	id := enqueue(t, enqueuer, "ghost", endArgs{})
+
+	other := workflow.Define("other", workflow.Options{}, steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
+	cfg := engineConfig(1)
+	cfg.Queue.Queues = map[string]queue.QueueConfig{"ghosts": {MaxWorkers: 1}}
+	worker := newEngine(t, drv, cfg, other)
+	startEngine(t, worker)
+	// The unknown kind backs off between attempts: make its retry due.
+	waitFor(t, 60*time.Second, "the run to fail", func() (bool, string) {
+		_, _ = drv.JobMakeDue(ctxT(t), "ghosts")
+		r := getRun(t, worker, id)
+		return r.State == storage.RunFailed, string(r.State)
+	})
+	r := requireEnded(t, worker, drv, id, storage.RunFailed, "no worker for job kind")
+	if !strings.Contains(r.Error, `"ghost"`) {
+		t.Errorf("run error %q does not name the workflow", r.Error)
+	}
+}
+
+// A halted run rests until Retry: a job delivered for it again (the worker
+// died before the halting job's completion was written, or a duplicate)
+// does not resume it.
+func TestHaltedRunDoesNotResumeByItself(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var next atomic.Int32
+	wf := workflow.Define("halting", fastOptions(3),
+		steps.Do("ask", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return steps.Halt() }),
+		steps.Do("apply", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { next.Add(1); return nil }))
+	e := newEngine(t, drv, engineConfig(2), wf)
+	startEngine(t, e)
+	id := enqueue(t, e, "halting", endArgs{})
+	r, err := e.Wait(ctxT(t), id)
+	if err != nil || r.State != storage.RunHalted {
+		t.Fatalf("Wait: %v, %v; want the run halted", r, err)
+	}
+	// Deliver the run's job again, twice: as a redelivery would.
+	for range 2 {
+		if _, err := e.Queue().Enqueue(ctxT(t), "halting", nil, queue.EnqueueOptions{}.ForRun(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitJobsFinal(t, drv, id, "halting")
+	if r := getRun(t, e, id); r.State != storage.RunHalted || r.RecoveryPoint != "apply" || next.Load() != 0 {
+		t.Fatalf("after redelivered jobs: run %s at %s, apply ran %d times; want halted at apply, not run", r.State, r.RecoveryPoint, next.Load())
+	}
+	if _, err := e.Retry(ctxT(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded || next.Load() != 1 {
+		t.Fatalf("after Retry: %s, apply ran %d times; want succeeded once", r.State, next.Load())
+	}
+}
+
+// Awaited siblings finishing together: each child's last step runs its code
+// once. Counting a child off its parent runs outside the child's
+// SERIALIZABLE step transaction, so siblings cannot make it fail to
+// serialize and run again; the parent continues exactly once.
+func TestSiblingsFinishingTogetherRunTheirStepOnce(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	drv := testdb.New(t, testdb.Options{MaxConns: 2*n + 4})
+	var arrived atomic.Int32
+	all := make(chan struct{})
+	var calls sync.Map // child N -> *atomic.Int32
+	child := workflow.Define("sibling", workflow.Options{Queue: "siblings", MaxAttempts: 5},
+		steps.Do("last", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			c, _ := calls.LoadOrStore(sc.Args.N, new(atomic.Int32))
+			if c.(*atomic.Int32).Add(1) == 1 && arrived.Add(1) == n {
+				close(all)
+			}
+			select { // finish together
+			case <-all:
+			case <-time.After(20 * time.Second):
+				return errors.New("the siblings did not run together")
+			}
+			return nil
+		}))
+	var resumed atomic.Int32
+	reqs := make([]steps.RunRequest, n)
+	for i := range reqs {
+		reqs[i] = steps.RunRequest{Workflow: "sibling", Args: endArgs{N: i}}
+	}
+	parent := workflow.Define("siblings-parent", fastOptions(3),
+		steps.AwaitRuns[endArgs, noState]("fan-out", steps.AwaitOptions{}, reqs...),
+		steps.Do("after", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { resumed.Add(1); return nil }))
+	cfg := engineConfig(2)
+	cfg.Queue.Queues["siblings"] = queue.QueueConfig{MaxWorkers: n}
+	e := newEngine(t, drv, cfg, child, parent)
+	startEngine(t, e)
+	id := enqueue(t, e, "siblings-parent", endArgs{})
+	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+		t.Fatalf("parent %s (%s)", r.State, r.Error)
+	}
+	for i := range n {
+		c, ok := calls.Load(i)
+		if !ok || c.(*atomic.Int32).Load() != 1 {
+			got := int32(0)
+			if ok {
+				got = c.(*atomic.Int32).Load()
+			}
+			t.Errorf("child %d's last step ran %d times, want once", i, got)
+		}
+	}
+	if resumed.Load() != 1 {
+		t.Errorf("the parent continued %d times, want once", resumed.Load())
+	}
+	if jobs := jobsOf(t, drv, id, "siblings-parent"); len(jobs) != 2 {
+		t.Errorf("parent jobs: %s; want the first and one continuation", describeJobs(jobs))
+	}
+}
