@@ -56,6 +56,9 @@ type Harness struct {
 	// one): register the kinds under test here before draining.
 	Workers *queue.Workers
 	mode    Mode
+	// drv is what the engine runs on: Driver, or a driver wrapping it (the
+	// fault injection of EachFault).
+	drv storage.Driver
 }
 
 // NewDriver returns a driver on a fresh, migrated schema that is dropped
@@ -69,6 +72,13 @@ func NewDriver(t testing.TB) *postgres.Driver {
 func New(t testing.TB, opts Options, defs ...workflow.Definition) *Harness {
 	t.Helper()
 	drv := NewDriver(t)
+	return newHarness(t, drv, drv, opts, queue.Config{}, defs...)
+}
+
+// newHarness returns a harness whose engine runs on drv, a driver on pg's
+// schema, with the queue settings of qcfg that are not the harness's own.
+func newHarness(t testing.TB, drv storage.Driver, pg *postgres.Driver, opts Options, qcfg queue.Config, defs ...workflow.Definition) *Harness {
+	t.Helper()
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -77,8 +87,12 @@ func New(t testing.TB, opts Options, defs ...workflow.Definition) *Harness {
 	if ws == nil {
 		ws = queue.NewWorkers()
 	}
+	qcfg.Workers, qcfg.KindDefaults, qcfg.Logger = ws, opts.KindDefaults, logger
+	if qcfg.ID == "" {
+		qcfg.ID = "acidictest"
+	}
 	eng, err := workflow.NewEngine(drv, workflow.Config{
-		Queue:       queue.Config{Workers: ws, KindDefaults: opts.KindDefaults, Logger: logger, ID: "acidictest"},
+		Queue:       qcfg,
 		Logger:      logger,
 		LockedRetry: time.Millisecond,
 	})
@@ -88,7 +102,7 @@ func New(t testing.TB, opts Options, defs ...workflow.Definition) *Harness {
 	if err := eng.Register(defs...); err != nil {
 		t.Fatalf("acidictest: register: %v", err)
 	}
-	return &Harness{t: t, Driver: drv, Engine: eng, Workers: ws, mode: opts.Mode}
+	return &Harness{t: t, Driver: pg, Engine: eng, Workers: ws, mode: opts.Mode, drv: drv}
 }
 
 // Queue is the harness's job queue client.
@@ -197,7 +211,7 @@ func (h *Harness) drainAll(ctx context.Context, opts queue.DrainOptions) (queue.
 
 // waitingQueues lists the queues holding jobs that could run.
 func (h *Harness) waitingQueues(ctx context.Context) ([]string, error) {
-	stats, err := h.Driver.JobStats(ctx)
+	stats, err := h.drv.JobStats(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +252,7 @@ func (h *Harness) PerformJob(ctx context.Context, kind string, args any, opts qu
 	if job.Duplicate {
 		return "", job, fmt.Errorf("acidictest: job %d is a duplicate of an existing unique job", job.ID)
 	}
-	claimed, err := h.Driver.JobClaim(ctx, job.ID, "acidictest")
+	claimed, err := h.drv.JobClaim(ctx, job.ID, "acidictest")
 	if err != nil {
 		return "", nil, err
 	}

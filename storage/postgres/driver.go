@@ -103,11 +103,20 @@ func (d *Driver) txExecutor(tx pgx.Tx) *txExecutor {
 // (a step's transaction, for example), or nil if tx came from elsewhere. A
 // step's transaction begins with the first statement run in it, and its
 // Commit and Rollback return ErrStepTxOwned: the engine ends it.
+//
+// A storage.Tx that wraps another (a test's fault injection, say) is seen
+// through when it has an Unwrap() storage.Tx method.
 func PgxTx(tx storage.Tx) pgx.Tx {
-	if t, ok := tx.(*txExecutor); ok {
-		return t.tx
+	for {
+		switch t := tx.(type) {
+		case *txExecutor:
+			return t.tx
+		case interface{ Unwrap() storage.Tx }:
+			tx = t.Unwrap()
+		default:
+			return nil
+		}
 	}
-	return nil
 }
 
 // InTx runs fn in a transaction; see storage.Driver.

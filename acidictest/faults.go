@@ -1,0 +1,574 @@
+package acidictest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// FaultOptions configure EachFault.
+type FaultOptions struct {
+	// Workflows returns the workflows under test, for one case's schema
+	// (drv): steps that write tables of their own find them there. It is
+	// called for every engine of every case. Required.
+	Workflows func(drv *postgres.Driver) []workflow.Definition
+	// Workers returns the plain job kinds the workflows enqueue: a new
+	// registry each call (every engine adds its own kinds to it). Optional.
+	Workers func() *queue.Workers
+	// Setup prepares a new schema before any case runs in it: create the
+	// tables your steps write there. Cases reuse schemas: between two cases
+	// every table of the schema is emptied. Optional.
+	Setup func(ctx context.Context, drv *postgres.Driver) error
+	// Start enqueues a case's work through h: what your code under test
+	// does when a request comes in. Required. An error from it is expected
+	// when a fault hits the enqueue itself: EachFault then calls Start again,
+	// on the recovered harness, as a caller retrying would. So make it safe
+	// to call twice, as a request handler must be: enqueue with idempotency
+	// keys.
+	Start func(ctx context.Context, h *Harness) error
+	// Resume, when set, is called once after recovery if a run rests
+	// halted, as an operator would: retry it, say (h.Engine.Retry). The
+	// case then recovers again.
+	Resume func(ctx context.Context, h *Harness) error
+	// Check asserts your own invariants once a case has recovered ("one
+	// charge per order"); it runs for the fault-free run too. Optional.
+	Check func(t testing.TB, c *FaultCase)
+	// Faults are injected at each boundary; default Crash and Fail.
+	Faults []Fault
+	// Phases are the sides of a boundary faults are injected on; default
+	// Before and After.
+	Phases []Phase
+	// MaxCases caps the cases, spread evenly over the boundaries; zero
+	// runs every case (boundaries × faults × phases).
+	MaxCases int
+	// RescueFaults also injects each fault at each of the first
+	// RescueFaults calls of the recovery that follows a crash (where the
+	// jobs of the dead process are rescued and their runs ended or
+	// resumed), before a last, fault-free recovery: a crash during the
+	// rescue of a crash. It multiplies the cases that crash by 2 ×
+	// RescueFaults × len(Faults); MaxCases caps them too.
+	RescueFaults int
+	// Harness holds the options of every case's harnesses (Logger,
+	// KindDefaults); their Mode and Workers are EachFault's.
+	Harness Options
+}
+
+// FaultCase is one case of EachFault, after its recovery.
+type FaultCase struct {
+	// Injection is the fault the case injected (zero for the fault-free
+	// run), and Rescue the second one, during the recovery, if any.
+	Injection, Rescue Injection
+	// Fired reports whether the engine reached the boundary (and the
+	// fault was injected).
+	Fired bool
+	// Harness is a fault-free harness on the case's schema.
+	Harness *Harness
+	// Runs are every run in the case's schema, oldest first, with their
+	// step logs.
+	Runs []*workflow.Run
+	// rested counts the runs by workflow, state and recovery point when
+	// they first all rested, before Resume.
+	rested map[string]int
+}
+
+// Driver is the case's storage driver on its own schema.
+func (c *FaultCase) Driver() *postgres.Driver { return c.Harness.Driver }
+
+// FaultReport counts what EachFault did and found.
+type FaultReport struct {
+	// Boundaries is the number of calls the engine made to its driver in
+	// the fault-free run: where faults are injected.
+	Boundaries int
+	// Cases run, and of those, the ones whose fault fired.
+	Cases, Fired int
+	// Runs checked over all cases.
+	Runs int
+	// Stranded counts runs left pending, running or awaiting (or with an
+	// unfinished job) after recovery.
+	Stranded int
+	// WrongState counts cases whose runs ended in other states than in the
+	// fault-free run.
+	WrongState int
+	// Unsettled counts finished runs whose finish was not settled, and
+	// cases that staged another number of finish callbacks than the
+	// fault-free run.
+	Unsettled int
+	// Failed counts cases that failed a check (the built-in ones or Check).
+	Failed int
+}
+
+func (r FaultReport) String() string {
+	return fmt.Sprintf("boundaries=%d cases=%d fired=%d runs=%d stranded=%d wrong_state=%d unsettled=%d failed=%d",
+		r.Boundaries, r.Cases, r.Fired, r.Runs, r.Stranded, r.WrongState, r.Unsettled, r.Failed)
+}
+
+// Recovery timing of every case's engines: attempts of a dead process are
+// rescued as soon as they are older than rescueAfter.
+const (
+	rescueAfter   = 5 * time.Millisecond
+	recoverRounds = 50
+)
+
+// EachFault checks that your workflows survive a failure at every boundary
+// between the engine and the database, in the spirit of chaos testing but
+// exhaustive and repeatable. It first runs opts.Start and works everything
+// to rest without faults, recording each call the engine makes to its
+// driver (the boundaries). Then, for each boundary and each fault (a crash
+// of the process, or a failed call whose work was or was not done: a lost
+// COMMIT acknowledgement is "fail after" a commit), it runs a case on a
+// fresh schema: Start and work with the fault injected there; then a new,
+// fault-free engine recovers, as after a restart, rescuing what the dead
+// process held and working everything to rest.
+//
+// After each case it checks what every Acidic program must hold: no run
+// is left pending, running or awaiting and no job unfinished; every run
+// ends in the state it ended in without faults (a halted run stays halted
+// until Resume retries it); every finished run is settled, with as many
+// finish callbacks staged as without faults. Then opts.Check asserts your
+// own invariants. Each case is a subtest named after its injection.
+//
+// Work runs synchronously in the test (as Drain does), so the boundaries
+// are the same from run to run, given that your steps make the same calls
+// each time.
+func EachFault(t *testing.T, opts FaultOptions) FaultReport {
+	t.Helper()
+	if opts.Start == nil || opts.Workflows == nil {
+		t.Fatal("acidictest: EachFault needs Workflows and Start")
+	}
+	if len(opts.Faults) == 0 {
+		opts.Faults = []Fault{Crash, Fail}
+	}
+	if len(opts.Phases) == 0 {
+		opts.Phases = []Phase{Before, After}
+	}
+	pool := faultPool(t)
+	schemas := &schemaPool{pool: pool, setup: opts.Setup, free: make(chan *postgres.Driver, 8)}
+	t.Cleanup(schemas.drop)
+	var rep FaultReport
+	var mu sync.Mutex
+
+	// The fault-free run: its boundaries and its outcome.
+	var dry outcome
+	var boundaries []string
+	t.Run("fault-free", func(t *testing.T) {
+		c, calls := runCase(t, schemas, opts, nil, nil)
+		boundaries = calls
+		dry = outcomeOf(c)
+		if opts.Check != nil {
+			opts.Check(t, c)
+		}
+	})
+	if t.Failed() {
+		return rep
+	}
+	rep.Boundaries = len(boundaries)
+
+	var cases [][2]*Injection
+	for i, op := range boundaries {
+		for _, f := range opts.Faults {
+			for _, p := range opts.Phases {
+				at := &Injection{Seq: i + 1, Op: op, Phase: p, Fault: f}
+				cases = append(cases, [2]*Injection{at, nil})
+				if f != Crash {
+					continue
+				}
+				for j := 1; j <= opts.RescueFaults; j++ {
+					for _, f2 := range opts.Faults {
+						for _, p2 := range opts.Phases {
+							cases = append(cases, [2]*Injection{at, {Seq: j, Phase: p2, Fault: f2}})
+						}
+					}
+				}
+			}
+		}
+	}
+	if opts.MaxCases > 0 && len(cases) > opts.MaxCases {
+		picked := make([][2]*Injection, 0, opts.MaxCases)
+		for k := range opts.MaxCases {
+			picked = append(picked, cases[k*len(cases)/opts.MaxCases])
+		}
+		cases = picked
+	}
+	t.Run("faults", func(t *testing.T) {
+		// Cases wait on the database more than they compute: run several
+		// at once (t.Run may be called from several goroutines).
+		work := make(chan [2]*Injection)
+		var wg sync.WaitGroup
+		for range faultWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for pair := range work {
+					runFaultCase(t, schemas, opts, dry, pair, &rep, &mu)
+				}
+			}()
+		}
+		for _, pair := range cases {
+			work <- pair
+		}
+		close(work)
+		wg.Wait()
+	})
+	return rep
+}
+
+// faultWorkers is how many cases run at once.
+const faultWorkers = 6
+
+// runFaultCase runs one case as a subtest of t and counts it in rep.
+func runFaultCase(t *testing.T, schemas *schemaPool, opts FaultOptions, dry outcome, pair [2]*Injection, rep *FaultReport, mu *sync.Mutex) {
+	name := pair[0].String()
+	if pair[1] != nil {
+		name += ", then in recovery " + pair[1].Fault.String() + " " + pair[1].Phase.String() + fmt.Sprintf(" #%d", pair[1].Seq)
+	}
+	t.Run(name, func(t *testing.T) {
+		c, _ := runCase(t, schemas, opts, pair[0], pair[1])
+		got := outcomeOf(c)
+		stranded, wrong, unsettled := dry.compare(t, got)
+		if opts.Check != nil && !t.Failed() {
+			opts.Check(t, c)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Cases++
+		if c.Fired {
+			rep.Fired++
+		}
+		rep.Runs += len(c.Runs)
+		rep.Stranded += stranded
+		if wrong {
+			rep.WrongState++
+		}
+		rep.Unsettled += unsettled
+		if t.Failed() {
+			rep.Failed++
+		}
+	})
+}
+
+// runCase runs one case on a fresh schema: Start and work with the fault
+// at (nil: none), then recover (with the fault second injected in the first
+// recovery, when set). It returns the case and the calls of its faulty
+// engine.
+func runCase(t *testing.T, schemas *schemaPool, opts FaultOptions, at, second *Injection) (*FaultCase, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg := schemas.get(ctx, t)
+	t.Cleanup(func() { schemas.put(pg) })
+	fd := newFaultDriver(pg, at)
+	h := faultHarness(t, fd, pg, opts)
+	startErr := opts.Start(ctx, h)
+	if startErr != nil && at == nil {
+		t.Fatalf("Start: %v", startErr)
+	}
+	// Work as a live process would until it has nothing left to do, or
+	// died; a failed call (the fault) is followed by more work.
+	for range 5 {
+		if _, dead := fd.f.state(); dead {
+			break
+		}
+		h.Queue().Maintain(ctx)
+		if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err == nil && quiet(ctx, t, pg) {
+			break
+		}
+	}
+	fired, _ := fd.f.state()
+	c := &FaultCase{Fired: fired}
+	if at != nil {
+		c.Injection = *at
+	}
+	calls := fd.f.calls()
+
+	if second != nil && fired {
+		// A second process recovers, and the fault hits it during its
+		// first round (the rescue of what the first one held).
+		at2 := *second
+		rd := newFaultDriver(pg, nil)
+		rd.f.at = &at2
+		rd.f.wildcard = true
+		rh := faultHarness(t, rd, pg, opts)
+		_, _ = recoverAll(ctx, t, rh, pg, nil, 1)
+		at2.Op = rd.f.firedOp
+		c.Rescue = at2
+	}
+
+	// A fault-free process recovers: a restart.
+	clean := faultHarness(t, pg, pg, opts)
+	if startErr != nil {
+		if err := opts.Start(ctx, clean); err != nil {
+			t.Fatalf("Start, again after %v: %v", startErr, err)
+		}
+	}
+	rested, err := recoverAll(ctx, t, clean, pg, opts.Resume, recoverRounds)
+	if err != nil {
+		t.Errorf("recovery: %v", err)
+	}
+	c.rested = rested
+	c.Harness = clean
+	var runs []*workflow.Run
+	err = storage.EachRunPage(ctx, pg, storage.RunFilter{}, func(page []*storage.Run) error {
+		for _, r := range page {
+			steps, err := pg.RunSteps(ctx, r.ID)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, &workflow.Run{Run: *r, Steps: steps})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list runs: %v", err)
+	}
+	c.Runs = runs
+	return c, calls
+}
+
+// faultHarness is a harness for EachFault on drv (pg's schema), whose
+// maintenance rescues attempts older than rescueAfter.
+func faultHarness(t *testing.T, drv storage.Driver, pg *postgres.Driver, opts FaultOptions) *Harness {
+	t.Helper()
+	ho := opts.Harness
+	ho.Mode, ho.Workers = Manual, nil
+	if opts.Workers != nil {
+		ho.Workers = opts.Workers()
+	}
+	return newHarness(t, drv, pg, ho, queue.Config{HeartbeatInterval: time.Millisecond, RescueAfter: rescueAfter}, opts.Workflows(pg)...)
+}
+
+// recoverAll rescues what dead processes held and works everything to rest,
+// in at most rounds rounds; resume, when set, is called once when a run
+// rests halted.
+func recoverAll(ctx context.Context, t *testing.T, h *Harness, pg *postgres.Driver, resume func(context.Context, *Harness) error, rounds int) (rested map[string]int, err error) {
+	resumed := resume == nil
+	for range rounds {
+		time.Sleep(2 * rescueAfter)
+		h.Queue().Maintain(ctx)
+		if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
+			continue
+		}
+		if !quiet(ctx, t, pg) {
+			continue
+		}
+		if !resumed && hasHalted(ctx, t, pg) {
+			resumed = true
+			rested = runStates(ctx, t, pg)
+			if err := resume(ctx, h); err != nil {
+				return rested, fmt.Errorf("resume: %w", err)
+			}
+			continue
+		}
+		return rested, nil
+	}
+	return rested, fmt.Errorf("jobs still unfinished after %d rounds", rounds)
+}
+
+// runStates counts the runs of pg by workflow and state.
+func runStates(ctx context.Context, t *testing.T, pg *postgres.Driver) map[string]int {
+	m := map[string]int{}
+	err := storage.EachRunPage(ctx, pg, storage.RunFilter{}, func(page []*storage.Run) error {
+		for _, r := range page {
+			m[r.Workflow+" "+string(r.State)+" at "+r.RecoveryPoint]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list runs: %v", err)
+	}
+	return m
+}
+
+var liveJobStates = []storage.JobState{storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}
+
+// quiet reports whether no job is left to run.
+func quiet(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
+	jobs, err := pg.JobList(ctx, storage.JobFilter{States: liveJobStates, Limit: 1})
+	if err != nil {
+		t.Fatalf("list jobs: %v", err)
+	}
+	return len(jobs) == 0
+}
+
+func hasHalted(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
+	runs, err := pg.RunList(ctx, storage.RunFilter{States: []storage.RunState{storage.RunHalted}, Limit: 1})
+	if err != nil {
+		t.Fatalf("list runs: %v", err)
+	}
+	return len(runs) > 0
+}
+
+// faultPool opens the pool every case shares. Its commits do not wait for
+// the WAL flush: the faults are injected in the process, the database does
+// not crash, and the cases run several times faster.
+func faultPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		t.Fatalf("acidictest: parse DATABASE_URL: %v", err)
+	}
+	cfg.MaxConns = 2 * faultWorkers
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		t.Fatalf("acidictest: cannot reach the test database at %s: %v", testdb.URL(), err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// schemaPool hands out migrated schemas, emptied between cases.
+type schemaPool struct {
+	pool  *pgxpool.Pool
+	setup func(ctx context.Context, drv *postgres.Driver) error
+	free  chan *postgres.Driver
+	mu    sync.Mutex
+	all   []string
+}
+
+// get returns an empty schema: a free one, emptied, or a new one.
+func (p *schemaPool) get(ctx context.Context, t *testing.T) *postgres.Driver {
+	t.Helper()
+	select {
+	case drv := <-p.free:
+		_, err := p.pool.Exec(ctx, `DO $$
+DECLARE tables text;
+BEGIN
+  SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') INTO tables
+  FROM pg_tables WHERE schemaname = `+quoteLiteral(drv.Schema())+` AND tablename <> 'schema_migrations';
+  IF tables IS NOT NULL THEN EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE'; END IF;
+END $$`)
+		if err != nil {
+			t.Fatalf("empty schema %s: %v", drv.Schema(), err)
+		}
+		return drv
+	default:
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "acidic_faults_" + hex.EncodeToString(b[:])
+	p.mu.Lock()
+	p.all = append(p.all, schema)
+	p.mu.Unlock()
+	drv := postgres.New(p.pool, postgres.Options{Schema: schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		t.Fatalf("migrate %s: %v", schema, err)
+	}
+	if p.setup != nil {
+		if err := p.setup(ctx, drv); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	return drv
+}
+
+// put gives a schema back for another case.
+func (p *schemaPool) put(drv *postgres.Driver) {
+	select {
+	case p.free <- drv:
+	default:
+	}
+}
+
+// drop removes every schema the pool made.
+func (p *schemaPool) drop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.all {
+		_, _ = p.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE")
+	}
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// outcome is what a case ended with, to compare with the fault-free run.
+type outcome struct {
+	states   map[string]int // "workflow state" -> runs
+	rested   map[string]int // "workflow state at step" -> runs, before Resume
+	finishes int            // finish callback jobs staged
+	runs     []*workflow.Run
+	jobs     []*storage.Job
+}
+
+func outcomeOf(c *FaultCase) outcome {
+	o := outcome{states: map[string]int{}, runs: c.Runs, rested: c.rested}
+	for _, r := range c.Runs {
+		o.states[r.Workflow+" "+string(r.State)]++
+	}
+	ctx := context.Background()
+	jobs, err := c.Harness.Driver.JobList(ctx, storage.JobFilter{Limit: 100000})
+	if err == nil {
+		o.jobs = jobs
+		for _, j := range jobs {
+			if j.Kind == workflow.FinishKind {
+				o.finishes++
+			}
+		}
+	}
+	return o
+}
+
+// compare reports how got differs from the fault-free outcome o.
+func (o outcome) compare(t testing.TB, got outcome) (stranded int, wrong bool, unsettled int) {
+	t.Helper()
+	for _, r := range got.runs {
+		switch {
+		case r.State == storage.RunPending || r.State == storage.RunRunning || r.State == storage.RunAwaiting:
+			stranded++
+			t.Errorf("run %s (%s) stranded %s at %q (error %q)", r.ID, r.Workflow, r.State, r.RecoveryPoint, r.Error)
+		case r.State.Final() && r.SettledAt == nil:
+			unsettled++
+			t.Errorf("run %s (%s) %s but not settled", r.ID, r.Workflow, r.State)
+		}
+	}
+	for _, j := range got.jobs {
+		if slices.Contains(liveJobStates, j.State) {
+			stranded++
+			t.Errorf("job %d (%s) left %s", j.ID, j.Kind, j.State)
+		}
+	}
+	if !maps.Equal(o.states, got.states) {
+		wrong = true
+		t.Errorf("runs ended %s; without faults %s", describeStates(got.states), describeStates(o.states))
+	}
+	if !maps.Equal(o.rested, got.rested) {
+		wrong = true
+		t.Errorf("before Resume, runs rested %s; without faults %s", describeStates(got.rested), describeStates(o.rested))
+	}
+	if o.finishes != got.finishes {
+		unsettled++
+		t.Errorf("%d finish callbacks staged; without faults %d", got.finishes, o.finishes)
+	}
+	return stranded, wrong, unsettled
+}
+
+func describeStates(m map[string]int) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
