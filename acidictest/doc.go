@@ -10,6 +10,29 @@
 //	// res.Discarded == 1, res.Success == 0
 //	h.RequireNotEnqueued(acidictest.JobFilter{Kind: "refund"})
 //
+// # A failure at every boundary
+//
+// EachFault runs your workflows once without faults, recording every call
+// the engine makes to the database, and then once per call with a failure
+// injected there: the process crashes before or after it (as kill -9
+// would), or the call fails with its work done or not (a lost COMMIT
+// acknowledgement is a failure after a commit). A fresh engine then
+// recovers, as after a restart. Every case is checked for what Acidic
+// promises (no run or job left hanging, every run in the state it reached
+// without faults, finish callbacks staged once) and for your own invariants:
+//
+//	acidictest.EachFault(t, acidictest.FaultOptions{
+//		Workflows: func(drv *postgres.Driver) []workflow.Definition { return []workflow.Definition{payment(drv)} },
+//		Setup:     createChargesTable,
+//		Start: func(ctx context.Context, h *acidictest.Harness) error {
+//			_, err := h.Enqueue(ctx, "payment", PaymentArgs{OrderID: "o-1", Cents: 4200}, workflow.EnqueueOptions{Key: "o-1"})
+//			return err
+//		},
+//		Check: func(t testing.TB, c *acidictest.FaultCase) {
+//			// one charge per order, whatever failed where
+//		},
+//	})
+//
 // The database comes from DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/acidic_test). Schemas are dropped when
 // the test ends; set ACIDIC_KEEP_SCHEMA=1 to keep those of failed tests.

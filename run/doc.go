@@ -14,14 +14,15 @@
 //	           │
 //	           ▼          lease taken
 //	       pending ─────────────────► running ──── last step ───► succeeded
-//	        ▲   ▲                      │  │  │
-//	 Retry  │   └── step error ────────┘  │  └── Cancel ─────────► cancelled
-//	        │       (attempts left)       │
-//	failed ◄┴──── attempts exhausted ─────┤
-//	                                      └── await step ──► awaiting
-//	                                               children done │
+//	        ▲   ▲                      │ │ │ │
+//	 Retry  │   └── step error ────────┘ │ │ └── its job ends for good ─► failed / cancelled
+//	        │       (attempts left)      │ │     (attempts out, Cancel, rescue, ...)
+//	halted, │                            │ └── Halt ──► halted (only Retry or Cancel move it)
+//	failed, ┘                            └── await step ──► awaiting
+//	cancelled                                      children done │
 //	                                      pending ◄──────────────┘
 //
-// Halt leaves a run pending with no job; Retry resumes it. Failed and
-// cancelled runs can be retried from their recovery point.
+// The transitions and who writes each are listed in package workflow
+// (lifecycle.go) and docs/architecture.md. Failed, cancelled and halted runs
+// can be retried from their recovery point.
 package run
