@@ -79,7 +79,7 @@ func TestStoredControlBytesAreEscapedInText(t *testing.T) {
 	}
 	wf := workflow.Define("hostile", workflow.Options{MaxAttempts: 1},
 		steps.Do("boom", func(context.Context, *steps.Context[hArgs, struct{}]) error {
-			return errors.New("card declined" + hostile)
+			return errors.New("card declined" + hostile + strings.Repeat(" and then some", 20))
 		}))
 	eng := enginetest.New(t, drv, enginetest.Config(1), wf)
 	res, err := eng.Enqueue(ctx, "hostile", hArgs{Note: "args" + hostile}, workflow.EnqueueOptions{Key: "key" + hostile})
@@ -137,6 +137,19 @@ func TestStoredControlBytesAreEscapedInText(t *testing.T) {
 		}
 		if args[0] == "queues" || args[1] == "list" {
 			columns(t, "acidic "+what, out)
+		}
+	}
+
+	// Long values of a detail view are folded to 100 columns (stdout is not
+	// a terminal), losing nothing.
+	fields, _ := detail(t, a.text("runs", "get", runID.String()))
+	if got := strings.ReplaceAll(fields["error"], "\n", " "); got != cli.Clean(r.Error) {
+		t.Errorf("runs get: the error folded is %q, want %q", fields["error"], cli.Clean(r.Error))
+	}
+	head, _, _ := strings.Cut(a.text("runs", "get", runID.String()), "\n\n")
+	for _, l := range strings.Split(head, "\n") {
+		if n := utf8.RuneCountInString(l); n > 100 {
+			t.Errorf("runs get: a line of %d columns: %q", n, l)
 		}
 	}
 

@@ -37,6 +37,7 @@ var secretForms = []secretForm{
 	{"quoted key=value", "host=127.0.0.1 port=1 password='Sek1r Tz9Qw' user=app dbname=db sslmode=disable", []string{"Sek1r", "Tz9Qw"}},
 	{"malformed URL", "postgres://app:Sek1rTz9Qw@[::1", []string{"Sek1rTz9Qw"}},
 	{"malformed key=value", "host=127.0.0.1 password='Sek1rTz9Qw user=app", []string{"Sek1rTz9Qw"}},
+	{"key=value with an unquoted space", "host=127.0.0.1 port=1 password=Sek1r Tz9Qw user=app", []string{"Sek1r", "Tz9Qw"}},
 }
 
 // leaks returns the pieces of the password that out shows, in any
