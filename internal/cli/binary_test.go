@@ -57,7 +57,7 @@ func TestBinaryExitStatuses(t *testing.T) {
 		{"an empty -database", append([]string{db}, pg...), []string{"-database", "", "queues"}, 2, "", "-database is empty"},
 		{"an empty -database after the command", []string{db}, []string{"queues", "-database="}, 2, "", "-database is empty"},
 		{"bench without a database", pg, []string{"bench", "-quick"}, 2, "", "no database: set DATABASE_URL or pass -database"},
-		{"bench help without a database", nil, []string{"bench", "-h"}, 0, "", "acidic bench measures"},
+		{"bench help without a database", nil, []string{"bench", "-h"}, 0, "acidic bench measures", ""},
 		{"usage", []string{db, schema}, []string{"runs", "list", "extra"}, 2, "", `runs list: unexpected argument "extra"`},
 		{"success", []string{db, schema}, []string{"jobs", "list"}, 0, "plain", ""},
 		{"success, -json before", []string{db, schema}, []string{"-json", "jobs", "list"}, 0, `"kind": "plain"`, ""},

@@ -356,18 +356,21 @@ func (e *env) bench(args []string) error {
 	if e.json {
 		args = append([]string{"-json", "-"}, args...)
 	}
-	url := ""
-	if !helpAsked(args) {
-		db, err := e.resolveDatabase()
-		if err != nil {
-			return err
+	if helpAsked(args) {
+		// Help asked for goes to stdout; bench needs no database for it.
+		if code := bench.Main(e.ctx, "", args, e.stdout, e.stdout); code != ExitOK {
+			return exitStatus(code)
 		}
-		if _, err := db.config(); err != nil {
-			return err
-		}
-		url = db.conn
+		return nil
 	}
-	if code := bench.Main(e.ctx, url, args, e.stdout, e.stderr); code != ExitOK {
+	db, err := e.resolveDatabase()
+	if err != nil {
+		return err
+	}
+	if _, err := db.config(); err != nil {
+		return err
+	}
+	if code := bench.Main(e.ctx, db.conn, args, e.stdout, e.stderr); code != ExitOK {
 		return exitStatus(code)
 	}
 	return nil
