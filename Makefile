@@ -1,7 +1,7 @@
 # Pinned: newest honnef.co/go/tools release (go list -m -versions); works with Go 1.26.
 STATICCHECK_VERSION := v0.8.2
 
-# Extra arguments for test/example, e.g. make test ARGS='-run TestFoo -v'
+# Extra arguments for test/example/bench, e.g. make test ARGS='-run TestFoo -v'
 ARGS ?=
 
 .PHONY: test example lint bench
@@ -18,4 +18,4 @@ lint:
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 bench:
-	go run ./cmd/acidic bench
+	bash scripts/bench.sh $(ARGS)

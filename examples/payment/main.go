@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -43,6 +44,16 @@ type config struct {
 	Timeout time.Duration
 	Out     io.Writer
 	Logger  *slog.Logger
+}
+
+// defaultSchema is the schema the acidic command reads by default:
+// ACIDIC_SCHEMA, else Acidic's default schema. Using it here means that
+// `acidic runs list` finds the example's runs with no flag.
+func defaultSchema(getenv func(string) string) string {
+	if s := getenv("ACIDIC_SCHEMA"); s != "" {
+		return s
+	}
+	return migrations.DefaultSchema
 }
 
 // errCrashed is returned by runPayment when the crash hook returned (tests).
@@ -76,7 +87,7 @@ func main() {
 	if cfg.URL == "" {
 		cfg.URL = defaultURL
 	}
-	flag.StringVar(&cfg.Schema, "schema", "acidic_example", "schema for Acidic's and the example's tables")
+	flag.StringVar(&cfg.Schema, "schema", defaultSchema(os.Getenv), "schema for Acidic's and the example's tables: $ACIDIC_SCHEMA when set, as for the acidic command")
 	flag.StringVar(&cfg.Order, "order", "order-1", "order id (one payment run per order)")
 	flag.IntVar(&cfg.Amount, "amount", 4200, "amount in cents")
 	flag.StringVar(&cfg.CrashAfter, "crash-after", "", `exit with status 3 right after this step commits: "charge" or "ledger"`)

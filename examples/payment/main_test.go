@@ -15,7 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic/internal/cli"
 	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -246,5 +248,30 @@ func TestProcessCrashAndResume(t *testing.T) {
 	ledger := count(t, cfg.Pool, cfg.Schema, `SELECT count(*) FROM {schema}.ledger`)
 	if charges != 1 || ledger != 1 {
 		t.Fatalf("after resuming: gateway charges %d, ledger rows %d; want 1 and 1", charges, ledger)
+	}
+}
+
+// TestTheCommandFindsTheExamplesRuns: the example and the acidic command
+// choose their schema the same way (ACIDIC_SCHEMA, else Acidic's default),
+// so `acidic runs list` after the example shows its run with no flag.
+func TestTheCommandFindsTheExamplesRuns(t *testing.T) {
+	t.Parallel()
+	if got := defaultSchema(func(string) string { return "" }); got != migrations.DefaultSchema {
+		t.Errorf("the example's default schema is %q, want the acidic command's, %q", got, migrations.DefaultSchema)
+	}
+	cfg, _ := testConfig(t)
+	env := map[string]string{"ACIDIC_SCHEMA": cfg.Schema, "DATABASE_URL": testdb.URL()}
+	cfg.Schema = defaultSchema(func(k string) string { return env[k] })
+	rep, err := runPayment(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := cli.Command{Stdout: &stdout, Stderr: &stderr, LookupEnv: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}}
+	if code := cmd.Run(context.Background(), []string{"runs", "list"}); code != 0 || !strings.Contains(stdout.String(), rep.RunID.String()) {
+		t.Errorf("acidic runs list: exit %d, does not list run %s\n%s%s", code, rep.RunID, stdout.String(), stderr.String())
 	}
 }

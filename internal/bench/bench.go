@@ -90,7 +90,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	}
 	var c config
 	var workers, growth, scen string
-	fs.StringVar(&c.jsonPath, "json", "", "also write the figures as JSON to `FILE`")
+	fs.StringVar(&c.jsonPath, "json", "", "also write the figures as JSON to `FILE` (- for stdout, instead of the table)")
 	fs.StringVar(&workers, "workers", "1,4,16", "concurrency `list` (workers per queue, goroutines for the baseline)")
 	fs.IntVar(&c.jobs, "jobs", defaultJobs, "jobs per enqueue and plain-jobs measurement")
 	fs.IntVar(&c.manyBatch, "many", 10000, "jobs in the EnqueueMany measurement")
@@ -362,7 +362,7 @@ func Main(ctx context.Context, url string, args []string, stdout, stderr io.Writ
 			}
 		}
 	}
-	if len(rep.Rows) > 0 {
+	if len(rep.Rows) > 0 && cfg.jsonPath != "-" {
 		printTable(stdout, rep.Rows)
 		fmt.Fprintf(stdout, "\n%d of %d targets met; %s, %d CPUs, %s; bench took %s\n",
 			rep.TargetsMet, rep.Targets, rep.GOOS+"/"+rep.GOARCH, rep.NumCPU, shortVersion(rep.Postgres), time.Since(started).Round(time.Second))
@@ -372,7 +372,7 @@ func Main(ctx context.Context, url string, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "acidic bench:", runErr)
 	}
 	if cfg.jsonPath != "" {
-		if err := writeJSON(cfg.jsonPath, rep); err != nil {
+		if err := writeJSON(cfg.jsonPath, rep, stdout); err != nil {
 			fmt.Fprintln(stderr, "acidic bench:", err)
 			return exitError
 		}
@@ -394,9 +394,15 @@ func shortVersion(v string) string {
 	return v
 }
 
-func writeJSON(path string, rep Report) error {
+// writeJSON writes the report to the file at path, or to stdout when path
+// is "-".
+func writeJSON(path string, rep Report, stdout io.Writer) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
+		return err
+	}
+	if path == "-" {
+		_, err := stdout.Write(append(b, '\n'))
 		return err
 	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {

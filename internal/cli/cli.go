@@ -1,429 +1,391 @@
-// Package cli implements the acidic command. Run takes the arguments and
-// writers, so tests drive the command in-process.
+// Package cli implements the acidic command: migrate a schema, look at and
+// act on its queues, jobs and runs, and run the bench. Command.Run takes the
+// arguments, writers and environment, so tests drive the command in-process.
+//
+// Output is text for people, or JSON (-json) for programs, in a shape of the
+// command's own (see views.go and docs/cli.md). Text never carries a stored
+// byte to the terminal raw (see Clean), and nothing the command prints shows
+// the database password: the connection string is never printed at all.
 package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"strconv"
 	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/bench"
 	"github.com/acidic-go/acidic/migrations"
-	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
-	"github.com/acidic-go/acidic/workflow"
 )
 
-// Exit codes.
+// Exit statuses of the command, listed in its help and in docs/cli.md.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	// ExitOK: the command did what it was asked.
+	ExitOK = 0
+	// ExitFailure: the operation failed (the database could not be reached
+	// or refused it, a run cannot be retried, ...).
+	ExitFailure = 1
+	// ExitUsage: the command was called wrongly: an unknown command or flag,
+	// a missing or extra argument, a malformed value, no database given.
+	ExitUsage = 2
+	// ExitTargetMissed: bench -check found a target missed.
+	ExitTargetMissed = 3
+	// ExitNotFound: no job or run has the ID given.
+	ExitNotFound = 4
+	// ExitNotMigrated: the schema lacks Acidic's tables, or some of its
+	// migrations; acidic migrate up fixes it.
+	ExitNotMigrated = 5
 )
 
-const usage = `acidic operates an Acidic database.
+// Command is the acidic command with what it reads and writes besides its
+// arguments.
+type Command struct {
+	// Stdout receives results: tables, details, JSON.
+	Stdout io.Writer
+	// Stderr receives errors, help asked for by mistake, and progress.
+	Stderr io.Writer
+	// LookupEnv reads environment variables (DATABASE_URL, ACIDIC_SCHEMA).
+	// Nil means os.LookupEnv.
+	LookupEnv func(key string) (string, bool)
+}
 
-Usage:
-  acidic [-database URL] [-schema NAME] [-json] <command> [arguments]
+// Run runs the command with args (without the program name), reading the
+// process environment, and returns the process exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return Command{Stdout: stdout, Stderr: stderr}.Run(ctx, args)
+}
 
-Commands:
-  migrate up               apply pending migrations
-  migrate down VERSION     revert migrations above VERSION (0 removes every table)
-  migrate status           list migrations and whether they are applied
-  queues                   count jobs by queue and state
-  jobs list [-state S] [-queue Q] [-kind K] [-limit N]
-  jobs get ID | jobs retry ID | jobs cancel ID
-  runs list [-state S] [-workflow W] [-limit N]
-  runs get ID              a run with its step log
-  runs retry ID            resume a failed, cancelled or halted run
-  runs cancel ID           cancel a run, its jobs and its children
-  bench [flags]            measure the engine (acidic bench -h)
+// Run runs the command with args (without the program name) and returns the
+// process exit status (ExitOK, ExitUsage, ...).
+func (c Command) Run(ctx context.Context, args []string) int {
+	e := &env{ctx: ctx, stdout: c.Stdout, stderr: c.Stderr, lookupEnv: c.LookupEnv}
+	if e.stdout == nil {
+		e.stdout = io.Discard
+	}
+	if e.stderr == nil {
+		e.stderr = io.Discard
+	}
+	if e.lookupEnv == nil {
+		e.lookupEnv = os.LookupEnv
+	}
+	err := e.run(args)
+	if e.pool != nil {
+		e.pool.Close()
+	}
+	return e.exit(err)
+}
 
-Global flags:
-`
+// env is one invocation: its streams, global flags and, once connected, its
+// database.
+type env struct {
+	ctx       context.Context
+	stdout    io.Writer
+	stderr    io.Writer
+	lookupEnv func(string) (string, bool)
+
+	// Global flags, accepted before and after the command's name.
+	database optString
+	schema   optString
+	json     bool
+
+	pool *pgxpool.Pool
+	drv  *postgres.Driver
+}
 
 // errUsage marks errors in how the command was called.
 var errUsage = errors.New("usage")
 
-type env struct {
-	ctx    context.Context
-	out    io.Writer
-	json   bool
-	url    string
-	schema string
-	pool   *pgxpool.Pool
-	drv    *postgres.Driver
+// errNoCommand is a call without a command: the usage text goes to stderr.
+var errNoCommand = fmt.Errorf("%w: no command given", errUsage)
+
+// exitStatus is an error that only carries a status: its command (bench)
+// has said what went wrong already.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// notFound is the error for an ID that names no job or run.
+type notFound struct{ msg string }
+
+func (n notFound) Error() string { return n.msg }
+
+// exit prints err, if any, and returns the exit status it calls for.
+func (e *env) exit(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var status exitStatus
+	if errors.As(err, &status) {
+		return int(status)
+	}
+	code := ExitFailure
+	var nf notFound
+	switch {
+	case errors.Is(err, errUsage):
+		code = ExitUsage
+	case errors.Is(err, errNotMigrated):
+		code = ExitNotMigrated
+	case errors.As(err, &nf) || errors.Is(err, storage.ErrNotFound):
+		code = ExitNotFound
+	}
+	msg := err.Error()
+	if code == ExitUsage {
+		msg = strings.TrimPrefix(msg, errUsage.Error()+": ")
+	}
+	if code == ExitNotMigrated {
+		msg = strings.TrimPrefix(msg, errNotMigrated.Error()+": ")
+	}
+	fmt.Fprintln(e.stderr, "acidic: "+Clean(msg))
+	switch {
+	case errors.Is(err, errNoCommand):
+		fmt.Fprint(e.stderr, usageText())
+	case code == ExitUsage:
+		fmt.Fprintln(e.stderr, "run 'acidic help' for usage")
+	}
+	return code
 }
 
-// Run runs the command with args (without the program name) and returns the
-// process exit code.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("acidic", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	e := &env{ctx: ctx, out: stdout}
-	fs.StringVar(&e.url, "database", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"), "PostgreSQL URL (default $DATABASE_URL)")
-	fs.StringVar(&e.schema, "schema", migrations.DefaultSchema, "schema holding Acidic's tables")
-	fs.BoolVar(&e.json, "json", false, "print JSON instead of tables")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	var err error
-	switch rest[0] {
-	case "bench":
-		return bench.Main(ctx, e.url, rest[1:], stdout, stderr)
-	case "migrate":
-		err = e.withDB(func() error { return e.migrate(rest[1:]) })
-	case "queues":
-		err = e.withDB(e.queues)
-	case "jobs":
-		err = e.withDB(func() error { return e.jobs(rest[1:]) })
-	case "runs":
-		err = e.withDB(func() error { return e.runs(rest[1:]) })
-	case "help":
-		fs.Usage()
-		return exitOK
-	default:
-		err = fmt.Errorf("%w: unknown command %q", errUsage, rest[0])
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "acidic:", err)
-		if errors.Is(err, errUsage) {
-			fmt.Fprintln(stderr, "run acidic -h for usage")
-			return exitUsage
-		}
-		return exitError
-	}
-	return exitOK
+// optString is a string flag that records whether it was given.
+type optString struct {
+	value string
+	set   bool
 }
 
-func (e *env) withDB(fn func() error) error {
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, e.url)
-	if err != nil {
-		return fmt.Errorf("database %q: %w", redact(e.url), err)
+func (o *optString) String() string {
+	if o == nil {
+		return ""
 	}
-	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database %q: %w", redact(e.url), err)
-	}
-	e.pool = pool
-	e.drv = postgres.New(pool, postgres.Options{Schema: e.schema})
-	return fn()
+	return o.value
 }
 
-func (e *env) migrate(args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: migrate needs up, down VERSION or status", errUsage)
-	}
-	m := e.drv.Migrator()
-	switch args[0] {
-	case "up":
-		applied, err := m.Up(e.ctx)
-		if err != nil {
-			return err
-		}
-		return e.print(map[string]any{"applied": applied}, func(w io.Writer) {
-			if len(applied) == 0 {
-				fmt.Fprintf(w, "schema %s is up to date (version %d)\n", e.schema, m.Latest())
-				return
-			}
-			fmt.Fprintf(w, "applied %v to schema %s\n", applied, e.schema)
-		})
-	case "down":
-		if len(args) != 2 {
-			return fmt.Errorf("%w: migrate down needs a VERSION", errUsage)
-		}
-		v, err := strconv.Atoi(args[1])
-		if err != nil {
-			return fmt.Errorf("%w: version %q is not a number", errUsage, args[1])
-		}
-		reverted, err := m.Down(e.ctx, v)
-		if err != nil {
-			return err
-		}
-		return e.print(map[string]any{"reverted": reverted}, func(w io.Writer) {
-			fmt.Fprintf(w, "reverted %v in schema %s\n", reverted, e.schema)
-		})
-	case "status":
-		st, err := m.Status(e.ctx)
-		if err != nil {
-			return err
-		}
-		return e.print(st, func(w io.Writer) {
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
-			for _, s := range st {
-				at := "no"
-				if s.Applied {
-					at = s.AppliedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Version, s.Name, at)
-			}
-			tw.Flush()
-		})
-	}
-	return fmt.Errorf("%w: unknown migrate command %q", errUsage, args[0])
-}
-
-func (e *env) queues() error {
-	stats, err := e.drv.JobStats(e.ctx)
-	if err != nil {
-		return err
-	}
-	return e.print(stats, func(w io.Writer) {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "QUEUE\tSTATE\tJOBS\tOLDEST DUE")
-		for _, s := range stats {
-			oldest := ""
-			if s.OldestDue != nil {
-				oldest = s.OldestDue.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Queue, s.State, s.Count, oldest)
-		}
-		tw.Flush()
-	})
-}
-
-func (e *env) jobs(args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: jobs needs list, get, retry or cancel", errUsage)
-	}
-	client, err := queue.New(e.drv, queue.Config{})
-	if err != nil {
-		return err
-	}
-	if args[0] == "list" {
-		var f storage.JobFilter
-		err := parseList("jobs list", args[1:], &f.States, &f.Limit, func(fs *flag.FlagSet) {
-			fs.StringVar(&f.Queue, "queue", "", "queue")
-			fs.StringVar(&f.Kind, "kind", "", "kind")
-		})
-		if err != nil {
-			return err
-		}
-		jobs, err := client.List(e.ctx, f)
-		if err != nil {
-			return err
-		}
-		return e.print(jobs, func(w io.Writer) { printJobs(w, jobs) })
-	}
-	job, err := byID(e.ctx, "job", args, parseJobID, client.Get, client.Retry, client.Cancel)
-	if err != nil {
-		return err
-	}
-	return e.print(job, func(w io.Writer) { printJobs(w, []*queue.Job{job}) })
-}
-
-func (e *env) runs(args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: runs needs list, get, retry or cancel", errUsage)
-	}
-	eng, err := workflow.NewEngine(e.drv, workflow.Config{})
-	if err != nil {
-		return err
-	}
-	if args[0] == "list" {
-		var f storage.RunFilter
-		err := parseList("runs list", args[1:], &f.States, &f.Limit, func(fs *flag.FlagSet) {
-			fs.StringVar(&f.Workflow, "workflow", "", "workflow")
-		})
-		if err != nil {
-			return err
-		}
-		runs, err := eng.List(e.ctx, f)
-		if err != nil {
-			return err
-		}
-		return e.print(runs, func(w io.Writer) { printRuns(w, runs) })
-	}
-	r, err := byID(e.ctx, "run", args, parseRunID, eng.Get, eng.Retry, eng.Cancel)
-	if err != nil {
-		return err
-	}
-	if args[0] != "get" {
-		// Retry and Cancel return the run without its step log.
-		if r, err = eng.Get(e.ctx, r.ID); err != nil {
-			return err
-		}
-	}
-	return e.print(r, func(w io.Writer) {
-		printRuns(w, []*workflow.Run{r})
-		if len(r.Steps) > 0 {
-			fmt.Fprintln(w)
-			printSteps(w, r.Steps)
-		}
-	})
-}
-
-// parseList parses the flags of "jobs list" or "runs list" (cmd): -state
-// into states, -limit into limit, and the flags that define adds.
-func parseList[S state](cmd string, args []string, states *[]S, limit *int, define func(*flag.FlagSet)) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	list := fs.String("state", "", "comma-separated states")
-	fs.IntVar(limit, "limit", 100, "rows")
-	define(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %s: %w", errUsage, cmd, err)
-	}
-	if *limit < 1 {
-		return fmt.Errorf("%w: %s: -limit must be at least 1", errUsage, cmd)
-	}
-	var err error
-	*states, err = parseStates[S](*list)
-	return err
-}
-
-// byID does "jobs get|retry|cancel ID" or the same for runs (noun is "job" or
-// "run"): args holds the subcommand and the ID, which parse reads.
-func byID[ID, T any](ctx context.Context, noun string, args []string, parse func(string) (ID, error), get, retry, cancel func(context.Context, ID) (T, error)) (T, error) {
-	var zero T
-	if len(args) != 2 {
-		return zero, fmt.Errorf("%w: %ss %s needs one %s ID", errUsage, noun, args[0], noun)
-	}
-	id, err := parse(args[1])
-	if err != nil {
-		return zero, err
-	}
-	switch args[0] {
-	case "get":
-		return get(ctx, id)
-	case "retry":
-		return retry(ctx, id)
-	case "cancel":
-		return cancel(ctx, id)
-	}
-	return zero, fmt.Errorf("%w: unknown %ss command %q", errUsage, noun, args[0])
-}
-
-func parseJobID(s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: job ID %q is not a positive number", errUsage, s)
-	}
-	return id, nil
-}
-
-func parseRunID(s string) (uuid.UUID, error) {
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("%w: run ID %q is not a UUID", errUsage, s)
-	}
-	return id, nil
-}
-
-func printJobs(w io.Writer, jobs []*queue.Job) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tQUEUE\tKIND\tSTATE\tATTEMPT\tSCHEDULED\tLAST ERROR")
-	for _, j := range jobs {
-		last := ""
-		if n := len(j.Errors); n > 0 {
-			last = oneLine(j.Errors[n-1].Error)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, j.Queue, j.Kind, j.State, j.Attempt, j.MaxAttempts, j.ScheduledAt.Format(time.RFC3339), last)
-	}
-	tw.Flush()
-}
-
-func printSteps(w io.Writer, steps []storage.Step) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tSTEP\tSTATE\tATTEMPT\tEXECUTIONS\tFINISHED\tERROR")
-	for _, s := range steps {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Position+1, s.Name, s.State, s.Attempt, s.Executions, s.FinishedAt.Format(time.RFC3339), s.Error)
-	}
-	tw.Flush()
-}
-
-func printRuns(w io.Writer, runs []*workflow.Run) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATE\tRECOVERY POINT\tKEY\tUPDATED\tERROR")
-	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.State, r.RecoveryPoint, r.IdempotencyKey, r.UpdatedAt.Format(time.RFC3339), oneLine(r.Error))
-	}
-	tw.Flush()
-}
-
-func (e *env) print(v any, table func(io.Writer)) error {
-	if e.json {
-		enc := json.NewEncoder(e.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	table(e.out)
+func (o *optString) Set(s string) error {
+	o.value, o.set = s, true
 	return nil
 }
 
-// state is storage.JobState or storage.RunState.
-type state interface {
-	~string
-	Valid() bool
+// newFlagSet returns a flag set that prints nothing: the command reports
+// flag errors itself, and help goes to stdout.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
 }
 
-// parseStates reads a comma-separated list of states; "" is none.
-func parseStates[S state](list string) ([]S, error) {
-	if list == "" {
-		return nil, nil
-	}
-	var out []S
-	for _, s := range strings.Split(list, ",") {
-		st := S(strings.TrimSpace(s))
-		if !st.Valid() {
-			return nil, fmt.Errorf("%w: unknown state %q", errUsage, st)
+// globalFlags defines the flags every command takes. They are defined on
+// each flag set the arguments pass through, keeping what earlier ones set.
+func (e *env) globalFlags(fs *flag.FlagSet) {
+	fs.Var(&e.database, "database", "")
+	fs.Var(&e.schema, "schema", "")
+	fs.BoolVar(&e.json, "json", e.json, "")
+}
+
+var globalNames = map[string]bool{"database": true, "schema": true, "json": true}
+
+// parseInterleaved parses flags wherever they are among args, so flags may
+// follow positional arguments (runs get ID -json), and returns the
+// positional arguments. "--" ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
 		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-func oneLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 80 {
-		s = s[:77] + "..."
-	}
-	return s
-}
-
-// redact hides a password in a connection URL.
-func redact(url string) string {
-	if at := strings.Index(url, "@"); at > 0 {
-		if scheme := strings.Index(url, "://"); scheme > 0 && scheme < at {
-			userinfo := url[scheme+3 : at]
-			if user, _, ok := strings.Cut(userinfo, ":"); ok {
-				return url[:scheme+3] + user + ":xxx" + url[at:]
-			}
+		rest := fs.Args()
+		if used := args[:len(args)-len(rest)]; len(used) > 0 && used[len(used)-1] == "--" {
+			return append(pos, rest...), nil
 		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return url
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
+// schemaName is the schema the command works on: -schema, else
+// ACIDIC_SCHEMA, else migrations.DefaultSchema.
+func (e *env) schemaName() string {
+	if e.schema.set {
+		return e.schema.value
+	}
+	if v, _ := e.lookupEnv("ACIDIC_SCHEMA"); v != "" {
 		return v
 	}
-	return def
+	return migrations.DefaultSchema
+}
+
+// checkSchema refuses a schema name PostgreSQL would not keep as given.
+func (e *env) checkSchema() error {
+	s := e.schemaName()
+	switch {
+	case e.schema.set && s == "":
+		return fmt.Errorf("%w: -schema is empty", errUsage)
+	case len(s) > 63:
+		return fmt.Errorf("%w: schema name %q is longer than PostgreSQL's 63 bytes", errUsage, s)
+	}
+	return nil
+}
+
+func (e *env) printer() *printer {
+	return &printer{w: e.stdout, json: e.json, width: terminalWidth(e.stdout)}
+}
+
+// logger is the engine's logger: warnings and errors, cleaned, on stderr.
+func (e *env) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(cleanLines{e.stderr}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// run parses the arguments and runs the command they name.
+func (e *env) run(args []string) error {
+	fs := newFlagSet("acidic")
+	e.globalFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			_, err := io.WriteString(e.stdout, usageText())
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return errNoCommand
+	}
+	if rest[0] == "help" {
+		return e.help(rest[1:])
+	}
+	cmd, args, helped, err := e.find(rest)
+	if err != nil || helped {
+		return err
+	}
+	if cmd.name == "bench" {
+		return e.bench(args)
+	}
+	fs = newFlagSet("acidic " + cmd.name)
+	e.globalFlags(fs)
+	prepare := cmd.setup(e, fs)
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return e.commandHelp(cmd)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", errUsage, cmd.name, err)
+	}
+	if err := e.checkSchema(); err != nil {
+		return err
+	}
+	do, err := prepare(pos)
+	if err != nil {
+		return err
+	}
+	if err := e.connect(); err != nil {
+		return err
+	}
+	if !cmd.anySchema {
+		if err := e.requireMigrated(); err != nil {
+			return err
+		}
+	}
+	err = do()
+	if missingTable(err) {
+		return e.notMigrated("is not migrated")
+	}
+	return err
+}
+
+// find resolves the command named at the start of rest: a command
+// ("queues") or a group and one of its commands ("runs list"), with global
+// flags allowed between the two. It returns the command's arguments, or
+// helped when it printed the help of a group instead.
+func (e *env) find(rest []string) (cmd *command, args []string, helped bool, err error) {
+	word := rest[0]
+	if c := lookupCommand(word); c != nil {
+		return c, rest[1:], false, nil
+	}
+	subs := groupCommands(word)
+	if len(subs) == 0 {
+		return nil, nil, false, fmt.Errorf("%w: unknown command %q", errUsage, word)
+	}
+	fs := newFlagSet("acidic " + word)
+	e.globalFlags(fs)
+	if err := fs.Parse(rest[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, true, e.groupHelp(word)
+		}
+		return nil, nil, false, fmt.Errorf("%w: %s: %w", errUsage, word, err)
+	}
+	more := fs.Args()
+	if len(more) == 0 {
+		return nil, nil, false, fmt.Errorf("%w: %s needs %s", errUsage, word, subNames(word))
+	}
+	c := lookupCommand(word + " " + more[0])
+	if c == nil {
+		return nil, nil, false, fmt.Errorf("%w: unknown %s command %q (want %s)", errUsage, word, more[0], subNames(word))
+	}
+	return c, more[1:], false, nil
+}
+
+// wantArgs checks that cmd got exactly the positional arguments named.
+func wantArgs(cmd string, args []string, names ...string) error {
+	if len(args) == len(names) {
+		return nil
+	}
+	if len(args) < len(names) {
+		return fmt.Errorf("%w: %s needs %s", errUsage, cmd, strings.Join(names[len(args):], " "))
+	}
+	extra := args[len(names):]
+	quoted := make([]string, len(extra))
+	for i, a := range extra {
+		quoted[i] = fmt.Sprintf("%q", a)
+	}
+	return fmt.Errorf("%w: %s: unexpected argument %s", errUsage, cmd, strings.Join(quoted, " "))
+}
+
+// bench runs acidic bench. Its flags are its own: -json FILE writes its
+// report to a file; the global -json (before "bench") prints the report on
+// stdout instead of the table.
+func (e *env) bench(args []string) error {
+	if e.json {
+		args = append([]string{"-json", "-"}, args...)
+	}
+	if helpAsked(args) {
+		// Help asked for goes to stdout; bench needs no database for it.
+		if code := bench.Main(e.ctx, "", args, e.stdout, e.stdout); code != ExitOK {
+			return exitStatus(code)
+		}
+		return nil
+	}
+	db, err := e.resolveDatabase()
+	if err != nil {
+		return err
+	}
+	if _, err := db.config(); err != nil {
+		return err
+	}
+	if code := bench.Main(e.ctx, db.conn, args, e.stdout, e.stderr); code != ExitOK {
+		return exitStatus(code)
+	}
+	return nil
+}
+
+// helpAsked reports whether args ask for help (bench prints it and uses no
+// database).
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--h", "--help":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
 }

@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// command is one command of acidic.
+type command struct {
+	// name is the command's words: "queues", "runs list".
+	name string
+	// forms are the ways to call it, for the help.
+	forms []usageLine
+	// about is more help, shown by acidic help COMMAND.
+	about string
+	// anySchema: the command works on a schema that is not (fully)
+	// migrated. Others refuse it with ExitNotMigrated.
+	anySchema bool
+	// setup defines the command's flags on fs and returns prepare, which
+	// checks the positional arguments (before any connection is made) and
+	// returns the action to run once connected.
+	setup func(e *env, fs *flag.FlagSet) (prepare func(args []string) (do func() error, err error))
+}
+
+// usageLine is one form of a command and what it does.
+type usageLine struct{ call, what string }
+
+// commands lists every command, in the order of the help.
+var commands = []*command{
+	{name: "migrate up", anySchema: true, setup: setupMigrateUp,
+		forms: []usageLine{{"migrate up", "apply pending migrations (creates the schema)"}}},
+	{name: "migrate down", anySchema: true, setup: setupMigrateDown,
+		forms: []usageLine{{"migrate down VERSION", "revert migrations above VERSION (0 removes every table)"}}},
+	{name: "migrate status", anySchema: true, setup: setupMigrateStatus,
+		forms: []usageLine{{"migrate status", "list migrations and whether they are applied"}}},
+	{name: "queues", setup: setupQueues,
+		forms: []usageLine{{"queues", "count jobs by queue and state"}}},
+	{name: "jobs list", setup: setupJobsList,
+		forms: []usageLine{{"jobs list [-state S] [-queue Q] [-kind K] [-limit N]", "list jobs, oldest first"}}},
+	{name: "jobs get", setup: setupJobGet,
+		forms: []usageLine{{"jobs get ID", "a job with its arguments and error history"}}},
+	{name: "jobs retry", setup: setupJobsRetry,
+		forms: []usageLine{
+			{"jobs retry ID", "make a finished or retryable job available now"},
+			{"jobs retry [-state S] [-queue Q] [-kind K]", "retry every matching job (one filter at least)"},
+		},
+		about: "Without -state, the filter form retries the matching jobs that are discarded,\n" +
+			"cancelled, completed or retryable; running and pending jobs are skipped."},
+	{name: "jobs cancel", setup: setupJobCancel,
+		forms: []usageLine{{"jobs cancel ID", "cancel a job that has not finished"}}},
+	{name: "runs list", setup: setupRunsList,
+		forms: []usageLine{{"runs list [-state S] [-workflow W] [-limit N]", "list runs, oldest first"}}},
+	{name: "runs get", setup: setupRunGet,
+		forms: []usageLine{{"runs get ID", "a run: arguments, state, result, step log"}}},
+	{name: "runs retry", setup: setupRunsRetry,
+		forms: []usageLine{
+			{"runs retry ID", "resume a failed, cancelled or halted run"},
+			{"runs retry [-state S] [-workflow W]", "resume every matching run (one filter at least)"},
+		},
+		about: "Runs resume at their recovery point; steps that committed do not run again.\n" +
+			"Without -state, the filter form resumes the matching runs that failed or\n" +
+			"were cancelled."},
+	{name: "runs cancel", setup: setupRunCancel,
+		forms: []usageLine{{"runs cancel ID", "cancel a run, its jobs and its children"}}},
+	{name: "bench",
+		forms: []usageLine{{"bench [flags]", "measure the engine (acidic bench -h)"}}},
+}
+
+func lookupCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// groupCommands returns the commands of a group ("runs").
+func groupCommands(group string) []*command {
+	var out []*command
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// subNames lists a group's commands: "list, get, retry or cancel".
+func subNames(group string) string {
+	var names []string
+	for _, c := range groupCommands(group) {
+		names = append(names, strings.TrimPrefix(c.name, group+" "))
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+const globalFlagsText = `Global flags (before or after the command's name):
+  -database URL   PostgreSQL connection string: a URL (postgres://user@host:5432/db)
+                  or key=value pairs (host=h user=u dbname=db). Default: $DATABASE_URL.
+                  There is no built-in database: without either, acidic stops.
+  -schema NAME    schema holding Acidic's tables. Default: $ACIDIC_SCHEMA, else acidic.
+  -json           print JSON instead of text (its shape: docs/cli.md).
+`
+
+const exitText = `Exit status:
+  0  success
+  1  the operation failed (database unreachable or refusing, run not retryable, ...)
+  2  usage: unknown command or flag, missing or extra argument, bad value, no database
+  3  bench -check: a target was missed
+  4  not found: no job or run has that ID
+  5  the schema is not migrated (run: acidic migrate up)
+`
+
+// usageText is the whole help.
+func usageText() string {
+	var b strings.Builder
+	b.WriteString(`acidic operates the tables of an Acidic database: migrations, queues, jobs, runs.
+
+Usage:
+  acidic [-database URL] [-schema NAME] [-json] COMMAND [ARGUMENTS]
+
+Commands:
+`)
+	writeForms(&b, commands)
+	b.WriteString(`
+-state takes states as the database stores them, comma-separated (-state failed,cancelled).
+acidic help COMMAND says more about one command.
+
+`)
+	b.WriteString(globalFlagsText)
+	b.WriteString(`
+Environment:
+  DATABASE_URL    the database, when -database is not given
+  ACIDIC_SCHEMA   the schema, when -schema is not given
+
+`)
+	b.WriteString(exitText)
+	return b.String()
+}
+
+func writeForms(w io.Writer, cmds []*command) {
+	for _, c := range cmds {
+		for _, f := range c.forms {
+			if len(f.call) <= 26 {
+				fmt.Fprintf(w, "  %-26s  %s\n", f.call, f.what)
+			} else {
+				fmt.Fprintf(w, "  %s\n  %-26s  %s\n", f.call, "", f.what)
+			}
+		}
+	}
+}
+
+// help is acidic help [COMMAND]: the whole help, a group's or a command's,
+// on stdout.
+func (e *env) help(args []string) error {
+	if len(args) == 0 {
+		_, err := io.WriteString(e.stdout, usageText())
+		return err
+	}
+	name := strings.Join(args, " ")
+	if c := lookupCommand(name); c != nil {
+		if c.name == "bench" {
+			return e.bench([]string{"-h"})
+		}
+		return e.commandHelp(c)
+	}
+	if len(args) == 1 && len(groupCommands(args[0])) > 0 {
+		return e.groupHelp(args[0])
+	}
+	return fmt.Errorf("%w: help: unknown command %q", errUsage, name)
+}
+
+// groupHelp prints the commands of a group.
+func (e *env) groupHelp(group string) error {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	writeForms(&b, groupCommands(group))
+	b.WriteString("\nacidic help " + group + " COMMAND says more about one of them.\n")
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
+}
+
+// commandHelp prints one command's forms, flags and notes.
+func (e *env) commandHelp(c *command) error {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	writeForms(&b, []*command{c})
+	fs := newFlagSet(c.name)
+	c.setup(&env{lookupEnv: e.lookupEnv}, fs)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			b.WriteString("\nFlags:\n")
+			first = false
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  -%s %s\n      %s", f.Name, arg, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	if c.about != "" {
+		b.WriteString("\n" + c.about + "\n")
+	}
+	b.WriteString("\n" + globalFlagsText)
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
+}

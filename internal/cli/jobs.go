@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+)
+
+func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
+	return func(args []string) (func() error, error) {
+		if err := wantArgs("queues", args); err != nil {
+			return nil, err
+		}
+		return func() error {
+			stats, err := e.drv.JobStats(e.ctx)
+			if err != nil {
+				return err
+			}
+			return e.printer().emit(queuesJSON(stats), func(t *textOut) {
+				if len(stats) == 0 {
+					t.linef("no jobs in schema %s", e.schemaName())
+					return
+				}
+				tb := t.table("QUEUE", "STATE", "JOBS", "OLDEST DUE")
+				for _, s := range stats {
+					tb.row(s.Queue, string(s.State), strconv.FormatInt(s.Count, 10), timeText(s.OldestDue))
+				}
+				tb.flush()
+			})
+		}, nil
+	}
+}
+
+// jobFilterFlags defines -state, -queue and -kind into f; the states are
+// parsed by parse.
+func jobFilterFlags(fs *flag.FlagSet, f *storage.JobFilter) (parse func() error) {
+	states := fs.String("state", "", "comma-separated job `states`")
+	fs.StringVar(&f.Queue, "queue", "", "only jobs of this `queue`")
+	fs.StringVar(&f.Kind, "kind", "", "only jobs of this `kind`")
+	return func() (err error) {
+		f.States, err = parseStates[storage.JobState](*states)
+		return err
+	}
+}
+
+func (e *env) queueClient() (*queue.Client, error) {
+	return queue.New(e.drv, queue.Config{Logger: e.logger()})
+}
+
+func setupJobsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
+	var f storage.JobFilter
+	parseStates := jobFilterFlags(fs, &f)
+	fs.IntVar(&f.Limit, "limit", 100, "list at most `N` jobs")
+	return func(args []string) (func() error, error) {
+		if err := wantArgs("jobs list", args); err != nil {
+			return nil, err
+		}
+		if err := parseStates(); err != nil {
+			return nil, err
+		}
+		if f.Limit < 1 {
+			return nil, fmt.Errorf("%w: jobs list: -limit must be at least 1", errUsage)
+		}
+		return func() error {
+			client, err := e.queueClient()
+			if err != nil {
+				return err
+			}
+			jobs, err := client.List(e.ctx, f)
+			if err != nil {
+				return err
+			}
+			return e.printer().emit(jobsJSON(jobs), func(t *textOut) { printJobTable(t, jobs, "no jobs match in schema "+e.schemaName()) })
+		}, nil
+	}
+}
+
+// jobByID sets up "jobs get|cancel ID": act does the work on the job.
+func jobByID(cmd string, act func(e *env, c *queue.Client, id int64) (*storage.Job, error)) func(*env, *flag.FlagSet) func([]string) (func() error, error) {
+	return func(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
+		return func(args []string) (func() error, error) {
+			if err := wantArgs(cmd, args, "ID"); err != nil {
+				return nil, err
+			}
+			id, err := parseJobID(args[0])
+			if err != nil {
+				return nil, err
+			}
+			return func() error { return e.jobAction(id, act) }, nil
+		}
+	}
+}
+
+func (e *env) jobAction(id int64, act func(e *env, c *queue.Client, id int64) (*storage.Job, error)) error {
+	client, err := e.queueClient()
+	if err != nil {
+		return err
+	}
+	job, err := act(e, client, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound{msg: fmt.Sprintf("job %d not found in schema %s", id, e.schemaName())}
+	}
+	if err != nil {
+		return err
+	}
+	return e.printer().emit(jobJSON(job), func(t *textOut) { printJob(t, job) })
+}
+
+var (
+	setupJobGet = jobByID("jobs get", func(e *env, c *queue.Client, id int64) (*storage.Job, error) {
+		return c.Get(e.ctx, id)
+	})
+	setupJobCancel = jobByID("jobs cancel", func(e *env, c *queue.Client, id int64) (*storage.Job, error) {
+		return c.Cancel(e.ctx, id)
+	})
+	retryJob = func(e *env, c *queue.Client, id int64) (*storage.Job, error) {
+		return c.Retry(e.ctx, id)
+	}
+)
+
+// setupJobsRetry is "jobs retry ID" or "jobs retry" with a filter.
+func setupJobsRetry(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
+	var f storage.JobFilter
+	parseStates := jobFilterFlags(fs, &f)
+	return func(args []string) (func() error, error) {
+		filtered := false
+		fs.Visit(func(fl *flag.Flag) { filtered = filtered || !globalNames[fl.Name] })
+		if len(args) > 0 || !filtered {
+			if filtered {
+				return nil, fmt.Errorf("%w: jobs retry takes a job ID or a filter (-state, -queue, -kind), not both", errUsage)
+			}
+			if len(args) == 0 {
+				return nil, fmt.Errorf("%w: jobs retry needs a job ID or a filter (-state, -queue, -kind)", errUsage)
+			}
+			return jobByID("jobs retry", retryJob)(e, fs)(args)
+		}
+		if err := parseStates(); err != nil {
+			return nil, err
+		}
+		return func() error { return e.retryJobs(f) }, nil
+	}
+}
+
+// retryJobs retries every job f matches that can be retried, through
+// queue.Client.RetryMany a batch of IDs at a time, with progress on stderr.
+func (e *env) retryJobs(f storage.JobFilter) error {
+	client, err := e.queueClient()
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	page := f
+	page.Limit = 1000
+	for {
+		jobs, err := client.List(e.ctx, page)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			ids = append(ids, j.ID)
+		}
+		if len(jobs) < page.Limit {
+			break
+		}
+		page.AfterID = jobs[len(jobs)-1].ID
+	}
+	p := newProgress(e.stderr, "retrying jobs", len(ids))
+	retried := []*storage.Job{}
+	for start := 0; start < len(ids); start += countEvery {
+		batch := ids[start:min(start+countEvery, len(ids))]
+		got, err := client.RetryMany(e.ctx, storage.JobFilter{IDs: batch, States: f.States})
+		retried = append(retried, got...)
+		p.add(len(batch))
+		if err != nil {
+			p.finish()
+			return fmt.Errorf("retried %d of %d matching jobs, then: %w", len(retried), len(ids), err)
+		}
+	}
+	p.finish()
+	res := RetryJobsJSON{Matched: len(ids), Retried: jobsJSON(retried), Skipped: len(ids) - len(retried)}
+	return e.printer().emit(res, func(t *textOut) {
+		t.linef("retried %d of %d matching jobs (%d skipped: not in a state that can be retried)", len(retried), len(ids), res.Skipped)
+	})
+}
+
+func parseJobID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: job ID %q is not a positive number", errUsage, s)
+	}
+	return id, nil
+}
+
+// printJobTable writes jobs as a table, or none when there are none.
+func printJobTable(t *textOut, jobs []*storage.Job, none string) {
+	if len(jobs) == 0 {
+		t.line(none)
+		return
+	}
+	tb := t.table("ID", "QUEUE", "KIND", "STATE", "ATTEMPT", "SCHEDULED", "LAST ERROR")
+	for _, j := range jobs {
+		last := ""
+		if n := len(j.Errors); n > 0 {
+			last = truncate(Clean(j.Errors[n-1].Error), 60)
+		}
+		tb.row(strconv.FormatInt(j.ID, 10), j.Queue, j.Kind, string(j.State),
+			fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts), j.ScheduledAt.Format(time.RFC3339), last)
+	}
+	tb.flush()
+}
+
+// printJob writes one job in full.
+func printJob(t *textOut, j *storage.Job) {
+	t.field("job", strconv.FormatInt(j.ID, 10))
+	t.field("queue", j.Queue)
+	t.field("kind", j.Kind)
+	t.field("state", string(j.State))
+	t.field("priority", strconv.Itoa(j.Priority))
+	t.field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
+	if j.RunID != uuid.Nil {
+		t.field("run", j.RunID.String())
+	}
+	t.field("scheduled", j.ScheduledAt.Format(time.RFC3339))
+	t.field("attempted", timeText(j.AttemptedAt))
+	if j.AttemptedBy != "" {
+		t.field("attempted by", j.AttemptedBy)
+	}
+	t.field("finalized", timeText(j.FinalizedAt))
+	t.field("created", j.CreatedAt.Format(time.RFC3339))
+	if len(j.DependsOn) > 0 {
+		deps := make([]string, len(j.DependsOn))
+		for i, d := range j.DependsOn {
+			deps[i] = strconv.FormatInt(d, 10)
+		}
+		t.field("depends on", strings.Join(deps, ", "))
+	}
+	t.jsonField("args", j.Args)
+	if len(j.Meta) > 0 && string(j.Meta) != "{}" && string(j.Meta) != "null" {
+		t.jsonField("meta", j.Meta)
+	}
+	if len(j.Errors) == 0 {
+		return
+	}
+	t.blank()
+	tb := t.table("ATTEMPT", "AT", "ERROR")
+	for _, ae := range j.Errors {
+		tb.row(strconv.Itoa(ae.Attempt), ae.At.Format(time.RFC3339), truncate(Clean(ae.Error), t.width-40))
+	}
+	tb.flush()
+	t.blank()
+	t.field("last error", j.Errors[len(j.Errors)-1].Error)
+}
+
+// state is storage.JobState or storage.RunState.
+type state interface {
+	~string
+	Valid() bool
+}
+
+// parseStates reads a comma-separated list of states; "" is none.
+func parseStates[S state](list string) ([]S, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []S
+	for _, s := range strings.Split(list, ",") {
+		st := S(strings.TrimSpace(s))
+		if !st.Valid() {
+			return nil, fmt.Errorf("%w: unknown state %q", errUsage, st)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}

@@ -1,0 +1,285 @@
+package cli
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// The types below are the shape of -json output, documented in docs/cli.md.
+// They are the command's own, apart from the storage types: keys are
+// snake_case, a value that is absent is null (never "", a zero time or a
+// zero UUID), lists are [] when empty, and fields are only ever added.
+
+// RunJSON is a run in -json output.
+type RunJSON struct {
+	ID             string          `json:"id"`
+	Workflow       string          `json:"workflow"`
+	State          string          `json:"state"`
+	Queue          string          `json:"queue"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	RecoveryPoint  *string         `json:"recovery_point"`
+	DefinitionHash *string         `json:"definition_hash"`
+	Args           json.RawMessage `json:"args"`
+	Attrs          json.RawMessage `json:"attrs"`
+	Cursor         int64           `json:"cursor"`
+	Result         json.RawMessage `json:"result"`
+	Error          *string         `json:"error"`
+	ParentRunID    *string         `json:"parent_run_id"`
+	ParentStep     *string         `json:"parent_step"`
+	Awaiting       int             `json:"awaiting"`
+	LockedBy       *string         `json:"locked_by"`
+	LockedAt       *time.Time      `json:"locked_at"`
+	LastRunAt      *time.Time      `json:"last_run_at"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+	FinishedAt     *time.Time      `json:"finished_at"`
+}
+
+// RunDetailJSON is a run with its step log: runs get, retry ID, cancel ID.
+type RunDetailJSON struct {
+	RunJSON
+	Steps []StepJSON `json:"steps"`
+}
+
+// StepJSON is one entry of a run's step log.
+type StepJSON struct {
+	// Position is the step's place in the workflow, 1 for the first.
+	Position   int             `json:"position"`
+	Name       string          `json:"name"`
+	State      string          `json:"state"`
+	Attempt    int             `json:"attempt"`
+	Executions int             `json:"executions"`
+	Result     json.RawMessage `json:"result"`
+	Error      *string         `json:"error"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+}
+
+// JobJSON is a job in -json output.
+type JobJSON struct {
+	ID                int64              `json:"id"`
+	Queue             string             `json:"queue"`
+	Kind              string             `json:"kind"`
+	State             string             `json:"state"`
+	Priority          int                `json:"priority"`
+	Attempt           int                `json:"attempt"`
+	MaxAttempts       int                `json:"max_attempts"`
+	Args              json.RawMessage    `json:"args"`
+	Meta              json.RawMessage    `json:"meta"`
+	RunID             *string            `json:"run_id"`
+	ScheduledAt       time.Time          `json:"scheduled_at"`
+	AttemptedAt       *time.Time         `json:"attempted_at"`
+	AttemptedBy       *string            `json:"attempted_by"`
+	FinalizedAt       *time.Time         `json:"finalized_at"`
+	CreatedAt         time.Time          `json:"created_at"`
+	Errors            []AttemptErrorJSON `json:"errors"`
+	DependsOn         []int64            `json:"depends_on"`
+	DependencyFailure *string            `json:"dependency_failure"`
+	UniqueKey         *string            `json:"unique_key"`
+}
+
+// AttemptErrorJSON is one failed attempt of a job.
+type AttemptErrorJSON struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
+}
+
+// QueueJSON counts the jobs of one queue in one state.
+type QueueJSON struct {
+	Queue     string     `json:"queue"`
+	State     string     `json:"state"`
+	Count     int64      `json:"count"`
+	OldestDue *time.Time `json:"oldest_due"`
+}
+
+// MigrationJSON is one migration and whether it is applied.
+type MigrationJSON struct {
+	Version   int        `json:"version"`
+	Name      string     `json:"name"`
+	Applied   bool       `json:"applied"`
+	AppliedAt *time.Time `json:"applied_at"`
+}
+
+// MigrateUpJSON is what migrate up did: the versions it applied.
+type MigrateUpJSON struct {
+	Schema  string `json:"schema"`
+	Applied []int  `json:"applied"`
+}
+
+// MigrateDownJSON is what migrate down did: the versions it reverted.
+type MigrateDownJSON struct {
+	Schema   string `json:"schema"`
+	Reverted []int  `json:"reverted"`
+}
+
+// RetryRunsJSON is what runs retry by filter did.
+type RetryRunsJSON struct {
+	// Matched counts the runs the filter matched; Retried lists those
+	// resumed; the others were no longer retryable when their turn came.
+	Matched int       `json:"matched"`
+	Retried []RunJSON `json:"retried"`
+	Skipped int       `json:"skipped"`
+}
+
+// RetryJobsJSON is what jobs retry by filter did.
+type RetryJobsJSON struct {
+	// Matched counts the jobs the filter matched; Retried lists those made
+	// available; the others (running or pending ones, say) were skipped.
+	Matched int       `json:"matched"`
+	Retried []JobJSON `json:"retried"`
+	Skipped int       `json:"skipped"`
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nullUUID(id uuid.UUID) *string {
+	if id == uuid.Nil {
+		return nil
+	}
+	s := id.String()
+	return &s
+}
+
+func nullTime(t *time.Time) *time.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+func nullRaw(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
+}
+
+func runJSON(r *storage.Run) RunJSON {
+	return RunJSON{
+		ID:             r.ID.String(),
+		Workflow:       r.Workflow,
+		State:          string(r.State),
+		Queue:          r.Queue,
+		IdempotencyKey: r.IdempotencyKey,
+		RecoveryPoint:  nullString(r.RecoveryPoint),
+		DefinitionHash: nullString(r.DefinitionHash),
+		Args:           nullRaw(r.Args),
+		Attrs:          nullRaw(r.Attrs),
+		Cursor:         r.Cursor,
+		Result:         nullRaw(r.Result),
+		Error:          nullString(r.Error),
+		ParentRunID:    nullUUID(r.ParentRunID),
+		ParentStep:     nullString(r.ParentStep),
+		Awaiting:       r.Awaiting,
+		LockedBy:       nullString(r.LockedBy),
+		LockedAt:       nullTime(r.LockedAt),
+		LastRunAt:      nullTime(r.LastRunAt),
+		CreatedAt:      r.CreatedAt,
+		UpdatedAt:      r.UpdatedAt,
+		FinishedAt:     nullTime(r.FinishedAt),
+	}
+}
+
+func runsJSON(runs []*workflow.Run) []RunJSON {
+	out := make([]RunJSON, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, runJSON(&r.Run))
+	}
+	return out
+}
+
+func runDetailJSON(r *workflow.Run) RunDetailJSON {
+	steps := make([]StepJSON, 0, len(r.Steps))
+	for _, s := range r.Steps {
+		steps = append(steps, StepJSON{
+			Position:   s.Position + 1,
+			Name:       s.Name,
+			State:      string(s.State),
+			Attempt:    s.Attempt,
+			Executions: s.Executions,
+			Result:     nullRaw(s.Result),
+			Error:      nullString(s.Error),
+			StartedAt:  nullTime(&s.StartedAt),
+			FinishedAt: nullTime(&s.FinishedAt),
+		})
+	}
+	return RunDetailJSON{RunJSON: runJSON(&r.Run), Steps: steps}
+}
+
+func jobJSON(j *storage.Job) JobJSON {
+	errs := make([]AttemptErrorJSON, 0, len(j.Errors))
+	for _, e := range j.Errors {
+		errs = append(errs, AttemptErrorJSON{Attempt: e.Attempt, At: e.At, Error: e.Error})
+	}
+	var key *string
+	if len(j.UniqueKey) > 0 {
+		k := hex.EncodeToString(j.UniqueKey)
+		key = &k
+	}
+	deps := j.DependsOn
+	if deps == nil {
+		deps = []int64{}
+	}
+	return JobJSON{
+		ID:                j.ID,
+		Queue:             j.Queue,
+		Kind:              j.Kind,
+		State:             string(j.State),
+		Priority:          j.Priority,
+		Attempt:           j.Attempt,
+		MaxAttempts:       j.MaxAttempts,
+		Args:              nullRaw(j.Args),
+		Meta:              nullRaw(j.Meta),
+		RunID:             nullUUID(j.RunID),
+		ScheduledAt:       j.ScheduledAt,
+		AttemptedAt:       nullTime(j.AttemptedAt),
+		AttemptedBy:       nullString(j.AttemptedBy),
+		FinalizedAt:       nullTime(j.FinalizedAt),
+		CreatedAt:         j.CreatedAt,
+		Errors:            errs,
+		DependsOn:         deps,
+		DependencyFailure: nullString(j.DependencyFailure),
+		UniqueKey:         key,
+	}
+}
+
+func jobsJSON(jobs []*storage.Job) []JobJSON {
+	out := make([]JobJSON, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, jobJSON(j))
+	}
+	return out
+}
+
+func queuesJSON(stats []storage.QueueStats) []QueueJSON {
+	out := make([]QueueJSON, 0, len(stats))
+	for _, s := range stats {
+		out = append(out, QueueJSON{Queue: s.Queue, State: string(s.State), Count: s.Count, OldestDue: nullTime(s.OldestDue)})
+	}
+	return out
+}
+
+func migrationsJSON(st []migrations.Status) []MigrationJSON {
+	out := make([]MigrationJSON, 0, len(st))
+	for _, s := range st {
+		var at *time.Time
+		if s.Applied {
+			at = nullTime(&s.AppliedAt)
+		}
+		out = append(out, MigrationJSON{Version: s.Version, Name: s.Name, Applied: s.Applied, AppliedAt: at})
+	}
+	return out
+}
