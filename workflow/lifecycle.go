@@ -69,7 +69,7 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*queue.Job
 			return err
 		}
 		if ended {
-			e.cfg.Logger.Warn("workflow: run ended with its job", "run", r.ID, "workflow", r.Workflow, "state", r.State,
+			e.cfg.Logger.Info("workflow: run ended with its job", "run", r.ID, "workflow", r.Workflow, "state", r.State,
 				"step", r.RecoveryPoint, "job", j.ID, "err", r.Error)
 		}
 		if r.State.Final() && r.SettledAt == nil {

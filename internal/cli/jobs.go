@@ -51,8 +51,14 @@ func jobFilterFlags(fs *flag.FlagSet, f *storage.JobFilter) (parse func() error)
 	}
 }
 
+// queueClient is the queue of a workflow engine: cancelling a job that
+// carries a run ends the run with it, in the same transaction.
 func (e *env) queueClient() (*queue.Client, error) {
-	return queue.New(e.drv, queue.Config{Logger: e.logger()})
+	eng, err := e.engine()
+	if err != nil {
+		return nil, err
+	}
+	return eng.Queue(), nil
 }
 
 func setupJobsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
