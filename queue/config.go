@@ -27,8 +27,12 @@ type Config struct {
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
 	// KindDefaults holds default enqueue options per job kind: an enqueue
-	// of that kind takes each option it leaves zero (or nil) from here. Use
-	// it to make a kind unique or at-most-once everywhere it is enqueued.
+	// of that kind takes each option it leaves zero (or nil) from here. The
+	// schedule counts as one option: ScheduledAt and ScheduleIn come from
+	// here only when the enqueue sets neither. Use it to make a kind unique
+	// or at-most-once everywhere it is enqueued, or to debounce it
+	// (ScheduleIn with Unique and Replace.ScheduledAt). A priority of 0 is
+	// zero too: an enqueue cannot override a kind's default priority with 0.
 	KindDefaults map[string]EnqueueOptions
 	// Now is the clock used to schedule jobs. Default time.Now.
 	Now func() time.Time
