@@ -18,7 +18,9 @@ type Executor interface {
 	// key exists in a state its UniqueStates covers; then it returns that job
 	// with Duplicate set, after replacing the fields replace names if the job
 	// has not started. The database enforces the uniqueness, so concurrent
-	// enqueues of one key make exactly one job.
+	// enqueues of one key make exactly one job. A duplicate that changes no
+	// field writes nothing and wakes nobody; workers are woken only when the
+	// job became available (inserted so, or replaced from later to now).
 	JobInsertUnique(ctx context.Context, job JobInsert, replace JobReplace) (*Job, error)
 	// JobMakeDue makes the scheduled and retryable jobs of a queue due now
 	// and returns how many it changed.

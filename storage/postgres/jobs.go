@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -72,20 +73,32 @@ func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r s
 	if j.State == storage.JobPending || len(j.DependsOn) > 0 {
 		return nil, fmt.Errorf("%w: unique job of kind %q: a unique job cannot wait for dependencies", storage.ErrInvalid, j.Kind)
 	}
-	var (
-		job        *storage.Job
-		conflicted bool
-	)
-	row := e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
+	args := []any{j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
 		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, int16(j.UniqueStates),
-		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix+storage.TopicInsert)
-	job, err := scanJobWith(row, &conflicted)
-	if err != nil {
-		return nil, fmt.Errorf("insert unique job: %w", err)
+		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix + storage.TopicInsert}
+	// No row means the statement lost a race with a concurrent insert or
+	// change of the job it could not see from its snapshot; a fresh
+	// statement sees it.
+	for try := 1; ; try++ {
+		var woke, duplicate bool
+		job, err := scanJobWith(e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), args...), &woke, &duplicate)
+		if err == nil {
+			job.Duplicate = duplicate
+			return job, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("insert unique job: %w", err)
+		}
+		if try == uniqueInsertTries {
+			return nil, fmt.Errorf("insert unique job: %w: the job with its key kept changing (%d tries)", storage.ErrSerialization, try)
+		}
 	}
-	job.Duplicate = conflicted
-	return job, nil
 }
+
+// uniqueInsertTries bounds how often JobInsertUnique runs its statement
+// again after losing a race; each loss means another session changed the
+// job meanwhile, so more than a few in a row are unlikely.
+const uniqueInsertTries = 20
 
 // metaParam is a job's meta for the insert: an empty object when unset.
 func metaParam(meta json.RawMessage) string {
