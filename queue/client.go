@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +20,7 @@ type Client struct {
 	started   bool
 	producers map[string]*producer
 	running   map[storage.JobAttempt]context.CancelCauseFunc
+	checkKick chan struct{}      // asks controlLoop to check the running attempts
 	stopFetch context.CancelFunc // ends the producers' fetch loops
 	stopWork  context.CancelFunc // cancels running jobs (hard stop)
 	stopAux   context.CancelFunc // ends heartbeat, maintenance and listener
@@ -51,7 +50,12 @@ func New(drv storage.Driver, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{drv: drv, cfg: cfg, running: map[storage.JobAttempt]context.CancelCauseFunc{}}, nil
+	return &Client{
+		drv:       drv,
+		cfg:       cfg,
+		running:   map[storage.JobAttempt]context.CancelCauseFunc{},
+		checkKick: make(chan struct{}, 1),
+	}, nil
 }
 
 // ID is the client's worker id, recorded in the jobs it claims.
@@ -90,10 +94,11 @@ func (c *Client) Start(ctx context.Context) error {
 		go func() { defer c.loops.Done(); p.run(fetchCtx, workCtx) }()
 	}
 	if len(c.producers) > 0 {
-		c.aux.Add(3)
+		c.aux.Add(4)
 		go func() { defer c.aux.Done(); c.heartbeatLoop(auxCtx) }()
 		go func() { defer c.aux.Done(); c.maintenanceLoop(auxCtx) }()
 		go func() { defer c.aux.Done(); c.listenLoop(auxCtx) }()
+		go func() { defer c.aux.Done(); c.controlLoop(auxCtx) }()
 	}
 	return nil
 }
@@ -183,10 +188,12 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		}
 	}
 	if before.State == storage.JobRunning && job.State == storage.JobCancelled {
-		// Stops the worker early (delivered when ex commits); the fenced
-		// writes already keep it from overwriting the cancellation, and its
-		// next heartbeat would find out too.
-		if err := ex.Notify(ctx, storage.TopicControl, "cancel:"+strconv.FormatInt(id, 10)); err != nil {
+		// Tells the clients to check their running attempts now (delivered
+		// when ex commits): the one running this job finds it cancelled and
+		// stops it. The hint names nothing, and a forged one finds nothing;
+		// the fenced writes already keep the worker from overwriting the
+		// cancellation, and its next heartbeat would find out too.
+		if err := ex.Notify(ctx, storage.TopicControl, ""); err != nil {
 			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}
 	}
@@ -269,35 +276,6 @@ func (c *Client) runningAttempts() []storage.JobAttempt {
 
 func attemptOf(job *Job) storage.JobAttempt {
 	return storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}
-}
-
-// handleControl acts on a control notification such as "cancel:42".
-func (c *Client) handleControl(payload string) {
-	action, arg, _ := strings.Cut(payload, ":")
-	if action != "cancel" {
-		return
-	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil {
-		return
-	}
-	c.cancelRunning(id)
-}
-
-// cancelRunning cancels the contexts of the attempts of job id this client
-// runs, if it runs any.
-func (c *Client) cancelRunning(id int64) {
-	c.mu.Lock()
-	var cancels []context.CancelCauseFunc
-	for a, cancel := range c.running {
-		if a.ID == id {
-			cancels = append(cancels, cancel)
-		}
-	}
-	c.mu.Unlock()
-	for _, cancel := range cancels {
-		cancel(ErrJobCancelled)
-	}
 }
 
 // cancelAttempt cancels the context of one attempt this client runs.

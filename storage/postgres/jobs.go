@@ -221,12 +221,10 @@ func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttem
 	var lost []storage.JobStatus
 	err := e.bookkeeping(ctx, e.q.get("JobHeartbeat"), []any{ids, nums}, func(rows pgx.Rows) error {
 		for rows.Next() {
-			var s storage.JobStatus
-			var state string
-			if err := rows.Scan(&s.ID, &s.Attempt, &state, &s.CurrentAttempt); err != nil {
-				return wrapErr(err)
+			s, err := scanJobStatus(rows)
+			if err != nil {
+				return err
 			}
-			s.State = storage.JobState(state)
 			lost = append(lost, s)
 		}
 		return nil
@@ -235,6 +233,41 @@ func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttem
 		return nil, fmt.Errorf("heartbeat jobs: %w", err)
 	}
 	return lost, nil
+}
+
+func (e *executor) JobLostAttempts(ctx context.Context, attempts []storage.JobAttempt) ([]storage.JobStatus, error) {
+	if len(attempts) == 0 {
+		return nil, nil
+	}
+	ids, nums := attemptArrays(attempts)
+	rows, err := e.db.Query(ctx, e.q.get("JobLostAttempts"), ids, nums)
+	if err != nil {
+		return nil, fmt.Errorf("check job attempts: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var lost []storage.JobStatus
+	for rows.Next() {
+		s, err := scanJobStatus(rows)
+		if err != nil {
+			return nil, fmt.Errorf("check job attempts: %w", err)
+		}
+		lost = append(lost, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check job attempts: %w", wrapErr(err))
+	}
+	return lost, nil
+}
+
+// scanJobStatus reads an attempt and its job's state and attempt now.
+func scanJobStatus(rows pgx.Rows) (storage.JobStatus, error) {
+	var s storage.JobStatus
+	var state string
+	if err := rows.Scan(&s.ID, &s.Attempt, &state, &s.CurrentAttempt); err != nil {
+		return s, wrapErr(err)
+	}
+	s.State = storage.JobState(state)
+	return s, nil
 }
 
 func (e *executor) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*storage.Job, error) {

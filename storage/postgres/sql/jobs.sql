@@ -30,7 +30,7 @@ inserted AS (
   RETURNING {job_columns}
 ),
 notified AS (
-  SELECT count(pg_notify($12, queue)) AS n
+  SELECT count(pg_notify($12, {fragment:queue_hint})) AS n
   FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
 )
 SELECT inserted.* FROM inserted, notified;
@@ -111,7 +111,7 @@ released AS (
   RETURNING j.queue
 ),
 notified AS (
-  SELECT count(pg_notify($3, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
+  SELECT count(pg_notify($3, {fragment:queue_hint})) AS n FROM (SELECT DISTINCT queue FROM released) q
 )
 SELECT done.id FROM done, notified;
 
@@ -150,7 +150,7 @@ released AS (
   RETURNING j.queue
 ),
 notified AS (
-  SELECT count(pg_notify($1, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
+  SELECT count(pg_notify($1, {fragment:queue_hint})) AS n FROM (SELECT DISTINCT queue FROM released) q
 )
 SELECT ARRAY(SELECT id FROM failed), (SELECT count(*) FROM released) FROM notified;
 
@@ -175,6 +175,22 @@ RETURNING id, attempt, run_id
 ),
 {fragment:release_ended_leases}
 SELECT id FROM ended;
+
+-- name: JobLostAttempts
+-- The attempts ($1 ids, $2 attempt numbers) that are no longer running (an
+-- operator cancelled them, or they were rescued and perhaps claimed again),
+-- with their job's state and attempt now. It only reads: workers run it when
+-- a control notification says to look, and any role may send one.
+SELECT held_id, held_attempt, j.state, j.attempt
+FROM unnest($1::bigint[], $2::integer[]) AS h(held_id, held_attempt)
+JOIN {schema}.jobs j ON j.id = held_id
+WHERE NOT (j.state = 'running' AND j.attempt = held_attempt);
+
+-- name: QueueHints
+-- The payloads of the insert notifications of the queues in $1, in order.
+SELECT {fragment:queue_hint}
+FROM unnest($1::text[]) WITH ORDINALITY AS q(queue, ord)
+ORDER BY ord;
 
 -- name: JobHeartbeat
 -- Refreshes the attempts ($1 ids, $2 attempt numbers) that are still
@@ -275,7 +291,7 @@ WITH retried AS (
   RETURNING {job_columns}
 )
 SELECT retried.*
-FROM retried, LATERAL (SELECT pg_notify($2, retried.queue)) AS woken;
+FROM retried, LATERAL (SELECT pg_notify($2, {fragment:queue_hint})) AS woken;
 
 -- name: JobInsertUnique
 -- Inserts one unique job unless a job with its unique key exists in one of
@@ -346,7 +362,7 @@ result AS (
   SELECT * FROM inserted UNION ALL SELECT * FROM replaced UNION ALL SELECT * FROM kept
 ),
 notified AS (
-  SELECT count(pg_notify($15, queue)) AS n FROM result WHERE wake
+  SELECT count(pg_notify($15, {fragment:queue_hint})) AS n FROM result WHERE wake
 )
 SELECT result.* FROM result, notified;
 
@@ -389,6 +405,13 @@ released AS (
   FROM ended
   WHERE r.id = ended.run_id AND r.locked_job_id = ended.id AND r.locked_attempt = ended.attempt
 )
+
+-- fragment: queue_hint
+-- The payload of an insert notification for the column queue: a keyed hash
+-- of the queue name (see migration 0008), so a role that may LISTEN but not
+-- read the tables learns no queue names. Truncating SHA-256 to 16 bytes also
+-- rules out length extension of the key-prefixed hash.
+encode(substr(sha256((SELECT key FROM {schema}.notify_key) || convert_to(queue, 'UTF8')), 1, 16), 'hex')
 
 -- fragment: dependency_settled
 -- Dependency d no longer holds back dependent j: it completed, or it failed
