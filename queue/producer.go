@@ -115,7 +115,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		more := p.mayHave && p.active < p.max
 		p.mu.Unlock()
 		for _, job := range jobs {
-			p.c.work(workCtx, job, p.jobDone)
+			p.c.startWork(workCtx, job, p.jobDone)
 		}
 		if more {
 			p.signal()
