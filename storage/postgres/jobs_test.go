@@ -884,8 +884,8 @@ func TestJobRetry(t *testing.T) {
 	if _, err := drv.JobRetry(ctx, jobs[3].ID); err != nil {
 		t.Fatal(err)
 	}
-	if n := waitOne(ctx, t, woken); n.Payload != "cancel" {
-		t.Errorf("retry woke queue %q, want cancel", n.Payload)
+	if n := waitOne(ctx, t, woken); n.Payload != queueHint(ctx, t, drv, "cancel") {
+		t.Errorf("retry woke %q, want queue cancel", n.Payload)
 	}
 
 	// A running job is returned unchanged.
@@ -1157,8 +1157,8 @@ func TestJobRetryCompleted(t *testing.T) {
 		if stored := getJob(ctx, t, drv, j.ID); !reflect.DeepEqual(stored, got) {
 			t.Errorf("JobRetry(%s) returned %+v, stored %+v", tc.queue, got, stored)
 		}
-		if n := waitOne(ctx, t, woken); n.Payload != tc.queue {
-			t.Errorf("JobRetry(%s) woke queue %q", tc.queue, n.Payload)
+		if n := waitOne(ctx, t, woken); n.Payload != queueHint(ctx, t, drv, tc.queue) {
+			t.Errorf("JobRetry(%s) woke %q, want its queue", tc.queue, n.Payload)
 		}
 		// It runs again, as its next attempt.
 		again := fetchOne(ctx, t, drv, tc.queue, "w2")
