@@ -514,3 +514,19 @@ func (x *faultExec) OutboxList(ctx context.Context, pendingOnly bool, limit int)
 	})
 	return
 }
+
+func (x *faultExec) JobLostAttempts(ctx context.Context, attempts []storage.JobAttempt) (r0 []storage.JobStatus, err error) {
+	err = x.f.do(ctx, "JobLostAttempts", func() error {
+		r0, err = x.ex.JobLostAttempts(ctx, attempts)
+		return err
+	})
+	return
+}
+
+func (d *faultDriver) QueueHints(ctx context.Context, queues []string) (r0 []string, err error) {
+	err = d.f.do(ctx, "QueueHints", func() error {
+		r0, err = d.drv.QueueHints(ctx, queues)
+		return err
+	})
+	return
+}

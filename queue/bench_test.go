@@ -316,3 +316,62 @@ func BenchmarkCompleteBatch(b *testing.B) {
 	b.StopTimer()
 	reportRate(b, b.N*batch, "jobs/s")
 }
+
+// BenchmarkEnqueueUniqueDuplicate enqueues one unique job (untimed), then
+// times b.N enqueues of the same job, each a duplicate, and reports
+// duplicates/s and the WAL each duplicate wrote. A duplicate that replaces
+// nothing should write nothing: "replace-equal" asks to replace the args,
+// priority and attempts with the values the job already has.
+//
+// The WAL figure is the cluster's WAL insert position before and after, so
+// other sessions writing meanwhile (other tests, autovacuum) inflate it; run
+// it on a quiet database.
+func BenchmarkEnqueueUniqueDuplicate(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		replace *queue.ReplaceOptions
+	}{
+		{"plain", nil},
+		{"replace-equal", &queue.ReplaceOptions{Args: true, Priority: true, MaxAttempts: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			drv := benchDriver(b)
+			c := benchInsertClient(b, drv)
+			ctx := context.Background()
+			args := map[string]int{"order": 1}
+			opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{}, Replace: tc.replace}
+			first, err := c.Enqueue(ctx, "unique", args, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			testdb.WarnOldSnapshots(b, drv.Pool())
+			lsn := func() string {
+				var s string
+				if err := drv.Pool().QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&s); err != nil {
+					b.Fatal(err)
+				}
+				return s
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			before := lsn()
+			for i := 0; i < b.N; i++ {
+				j, err := c.Enqueue(ctx, "unique", args, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !j.Duplicate || j.ID != first.ID {
+					b.Fatalf("enqueue %d: job %d duplicate %v, want a duplicate of %d", i, j.ID, j.Duplicate, first.ID)
+				}
+			}
+			after := lsn()
+			b.StopTimer()
+			reportRate(b, b.N, "duplicates/s")
+			var wal float64
+			if err := drv.Pool().QueryRow(ctx, "SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)", after, before).Scan(&wal); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(wal/float64(b.N), "WAL-bytes/dup")
+		})
+	}
+}

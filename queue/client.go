@@ -1,11 +1,11 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,12 +24,14 @@ type Client struct {
 	started   bool
 	producers map[string]*producer
 	running   map[storage.JobAttempt]context.CancelCauseFunc
-	stopFetch context.CancelFunc // ends the producers' fetch loops
-	stopWork  context.CancelFunc // cancels running jobs (hard stop)
-	stopAux   context.CancelFunc // ends heartbeat, maintenance and listener
-	jobs      sync.WaitGroup     // running jobs
-	loops     sync.WaitGroup     // producers
-	aux       sync.WaitGroup     // heartbeat, maintenance, listener
+	working   map[storage.JobAttempt]workingJob // jobs whose goroutine has not returned
+	checkKick chan struct{}                     // asks controlLoop to check the running attempts
+	stopFetch context.CancelFunc                // ends the producers' fetch loops
+	stopWork  context.CancelFunc                // cancels running jobs (hard stop)
+	stopAux   context.CancelFunc                // ends heartbeat, maintenance and listener
+	jobs      sync.WaitGroup                    // running jobs
+	loops     sync.WaitGroup                    // producers
+	aux       sync.WaitGroup                    // heartbeat, maintenance, listener
 	completer *completer
 }
 
@@ -53,7 +55,13 @@ func New(drv storage.Driver, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{drv: drv, cfg: cfg, running: map[storage.JobAttempt]context.CancelCauseFunc{}}, nil
+	return &Client{
+		drv:       drv,
+		cfg:       cfg,
+		running:   map[storage.JobAttempt]context.CancelCauseFunc{},
+		working:   map[storage.JobAttempt]workingJob{},
+		checkKick: make(chan struct{}, 1),
+	}, nil
 }
 
 // ID is the client's worker id, recorded in the jobs it claims.
@@ -92,10 +100,11 @@ func (c *Client) Start(ctx context.Context) error {
 		go func() { defer c.loops.Done(); p.run(fetchCtx, workCtx) }()
 	}
 	if len(c.producers) > 0 {
-		c.aux.Add(3)
+		c.aux.Add(4)
 		go func() { defer c.aux.Done(); c.heartbeatLoop(auxCtx) }()
 		go func() { defer c.aux.Done(); c.maintenanceLoop(auxCtx) }()
 		go func() { defer c.aux.Done(); c.listenLoop(auxCtx) }()
+		go func() { defer c.aux.Done(); c.controlLoop(auxCtx) }()
 	}
 	return nil
 }
@@ -103,9 +112,15 @@ func (c *Client) Start(ctx context.Context) error {
 // Stop shuts the client down gracefully: it stops fetching, waits for running
 // jobs to finish, records their outcomes, and returns. If ctx ends first, the
 // running jobs' contexts are cancelled; Stop waits for them to return and
-// record their outcomes (up to stopGrace) and then returns ctx's error. Jobs
-// that ignore their context are left running and will be rescued by another
-// client once their heartbeat stops.
+// record their outcomes (up to 5 seconds) and then returns ctx's error. A ctx
+// without a deadline is given one Config.StopTimeout after the call: past
+// it, Stop proceeds in the same way and returns ErrStopTimeout, so Stop
+// returns even when ctx never ends.
+//
+// Jobs that ignore their context are left running and will be rescued by
+// another client once their heartbeat stops: Stop logs each of them (id,
+// kind, attempt, how long it has run) and returns a *JobsRunningError naming
+// them, which wraps ctx's error or ErrStopTimeout.
 func (c *Client) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.started {
@@ -115,18 +130,31 @@ func (c *Client) Stop(ctx context.Context) error {
 	c.started = false
 	c.mu.Unlock()
 
+	wait := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, c.cfg.StopTimeout)
+		defer cancel()
+	}
+
 	c.stopFetch()
 	c.loops.Wait()
 
 	var stopErr error
-	if !waitGroup(ctx, &c.jobs) {
+	if !waitGroup(wait, &c.jobs) {
 		stopErr = ctx.Err()
+		if stopErr == nil {
+			stopErr = ErrStopTimeout
+		}
 		c.stopWork()
-		c.cfg.Logger.Warn("queue: stop deadline passed; cancelled running jobs", "client", c.cfg.ID)
+		c.cfg.Logger.Warn("queue: stop deadline passed; cancelled running jobs", "client", c.cfg.ID, "reason", stopErr)
 		// Give cancelled jobs a moment to return and record their outcome.
 		grace, cancel := context.WithTimeout(context.Background(), stopGrace)
-		waitGroup(grace, &c.jobs)
+		finished := waitGroup(grace, &c.jobs)
 		cancel()
+		if !finished {
+			stopErr = c.abandonRunning(stopErr)
+		}
 	}
 	c.completer.drain()
 	c.stopAux()
@@ -138,6 +166,45 @@ func (c *Client) Stop(ctx context.Context) error {
 // stopGrace bounds how long Stop, past its deadline, waits for the jobs it
 // cancelled to return and record their outcomes.
 const stopGrace = 5 * time.Second
+
+// workingJob is a job whose work goroutine has not returned.
+type workingJob struct {
+	job     *Job
+	started time.Time
+}
+
+// startWork runs job (see work) and keeps it among the working jobs until
+// its goroutine returns; then it calls done.
+func (c *Client) startWork(workCtx context.Context, job *Job, done func()) {
+	a := attemptOf(job)
+	c.mu.Lock()
+	c.working[a] = workingJob{job: job, started: time.Now()}
+	c.mu.Unlock()
+	c.work(workCtx, job, func() {
+		c.mu.Lock()
+		delete(c.working, a)
+		c.mu.Unlock()
+		done()
+	})
+}
+
+// abandonRunning logs the jobs still running when Stop gives up on them and
+// returns the error that names them.
+func (c *Client) abandonRunning(cause error) error {
+	now := time.Now()
+	c.mu.Lock()
+	jobs := make([]RunningJob, 0, len(c.working))
+	for _, w := range c.working {
+		jobs = append(jobs, RunningJob{ID: w.job.ID, Kind: w.job.Kind, Attempt: w.job.Attempt, Running: now.Sub(w.started)})
+	}
+	c.mu.Unlock()
+	slices.SortFunc(jobs, func(a, b RunningJob) int { return cmp.Compare(a.ID, b.ID) })
+	for _, j := range jobs {
+		c.cfg.Logger.Error("queue: stopped with a job still running; it will be rescued once its heartbeat lapses",
+			"client", c.cfg.ID, "job", j.ID, "kind", j.Kind, "attempt", j.Attempt, "running", j.Running.Round(time.Millisecond))
+	}
+	return &JobsRunningError{Jobs: jobs, Err: cause}
+}
 
 // waitGroup waits for wg or ctx; it reports whether wg finished.
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
@@ -210,10 +277,12 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		}
 	}
 	if before.State == storage.JobRunning && job.State == storage.JobCancelled {
-		// Stops the worker early (delivered when ex commits); the fenced
-		// writes already keep it from overwriting the cancellation, and its
-		// next heartbeat would find out too.
-		if err := ex.Notify(ctx, storage.TopicControl, "cancel:"+strconv.FormatInt(id, 10)); err != nil {
+		// Tells the clients to check their running attempts now (delivered
+		// when ex commits): the one running this job finds it cancelled and
+		// stops it. The hint names nothing, and a forged one finds nothing;
+		// the fenced writes already keep the worker from overwriting the
+		// cancellation, and its next heartbeat would find out too.
+		if err := ex.Notify(ctx, storage.TopicControl, ""); err != nil {
 			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}
 	}
@@ -296,35 +365,6 @@ func (c *Client) runningAttempts() []storage.JobAttempt {
 
 func attemptOf(job *Job) storage.JobAttempt {
 	return storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}
-}
-
-// handleControl acts on a control notification such as "cancel:42".
-func (c *Client) handleControl(payload string) {
-	action, arg, _ := strings.Cut(payload, ":")
-	if action != "cancel" {
-		return
-	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil {
-		return
-	}
-	c.cancelRunning(id)
-}
-
-// cancelRunning cancels the contexts of the attempts of job id this client
-// runs, if it runs any.
-func (c *Client) cancelRunning(id int64) {
-	c.mu.Lock()
-	var cancels []context.CancelCauseFunc
-	for a, cancel := range c.running {
-		if a.ID == id {
-			cancels = append(cancels, cancel)
-		}
-	}
-	c.mu.Unlock()
-	for _, cancel := range cancels {
-		cancel(ErrJobCancelled)
-	}
 }
 
 // cancelAttempt cancels the context of one attempt this client runs.

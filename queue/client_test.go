@@ -629,6 +629,7 @@ func TestConfigValidation(t *testing.T) {
 		{Workers: ws, Queues: map[string]queue.QueueConfig{"": {MaxWorkers: 1}}},
 		{HeartbeatInterval: time.Minute, RescueAfter: time.Second},
 		{PollInterval: -1},
+		{StopTimeout: -time.Second},
 	}
 	for i, cfg := range bad {
 		if _, err := queue.New(drv, cfg); !errors.Is(err, queue.ErrInvalid) {

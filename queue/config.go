@@ -30,8 +30,12 @@ type Config struct {
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
 	// KindDefaults holds default enqueue options per job kind: an enqueue
-	// of that kind takes each option it leaves zero (or nil) from here. Use
-	// it to make a kind unique or at-most-once everywhere it is enqueued.
+	// of that kind takes each option it leaves zero (or nil) from here. The
+	// schedule counts as one option: ScheduledAt and ScheduleIn come from
+	// here only when the enqueue sets neither. Use it to make a kind unique
+	// or at-most-once everywhere it is enqueued, or to debounce it
+	// (ScheduleIn with Unique and Replace.ScheduledAt). A priority of 0 is
+	// zero too: an enqueue cannot override a kind's default priority with 0.
 	KindDefaults map[string]EnqueueOptions
 	// Now is the clock used to schedule jobs. Default time.Now.
 	Now func() time.Time
@@ -68,6 +72,16 @@ type Config struct {
 	// Retention is how long completed, cancelled and discarded jobs are kept.
 	// Default 24h.
 	Retention time.Duration
+	// StopTimeout is how long Stop waits for running jobs when its context
+	// has no deadline: past it, Stop cancels their contexts as it does at a
+	// deadline, waits up to 5 seconds more for them to record their
+	// outcomes, and returns ErrStopTimeout (or a *JobsRunningError naming
+	// the jobs that ignored the cancellation). A context with a deadline
+	// decides alone. Default 20s, so that Stop, grace included, returns
+	// within the 30 seconds Kubernetes gives a stopping pod by default;
+	// raise it (or pass Stop a context with a deadline) when jobs need
+	// longer to finish.
+	StopTimeout time.Duration
 	// CompleteBatchSize caps how many completions are written in one
 	// statement. Default 500.
 	CompleteBatchSize int
@@ -107,10 +121,11 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaintenanceInterval, 5*time.Second)
 	def(&c.Retention, 24*time.Hour)
 	def(&c.CompleteFlushInterval, 5*time.Millisecond)
+	def(&c.StopTimeout, 20*time.Second)
 	if c.CompleteBatchSize == 0 {
 		c.CompleteBatchSize = 500
 	}
-	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.Retention, c.CompleteFlushInterval} {
+	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.Retention, c.CompleteFlushInterval, c.StopTimeout} {
 		if d < 0 {
 			return c, fmt.Errorf("%w: negative duration in Config", ErrInvalid)
 		}

@@ -120,10 +120,16 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 }
 
 // withKindDefaults fills options the caller left zero from the kind's
-// defaults (Config.KindDefaults).
+// defaults (Config.KindDefaults). The schedule is one option: ScheduledAt
+// and ScheduleIn are taken from the defaults only when the caller set
+// neither, so a caller's ScheduleIn is not overruled by a default
+// ScheduledAt. The run a job belongs to is never a default.
 func (o EnqueueOptions) withKindDefaults(d EnqueueOptions) EnqueueOptions {
 	if o.Queue == "" {
 		o.Queue = d.Queue
+	}
+	if o.ScheduledAt.IsZero() && o.ScheduleIn == 0 {
+		o.ScheduledAt, o.ScheduleIn = d.ScheduledAt, d.ScheduleIn
 	}
 	if o.Priority == 0 {
 		o.Priority = d.Priority

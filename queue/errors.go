@@ -1,6 +1,11 @@
 package queue
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
 
 var (
 	// ErrInvalid is returned, wrapped with the reason, when an enqueue's kind,
@@ -24,4 +29,43 @@ var (
 
 	// ErrAlreadyStarted is returned by Start on a client that is running.
 	ErrAlreadyStarted = errors.New("queue: client already started")
+
+	// ErrStopTimeout is returned by Stop when, its context having no
+	// deadline, Config.StopTimeout passed before the running jobs finished:
+	// their contexts were cancelled.
+	ErrStopTimeout = errors.New("queue: stop timeout passed; running jobs were cancelled")
 )
+
+// RunningJob is a job that was still running when Stop returned.
+type RunningJob struct {
+	ID      int64
+	Kind    string
+	Attempt int
+	// Running is how long the attempt had been running when Stop gave up.
+	Running time.Duration
+}
+
+// JobsRunningError is returned by Stop when jobs ignored the cancellation of
+// their context and were still running when Stop returned. They run on in
+// the background; once their heartbeat lapses (RescueAfter), another client
+// rescues them. Err is why Stop stopped waiting: its context's error or
+// ErrStopTimeout, which errors.Is finds through this error.
+type JobsRunningError struct {
+	Jobs []RunningJob
+	Err  error
+}
+
+func (e *JobsRunningError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "queue: stop: %v; %d job(s) still running:", e.Err, len(e.Jobs))
+	for i, j := range e.Jobs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " job %d (kind %s, attempt %d, running %s)", j.ID, j.Kind, j.Attempt, j.Running.Round(time.Millisecond))
+	}
+	return b.String()
+}
+
+// Unwrap returns Err.
+func (e *JobsRunningError) Unwrap() error { return e.Err }

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 
-	"github.com/acidic-go/acidic/internal/notifier"
 	"github.com/acidic-go/acidic/internal/tick"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -21,19 +20,7 @@ func (c *Client) heartbeat(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
 	}
-	for _, s := range lost {
-		if s.State == storage.JobRunning && s.CurrentAttempt == s.Attempt {
-			// Still ours in a snapshot older than the change that stopped
-			// the refresh (a cancellation committing right now): the
-			// next heartbeat sees what happened.
-			continue
-		}
-		cause := ErrClaimLost
-		if s.State == storage.JobCancelled {
-			cause = ErrJobCancelled
-		}
-		c.cancelAttempt(s.JobAttempt, cause)
-	}
+	c.stopLost(lost)
 }
 
 // maintenanceLoop rescues jobs of dead workers and prunes old finished jobs.
@@ -104,25 +91,4 @@ func (c *Client) rescue(ctx context.Context) ([]*Job, error) {
 		return nil, err
 	}
 	return rescued, nil
-}
-
-// listenLoop keeps a LISTEN connection open and wakes producers on inserts.
-// While it is down (the database restarted, say), polling still finds work;
-// after it reconnects every producer is woken, as notifications may have
-// been missed.
-func (c *Client) listenLoop(ctx context.Context) {
-	notifier.Run(ctx, c.drv, notifier.Config{
-		Topics:    []string{storage.TopicInsert, storage.TopicControl},
-		OnConnect: c.wakeAll,
-		OnNotify: func(n storage.Notification) {
-			switch n.Topic {
-			case storage.TopicInsert:
-				c.wakeProducer(n.Payload)
-			case storage.TopicControl:
-				c.handleControl(n.Payload)
-			}
-		},
-		Logger: c.cfg.Logger,
-		Name:   "queue",
-	})
 }

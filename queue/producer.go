@@ -18,6 +18,11 @@ type producer struct {
 	mu      sync.Mutex
 	active  int
 	mayHave bool // the last fetch was full, or a wake-up came: more work may wait
+	// wakes counts wake-ups. A fetch compares it before and after: a
+	// wake-up that arrived while the fetch ran may announce a job the
+	// fetch's snapshot did not see, so it forces another fetch instead of
+	// being overwritten by the fetch's result.
+	wakes uint64
 	// backlog is true while the last fetch filled every free slot: jobs are
 	// known to be waiting, so a freed slot is refilled without the cooldown
 	// that debounces notifications.
@@ -32,6 +37,7 @@ func newProducer(c *Client, queue string, max int) *producer {
 func (p *producer) wakeUp() {
 	p.mu.Lock()
 	p.mayHave = true
+	p.wakes++
 	p.mu.Unlock()
 	p.signal()
 }
@@ -84,6 +90,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		p.mu.Lock()
 		free := p.max - p.active
 		want := p.mayHave && free > 0
+		wakes := p.wakes
 		p.mu.Unlock()
 		if !want {
 			continue
@@ -103,12 +110,12 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		}
 		p.mu.Lock()
 		p.active += len(jobs)
-		p.mayHave = len(jobs) == free
-		p.backlog = p.mayHave
+		p.backlog = len(jobs) == free
+		p.mayHave = p.backlog || p.wakes != wakes
 		more := p.mayHave && p.active < p.max
 		p.mu.Unlock()
 		for _, job := range jobs {
-			p.c.work(workCtx, job, p.jobDone)
+			p.c.startWork(workCtx, job, p.jobDone)
 		}
 		if more {
 			p.signal()

@@ -2,11 +2,14 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
@@ -281,5 +284,172 @@ func TestEnqueueManyMixesUniqueAndPlainJobs(t *testing.T) {
 	}
 	if n := countRows(t, drv, "jobs"); n != 3 {
 		t.Fatalf("%d jobs stored, want 3", n)
+	}
+}
+
+// A duplicate enqueue that replaces nothing writes nothing (the row keeps its
+// xmin: no new row version) and wakes nobody; one that replaces fields writes
+// the row once and wakes workers only when the job became available.
+func TestDuplicateEnqueueWritesNothingAndWakesNobody(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	c := newClient(t, drv, queue.Config{Logger: quietLogger()})
+	ctx := ctxT(t)
+	listener, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = listener.Close(context.Background()) })
+	// testdb's schema names are short enough to name channels as they are.
+	channel := drv.Schema() + "." + storage.TopicInsert
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	// wakeUps returns how many insert notifications arrived since the last
+	// call: everything committed before the marker is delivered before it.
+	marker := 0
+	wakeUps := func() int {
+		t.Helper()
+		marker++
+		m := fmt.Sprintf("marker-%d", marker)
+		execSQL(t, drv, "SELECT pg_notify($1, $2)", channel, m)
+		n := 0
+		for {
+			got, err := listener.WaitForNotification(ctx)
+			if err != nil {
+				t.Fatalf("waiting for notifications: %v", err)
+			}
+			if got.Payload == m {
+				return n
+			}
+			n++
+		}
+	}
+	xmin := func(id int64) string {
+		t.Helper()
+		var x string
+		if err := drv.Pool().QueryRow(ctx, "SELECT xmin::text FROM "+table(drv, "jobs")+" WHERE id = $1", id).Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	enqueue := func(args refundArgs, o queue.EnqueueOptions) *queue.Job {
+		t.Helper()
+		j, err := c.Enqueue(ctx, "refund", args, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+
+	due := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	unique := &queue.UniqueOptions{ArgKeys: []string{"order_id"}}
+	every := &queue.ReplaceOptions{ScheduledAt: true, Args: true, Priority: true, MaxAttempts: true}
+	opts := queue.EnqueueOptions{Unique: unique, ScheduledAt: due, Priority: 2, MaxAttempts: 5}
+	first := enqueue(refundArgs{1, "late"}, opts)
+	if n := wakeUps(); n != 1 || first.State != storage.JobAvailable {
+		t.Fatalf("a new available job sent %d wake-ups (state %s), want 1", n, first.State)
+	}
+	before := xmin(first.ID)
+	for i := range 20 {
+		o := opts
+		if i%2 == 1 { // replacing every field with the value it has
+			o.Replace = every
+		}
+		if j := enqueue(refundArgs{1, "late"}, o); !j.Duplicate || j.ID != first.ID {
+			t.Fatalf("duplicate %d: job %d duplicate %v, want a duplicate of %d", i, j.ID, j.Duplicate, first.ID)
+		}
+	}
+	if after := xmin(first.ID); after != before {
+		t.Errorf("duplicates that changed nothing wrote the row: xmin %s, was %s", after, before)
+	}
+	if n := wakeUps(); n != 0 {
+		t.Errorf("duplicates that changed nothing sent %d wake-ups, want none", n)
+	}
+
+	// Replacing the args of a job that is already available writes the row
+	// once and wakes nobody.
+	o := opts
+	o.Replace = &queue.ReplaceOptions{Args: true}
+	if j := enqueue(refundArgs{1, "very late"}, o); !j.Duplicate || j.Args == nil || !jsonEqual(j.Args, `{"order_id":1,"reason":"very late"}`) {
+		t.Fatalf("replacing args: %+v", j)
+	}
+	if after := xmin(first.ID); after == before {
+		t.Error("replacing the args did not write the row")
+	}
+	if n := wakeUps(); n != 0 {
+		t.Errorf("replacing the args of an available job sent %d wake-ups, want none", n)
+	}
+
+	// A scheduled job debounced to now became available: one wake-up.
+	later := queue.EnqueueOptions{Unique: unique, ScheduledAt: time.Now().Add(time.Hour), Replace: &queue.ReplaceOptions{ScheduledAt: true}}
+	second := enqueue(refundArgs{2, ""}, later)
+	if n := wakeUps(); n != 0 || second.State != storage.JobScheduled {
+		t.Fatalf("a new scheduled job sent %d wake-ups (state %s), want none", n, second.State)
+	}
+	now := later
+	now.ScheduledAt = due
+	if j := enqueue(refundArgs{2, ""}, now); !j.Duplicate || j.ID != second.ID || j.State != storage.JobAvailable {
+		t.Fatalf("debouncing to now: job %d duplicate %v state %s", j.ID, j.Duplicate, j.State)
+	}
+	if n := wakeUps(); n != 1 {
+		t.Errorf("a job debounced from later to now sent %d wake-ups, want 1", n)
+	}
+}
+
+// Concurrent enqueues of one key that each replace the args make exactly one
+// job, report every other enqueue as a duplicate, and leave the args of one
+// of them.
+func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{MaxConns: 20})
+	c := newClient(t, drv, queue.Config{Logger: quietLogger()})
+	opts := queue.EnqueueOptions{
+		Unique:  &queue.UniqueOptions{ArgKeys: []string{"order_id"}},
+		Replace: &queue.ReplaceOptions{Args: true, Priority: true},
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	jobs := make([]*queue.Job, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			o := opts
+			o.Priority = i % 4
+			jobs[i], errs[i] = c.Enqueue(context.Background(), "refund", refundArgs{1, fmt.Sprint(i)}, o)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	inserted := 0
+	for i, j := range jobs {
+		if errs[i] != nil {
+			t.Fatalf("enqueue %d: %v", i, errs[i])
+		}
+		if !j.Duplicate {
+			inserted++
+		}
+		if j.ID != jobs[0].ID {
+			t.Fatalf("enqueue %d returned job %d, others %d", i, j.ID, jobs[0].ID)
+		}
+	}
+	if inserted != 1 || countRows(t, drv, "jobs") != 1 {
+		t.Fatalf("%d enqueues inserted, %d rows; want exactly one", inserted, countRows(t, drv, "jobs"))
+	}
+	final, err := drv.JobGet(context.Background(), jobs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args refundArgs
+	if err := json.Unmarshal(final.Args, &args); err != nil {
+		t.Fatal(err)
+	}
+	var reason int
+	if _, err := fmt.Sscan(args.Reason, &reason); err != nil || reason < 0 || reason >= n || final.Priority != reason%4 {
+		t.Fatalf("final job: args %s priority %d; want the args and priority of one enqueue", final.Args, final.Priority)
 	}
 }

@@ -18,7 +18,9 @@ type Executor interface {
 	// key exists in a state its UniqueStates covers; then it returns that job
 	// with Duplicate set, after replacing the fields replace names if the job
 	// has not started. The database enforces the uniqueness, so concurrent
-	// enqueues of one key make exactly one job.
+	// enqueues of one key make exactly one job. A duplicate that changes no
+	// field writes nothing and wakes nobody; workers are woken only when the
+	// job became available (inserted so, or replaced from later to now).
 	JobInsertUnique(ctx context.Context, job JobInsert, replace JobReplace) (*Job, error)
 	// JobMakeDue makes the scheduled and retryable jobs of a queue due now
 	// and returns how many it changed.
@@ -49,6 +51,11 @@ type Executor interface {
 	// they were rescued, and perhaps claimed again) with their job's state
 	// now.
 	JobHeartbeat(ctx context.Context, attempts []JobAttempt) ([]JobStatus, error)
+	// JobLostAttempts returns those of the given attempts that are no
+	// longer running, with their job's state now, as JobHeartbeat does, but
+	// writes nothing: a client runs it when a control notification (which
+	// any role may send) tells it to look.
+	JobLostAttempts(ctx context.Context, attempts []JobAttempt) ([]JobStatus, error)
 	// JobRescue returns running jobs whose heartbeat is older than staleAfter
 	// to retryable (or discarded when out of attempts), at most limit of them,
 	// frees the run leases those attempts held, and returns the rescued jobs.
@@ -205,12 +212,17 @@ type Listener interface {
 	Close(ctx context.Context) error
 }
 
-// Topics used by the engine.
+// Topics used by the engine. Any role that can connect to the database may
+// listen and send on them, so a notification is only ever a hint to look at
+// the tables, and its payload names nothing a role without grants on them
+// could not see.
 const (
-	// TopicInsert carries the queue name of newly eligible jobs.
+	// TopicInsert tells workers that jobs of a queue became eligible; the
+	// payload is the queue's hint (Driver.QueueHints), not its name.
 	TopicInsert = "insert"
-	// TopicControl carries operator actions for running jobs, such as
-	// "cancel:<id>".
+	// TopicControl tells clients to check their running attempts now (an
+	// operator cancelled a job, say); it has no payload. A client acts only
+	// on what the jobs table says (JobLostAttempts).
 	TopicControl = "control"
 	// TopicOutbox tells relays that messages were staged.
 	TopicOutbox = "outbox"
@@ -237,6 +249,11 @@ type Driver interface {
 	InStepTx(ctx context.Context, fn StepFunc) (*Run, error)
 	// NewListener opens a Listener on its own connection.
 	NewListener(ctx context.Context) (Listener, error)
+	// QueueHints returns, in order, the payloads the insert notifications
+	// (TopicInsert) of the given queues carry: a keyed hash of the queue
+	// name, computable only by roles that may read the key, so a role that
+	// may listen but not read the tables learns no queue names.
+	QueueHints(ctx context.Context, queues []string) ([]string, error)
 	// Stats returns counters kept by the driver.
 	Stats() Stats
 	// Schema is the database schema holding the tables.

@@ -199,6 +199,20 @@ func (d *Driver) retrying(ctx context.Context, attempt func() error) error {
 	return err
 }
 
+// QueueHints returns the payloads of the insert notifications of queues,
+// in order; see storage.Driver.
+func (d *Driver) QueueHints(ctx context.Context, queues []string) ([]string, error) {
+	rows, err := d.pool.Query(ctx, d.q.get("QueueHints"), queues)
+	if err != nil {
+		return nil, fmt.Errorf("queue hints: %w", wrapErr(err))
+	}
+	hints, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("queue hints: %w", wrapErr(err))
+	}
+	return hints, nil
+}
+
 // NewListener opens a dedicated connection (outside the pool) for LISTEN.
 func (d *Driver) NewListener(ctx context.Context) (storage.Listener, error) {
 	// The listener has its own connection, which would open even after the

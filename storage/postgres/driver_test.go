@@ -2,8 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -467,14 +470,51 @@ func TestListenerInsert(t *testing.T) {
 
 	// An available one does, once per queue.
 	insertJobs(ctx, t, drv, job("q1"))
-	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "q1"}) {
-		t.Errorf("notification = %+v, want {insert q1}", n)
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: queueHint(ctx, t, drv, "q1")}) {
+		t.Errorf("notification = %+v, want {insert <hint of q1>}", n)
 	}
 	insertJobs(ctx, t, drv, job("q2"), job("q2"), job("q2"))
-	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "q2"}) {
-		t.Errorf("notification = %+v, want {insert q2}", n)
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: queueHint(ctx, t, drv, "q2")}) {
+		t.Errorf("notification = %+v, want {insert <hint of q2>}", n)
 	}
 	waitNone(ctx, t, l, 100*time.Millisecond)
+}
+
+// queueHint returns the payload of queue's insert notifications.
+func queueHint(ctx context.Context, t *testing.T, drv *postgres.Driver, queue string) string {
+	t.Helper()
+	hints, err := drv.QueueHints(ctx, []string{queue})
+	if err != nil || len(hints) != 1 {
+		t.Fatalf("QueueHints(%q) = %v, %v", queue, hints, err)
+	}
+	return hints[0]
+}
+
+// An insert notification names its queue by a keyed hash: 32 hex digits,
+// the same for one queue whenever asked, different for other queues and in
+// other schemas (each has its own key), and neither the name nor its plain
+// SHA-256.
+func TestQueueHintsAreKeyedHashes(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	other := testdb.New(t, testdb.Options{})
+	hints, err := drv.QueueHints(ctx, []string{"default", "emails", "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	plain := sha256.Sum256([]byte("default"))
+	if len(hints) != 3 || !hex32.MatchString(hints[0]) || hints[0] != hints[2] || hints[0] == hints[1] ||
+		strings.Contains(hex.EncodeToString(plain[:]), hints[0]) {
+		t.Fatalf("QueueHints(default, emails, default) = %q: want 32 hex digits each, equal for equal names only, not the plain hash", hints)
+	}
+	if h := queueHint(ctx, t, other, "default"); h == hints[0] {
+		t.Fatal("two schemas give a queue the same hint: the key is not per schema")
+	}
+	if got, err := drv.QueueHints(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("QueueHints(nil) = %v, %v; want none", got, err)
+	}
 }
 
 func TestListenerRollbackNotDelivered(t *testing.T) {
@@ -509,8 +549,8 @@ func TestListenerRollbackNotDelivered(t *testing.T) {
 	if err := ptx.Commit(ctx); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "committed"}) {
-		t.Errorf("first notification = %+v, want {insert committed}", n)
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: queueHint(ctx, t, drv, "committed")}) {
+		t.Errorf("first notification = %+v, want {insert <hint of committed>}", n)
 	}
 	waitNone(ctx, t, l, 100*time.Millisecond)
 }
@@ -556,8 +596,8 @@ func TestLongSchemaName(t *testing.T) {
 	if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("q")}); err != nil {
 		t.Fatalf("JobInsertMany with a %d-byte schema name: %v", len(schema), err)
 	}
-	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: "q"}) {
-		t.Errorf("notification = %+v, want {insert q}", n)
+	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: queueHint(ctx, t, drv, "q")}) {
+		t.Errorf("notification = %+v, want {insert <hint of q>}", n)
 	}
 	if err := drv.Notify(ctx, storage.TopicControl, "cancel:1"); err != nil {
 		t.Fatalf("Notify(control) with a %d-byte schema name: %v", len(schema), err)

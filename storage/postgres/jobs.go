@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -72,20 +73,32 @@ func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r s
 	if j.State == storage.JobPending || len(j.DependsOn) > 0 {
 		return nil, fmt.Errorf("%w: unique job of kind %q: a unique job cannot wait for dependencies", storage.ErrInvalid, j.Kind)
 	}
-	var (
-		job        *storage.Job
-		conflicted bool
-	)
-	row := e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
+	args := []any{j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
 		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, int16(j.UniqueStates),
-		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix+storage.TopicInsert)
-	job, err := scanJobWith(row, &conflicted)
-	if err != nil {
-		return nil, fmt.Errorf("insert unique job: %w", err)
+		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix + storage.TopicInsert}
+	// No row means the statement lost a race with a concurrent insert or
+	// change of the job it could not see from its snapshot; a fresh
+	// statement sees it.
+	for try := 1; ; try++ {
+		var woke, duplicate bool
+		job, err := scanJobWith(e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), args...), &woke, &duplicate)
+		if err == nil {
+			job.Duplicate = duplicate
+			return job, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("insert unique job: %w", err)
+		}
+		if try == uniqueInsertTries {
+			return nil, fmt.Errorf("insert unique job: %w: the job with its key kept changing (%d tries)", storage.ErrSerialization, try)
+		}
 	}
-	job.Duplicate = conflicted
-	return job, nil
 }
+
+// uniqueInsertTries bounds how often JobInsertUnique runs its statement
+// again after losing a race; each loss means another session changed the
+// job meanwhile, so more than a few in a row are unlikely.
+const uniqueInsertTries = 20
 
 // metaParam is a job's meta for the insert: an empty object when unset.
 func metaParam(meta json.RawMessage) string {
@@ -208,12 +221,10 @@ func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttem
 	var lost []storage.JobStatus
 	err := e.bookkeeping(ctx, e.q.get("JobHeartbeat"), []any{ids, nums}, func(rows pgx.Rows) error {
 		for rows.Next() {
-			var s storage.JobStatus
-			var state string
-			if err := rows.Scan(&s.ID, &s.Attempt, &state, &s.CurrentAttempt); err != nil {
-				return wrapErr(err)
+			s, err := scanJobStatus(rows)
+			if err != nil {
+				return err
 			}
-			s.State = storage.JobState(state)
 			lost = append(lost, s)
 		}
 		return nil
@@ -222,6 +233,41 @@ func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttem
 		return nil, fmt.Errorf("heartbeat jobs: %w", err)
 	}
 	return lost, nil
+}
+
+func (e *executor) JobLostAttempts(ctx context.Context, attempts []storage.JobAttempt) ([]storage.JobStatus, error) {
+	if len(attempts) == 0 {
+		return nil, nil
+	}
+	ids, nums := attemptArrays(attempts)
+	rows, err := e.db.Query(ctx, e.q.get("JobLostAttempts"), ids, nums)
+	if err != nil {
+		return nil, fmt.Errorf("check job attempts: %w", wrapErr(err))
+	}
+	defer rows.Close()
+	var lost []storage.JobStatus
+	for rows.Next() {
+		s, err := scanJobStatus(rows)
+		if err != nil {
+			return nil, fmt.Errorf("check job attempts: %w", err)
+		}
+		lost = append(lost, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check job attempts: %w", wrapErr(err))
+	}
+	return lost, nil
+}
+
+// scanJobStatus reads an attempt and its job's state and attempt now.
+func scanJobStatus(rows pgx.Rows) (storage.JobStatus, error) {
+	var s storage.JobStatus
+	var state string
+	if err := rows.Scan(&s.ID, &s.Attempt, &state, &s.CurrentAttempt); err != nil {
+		return s, wrapErr(err)
+	}
+	s.State = storage.JobState(state)
+	return s, nil
 }
 
 func (e *executor) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*storage.Job, error) {

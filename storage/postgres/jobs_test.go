@@ -547,6 +547,55 @@ func heartbeat(ctx context.Context, t *testing.T, drv *postgres.Driver, attempts
 
 func attempt1(id int64) storage.JobAttempt { return storage.JobAttempt{ID: id, Attempt: 1} }
 
+// JobLostAttempts reports the attempts that are no longer running, like
+// JobHeartbeat, and writes nothing: no heartbeat, no row version.
+func TestJobLostAttemptsOnlyReads(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	jobs := insertJobs(ctx, t, drv, job("q"), job("q"))
+	if claimed, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 2, WorkerID: "w"}); err != nil || len(claimed) != 2 {
+		t.Fatalf("JobFetch = %v, %v; want 2 jobs", ids(claimed), err)
+	}
+	running, cancelled := jobs[0].ID, jobs[1].ID
+	if _, err := drv.JobCancel(ctx, cancelled); err != nil {
+		t.Fatal(err)
+	}
+	backdateHeartbeat(ctx, t, drv, time.Hour, running)
+	versions := func() string {
+		var v string
+		if err := drv.Pool().QueryRow(ctx, "SELECT string_agg(xmin::text, ',' ORDER BY id) FROM "+table(drv, "jobs")).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := versions()
+	stale := storage.JobAttempt{ID: running, Attempt: 2}
+	lost, err := drv.JobLostAttempts(ctx, []storage.JobAttempt{attempt1(running), attempt1(cancelled), stale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(lost, func(a, b storage.JobStatus) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Attempt, b.Attempt))
+	})
+	want := []storage.JobStatus{
+		{JobAttempt: stale, State: storage.JobRunning, CurrentAttempt: 1},
+		{JobAttempt: attempt1(cancelled), State: storage.JobCancelled, CurrentAttempt: 1},
+	}
+	if !slices.Equal(lost, want) {
+		t.Errorf("JobLostAttempts = %v, want %v", lost, want)
+	}
+	if after := versions(); after != before {
+		t.Errorf("JobLostAttempts wrote rows: versions %s, were %s", after, before)
+	}
+	if at := heartbeatAt(ctx, t, drv, running); at == nil || near(*at, time.Now(), 30*time.Minute) {
+		t.Errorf("JobLostAttempts refreshed the heartbeat of %d (%v)", running, at)
+	}
+	if lost, err := drv.JobLostAttempts(ctx, nil); err != nil || len(lost) != 0 {
+		t.Errorf("JobLostAttempts(nothing) = %v, %v", lost, err)
+	}
+}
+
 func TestJobHeartbeatAndRescue(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -835,8 +884,8 @@ func TestJobRetry(t *testing.T) {
 	if _, err := drv.JobRetry(ctx, jobs[3].ID); err != nil {
 		t.Fatal(err)
 	}
-	if n := waitOne(ctx, t, woken); n.Payload != "cancel" {
-		t.Errorf("retry woke queue %q, want cancel", n.Payload)
+	if n := waitOne(ctx, t, woken); n.Payload != queueHint(ctx, t, drv, "cancel") {
+		t.Errorf("retry woke %q, want queue cancel", n.Payload)
 	}
 
 	// A running job is returned unchanged.
@@ -1108,8 +1157,8 @@ func TestJobRetryCompleted(t *testing.T) {
 		if stored := getJob(ctx, t, drv, j.ID); !reflect.DeepEqual(stored, got) {
 			t.Errorf("JobRetry(%s) returned %+v, stored %+v", tc.queue, got, stored)
 		}
-		if n := waitOne(ctx, t, woken); n.Payload != tc.queue {
-			t.Errorf("JobRetry(%s) woke queue %q", tc.queue, n.Payload)
+		if n := waitOne(ctx, t, woken); n.Payload != queueHint(ctx, t, drv, tc.queue) {
+			t.Errorf("JobRetry(%s) woke %q, want its queue", tc.queue, n.Payload)
 		}
 		// It runs again, as its next attempt.
 		again := fetchOne(ctx, t, drv, tc.queue, "w2")

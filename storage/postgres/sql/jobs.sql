@@ -30,7 +30,7 @@ inserted AS (
   RETURNING {job_columns}
 ),
 notified AS (
-  SELECT count(pg_notify($12, queue)) AS n
+  SELECT count(pg_notify($12, {fragment:queue_hint})) AS n
   FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
 )
 SELECT inserted.* FROM inserted, notified;
@@ -113,7 +113,7 @@ released AS (
   RETURNING j.queue
 ),
 notified AS (
-  SELECT count(pg_notify($3, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
+  SELECT count(pg_notify($3, {fragment:queue_hint})) AS n FROM (SELECT DISTINCT queue FROM released) q
 )
 SELECT done.id FROM done, notified;
 
@@ -152,7 +152,7 @@ released AS (
   RETURNING j.queue
 ),
 notified AS (
-  SELECT count(pg_notify($1, queue)) AS n FROM (SELECT DISTINCT queue FROM released) q
+  SELECT count(pg_notify($1, {fragment:queue_hint})) AS n FROM (SELECT DISTINCT queue FROM released) q
 )
 SELECT ARRAY(SELECT id FROM failed), (SELECT count(*) FROM released) FROM notified;
 
@@ -177,6 +177,22 @@ RETURNING id, attempt, run_id
 ),
 {fragment:release_ended_leases}
 SELECT id FROM ended;
+
+-- name: JobLostAttempts
+-- The attempts ($1 ids, $2 attempt numbers) that are no longer running (an
+-- operator cancelled them, or they were rescued and perhaps claimed again),
+-- with their job's state and attempt now. It only reads: workers run it when
+-- a control notification says to look, and any role may send one.
+SELECT held_id, held_attempt, j.state, j.attempt
+FROM unnest($1::bigint[], $2::integer[]) AS h(held_id, held_attempt)
+JOIN {schema}.jobs j ON j.id = held_id
+WHERE NOT (j.state = 'running' AND j.attempt = held_attempt);
+
+-- name: QueueHints
+-- The payloads of the insert notifications of the queues in $1, in order.
+SELECT {fragment:queue_hint}
+FROM unnest($1::text[]) WITH ORDINALITY AS q(queue, ord)
+ORDER BY ord;
 
 -- name: JobHeartbeat
 -- Refreshes the attempts ($1 ids, $2 attempt numbers) that are still
@@ -277,34 +293,80 @@ WITH retried AS (
   RETURNING {job_columns}
 )
 SELECT retried.*
-FROM retried, LATERAL (SELECT pg_notify($2, retried.queue)) AS woken;
+FROM retried, LATERAL (SELECT pg_notify($2, {fragment:queue_hint})) AS woken;
 
 -- name: JobInsertUnique
 -- Inserts one unique job unless a job with its unique key exists in one of
 -- the states that job's mask covers; then the existing job is returned, with
--- the fields the caller asked to replace updated if it has not started yet.
--- (xmax <> 0) tells an update apart from an insert.
-WITH upserted AS (
-  INSERT INTO {schema}.jobs AS j (queue, kind, args, run_id, state, priority, max_attempts,
-                                  scheduled_at, meta, unique_key, unique_states)
-  VALUES ($1, $2, $3, $4,
-          CASE WHEN coalesce($8::timestamptz, now()) > now() THEN 'scheduled' ELSE 'available' END,
-          $5, $6, coalesce($8::timestamptz, now()), $7, $9, $10)
+-- the fields the caller asked to replace ($11 scheduled_at, $12 args, $13
+-- priority, $14 max_attempts) updated if it has not started yet and they
+-- differ. A duplicate that changes nothing writes nothing: no row version, no
+-- identity value, no notification. Workers are woken ($15) only when a job
+-- became available: inserted so, or moved from scheduled to now.
+--
+-- The existing job is read first, without a lock. The statement returns no
+-- row when it lost a race it cannot see from its snapshot: a job with the key
+-- committed after the snapshot was taken (the insert then conflicts and does
+-- nothing), or the existing job changed state before the update. The driver
+-- runs it again, with a fresh snapshot; inside a REPEATABLE READ or
+-- SERIALIZABLE transaction the same races raise a serialization failure
+-- instead. The last column tells the driver whether the job is a duplicate.
+WITH new AS (
+  SELECT coalesce($8::timestamptz, now()) AS new_scheduled_at
+),
+existing AS (
+  SELECT j.id AS existing_id, j.state AS old_state,
+         j.state IN ('available', 'scheduled') AND (
+              ($11 AND j.scheduled_at <> new.new_scheduled_at)
+           OR ($12 AND j.args <> $3::jsonb)
+           OR ($13 AND j.priority <> $5::smallint)
+           OR ($14 AND j.max_attempts <> $6::integer)) AS changes
+  FROM {schema}.jobs j, new
+  WHERE j.unique_key = $9::bytea AND (j.unique_states & {schema}.job_state_bit(j.state)) <> 0
+),
+inserted AS (
+  INSERT INTO {schema}.jobs (queue, kind, args, run_id, state, priority, max_attempts,
+                             scheduled_at, meta, unique_key, unique_states)
+  SELECT $1, $2, $3::jsonb, $4::uuid,
+         CASE WHEN new_scheduled_at > now() THEN 'scheduled' ELSE 'available' END,
+         $5::smallint, $6::integer, new_scheduled_at, $7::jsonb, $9::bytea, $10::smallint
+  FROM new
+  WHERE NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND (unique_states & {schema}.job_state_bit(state)) <> 0
-  DO UPDATE SET
-    scheduled_at = CASE WHEN $11 AND j.state IN ('available', 'scheduled') THEN excluded.scheduled_at ELSE j.scheduled_at END,
-    state = CASE WHEN $11 AND j.state IN ('available', 'scheduled')
-                 THEN CASE WHEN excluded.scheduled_at > now() THEN 'scheduled' ELSE 'available' END
-                 ELSE j.state END,
-    args = CASE WHEN $12 AND j.state IN ('available', 'scheduled') THEN excluded.args ELSE j.args END,
-    priority = CASE WHEN $13 AND j.state IN ('available', 'scheduled') THEN excluded.priority ELSE j.priority END,
-    max_attempts = CASE WHEN $14 AND j.state IN ('available', 'scheduled') THEN excluded.max_attempts ELSE j.max_attempts END
-  RETURNING {job_columns}, (xmax <> 0) AS conflicted
+  DO NOTHING
+  RETURNING {job_columns}, state = 'available' AS wake, false AS duplicate
+),
+replaced AS (
+  UPDATE {schema}.jobs j
+  SET scheduled_at = CASE WHEN $11 THEN new.new_scheduled_at ELSE j.scheduled_at END,
+      state = CASE WHEN $11 THEN CASE WHEN new.new_scheduled_at > now() THEN 'scheduled' ELSE 'available' END
+                   ELSE j.state END,
+      args = CASE WHEN $12 THEN $3::jsonb ELSE j.args END,
+      priority = CASE WHEN $13 THEN $5::smallint ELSE j.priority END,
+      max_attempts = CASE WHEN $14 THEN $6::integer ELSE j.max_attempts END
+  FROM existing e, new
+  -- Rechecked on the newest version of a concurrently updated row: the job
+  -- is still in the state it was read in (so old_state is the state it
+  -- leaves) and still differs.
+  WHERE j.id = e.existing_id AND e.changes AND j.state = e.old_state
+    AND (   ($11 AND j.scheduled_at <> new.new_scheduled_at)
+         OR ($12 AND j.args <> $3::jsonb)
+         OR ($13 AND j.priority <> $5::smallint)
+         OR ($14 AND j.max_attempts <> $6::integer))
+  RETURNING {job_columns}, j.state = 'available' AND e.old_state <> 'available' AS wake, true AS duplicate
+),
+kept AS (
+  SELECT {job_columns}, false AS wake, true AS duplicate
+  FROM {schema}.jobs, existing
+  WHERE id = existing_id AND NOT changes
+),
+result AS (
+  SELECT * FROM inserted UNION ALL SELECT * FROM replaced UNION ALL SELECT * FROM kept
 ),
 notified AS (
-  SELECT count(pg_notify($15, queue)) AS n FROM upserted WHERE state = 'available'
+  SELECT count(pg_notify($15, {fragment:queue_hint})) AS n FROM result WHERE wake
 )
-SELECT upserted.* FROM upserted, notified;
+SELECT result.* FROM result, notified;
 
 -- name: JobMakeDue
 -- Testing and operator aid: make a queue's scheduled and retryable jobs due now.
@@ -345,6 +407,13 @@ released AS (
   FROM ended
   WHERE r.id = ended.run_id AND r.locked_job_id = ended.id AND r.locked_attempt = ended.attempt
 )
+
+-- fragment: queue_hint
+-- The payload of an insert notification for the column queue: a keyed hash
+-- of the queue name (see migration 0008), so a role that may LISTEN but not
+-- read the tables learns no queue names. Truncating SHA-256 to 16 bytes also
+-- rules out length extension of the key-prefixed hash.
+encode(substr(sha256((SELECT key FROM {schema}.notify_key) || convert_to(queue, 'UTF8')), 1, 16), 'hex')
 
 -- fragment: dependency_settled
 -- Dependency d no longer holds back dependent j: it completed, or it failed

@@ -1,0 +1,162 @@
+package queue_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// syncBuffer is a bytes.Buffer safe for the client's goroutines to log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Stop returns even when its context never ends and a job ignores the
+// cancellation of its own: past Config.StopTimeout it cancels the running
+// jobs, waits its grace period, logs the jobs still running (id, kind,
+// attempt, how long) and returns an error naming them. A context with a
+// deadline ends the wait in the same way, and its error stays visible.
+func TestGuaranteeStopReturnsWhenAJobIgnoresItsContext(t *testing.T) {
+	t.Parallel()
+	for name, stopCtx := range map[string]func() (context.Context, context.CancelFunc){
+		"context that never ends": func() (context.Context, context.CancelFunc) { return context.Background(), func() {} },
+		"context with a deadline": func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			drv := testdb.New(t, testdb.Options{})
+			ws := queue.NewWorkers()
+			started := make(chan struct{})
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) }) // after the test: the job may end
+			_ = ws.Handle("stubborn", func(ctx context.Context, job *queue.Job) error {
+				close(started)
+				<-release // ignores ctx
+				return nil
+			}, queue.KindOptions{})
+			var logs syncBuffer
+			cfg := fastConfig(ws, 1)
+			cfg.StopTimeout = 100 * time.Millisecond
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			c := newClient(t, drv, cfg)
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			j, err := c.Enqueue(ctxT(t), "stubborn", nil, queue.EnqueueOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the job never started")
+			}
+			ctx, cancel := stopCtx()
+			defer cancel()
+			stopped := make(chan error, 1)
+			go func() { stopped <- c.Stop(ctx) }()
+			var stopErr error
+			select {
+			case stopErr = <-stopped:
+			case <-time.After(60 * time.Second):
+				t.Fatal("Stop did not return within a minute while a job ignored its context")
+			}
+			want := queue.ErrStopTimeout
+			if _, ok := ctx.Deadline(); ok {
+				want = context.DeadlineExceeded
+			}
+			var running *queue.JobsRunningError
+			if !errors.As(stopErr, &running) || !errors.Is(stopErr, want) {
+				t.Fatalf("Stop = %v, want a *JobsRunningError wrapping %v", stopErr, want)
+			}
+			if len(running.Jobs) != 1 || running.Jobs[0].ID != j.ID || running.Jobs[0].Kind != "stubborn" ||
+				running.Jobs[0].Attempt != 1 || running.Jobs[0].Running <= 0 {
+				t.Fatalf("Stop named %+v, want job %d (stubborn, attempt 1) and how long it ran", running.Jobs, j.ID)
+			}
+			if msg := stopErr.Error(); !strings.Contains(msg, fmt.Sprintf("job %d (kind stubborn, attempt 1, running ", j.ID)) {
+				t.Errorf("Stop's error %q does not name the job", msg)
+			}
+			line := ""
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "still running") {
+					line = l
+				}
+			}
+			for _, field := range []string{fmt.Sprintf("job=%d", j.ID), "kind=stubborn", "attempt=1", "running="} {
+				if !strings.Contains(line, field) {
+					t.Errorf("log %q lacks %s; logs:\n%s", line, field, logs.String())
+				}
+			}
+			if got, err := drv.JobGet(context.Background(), j.ID); err != nil || got.State != storage.JobRunning {
+				t.Errorf("the abandoned job: %+v, %v; want it left running, for a rescue", got, err)
+			}
+		})
+	}
+}
+
+// Past Config.StopTimeout, a job that honours its context is cancelled and
+// its outcome recorded, as at a deadline; Stop reports ErrStopTimeout.
+func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	started := make(chan struct{})
+	_ = ws.Handle("stuck", func(ctx context.Context, job *queue.Job) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}, queue.KindOptions{})
+	cfg := fastConfig(ws, 1)
+	cfg.StopTimeout = 50 * time.Millisecond
+	c := newClient(t, drv, cfg)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.Enqueue(ctxT(t), "stuck", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Stop(context.Background()) }()
+	select {
+	case err = <-stopped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Stop did not return within a minute of its StopTimeout")
+	}
+	if !errors.Is(err, queue.ErrStopTimeout) {
+		t.Fatalf("Stop: %v, want ErrStopTimeout", err)
+	}
+	var running *queue.JobsRunningError
+	if errors.As(err, &running) {
+		t.Fatalf("Stop reported jobs still running: %v", err)
+	}
+	if got, _ := drv.JobGet(context.Background(), j.ID); got.State != storage.JobRetryable || len(got.Errors) != 1 {
+		t.Fatalf("job %s with errors %v, want retryable with the cancellation recorded", got.State, got.Errors)
+	}
+}
