@@ -260,7 +260,7 @@ func TestEveryBoundary(t *testing.T) {
 	opts.RescueFaults = 2
 	opts.MaxCases = 120
 	if full {
-		opts.RescueFaults, opts.MaxCases = 4, 0
+		opts.RescueFaults, opts.MaxCases = 3, 0
 	}
 	started := time.Now()
 	rep := acidictest.EachFault(t, opts)
