@@ -215,11 +215,15 @@ func TestOperatorCancelOfTheRunsJobCancelsTheRun(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(1), wf) // not started: the job waits
 	id := enqueue(t, e, "cancelled-job", endArgs{})
 	jobs := jobsOf(t, drv, id, "cancelled-job")
+	// An earlier attempt failed: the run's error must still say why it
+	// ended, not repeat that attempt's error.
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+` SET attempt = 1, state = 'retryable',
+		errors = '[{"attempt": 1, "at": "2026-01-01T00:00:00Z", "error": "card declined"}]' WHERE id = $1`, jobs[0].ID)
 	if _, err := e.Queue().Cancel(ctxT(t), jobs[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	startEngine(t, e)
-	requireEnded(t, e, drv, id, storage.RunCancelled, fmt.Sprintf("job %d cancelled", jobs[0].ID))
+	requireEnded(t, e, drv, id, storage.RunCancelled, fmt.Sprintf("job %d cancelled by an operator", jobs[0].ID))
 	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
 	if ran.Load() != 0 {
 		t.Errorf("a step ran %d times after its run's job was cancelled", ran.Load())
