@@ -239,6 +239,16 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	return jobs, nil
 }
 
+// ValidateEnqueue returns the error EnqueueTx would return for p's kind, args
+// and options, ErrInvalid wrapped with the reason (which also matches
+// storage.ErrInvalid when a storage limit is broken), without writing
+// anything; nil when p can be enqueued. Package workflow checks a run's job
+// with it before it writes the run.
+func (c *Client) ValidateEnqueue(p EnqueueParams) error {
+	_, _, err := c.insertFor(p, c.cfg.Now())
+	return err
+}
+
 // insertFor turns p, with its kind's defaults applied, into the row to
 // insert and what a conflicting unique job gets replaced with.
 func (c *Client) insertFor(p EnqueueParams, now time.Time) (storage.JobInsert, storage.JobReplace, error) {

@@ -31,7 +31,9 @@ type EnqueueOptions struct {
 	// ScheduledAt or ScheduleIn delays the run's first step.
 	ScheduledAt time.Time
 	ScheduleIn  time.Duration
-	// Key sets the idempotency key, overriding the workflow's strategy.
+	// Key sets the idempotency key, overriding the workflow's strategy. A
+	// key, given or derived, is 1 to storage.MaxKeyBytes bytes of UTF-8
+	// without NUL.
 	Key string
 }
 
@@ -48,8 +50,10 @@ type EnqueueResult struct {
 // in one transaction. A run with the same idempotency key and the same
 // arguments is returned as it is (Duplicate); with other arguments the result
 // is run.ErrMismatchedArgs. An unregistered workflow is ErrUnknownWorkflow,
-// arguments that do not decode into its argument type ErrArgsDecode: in both
-// cases nothing is written.
+// arguments that do not decode into its argument type ErrArgsDecode, and a
+// key, queue, schedule or arguments beyond the storage's limits (invalid
+// UTF-8 in the arguments, say; see docs/limits.md) ErrInvalid: in every case
+// nothing is written.
 func (e *Engine) Enqueue(ctx context.Context, workflow string, args any, opts EnqueueOptions) (*EnqueueResult, error) {
 	var res *EnqueueResult
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
@@ -96,7 +100,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if q == "" {
 		q = queue.DefaultQueue
 	}
-	rec, created, err := run.Create(ctx, ex, storage.RunInsert{
+	in := storage.RunInsert{
 		ID:             id,
 		IdempotencyKey: key,
 		Workflow:       workflow,
@@ -106,25 +110,34 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		DefinitionHash: d.definitionHash(),
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
-	})
+	}
+	priority := wopts.Priority
+	if opts.Priority > 0 {
+		priority = opts.Priority
+	}
+	jobOpts := queue.EnqueueOptions{
+		Queue:       q,
+		Priority:    priority,
+		MaxAttempts: wopts.MaxAttempts,
+		ScheduledAt: opts.ScheduledAt,
+		ScheduleIn:  opts.ScheduleIn,
+	}
+	// Both rows are checked before either is written, so bad input writes
+	// nothing even in the caller's transaction.
+	if err := in.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
+	}
+	if err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts.ForRun(id)}); err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
+	}
+	rec, created, err := run.Create(ctx, ex, in)
 	if err != nil {
 		return nil, err
 	}
 	if !created {
 		return &EnqueueResult{Run: &Run{Run: *rec}, Duplicate: true}, nil
 	}
-	priority := wopts.Priority
-	if opts.Priority > 0 {
-		priority = opts.Priority
-	}
-	_, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), queue.EnqueueOptions{
-		Queue:       q,
-		Priority:    priority,
-		MaxAttempts: wopts.MaxAttempts,
-		ScheduledAt: opts.ScheduledAt,
-		ScheduleIn:  opts.ScheduleIn,
-	}.ForRun(rec.ID))
-	if err != nil {
+	if _, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), jobOpts.ForRun(rec.ID)); err != nil {
 		return nil, err
 	}
 	return &EnqueueResult{Run: &Run{Run: *rec}}, nil

@@ -15,6 +15,9 @@ import (
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
 func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage.Run, bool, error) {
+	if err := r.Validate(); err != nil {
+		return nil, false, err
+	}
 	var parentStep any
 	if r.ParentStep != "" {
 		parentStep = r.ParentStep
@@ -108,11 +111,8 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 // with SQLSTATE leaseLostCode when the lease check does not pass, so that a
 // COMMIT pipelined behind it does not commit.
 func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error) {
-	if err := checkRunWrite(u.ID, u.State, u.Step); err != nil {
+	if err := u.Validate(); err != nil {
 		return "", nil, err
-	}
-	if u.Awaiting < 0 {
-		return "", nil, fmt.Errorf("update run %s: %w: awaiting %d children", u.ID, storage.ErrInvalid, u.Awaiting)
 	}
 	attrs := u.Attrs
 	if len(attrs) == 0 {
@@ -120,21 +120,8 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error
 	}
 	s := stepArgsOf(u.Step)
 	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
-		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
+		string(attrs), u.Cursor, u.Awaiting, u.Release, storage.Text(u.Error), jsonParam(u.Result),
 		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt}, nil
-}
-
-// checkRunWrite refuses a run state or step state the schema does not
-// define. (The tables carry no CHECK constraints: PostgreSQL would re-plan
-// them at every write of a step; see migration 0005.)
-func checkRunWrite(id uuid.UUID, state storage.RunState, step *storage.Step) error {
-	if !state.Valid() {
-		return fmt.Errorf("write run %s: %w: run state %q", id, storage.ErrInvalid, state)
-	}
-	if step != nil && !step.State.Valid() {
-		return fmt.Errorf("write run %s: %w: step state %q", id, storage.ErrInvalid, step.State)
-	}
-	return nil
 }
 
 // stepArgs are the query arguments of a step log entry: all NULL without
@@ -145,7 +132,7 @@ func stepArgsOf(s *storage.Step) stepArgs {
 	if s == nil {
 		return stepArgs{}
 	}
-	return stepArgs{s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error, s.StartedAt}
+	return stepArgs{s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), storage.Text(s.Error), s.StartedAt}
 }
 
 func runUpdateErr(u storage.RunUpdate, err error) error {
@@ -153,11 +140,11 @@ func runUpdateErr(u storage.RunUpdate, err error) error {
 }
 
 func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {
-	if err := checkRunWrite(rr.ID, rr.State, rr.Step); err != nil {
+	if err := rr.Validate(); err != nil {
 		return nil, err
 	}
 	s := stepArgsOf(rr.Step)
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), rr.Error,
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), storage.Text(rr.Error),
 		s.pos, s.name, s.state, s.attempt, s.err, s.startedAt))
 	if isNotFound(err) {
 		return nil, fmt.Errorf("release run %s: %w", rr.ID, storage.ErrLeaseLost)
@@ -169,14 +156,14 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*stor
 }
 
 func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (*storage.Run, bool, error) {
-	if err := checkRunWrite(id, to, nil); err != nil {
+	if err := storage.CheckRunState(id, to); err != nil {
 		return nil, false, err
 	}
 	states := make([]string, len(from))
 	for i, s := range from {
 		states[i] = string(s)
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), runID(id), states, string(to), errText))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), runID(id), states, string(to), storage.Text(errText)))
 	if err == nil {
 		return r, true, nil
 	}
