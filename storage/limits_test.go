@@ -146,3 +146,28 @@ func TestCheckJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRunUpdateValidate is the check every step's progress write
+// passes, with persisted state of about 1 KB.
+func BenchmarkRunUpdateValidate(b *testing.B) {
+	attrs := []byte(`{"items":[` + strings.Repeat(`{"id":12345,"name":"widget \u00e9","price":19.99,"ok":true},`, 16) + `{}]}`)
+	u := storage.RunUpdate{State: storage.RunRunning, RecoveryPoint: "charge", Attrs: attrs, Result: []byte(`{"charge_id":"ch_123"}`),
+		Step: &storage.Step{Name: "charge", State: storage.StepSucceeded, Error: ""}}
+	b.SetBytes(int64(len(attrs)))
+	for b.Loop() {
+		if err := u.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJobInsertValidate is the check of every enqueued job.
+func BenchmarkJobInsertValidate(b *testing.B) {
+	j := storage.JobInsert{Queue: "default", Kind: "send-receipt", Args: []byte(`{"order":"o-123456","cents":1999}`),
+		State: storage.JobAvailable, MaxAttempts: 20}
+	for b.Loop() {
+		if err := j.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -111,8 +111,12 @@ func (r RunInsert) problem() string {
 
 // Validate returns ErrInvalid for a progress write the storage cannot hold:
 // an unknown run or step state, a negative awaiting count, a recovery point
-// or step name that is not a valid name, persisted state or results that are
-// not JSON jsonb can store. Its error texts are stored as Text leaves them.
+// or step name that is not a valid name, persisted state or results that
+// jsonb cannot store (invalid UTF-8, \u0000, an unpaired surrogate, a number
+// beyond numeric; see CheckJSON). These are JSON the engine encoded with
+// encoding/json on the path of every step, so they are not parsed again:
+// JSON that is not well formed is left to the database to refuse. Its error
+// texts are stored as Text leaves them.
 func (u RunUpdate) Validate() error {
 	return runProblem(u.ID, u.problem())
 }
@@ -129,10 +133,10 @@ func (u RunUpdate) problem() string {
 			return p
 		}
 	}
-	if p := optionalJSONProblem("persisted state", u.Attrs); p != "" {
+	if p := encodedJSONProblem("persisted state", u.Attrs); p != "" {
 		return p
 	}
-	if p := optionalJSONProblem("result", u.Result); p != "" {
+	if p := encodedJSONProblem("result", u.Result); p != "" {
 		return p
 	}
 	return stepProblem(u.Step)
@@ -192,7 +196,7 @@ func stepProblem(s *Step) string {
 	if p := nameProblem("step name", s.Name); p != "" {
 		return p
 	}
-	return optionalJSONProblem("step result", s.Result)
+	return encodedJSONProblem("step result", s.Result)
 }
 
 func optionalJSONProblem(field string, raw []byte) string {
