@@ -24,7 +24,8 @@ const (
 // EnqueueOptions tune one enqueued job. The zero value is usable: queue
 // "default", priority 0 (the highest), 20 attempts, eligible now.
 type EnqueueOptions struct {
-	// Queue to put the job on. Default DefaultQueue.
+	// Queue to put the job on. Default DefaultQueue. A queue name is 1 to
+	// storage.MaxNameBytes bytes of UTF-8 without control characters.
 	Queue string
 	// Priority from 0 (highest, the default) to 3 (lowest). Within a queue,
 	// higher priority jobs are fetched first, then earlier scheduled ones.
@@ -34,6 +35,7 @@ type EnqueueOptions struct {
 	// Negative values are invalid.
 	MaxAttempts int
 	// ScheduledAt makes the job eligible at that time. It wins over ScheduleIn.
+	// It must fall in years 1 to storage.MaxYear.
 	ScheduledAt time.Time
 	// ScheduleIn makes the job eligible after this delay.
 	ScheduleIn time.Duration
@@ -161,7 +163,10 @@ func encodeArgs(args any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// Enqueue inserts one job and returns it.
+// Enqueue inserts one job and returns it. A kind, queue, args, meta or
+// schedule beyond the storage's limits (docs/limits.md: NUL or invalid UTF-8
+// in a name or in the args, a name over 255 bytes, a year past 9999) is
+// ErrInvalid, also matching storage.ErrInvalid, and nothing is written.
 func (c *Client) Enqueue(ctx context.Context, kind string, args any, opts EnqueueOptions) (*Job, error) {
 	return c.EnqueueTx(ctx, c.drv, kind, args, opts)
 }
