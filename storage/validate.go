@@ -12,7 +12,9 @@ import (
 // earlier to refuse bad input with their own errors. Each returns ErrInvalid
 // wrapped with the field and the rule it breaks; the limits are in limits.go
 // and docs/limits.md. Free text (errors) is not refused but cleaned, with
-// Text.
+// Text. The runs, run_steps and jobs tables carry no CHECK constraints
+// (migrations 0005 and 0006: PostgreSQL re-plans them at every write), so
+// these checks are the only guard of the states written there.
 
 // Validate returns ErrInvalid for a job the storage cannot hold: a queue or
 // kind that is not a valid name (CheckName), args or meta that are not JSON
