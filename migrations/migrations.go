@@ -11,9 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/storage"
 )
 
 // DefaultSchema is the schema used when none is given.
@@ -25,6 +29,53 @@ var postgresFiles embed.FS
 // ErrUnknownVersion is returned by Down when asked to go to a version that no
 // migration has.
 var ErrUnknownVersion = errors.New("migrations: unknown version")
+
+// ErrInvalidSchema is returned, wrapped with the reason, for a schema name
+// PostgreSQL would not keep as given (see CheckSchema). The error also
+// matches storage.ErrInvalid.
+var ErrInvalidSchema = errors.New("migrations: invalid schema name")
+
+// MaxSchemaBytes is the longest schema name: PostgreSQL silently cuts
+// identifiers to 63 bytes, so two longer names would share one schema (and
+// not one migration lock).
+const MaxSchemaBytes = 63
+
+// CheckSchema returns nil if name can name Acidic's schema ("" stands for
+// DefaultSchema), and otherwise ErrInvalidSchema naming the rule it breaks:
+// at most MaxSchemaBytes bytes of UTF-8 without control characters (NUL
+// above all), not starting with "pg_" (PostgreSQL reserves those). Any other
+// character is fine: the name is always quoted.
+func CheckSchema(name string) error {
+	if name == "" {
+		return nil
+	}
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %w: schema %s: %s", ErrInvalidSchema, storage.ErrInvalid, quoteShort(name), fmt.Sprintf(format, args...))
+	}
+	if len(name) > MaxSchemaBytes {
+		return invalid("%d bytes; PostgreSQL keeps at most %d of a name", len(name), MaxSchemaBytes)
+	}
+	if !utf8.ValidString(name) {
+		return invalid("not valid UTF-8")
+	}
+	for i, r := range name {
+		if unicode.IsControl(r) {
+			return invalid("control character %U at byte %d", r, i)
+		}
+	}
+	if strings.HasPrefix(name, "pg_") {
+		return invalid(`names starting with "pg_" are reserved for PostgreSQL's own schemas`)
+	}
+	return nil
+}
+
+// quoteShort quotes a schema name for an error message, cut after 80 bytes.
+func quoteShort(s string) string {
+	if len(s) > 80 {
+		return strconv.Quote(s[:80]) + "…"
+	}
+	return strconv.Quote(s)
+}
 
 // Migration is one versioned change to the schema.
 type Migration struct {
@@ -120,9 +171,14 @@ type Migrator struct {
 	schema     string
 	quoted     string
 	migrations []Migration
+	// err is why the schema name cannot be used (CheckSchema); every method
+	// that touches the database returns it.
+	err error
 }
 
-// New returns a Migrator for schema (DefaultSchema when empty) on pool.
+// New returns a Migrator for schema (DefaultSchema when empty) on pool. A
+// schema name CheckSchema refuses makes Up, Down and Status return that
+// error without touching the database.
 func New(pool *pgxpool.Pool, schema string) *Migrator {
 	if schema == "" {
 		schema = DefaultSchema
@@ -132,6 +188,7 @@ func New(pool *pgxpool.Pool, schema string) *Migrator {
 		schema:     schema,
 		quoted:     pgx.Identifier{schema}.Sanitize(),
 		migrations: All(),
+		err:        CheckSchema(schema),
 	}
 }
 
@@ -139,9 +196,13 @@ func New(pool *pgxpool.Pool, schema string) *Migrator {
 func (m *Migrator) Latest() int { return m.migrations[len(m.migrations)-1].Version }
 
 // Up applies every migration not yet applied, in order, and returns the versions
-// it applied (none when the schema is current). It creates the schema if needed.
-// All of it runs in one transaction: either every pending migration is applied
-// or none is.
+// it applied (none when the schema is current). It creates the schema and its
+// schema_migrations table only when they do not exist, so a schema that is
+// current needs nothing but USAGE on it and SELECT on schema_migrations: an
+// application role may call Up at start-up (see docs/operations.md), and an
+// owner may migrate a schema someone else created without CREATE on the
+// database. All of it runs in one transaction: either every pending migration
+// is applied or none is.
 func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 	var applied []int
 	err := m.locked(ctx, true, func(tx pgx.Tx, done map[int]time.Time) error {
@@ -222,28 +283,38 @@ func (m *Migrator) render(sql string) string {
 // schema and its version table exist; without, a schema that has no version
 // table counts as having nothing applied, and nothing is created.
 func (m *Migrator) locked(ctx context.Context, create bool, fn func(tx pgx.Tx, done map[int]time.Time) error) error {
+	if m.err != nil {
+		return m.err
+	}
 	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('acidic.migrations:' || $1, 0))", m.schema); err != nil {
 			return fmt.Errorf("migrations: take lock: %w", err)
 		}
+		// The catalogs say what exists without any privilege on the schema.
+		// CREATE ... IF NOT EXISTS would not do: PostgreSQL checks the
+		// privilege to create before it looks whether the object exists.
+		var schemaExists, tableExists bool
+		if err := tx.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
+			EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			        WHERE n.nspname = $1 AND c.relname = 'schema_migrations')`, m.schema).Scan(&schemaExists, &tableExists); err != nil {
+			return fmt.Errorf("migrations: find schema: %w", err)
+		}
 		versions := m.quoted + ".schema_migrations"
-		if create {
-			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+m.quoted); err != nil {
-				return fmt.Errorf("migrations: create schema: %w", err)
+		switch {
+		case !tableExists && !create:
+			return fn(tx, map[int]time.Time{})
+		case !tableExists:
+			if !schemaExists {
+				if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+m.quoted); err != nil {
+					return fmt.Errorf("migrations: create schema: %w", err)
+				}
 			}
 			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+versions+` (
 			version integer PRIMARY KEY,
 			name text NOT NULL,
 			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 				return fmt.Errorf("migrations: create version table: %w", err)
-			}
-		} else {
-			var exists bool
-			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", versions).Scan(&exists); err != nil {
-				return fmt.Errorf("migrations: find version table: %w", err)
-			}
-			if !exists {
-				return fn(tx, map[int]time.Time{})
 			}
 		}
 		rows, err := tx.Query(ctx, "SELECT version, applied_at FROM "+versions)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -374,5 +375,83 @@ func TestStatusAndDownCreateNothing(t *testing.T) {
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil || exists {
 		t.Fatalf("schema %s exists after Status and Down (%v)", schema, err)
+	}
+}
+
+// TestUpWithNothingPendingOnlyReads: an application role that may only use
+// the schema and read schema_migrations calls Up at start-up; with nothing
+// pending it must succeed, creating nothing (it could not: the role may not
+// create schemas or tables).
+func TestUpWithNothingPendingOnlyReads(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	reader := testdb.Role(t, "")
+	drv := testdb.New(t, testdb.Options{})
+	admin, schema := drv.Pool(), drv.Schema()
+	q := pgx.Identifier{schema}.Sanitize()
+	if _, err := admin.Exec(ctx, "GRANT USAGE ON SCHEMA "+q+" TO "+reader+"; GRANT SELECT ON "+q+".schema_migrations TO "+reader); err != nil {
+		t.Fatal(err)
+	}
+	m := migrations.New(testdb.Pool(t, testdb.Options{User: reader, MaxConns: 2}), schema)
+	applied, err := m.Up(ctx)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("Up with nothing pending, as a role that can only read the version table: applied %v, err %v", applied, err)
+	}
+	checkStatus(ctx, t, m, true)
+}
+
+// TestUpInSchemaCreatedByAnotherRole: a DBA creates the schema for its owner,
+// a role without CREATE on the database; the owner migrates it.
+func TestUpInSchemaCreatedByAnotherRole(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	owner := testdb.Role(t, "NOCREATEDB")
+	admin := testdb.Pool(t, testdb.Options{MaxConns: 2})
+	schema := testdb.SchemaName(t)
+	t.Cleanup(func() { testdb.DropSchema(t, schema) })
+	var canCreate bool
+	if err := admin.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'CREATE')", owner).Scan(&canCreate); err != nil || canCreate {
+		t.Fatalf("the owner role may create schemas (%v); the test needs one that may not", err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()+" AUTHORIZATION "+owner); err != nil {
+		t.Fatal(err)
+	}
+	m := migrations.New(testdb.Pool(t, testdb.Options{User: owner, MaxConns: 2}), schema)
+	applied, err := m.Up(ctx)
+	if err != nil || !slices.Equal(applied, allVersions(m.Latest())) {
+		t.Fatalf("Up by the schema's owner: applied %v, err %v", applied, err)
+	}
+	if applied, err := m.Up(ctx); err != nil || len(applied) != 0 {
+		t.Fatalf("second Up: applied %v, err %v", applied, err)
+	}
+	if !tableExists(ctx, t, admin, schema, "jobs") {
+		t.Fatal("jobs does not exist after the owner's Up")
+	}
+	// Without the schema, the owner may not create it: Up says so.
+	other := migrations.New(testdb.Pool(t, testdb.Options{User: owner, MaxConns: 1}), schema+"_none")
+	if _, err := other.Up(ctx); err == nil || !strings.Contains(err.Error(), "create schema") {
+		t.Fatalf("Up of a missing schema by a role that may not create one: %v, want a create schema error", err)
+	}
+}
+
+// TestSchemaNameLimits: CheckSchema and the Migrator refuse names PostgreSQL
+// would not keep as given, before touching the database.
+func TestSchemaNameLimits(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	pool := testdb.Pool(t, testdb.Options{MaxConns: 1})
+	for _, bad := range []string{strings.Repeat("s", migrations.MaxSchemaBytes+1), "a\x00b", "a\nb", "\xff", "pg_acidic"} {
+		m := migrations.New(pool, bad)
+		_, upErr := m.Up(ctx)
+		_, downErr := m.Down(ctx, 0)
+		_, statusErr := m.Status(ctx)
+		for _, err := range []error{upErr, downErr, statusErr, migrations.CheckSchema(bad)} {
+			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, storage.ErrInvalid) {
+				t.Errorf("schema %q: err = %v, want ErrInvalidSchema", bad, err)
+			}
+		}
+	}
+	if err := migrations.CheckSchema(strings.Repeat("s", migrations.MaxSchemaBytes)); err != nil {
+		t.Errorf("a %d-byte name: %v", migrations.MaxSchemaBytes, err)
 	}
 }

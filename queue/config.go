@@ -26,6 +26,8 @@ type Config struct {
 	// Queues the client works, with their concurrency. Empty for an insert-only client.
 	Queues map[string]QueueConfig
 	// ID names this client in jobs' attempted_by. Default: host-pid-random.
+	// It must be a valid name (storage.CheckName), as must every queue in
+	// Queues.
 	ID string
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -133,9 +135,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RescueAfter <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: RescueAfter (%s) must exceed HeartbeatInterval (%s)", ErrInvalid, c.RescueAfter, c.HeartbeatInterval)
 	}
+	if err := storage.CheckName("client ID", c.ID); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	for name, q := range c.Queues {
 		if name == "" {
 			return c, fmt.Errorf("%w: empty queue name", ErrInvalid)
+		}
+		if err := storage.CheckName("queue", name); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		if q.MaxWorkers < 1 {
 			return c, fmt.Errorf("%w: queue %q: MaxWorkers %d must be at least 1", ErrInvalid, name, q.MaxWorkers)

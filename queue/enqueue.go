@@ -24,7 +24,8 @@ const (
 // EnqueueOptions tune one enqueued job. The zero value is usable: queue
 // "default", priority 0 (the highest), 20 attempts, eligible now.
 type EnqueueOptions struct {
-	// Queue to put the job on. Default DefaultQueue.
+	// Queue to put the job on. Default DefaultQueue. A queue name is 1 to
+	// storage.MaxNameBytes bytes of UTF-8 without control characters.
 	Queue string
 	// Priority from 0 (highest, the default) to 3 (lowest). Within a queue,
 	// higher priority jobs are fetched first, then earlier scheduled ones.
@@ -34,6 +35,7 @@ type EnqueueOptions struct {
 	// Negative values are invalid.
 	MaxAttempts int
 	// ScheduledAt makes the job eligible at that time. It wins over ScheduleIn.
+	// It must fall in years 1 to storage.MaxYear.
 	ScheduledAt time.Time
 	// ScheduleIn makes the job eligible after this delay.
 	ScheduleIn time.Duration
@@ -167,7 +169,10 @@ func encodeArgs(args any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// Enqueue inserts one job and returns it.
+// Enqueue inserts one job and returns it. A kind, queue, args, meta or
+// schedule beyond the storage's limits (docs/limits.md: NUL or invalid UTF-8
+// in a name or in the args, a name over 255 bytes, a year past 9999) is
+// ErrInvalid, also matching storage.ErrInvalid, and nothing is written.
 func (c *Client) Enqueue(ctx context.Context, kind string, args any, opts EnqueueOptions) (*Job, error) {
 	return c.EnqueueTx(ctx, c.drv, kind, args, opts)
 }
@@ -245,12 +250,13 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	return jobs, nil
 }
 
-// ValidateEnqueue reports, without writing anything, why an enqueue of kind
-// with args and opts would be refused: the error Enqueue would return
-// (matching ErrInvalid), or nil. The kind's defaults (Config.KindDefaults)
-// apply as they would at the enqueue.
-func (c *Client) ValidateEnqueue(kind string, args any, opts EnqueueOptions) error {
-	_, _, err := c.insertFor(EnqueueParams{Kind: kind, Args: args, Opts: opts}, c.cfg.Now())
+// ValidateEnqueue returns the error EnqueueTx would return for p's kind, args
+// and options, ErrInvalid wrapped with the reason (which also matches
+// storage.ErrInvalid when a storage limit is broken), without writing
+// anything; nil when p can be enqueued. Package workflow checks a run's job
+// with it before it writes the run.
+func (c *Client) ValidateEnqueue(p EnqueueParams) error {
+	_, _, err := c.insertFor(p, c.cfg.Now())
 	return err
 }
 

@@ -41,10 +41,14 @@ type Workers struct {
 func NewWorkers() *Workers { return &Workers{kinds: map[string]kind{}} }
 
 // Handle registers fn for jobs of kind. It returns ErrDuplicateKind if the
-// kind already has a worker and ErrInvalid for an empty kind or nil fn.
+// kind already has a worker, and ErrInvalid for a nil fn or a kind that is
+// not a valid name (storage.CheckName: no job could have it).
 func (w *Workers) Handle(kindName string, fn WorkFunc, opts KindOptions) error {
 	if kindName == "" || fn == nil {
 		return fmt.Errorf("%w: a worker needs a kind and a function", ErrInvalid)
+	}
+	if err := storage.CheckName("kind", kindName); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if _, dup := w.kinds[kindName]; dup {
 		return fmt.Errorf("%w: %q", ErrDuplicateKind, kindName)

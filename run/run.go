@@ -54,11 +54,19 @@ var (
 
 // Create inserts the run unless its idempotency key exists. It returns the
 // run and whether it was created. An existing run with other arguments or of
-// another workflow is ErrMismatchedArgs.
+// another workflow is ErrMismatchedArgs; arguments that are not JSON are
+// ErrArgs, and a run the storage cannot hold (storage.RunInsert.Validate:
+// invalid UTF-8 in the arguments, a key or name beyond its limit) is
+// storage.ErrInvalid. Either way nothing is written.
 func Create(ctx context.Context, ex storage.Executor, in storage.RunInsert) (*Record, bool, error) {
 	canonical, err := Canonical(in.Args)
 	if err != nil {
 		return nil, false, err
+	}
+	// Checked as given: canonical JSON would have turned invalid UTF-8 into
+	// U+FFFD.
+	if err := in.Validate(); err != nil {
+		return nil, false, fmt.Errorf("run: create: %w", err)
 	}
 	in.Args = canonical
 	rec, created, err := ex.RunInsert(ctx, in)

@@ -199,3 +199,21 @@ func TestCreateSameArgsWithExponentNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateRefusesArgsJsonbCannotHold: arguments are checked as given, before
+// they are made canonical (which would turn invalid UTF-8 into U+FFFD and
+// store it silently): invalid UTF-8, \u0000 and lone surrogates are
+// storage.ErrInvalid, and nothing is written.
+func TestCreateRefusesArgsJsonbCannotHold(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	drv := testdb.New(t, testdb.Options{})
+	for _, args := range []string{"{\"name\":\"\xff\"}", `{"name":"\u0000"}`, `["\ud800"]`, `1e-20000`} {
+		if _, _, err := run.Create(ctx, drv, insert("k", "pay", args)); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("args %q: err %v, want storage.ErrInvalid", args, err)
+		}
+	}
+	if n := countRuns(t, drv); n != 0 {
+		t.Errorf("refused args wrote %d runs", n)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/acidic-go/acidic/storage"
 )
 
 // Func is the code of a step.
@@ -39,7 +41,8 @@ func (s Step[A, S]) Run(ctx context.Context, sc *Context[A, S]) error {
 }
 
 // ErrInvalid is returned, wrapped, for a step or list of steps that cannot
-// make a workflow: an empty name, a nil function, a duplicate name, none.
+// make a workflow: an empty name, a name that is not a valid name
+// (storage.CheckName), a nil function, a duplicate name, none.
 var ErrInvalid = errors.New("steps: invalid step")
 
 // Validate checks a workflow's list of steps.
@@ -51,6 +54,9 @@ func Validate[A, S any](list []Step[A, S]) error {
 	for i, s := range list {
 		if s.name == "" {
 			return fmt.Errorf("%w: step %d has no name", ErrInvalid, i+1)
+		}
+		if err := storage.CheckName("step name", s.name); err != nil {
+			return fmt.Errorf("%w: step %d: %w", ErrInvalid, i+1, err)
 		}
 		if s.fn == nil {
 			return fmt.Errorf("%w: step %q has no function", ErrInvalid, s.name)

@@ -8,5 +8,17 @@
 // where the user's writes and a run's recovery point commit together.
 //
 // Errors a caller may want to test for are exported as sentinels: ErrNotFound,
-// ErrClosed, ErrLeaseLost, ErrSerialization.
+// ErrClosed, ErrLeaseLost, ErrSerialization, ErrInvalid.
+//
+// # What a write may carry
+//
+// The rules for every write live here, above any driver: names (queues,
+// kinds, workflows, steps) are printable UTF-8 of at most MaxNameBytes, keys
+// (idempotency keys, outbox topics and keys) UTF-8 without NUL of at most
+// MaxKeyBytes, JSON must be storable by jsonb (CheckJSON), scheduled times
+// fall in years 1 to MaxYear. Each row type has a Validate method that a
+// driver calls before it writes, so a bad value is refused with ErrInvalid
+// (naming the field and the limit) and nothing is written. Free text the
+// engine writes, error messages above all, is never refused: a driver stores
+// it as Text leaves it (valid UTF-8, no NUL, at most MaxTextBytes).
 package storage

@@ -9,6 +9,11 @@ import (
 
 // Executor runs Acidic's queries, either each as its own statement (a Driver)
 // or inside a transaction (a Tx).
+//
+// Every write checks what it is given with the row type's Validate method (or
+// CheckRunState) and returns ErrInvalid, writing nothing, for a value the
+// storage does not hold. Error texts are never refused: they are stored as
+// Text leaves them.
 type Executor interface {
 	// JobInsertMany inserts jobs and returns them in the same order, and wakes
 	// workers of the queues that received jobs eligible now (inside a

@@ -25,11 +25,14 @@ var (
 	ErrConflict = errors.New("storage: conflicts with an existing row")
 
 	// ErrInvalid is returned, before anything is written, for a write that
-	// carries a value the schema does not hold: a run, step or job state
-	// outside the defined ones (or one a write cannot set, such as a new job
-	// that is running), a negative awaiting count, a job priority outside
-	// 0..LowestJobPriority, an attempt limit outside 1..math.MaxInt32, an
-	// unknown dependency rule.
+	// carries a value the storage does not hold: a name, key or text beyond
+	// its limit or with NUL, control characters or invalid UTF-8; JSON that
+	// jsonb cannot store; a scheduled time outside years 1 to MaxYear; a run,
+	// step or job state outside the defined ones (or one a write cannot set,
+	// such as a new job that is running); a negative awaiting count; a job
+	// priority outside 0..LowestJobPriority; an attempt limit outside
+	// 1..math.MaxInt32; an unknown dependency rule. The error names the field
+	// and the limit; docs/limits.md lists them all.
 	ErrInvalid = errors.New("storage: invalid value")
 
 	// ErrRetriesExhausted is returned by a transaction helper that gave up

@@ -2,8 +2,6 @@ package storage
 
 import (
 	"encoding/json"
-	"fmt"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -150,25 +148,6 @@ type JobInsert struct {
 	// DependencyFailure says what a failed (cancelled or discarded)
 	// dependency does to this job: "cancel" (default), "discard" or "ignore".
 	DependencyFailure string
-}
-
-// Validate returns ErrInvalid for a job the schema cannot hold: a state a
-// new job cannot have, a priority outside 0..LowestJobPriority, an attempt
-// limit outside 1..math.MaxInt32, an unknown DependencyFailure.
-func (j JobInsert) Validate() error {
-	switch {
-	case j.State != JobAvailable && j.State != JobScheduled && j.State != JobPending:
-		return fmt.Errorf("%w: job of kind %q: a new job cannot be %q", ErrInvalid, j.Kind, j.State)
-	case j.Priority < 0 || j.Priority > LowestJobPriority:
-		return fmt.Errorf("%w: job of kind %q: priority %d outside 0..%d", ErrInvalid, j.Kind, j.Priority, LowestJobPriority)
-	case j.MaxAttempts < 1 || j.MaxAttempts > math.MaxInt32:
-		return fmt.Errorf("%w: job of kind %q: MaxAttempts %d outside 1..%d", ErrInvalid, j.Kind, j.MaxAttempts, math.MaxInt32)
-	}
-	switch j.DependencyFailure {
-	case "", "cancel", "discard", "ignore":
-		return nil
-	}
-	return fmt.Errorf("%w: job of kind %q: unknown DependencyFailure %q", ErrInvalid, j.Kind, j.DependencyFailure)
 }
 
 // JobFetch asks for up to Max eligible jobs of one queue, claimed for WorkerID.

@@ -35,7 +35,8 @@ type EnqueueOptions struct {
 	// Key sets the idempotency key, overriding the workflow's strategy. Keys
 	// are namespaced per workflow: the run's stored key is the workflow's
 	// name, a colon and Key (as run.By makes it), so the same Key given to
-	// two workflows names two runs.
+	// two workflows names two runs. A key, given or derived, is 1 to
+	// storage.MaxKeyBytes bytes of UTF-8 without NUL.
 	Key string
 }
 
@@ -52,8 +53,10 @@ type EnqueueResult struct {
 // in one transaction. A run with the same idempotency key and the same
 // arguments is returned as it is (Duplicate); with other arguments the result
 // is run.ErrMismatchedArgs. An unregistered workflow is ErrUnknownWorkflow,
-// arguments that do not decode into its argument type ErrArgsDecode: in both
-// cases nothing is written.
+// arguments that do not decode into its argument type ErrArgsDecode, and a
+// key, queue, schedule or arguments beyond the storage's limits (invalid
+// UTF-8 in the arguments, say; see docs/limits.md) ErrInvalid: in every case
+// nothing is written.
 //
 // Once the run is written, the caller's context no longer cancels the
 // COMMIT. If the COMMIT's answer is lost (the connection broke), the result
@@ -110,22 +113,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if q == "" {
 		q = queue.DefaultQueue
 	}
-	jobOpts := queue.EnqueueOptions{
-		Queue:       q,
-		Priority:    wopts.Priority,
-		MaxAttempts: wopts.MaxAttempts,
-		ScheduledAt: opts.ScheduledAt,
-		ScheduleIn:  opts.ScheduleIn,
-	}
-	if opts.Priority > 0 {
-		jobOpts.Priority = opts.Priority
-	}
-	// Refuse bad options before the run is written: a caller who commits
-	// after an error must not be left with a run that no job carries.
-	if err := e.q.ValidateEnqueue(workflow, nil, jobOpts); err != nil {
-		return nil, fmt.Errorf("workflow: enqueue %q: %w", workflow, err)
-	}
-	rec, created, err := run.Create(ctx, ex, storage.RunInsert{
+	in := storage.RunInsert{
 		ID:             id,
 		IdempotencyKey: key,
 		Workflow:       workflow,
@@ -135,15 +123,34 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		DefinitionHash: d.definitionHash(),
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
-	})
+	}
+	priority := wopts.Priority
+	if opts.Priority > 0 {
+		priority = opts.Priority
+	}
+	jobOpts := queue.EnqueueOptions{
+		Queue:       q,
+		Priority:    priority,
+		MaxAttempts: wopts.MaxAttempts,
+		ScheduledAt: opts.ScheduledAt,
+		ScheduleIn:  opts.ScheduleIn,
+	}
+	// Both rows are checked before either is written, so bad input writes
+	// nothing even in the caller's transaction.
+	if err := in.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
+	}
+	if err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts.ForRun(id)}); err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
+	}
+	rec, created, err := run.Create(ctx, ex, in)
 	if err != nil {
 		return nil, err
 	}
 	if !created {
 		return &EnqueueResult{Run: &Run{Run: *rec}, Duplicate: true}, nil
 	}
-	_, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), jobOpts.ForRun(rec.ID))
-	if err != nil {
+	if _, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), jobOpts.ForRun(rec.ID)); err != nil {
 		return nil, err
 	}
 	return &EnqueueResult{Run: &Run{Run: *rec}}, nil

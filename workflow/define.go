@@ -12,6 +12,7 @@ import (
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 )
 
 // Options tune a workflow. The zero value is usable.
@@ -72,10 +73,19 @@ func Define[A, S any](name string, opts Options, list ...steps.Step[A, S]) *Work
 func (w *Workflow[A, S]) Name() string { return w.name }
 
 // Validate reports why the workflow cannot run: an empty name, no steps, a
-// step without a name or function, or two steps with one name.
+// step without a name or function, or two steps with one name; or a
+// workflow, step or queue name that is not a valid name (storage.CheckName).
 func (w *Workflow[A, S]) Validate() error {
 	if strings.TrimSpace(w.name) == "" {
 		return fmt.Errorf("%w: empty workflow name", ErrInvalidDefinition)
+	}
+	if err := storage.CheckName("workflow name", w.name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidDefinition, err)
+	}
+	if w.opts.Queue != "" {
+		if err := storage.CheckName("queue", w.opts.Queue); err != nil {
+			return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, w.name, err)
+		}
 	}
 	if err := steps.Validate(w.steps); err != nil {
 		return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, w.name, err)

@@ -128,7 +128,7 @@ func (e *Engine) validateOptions(name string, opts Options) error {
 	if q == "" {
 		q = queue.DefaultQueue
 	}
-	err := e.q.ValidateEnqueue(name, nil, queue.EnqueueOptions{Queue: q, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts})
+	err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: q, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
 	if err != nil {
 		return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, name, err)
 	}

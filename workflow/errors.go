@@ -12,6 +12,13 @@ var (
 	// call named. Nothing is written.
 	ErrUnknownWorkflow = errors.New("workflow: unknown workflow")
 
+	// ErrInvalid is returned, wrapped with the reason, when an enqueue's
+	// idempotency key, options or arguments cannot be stored (see
+	// docs/limits.md). The error also matches storage.ErrInvalid, and
+	// queue.ErrInvalid when the run's job options are at fault. Nothing is
+	// written.
+	ErrInvalid = errors.New("workflow: invalid run")
+
 	// ErrInvalidDefinition is returned by Register for a workflow that cannot
 	// run: no name, no steps, duplicate or empty step names.
 	ErrInvalidDefinition = errors.New("workflow: invalid definition")

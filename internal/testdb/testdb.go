@@ -51,6 +51,8 @@ type Options struct {
 	MaxConns int32
 	// Unmigrated leaves the schema empty (the migrations tests want that).
 	Unmigrated bool
+	// User connects as this role (see Role) instead of DATABASE_URL's.
+	User string
 }
 
 // Pool opens a pool on the test database that is closed when the test ends.
@@ -63,6 +65,9 @@ func Pool(t testing.TB, opts Options) *pgxpool.Pool {
 	cfg.MaxConns = opts.MaxConns
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 10
+	}
+	if opts.User != "" {
+		cfg.ConnConfig.User = opts.User
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -113,4 +118,43 @@ func DropSchema(t testing.TB, schema string) {
 	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 		t.Logf("testdb: drop schema %s: %v", schema, err)
 	}
+}
+
+// Role creates a role that may log in, with no other privilege, under a
+// fresh name (roles belong to the whole cluster, not to one database), and
+// drops it with everything it owns and was granted when the test ends. attrs
+// are added to CREATE ROLE as they are (NOCREATEDB, say). Connect as it with
+// Options.User.
+func Role(t testing.TB, attrs string) string {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	role := "acidic_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, URL())
+	if err != nil {
+		t.Fatalf("testdb: create role: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN "+attrs); err != nil {
+		t.Fatalf("testdb: create role: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, URL())
+		if err != nil {
+			t.Logf("testdb: drop role %s: %v", role, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP OWNED BY "+role+" CASCADE"); err != nil {
+			t.Logf("testdb: drop objects of role %s: %v", role, err)
+		}
+		if _, err := conn.Exec(ctx, "DROP ROLE "+role); err != nil {
+			t.Logf("testdb: drop role %s: %v", role, err)
+		}
+	})
+	return role
 }

@@ -9,4 +9,9 @@
 //	drv := postgres.New(pool, postgres.Options{Schema: "acidic"})
 //
 // Steps that need the pgx transaction they run in get it with PgxTx.
+//
+// Every write is checked with package storage's rules (the row type's Validate)
+// before its statement is sent, so a value the tables cannot hold is
+// storage.ErrInvalid, never a database error; error texts are bound as
+// storage.Text leaves them.
 package postgres

@@ -22,6 +22,9 @@ import (
 // Options configure a Driver. The zero value is usable.
 type Options struct {
 	// Schema holds Acidic's tables. Default migrations.DefaultSchema ("acidic").
+	// It must pass migrations.CheckSchema (at most 63 bytes of UTF-8 without
+	// control characters, not starting with "pg_"); any other character is
+	// fine, since the name is always quoted.
 	Schema string
 	// MaxTxRetries caps how often a SERIALIZABLE transaction is run again
 	// after a serialization failure or deadlock. Default 10.
@@ -35,15 +38,23 @@ type Options struct {
 // The pool stays the caller's: closing it makes every call fail with
 // storage.ErrClosed.
 type Driver struct {
-	executor  // on the pool: executor.pool is the driver's pool
+	executor  // on the pool: executor.pool is the driver's pool, nil when refused
 	opts      Options
 	txRetries atomic.Int64
+	// all is the pool, also when refused.
+	all *pgxpool.Pool
+	// refused is why Options.Schema cannot be used: every call returns it.
+	refused error
 }
 
 var _ storage.Driver = (*Driver)(nil)
 
 // New returns a Driver on pool. It panics only if the embedded SQL is
-// malformed, which the package's tests rule out.
+// malformed, which the package's tests rule out. A Schema that
+// migrations.CheckSchema refuses makes every call of the driver (and of its
+// Migrator) return that error, matching migrations.ErrInvalidSchema and
+// storage.ErrInvalid, without touching the database; check a schema name from
+// configuration with migrations.CheckSchema first to fail early.
 func New(pool *pgxpool.Pool, opts Options) *Driver {
 	if opts.Schema == "" {
 		opts.Schema = migrations.DefaultSchema
@@ -58,8 +69,11 @@ func New(pool *pgxpool.Pool, opts Options) *Driver {
 	if err != nil {
 		panic(err)
 	}
-	d := &Driver{opts: opts}
+	d := &Driver{opts: opts, all: pool, refused: migrations.CheckSchema(opts.Schema)}
 	d.executor = executor{db: pool, q: q, channelPrefix: channelPrefix(opts.Schema), pool: pool}
+	if d.refused != nil {
+		d.executor = executor{db: refusedDB{d.refused}, q: q, channelPrefix: d.channelPrefix}
+	}
 	return d
 }
 
@@ -76,13 +90,13 @@ func channelPrefix(schema string) string {
 }
 
 // Pool returns the pool the driver runs on.
-func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
+func (d *Driver) Pool() *pgxpool.Pool { return d.all }
 
 // Schema returns the schema holding the tables.
 func (d *Driver) Schema() string { return d.opts.Schema }
 
 // Migrator returns a migrator for the driver's pool and schema.
-func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.pool, d.opts.Schema) }
+func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.all, d.opts.Schema) }
 
 // Stats returns the driver's counters.
 func (d *Driver) Stats() storage.Stats {
@@ -96,7 +110,11 @@ func (d *Driver) WrapTx(tx pgx.Tx) storage.Tx { return d.txExecutor(tx) }
 
 // txExecutor runs the driver's queries in tx.
 func (d *Driver) txExecutor(tx pgx.Tx) *txExecutor {
-	return &txExecutor{executor: executor{db: tx, q: d.q, channelPrefix: d.channelPrefix}, tx: tx}
+	var db dbtx = tx
+	if d.refused != nil {
+		db = refusedDB{d.refused}
+	}
+	return &txExecutor{executor: executor{db: db, q: d.q, channelPrefix: d.channelPrefix}, tx: tx}
 }
 
 // PgxTx returns the pgx transaction behind a storage.Tx made by this package
@@ -121,6 +139,9 @@ func PgxTx(tx storage.Tx) pgx.Tx {
 
 // InTx runs fn in a transaction; see storage.Driver.
 func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxFunc) error {
+	if d.refused != nil {
+		return d.refused
+	}
 	level := pgx.ReadCommitted
 	if iso == storage.Serializable {
 		level = pgx.Serializable
@@ -215,6 +236,9 @@ func (d *Driver) QueueHints(ctx context.Context, queues []string) ([]string, err
 
 // NewListener opens a dedicated connection (outside the pool) for LISTEN.
 func (d *Driver) NewListener(ctx context.Context) (storage.Listener, error) {
+	if d.refused != nil {
+		return nil, d.refused
+	}
 	// The listener has its own connection, which would open even after the
 	// pool closed; ping through the pool so a closed driver says so.
 	if err := d.pool.Ping(ctx); err != nil {

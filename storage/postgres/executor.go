@@ -88,6 +88,20 @@ func (e *executor) bookkeeping(ctx context.Context, sql string, args []any, read
 	return wrapErr(br.Close())
 }
 
+// refusedDB stands for the database in a driver whose schema name was
+// refused (see New): every statement fails with that error.
+type refusedDB struct{ err error }
+
+func (r refusedDB) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, r.err
+}
+func (r refusedDB) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, r.err }
+func (r refusedDB) QueryRow(context.Context, string, ...any) pgx.Row        { return refusedRow(r) }
+
+type refusedRow struct{ err error }
+
+func (r refusedRow) Scan(...any) error { return r.err }
+
 // txExecutor is an executor inside a transaction.
 type txExecutor struct {
 	executor

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -20,8 +21,10 @@ import (
 // round trips and the decoding of the rows that come back:
 //
 //   - a job's args and meta (JobInsertMany, then JobGet and JobList): either
-//     the database rejects them with an error and no row is written, or they
-//     come back equal as JSON values;
+//     the storage refuses them with ErrInvalid before the database sees
+//     them (never a database error: storage.CheckJSON must refuse exactly
+//     what jsonb cannot store) and no row is written, or they come back
+//     equal as JSON values;
 //   - a job's errors column overwritten with arbitrary JSON (as an older
 //     version, another tool or a hand-written UPDATE could leave it): JobGet
 //     and JobList either decode it or fail with a clear error naming the
@@ -80,8 +83,11 @@ func FuzzStoredRowDecoding(f *testing.F) {
 		var job *storage.Job
 		switch {
 		case err != nil:
-			if json.Valid(doc) && len(doc) > 0 && !strings.Contains(err.Error(), "SQLSTATE") {
-				t.Fatalf("insert valid JSON %q: an error not from the database: %v", doc, err)
+			if !errors.Is(err, storage.ErrInvalid) || strings.Contains(err.Error(), "SQLSTATE") {
+				t.Fatalf("insert %q: %v, want ErrInvalid before the database is asked", doc, err)
+			}
+			if json.Valid(doc) && utf8.Valid(doc) && storage.CheckJSON("doc", doc) == nil {
+				t.Fatalf("insert %q failed though CheckJSON accepts it: %v", doc, err)
 			}
 			if n := countJobs(); n != before {
 				t.Fatalf("a failed insert of %q left %d rows", doc, n-before)
@@ -89,8 +95,8 @@ func FuzzStoredRowDecoding(f *testing.F) {
 		case len(inserted) != 1:
 			t.Fatalf("inserted %d jobs", len(inserted))
 		default:
-			if !json.Valid(doc) && len(doc) > 0 {
-				t.Fatalf("the database accepted invalid JSON %q", doc)
+			if !json.Valid(doc) || !utf8.Valid(doc) {
+				t.Fatalf("the storage accepted invalid JSON %q", doc)
 			}
 			job = inserted[0]
 			got, err := drv.JobGet(ctx, job.ID)
@@ -144,10 +150,10 @@ func FuzzStoredRowDecoding(f *testing.F) {
 		first, created, err := run.Create(ctx, drv, storage.RunInsert{ID: uuid.New(), IdempotencyKey: key, Workflow: "fuzz",
 			Args: doc, Queue: "fuzz", RecoveryPoint: "one", DefinitionHash: "h"})
 		if err != nil {
-			if !strings.Contains(err.Error(), "SQLSTATE") {
-				t.Fatalf("run.Create %q: an error not from the database: %v", doc, err)
+			if !errors.Is(err, storage.ErrInvalid) && !errors.Is(err, run.ErrArgs) || strings.Contains(err.Error(), "SQLSTATE") {
+				t.Fatalf("run.Create %q: %v, want ErrInvalid (or run.ErrArgs) before the database is asked", doc, err)
 			}
-			return // the database rejects it (\u0000, a lone surrogate, a number out of range)
+			return // the storage refuses it (\u0000, a lone surrogate, a number out of range)
 		}
 		if !created {
 			t.Fatalf("run.Create %q: a fresh key found a run", doc)

@@ -186,14 +186,14 @@ func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttemp
 }
 
 func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, error) {
-	switch o.State {
-	case storage.JobRetryable, storage.JobScheduled, storage.JobCancelled, storage.JobDiscarded:
-	default:
-		return false, fmt.Errorf("finish job %d: %w: an attempt cannot end %q", o.ID, storage.ErrInvalid, o.State)
+	if err := o.Validate(); err != nil {
+		return false, err
 	}
 	var errJSON any
 	if o.Error != nil {
-		b, err := json.Marshal(o.Error)
+		stored := *o.Error
+		stored.Error = storage.Text(stored.Error)
+		b, err := json.Marshal(stored)
 		if err != nil {
 			return false, fmt.Errorf("finish job %d: encode error: %w", o.ID, err)
 		}

@@ -20,6 +20,9 @@ func (e *executor) OutboxInsert(ctx context.Context, msgs []storage.OutboxInsert
 	payloads := make([]pgtype.Text, len(msgs))
 	runs := make([]pgtype.UUID, len(msgs))
 	for i, m := range msgs {
+		if err := m.Validate(); err != nil {
+			return err
+		}
 		topics[i], keys[i], runs[i] = m.Topic, m.Key, nullUUID(m.RunID)
 		payloads[i] = pgtype.Text{String: string(m.Payload), Valid: len(m.Payload) > 0}
 	}
@@ -46,7 +49,7 @@ func (e *executor) OutboxDelivered(ctx context.Context, ids []int64) error {
 }
 
 func (e *executor) OutboxFailed(ctx context.Context, id int64, attempt int, retryIn time.Duration, errText string) error {
-	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, attempt, retryIn.Microseconds(), errText); err != nil {
+	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, attempt, retryIn.Microseconds(), storage.Text(errText)); err != nil {
 		return fmt.Errorf("outbox failed: %w", wrapErr(err))
 	}
 	return nil

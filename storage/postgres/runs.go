@@ -15,6 +15,9 @@ import (
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
 func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage.Run, bool, error) {
+	if err := r.Validate(); err != nil {
+		return nil, false, err
+	}
 	var parentStep any
 	if r.ParentStep != "" {
 		parentStep = r.ParentStep
@@ -97,8 +100,8 @@ func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.R
 }
 
 func (e *executor) RunEnd(ctx context.Context, p storage.RunEnd) (*storage.Run, bool, error) {
-	if p.State != storage.RunFailed && p.State != storage.RunCancelled {
-		return nil, false, fmt.Errorf("end run %s: %w: a run ends with its job as failed or cancelled, not %q", p.ID, storage.ErrInvalid, p.State)
+	if err := p.Validate(); err != nil {
+		return nil, false, err
 	}
 	locked, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunLock"), runID(p.ID)))
 	if err != nil {
@@ -107,7 +110,7 @@ func (e *executor) RunEnd(ctx context.Context, p storage.RunEnd) (*storage.Run, 
 	if !locked.State.Live() || locked.Workflow != p.Kind {
 		return locked, false, nil
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunEnd"), runID(p.ID), p.Job, string(p.State), p.Error, p.Kind))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunEnd"), runID(p.ID), p.Job, string(p.State), storage.Text(p.Error), p.Kind))
 	if isNotFound(err) {
 		return locked, false, nil // another job carries it on
 	}
@@ -148,11 +151,8 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 // with SQLSTATE leaseLostCode when the lease check does not pass, so that a
 // COMMIT pipelined behind it does not commit.
 func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error) {
-	if err := checkRunWrite(u.ID, u.State, u.Step); err != nil {
+	if err := u.Validate(); err != nil {
 		return "", nil, err
-	}
-	if u.Awaiting < 0 {
-		return "", nil, fmt.Errorf("update run %s: %w: awaiting %d children", u.ID, storage.ErrInvalid, u.Awaiting)
 	}
 	attrs := u.Attrs
 	if len(attrs) == 0 {
@@ -160,21 +160,8 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error
 	}
 	s := stepArgsOf(u.Step)
 	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
-		string(attrs), u.Cursor, u.Awaiting, u.Release, u.Error, jsonParam(u.Result),
+		string(attrs), u.Cursor, u.Awaiting, u.Release, storage.Text(u.Error), jsonParam(u.Result),
 		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt, u.Settle}, nil
-}
-
-// checkRunWrite refuses a run state or step state the schema does not
-// define. (The tables carry no CHECK constraints: PostgreSQL would re-plan
-// them at every write of a step; see migration 0005.)
-func checkRunWrite(id uuid.UUID, state storage.RunState, step *storage.Step) error {
-	if !state.Valid() {
-		return fmt.Errorf("write run %s: %w: run state %q", id, storage.ErrInvalid, state)
-	}
-	if step != nil && !step.State.Valid() {
-		return fmt.Errorf("write run %s: %w: step state %q", id, storage.ErrInvalid, step.State)
-	}
-	return nil
 }
 
 // stepArgs are the query arguments of a step log entry: all NULL without
@@ -185,7 +172,7 @@ func stepArgsOf(s *storage.Step) stepArgs {
 	if s == nil {
 		return stepArgs{}
 	}
-	return stepArgs{s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), s.Error, s.StartedAt}
+	return stepArgs{s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), storage.Text(s.Error), s.StartedAt}
 }
 
 func runUpdateErr(u storage.RunUpdate, err error) error {
@@ -193,11 +180,11 @@ func runUpdateErr(u storage.RunUpdate, err error) error {
 }
 
 func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {
-	if err := checkRunWrite(rr.ID, rr.State, rr.Step); err != nil {
+	if err := rr.Validate(); err != nil {
 		return nil, err
 	}
 	s := stepArgsOf(rr.Step)
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), rr.Error,
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), storage.Text(rr.Error),
 		s.pos, s.name, s.state, s.attempt, s.err, s.startedAt))
 	if isNotFound(err) {
 		return nil, fmt.Errorf("release run %s: %w", rr.ID, storage.ErrLeaseLost)
@@ -209,14 +196,14 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*stor
 }
 
 func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (*storage.Run, bool, error) {
-	if err := checkRunWrite(id, to, nil); err != nil {
+	if err := storage.CheckRunState(id, to); err != nil {
 		return nil, false, err
 	}
 	states := make([]string, len(from))
 	for i, s := range from {
 		states[i] = string(s)
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), runID(id), states, string(to), errText))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), runID(id), states, string(to), storage.Text(errText)))
 	if err == nil {
 		return r, true, nil
 	}

@@ -22,6 +22,9 @@ const beginSerializable = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
 // InStepTx runs a step's transaction; see storage.Driver.
 func (d *Driver) InStepTx(ctx context.Context, fn storage.StepFunc) (*storage.Run, error) {
+	if d.refused != nil {
+		return nil, d.refused
+	}
 	var out *storage.Run
 	err := d.retrying(ctx, func() error {
 		st := &stepTx{pool: d.pool}
