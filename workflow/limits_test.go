@@ -128,8 +128,8 @@ func TestStepErrorTextIsRecorded(t *testing.T) {
 
 	r := waitRun(t, e, dirty, storage.RunFailed)
 	want := "card  declined \uFFFD"
-	if r.Error != want {
-		t.Errorf("run error = %q, want %q", r.Error, want)
+	if r.Error != "attempts exhausted (2 of 2): "+want {
+		t.Errorf("run error = %q, want the attempts exhausted with %q", r.Error, want)
 	}
 	if s := stepLog(t, r, "breaks"); s.State != storage.StepFailed || s.Error != want || s.Attempt != 2 {
 		t.Errorf("step log = %+v, want failed at attempt 2 with %q", s, want)
@@ -141,7 +141,8 @@ func TestStepErrorTextIsRecorded(t *testing.T) {
 
 	r = waitRun(t, e, big, storage.RunFailed)
 	if s := stepLog(t, r, "breaks"); len(r.Error) > storage.MaxTextBytes || len(s.Error) > storage.MaxTextBytes ||
-		!utf8.ValidString(r.Error) || !strings.Contains(r.Error, "bytes in all") || s.Error != r.Error {
+		!utf8.ValidString(r.Error) || !strings.Contains(r.Error, "bytes in all") || !strings.HasPrefix(r.Error, "attempts exhausted (2 of 2): ") ||
+		!strings.Contains(s.Error, "bytes in all") || !utf8.ValidString(s.Error) {
 		t.Errorf("1 MB step error stored as %d bytes on the run, %d in the step log; want at most %d, cut with a note",
 			len(r.Error), len(s.Error), storage.MaxTextBytes)
 	}

@@ -86,8 +86,12 @@ func TestNamesAreData(t *testing.T) {
 	if err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
-	if n, err := l.Wait(ctx); err != nil || n != (storage.Notification{Topic: storage.TopicInsert, Payload: queueName}) {
-		t.Fatalf("notification: %+v, %v; want the insert into queue %q", n, err, queueName)
+	hints, err := drv.QueueHints(ctx, []string{queueName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Wait(ctx); err != nil || n != (storage.Notification{Topic: storage.TopicInsert, Payload: hints[0]}) {
+		t.Fatalf("notification: %+v, %v; want the insert into queue %q (hint %s)", n, err, queueName, hints[0])
 	}
 	ok, saw := waitUntil(30*time.Second, 10*time.Millisecond, func() (bool, string) {
 		jobs, err := drv.JobList(ctx, storage.JobFilter{Kind: kind, States: []storage.JobState{storage.JobCompleted}})
@@ -118,8 +122,8 @@ func TestNamesAreData(t *testing.T) {
 		t.Fatalf("the canary table: %d rows, %v", canaryRows, err)
 	}
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&tables); err != nil || tables != 5 {
-		t.Errorf("schema %q holds %d tables (%v), want jobs, runs, run_steps, outbox, schema_migrations", schema, tables, err)
+		WHERE n.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&tables); err != nil || tables != 6 {
+		t.Errorf("schema %q holds %d tables (%v), want jobs, runs, run_steps, outbox, notify_key, schema_migrations", schema, tables, err)
 	}
 	if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1 || '%'", schema[:5]).Scan(&schemas); err != nil || schemas != 1 {
 		t.Errorf("%d schemas start like %q (%v), want only it", schemas, schema, err)
