@@ -443,9 +443,9 @@ func (x *faultExec) RunSetState(ctx context.Context, id uuid.UUID, from []storag
 	return
 }
 
-func (x *faultExec) RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunChildFinished(ctx context.Context, childID uuid.UUID) (r0 *storage.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunChildFinished", func() error {
-		r0, r1, err = x.ex.RunChildFinished(ctx, parentID, parentStep)
+		r0, r1, err = x.ex.RunChildFinished(ctx, childID)
 		return err
 	})
 	return

@@ -127,12 +127,14 @@ type Executor interface {
 	// actions (cancel, retry). It returns the run and whether it changed; a run in another
 	// state is returned unchanged.
 	RunSetState(ctx context.Context, id uuid.UUID, from []RunState, to RunState, errText string) (*Run, bool, error)
-	// RunChildFinished counts one finished child off an awaiting parent run
-	// and returns the parent; when the last child finishes, the parent is
-	// pending again and its await step (parentStep) is marked succeeded in
-	// the step log. For a parent no longer awaiting (cancelled, say) it
-	// changes nothing and returns nil and false.
-	RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*Run, bool, error)
+	// RunChildFinished counts the finished child run childID off its
+	// awaiting parent, once in the child's life (a retried child that
+	// finishes again is not counted twice), and returns the parent; when the
+	// last child is counted, the parent is pending again and its await step
+	// (the child's ParentStep) is marked succeeded in the step log. For a
+	// child counted before, or a parent no longer awaiting (cancelled, say),
+	// it changes no parent and returns nil and false.
+	RunChildFinished(ctx context.Context, childID uuid.UUID) (*Run, bool, error)
 	// RunSteps returns a run's step log in step order.
 	RunSteps(ctx context.Context, id uuid.UUID) ([]Step, error)
 

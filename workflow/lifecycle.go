@@ -142,7 +142,7 @@ func (e *Engine) owed(ctx context.Context, tx storage.Executor, d Definition, r 
 	if r.ParentRunID == uuid.Nil {
 		return nil
 	}
-	parent, counted, err := tx.RunChildFinished(ctx, r.ParentRunID, r.ParentStep)
+	parent, counted, err := tx.RunChildFinished(ctx, r.ID)
 	if err != nil || !counted || parent.State != storage.RunPending {
 		return err
 	}

@@ -388,3 +388,74 @@ func TestSiblingsFinishingTogetherRunTheirStepOnce(t *testing.T) {
 		t.Errorf("parent jobs: %s; want the first and one continuation", describeJobs(jobs))
 	}
 }
+
+// A child retried after it failed, and finishing again, is not counted off
+// its parent a second time: the parent keeps waiting for its other child.
+func TestRetriedChildIsCountedOffOnce(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var failA atomic.Bool
+	failA.Store(true)
+	releaseB := make(chan struct{})
+	child := workflow.Define("retried-child", workflow.Options{Queue: "kids", MaxAttempts: 1},
+		steps.Do("work", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			if sc.Args.N == 1 && failA.Load() {
+				return errors.New("A fails the first time")
+			}
+			if sc.Args.N == 2 {
+				select {
+				case <-releaseB:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		}))
+	var after atomic.Int32
+	parent := workflow.Define("patient-parent", fastOptions(1),
+		steps.AwaitRuns[endArgs, noState]("fan-out", steps.AwaitOptions{ContinueOnFailure: true},
+			steps.RunRequest{Workflow: "retried-child", Args: endArgs{N: 1}},
+			steps.RunRequest{Workflow: "retried-child", Args: endArgs{N: 2}}),
+		steps.Do("after", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { after.Add(1); return nil }))
+	cfg := engineConfig(2)
+	cfg.Queue.Queues["kids"] = queue.QueueConfig{MaxWorkers: 2}
+	e := newEngine(t, drv, cfg, child, parent)
+	startEngine(t, e)
+	t.Cleanup(func() {
+		select {
+		case <-releaseB:
+		default:
+			close(releaseB)
+		}
+	})
+	id := enqueue(t, e, "patient-parent", endArgs{})
+	var a uuid.UUID
+	waitFor(t, 20*time.Second, "child A to fail", func() (bool, string) {
+		kids, err := e.List(ctxT(t), storage.RunFilter{ParentRunID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range kids {
+			if string(k.Args) == `{"n": 1}` && k.State == storage.RunFailed && k.SettledAt != nil {
+				a = k.ID
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(kids), " children")
+	})
+	failA.Store(false)
+	if _, err := e.Retry(ctxT(t), a); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitRun(t, e, a, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+		t.Fatalf("retried child A: %s (%s)", r.State, r.Error)
+	}
+	waitJobsFinal(t, drv, a, "retried-child")
+	if p := getRun(t, e, id); p.State != storage.RunAwaiting || p.Awaiting != 1 || after.Load() != 0 {
+		t.Fatalf("parent after A's retry finished: %s awaiting %d, next step ran %d times; want still awaiting B", p.State, p.Awaiting, after.Load())
+	}
+	close(releaseB)
+	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded || after.Load() != 1 {
+		t.Fatalf("parent: %s (%s), next step ran %d times; want succeeded once", r.State, r.Error, after.Load())
+	}
+}

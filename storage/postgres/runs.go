@@ -237,13 +237,13 @@ func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, 
 	return out, wrapErr(rows.Err())
 }
 
-func (e *executor) RunChildFinished(ctx context.Context, parentID uuid.UUID, parentStep string) (*storage.Run, bool, error) {
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), runID(parentID), parentStep))
+func (e *executor) RunChildFinished(ctx context.Context, childID uuid.UUID) (*storage.Run, bool, error) {
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), runID(childID)))
 	if isNotFound(err) {
 		return nil, false, nil // not awaiting: nothing to count
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("run %s: child finished: %w", parentID, err)
+		return nil, false, fmt.Errorf("run %s: count off its parent: %w", childID, err)
 	}
 	return r, true, nil
 }

@@ -292,6 +292,15 @@ func awaitingParent(ctx context.Context, t *testing.T, drv *postgres.Driver, key
 	return parked
 }
 
+// newChild inserts a child run of parent, awaited by its step, and returns
+// its id.
+func newChild(ctx context.Context, t *testing.T, drv *postgres.Driver, parent uuid.UUID, step string) uuid.UUID {
+	t.Helper()
+	in := runInsert("child-" + uuid.NewString())
+	in.ParentRunID, in.ParentStep = parent, step
+	return insertRunWith(ctx, t, drv, in).ID
+}
+
 // stepNamed returns the step of the log with the given name.
 func stepNamed(t *testing.T, steps []storage.Step, name string) storage.Step {
 	t.Helper()
@@ -318,7 +327,7 @@ func TestRunChildFinished(t *testing.T) {
 
 		prev := parent
 		for i, want := range []int{2, 1} {
-			got, counted, err := drv.RunChildFinished(ctx, parent.ID, "fanout")
+			got, counted, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
 			if err != nil {
 				t.Fatalf("RunChildFinished #%d: %v", i+1, err)
 			}
@@ -350,7 +359,8 @@ func TestRunChildFinished(t *testing.T) {
 
 		stepsBefore := runSteps(ctx, t, drv, parent.ID)
 		before := time.Now()
-		got, counted, err := drv.RunChildFinished(ctx, parent.ID, "fanout")
+		lastChild := newChild(ctx, t, drv, parent.ID, "fanout")
+		got, counted, err := drv.RunChildFinished(ctx, lastChild)
 		if err != nil {
 			t.Fatalf("RunChildFinished #3: %v", err)
 		}
@@ -381,10 +391,19 @@ func TestRunChildFinished(t *testing.T) {
 			t.Errorf("other parent's steps changed:\n got %+v\nwant %+v", s, otherSteps)
 		}
 
+		// A child counted before is not counted again (a retried child
+		// that finishes again).
+		if _, _, err := drv.RunSetState(ctx, lastChild, []storage.RunState{storage.RunPending}, storage.RunSucceeded, ""); err != nil {
+			t.Fatalf("RunSetState(child): %v", err)
+		}
+		if got, counted, err := drv.RunChildFinished(ctx, lastChild); err != nil || counted || got != nil {
+			t.Errorf("RunChildFinished of a child counted before = %+v, %v, %v; want nil, false", got, counted, err)
+		}
+
 		// A fourth child: the parent is no longer awaiting.
 		resumed := getRun(ctx, t, drv, parent.ID)
 		stepsResumed := runSteps(ctx, t, drv, parent.ID)
-		got, counted, err = drv.RunChildFinished(ctx, parent.ID, "fanout")
+		got, counted, err = drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
 		if err != nil {
 			t.Fatalf("RunChildFinished #4: %v", err)
 		}
@@ -414,7 +433,7 @@ func TestRunChildFinished(t *testing.T) {
 			t.Fatalf("RunSetState(awaiting -> cancelled) = %+v, %v, %v", cancelled, changed, err)
 		}
 		stepsBefore := runSteps(ctx, t, drv, parent.ID)
-		got, counted, err := drv.RunChildFinished(ctx, parent.ID, "fanout")
+		got, counted, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
 		if err != nil {
 			t.Fatalf("RunChildFinished: %v", err)
 		}
@@ -440,7 +459,7 @@ func TestRunChildFinished(t *testing.T) {
 		// left awaiting none must not have its count go negative.
 		parent := awaitingParent(ctx, t, drv, "parent", 0)
 		stepsBefore := runSteps(ctx, t, drv, parent.ID)
-		got, counted, err := drv.RunChildFinished(ctx, parent.ID, "fanout")
+		got, counted, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
 		if err != nil {
 			t.Fatalf("RunChildFinished: %v", err)
 		}
@@ -461,6 +480,10 @@ func TestRunChildFinished(t *testing.T) {
 		const n = 20
 		drv := testdb.New(t, testdb.Options{MaxConns: n})
 		parent := awaitingParent(ctx, t, drv, "parent", n)
+		kids := make([]uuid.UUID, n)
+		for i := range kids {
+			kids[i] = newChild(ctx, t, drv, parent.ID, "fanout")
+		}
 
 		var (
 			wg      sync.WaitGroup
@@ -474,7 +497,7 @@ func TestRunChildFinished(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				runs[i], counted[i], errs[i] = drv.RunChildFinished(ctx, parent.ID, "fanout")
+				runs[i], counted[i], errs[i] = drv.RunChildFinished(ctx, kids[i])
 			}()
 		}
 		close(start)
@@ -516,7 +539,7 @@ func TestRunChildFinished(t *testing.T) {
 			t.Errorf("step fanout after every child = %s, want succeeded", s.State)
 		}
 		// One child too many changes nothing.
-		if got, ok, err := drv.RunChildFinished(ctx, parent.ID, "fanout"); err != nil || ok {
+		if got, ok, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout")); err != nil || ok {
 			t.Errorf("extra RunChildFinished = %+v, %v, %v; want false", got, ok, err)
 		}
 		if after := getRun(ctx, t, drv, parent.ID); !reflect.DeepEqual(after, stored) {

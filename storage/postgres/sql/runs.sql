@@ -164,23 +164,31 @@ WHERE run_id = $1
 ORDER BY position;
 
 -- name: RunChildFinished
--- A child run finished: count it off its awaiting parent. The child whose
--- decrement reaches zero sees the parent pending again, marks the parent's
--- await step done in the step log, and (in Go) enqueues the continuation in
--- the same transaction.
-WITH parent AS (
+-- A child run finished: count it off its awaiting parent, once in the
+-- child's life (counted_at; a retried child that finishes again is not
+-- counted twice). The child whose decrement reaches zero sees the parent
+-- pending again, marks the parent's await step done in the step log, and
+-- (in Go) enqueues the continuation in the same transaction.
+WITH child AS (
   UPDATE {schema}.runs
-  SET awaiting = awaiting - 1,
-      state = CASE WHEN awaiting = 1 THEN 'pending' ELSE state END,
+  SET counted_at = now()
+  WHERE id = $1 AND parent_run_id IS NOT NULL AND counted_at IS NULL
+  RETURNING parent_run_id, parent_step
+),
+parent AS (
+  UPDATE {schema}.runs r
+  SET awaiting = r.awaiting - 1,
+      state = CASE WHEN r.awaiting = 1 THEN 'pending' ELSE r.state END,
       updated_at = now()
-  WHERE id = $1 AND state = 'awaiting' AND awaiting > 0
-  RETURNING {run_columns}
+  FROM child
+  WHERE r.id = child.parent_run_id AND r.state = 'awaiting' AND r.awaiting > 0
+  RETURNING {run_columns_r}
 ),
 step AS (
   UPDATE {schema}.run_steps s
   SET state = 'succeeded', finished_at = now()
-  FROM parent
-  WHERE parent.state = 'pending' AND s.run_id = $1 AND s.name = $2 AND s.state = 'awaiting'
+  FROM parent, child
+  WHERE parent.state = 'pending' AND s.run_id = parent.id AND s.name = child.parent_step AND s.state = 'awaiting'
 )
 SELECT * FROM parent;
 
