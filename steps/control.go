@@ -20,7 +20,7 @@ type ControlKind int
 // Control kinds.
 const (
 	// KindHalt: commit the step, then stop the run without error. The run
-	// stays pending at the next step until it is retried.
+	// rests in state halted at the next step until it is retried.
 	KindHalt ControlKind = iota + 1
 	// KindRepeat: commit the step, then run the same step again at once.
 	KindRepeat
@@ -60,8 +60,9 @@ func (c *Control) Delay() time.Duration { return c.delay }
 // Reason is a Cancel's reason (may be nil).
 func (c *Control) Reason() error { return c.reason }
 
-// Halt commits the step and stops the run without error; the run stays
-// pending at the next step and resumes when retried.
+// Halt commits the step and stops the run without error: the run rests in
+// state halted, at the next step, and no job works it until it is retried
+// (workflow.Engine.Retry resumes it there) or cancelled.
 func Halt() error { return &Control{kind: KindHalt} }
 
 // Repeat commits the step and runs it again at once (for work done in

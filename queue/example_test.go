@@ -1,0 +1,184 @@
+package queue_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage/postgres"
+)
+
+// This example uses the queue alone: register a function per job kind,
+// start a client that works the default queue, enqueue a job, and stop the
+// client once the job is done.
+func Example() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	done := make(chan struct{})
+	workers := queue.NewWorkers()
+	err := workers.Handle("email", func(ctx context.Context, job *queue.Job) error {
+		var args struct {
+			To string `json:"to"`
+		}
+		if err := json.Unmarshal(job.Args, &args); err != nil {
+			return queue.Discard(err) // retrying cannot fix bad arguments
+		}
+		fmt.Println("sending an email to", args.To)
+		close(done)
+		return nil // an error would retry the job with backoff
+	}, queue.KindOptions{})
+	if err != nil {
+		panic(err)
+	}
+
+	client, err := queue.New(drv, queue.Config{
+		Workers: workers,
+		Queues:  map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 4}},
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		panic(err)
+	}
+
+	job, err := client.Enqueue(ctx, "email", map[string]string{"to": "ada@example.com"}, queue.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	<-done
+	// Stop waits for running jobs and records their outcomes.
+	if err := client.Stop(ctx); err != nil {
+		panic(err)
+	}
+	job, err = client.Get(ctx, job.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(job.State)
+	// Output:
+	// sending an email to ada@example.com
+	// completed
+}
+
+// ResizeArgs are the arguments of the resize jobs of the examples.
+type ResizeArgs struct {
+	Image string `json:"image"`
+	Width int    `json:"width"`
+}
+
+// This example works a queue in the caller's goroutine until no job is left,
+// as tests and tools do; the client need not be started.
+func ExampleClient_Drain() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	workers := queue.NewWorkers()
+	// HandleArgs decodes each job's arguments before calling the function.
+	err := queue.HandleArgs(workers, "resize", func(ctx context.Context, job *queue.Job, args ResizeArgs) error {
+		fmt.Printf("resize %s to %dpx\n", args.Image, args.Width)
+		return nil
+	}, queue.KindOptions{})
+	if err != nil {
+		panic(err)
+	}
+	client, err := queue.New(drv, queue.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+
+	// Lower priorities run first: 0 is the highest.
+	_, err = client.EnqueueMany(ctx, []queue.EnqueueParams{
+		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 640}, Opts: queue.EnqueueOptions{Priority: 1}},
+		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 64}, Opts: queue.EnqueueOptions{Priority: 0}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	res, err := client.Drain(ctx, queue.DefaultQueue, queue.DrainOptions{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("succeeded:", res.Success)
+	// Output:
+	// resize cat.png to 64px
+	// resize cat.png to 640px
+	// succeeded: 2
+}
+
+// This example makes a job unique: while the first job exists, enqueueing
+// an equal one returns the first, marked Duplicate, and inserts nothing.
+func ExampleUniqueOptions() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	client, err := queue.New(drv, queue.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	opts := queue.EnqueueOptions{
+		// Compare the jobs on their kind and order id only.
+		Unique: &queue.UniqueOptions{
+			Fields:  []queue.UniqueField{queue.UniqueByKind, queue.UniqueByArgs},
+			ArgKeys: []string{"order"},
+		},
+	}
+	first, err := client.Enqueue(ctx, "invoice", map[string]any{"order": 42, "note": "first"}, opts)
+	if err != nil {
+		panic(err)
+	}
+	second, err := client.Enqueue(ctx, "invoice", map[string]any{"order": 42, "note": "again"}, opts)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("first:", first.Duplicate)
+	fmt.Println("second:", second.Duplicate, "same job:", second.ID == first.ID)
+	fmt.Println("second's args:", string(second.Args))
+	// Output:
+	// first: false
+	// second: true same job: true
+	// second's args: {"note": "first", "order": 42}
+}
+
+// exampleDriver returns a driver on a new, migrated schema of the test
+// database, and a function that drops the schema and closes the pool.
+//
+// A program opens its pool once and migrates its schema (by default
+// "acidic") at start-up: postgres.New(pool, postgres.Options{}).Migrator().Up.
+func exampleDriver() (*postgres.Driver, func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	schema := "example_" + strings.ToLower(rand.Text())
+	pool, err := pgxpool.New(ctx, testdb.URL())
+	if err != nil {
+		panic(err)
+	}
+	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		pool.Close()
+		panic(err)
+	}
+	return drv, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		pool.Close()
+		if err != nil {
+			panic(err)
+		}
+	}
+}

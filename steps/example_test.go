@@ -1,0 +1,276 @@
+package steps_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// PaymentArgs are the arguments of the payment workflow of the examples.
+type PaymentArgs struct {
+	Account string `json:"account"`
+	Cents   int    `json:"cents"`
+}
+
+// This example writes to the application's own table in the step's
+// transaction: the row commits with the step, or not at all. The first
+// attempt fails after its insert, which rolls the insert back.
+func ExampleContext_Tx() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+	if _, err := drv.Pool().Exec(ctx, "CREATE TABLE ledger (account text, cents int)"); err != nil {
+		panic(err)
+	}
+
+	payment := workflow.Define("payment", workflow.Options{},
+		steps.Do("book", func(ctx context.Context, sc *steps.Context[PaymentArgs, struct{}]) error {
+			tx := postgres.PgxTx(sc.Tx())
+			_, err := tx.Exec(ctx, "INSERT INTO ledger (account, cents) VALUES ($1, $2)", sc.Args.Account, sc.Args.Cents)
+			if err != nil {
+				return err
+			}
+			if sc.Attempt() == 1 {
+				return errors.New("network blip") // rolls the insert back; the step is retried
+			}
+			return nil
+		}))
+	eng := exampleEngine(drv, payment)
+
+	r := performRun(eng, "payment", PaymentArgs{Account: "acme", Cents: 1200})
+	var rows int
+	if err := drv.Pool().QueryRow(ctx, "SELECT count(*) FROM ledger").Scan(&rows); err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State, "after", r.Steps[0].Attempt, "attempts")
+	fmt.Println("ledger rows:", rows)
+	// Output:
+	// succeeded after 2 attempts
+	// ledger rows: 1
+}
+
+// ShipArgs and PackArgs are the arguments of the shipping workflows of the
+// examples.
+type (
+	ShipArgs struct {
+		Order string `json:"order"`
+	}
+	PackArgs struct {
+		Item string `json:"item"`
+	}
+)
+
+// This example fans out: a parent run awaits two child runs, which run in
+// parallel, and continues once, after both have finished.
+func ExampleAwaitRuns() {
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	pack := workflow.Define("pack", workflow.Options{},
+		steps.Do("pack", func(ctx context.Context, sc *steps.Context[PackArgs, struct{}]) error {
+			return sc.SetResult("packed " + sc.Args.Item)
+		}))
+	ship := workflow.Define("ship", workflow.Options{},
+		steps.AwaitRuns[ShipArgs, struct{}]("pack-all", steps.AwaitOptions{},
+			steps.RunRequest{Workflow: "pack", Args: PackArgs{Item: "book"}},
+			steps.RunRequest{Workflow: "pack", Args: PackArgs{Item: "lamp"}},
+		),
+		steps.Do("ship", func(ctx context.Context, sc *steps.Context[ShipArgs, struct{}]) error {
+			children, err := sc.Children(ctx, "pack-all")
+			if err != nil {
+				return err
+			}
+			var results []string
+			for _, c := range children {
+				results = append(results, fmt.Sprintf("%s %s", c.State, c.Result))
+			}
+			slices.Sort(results) // the children finish in any order
+			fmt.Println(strings.Join(results, "\n"))
+			fmt.Println("shipping", sc.Args.Order)
+			return nil
+		}))
+	eng := exampleEngine(drv, pack, ship)
+
+	r := performRun(eng, "ship", ShipArgs{Order: "o-9"})
+	fmt.Println(r.State)
+	// Output:
+	// succeeded "packed book"
+	// succeeded "packed lamp"
+	// shipping o-9
+	// succeeded
+}
+
+// NewsletterArgs are the arguments of the newsletter workflow of the
+// examples.
+type NewsletterArgs struct {
+	To []string `json:"to"`
+}
+
+// This example sends one mail per item. Each item commits with the cursor,
+// so when the third one fails, the run resumes at that item: the first two
+// are not sent again.
+func ExampleForEach() {
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	newsletter := workflow.Define("newsletter", workflow.Options{},
+		steps.ForEach("send",
+			func(sc *steps.Context[NewsletterArgs, struct{}]) ([]string, error) {
+				return sc.Args.To, nil
+			},
+			func(ctx context.Context, sc *steps.Context[NewsletterArgs, struct{}], to string) error {
+				if to == "cy@example.com" && sc.Attempt() == 1 {
+					fmt.Println("mail to", to, "failed")
+					return errors.New("mail server busy")
+				}
+				// A real step passes sc.IdempotencyKey(), which names the
+				// item, to the mail service.
+				fmt.Println("mail to", to)
+				return nil
+			},
+			steps.ForEachOptions{}),
+	)
+	eng := exampleEngine(drv, newsletter)
+
+	r := performRun(eng, "newsletter", NewsletterArgs{To: []string{"ann@example.com", "bo@example.com", "cy@example.com", "di@example.com"}})
+	fmt.Println(r.State)
+	// Output:
+	// mail to ann@example.com
+	// mail to bo@example.com
+	// mail to cy@example.com failed
+	// mail to cy@example.com
+	// mail to di@example.com
+	// succeeded
+}
+
+// RefundArgs are the arguments of the refund workflow of the examples.
+type RefundArgs struct {
+	Order string `json:"order"`
+	Cents int    `json:"cents"`
+}
+
+// This example halts a run for a person's approval: the run rests in state
+// halted, and no job works it, until Engine.Retry resumes it at the step
+// after the one that halted.
+func ExampleHalt() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	refund := workflow.Define("refund", workflow.Options{},
+		steps.Do("review", func(ctx context.Context, sc *steps.Context[RefundArgs, struct{}]) error {
+			if sc.Args.Cents > 10000 {
+				fmt.Println("large refund: waiting for approval")
+				return steps.Halt() // commits this step, then rests
+			}
+			return nil
+		}),
+		steps.Do("pay", func(ctx context.Context, sc *steps.Context[RefundArgs, struct{}]) error {
+			fmt.Println("refund paid")
+			return nil
+		}),
+	)
+	eng := exampleEngine(drv, refund)
+
+	r := performRun(eng, "refund", RefundArgs{Order: "o-3", Cents: 25000})
+	fmt.Println(r.State, "before", r.RecoveryPoint)
+
+	// Later, someone approves the refund.
+	if _, err := eng.Retry(ctx, r.ID); err != nil {
+		panic(err)
+	}
+	r = drainRun(eng, r.ID)
+	fmt.Println(r.State)
+	// Output:
+	// large refund: waiting for approval
+	// halted before pay
+	// refund paid
+	// succeeded
+}
+
+// exampleEngine returns an engine on drv with defs registered. It is not
+// started: the examples work its queue with performRun and drainRun.
+func exampleEngine(drv *postgres.Driver, defs ...workflow.Definition) *workflow.Engine {
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(defs...); err != nil {
+		panic(err)
+	}
+	return eng
+}
+
+// performRun enqueues a run and works it as drainRun does.
+func performRun(eng *workflow.Engine, name string, args any) *workflow.Run {
+	res, err := eng.Enqueue(context.Background(), name, args, workflow.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	return drainRun(eng, res.Run.ID)
+}
+
+// drainRun works the default queue in this goroutine until no job is left,
+// retries included without their backoff (what a started engine does in the
+// background), and returns the run.
+func drainRun(eng *workflow.Engine, id uuid.UUID) *workflow.Run {
+	ctx := context.Background()
+	if _, err := eng.Queue().Drain(ctx, queue.DefaultQueue, queue.DrainOptions{WithScheduled: true}); err != nil {
+		panic(err)
+	}
+	r, err := eng.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// exampleDriver returns a driver on a new, migrated schema of the test
+// database, and a function that drops the schema and closes the pool.
+// Unqualified table names in the examples' SQL name tables of that schema.
+//
+// A program opens its pool once and migrates its schema (by default
+// "acidic") at start-up: postgres.New(pool, postgres.Options{}).Migrator().Up.
+func exampleDriver() (*postgres.Driver, func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	schema := "example_" + strings.ToLower(rand.Text())
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		panic(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		pool.Close()
+		panic(err)
+	}
+	return drv, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		pool.Close()
+		if err != nil {
+			panic(err)
+		}
+	}
+}

@@ -1,0 +1,308 @@
+package workflow_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// OrderArgs are the arguments of the order workflow of the examples.
+type OrderArgs struct {
+	OrderID string `json:"order_id"`
+	Cents   int    `json:"cents"`
+}
+
+// OrderState is the order workflow's persisted state: what one step stores
+// there, the steps after it read.
+type OrderState struct {
+	Total    int    `json:"total"`
+	ChargeID string `json:"charge_id"`
+}
+
+// This example defines a workflow of three steps, registers it, enqueues a
+// run and lets a started engine work it.
+func Example() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	order := workflow.Define("order", workflow.Options{},
+		steps.Do("price", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+			sc.State.Total = sc.Args.Cents + 500 // shipping
+			return nil
+		}),
+		steps.Do("charge", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+			// A real step calls a payment gateway here, passing
+			// sc.IdempotencyKey() so that a retried call charges once.
+			sc.State.ChargeID = "ch_" + sc.Args.OrderID
+			return nil
+		}),
+		steps.Do("receipt", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+			// The last step's result is the run's result.
+			return sc.SetResult(fmt.Sprintf("%s: %d cents charged (%s)", sc.Args.OrderID, sc.State.Total, sc.State.ChargeID))
+		}),
+	)
+
+	eng, err := workflow.NewEngine(drv, workflow.Config{
+		Queue:  queue.Config{Queues: map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 4}}},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(order); err != nil {
+		panic(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer eng.Stop(ctx)
+
+	res, err := eng.Enqueue(ctx, "order", OrderArgs{OrderID: "o-1", Cents: 4200}, workflow.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	// Wait returns once the run has finished (or halted).
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := eng.Wait(waitCtx, res.Run.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State)
+	fmt.Println(string(r.Result))
+	for _, s := range r.Steps {
+		fmt.Println(s.Name, s.State)
+	}
+	// Output:
+	// succeeded
+	// "o-1: 4700 cents charged (ch_o-1)"
+	// price succeeded
+	// charge succeeded
+	// receipt succeeded
+}
+
+// WelcomeArgs are the arguments of the welcome workflow of the examples.
+type WelcomeArgs struct {
+	Email string `json:"email"`
+}
+
+// This example enqueues a run inside the caller's own transaction, together
+// with the row that asks for it: the run exists only if that transaction
+// commits.
+func ExampleEngine_EnqueueTx() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	welcome := workflow.Define("welcome", workflow.Options{},
+		steps.Do("send", func(ctx context.Context, sc *steps.Context[WelcomeArgs, struct{}]) error {
+			return nil
+		}))
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(welcome); err != nil {
+		panic(err)
+	}
+	if _, err := drv.Pool().Exec(ctx, "CREATE TABLE users (email text PRIMARY KEY)"); err != nil {
+		panic(err)
+	}
+
+	signUp := func(email string, commit bool) {
+		tx, err := drv.Pool().Begin(ctx)
+		if err != nil {
+			panic(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, "INSERT INTO users (email) VALUES ($1)", email); err != nil {
+			panic(err)
+		}
+		// drv.WrapTx hands the engine the pgx transaction.
+		if _, err := eng.EnqueueTx(ctx, drv.WrapTx(tx), "welcome", WelcomeArgs{Email: email}, workflow.EnqueueOptions{}); err != nil {
+			panic(err)
+		}
+		if commit {
+			if err := tx.Commit(ctx); err != nil {
+				panic(err)
+			}
+		}
+	}
+	countRuns := func() int {
+		runs, err := eng.List(ctx, storage.RunFilter{Workflow: "welcome"})
+		if err != nil {
+			panic(err)
+		}
+		return len(runs)
+	}
+
+	signUp("ada@example.com", false) // rolled back: no user, no run
+	fmt.Println("runs after a rollback:", countRuns())
+	signUp("ada@example.com", true)
+	fmt.Println("runs after a commit:", countRuns())
+	// Output:
+	// runs after a rollback: 0
+	// runs after a commit: 1
+}
+
+// This example gives runs an idempotency key of the caller's: enqueueing the
+// same order twice makes one run. Keys are namespaced per workflow.
+func ExampleEngine_Enqueue_idempotencyKey() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	checkout := workflow.Define("checkout", workflow.Options{},
+		steps.Do("charge", func(ctx context.Context, sc *steps.Context[OrderArgs, struct{}]) error {
+			return nil
+		}))
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(checkout); err != nil {
+		panic(err)
+	}
+
+	args := OrderArgs{OrderID: "o-42", Cents: 1000}
+	opts := workflow.EnqueueOptions{Key: "o-42"}
+	first, err := eng.Enqueue(ctx, "checkout", args, opts)
+	if err != nil {
+		panic(err)
+	}
+	second, err := eng.Enqueue(ctx, "checkout", args, opts)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("duplicate:", second.Duplicate, "same run:", second.Run.ID == first.Run.ID)
+	fmt.Println("stored key:", first.Run.IdempotencyKey)
+
+	found, err := eng.GetByKey(ctx, "checkout", "o-42")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("found by key:", found.ID == first.Run.ID)
+
+	// The same key with other arguments is refused.
+	_, err = eng.Enqueue(ctx, "checkout", OrderArgs{OrderID: "o-42", Cents: 9999}, opts)
+	fmt.Println("other arguments:", errors.Is(err, run.ErrMismatchedArgs))
+	// Output:
+	// duplicate: true same run: true
+	// stored key: checkout:o-42
+	// found by key: true
+	// other arguments: true
+}
+
+// This example retries a run that failed for good: it resumes at the step
+// that failed, and the steps that committed before it do not run again.
+func ExampleEngine_Retry() {
+	ctx := context.Background()
+	drv, cleanup := exampleDriver()
+	defer cleanup()
+
+	cardValid := false
+	order := workflow.Define("order", workflow.Options{MaxAttempts: 1},
+		steps.Do("reserve", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+			fmt.Println("reserve stock")
+			return nil
+		}),
+		steps.Do("charge", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+			if !cardValid {
+				return errors.New("card expired")
+			}
+			fmt.Println("charge card")
+			return nil
+		}),
+	)
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(order); err != nil {
+		panic(err)
+	}
+	// Drain works the queue in this goroutine until no job is left, as a
+	// started engine would in the background.
+	drain := func() {
+		if _, err := eng.Queue().Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
+			panic(err)
+		}
+	}
+
+	res, err := eng.Enqueue(ctx, "order", OrderArgs{OrderID: "o-7", Cents: 1500}, workflow.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	drain()
+	r, err := eng.Get(ctx, res.Run.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s at %s: %s\n", r.State, r.RecoveryPoint, r.Error)
+
+	cardValid = true // the customer updated their card
+	if _, err := eng.Retry(ctx, r.ID); err != nil {
+		panic(err)
+	}
+	drain()
+	if r, err = eng.Get(ctx, r.ID); err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State)
+	// Output:
+	// reserve stock
+	// failed at charge: attempts exhausted (1 of 1): card expired
+	// charge card
+	// succeeded
+}
+
+// exampleDriver returns a driver on a new, migrated schema of the test
+// database, and a function that drops the schema and closes the pool.
+// Unqualified table names in the examples' SQL name tables of that schema.
+//
+// A program opens its pool once and migrates its schema (by default
+// "acidic") at start-up: postgres.New(pool, postgres.Options{}).Migrator().Up.
+func exampleDriver() (*postgres.Driver, func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	schema := "example_" + strings.ToLower(rand.Text())
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		panic(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		pool.Close()
+		panic(err)
+	}
+	return drv, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		pool.Close()
+		if err != nil {
+			panic(err)
+		}
+	}
+}
