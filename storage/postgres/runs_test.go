@@ -801,3 +801,81 @@ func TestFetchLeaseTokenIsFreshForARepeatedAttempt(t *testing.T) {
 		t.Errorf("the second holder's step write: %v", err)
 	}
 }
+
+// TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot: a RunLease whose
+// snapshot predates a concurrent fetch that claims another job of the run
+// and leases the run to it. The UPDATE waits for the fetch's row lock and
+// rechecks the new row version (EvalPlanQual), but its look at the jobs
+// table still reads the old snapshot, where the new holder has not been
+// claimed. The holder's end must be seen positively there, so the live
+// lease is not taken.
+func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	r := insertRun(ctx, t, drv, "k")
+	// J1: available job of the run's workflow, to be fetched (and lease the run).
+	j1in := job("q1")
+	j1in.Kind, j1in.RunID = "wf", r.ID
+	j1 := insertJobs(ctx, t, drv, j1in)[0]
+	// J2: a second job of the run, claimed without the lease (a duplicate).
+	j2in := job("q2")
+	j2in.Kind, j2in.RunID = "wf", r.ID
+	j2 := insertJobs(ctx, t, drv, j2in)[0]
+	c2, err := drv.JobClaim(ctx, j2.ID, "w2")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Hold the run's row with an uncommitted update (another session), so the
+	// RunLease statement takes its snapshot now and then waits on the row.
+	txA, err := drv.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txA.Exec(ctx, "SELECT 1 FROM "+table(drv, "runs")+" WHERE id = $1 FOR UPDATE", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		r  *storage.Run
+		ok bool
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		got, ok, err := drv.RunLease(ctx, storage.RunLease{ID: r.ID, Token: "tok-j2", Job: storage.JobAttempt{ID: c2.ID, Attempt: c2.Attempt}})
+		done <- res{got, ok, err}
+	}()
+	// Wait until RunLease is blocked on the row lock.
+	for i := 0; ; i++ {
+		var n int
+		_ = drv.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%locked_attempt%'").Scan(&n)
+		if n > 0 {
+			break
+		}
+		if i > 500 {
+			t.Fatal("RunLease never blocked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Meanwhile (same transaction, committed together, as JobFetch's leased
+	// CTE does): J1 is claimed, attempt 1, and takes the lease.
+	wtx := drv.WrapTx(txA)
+	fetched, err := wtx.JobFetch(ctx, storage.JobFetch{Queue: "q1", Max: 1, WorkerID: "w1"})
+	if err != nil || len(fetched) != 1 || fetched[0].LeasedRun == nil {
+		t.Fatalf("fetch: %v %+v", err, fetched)
+	}
+	if err := txA.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	holder := getJob(ctx, t, drv, j1.ID)
+	t.Logf("J1 state=%s attempt=%d (holds lease from fetch: %s); RunLease for J2 ok=%v, run locked_by=%s",
+		holder.State, holder.Attempt, fetched[0].LeasedRun.LockedBy, got.ok, getRun(ctx, t, drv, r.ID).LockedBy)
+	if got.ok && holder.State == storage.JobRunning {
+		t.Errorf("RunLease took over the lease of job %d attempt %d, which is still running", j1.ID, holder.Attempt)
+	}
+}

@@ -28,11 +28,20 @@ LIMIT $5;
 
 -- name: RunLease
 -- The lease is free when nobody holds it, when the job attempt that holds
--- it is no longer running (it ended, or was rescued after its worker stopped
--- heartbeating), or when an earlier attempt of the same job holds it. A
--- holder whose attempt still runs is never overtaken, however long its step
--- takes: its heartbeat keeps the attempt, and so the lease, alive. Attempt
--- numbers only grow, so an attempt seen not running never runs again.
+-- it has ended (it completed or failed, was cancelled, or was rescued after
+-- its worker stopped heartbeating), or when an earlier attempt of the same
+-- job holds it. A holder whose attempt still runs is never overtaken,
+-- however long its step takes: its heartbeat keeps the attempt, and so the
+-- lease, alive.
+--
+-- The end is taken on positive evidence only: the holder's job row at the
+-- holder's attempt and no longer running, or at a later attempt (attempt
+-- numbers only grow, and a claim sets the attempt and 'running' together).
+-- The jobs row is read from this statement's snapshot, which may predate
+-- the lease: when another worker's claim leased the run after the snapshot
+-- was taken, the row recheck sees the new lease while the snapshot still
+-- shows that job before its claim (a lower attempt) or not at all, and
+-- neither counts as an end, so a live lease is never taken.
 UPDATE {schema}.runs r
 SET locked_by = $2,
     locked_at = now(),
@@ -45,9 +54,11 @@ WHERE r.id = $1
   AND r.state IN ('pending', 'running')
   AND (r.locked_by IS NULL
        OR (r.locked_job_id = $3 AND r.locked_attempt < $4)
-       OR NOT EXISTS (
+       OR r.locked_job_id IS NULL
+       OR EXISTS (
          SELECT 1 FROM {schema}.jobs j
-         WHERE j.id = r.locked_job_id AND j.attempt = r.locked_attempt AND j.state = 'running'))
+         WHERE j.id = r.locked_job_id
+           AND (j.attempt > r.locked_attempt OR (j.attempt = r.locked_attempt AND j.state <> 'running'))))
 RETURNING {run_columns};
 
 -- name: RunLock
