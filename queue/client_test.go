@@ -332,9 +332,11 @@ func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 	if err := c.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Stop: %v, want deadline exceeded", err)
 	}
-	got, _ := drv.JobGet(context.Background(), j.ID)
-	if got.State != storage.JobRetryable || len(got.Errors) != 1 {
-		t.Fatalf("job %s with errors %v, want retryable with the cancellation recorded", got.State, got.Errors)
+	// Cut short by the client's stop: due again at once, the attempt not
+	// spent, the interruption recorded.
+	if got, _ := drv.JobGet(context.Background(), j.ID); got.State != storage.JobScheduled || len(got.Errors) != 1 ||
+		!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
+		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
 	}
 	if err := c.Stop(context.Background()); !errors.Is(err, queue.ErrNotStarted) {
 		t.Fatalf("second Stop: %v, want ErrNotStarted", err)

@@ -106,7 +106,19 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 		defer done()
 		defer cancel(nil)
 		err := c.execute(ctx, job)
+		var stopped error
+		if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
+			// The client's own stop cut the attempt short (its deadline
+			// passed): that is not the job's failure, and must not spend
+			// its last attempt. It runs again at once elsewhere.
+			c.cfg.Logger.Info("queue: job attempt stopped with the client; it runs again without spending an attempt",
+				"job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "err", err)
+			stopped, err = err, Snooze(0)
+		}
 		outcome, o := c.outcomeOf(job, err)
+		if stopped != nil {
+			o.Error = &storage.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
+		}
 		if outcome == OutcomeCompleted {
 			c.completer.add(job.ID, job.Attempt)
 			return

@@ -155,10 +155,12 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 		case control.Kind() == steps.KindSnooze:
 			return queue.Snooze(control.Delay())
 		}
-		if err := ctx.Err(); err != nil {
-			// Stopping: the next step runs on the job's next attempt (the
-			// queue records this one's end, which frees its lease).
-			return err
+		if ctx.Err() != nil {
+			// Stopping (or the attempt's time is up) between steps: the
+			// step committed, so the next one runs on the job's next
+			// delivery, at once and without spending an attempt (the queue
+			// records this one's end, which frees its lease).
+			return queue.Snooze(0)
 		}
 	}
 }

@@ -459,3 +459,53 @@ func TestRetriedChildIsCountedOffOnce(t *testing.T) {
 		t.Fatalf("parent: %s (%s), next step ran %d times; want succeeded once", r.State, r.Error, after.Load())
 	}
 }
+
+// A stop whose deadline cuts a step short on the job's last attempt does
+// not fail the run: the attempt was the client's to end, not the job's
+// failure. The run resumes on another engine at the same step.
+func TestStopOnTheLastAttemptDoesNotFailTheRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	entered := make(chan struct{})
+	var once sync.Once
+	var slow atomic.Bool
+	slow.Store(true)
+	wf := workflow.Define("deploy-safe", workflow.Options{MaxAttempts: 1},
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }),
+		steps.Do("long", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			if slow.Load() {
+				once.Do(func() { close(entered) })
+				<-ctx.Done() // cut short by the stop's deadline
+				return ctx.Err()
+			}
+			return nil
+		}))
+	a, err := workflow.NewEngine(drv, engineConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Register(wf); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := enqueue(t, a, "deploy-safe", endArgs{})
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the long step never started")
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_ = a.Stop(stopCtx)
+	if r := getRun(t, a, id); r.State.Final() {
+		t.Fatalf("after a stop cut the last attempt short: run %s (%s), want it to go on", r.State, r.Error)
+	}
+	slow.Store(false)
+	b := newEngine(t, drv, engineConfig(1), wf)
+	startEngine(t, b)
+	if r := waitRun(t, b, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+		t.Fatalf("run %s (%s), want it to succeed on another engine", r.State, r.Error)
+	}
+}
