@@ -255,7 +255,9 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 	if _, err := c.EnqueueMany(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	future, err := c.Enqueue(ctx, "k", "future", queue.EnqueueOptions{ScheduleIn: 300 * time.Millisecond})
+	// The lowest priority too: under load the first five may still be
+	// running when it becomes due, and it must come after p3 then as well.
+	future, err := c.Enqueue(ctx, "k", "future", queue.EnqueueOptions{Priority: 3, ScheduleIn: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
