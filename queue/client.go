@@ -108,6 +108,7 @@ func (c *Client) run(ctx, work context.Context) error {
 		aux.Go(func() { c.controlLoop(auxCtx) })
 	}
 
+	<-ctx.Done() // a client that works no queue has no loop to wait for
 	fetch.Wait()
 	err := c.waitJobs(work)
 	cp.drain()

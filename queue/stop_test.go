@@ -223,3 +223,29 @@ func TestStopTwice(t *testing.T) {
 		t.Fatalf("Stop after stopped: %v, want nil", err)
 	}
 }
+
+// A client that works no queue (it only enqueues) is started until Stop
+// like any other: a second Start is refused.
+func TestStartTwiceWithoutQueues(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	cfg := fastConfig(queue.NewWorkers(), 1)
+	cfg.Queues = nil
+	c := newClient(t, drv, cfg)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A round trip to the database: the client's goroutines have had time
+	// to give up, had they nothing to wait for.
+	if _, err := c.List(ctxT(t), storage.JobFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
+		t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
+	}
+	for i := range 2 {
+		if err := c.Stop(ctxT(t)); err != nil {
+			t.Fatalf("Stop %d: %v", i+1, err)
+		}
+	}
+}
