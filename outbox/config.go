@@ -44,10 +44,12 @@ var (
 	// Config or a nil driver.
 	ErrInvalid = errors.New("outbox: invalid relay config")
 
-	// ErrAlreadyStarted is returned by Start on a relay that is running.
+	// ErrAlreadyStarted is returned by Start on a relay that is running, or
+	// whose Stop has not finished.
 	ErrAlreadyStarted = errors.New("outbox: relay already started")
 
-	// ErrNotStarted is returned by Stop on a relay that is not running.
+	// ErrNotStarted is returned by Stop on a relay that was never started.
+	// (Stop on a relay that has stopped returns nil.)
 	ErrNotStarted = errors.New("outbox: relay not started")
 )
 

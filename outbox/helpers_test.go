@@ -183,7 +183,7 @@ func startRelay(t *testing.T, r *outbox.Relay) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := r.Stop(ctx); err != nil && !errors.Is(err, outbox.ErrNotStarted) {
+		if err := r.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 	})

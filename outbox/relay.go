@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic/internal/notifier"
+	"github.com/acidic-go/acidic/internal/service"
 	"github.com/acidic-go/acidic/internal/tick"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -27,12 +28,7 @@ type Relay struct {
 	drv  storage.Driver
 	cfg  Config
 	wake chan struct{}
-
-	mu       sync.Mutex
-	started  bool
-	stopLoop context.CancelFunc // no new batch, no new prune
-	stopWork context.CancelFunc // cancels in-flight publishes (hard stop)
-	done     chan struct{}      // closed when the background loops returned
+	svc  service.Base // runs the delivery, listener and prune loops (see run)
 }
 
 // New returns a relay on drv. It returns ErrInvalid, wrapped with the reason,
@@ -256,28 +252,29 @@ func (r *Relay) Prune(ctx context.Context) (int, error) {
 // Start runs the relay in the background until Stop: it delivers messages
 // as notifications of new ones arrive and every Config.PollInterval, and
 // prunes delivered messages every Config.PruneInterval. It returns at once;
-// ctx only bounds the start itself.
+// ctx only bounds the start itself. Start on a running relay (or one whose
+// Stop has not finished) returns ErrAlreadyStarted; a stopped relay may be
+// started again.
 func (r *Relay) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.started {
+	err := r.svc.Start(ctx, r.run)
+	if errors.Is(err, service.ErrStarted) {
 		return ErrAlreadyStarted
 	}
-	r.started = true
-	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	r.stopLoop, r.stopWork, r.done = stopLoop, stopWork, done
+	return err
+}
 
+// run runs the background loops until ctx ends (Stop). Publishes run under
+// work, which Stop ends when its context ends first.
+func (r *Relay) run(ctx, work context.Context) error {
+	halted := context.AfterFunc(work, func() {
+		r.cfg.Logger.Warn("outbox: stop deadline passed; cancelled in-flight publishes", "reason", context.Cause(work))
+	})
+	defer halted()
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); r.deliverLoop(loopCtx, workCtx) }()
-	go func() { defer wg.Done(); r.listenLoop(loopCtx) }()
-	go func() { defer wg.Done(); r.pruneLoop(loopCtx) }()
-	go func() { wg.Wait(); close(done) }()
+	wg.Go(func() { r.deliverLoop(ctx, work) })
+	wg.Go(func() { r.listenLoop(ctx) })
+	wg.Go(func() { r.pruneLoop(ctx) })
+	wg.Wait()
 	return nil
 }
 
@@ -285,28 +282,19 @@ func (r *Relay) Start(ctx context.Context) error {
 // publishes of the batch in flight finish, records their outcomes, and
 // returns. If ctx ends first, the in-flight publishes' contexts are
 // cancelled; Stop waits for them to return and be recorded and then returns
-// ctx's error.
+// ctx's error (its cause, if it was given one).
+//
+// Stop may be called more than once, also concurrently: only the first call
+// shuts down (and reports how); the others wait until the relay has stopped
+// and return nil, or return ctx's error if ctx ends first, leaving the
+// shutdown to the first. Stop on a relay never started returns
+// ErrNotStarted.
 func (r *Relay) Stop(ctx context.Context) error {
-	r.mu.Lock()
-	if !r.started {
-		r.mu.Unlock()
+	err := r.svc.Stop(ctx)
+	if errors.Is(err, service.ErrNotStarted) {
 		return ErrNotStarted
 	}
-	r.started = false
-	stopLoop, stopWork, done := r.stopLoop, r.stopWork, r.done
-	r.mu.Unlock()
-
-	stopLoop()
-	select {
-	case <-done:
-		stopWork()
-		return nil
-	case <-ctx.Done():
-		stopWork()
-		r.cfg.Logger.Warn("outbox: stop deadline passed; cancelled in-flight publishes")
-		<-done
-		return ctx.Err()
-	}
+	return err
 }
 
 // signal wakes the delivery loop.

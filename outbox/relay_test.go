@@ -357,8 +357,66 @@ func TestStopIsGraceful(t *testing.T) {
 	if all[1].DeliveredAt != nil || all[1].Attempts != 0 {
 		t.Fatalf("stopped relay claimed the next message: %+v", *all[1])
 	}
-	if err := r.Stop(ctxT(t)); !errors.Is(err, outbox.ErrNotStarted) {
-		t.Fatalf("second Stop: %v", err)
+	if err := r.Stop(ctxT(t)); err != nil {
+		t.Fatalf("second Stop: %v, want nil", err)
+	}
+}
+
+// Stop may be called twice, also at once: every call returns nil once the
+// relay has stopped (the publish in flight finished and was recorded), and
+// a later call returns nil at once.
+func TestStopTwice(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	r := newRelay(t, drv, outbox.Config{
+		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *outbox.Message) error {
+			once.Do(func() { close(started) })
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}),
+		PollInterval: 5 * time.Millisecond,
+	})
+	startRelay(t, r)
+	stage(t, drv, []string{"a"}, 0, 1)
+	<-started
+
+	const stops = 2
+	type result struct {
+		err       error
+		delivered bool
+	}
+	results := make(chan result, stops)
+	for range stops {
+		go func() {
+			err := r.Stop(ctxT(t))
+			all, listErr := drv.OutboxList(context.Background(), false, 10)
+			if listErr != nil || len(all) != 1 {
+				t.Errorf("OutboxList: %d messages, %v", len(all), listErr)
+				results <- result{err, false}
+				return
+			}
+			results <- result{err, all[0].DeliveredAt != nil}
+		}()
+	}
+	close(release)
+	for range stops {
+		res := <-results
+		if res.err != nil {
+			t.Errorf("concurrent Stop: %v, want nil", res.err)
+		}
+		if !res.delivered {
+			t.Error("a Stop returned before the publish in flight was recorded")
+		}
+	}
+	if err := r.Stop(ctxT(t)); err != nil {
+		t.Fatalf("Stop after stopped: %v, want nil", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic/internal/service"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -19,19 +20,14 @@ import (
 type Client struct {
 	drv storage.Driver
 	cfg Config
+	svc service.Base // runs the fetch loops, the auxiliary loops and the jobs (see run)
 
 	mu        sync.Mutex
-	started   bool
 	producers map[string]*producer
 	running   map[storage.JobAttempt]context.CancelCauseFunc
 	working   map[storage.JobAttempt]workingJob // jobs whose goroutine has not returned
 	checkKick chan struct{}                     // asks controlLoop to check the running attempts
-	stopFetch context.CancelFunc                // ends the producers' fetch loops
-	stopWork  context.CancelFunc                // cancels running jobs (hard stop)
-	stopAux   context.CancelFunc                // ends heartbeat, maintenance and listener
 	jobs      sync.WaitGroup                    // running jobs
-	loops     sync.WaitGroup                    // producers
-	aux       sync.WaitGroup                    // heartbeat, maintenance, listener
 	completer *completer
 }
 
@@ -71,96 +67,103 @@ func (c *Client) ID() string { return c.cfg.ID }
 func (c *Client) Driver() storage.Driver { return c.drv }
 
 // Start begins working the configured queues. It returns at once; jobs run
-// in the background until Stop. ctx only bounds the start itself.
+// in the background until Stop. ctx only bounds the start itself. Start on a
+// running client (or one whose Stop has not finished) returns
+// ErrAlreadyStarted; a stopped client may be started again.
 func (c *Client) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started {
+	err := c.svc.Start(ctx, c.run)
+	if errors.Is(err, service.ErrStarted) {
 		return ErrAlreadyStarted
 	}
-	c.started = true
+	return err
+}
 
-	fetchCtx, stopFetch := context.WithCancel(context.WithoutCancel(ctx))
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
-	c.stopFetch, c.stopWork, c.stopAux = stopFetch, stopWork, stopAux
-
-	c.completer = newCompleter(c)
-	c.aux.Add(1)
-	go func() { defer c.aux.Done(); c.completer.run(auxCtx) }()
-
-	c.producers = map[string]*producer{}
+// run works the queues until ctx ends (Stop), then shuts down in order: the
+// producers stop fetching, the running jobs finish, their completions are
+// written, and only then do the heartbeat, maintenance, listener and
+// control loops end (running jobs need their heartbeats). Jobs run under
+// work, which Stop ends when its deadline passes: the jobs still running
+// stopGrace later are abandoned, named in the error run returns.
+func (c *Client) run(ctx, work context.Context) error {
+	cp := newCompleter(c)
+	producers := map[string]*producer{}
 	for name, q := range c.cfg.Queues {
-		p := newProducer(c, name, q.MaxWorkers)
-		c.producers[name] = p
-		c.loops.Add(1)
-		go func() { defer c.loops.Done(); p.run(fetchCtx, workCtx) }()
+		producers[name] = newProducer(c, name, q.MaxWorkers)
 	}
-	if len(c.producers) > 0 {
-		c.aux.Add(4)
-		go func() { defer c.aux.Done(); c.heartbeatLoop(auxCtx) }()
-		go func() { defer c.aux.Done(); c.maintenanceLoop(auxCtx) }()
-		go func() { defer c.aux.Done(); c.listenLoop(auxCtx) }()
-		go func() { defer c.aux.Done(); c.controlLoop(auxCtx) }()
+	c.mu.Lock()
+	c.completer, c.producers = cp, producers
+	c.mu.Unlock()
+
+	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAux()
+	var aux, fetch sync.WaitGroup
+	aux.Go(func() { cp.run(auxCtx) })
+	for _, p := range producers {
+		fetch.Go(func() { p.run(ctx, work) })
 	}
-	return nil
+	if len(producers) > 0 {
+		aux.Go(func() { c.heartbeatLoop(auxCtx) })
+		aux.Go(func() { c.maintenanceLoop(auxCtx) })
+		aux.Go(func() { c.listenLoop(auxCtx) })
+		aux.Go(func() { c.controlLoop(auxCtx) })
+	}
+
+	<-ctx.Done() // a client that works no queue has no loop to wait for
+	fetch.Wait()
+	err := c.waitJobs(work)
+	cp.drain()
+	stopAux()
+	aux.Wait()
+	return err
+}
+
+// waitJobs waits for the running jobs. Once work ends (Stop's deadline
+// passed, and the jobs' contexts with it) it waits stopGrace more for them
+// to return and record their outcomes, then gives up on the rest and
+// returns the error that names them.
+func (c *Client) waitJobs(work context.Context) error {
+	if waitGroup(work, &c.jobs) {
+		return nil
+	}
+	cause := context.Cause(work)
+	c.cfg.Logger.Warn("queue: stop deadline passed; cancelled running jobs", "client", c.cfg.ID, "reason", cause)
+	grace, cancel := context.WithTimeout(context.Background(), stopGrace)
+	defer cancel()
+	if waitGroup(grace, &c.jobs) {
+		return nil
+	}
+	return c.abandonRunning(cause)
 }
 
 // Stop shuts the client down gracefully: it stops fetching, waits for running
 // jobs to finish, records their outcomes, and returns. If ctx ends first, the
 // running jobs' contexts are cancelled; Stop waits for them to return and
-// record their outcomes (up to 5 seconds) and then returns ctx's error. A ctx
-// without a deadline is given one Config.StopTimeout after the call: past
-// it, Stop proceeds in the same way and returns ErrStopTimeout, so Stop
-// returns even when ctx never ends.
+// record their outcomes (up to 5 seconds) and then returns ctx's error (its
+// cause, if it was given one). A ctx without a deadline is given one
+// Config.StopTimeout after the call: past it, Stop proceeds in the same way
+// and returns ErrStopTimeout, so Stop returns even when ctx never ends.
 //
 // Jobs that ignore their context are left running and will be rescued by
 // another client once their heartbeat stops: Stop logs each of them (id,
 // kind, attempt, how long it has run) and returns a *JobsRunningError naming
 // them, which wraps ctx's error or ErrStopTimeout.
+//
+// Stop may be called more than once, also concurrently: only the first call
+// shuts down (and reports how); the others wait until the client has
+// stopped and return nil, or return ctx's error if ctx ends first, leaving
+// the shutdown to the first. Stop on a client never started returns
+// ErrNotStarted.
 func (c *Client) Stop(ctx context.Context) error {
-	c.mu.Lock()
-	if !c.started {
-		c.mu.Unlock()
-		return ErrNotStarted
-	}
-	c.started = false
-	c.mu.Unlock()
-
-	wait := ctx
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		wait, cancel = context.WithTimeout(ctx, c.cfg.StopTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, c.cfg.StopTimeout, ErrStopTimeout)
 		defer cancel()
 	}
-
-	c.stopFetch()
-	c.loops.Wait()
-
-	var stopErr error
-	if !waitGroup(wait, &c.jobs) {
-		stopErr = ctx.Err()
-		if stopErr == nil {
-			stopErr = ErrStopTimeout
-		}
-		c.stopWork()
-		c.cfg.Logger.Warn("queue: stop deadline passed; cancelled running jobs", "client", c.cfg.ID, "reason", stopErr)
-		// Give cancelled jobs a moment to return and record their outcome.
-		grace, cancel := context.WithTimeout(context.Background(), stopGrace)
-		finished := waitGroup(grace, &c.jobs)
-		cancel()
-		if !finished {
-			stopErr = c.abandonRunning(stopErr)
-		}
+	err := c.svc.Stop(ctx)
+	if errors.Is(err, service.ErrNotStarted) {
+		return ErrNotStarted
 	}
-	c.completer.drain()
-	c.stopAux()
-	c.aux.Wait()
-	c.stopWork()
-	return stopErr
+	return err
 }
 
 // stopGrace bounds how long Stop, past its deadline, waits for the jobs it

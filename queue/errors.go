@@ -24,10 +24,12 @@ var (
 	// ErrDuplicateKind is returned when a kind is registered twice.
 	ErrDuplicateKind = errors.New("queue: kind already registered")
 
-	// ErrNotStarted is returned by Stop on a client that is not running.
+	// ErrNotStarted is returned by Stop on a client that was never
+	// started. (Stop on a client that has stopped returns nil.)
 	ErrNotStarted = errors.New("queue: client not started")
 
-	// ErrAlreadyStarted is returned by Start on a client that is running.
+	// ErrAlreadyStarted is returned by Start on a client that is running,
+	// or whose Stop has not finished.
 	ErrAlreadyStarted = errors.New("queue: client already started")
 
 	// ErrStopTimeout is returned by Stop when, its context having no

@@ -101,6 +101,9 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 	ctx, cancel := context.WithCancelCause(workCtx)
 	c.track(job, cancel)
 	c.jobs.Add(1)
+	// The completer of the run that fetched the job: a job abandoned by
+	// Stop may return after a restart made a new one.
+	cp := c.completer
 	go func() {
 		defer c.jobs.Done()
 		defer done()
@@ -120,7 +123,7 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 			o.Error = &storage.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
 		}
 		if outcome == OutcomeCompleted {
-			c.completer.add(job.ID, job.Attempt)
+			cp.add(job.ID, job.Attempt)
 			return
 		}
 		if err != nil && outcome != OutcomeSnoozed {

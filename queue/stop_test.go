@@ -163,3 +163,92 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
 	}
 }
+
+// Stop may be called twice, also at once: every call returns nil once the
+// client has stopped (the running job finished and its completion is
+// written), and a later call returns nil at once. Stop on a client never
+// started returns ErrNotStarted.
+func TestStopTwice(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ws := queue.NewWorkers()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	_ = ws.Handle("slow", func(ctx context.Context, job *queue.Job) error {
+		close(started)
+		<-release
+		return ctx.Err() // nil unless the job's context was cancelled
+	}, queue.KindOptions{})
+	c := newClient(t, drv, fastConfig(ws, 1))
+	if err := c.Stop(ctxT(t)); !errors.Is(err, queue.ErrNotStarted) {
+		t.Fatalf("Stop before Start: %v, want ErrNotStarted", err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
+		t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
+	}
+	j, err := c.Enqueue(ctxT(t), "slow", nil, queue.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+
+	const stops = 2
+	type result struct {
+		err   error
+		state storage.JobState
+	}
+	results := make(chan result, stops)
+	for range stops {
+		go func() {
+			err := c.Stop(ctxT(t))
+			got, getErr := drv.JobGet(context.Background(), j.ID)
+			if getErr != nil {
+				t.Errorf("JobGet: %v", getErr)
+				got = &queue.Job{}
+			}
+			results <- result{err, got.State}
+		}()
+	}
+	close(release)
+	for range stops {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("concurrent Stop: %v, want nil", r.err)
+		}
+		if r.state != storage.JobCompleted {
+			t.Errorf("a Stop returned with the job %s, before the client stopped", r.state)
+		}
+	}
+	if err := c.Stop(ctxT(t)); err != nil {
+		t.Fatalf("Stop after stopped: %v, want nil", err)
+	}
+}
+
+// A client that works no queue (it only enqueues) is started until Stop
+// like any other: a second Start is refused.
+func TestStartTwiceWithoutQueues(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	cfg := fastConfig(queue.NewWorkers(), 1)
+	cfg.Queues = nil
+	c := newClient(t, drv, cfg)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A round trip to the database: the client's goroutines have had time
+	// to give up, had they nothing to wait for.
+	if _, err := c.List(ctxT(t), storage.JobFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
+		t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
+	}
+	for i := range 2 {
+		if err := c.Stop(ctxT(t)); err != nil {
+			t.Fatalf("Stop %d: %v", i+1, err)
+		}
+	}
+}
