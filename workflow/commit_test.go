@@ -9,6 +9,7 @@ import (
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -69,5 +70,25 @@ func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 	// Nothing was registered: a good definition under the name still is.
 	if err := e.Register(workflow.Define("bad", workflow.Options{Priority: 3, MaxAttempts: 1}, noop)); err != nil {
 		t.Errorf("Register after refusals: %v", err)
+	}
+}
+
+// A session terminated while it commits (FATAL, not an ERROR) says nothing
+// about how the transaction ended: the enqueue's outcome is unknown, and
+// the error names the run it concerns.
+func TestEnqueueWhoseSessionDiesAtCommitIsUnknown(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	wf := workflow.Define("dies-at-commit", workflow.Options{},
+		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
+	e := newEngine(t, drv, engineConfig(1), wf)
+	fn := table(drv, "die_at_commit")
+	execSQL(t, drv, "CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); RETURN NULL; END $$")
+	execSQL(t, drv, "CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON "+table(drv, "runs")+
+		" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "+fn+"()")
+	_, err := e.Enqueue(ctxT(t), "dies-at-commit", endArgs{N: 1}, workflow.EnqueueOptions{})
+	var unknown *workflow.EnqueueUnknownError
+	if !errors.As(err, &unknown) || !errors.Is(err, storage.ErrCommitUnknown) || !strings.Contains(err.Error(), unknown.RunID.String()) {
+		t.Fatalf("Enqueue whose session was terminated at COMMIT: %v, want an *EnqueueUnknownError naming the run", err)
 	}
 }

@@ -184,8 +184,12 @@ func commit(ctx context.Context, tx pgx.Tx) error {
 	if err == nil {
 		return nil
 	}
+	// A server ERROR answering COMMIT (a serialization failure, a deferred
+	// constraint) is a known rollback. A FATAL or PANIC (the session was
+	// terminated, the server shuts down) ends the session without saying
+	// how the transaction ended, like a broken connection.
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+	if errors.Is(err, pgx.ErrTxCommitRollback) || (errors.As(err, &pgErr) && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC") {
 		return wrapErr(err)
 	}
 	return fmt.Errorf("%w: %w", storage.ErrCommitUnknown, err)
