@@ -66,19 +66,19 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 	w, e := x.w, x.e
 	idx := w.index(x.rec.RecoveryPoint)
 	if idx < 0 {
-		return x.failForGood(fmt.Errorf("%w: step %q of run %s is no longer defined", ErrDefinitionChanged, x.rec.RecoveryPoint, x.rec.ID))
+		return x.failForGood(ctx, fmt.Errorf("%w: step %q of run %s is no longer defined", ErrDefinitionChanged, x.rec.RecoveryPoint, x.rec.ID))
 	}
 	if x.rec.DefinitionHash != w.hash {
-		return x.failForGood(fmt.Errorf("%w: run %s was created with steps %s, the code now has %s (%v)",
+		return x.failForGood(ctx, fmt.Errorf("%w: run %s was created with steps %s, the code now has %s (%v)",
 			ErrDefinitionChanged, x.rec.ID, x.rec.DefinitionHash, w.hash, w.stepNames()))
 	}
 	var err error
 	if x.args, err = decode[A](x.rec.Args); err != nil {
-		return x.failForGood(fmt.Errorf("%w: run %s into %T: %w", ErrArgsDecode, x.rec.ID, x.args, err))
+		return x.failForGood(ctx, fmt.Errorf("%w: run %s into %T: %w", ErrArgsDecode, x.rec.ID, x.args, err))
 	}
 	if err := w.checkChildren(ctx, e, x.rec, idx); err != nil {
 		if errors.Is(err, steps.ErrChildFailed) {
-			return x.failForGood(err)
+			return x.failForGood(ctx, err)
 		}
 		// Could not read the children (the database, say): try again later.
 		// The queue records the attempt's end, which frees its lease.
@@ -112,15 +112,15 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 		case err == nil:
 		case errors.As(err, &failure):
 			if c, ok := steps.AsControl(failure.err); ok && c.Kind() == steps.KindCancel {
-				// The job's cancellation ends the run (jobsEnded).
 				reason := "cancelled by step " + step.Name()
 				if c.Reason() != nil {
 					reason += ": " + c.Reason().Error()
 				}
+				e.endRun(ctx, w, x.rec, x.lease, run.Cancelled, reason)
 				return queue.Cancel(errors.New(reason))
 			}
 			if errors.Is(failure.err, ErrStateDecode) {
-				return x.failForGood(fmt.Errorf("run %s: %w", x.rec.ID, failure.err))
+				return x.failForGood(ctx, fmt.Errorf("run %s: %w", x.rec.ID, failure.err))
 			}
 			return x.recordFailure(ctx, idx, started, failure.err)
 		case errors.Is(err, storage.ErrLeaseLost):
@@ -348,9 +348,10 @@ func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started ti
 	return stepErr
 }
 
-// failForGood fails the run for a reason no retry can fix: the job is
-// discarded, and its end fails the run (jobsEnded) in the same transaction.
-func (x *execution[A, S]) failForGood(reason error) error {
+// failForGood fails the run for a reason no retry can fix, whatever other
+// job carries it, then discards the job.
+func (x *execution[A, S]) failForGood(ctx context.Context, reason error) error {
 	x.e.cfg.Logger.Error("workflow: run failed for good", "run", x.rec.ID, "workflow", x.rec.Workflow, "err", reason)
+	x.e.endRun(ctx, x.w, x.rec, x.lease, run.Failed, reason.Error())
 	return queue.Discard(reason)
 }

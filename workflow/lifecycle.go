@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -26,13 +27,15 @@ import (
 //	running                 a step halts                              halted      step transaction
 //	running                 an await step commits                     awaiting    step transaction
 //	running                 the last step commits                     succeeded   step transaction, then settle
+//	running                 a step returns Cancel, or fails for a     cancelled,  endRun (RunRelease), then settle, in
+//	                        reason no retry can fix                   failed      one transaction; then the job ends
 //	running                 a step fails, or the attempt ends         pending     RunRelease (recordFailure), or the
 //	                        (attempts left)                                       queue's end of the attempt
 //	pending, running        the last unfinished job of the run's      failed,     jobsEnded (the queue's EndedFunc),
 //	                        workflow ends for good (attempts out,     cancelled   in the transaction that ends the job
 //	                        panic, Discard, rescue of the last
-//	                        attempt, unknown workflow, a step's
-//	                        Cancel, an operator's job cancel)
+//	                        attempt, unknown workflow, an
+//	                        operator's job cancel)
 //	awaiting                its last child settles                    pending     settle (the child's), with the
 //	                                                                              parent's next job
 //	pending, running,       Engine.Cancel                             cancelled   cancelTx, then settle
@@ -79,6 +82,27 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*queue.Job
 		}
 	}
 	return nil
+}
+
+// endRun ends a run its lease holder decided to end for good (a step's
+// Cancel, a reason no retry can fix), whatever other job may carry it: the
+// run takes state and reason and is settled, in one transaction, fenced by
+// the lease. The caller then ends its job; jobsEnded finds the run ended.
+// Should this fail (the database, a lost lease), the job's end still ends
+// the run through jobsEnded, unless another job carries it on.
+func (e *Engine) endRun(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, state storage.RunState, reason string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		next, err := tx.RunRelease(ctx, storage.RunRelease{ID: rec.ID, Token: lease.Token, State: state, Error: reason})
+		if err != nil {
+			return err
+		}
+		return e.settle(ctx, tx, d, next)
+	})
+	if err != nil {
+		e.cfg.Logger.Warn("workflow: could not end the run; its job's end will", "run", rec.ID, "state", state, "err", err)
+	}
 }
 
 // endReason is the run's error when job j, which carried it, ended for good.

@@ -509,3 +509,32 @@ func TestStopOnTheLastAttemptDoesNotFailTheRun(t *testing.T) {
 		t.Fatalf("run %s (%s), want it to succeed on another engine", r.State, r.Error)
 	}
 }
+
+// A step's Cancel ends the run at once, even while a second job carries it
+// (after crashes, or a Retry while a job ran): the step is not run again by
+// that job to reach the same decision.
+func TestStepCancelEndsTheRunWhateverElseCarriesIt(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var decided atomic.Int32
+	var finished onFinishCounter
+	opts := fastOptions(3)
+	opts.OnFinish = finished.fn
+	wf := workflow.Define("fraud", opts,
+		steps.Do("check", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			decided.Add(1)
+			return steps.Cancel(errors.New("fraud suspected"))
+		}))
+	e := newEngine(t, drv, engineConfig(1), wf)
+	id := enqueue(t, e, "fraud", endArgs{})
+	if _, err := e.Queue().Enqueue(ctxT(t), "fraud", nil, queue.EnqueueOptions{ScheduleIn: 200 * time.Millisecond}.ForRun(id)); err != nil {
+		t.Fatal(err)
+	}
+	startEngine(t, e)
+	r := requireEnded(t, e, drv, id, storage.RunCancelled, "cancelled by step check: fraud suspected")
+	if n := decided.Load(); n != 1 {
+		t.Errorf("the cancelling step ran %d times, want once", n)
+	}
+	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
+	_ = r
+}
