@@ -299,9 +299,9 @@ func (x *faultExec) JobHeartbeat(ctx context.Context, attempts []storage.JobAtte
 	return
 }
 
-func (x *faultExec) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) (r0 []*storage.Job, err error) {
+func (x *faultExec) JobRescue(ctx context.Context, p storage.JobRescue) (r0 []*storage.Job, err error) {
 	err = x.f.do(ctx, "JobRescue", func() error {
-		r0, err = x.ex.JobRescue(ctx, staleAfter, limit)
+		r0, err = x.ex.JobRescue(ctx, p)
 		return err
 	})
 	return

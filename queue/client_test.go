@@ -546,7 +546,7 @@ func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
 	// same client then claims the job again. (The rescue skips a row a
 	// heartbeat holds at that instant: try again.)
 	for {
-		rescued, err := drv.JobRescue(ctx, 0, 10)
+		rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 0, Limit: 10})
 		if err != nil {
 			t.Fatalf("JobRescue: %v", err)
 		}

@@ -50,7 +50,9 @@ type Config struct {
 	// the transaction back, and the write is tried again like any failed
 	// bookkeeping write. Package workflow uses it to end a run with the job
 	// that carried it. Dependents of a graph job cancelled through its
-	// dependencies are not passed.
+	// dependencies are not passed. A client without it neither claims,
+	// rescues nor cancels jobs that carry workflow runs: it could not end
+	// their runs with them (work those queues with a workflow.Engine).
 	EndedFunc func(ctx context.Context, tx storage.Tx, jobs []*Job) error
 
 	// PollInterval is how often an idle queue looks for work when no

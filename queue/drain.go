@@ -48,7 +48,7 @@ func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (Dr
 				return res, err
 			}
 		}
-		jobs, err := c.drv.JobFetch(ctx, storage.JobFetch{Queue: queue, Max: 1, WorkerID: c.cfg.ID + "-drain"})
+		jobs, err := c.drv.JobFetch(ctx, storage.JobFetch{Queue: queue, Max: 1, WorkerID: c.cfg.ID + "-drain", SkipRunJobs: c.cfg.EndedFunc == nil})
 		if err != nil {
 			return res, err
 		}

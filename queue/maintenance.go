@@ -65,15 +65,18 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 
 // rescue rescues the jobs of workers that stopped heartbeating; those it
 // discards (their last attempt) are passed to EndedFunc in the same
-// transaction.
+// transaction. A client without EndedFunc rescues no job that carries a
+// workflow run.
 func (c *Client) rescue(ctx context.Context) ([]*Job, error) {
 	if c.cfg.EndedFunc == nil {
-		return c.drv.JobRescue(ctx, c.cfg.RescueAfter, 1000)
+		// Without EndedFunc this client cannot end a run with its job: it
+		// leaves jobs that carry runs to the engines' clients.
+		return c.drv.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: 1000, SkipRunJobs: true})
 	}
 	var rescued []*Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		var err error
-		if rescued, err = tx.JobRescue(ctx, c.cfg.RescueAfter, 1000); err != nil {
+		if rescued, err = tx.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: 1000}); err != nil {
 			return err
 		}
 		var ended []*Job

@@ -99,7 +99,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		// The claim itself is not cancelled by Stop: a fetch cut off after the
 		// database claimed rows would leave them running until rescued.
 		claimCtx, cancel := context.WithTimeout(context.WithoutCancel(fetchCtx), p.c.cfg.RescueAfter)
-		jobs, err := p.c.drv.JobFetch(claimCtx, storage.JobFetch{Queue: p.queue, Max: free, WorkerID: p.c.cfg.ID})
+		jobs, err := p.c.drv.JobFetch(claimCtx, storage.JobFetch{Queue: p.queue, Max: free, WorkerID: p.c.cfg.ID, SkipRunJobs: p.c.cfg.EndedFunc == nil})
 		cancel()
 		if err != nil {
 			if fetchCtx.Err() == nil {

@@ -61,10 +61,11 @@ type Executor interface {
 	// writes nothing: a client runs it when a control notification (which
 	// any role may send) tells it to look.
 	JobLostAttempts(ctx context.Context, attempts []JobAttempt) ([]JobStatus, error)
-	// JobRescue returns running jobs whose heartbeat is older than staleAfter
-	// to retryable (or discarded when out of attempts), at most limit of them,
-	// frees the run leases those attempts held, and returns the rescued jobs.
-	JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*Job, error)
+	// JobRescue returns running jobs whose heartbeat is older than
+	// p.StaleAfter to retryable (or discarded when out of attempts), at most
+	// p.Limit of them, frees the run leases those attempts held, and returns
+	// the rescued jobs.
+	JobRescue(ctx context.Context, p JobRescue) ([]*Job, error)
 	// JobPrune deletes up to limit jobs that reached a final state longer
 	// than retention ago and returns how many it deleted.
 	JobPrune(ctx context.Context, retention time.Duration, limit int) (int, error)

@@ -155,6 +155,20 @@ type JobFetch struct {
 	Queue    string
 	Max      int
 	WorkerID string
+	// SkipRunJobs leaves jobs that carry workflow runs (RunID set) to other
+	// clients: a client that cannot end a run with its job (no
+	// queue.Config.EndedFunc) must not claim them.
+	SkipRunJobs bool
+}
+
+// JobRescue asks to rescue the running jobs whose heartbeat is older than
+// StaleAfter, at most Limit of them (see Executor.JobRescue).
+type JobRescue struct {
+	StaleAfter time.Duration
+	Limit      int
+	// SkipRunJobs leaves jobs that carry workflow runs to other clients, as
+	// in JobFetch.
+	SkipRunJobs bool
 }
 
 // JobAttempt identifies one attempt of a job; fenced writes match both fields

@@ -538,3 +538,55 @@ func TestStepCancelEndsTheRunWhateverElseCarriesIt(t *testing.T) {
 	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
 	_ = r
 }
+
+// A bare queue client (no EndedFunc: it cannot end a run with its job)
+// working and maintaining the same queue as an engine neither rescues nor
+// claims jobs that carry runs: discarding one would strand its run. The
+// engine's client rescues it, and ends the run with it.
+func TestBareQueueClientLeavesRunJobsToEngines(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ctx := ctxT(t)
+	wf := workflow.Define("once", fastOptions(1),
+		steps.Do("a", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
+	cfg := engineConfig(1)
+	cfg.Queue.RescueAfter = time.Minute
+	e := newEngine(t, drv, cfg, wf) // not started
+	id := enqueue(t, e, "once", endArgs{N: 1})
+	second := enqueue(t, e, "once", endArgs{N: 2})
+
+	// A bare client on the same queue fetches nothing of the runs.
+	ws := queue.NewWorkers()
+	bare, err := queue.New(drv, queue.Config{Workers: ws, RescueAfter: time.Minute, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := bare.Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil || res.Total() != 0 {
+		t.Fatalf("a bare client drained %+v (%v) of a queue holding only run jobs, want nothing", res, err)
+	}
+	// The engine's worker claims the first run's job (its last attempt),
+	// then dies; the bare client's maintenance leaves it alone.
+	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: queue.DefaultQueue, Max: 1, WorkerID: "dead"})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("fetch: %v %d", err, len(jobs))
+	}
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", jobs[0].ID)
+	if res := bare.Maintain(ctx); len(res.Rescued) != 0 {
+		t.Fatalf("a bare client rescued %v", res.Rescued)
+	}
+	// The engine rescues it: its last attempt, so the run fails with it.
+	if res := e.Queue().Maintain(ctx); len(res.Rescued) != 1 {
+		t.Fatalf("the engine rescued %v, want the dead worker's job", res.Rescued)
+	}
+	dead := jobs[0].RunID
+	if r := getRun(t, e, dead); r.State != storage.RunFailed || !strings.Contains(r.Error, "stopped heartbeating") {
+		t.Fatalf("run of the dead worker: %s (%q), want failed by the rescue", r.State, r.Error)
+	}
+	other := id
+	if dead == id {
+		other = second
+	}
+	if r := getRun(t, e, other); r.State != storage.RunPending {
+		t.Fatalf("the other run: %s, want pending", r.State)
+	}
+}

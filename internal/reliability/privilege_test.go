@@ -278,7 +278,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	if n, err := drv.JobPrune(ctx, 0, 1000); err != nil || n == 0 {
 		t.Fatalf("JobPrune as the application: %d, %v", n, err)
 	}
-	if _, err := drv.JobRescue(ctx, time.Hour, 10); err != nil {
+	if _, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: time.Hour, Limit: 10}); err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
 	if _, err := appPool.Exec(ctx, "DELETE FROM "+qualify(schema, "runs")+" WHERE id = $1", res.Run.ID); err != nil {

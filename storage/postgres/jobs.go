@@ -118,7 +118,7 @@ func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
 
 func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage.Job, error) {
 	var jobs []*storage.Job
-	err := e.bookkeeping(ctx, e.q.get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID}, func(rows pgx.Rows) error {
+	err := e.bookkeeping(ctx, e.q.get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID, p.SkipRunJobs}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				leasedJob pgtype.Int8
@@ -270,8 +270,8 @@ func scanJobStatus(rows pgx.Rows) (storage.JobStatus, error) {
 	return s, nil
 }
 
-func (e *executor) JobRescue(ctx context.Context, staleAfter time.Duration, limit int) ([]*storage.Job, error) {
-	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), staleAfter.Microseconds(), limit))
+func (e *executor) JobRescue(ctx context.Context, p storage.JobRescue) ([]*storage.Job, error) {
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), p.StaleAfter.Microseconds(), p.Limit, p.SkipRunJobs))
 	if err != nil {
 		return nil, fmt.Errorf("rescue jobs: %w", err)
 	}

@@ -311,7 +311,7 @@ func TestRunLease(t *testing.T) {
 			switch how {
 			case "rescued":
 				backdateHeartbeat(ctx, t, drv, time.Hour, jobA.ID)
-				if rescued, err := drv.JobRescue(ctx, time.Minute, 10); err != nil || len(rescued) != 1 || rescued[0].ID != jobA.ID {
+				if rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: time.Minute, Limit: 10}); err != nil || len(rescued) != 1 || rescued[0].ID != jobA.ID {
 					t.Fatalf("JobRescue = %v, %v; want [%d]", ids(rescued), err, jobA.ID)
 				}
 			case "cancelled":
@@ -338,7 +338,7 @@ func TestRunLease(t *testing.T) {
 			t.Fatal("first lease refused")
 		}
 		backdateHeartbeat(ctx, t, drv, time.Hour, first.ID)
-		if rescued, err := drv.JobRescue(ctx, time.Minute, 10); err != nil || len(rescued) != 1 {
+		if rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: time.Minute, Limit: 10}); err != nil || len(rescued) != 1 {
 			t.Fatalf("JobRescue = %v, %v", ids(rescued), err)
 		}
 		// Attempt 2 of the same job is running; attempt 1's lease is dead.

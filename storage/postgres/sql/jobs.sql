@@ -50,6 +50,7 @@ WITH picked AS (
   WHERE state IN ('available', 'scheduled', 'retryable')
     AND queue = $1
     AND scheduled_at <= now()
+    AND (NOT $4::boolean OR run_id IS NULL)
   ORDER BY priority, scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -221,6 +222,7 @@ WITH stale AS (
   SELECT id AS stale_id
   FROM {schema}.jobs
   WHERE state = 'running' AND heartbeat_at < now() - $1::bigint * interval '1 microsecond'
+    AND (NOT $3::boolean OR run_id IS NULL)
   ORDER BY heartbeat_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
