@@ -631,14 +631,14 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	}
 
 	// The limit caps a pass.
-	first, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10*time.Minute, Limit: 1})
+	first, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10 * time.Minute, Limit: 1})
 	if err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
 	if len(first) != 1 {
 		t.Fatalf("JobRescue(limit 1) rescued %v, want 1 job", ids(first))
 	}
-	second, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10*time.Minute, Limit: 10})
+	second, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10 * time.Minute, Limit: 10})
 	if err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
@@ -677,7 +677,7 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 		t.Errorf("JobHeartbeat after rescue = %v, want %v", lost, wantLost)
 	}
 	// Nothing stale is left; a retryable rescued job is fetchable again.
-	if more, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10*time.Minute, Limit: 10}); err != nil || len(more) != 0 {
+	if more, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10 * time.Minute, Limit: 10}); err != nil || len(more) != 0 {
 		t.Errorf("third JobRescue = %v, %v; want nothing", ids(more), err)
 	}
 	refetched, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 10, WorkerID: "w3"})

@@ -837,8 +837,8 @@ func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	type res struct {
-		r  *storage.Run
-		ok bool
+		r   *storage.Run
+		ok  bool
 		err error
 	}
 	done := make(chan res, 1)
