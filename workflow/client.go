@@ -216,7 +216,8 @@ func (e *Engine) List(ctx context.Context, f storage.RunFilter) ([]*Run, error) 
 
 // Retry resumes a failed, cancelled or halted run from its recovery point:
 // the run becomes pending and a new job is enqueued. Steps that committed
-// do not run again. A succeeded or in-progress run is ErrNotRetryable.
+// do not run again. A pending run's waiting job is made due now. A
+// succeeded, running or awaiting run is ErrNotRetryable.
 func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 	var out *Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
