@@ -2,19 +2,12 @@ package queue_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage/postgres"
 )
 
 // This example uses the queue alone: register a function per job kind,
@@ -22,7 +15,7 @@ import (
 // client once the job is done.
 func Example() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	done := make(chan struct{})
@@ -83,7 +76,7 @@ type ResizeArgs struct {
 // as tests and tools do; the client need not be started.
 func ExampleClient_Drain() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	workers := queue.NewWorkers()
@@ -123,7 +116,7 @@ func ExampleClient_Drain() {
 // an equal one returns the first, marked Duplicate, and inserts nothing.
 func ExampleUniqueOptions() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	client, err := queue.New(drv, queue.Config{Logger: slog.New(slog.DiscardHandler)})
@@ -152,33 +145,4 @@ func ExampleUniqueOptions() {
 	// first: false
 	// second: true same job: true
 	// second's args: {"note": "first", "order": 42}
-}
-
-// exampleDriver returns a driver on a new, migrated schema of the test
-// database, and a function that drops the schema and closes the pool.
-//
-// A program opens its pool once and migrates its schema (by default
-// "acidic") at start-up: postgres.New(pool, postgres.Options{}).Migrator().Up.
-func exampleDriver() (*postgres.Driver, func()) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	schema := "example_" + strings.ToLower(rand.Text())
-	pool, err := pgxpool.New(ctx, testdb.URL())
-	if err != nil {
-		panic(err)
-	}
-	drv := postgres.New(pool, postgres.Options{Schema: schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		pool.Close()
-		panic(err)
-	}
-	return drv, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		pool.Close()
-		if err != nil {
-			panic(err)
-		}
-	}
 }

@@ -2,17 +2,13 @@ package steps_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
@@ -32,7 +28,7 @@ type PaymentArgs struct {
 // attempt fails after its insert, which rolls the insert back.
 func ExampleContext_Tx() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 	if _, err := drv.Pool().Exec(ctx, "CREATE TABLE ledger (account text, cents int)"); err != nil {
 		panic(err)
@@ -78,7 +74,7 @@ type (
 // This example fans out: a parent run awaits two child runs, which run in
 // parallel, and continues once, after both have finished.
 func ExampleAwaitRuns() {
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	pack := workflow.Define("pack", workflow.Options{},
@@ -125,7 +121,7 @@ type NewsletterArgs struct {
 // so when the third one fails, the run resumes at that item: the first two
 // are not sent again.
 func ExampleForEach() {
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	newsletter := workflow.Define("newsletter", workflow.Options{},
@@ -169,7 +165,7 @@ type RefundArgs struct {
 // after the one that halted.
 func ExampleHalt() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	refund := workflow.Define("refund", workflow.Options{},
@@ -238,39 +234,4 @@ func drainRun(eng *workflow.Engine, id uuid.UUID) *workflow.Run {
 		panic(err)
 	}
 	return r
-}
-
-// exampleDriver returns a driver on a new, migrated schema of the test
-// database, and a function that drops the schema and closes the pool.
-// Unqualified table names in the examples' SQL name tables of that schema.
-//
-// A program opens its pool once and migrates its schema (by default
-// "acidic") at start-up: postgres.New(pool, postgres.Options{}).Migrator().Up.
-func exampleDriver() (*postgres.Driver, func()) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	schema := "example_" + strings.ToLower(rand.Text())
-	cfg, err := pgxpool.ParseConfig(testdb.URL())
-	if err != nil {
-		panic(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		panic(err)
-	}
-	drv := postgres.New(pool, postgres.Options{Schema: schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		pool.Close()
-		panic(err)
-	}
-	return drv, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		pool.Close()
-		if err != nil {
-			panic(err)
-		}
-	}
 }

@@ -2,22 +2,16 @@ package workflow_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -38,7 +32,7 @@ type OrderState struct {
 // run and lets a started engine work it.
 func Example() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	order := workflow.Define("order", workflow.Options{},
@@ -107,7 +101,7 @@ type WelcomeArgs struct {
 // commits.
 func ExampleEngine_EnqueueTx() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	welcome := workflow.Define("welcome", workflow.Options{},
@@ -165,7 +159,7 @@ func ExampleEngine_EnqueueTx() {
 // same order twice makes one run. Keys are namespaced per workflow.
 func ExampleEngine_Enqueue_idempotencyKey() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	checkout := workflow.Define("checkout", workflow.Options{},
@@ -213,7 +207,7 @@ func ExampleEngine_Enqueue_idempotencyKey() {
 // that failed, and the steps that committed before it do not run again.
 func ExampleEngine_Retry() {
 	ctx := context.Background()
-	drv, cleanup := exampleDriver()
+	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
 	cardValid := false
@@ -270,39 +264,4 @@ func ExampleEngine_Retry() {
 	// failed at charge: attempts exhausted (1 of 1): card expired
 	// charge card
 	// succeeded
-}
-
-// exampleDriver returns a driver on a new, migrated schema of the test
-// database, and a function that drops the schema and closes the pool.
-// Unqualified table names in the examples' SQL name tables of that schema.
-//
-// A program opens its pool once and migrates its schema (by default
-// "acidic") at start-up: postgres.New(pool, postgres.Options{}).Migrator().Up.
-func exampleDriver() (*postgres.Driver, func()) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	schema := "example_" + strings.ToLower(rand.Text())
-	cfg, err := pgxpool.ParseConfig(testdb.URL())
-	if err != nil {
-		panic(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		panic(err)
-	}
-	drv := postgres.New(pool, postgres.Options{Schema: schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		pool.Close()
-		panic(err)
-	}
-	return drv, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		pool.Close()
-		if err != nil {
-			panic(err)
-		}
-	}
 }
