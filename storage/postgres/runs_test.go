@@ -251,3 +251,31 @@ func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
 		t.Errorf("RunLease took over the lease of job %d attempt %d, which is still running", j1.ID, holder.Attempt)
 	}
 }
+
+// runSteps returns a run's step log, failing the test on error.
+func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) []storage.Step {
+	t.Helper()
+	steps, err := e.RunSteps(ctx, id)
+	if err != nil {
+		t.Fatalf("RunSteps(%s): %v", id, err)
+	}
+	return steps
+}
+
+// TestRunLeaseNeverTakenOverByAge: a lease whose holding attempt still runs
+// is not taken over however old it is (30 days, written into locked_at);
+// the conformance suite checks the rest of RunLease.
+func TestRunLeaseNeverTakenOverByAge(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	r := insertRun(ctx, t, drv, "k")
+	jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
+	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA}); !ok {
+		t.Fatal("first lease refused")
+	}
+	exec(ctx, t, drv, "UPDATE {schema}.runs SET locked_at = now() - interval '30 days' WHERE id = $1", r.ID)
+	if got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB}); ok || got.LockedBy != "a" {
+		t.Fatalf("a 30-day-old lease whose attempt still runs was taken over: ok %v, locked by %q", ok, got.LockedBy)
+	}
+}
