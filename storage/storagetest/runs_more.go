@@ -40,15 +40,20 @@ func testRunEnd(t *testing.T, newDriver NewDriverFunc) {
 		return got, ended
 	}
 
-	before := getRun(ctx, t, drv, r.ID)
-	if got, ended := end(a.ID, "other_kind"); ended || !reflect.DeepEqual(got, before) {
-		t.Errorf("RunEnd for a job of another kind = %+v, %v; want the run unchanged", got, ended)
-	}
+	// A job of another kind on the run (a side job) carries nothing.
+	side := job("q")
+	side.RunID, side.Kind = r.ID, "side_kind"
+	insertJobs(ctx, t, drv, side)
+
 	if got, ended := end(a.ID, r.Workflow); ended || got.State.Final() {
 		t.Errorf("RunEnd while job %d of the kind is unfinished = %+v, %v; want the run carried on", b.ID, got, ended)
 	}
 	if _, err := drv.JobCancel(ctx, b.ID); err != nil {
 		t.Fatalf("JobCancel: %v", err)
+	}
+	before := getRun(ctx, t, drv, r.ID)
+	if got, ended := end(b.ID, side.Kind); ended || !reflect.DeepEqual(got, before) {
+		t.Errorf("RunEnd for a job of another kind = %+v, %v; want the run unchanged", got, ended)
 	}
 	got, ended := end(b.ID, r.Workflow)
 	if !ended || got.State != storage.RunCancelled || got.Error != "job cancelled" || got.FinishedAt == nil || got.LockedBy != "" || got.LockedAt != nil {
