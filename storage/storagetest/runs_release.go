@@ -333,6 +333,30 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		}
 	})
 
+	// A child that finishes twice (it was retried) is counted once, while
+	// its parent still awaits other children.
+	t.Run("retried child counted once", func(t *testing.T) {
+		t.Parallel()
+		ctx := testCtx(t)
+		drv := newDriver(t)
+		parent := awaitingParent(ctx, t, drv, "parent", 2)
+		kid := newChild(ctx, t, drv, parent.ID, "fanout")
+		if got, counted, err := drv.RunChildFinished(ctx, kid); err != nil || !counted || got.Awaiting != 1 || got.State != storage.RunAwaiting {
+			t.Fatalf("RunChildFinished = %+v, %v, %v; want the parent awaiting 1", got, counted, err)
+		}
+		for _, to := range []storage.RunState{storage.RunPending, storage.RunSucceeded} {
+			if _, _, err := drv.RunSetState(ctx, kid, []storage.RunState{storage.RunSucceeded, storage.RunPending}, to, ""); err != nil {
+				t.Fatalf("RunSetState(child, %s): %v", to, err)
+			}
+		}
+		if got, counted, err := drv.RunChildFinished(ctx, kid); err != nil || counted || got != nil {
+			t.Errorf("RunChildFinished of the retried child = %+v, %v, %v; want nil, false", got, counted, err)
+		}
+		if p := getRun(ctx, t, drv, parent.ID); p.Awaiting != 1 || p.State != storage.RunAwaiting {
+			t.Errorf("parent after the retried child finished again: %s awaiting %d, want awaiting 1", p.State, p.Awaiting)
+		}
+	})
+
 	t.Run("count never below zero", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
