@@ -275,6 +275,32 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		}
 	})
 
+	// The holder was rescued and its job claimed again: the lease of the
+	// first attempt is dead for any other job's attempt too.
+	t.Run("rescued attempt running again is free for another job", func(t *testing.T) {
+		t.Parallel()
+		ctx := testCtx(t)
+		drv := newDriver(t)
+		r := insertRun(ctx, t, drv, "k")
+		q := "lease_q"
+		insertJobs(ctx, t, drv, job(q))
+		first := fetchOne(ctx, t, drv, q, "w1")
+		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: attempt1(first.ID)}); !ok {
+			t.Fatal("first lease refused")
+		}
+		ageHeartbeats(ctx, t, drv)
+		if rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 {
+			t.Fatalf("JobRescue = %v, %v", ids(rescued), err)
+		}
+		if second := fetchOne(ctx, t, drv, q, "w2"); second.ID != first.ID || second.Attempt != 2 {
+			t.Fatalf("refetched %d attempt %d, want %d attempt 2", second.ID, second.Attempt, first.ID)
+		}
+		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: runningJob(ctx, t, drv, r.ID)})
+		if !ok || got.LockedBy != "b" {
+			t.Fatalf("lease of a rescued attempt whose job runs again not taken by another job: ok %v, locked by %q", ok, got.LockedBy)
+		}
+	})
+
 	t.Run("finished run", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
