@@ -11,7 +11,8 @@
 //		})
 //	}
 //
-// Run runs one parallel subtest per method group (Jobs, Runs, Tx, Notify),
+// Run runs one parallel subtest per method group (Jobs, Runs, Tx, Notify,
+// Outbox),
 // each of which asks for its own stores, so a failure names the contract
 // broken. What passing proves:
 //
@@ -44,6 +45,10 @@
 //     transaction.
 //   - Notify: insert notifications are sent for eligible jobs only, once
 //     per queue, carry the queue's hint, and stay inside one store.
+//   - Outbox: a key's messages are claimed one at a time in id order, a
+//     claim leases its message and is never handed to two relays, writes
+//     for a claim that is no longer current change nothing, a release does
+//     not count the attempt, and only delivered messages are pruned.
 //
 // Some tests wait a little over a second for heartbeats to become stale
 // (the suite cannot move a store's clock); they run in parallel with the

@@ -20,7 +20,7 @@ type conformanceTest struct {
 
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
-// in parallel, grouped by method (Jobs, Runs, Tx, Notify).
+// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -31,6 +31,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Runs", runTests},
 		{"Tx", txTests},
 		{"Notify", notifyTests},
+		{"Outbox", outboxTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -92,6 +93,11 @@ var txTests = []conformanceTest{
 var notifyTests = []conformanceTest{
 	{"ListenerInsert", testListenerInsert},
 	{"NotifyTopicsAndSchemas", testNotifyTopicsAndSchemas},
+}
+
+var outboxTests = []conformanceTest{
+	{"Outbox", testOutbox},
+	{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
 }
 
 var errBoom = errors.New("boom")
