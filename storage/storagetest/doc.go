@@ -12,9 +12,8 @@
 //	}
 //
 // Run runs one parallel subtest per method group (Jobs, Runs, Tx, Notify,
-// Outbox),
-// each of which asks for its own stores, so a failure names the contract
-// broken. What passing proves:
+// Outbox) and, inside it, one parallel test per contract, each on stores of
+// its own, so a failure names the contract broken. What passing proves:
 //
 //   - Jobs: inserts keep their order and take their state from schedule and
 //     dependencies; a fetch claims by priority and schedule, at most Max,
