@@ -93,6 +93,7 @@ var txTests = []conformanceTest{
 var notifyTests = []conformanceTest{
 	{"ListenerInsert", testListenerInsert},
 	{"NotifyTopicsAndSchemas", testNotifyTopicsAndSchemas},
+	{"NotifyOnCommitOnly", testNotifyOnCommitOnly},
 }
 
 var outboxTests = []conformanceTest{

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/acidic-go/acidic/storage"
 )
@@ -130,4 +132,45 @@ func testInStepTx(t *testing.T, newDriver NewDriverFunc) {
 	if steps := runSteps(ctx, t, drv, r.ID); len(steps) != 1 || steps[0].Executions != 1 {
 		t.Errorf("step log after failed steps = %+v, want the one committed step", steps)
 	}
+}
+
+// testNotifyOnCommitOnly: notifications sent inside a transaction (by a
+// write that wakes workers, or by Notify) are delivered on commit, and not
+// at all on rollback.
+func testNotifyOnCommitOnly(t *testing.T, newDriver NewDriverFunc) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := newDriver(t)
+	l := newListener(ctx, t, drv, storage.TopicInsert, storage.TopicControl)
+
+	err := drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		insertJobs(ctx, t, tx, job("rolled_back"))
+		if err := tx.Notify(ctx, storage.TopicControl, "rolled back"); err != nil {
+			t.Errorf("Notify: %v", err)
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("InTx = %v, want errBoom", err)
+	}
+	if err := drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		if err := tx.Notify(ctx, storage.TopicControl, "committed"); err != nil {
+			return err
+		}
+		insertJobs(ctx, t, tx, job("committed"))
+		return nil
+	}); err != nil {
+		t.Fatalf("InTx: %v", err)
+	}
+	got := []storage.Notification{waitOne(ctx, t, l), waitOne(ctx, t, l)}
+	want := []storage.Notification{
+		{Topic: storage.TopicControl, Payload: "committed"},
+		{Topic: storage.TopicInsert, Payload: queueHint(ctx, t, drv, "committed")},
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("notifications after commit = %+v, want %+v among them", got, w)
+		}
+	}
+	waitNone(ctx, t, l, 100*time.Millisecond)
 }
