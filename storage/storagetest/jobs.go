@@ -857,9 +857,15 @@ func testJobFetchLeasesFreeRuns(t *testing.T, newDriver NewDriverFunc) {
 		in = append(in, j)
 	}
 	in = append(in, job(q)) // a plain job
+	// A job of another kind on a free run (its finish callback, say) does
+	// not carry the run, so it does not lease it.
+	side := insertRun(ctx, t, drv, "side")
+	sideJob := job(q)
+	sideJob.RunID, sideJob.Kind = side.ID, "callback"
+	in = append(in, sideJob)
 	insertJobs(ctx, t, drv, in...)
 	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 10, WorkerID: "w"})
-	if err != nil || len(jobs) != 3 {
+	if err != nil || len(jobs) != 4 {
 		t.Fatalf("JobFetch: %d jobs, %v", len(jobs), err)
 	}
 	byRun := map[uuid.UUID]*storage.Job{}
@@ -868,6 +874,12 @@ func testJobFetchLeasesFreeRuns(t *testing.T, newDriver NewDriverFunc) {
 	}
 	if j := byRun[uuid.Nil]; j.LeasedRun != nil {
 		t.Errorf("plain job came with a leased run: %+v", j.LeasedRun)
+	}
+	if j := byRun[side.ID]; j.LeasedRun != nil {
+		t.Errorf("job of another kind came with its run's lease: %+v", j.LeasedRun)
+	}
+	if r := getRun(ctx, t, drv, side.ID); r.LockedBy != "" || r.State != storage.RunPending {
+		t.Errorf("a job of another kind leased its run: locked by %q, state %s", r.LockedBy, r.State)
 	}
 	if j := byRun[held.ID]; j.LeasedRun != nil {
 		t.Errorf("job of a run held by another attempt came with its lease: %+v", j.LeasedRun)

@@ -125,8 +125,21 @@ func testJobInsertUnique(t *testing.T, newDriver NewDriverFunc) {
 	if other := insertUnique(ctx, t, drv, uniqueJob("q", "other"), storage.JobReplace{}); other.Duplicate {
 		t.Errorf("another key reported a duplicate: %+v", other)
 	}
-	if n := len(listJobs(ctx, t, drv, storage.JobFilter{})); n != 3 {
-		t.Errorf("%d jobs, want 3", n)
+	// A mask that covers completed jobs makes a completed job block.
+	done := uniqueJob("once", "once")
+	done.UniqueStates |= storage.JobCompleted.Bit()
+	once := insertUnique(ctx, t, drv, done, storage.JobReplace{})
+	if claimed := fetchOne(ctx, t, drv, "once", "w"); claimed.ID != once.ID {
+		t.Fatalf("fetched %d, want %d", claimed.ID, once.ID)
+	}
+	if ids, err := drv.JobComplete(ctx, []storage.JobAttempt{attempt1(once.ID)}); err != nil || len(ids) != 1 {
+		t.Fatalf("JobComplete = %v, %v", ids, err)
+	}
+	if got := insertUnique(ctx, t, drv, done, storage.JobReplace{}); !got.Duplicate || got.ID != once.ID || got.State != storage.JobCompleted {
+		t.Errorf("insert over a completed job its mask covers = %+v, want that job, duplicate", got)
+	}
+	if n := len(listJobs(ctx, t, drv, storage.JobFilter{})); n != 4 {
+		t.Errorf("%d jobs, want 4", n)
 	}
 }
 
