@@ -21,7 +21,7 @@ func near(got, want time.Time, tolerance time.Duration) bool {
 	return d >= -tolerance && d <= tolerance
 }
 
-// jsonEqual compares two JSON documents by value (jsonb reformats them).
+// jsonEqual compares two JSON documents by value (a store may reformat them).
 func jsonEqual(t *testing.T, a, b []byte) bool {
 	t.Helper()
 	var va, vb any

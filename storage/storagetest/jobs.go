@@ -692,9 +692,10 @@ func testJobList(t *testing.T, newDriver NewDriverFunc) {
 	}
 }
 
-// testJobWritesRefuseInvalidValues: the jobs table carries no CHECK
-// constraints (migration 0006), so the driver refuses what they refused,
-// before writing anything.
+// testJobWritesRefuseInvalidValues: a job write with a value the storage
+// does not hold (a state it cannot set, a priority or attempt limit out of
+// range, an unknown dependency rule) is refused with ErrInvalid, and
+// nothing is written.
 func testJobWritesRefuseInvalidValues(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	ctx := testCtx(t)

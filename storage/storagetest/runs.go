@@ -610,9 +610,9 @@ func testRunListPagingSameCreatedAt(t *testing.T, newDriver NewDriverFunc) {
 	}
 }
 
-// testRunWritesRefuseUnknownStates: the runs and step log tables carry no
-// CHECK constraints (migration 0005), so the storage layer refuses a state it
-// does not define, before writing anything, on every path that writes one.
+// testRunWritesRefuseUnknownStates: a state the storage does not define is
+// refused with ErrInvalid before anything is written, on every path that
+// writes a run or step state.
 func testRunWritesRefuseUnknownStates(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	ctx := testCtx(t)

@@ -92,7 +92,7 @@ var txTests = []conformanceTest{
 
 var notifyTests = []conformanceTest{
 	{"ListenerInsert", testListenerInsert},
-	{"NotifyTopicsAndSchemas", testNotifyTopicsAndSchemas},
+	{"NotifyTopicsAndStores", testNotifyTopicsAndStores},
 	{"NotifyOnCommitOnly", testNotifyOnCommitOnly},
 }
 

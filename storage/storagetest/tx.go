@@ -90,15 +90,15 @@ func testListenerInsert(t *testing.T, newDriver NewDriverFunc) {
 	waitNone(ctx, t, l, 100*time.Millisecond)
 }
 
-func testNotifyTopicsAndSchemas(t *testing.T, newDriver NewDriverFunc) {
+func testNotifyTopicsAndStores(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := newDriver(t)
 	other := newDriver(t)
 	l := newListener(ctx, t, drv, storage.TopicControl)
 
-	// Another schema's notifications and other topics are not delivered.
-	if err := other.Notify(ctx, storage.TopicControl, "other schema"); err != nil {
+	// Another store's notifications and other topics are not delivered.
+	if err := other.Notify(ctx, storage.TopicControl, "other store"); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
 	if err := drv.Notify(ctx, storage.TopicInsert, "other topic"); err != nil {
