@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -280,58 +279,6 @@ func TestInStepTxRetriesSerializationFailures(t *testing.T) {
 		}
 	}
 	requireIdlePool(ctx, t, drv)
-}
-
-// The fetch leases the run of a workflow job when the lease is free, and
-// leaves a run alone that another attempt holds.
-func TestJobFetchLeasesFreeRuns(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	drv := testdb.New(t, testdb.Options{})
-	free := insertRun(ctx, t, drv, "free")
-	held := leasedRun(ctx, t, drv, "held", "other")
-	q := "fetch_" + uuid.NewString()
-	var in []storage.JobInsert
-	for _, r := range []*storage.Run{free, held} {
-		j := job(q)
-		j.RunID, j.Kind = r.ID, r.Workflow
-		in = append(in, j)
-	}
-	in = append(in, job(q)) // a plain job
-	insertJobs(ctx, t, drv, in...)
-	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 10, WorkerID: "w"})
-	if err != nil || len(jobs) != 3 {
-		t.Fatalf("JobFetch: %d jobs, %v", len(jobs), err)
-	}
-	byRun := map[uuid.UUID]*storage.Job{}
-	for _, j := range jobs {
-		byRun[j.RunID] = j
-	}
-	if j := byRun[uuid.Nil]; j.LeasedRun != nil {
-		t.Errorf("plain job came with a leased run: %+v", j.LeasedRun)
-	}
-	if j := byRun[held.ID]; j.LeasedRun != nil {
-		t.Errorf("job of a run held by another attempt came with its lease: %+v", j.LeasedRun)
-	}
-	j := byRun[free.ID]
-	if j.LeasedRun == nil || j.LeasedRun.ID != free.ID || j.LeasedRun.State != storage.RunRunning || j.LeasedRun.LockedBy == "" {
-		t.Fatalf("job of a free run: leased run %+v", j.LeasedRun)
-	}
-	stored := getRun(ctx, t, drv, free.ID)
-	if stored.LockedBy != j.LeasedRun.LockedBy || stored.State != storage.RunRunning || string(stored.Args) != string(free.Args) {
-		t.Fatalf("stored run: locked by %q (fetch said %q), state %s, args %s", stored.LockedBy, j.LeasedRun.LockedBy, stored.State, stored.Args)
-	}
-	// The lease is the attempt's: the fenced update works with its token,
-	// and cancelling the attempt frees it.
-	if _, err := drv.RunUpdate(ctx, stepUpdate(stored, j.LeasedRun.LockedBy, "step2")); err != nil {
-		t.Fatalf("RunUpdate with the fetch's token: %v", err)
-	}
-	if _, err := drv.JobCancel(ctx, j.ID); err != nil {
-		t.Fatal(err)
-	}
-	if now := getRun(ctx, t, drv, free.ID); now.LockedBy != "" || now.State != storage.RunPending {
-		t.Fatalf("after the attempt was cancelled: locked by %q, state %s", now.LockedBy, now.State)
-	}
 }
 
 // wireLog records what the connections of a pool send, through pgx's tracer

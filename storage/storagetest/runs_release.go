@@ -1,8 +1,6 @@
-package postgres_test
+package storagetest
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"reflect"
 	"sync"
@@ -11,87 +9,16 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/acidic-go/acidic/internal/testdb"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 )
 
-// runSteps returns a run's step log, failing the test on error.
-func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) []storage.Step {
-	t.Helper()
-	steps, err := e.RunSteps(ctx, id)
-	if err != nil {
-		t.Fatalf("RunSteps(%s): %v", id, err)
-	}
-	return steps
-}
-
-// releaseRun calls RunRelease and fails the test on error.
-func releaseRun(ctx context.Context, t *testing.T, e storage.Executor, rr storage.RunRelease) *storage.Run {
-	t.Helper()
-	r, err := e.RunRelease(ctx, rr)
-	if err != nil {
-		t.Fatalf("RunRelease(%s, %s -> %s): %v", rr.ID, rr.Token, rr.State, err)
-	}
-	if r == nil || r.ID != rr.ID {
-		t.Fatalf("RunRelease(%s) returned run %+v", rr.ID, r)
-	}
-	return r
-}
-
-// progressedRun inserts a run, leases it with token and moves its progress
-// (recovery point, attrs, cursor) off the defaults with a fenced RunUpdate,
-// logging a succeeded step at position 0. It returns the run as stored.
-func progressedRun(ctx context.Context, t *testing.T, drv *postgres.Driver, key, token string) *storage.Run {
-	t.Helper()
-	r := leasedRun(ctx, t, drv, key, token)
-	started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-	_, err := drv.RunUpdate(ctx, storage.RunUpdate{
-		ID: r.ID, Token: token, State: storage.RunRunning, RecoveryPoint: "step2",
-		Attrs: json.RawMessage(`{"progress":7}`), Cursor: 42,
-		Step: &storage.Step{Position: 0, Name: "step1", State: storage.StepSucceeded, Attempt: 1,
-			Result: json.RawMessage(`{"one":1}`), StartedAt: started},
-	})
-	if err != nil {
-		t.Fatalf("RunUpdate(%s): %v", key, err)
-	}
-	return getRun(ctx, t, drv, r.ID)
-}
-
-// wantReleased checks that got is before given up with state and errText:
-// the lease cleared, updated_at moved, finished_at set exactly when the state
-// is final, and every other field (recovery point, attrs, cursor, awaiting,
-// result, args, ...) as before.
-func wantReleased(t *testing.T, got, before *storage.Run, state storage.RunState, errText string) {
-	t.Helper()
-	if got.State != state || got.Error != errText {
-		t.Errorf("released run: state %s, error %q; want %s, %q", got.State, got.Error, state, errText)
-	}
-	if got.LockedBy != "" || got.LockedAt != nil {
-		t.Errorf("released run still leased: %q at %v", got.LockedBy, got.LockedAt)
-	}
-	if (got.FinishedAt != nil) != state.Final() {
-		t.Errorf("released run in state %s: finished at %v", got.State, got.FinishedAt)
-	}
-	if !got.UpdatedAt.After(before.UpdatedAt) {
-		t.Errorf("released run: updated_at %v not after %v", got.UpdatedAt, before.UpdatedAt)
-	}
-	want := *before
-	want.State, want.Error = state, errText
-	want.LockedBy, want.LockedAt = "", nil
-	want.UpdatedAt, want.FinishedAt = got.UpdatedAt, got.FinishedAt
-	if !reflect.DeepEqual(got, &want) {
-		t.Errorf("RunRelease changed more than state, error and lease:\n got %+v\nwant %+v", got, &want)
-	}
-}
-
-func TestRunRelease(t *testing.T) {
+func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 
 	t.Run("wrong token", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
-		drv := testdb.New(t, testdb.Options{})
+		drv := newDriver(t)
 		r := progressedRun(ctx, t, drv, "k", "a")
 		before := getRun(ctx, t, drv, r.ID)
 		stepsBefore := runSteps(ctx, t, drv, r.ID)
@@ -142,7 +69,7 @@ func TestRunRelease(t *testing.T) {
 	t.Run("right token", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
-		drv := testdb.New(t, testdb.Options{})
+		drv := newDriver(t)
 		r := progressedRun(ctx, t, drv, "k", "a")
 		if r.RecoveryPoint != "step2" || r.Cursor != 42 || !jsonEqual(t, r.Attrs, []byte(`{"progress":7}`)) || r.LockedBy != "a" {
 			t.Fatalf("set-up: run = %+v, want progress moved and leased by a", r)
@@ -211,7 +138,7 @@ func TestRunRelease(t *testing.T) {
 	t.Run("succeeded step is kept", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
-		drv := testdb.New(t, testdb.Options{})
+		drv := newDriver(t)
 		// The step at position 0 committed (progressedRun logged it
 		// succeeded); a failure recorded for it afterwards (its commit's
 		// outcome was lost, say) must not overwrite it.
@@ -244,7 +171,7 @@ func TestRunRelease(t *testing.T) {
 			t.Run(string(state), func(t *testing.T) {
 				t.Parallel()
 				ctx := testCtx(t)
-				drv := testdb.New(t, testdb.Options{})
+				drv := newDriver(t)
 				r := progressedRun(ctx, t, drv, "k", "a")
 				before := time.Now()
 				got := releaseRun(ctx, t, drv, storage.RunRelease{ID: r.ID, Token: "a", State: state, Error: "the end",
@@ -268,58 +195,13 @@ func TestRunRelease(t *testing.T) {
 	})
 }
 
-// awaitingParent inserts a run and parks it awaiting n children at step
-// "fanout" (position 1), after a succeeded step "prep" at position 0, as a
-// step that spawned n awaited children would.
-func awaitingParent(ctx context.Context, t *testing.T, drv *postgres.Driver, key string, n int) *storage.Run {
-	t.Helper()
-	r := leasedRun(ctx, t, drv, key, "p")
-	started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "p", State: storage.RunRunning, RecoveryPoint: "fanout",
-		Attrs: json.RawMessage(`{"n":1}`),
-		Step:  &storage.Step{Position: 0, Name: "prep", State: storage.StepSucceeded, Attempt: 1, StartedAt: started}}); err != nil {
-		t.Fatalf("RunUpdate(%s, prep): %v", key, err)
-	}
-	parked, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "p", State: storage.RunAwaiting, RecoveryPoint: "after",
-		Attrs: json.RawMessage(`{"n":2}`), Awaiting: n, Release: true,
-		Step: &storage.Step{Position: 1, Name: "fanout", State: storage.StepAwaiting, Attempt: 1, StartedAt: started}})
-	if err != nil {
-		t.Fatalf("RunUpdate(%s, fanout): %v", key, err)
-	}
-	if parked.State != storage.RunAwaiting || parked.Awaiting != n || parked.LockedBy != "" || parked.FinishedAt != nil {
-		t.Fatalf("set-up: parked parent = %+v, want awaiting %d, unleased", parked, n)
-	}
-	return parked
-}
-
-// newChild inserts a child run of parent, awaited by its step, and returns
-// its id.
-func newChild(ctx context.Context, t *testing.T, drv *postgres.Driver, parent uuid.UUID, step string) uuid.UUID {
-	t.Helper()
-	in := runInsert("child-" + uuid.NewString())
-	in.ParentRunID, in.ParentStep = parent, step
-	return insertRunWith(ctx, t, drv, in).ID
-}
-
-// stepNamed returns the step of the log with the given name.
-func stepNamed(t *testing.T, steps []storage.Step, name string) storage.Step {
-	t.Helper()
-	for _, s := range steps {
-		if s.Name == name {
-			return s
-		}
-	}
-	t.Fatalf("no step %q in %+v", name, steps)
-	return storage.Step{}
-}
-
-func TestRunChildFinished(t *testing.T) {
+func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 
 	t.Run("sequential", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
-		drv := testdb.New(t, testdb.Options{})
+		drv := newDriver(t)
 		parent := awaitingParent(ctx, t, drv, "parent", 3)
 		// Another parent awaiting at a step of the same name: untouched.
 		other := awaitingParent(ctx, t, drv, "other", 1)
@@ -426,7 +308,7 @@ func TestRunChildFinished(t *testing.T) {
 	t.Run("cancelled parent", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
-		drv := testdb.New(t, testdb.Options{})
+		drv := newDriver(t)
 		parent := awaitingParent(ctx, t, drv, "parent", 1)
 		cancelled, changed, err := drv.RunSetState(ctx, parent.ID, []storage.RunState{storage.RunAwaiting}, storage.RunCancelled, "stop")
 		if err != nil || !changed {
@@ -451,10 +333,34 @@ func TestRunChildFinished(t *testing.T) {
 		}
 	})
 
+	// A child that finishes twice (it was retried) is counted once, while
+	// its parent still awaits other children.
+	t.Run("retried child counted once", func(t *testing.T) {
+		t.Parallel()
+		ctx := testCtx(t)
+		drv := newDriver(t)
+		parent := awaitingParent(ctx, t, drv, "parent", 2)
+		kid := newChild(ctx, t, drv, parent.ID, "fanout")
+		if got, counted, err := drv.RunChildFinished(ctx, kid); err != nil || !counted || got.Awaiting != 1 || got.State != storage.RunAwaiting {
+			t.Fatalf("RunChildFinished = %+v, %v, %v; want the parent awaiting 1", got, counted, err)
+		}
+		for _, to := range []storage.RunState{storage.RunPending, storage.RunSucceeded} {
+			if _, _, err := drv.RunSetState(ctx, kid, []storage.RunState{storage.RunSucceeded, storage.RunPending}, to, ""); err != nil {
+				t.Fatalf("RunSetState(child, %s): %v", to, err)
+			}
+		}
+		if got, counted, err := drv.RunChildFinished(ctx, kid); err != nil || counted || got != nil {
+			t.Errorf("RunChildFinished of the retried child = %+v, %v, %v; want nil, false", got, counted, err)
+		}
+		if p := getRun(ctx, t, drv, parent.ID); p.Awaiting != 1 || p.State != storage.RunAwaiting {
+			t.Errorf("parent after the retried child finished again: %s awaiting %d, want awaiting 1", p.State, p.Awaiting)
+		}
+	})
+
 	t.Run("count never below zero", func(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
-		drv := testdb.New(t, testdb.Options{})
+		drv := newDriver(t)
 		// The engine parks a run only with children to await, but a parent
 		// left awaiting none must not have its count go negative.
 		parent := awaitingParent(ctx, t, drv, "parent", 0)
@@ -478,7 +384,7 @@ func TestRunChildFinished(t *testing.T) {
 		t.Parallel()
 		ctx := testCtx(t)
 		const n = 20
-		drv := testdb.New(t, testdb.Options{MaxConns: n})
+		drv := newDriver(t)
 		parent := awaitingParent(ctx, t, drv, "parent", n)
 		kids := make([]uuid.UUID, n)
 		for i := range kids {
@@ -548,20 +454,20 @@ func TestRunChildFinished(t *testing.T) {
 	})
 }
 
-// TestJobFinishFreesRunLease guards that JobFinish frees the run lease held
+// testJobFinishFreesRunLease guards that JobFinish frees the run lease held
 // by the attempt it ends (as JobRescue and JobCancel do, see TestRunLease):
 // an executor that could not release the lease itself must not leave the
 // run locked until the lease times out. The run goes back to pending with
 // its lease cleared and nothing else changed, the old holder is fenced out,
 // and the job's next attempt leases it at once. Ending another attempt of
 // the run's jobs leaves the lease alone.
-func TestJobFinishFreesRunLease(t *testing.T) {
+func testJobFinishFreesRunLease(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	for _, state := range []storage.JobState{storage.JobRetryable, storage.JobScheduled, storage.JobCancelled, storage.JobDiscarded} {
 		t.Run(string(state), func(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
-			drv := testdb.New(t, testdb.Options{})
+			drv := newDriver(t)
 			r := insertRun(ctx, t, drv, "k")
 			holder, next, bystander := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
 			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: holder}); !ok {

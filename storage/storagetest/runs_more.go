@@ -1,0 +1,109 @@
+package storagetest
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// testRunEnd: a run ends with its carrying job only while it is live, only
+// for a job of its workflow kind, and only once no other job of that kind
+// is unfinished; the end clears the lease.
+func testRunEnd(t *testing.T, newDriver NewDriverFunc) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := newDriver(t)
+	r := insertRun(ctx, t, drv, "k")
+	carrier := func() *storage.Job {
+		j := job("q")
+		j.RunID, j.Kind = r.ID, r.Workflow
+		return insertJobs(ctx, t, drv, j)[0]
+	}
+	a, b := carrier(), carrier()
+	// a runs and holds the lease, then is cancelled.
+	if _, err := drv.JobClaim(ctx, a.ID, "w"); err != nil {
+		t.Fatalf("JobClaim: %v", err)
+	}
+	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: attempt1(a.ID)}); !ok {
+		t.Fatal("lease refused")
+	}
+	if _, err := drv.JobCancel(ctx, a.ID); err != nil {
+		t.Fatalf("JobCancel: %v", err)
+	}
+	end := func(job int64, kind string) (*storage.Run, bool) {
+		t.Helper()
+		got, ended, err := drv.RunEnd(ctx, storage.RunEnd{ID: r.ID, Job: job, Kind: kind, State: storage.RunCancelled, Error: "job cancelled"})
+		if err != nil {
+			t.Fatalf("RunEnd(job %d, %s): %v", job, kind, err)
+		}
+		return got, ended
+	}
+
+	// A job of another kind on the run (a side job) carries nothing.
+	side := job("q")
+	side.RunID, side.Kind = r.ID, "side_kind"
+	insertJobs(ctx, t, drv, side)
+
+	if got, ended := end(a.ID, r.Workflow); ended || got.State.Final() {
+		t.Errorf("RunEnd while job %d of the kind is unfinished = %+v, %v; want the run carried on", b.ID, got, ended)
+	}
+	if _, err := drv.JobCancel(ctx, b.ID); err != nil {
+		t.Fatalf("JobCancel: %v", err)
+	}
+	before := getRun(ctx, t, drv, r.ID)
+	if got, ended := end(b.ID, side.Kind); ended || !reflect.DeepEqual(got, before) {
+		t.Errorf("RunEnd for a job of another kind = %+v, %v; want the run unchanged", got, ended)
+	}
+	got, ended := end(b.ID, r.Workflow)
+	if !ended || got.State != storage.RunCancelled || got.Error != "job cancelled" || got.FinishedAt == nil || got.LockedBy != "" || got.LockedAt != nil {
+		t.Fatalf("RunEnd once no carrier is left = %+v, %v; want cancelled, finished, unleased", got, ended)
+	}
+	if stored := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(stored, got) {
+		t.Errorf("RunGet = %+v, want what RunEnd returned %+v", stored, got)
+	}
+	if again, ended := end(b.ID, r.Workflow); ended || !reflect.DeepEqual(again, got) {
+		t.Errorf("RunEnd of a finished run = %+v, %v; want it unchanged", again, ended)
+	}
+
+	// Resting runs (awaiting, halted) are not live: a job does not end them.
+	for _, state := range []storage.RunState{storage.RunAwaiting, storage.RunHalted} {
+		rr := insertRun(ctx, t, drv, "rest-"+string(state))
+		if _, changed, err := drv.RunSetState(ctx, rr.ID, []storage.RunState{storage.RunPending}, state, ""); err != nil || !changed {
+			t.Fatalf("RunSetState(%s) = %v, %v", state, changed, err)
+		}
+		got, ended, err := drv.RunEnd(ctx, storage.RunEnd{ID: rr.ID, Job: 1 << 40, Kind: rr.Workflow, State: storage.RunFailed, Error: "x"})
+		if err != nil || ended || got.State != state {
+			t.Errorf("RunEnd of a %s run = %+v, %v, %v; want it unchanged", state, got, ended, err)
+		}
+	}
+}
+
+// testRunSettle: a finished run is settled once per finish; a retry clears
+// the mark, so the next finish is settled again.
+func testRunSettle(t *testing.T, newDriver NewDriverFunc) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := newDriver(t)
+	r := insertRun(ctx, t, drv, "k")
+	if got, ok, err := drv.RunSettle(ctx, r.ID); err != nil || ok || got.SettledAt != nil {
+		t.Errorf("RunSettle of a pending run = %+v, %v, %v; want unsettled, false", got, ok, err)
+	}
+	for round := 1; round <= 2; round++ {
+		if _, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunPending}, storage.RunFailed, "boom"); err != nil || !changed {
+			t.Fatalf("round %d: RunSetState(failed) = %v, %v", round, changed, err)
+		}
+		got, ok, err := drv.RunSettle(ctx, r.ID)
+		if err != nil || !ok || got.SettledAt == nil || got.State != storage.RunFailed {
+			t.Fatalf("round %d: RunSettle = %+v, %v, %v; want settled", round, got, ok, err)
+		}
+		again, ok, err := drv.RunSettle(ctx, r.ID)
+		if err != nil || ok || again.SettledAt == nil || !again.SettledAt.Equal(*got.SettledAt) {
+			t.Errorf("round %d: second RunSettle = %+v, %v, %v; want already settled, false", round, again, ok, err)
+		}
+		retried, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunFailed}, storage.RunPending, "")
+		if err != nil || !changed || retried.SettledAt != nil {
+			t.Fatalf("round %d: retry = %+v, %v, %v; want pending, unsettled", round, retried, changed, err)
+		}
+	}
+}

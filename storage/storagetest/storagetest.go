@@ -1,0 +1,104 @@
+package storagetest
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/acidic-go/acidic/storage"
+)
+
+// NewDriverFunc returns a driver on a fresh, migrated, empty store, which
+// it removes when t ends (with t.Cleanup). Each call must return a new
+// store: the suite's subtests run in parallel and count rows.
+type NewDriverFunc func(t *testing.T) storage.Driver
+
+// A conformance test: one contract, checked on stores made by newDriver.
+type conformanceTest struct {
+	name string
+	fn   func(t *testing.T, newDriver NewDriverFunc)
+}
+
+// Run runs the conformance suite against drivers made by newDriver: each
+// call returns a driver on a fresh, migrated, empty store. The subtests run
+// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox).
+func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
+	t.Helper()
+	groups := []struct {
+		name  string
+		tests []conformanceTest
+	}{
+		{"Jobs", jobTests},
+		{"Runs", runTests},
+		{"Tx", txTests},
+		{"Notify", notifyTests},
+		{"Outbox", outboxTests},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range g.tests {
+				// Each test calls t.Parallel itself.
+				t.Run(c.name, func(t *testing.T) { c.fn(t, newDriver) })
+			}
+		})
+	}
+}
+
+var jobTests = []conformanceTest{
+	{"JobInsertMany", testJobInsertMany},
+	{"JobInsertManyWithRun", testJobInsertManyWithRun},
+	{"JobInsertUnique", testJobInsertUnique},
+	{"JobInsertUniqueConcurrent", testJobInsertUniqueConcurrent},
+	{"JobFetchOrder", testJobFetchOrder},
+	{"JobFetchRetryable", testJobFetchRetryable},
+	{"JobFetchConcurrent", testJobFetchConcurrent},
+	{"JobFetchLeasesFreeRuns", testJobFetchLeasesFreeRuns},
+	{"JobFetchSkipRunJobs", testJobFetchSkipRunJobs},
+	{"JobComplete", testJobComplete},
+	{"JobFinish", testJobFinish},
+	{"JobFinishFreesRunLease", testJobFinishFreesRunLease},
+	{"JobHeartbeatAndRescue", testJobHeartbeatAndRescue},
+	{"JobLostAttempts", testJobLostAttempts},
+	{"JobRescueSkipRunJobs", testJobRescueSkipRunJobs},
+	{"JobCancel", testJobCancel},
+	{"JobRetry", testJobRetry},
+	{"JobRetryCompleted", testJobRetryCompleted},
+	{"JobList", testJobList},
+	{"JobPrune", testJobPrune},
+	{"JobWritesRefuseInvalidValues", testJobWritesRefuseInvalidValues},
+	{"ResolveDependenciesFromEndedJobs", testResolveDependenciesFromEndedJobs},
+}
+
+var runTests = []conformanceTest{
+	{"RunInsert", testRunInsert},
+	{"RunInsertConcurrent", testRunInsertConcurrent},
+	{"RunLease", testRunLease},
+	{"RunUpdate", testRunUpdate},
+	{"RunRelease", testRunRelease},
+	{"RunEnd", testRunEnd},
+	{"RunSettle", testRunSettle},
+	{"RunSetState", testRunSetState},
+	{"RunChildFinished", testRunChildFinished},
+	{"RunList", testRunList},
+	{"RunListPagingSameCreatedAt", testRunListPagingSameCreatedAt},
+	{"RunWritesRefuseUnknownStates", testRunWritesRefuseUnknownStates},
+}
+
+var txTests = []conformanceTest{
+	{"InTxErrorRollsBack", testInTxErrorRollsBack},
+	{"InTxCommits", testInTxCommits},
+	{"InStepTx", testInStepTx},
+}
+
+var notifyTests = []conformanceTest{
+	{"ListenerInsert", testListenerInsert},
+	{"NotifyTopicsAndStores", testNotifyTopicsAndStores},
+	{"NotifyOnCommitOnly", testNotifyOnCommitOnly},
+}
+
+var outboxTests = []conformanceTest{
+	{"Outbox", testOutbox},
+	{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
+}
+
+var errBoom = errors.New("boom")
