@@ -242,9 +242,13 @@ func stepUpdate(r *storage.Run, token, next string) storage.RunUpdate {
 		Attrs: []byte(`{"n":1}`), Step: &storage.Step{Position: 0, Name: r.RecoveryPoint, State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}}
 }
 
+// testCtx returns a context for one test, ended when it ends. Its deadline
+// is generous: parallel subtests that share their parent's
+// context may wait long for a slot on a busy machine before they start (the
+// test binary's -timeout still bounds a hang).
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
