@@ -82,6 +82,54 @@ func ExampleHarness_Perform() {
 	// attempts: 2
 }
 
+// ReceiptArgs are the arguments of the receipt job of the examples.
+type ReceiptArgs struct {
+	OrderID int    `json:"order_id"`
+	Email   string `json:"email"`
+}
+
+// errNoAddress is the receipt worker's error for an order without an email.
+var errNoAddress = errors.New("no email address")
+
+// This example unit-tests a worker: PerformWorker runs it on a job built in
+// memory, as the enqueue would store it, and returns the worker's own error
+// and the outcome the queue would record. Nothing is written, so a unique
+// kind can be performed as often as the test likes.
+func ExampleHarness_PerformWorker() {
+	t := newExampleT() // in a test: the test's *testing.T
+	defer t.finish()
+	ctx := context.Background()
+
+	h := acidictest.New(t, acidictest.Options{KindDefaults: map[string]queue.EnqueueOptions{
+		"receipt": {MaxAttempts: 3, Unique: &queue.UniqueOptions{}},
+	}})
+	err := queue.HandleArgs(h.Workers, "receipt", func(ctx context.Context, job *queue.Job, a ReceiptArgs) error {
+		if a.Email == "" {
+			return fmt.Errorf("order %d: %w", a.OrderID, errNoAddress)
+		}
+		fmt.Printf("receipt for order %d to %s, attempt %d of %d\n", a.OrderID, a.Email, job.Attempt, job.MaxAttempts)
+		return nil
+	}, queue.KindOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 {
+		outcome, err := h.PerformWorker(ctx, "receipt", ReceiptArgs{OrderID: 1, Email: "ada@example.com"}, queue.EnqueueOptions{})
+		fmt.Println(outcome, err)
+	}
+	outcome, err := h.PerformWorker(ctx, "receipt", ReceiptArgs{OrderID: 2}, queue.EnqueueOptions{})
+	fmt.Println(outcome, errors.Is(err, errNoAddress))
+	fmt.Println("jobs stored:", len(h.AllEnqueued(acidictest.JobFilter{States: queue.AllStates()})))
+	// Output:
+	// receipt for order 1 to ada@example.com, attempt 1 of 3
+	// completed <nil>
+	// receipt for order 1 to ada@example.com, attempt 1 of 3
+	// completed <nil>
+	// retry true
+	// jobs stored: 0
+}
+
 // exampleT stands in for the *testing.T of a test, so that the examples run
 // as examples: it fails by panicking, and finish runs its cleanups (the
 // harness's schema is dropped in one).

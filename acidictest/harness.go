@@ -3,6 +3,7 @@ package acidictest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,22 +20,45 @@ import (
 	"github.com/acidic-go/acidic/workflow"
 )
 
-// Mode says when enqueued work runs.
+// Mode says when the work an Enqueue or EnqueueJob of the harness creates
+// runs. Switch it inside a test with WithMode.
 type Mode int
 
 const (
 	// Manual stores enqueued jobs and runs nothing until the test drains a
 	// queue or performs work. The default.
 	Manual Mode = iota
-	// Inline runs the work an Enqueue of the harness creates at once, in
-	// the test's goroutine, including everything it enqueues in turn
-	// (children, staged jobs, scheduled retries), before Enqueue returns.
+	// Inline runs the work an Enqueue or EnqueueJob made runnable at once,
+	// in the test's goroutine, before it returns: each job it inserted, and
+	// each job those jobs made runnable in turn (children, staged jobs, a
+	// workflow's next job), is attempted once, whatever its scheduled time.
+	// A retry or snooze of a job is left stored, not run: drain to run it.
+	// Jobs that were waiting before the enqueue are left alone.
 	Inline
+	// InlineUntilDone is Inline that does not stop at one attempt per job:
+	// it works every queue, scheduled retries and snoozes included and
+	// without waiting for them, until nothing is left to run (or 10,000
+	// attempts were made, so a job that always snoozes cannot loop
+	// forever), as DrainAll does. Jobs that were waiting before the
+	// enqueue run too.
+	InlineUntilDone
 )
+
+func (m Mode) String() string {
+	switch m {
+	case Manual:
+		return "manual"
+	case Inline:
+		return "inline"
+	case InlineUntilDone:
+		return "inline until done"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
 
 // Options configure a Harness. The zero value is usable.
 type Options struct {
-	// Mode is Manual (default) or Inline.
+	// Mode is Manual (default), Inline or InlineUntilDone.
 	Mode Mode
 	// Workers holds the plain job kinds the code under test uses.
 	Workers *queue.Workers
@@ -56,6 +80,12 @@ type Harness struct {
 	// one): register the kinds under test here before draining.
 	Workers *queue.Workers
 	mode    Mode
+	// kindDefaults are Options.KindDefaults, for the jobs PerformWorker
+	// builds.
+	kindDefaults map[string]queue.EnqueueOptions
+	// workflows are the kinds of the registered workflows' jobs, which
+	// PerformWorker refuses.
+	workflows map[string]bool
 	// drv is what the engine runs on: Driver, or a driver wrapping it (the
 	// fault injection of EachFault).
 	drv storage.Driver
@@ -102,7 +132,11 @@ func newHarness(t testing.TB, drv storage.Driver, pg *postgres.Driver, opts Opti
 	if err := eng.Register(defs...); err != nil {
 		t.Fatalf("acidictest: register: %v", err)
 	}
-	return &Harness{t: t, Driver: pg, Engine: eng, Workers: ws, mode: opts.Mode, drv: drv}
+	workflows := map[string]bool{workflow.FinishKind: true}
+	for _, d := range defs {
+		workflows[d.Name()] = true
+	}
+	return &Harness{t: t, Driver: pg, Engine: eng, Workers: ws, mode: opts.Mode, kindDefaults: opts.KindDefaults, workflows: workflows, drv: drv}
 }
 
 // Queue is the harness's job queue client.
@@ -114,14 +148,28 @@ func (h *Harness) ctx() context.Context {
 	return ctx
 }
 
-// Enqueue enqueues a run (see workflow.Engine.Enqueue); in Inline mode it
-// also runs everything that became runnable.
+// Mode returns the harness's mode.
+func (h *Harness) Mode() Mode { return h.mode }
+
+// WithMode runs fn with the harness in mode m, then puts back the mode it
+// had, also when fn fails the test or panics.
+func (h *Harness) WithMode(m Mode, fn func()) {
+	prev := h.mode
+	h.mode = m
+	defer func() { h.mode = prev }()
+	fn()
+}
+
+// Enqueue enqueues a run (see workflow.Engine.Enqueue); in the Inline modes
+// it also runs the work that became runnable (see Mode) and returns the run
+// as that left it.
 func (h *Harness) Enqueue(ctx context.Context, wf string, args any, opts workflow.EnqueueOptions) (*workflow.EnqueueResult, error) {
-	res, err := h.Engine.Enqueue(ctx, wf, args, opts)
-	if err != nil || h.mode != Inline {
-		return res, err
-	}
-	if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
+	var res *workflow.EnqueueResult
+	ran, err := h.enqueue(ctx, func() (err error) {
+		res, err = h.Engine.Enqueue(ctx, wf, args, opts)
+		return err
+	})
+	if err != nil || !ran {
 		return res, err
 	}
 	r, err := h.Engine.Get(ctx, res.Run.ID)
@@ -132,14 +180,24 @@ func (h *Harness) Enqueue(ctx context.Context, wf string, args any, opts workflo
 	return res, nil
 }
 
-// EnqueueJob enqueues a plain job (see queue.Client.Enqueue); in Inline mode
-// it also runs everything that became runnable.
+// EnqueueTx enqueues a run inside tx (see workflow.Engine.EnqueueTx), a
+// transaction of the test's own (postgres.Driver.WrapTx makes one of a
+// pgx.Tx). Nothing runs, whatever the mode: the run exists only once the
+// test commits tx, which the harness does not see. Drain after the commit.
+func (h *Harness) EnqueueTx(ctx context.Context, tx storage.Tx, wf string, args any, opts workflow.EnqueueOptions) (*workflow.EnqueueResult, error) {
+	return h.Engine.EnqueueTx(ctx, tx, wf, args, opts)
+}
+
+// EnqueueJob enqueues a plain job (see queue.Client.Enqueue); in the Inline
+// modes it also runs the work that became runnable (see Mode) and returns
+// the job as that left it.
 func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
-	job, err := h.Queue().Enqueue(ctx, kind, args, opts)
-	if err != nil || h.mode != Inline {
-		return job, err
-	}
-	if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
+	var job *queue.Job
+	ran, err := h.enqueue(ctx, func() (err error) {
+		job, err = h.Queue().Enqueue(ctx, kind, args, opts)
+		return err
+	})
+	if err != nil || !ran {
 		return job, err
 	}
 	after, err := h.Queue().Get(ctx, job.ID)
@@ -148,6 +206,83 @@ func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts qu
 	}
 	after.Duplicate = job.Duplicate // a property of the enqueue, not stored
 	return after, nil
+}
+
+// EnqueueJobTx enqueues a plain job inside tx (see queue.Client.EnqueueTx),
+// a transaction of the test's own. Nothing runs, whatever the mode: the job
+// exists only once the test commits tx. Drain after the commit.
+func (h *Harness) EnqueueJobTx(ctx context.Context, tx storage.Tx, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+	return h.Queue().EnqueueTx(ctx, tx, kind, args, opts)
+}
+
+// runnable are the states of jobs that can run: the Inline modes run them
+// whatever their scheduled time.
+var runnable = []storage.JobState{storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}
+
+// enqueue calls insert, then runs the work it made runnable as the mode
+// says. It reports whether it ran anything (whether the mode is an Inline
+// one).
+func (h *Harness) enqueue(ctx context.Context, insert func() error) (bool, error) {
+	switch h.mode {
+	case Inline:
+		waiting, err := h.runnableJobs(ctx)
+		if err != nil {
+			return false, err
+		}
+		if err := insert(); err != nil {
+			return false, err
+		}
+		skip := make(map[int64]bool, len(waiting))
+		for _, j := range waiting {
+			skip[j.ID] = true
+		}
+		return true, h.runEachOnce(ctx, skip)
+	case InlineUntilDone:
+		if err := insert(); err != nil {
+			return false, err
+		}
+		_, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true})
+		return true, err
+	}
+	return false, insert()
+}
+
+// runnableJobs lists the jobs that could run, oldest first.
+func (h *Harness) runnableJobs(ctx context.Context) ([]*queue.Job, error) {
+	return h.drv.JobList(ctx, storage.JobFilter{States: runnable, Limit: 100000})
+}
+
+// runEachOnce attempts every runnable job not in skip once, oldest first,
+// and then those that made runnable, until a round finds none. Each job it
+// attempts joins skip, so its retry or snooze is left stored.
+func (h *Harness) runEachOnce(ctx context.Context, skip map[int64]bool) error {
+	for {
+		jobs, err := h.runnableJobs(ctx)
+		if err != nil {
+			return err
+		}
+		ran := false
+		for _, j := range jobs {
+			if skip[j.ID] {
+				continue
+			}
+			skip[j.ID] = true
+			claimed, err := h.drv.JobClaim(ctx, j.ID, h.Queue().ID())
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // ended by an earlier job of this round
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := h.Queue().WorkClaimed(ctx, claimed); err != nil {
+				return err
+			}
+			ran = true
+		}
+		if !ran {
+			return nil
+		}
+	}
 }
 
 // Drain runs the queue's eligible jobs in the test's goroutine until none is
@@ -243,7 +378,10 @@ func (h *Harness) Perform(ctx context.Context, wf string, args any) (*workflow.R
 }
 
 // PerformJob enqueues one plain job and runs just that job once, in the
-// test's goroutine, returning its outcome and the job as it is afterwards.
+// test's goroutine, returning its outcome and the job as it is afterwards
+// (its state, its error history). The job stays stored; a unique job that
+// is already stored makes it fail. To test a worker alone, writing
+// nothing, use PerformWorker.
 func (h *Harness) PerformJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (queue.Outcome, *queue.Job, error) {
 	job, err := h.Queue().Enqueue(ctx, kind, args, opts)
 	if err != nil {
@@ -330,6 +468,19 @@ func (h *Harness) RequireEnqueued(f JobFilter) *queue.Job {
 		h.t.Fatalf("acidictest: no job enqueued matching %+v", f)
 	}
 	return jobs[0]
+}
+
+// RequireEnqueued fails the test unless a job matches f, and returns the
+// args of the first match decoded into A, as queue.HandleArgs decodes them
+// for the worker. It fails the test if they do not decode.
+func RequireEnqueued[A any](h *Harness, f JobFilter) A {
+	h.t.Helper()
+	job := h.RequireEnqueued(f)
+	var args A
+	if err := json.Unmarshal(job.Args, &args); err != nil {
+		h.t.Fatalf("acidictest: job %d (%s): args %s into %T: %v", job.ID, job.Kind, job.Args, args, err)
+	}
+	return args
 }
 
 // RequireNotEnqueued fails the test if a job matches f.

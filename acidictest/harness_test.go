@@ -57,7 +57,7 @@ func TestPerformRunsAWorkflowAcrossQueuesAndRetries(t *testing.T) {
 	}
 }
 
-func TestManualModeStoresAndInlineModeRuns(t *testing.T) {
+func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	manual := acidictest.New(t, acidictest.Options{}, fanOut()...)
@@ -77,7 +77,7 @@ func TestManualModeStoresAndInlineModeRuns(t *testing.T) {
 		t.Fatalf("%d child jobs on queue other, want 2", len(children))
 	}
 
-	inline := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline}, fanOut()...)
+	inline := acidictest.New(t, acidictest.Options{Mode: acidictest.InlineUntilDone}, fanOut()...)
 	_ = inline.Workers.Handle("notify", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
 	res, err = inline.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
 	if err != nil {

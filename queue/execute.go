@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -27,22 +26,8 @@ const (
 
 // execute runs the job's work function and returns its error, turning a
 // panic into an error.
-func (c *Client) execute(ctx context.Context, job *Job) (err error) {
-	k, ok := c.cfg.Workers.lookup(job.Kind)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownKind, job.Kind)
-	}
-	if k.opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, k.opts.Timeout)
-		defer cancel()
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("queue: job %d (%s) panicked: %v\n%s", job.ID, job.Kind, r, debug.Stack())
-		}
-	}()
-	return k.work(ctx, job)
+func (c *Client) execute(ctx context.Context, job *Job) error {
+	return c.cfg.Workers.Work(ctx, job)
 }
 
 // outcomeOf maps a work function's error to the write that ends the attempt.

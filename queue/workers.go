@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/acidic-go/acidic/storage"
@@ -74,6 +75,29 @@ func HandleArgs[A any](w *Workers, kindName string, fn func(ctx context.Context,
 		}
 		return fn(ctx, job, args)
 	}, opts)
+}
+
+// Work runs the function registered for job.Kind on job as a client does:
+// with the kind's Timeout applied to ctx, and a panic returned as an error.
+// It returns the function's own error (ErrUnknownKind when the kind has no
+// worker) and records nothing: what that error means for the job is the
+// caller's business. Tests use it to run a worker on a job built in memory.
+func (w *Workers) Work(ctx context.Context, job *Job) (err error) {
+	k, ok := w.lookup(job.Kind)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownKind, job.Kind)
+	}
+	if k.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, k.opts.Timeout)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("queue: job %d (%s) panicked: %v\n%s", job.ID, job.Kind, r, debug.Stack())
+		}
+	}()
+	return k.work(ctx, job)
 }
 
 func (w *Workers) lookup(kindName string) (kind, bool) {
