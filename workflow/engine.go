@@ -140,7 +140,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.started = true
 	e.mu.Unlock()
-	return e.q.Start(ctx)
+	if err := e.q.Start(ctx); err != nil {
+		// Not started: workflows may still be registered.
+		e.mu.Lock()
+		e.started = false
+		e.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // Stop stops working: running steps finish (or, past ctx's deadline, are

@@ -590,3 +590,28 @@ func TestBareQueueClientLeavesRunJobsToEngines(t *testing.T) {
 		t.Fatalf("the other run: %s, want pending", r.State)
 	}
 }
+
+// An engine whose Start failed (here: its context had ended) is not
+// started: workflows can still be registered, and a later Start works.
+func TestFailedStartLeavesTheEngineUnstarted(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	e, err := workflow.NewEngine(drv, engineConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.Start(done); err == nil {
+		t.Fatal("Start with an ended context succeeded")
+	}
+	wf := workflow.Define("late", workflow.Options{}, steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
+	if err := e.Register(wf); err != nil {
+		t.Fatalf("Register after a failed Start: %v", err)
+	}
+	startEngine(t, e)
+	id := enqueue(t, e, "late", endArgs{})
+	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+		t.Fatalf("run %s (%s)", r.State, r.Error)
+	}
+}
