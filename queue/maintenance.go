@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/acidic-go/acidic/internal/tick"
 	"github.com/acidic-go/acidic/storage"
@@ -67,28 +69,72 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 // discards (their last attempt) are passed to EndedFunc in the same
 // transaction. A client without EndedFunc rescues no job that carries a
 // workflow run.
+//
+// The jobs are rescued in one transaction. Should EndedFunc fail, they are
+// rescued again one at a time, and a job whose end cannot be written is set
+// aside for this pass (logged as an error; it stays running, and the next
+// pass tries again), so that one job cannot hold back the rescue of all the
+// others.
 func (c *Client) rescue(ctx context.Context) ([]*Job, error) {
 	if c.cfg.EndedFunc == nil {
 		// Without EndedFunc this client cannot end a run with its job: it
 		// leaves jobs that carry runs to the engines' clients.
 		return c.drv.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: 1000, SkipRunJobs: true})
 	}
+	rescued, err := c.rescueTx(ctx, 1000, nil)
+	var ended *endedError
+	if !errors.As(err, &ended) {
+		return rescued, err
+	}
+	var skip []int64
+	for len(skip) < 100 {
+		got, err := c.rescueTx(ctx, 1, skip)
+		if errors.As(err, &ended) {
+			c.cfg.Logger.Error("queue: could not end a rescued job; it stays running until its end can be written",
+				"jobs", ended.ids, "err", ended.err)
+			skip = append(skip, ended.ids...)
+			continue
+		}
+		if err != nil || len(got) == 0 {
+			return rescued, err
+		}
+		rescued = append(rescued, got...)
+	}
+	return rescued, nil
+}
+
+// endedError is EndedFunc's failure for the jobs ids.
+type endedError struct {
+	ids []int64
+	err error
+}
+
+func (e *endedError) Error() string { return fmt.Sprintf("end jobs %v: %v", e.ids, e.err) }
+func (e *endedError) Unwrap() error { return e.err }
+
+// rescueTx rescues up to limit jobs, except those in skip, and passes those
+// it discards to EndedFunc, in one transaction.
+func (c *Client) rescueTx(ctx context.Context, limit int, skip []int64) ([]*Job, error) {
 	var rescued []*Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		var err error
-		if rescued, err = tx.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: 1000}); err != nil {
+		if rescued, err = tx.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: limit, Except: skip}); err != nil {
 			return err
 		}
 		var ended []*Job
+		var ids []int64
 		for _, j := range rescued {
 			if j.State.Final() {
-				ended = append(ended, j)
+				ended, ids = append(ended, j), append(ids, j.ID)
 			}
 		}
 		if len(ended) == 0 {
 			return nil
 		}
-		return c.cfg.EndedFunc(ctx, tx, ended)
+		if err := c.cfg.EndedFunc(ctx, tx, ended); err != nil {
+			return &endedError{ids: ids, err: err}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

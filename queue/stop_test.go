@@ -252,3 +252,65 @@ func TestStartTwiceWithoutQueues(t *testing.T) {
 		}
 	}
 }
+
+// A job whose end EndedFunc cannot write does not hold back the rescue of
+// the others: they are rescued one at a time, the failing one is set aside
+// (still running) and rescued once its end can be written.
+func TestRescueSetsAsideAJobWhoseEndFails(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	var poisoned int64
+	var ended []int64
+	cfg := fastConfig(queue.NewWorkers(), 1)
+	cfg.Queues = nil
+	cfg.RescueAfter = time.Minute
+	cfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*queue.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, j := range jobs {
+			if j.ID == poisoned {
+				return errors.New("cannot end this one")
+			}
+		}
+		for _, j := range jobs {
+			ended = append(ended, j.ID)
+		}
+		return nil
+	}
+	c := newClient(t, drv, cfg)
+	var ids []int64
+	for i := range 3 {
+		j, err := c.Enqueue(ctx, "k", i, queue.EnqueueOptions{MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := drv.JobClaim(ctx, j.ID, "dead"); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = now() - interval '1 hour'")
+	mu.Lock()
+	poisoned = ids[1]
+	mu.Unlock()
+	res := c.Maintain(ctx)
+	if len(res.Rescued) != 2 {
+		t.Fatalf("rescued %d jobs, want the 2 whose end could be written", len(res.Rescued))
+	}
+	if j, _ := drv.JobGet(ctx, ids[1]); j.State != storage.JobRunning {
+		t.Fatalf("the job whose end failed is %s, want still running", j.State)
+	}
+	mu.Lock()
+	poisoned = 0
+	mu.Unlock()
+	if res := c.Maintain(ctx); len(res.Rescued) != 1 || res.Rescued[0].ID != ids[1] {
+		t.Fatalf("second pass rescued %v, want the job set aside", res.Rescued)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ended) != 3 {
+		t.Errorf("EndedFunc saw %v, want all three jobs once", ended)
+	}
+}

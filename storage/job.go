@@ -169,6 +169,8 @@ type JobRescue struct {
 	// SkipRunJobs leaves jobs that carry workflow runs to other clients, as
 	// in JobFetch.
 	SkipRunJobs bool
+	// Except leaves these jobs alone.
+	Except []int64
 }
 
 // JobAttempt identifies one attempt of a job; fenced writes match both fields

@@ -271,7 +271,7 @@ func scanJobStatus(rows pgx.Rows) (storage.JobStatus, error) {
 }
 
 func (e *executor) JobRescue(ctx context.Context, p storage.JobRescue) ([]*storage.Job, error) {
-	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), p.StaleAfter.Microseconds(), p.Limit, p.SkipRunJobs))
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), p.StaleAfter.Microseconds(), p.Limit, p.SkipRunJobs, p.Except))
 	if err != nil {
 		return nil, fmt.Errorf("rescue jobs: %w", err)
 	}

@@ -223,6 +223,7 @@ WITH stale AS (
   FROM {schema}.jobs
   WHERE state = 'running' AND heartbeat_at < now() - $1::bigint * interval '1 microsecond'
     AND (NOT $3::boolean OR run_id IS NULL)
+    AND ($4::bigint[] IS NULL OR NOT (id = ANY($4::bigint[])))
   ORDER BY heartbeat_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
