@@ -113,8 +113,10 @@ type Executor interface {
 	// returns the run and whether it ended it.
 	RunEnd(ctx context.Context, p RunEnd) (*Run, bool, error)
 	// RunSettle marks a finished run settled unless it already is, and
-	// reports whether it did: the caller then meets the run's finish
-	// obligations in the same transaction, exactly once per finish.
+	// returns it and true when it did: the caller then meets the run's
+	// finish obligations in the same transaction, exactly once per finish.
+	// A run that is not finished, is already settled, or does not exist is
+	// nil and false: there is nothing to do, and nothing is read again.
 	RunSettle(ctx context.Context, id uuid.UUID) (*Run, bool, error)
 	// RunUpdate writes a run's progress if the token still holds its lease;
 	// otherwise it returns ErrLeaseLost and writes nothing.

@@ -122,17 +122,14 @@ func (e *executor) RunEnd(ctx context.Context, p storage.RunEnd) (*storage.Run, 
 
 func (e *executor) RunSettle(ctx context.Context, id uuid.UUID) (*storage.Run, bool, error) {
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSettle"), runID(id)))
-	if err == nil {
+	switch {
+	case err == nil:
 		return r, true, nil
-	}
-	if !isNotFound(err) {
+	case isNotFound(err):
+		return nil, false, nil // not finished, already settled, or no such run
+	default:
 		return nil, false, fmt.Errorf("settle run %s: %w", id, err)
 	}
-	r, err = e.RunGet(ctx, id)
-	if err != nil {
-		return nil, false, err
-	}
-	return r, false, nil
 }
 
 func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage.Run, error) {

@@ -86,8 +86,11 @@ func testRunSettle(t *testing.T, newDriver NewDriverFunc) {
 	ctx := testCtx(t)
 	drv := newDriver(t)
 	r := insertRun(ctx, t, drv, "k")
-	if got, ok, err := drv.RunSettle(ctx, r.ID); err != nil || ok || got.SettledAt != nil {
-		t.Errorf("RunSettle of a pending run = %+v, %v, %v; want unsettled, false", got, ok, err)
+	if got, ok, err := drv.RunSettle(ctx, r.ID); err != nil || ok || got != nil {
+		t.Errorf("RunSettle of a pending run = %+v, %v, %v; want nil, false", got, ok, err)
+	}
+	if got := getRun(ctx, t, drv, r.ID); got.SettledAt != nil {
+		t.Errorf("a pending run was settled: %+v", got)
 	}
 	for round := 1; round <= 2; round++ {
 		if _, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunPending}, storage.RunFailed, "boom"); err != nil || !changed {
@@ -98,8 +101,11 @@ func testRunSettle(t *testing.T, newDriver NewDriverFunc) {
 			t.Fatalf("round %d: RunSettle = %+v, %v, %v; want settled", round, got, ok, err)
 		}
 		again, ok, err := drv.RunSettle(ctx, r.ID)
-		if err != nil || ok || again.SettledAt == nil || !again.SettledAt.Equal(*got.SettledAt) {
-			t.Errorf("round %d: second RunSettle = %+v, %v, %v; want already settled, false", round, again, ok, err)
+		if err != nil || ok || again != nil {
+			t.Errorf("round %d: second RunSettle = %+v, %v, %v; want nil, false", round, again, ok, err)
+		}
+		if stored := getRun(ctx, t, drv, r.ID); stored.SettledAt == nil || !stored.SettledAt.Equal(*got.SettledAt) {
+			t.Errorf("round %d: the second RunSettle moved the mark: %v, was %v", round, stored.SettledAt, got.SettledAt)
 		}
 		retried, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunFailed}, storage.RunPending, "")
 		if err != nil || !changed || retried.SettledAt != nil {
