@@ -162,3 +162,54 @@ func TestKilledWorkerResumesForEachAtTheRightItem(t *testing.T) {
 	}
 	t.Logf("killed after %d of 1000 items; resumed at item %d", committed, first.Load())
 }
+
+// A worker process killed (SIGKILL) during its job's last attempt: the
+// rescue discards the job and, in the same transaction, fails the run,
+// with the reason, settled. Nothing is left pending and step 3 never runs.
+func TestKilledWorkerOnTheLastAttemptFailsTheRun(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	createEffects(t, drv)
+	execSQL(t, drv, "CREATE TABLE "+table(drv, "markers")+" (run_id uuid NOT NULL, step text NOT NULL, pid int NOT NULL)")
+	cfg := workflow.Config{
+		Queue: queue.Config{
+			Queues:              map[string]queue.QueueConfig{"default": {MaxWorkers: 2}},
+			PollInterval:        20 * time.Millisecond,
+			HeartbeatInterval:   50 * time.Millisecond,
+			RescueAfter:         300 * time.Millisecond,
+			MaintenanceInterval: 50 * time.Millisecond,
+		},
+		LockedRetry: 20 * time.Millisecond,
+		Logger:      quietLogger(),
+	}
+	e := newEngine(t, drv, cfg, crashyWorkflow(drv, ""))
+	id := enqueue(t, e, "crashy", crashyArgs{Order: "o-last"})
+
+	proc := startWorkflowWorker(t, drv.Schema(), "step2")
+	waitFor(t, 30*time.Second, "the worker process to hang in step2", func() (bool, string) {
+		return countRows(t, drv, "markers", "run_id = $1", id) == 1, "no marker yet"
+	})
+	// This attempt is the job's last.
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET max_attempts = attempt WHERE run_id = $1 AND state = 'running'", id)
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.Wait()
+
+	startEngine(t, e)
+	r := waitRun(t, e, id, storage.RunFailed, storage.RunSucceeded, storage.RunCancelled)
+	if r.State != storage.RunFailed || !strings.Contains(r.Error, "attempts exhausted") || !strings.Contains(r.Error, "stopped heartbeating") {
+		t.Fatalf("run %s (%q), want failed by the rescue of its last attempt", r.State, r.Error)
+	}
+	if r.SettledAt == nil || r.LockedBy != "" || r.RecoveryPoint != "step2" {
+		t.Errorf("failed run: settled %v, locked by %q, at %s; want settled, unlocked, at step2", r.SettledAt, r.LockedBy, r.RecoveryPoint)
+	}
+	if n1, n2, n3 := countEffects(t, drv, id, "step1"), countEffects(t, drv, id, "step2"), countEffects(t, drv, id, "step3"); n1 != 1 || n2 != 0 || n3 != 0 {
+		t.Errorf("effects: step1 %d, step2 %d, step3 %d; want 1, 0, 0", n1, n2, n3)
+	}
+	for _, j := range waitJobsFinal(t, drv, id, "crashy") {
+		if j.State != storage.JobDiscarded {
+			t.Errorf("job %d %s, want discarded", j.ID, j.State)
+		}
+	}
+}
