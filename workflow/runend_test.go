@@ -51,9 +51,6 @@ func requireEnded(t *testing.T, e *workflow.Engine, drv *postgres.Driver, id uui
 	if r.SettledAt == nil || r.LockedBy != "" || r.FinishedAt == nil {
 		t.Errorf("ended run: settled %v, locked by %q, finished %v; want settled, unlocked, finished", r.SettledAt, r.LockedBy, r.FinishedAt)
 	}
-	if n := finishJobs(t, drv, id); n != 1 {
-		t.Errorf("%d finish callbacks staged, want 1", n)
-	}
 	waitFor(t, 20*time.Second, "the run's jobs to end", func() (bool, string) {
 		var live []*storage.Job
 		for _, j := range liveJobs(t, drv, id) {
@@ -63,6 +60,10 @@ func requireEnded(t *testing.T, e *workflow.Engine, drv *postgres.Driver, id uui
 		}
 		return len(live) == 0, describeJobs(live)
 	})
+	// Counted once every job that could settle the run again has ended.
+	if n := finishJobs(t, drv, id); n != 1 {
+		t.Errorf("%d finish callbacks staged, want 1", n)
+	}
 	return r
 }
 
@@ -614,4 +615,88 @@ func TestFailedStartLeavesTheEngineUnstarted(t *testing.T) {
 	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
 		t.Fatalf("run %s (%s)", r.State, r.Error)
 	}
+}
+
+// Every way a child run can end for good counts it off its awaiting parent
+// once: a panic on its last attempt, a Discard, a step's Cancel, and an
+// operator's cancel of its job while its step runs. The parent (which
+// continues on failure) resumes once, after the last of them, and each
+// child's finish callback is staged once, with the child's reason.
+func TestEveryEndOfAChildCountsItOffItsParentOnce(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	var finished onFinishCounter
+	running := make(chan struct{})
+	var once sync.Once
+	child := workflow.Define("ending-child", workflow.Options{Queue: "kids", MaxAttempts: 1, OnFinish: finished.fn},
+		steps.Do("end", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error {
+			switch sc.Args.N {
+			case 1:
+				panic("nil map")
+			case 2:
+				return queue.Discard(errors.New("bad card"))
+			case 3:
+				return steps.Cancel(errors.New("fraud"))
+			default:
+				once.Do(func() { close(running) })
+				<-ctx.Done() // cancelled by the operator
+				return ctx.Err()
+			}
+		}))
+	var after atomic.Int32
+	reqs := make([]steps.RunRequest, 4)
+	for i := range reqs {
+		reqs[i] = steps.RunRequest{Workflow: "ending-child", Args: endArgs{N: i + 1}}
+	}
+	parent := workflow.Define("counting-parent", fastOptions(1),
+		steps.AwaitRuns[endArgs, noState]("fan-out", steps.AwaitOptions{ContinueOnFailure: true}, reqs...),
+		steps.Do("after", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { after.Add(1); return nil }))
+	cfg := engineConfig(2)
+	cfg.Queue.Queues["kids"] = queue.QueueConfig{MaxWorkers: 4}
+	e := newEngine(t, drv, cfg, child, parent)
+	startEngine(t, e)
+	id := enqueue(t, e, "counting-parent", endArgs{})
+	select {
+	case <-running:
+	case <-time.After(20 * time.Second):
+		t.Fatal("child 4 never started")
+	}
+	kids, err := e.List(ctxT(t), storage.RunFilter{ParentRunID: id})
+	if err != nil || len(kids) != 4 {
+		t.Fatalf("children: %v, %v", kids, err)
+	}
+	for _, k := range kids {
+		if string(k.Args) == `{"n": 4}` {
+			if _, err := e.Queue().Cancel(ctxT(t), jobsOf(t, drv, k.ID, "ending-child")[0].ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
+	if p.State != storage.RunSucceeded || p.Awaiting != 0 || after.Load() != 1 {
+		t.Fatalf("parent %s awaiting %d, next step ran %d times; want succeeded once", p.State, p.Awaiting, after.Load())
+	}
+	want := map[string]struct {
+		state storage.RunState
+		err   string
+	}{
+		`{"n": 1}`: {storage.RunFailed, "panicked"},
+		`{"n": 2}`: {storage.RunFailed, "bad card"},
+		`{"n": 3}`: {storage.RunCancelled, "cancelled by step end: fraud"},
+		`{"n": 4}`: {storage.RunCancelled, "cancelled by an operator"},
+	}
+	for _, k := range kids {
+		r := requireEnded(t, e, drv, k.ID, want[string(k.Args)].state, want[string(k.Args)].err)
+		if r.ParentRunID != id {
+			t.Errorf("child %s lost its parent", r.ID)
+		}
+	}
+	waitFor(t, 10*time.Second, "every child's OnFinish", func() (bool, string) {
+		for _, k := range kids {
+			if finished.get(k.ID) != 1 {
+				return false, fmt.Sprint(k.ID, finished.get(k.ID))
+			}
+		}
+		return true, ""
+	})
 }
