@@ -273,10 +273,9 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		if tx, ok := ex.(storage.Tx); ok && c.cfg.EndedFunc != nil {
 			// The cancellation is the attempt's last word, whatever an
 			// earlier attempt's error said.
-			ended := *job
-			ended.Errors = append(append([]storage.AttemptError(nil), job.Errors...),
-				storage.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: fmt.Sprintf("job %d cancelled by an operator", id)})
-			if err := c.cfg.EndedFunc(ctx, tx, []*Job{&ended}); err != nil {
+			ended := endedCopy(job, storage.JobOutcome{State: storage.JobCancelled,
+				Error: &storage.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: fmt.Sprintf("job %d cancelled by an operator", id)}})
+			if err := c.cfg.EndedFunc(ctx, tx, []*Job{ended}); err != nil {
 				return nil, fmt.Errorf("queue: cancel: %w", err)
 			}
 		}

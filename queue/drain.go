@@ -83,7 +83,7 @@ func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
 	defer cancel(nil)
 	c.track(job, cancel)
 	defer c.untrack(attemptOf(job))
-	err := c.execute(jobCtx, job)
+	err := c.cfg.Workers.Work(jobCtx, job)
 	outcome, o := c.outcomeOf(job, err)
 	if outcome == OutcomeCompleted {
 		if _, err := c.drv.JobComplete(ctx, []storage.JobAttempt{o.JobAttempt}); err != nil {

@@ -24,12 +24,6 @@ const (
 	OutcomeDiscarded Outcome = "discarded"
 )
 
-// execute runs the job's work function and returns its error, turning a
-// panic into an error.
-func (c *Client) execute(ctx context.Context, job *Job) error {
-	return c.cfg.Workers.Work(ctx, job)
-}
-
 // outcomeOf maps a work function's error to the write that ends the attempt.
 // A nil error means completion (written by the completer, in batches).
 func (c *Client) outcomeOf(job *Job, err error) (Outcome, storage.JobOutcome) {
@@ -93,7 +87,7 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 		defer c.jobs.Done()
 		defer done()
 		defer cancel(nil)
-		err := c.execute(ctx, job)
+		err := c.cfg.Workers.Work(ctx, job)
 		var stopped error
 		if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
 			// The client's own stop cut the attempt short (its deadline

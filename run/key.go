@@ -82,9 +82,15 @@ func By[A any](fn func(args A) (string, error)) Strategy {
 		if err != nil || key == "" {
 			return key, err
 		}
-		return workflow + ":" + key, nil
+		return WorkflowKey(workflow, key), nil
 	}}
 }
+
+// WorkflowKey is the idempotency key stored for a key of a workflow's run:
+// the workflow's name, a colon and the key. Keys are namespaced per
+// workflow this way, whether By derives them or a caller gives them, so a
+// key one workflow uses never blocks another's.
+func WorkflowKey(workflow, key string) string { return workflow + ":" + key }
 
 // ErrArgs is returned, wrapped, for arguments that are not valid JSON.
 var ErrArgs = errors.New("run: invalid arguments")

@@ -120,7 +120,10 @@ func jsonProblem(field string, raw []byte) string {
 	if !json.Valid(raw) {
 		return field + " is not valid JSON"
 	}
-	return encodedJSONProblem(field, raw)
+	if problem := jsonbProblem(raw); problem != "" {
+		return field + " holds " + problem
+	}
+	return ""
 }
 
 // encodedJSONProblem is jsonProblem for JSON the engine encoded itself with

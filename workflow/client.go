@@ -100,7 +100,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	}
 	wopts := d.options()
 	id := uuid.New()
-	key := storedKey(workflow, opts.Key)
+	key := run.WorkflowKey(workflow, opts.Key)
 	if opts.Key == "" {
 		if key, err = wopts.Key.Key(workflow, raw, id); err != nil {
 			return nil, err
@@ -156,11 +156,6 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	return &EnqueueResult{Run: &Run{Run: *rec}}, nil
 }
 
-// storedKey is the idempotency key stored for a caller's key of a workflow:
-// keys are namespaced per workflow, so a key one workflow uses never blocks
-// another's. It is the form run.By gives its keys.
-func storedKey(workflow, key string) string { return workflow + ":" + key }
-
 // encodeArgs turns args into JSON; run.Create stores it in canonical form.
 func encodeArgs(args any) (json.RawMessage, error) {
 	if raw, ok := args.(json.RawMessage); ok {
@@ -185,7 +180,7 @@ func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*Run, error) {
 // returned): keys are namespaced per workflow, and the stored key
 // (Run.IdempotencyKey) is the workflow's name, a colon and the key.
 func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*Run, error) {
-	rec, err := e.drv.RunGetByKey(ctx, storedKey(workflow, key))
+	rec, err := e.drv.RunGetByKey(ctx, run.WorkflowKey(workflow, key))
 	if err != nil {
 		return nil, err
 	}

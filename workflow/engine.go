@@ -124,11 +124,7 @@ func (e *Engine) validateOptions(name string, opts Options) error {
 	if opts.Timeout < 0 {
 		return fmt.Errorf("%w: workflow %q: negative Timeout %s", ErrInvalidDefinition, name, opts.Timeout)
 	}
-	q := opts.Queue
-	if q == "" {
-		q = queue.DefaultQueue
-	}
-	err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: q, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
+	err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
 	if err != nil {
 		return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, name, err)
 	}
