@@ -95,8 +95,10 @@ func TestJobOfKilledWorkerIsRescuedAndRunsAgain(t *testing.T) {
 		execSQL(t, drv, "INSERT INTO "+table(drv, "executions")+" (job_id, attempt, pid) VALUES ($1, $2, 0)", job.ID, job.Attempt)
 		return nil
 	}, queue.KindOptions{})
+	// RescueAfter long enough that, on a loaded machine, the rescued
+	// attempt's own completion is written before it could look stale.
 	cfg := fastConfig(ws, 1)
-	cfg.RescueAfter = 200 * time.Millisecond
+	cfg.RescueAfter = time.Second
 	cfg.MaintenanceInterval = 50 * time.Millisecond
 	start(t, newClient(t, drv, cfg))
 	done := waitJob(t, drv, j.ID, storage.JobCompleted)
