@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/notifier"
-	"github.com/acidic-go/acidic/internal/service"
-	"github.com/acidic-go/acidic/internal/tick"
+	"github.com/acidic-go/acidic/internal/base/notifier"
+	"github.com/acidic-go/acidic/internal/base/service"
+	"github.com/acidic-go/acidic/internal/base/tick"
 	"github.com/acidic-go/acidic/storage"
 )
 

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/acidic-go/acidic/internal/enginetest"
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/enginetest"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/outbox"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/acidic-go/acidic/internal/service"
+	"github.com/acidic-go/acidic/internal/base/service"
 	"github.com/acidic-go/acidic/storage"
 )
 

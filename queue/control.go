@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/notifier"
+	"github.com/acidic-go/acidic/internal/base/notifier"
 	"github.com/acidic-go/acidic/storage"
 )
 

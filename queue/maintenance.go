@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/acidic-go/acidic/internal/tick"
+	"github.com/acidic-go/acidic/internal/base/tick"
 	"github.com/acidic-go/acidic/storage"
 )
 

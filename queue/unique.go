@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/canonical"
+	"github.com/acidic-go/acidic/internal/base/canonical"
 	"github.com/acidic-go/acidic/storage"
 )
 

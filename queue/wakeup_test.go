@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/acidic-go/acidic/internal/canonical"
+	"github.com/acidic-go/acidic/internal/base/canonical"
 )
 
 // ErrKey is returned, wrapped, when an idempotency key cannot be derived

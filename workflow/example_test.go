@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"

@@ -17,7 +17,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/acidic-go/acidic/internal/cli"
+	"github.com/acidic-go/acidic/internal/tools/cli"
 )
 
 func main() {

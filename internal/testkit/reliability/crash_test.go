@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 )
 
 // workerSet runs worker processes (this test binary, see TestMain) and kills

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/outbox"
 	"github.com/acidic-go/acidic/queue"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 )
 
 // TestQuickBench runs every scenario at -quick sizes against the test

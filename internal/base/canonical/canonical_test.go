@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/acidic-go/acidic/internal/canonical"
+	"github.com/acidic-go/acidic/internal/base/canonical"
 )
 
 func TestNumber(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/testdb"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 )
 
 // TestDroppedConnections: two engines work N chaos runs while every

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/acidic-go/acidic/internal/service"
+	"github.com/acidic-go/acidic/internal/base/service"
 )
 
 func isClosed(c <-chan struct{}) bool {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/acidic-go/acidic/internal/cli"
+	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
