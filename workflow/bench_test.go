@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/tools/bench"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/internal/tools/bench"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"

@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
 )

@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"

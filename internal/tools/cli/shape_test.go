@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/workflow"
