@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -103,7 +104,7 @@ func ExampleHarness_PerformWorker() {
 	h := acidictest.New(t, acidictest.Options{KindDefaults: map[string]queue.EnqueueOptions{
 		"receipt": {MaxAttempts: 3, Unique: &queue.UniqueOptions{}},
 	}})
-	err := queue.HandleArgs(h.Workers, "receipt", func(ctx context.Context, job *queue.Job, a ReceiptArgs) error {
+	err := queue.HandleArgs(h.Workers, "receipt", func(ctx context.Context, job *acidic.Job, a ReceiptArgs) error {
 		if a.Email == "" {
 			return fmt.Errorf("order %d: %w", a.OrderID, errNoAddress)
 		}

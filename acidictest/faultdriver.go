@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -75,9 +73,9 @@ func (i Injection) String() string {
 var ErrInjected = errors.New("acidictest: injected fault")
 
 // errCrashed is what a crashed process's calls return. It matches
-// storage.ErrClosed, so that the engine gives up its writes at once as it
+// acidic.ErrClosed, so that the engine gives up its writes at once as it
 // does on a closed pool, instead of retrying what a dead process could not.
-var errCrashed = fmt.Errorf("%w: crashed: %w", ErrInjected, storage.ErrClosed)
+var errCrashed = fmt.Errorf("%w: crashed: %w", ErrInjected, acidic.ErrClosed)
 
 // faults counts the calls of one engine and injects one fault.
 type faults struct {
@@ -169,12 +167,12 @@ func (d *faultDriver) InTx(ctx context.Context, iso storage.Isolation, fn storag
 	})
 }
 
-func (d *faultDriver) InStepTx(ctx context.Context, fn storage.StepFunc) (r *storage.Run, err error) {
+func (d *faultDriver) InStepTx(ctx context.Context, fn storage.StepFunc) (r *acidic.Run, err error) {
 	err = d.f.do(ctx, "InStepTx", func() error {
 		r, err = d.drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 			c, err := fn(ctx, d.wrap(tx))
 			if then := c.Then; then != nil {
-				c.Then = func(ctx context.Context, tx storage.Tx, r *storage.Run) error {
+				c.Then = func(ctx context.Context, tx storage.Tx, r *acidic.Run) error {
 					return then(ctx, d.wrap(tx), r)
 				}
 			}
@@ -227,31 +225,31 @@ var (
 	_ storage.Tx       = (*faultTx)(nil)
 )
 
-func (x *faultExec) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) (r0 []*storage.Job, err error) {
+func (x *faultExec) JobInsertMany(ctx context.Context, p storage.JobInsertManyParams) (r0 []*acidic.Job, err error) {
 	err = x.f.do(ctx, "JobInsertMany", func() error {
-		r0, err = x.ex.JobInsertMany(ctx, jobs)
+		r0, err = x.ex.JobInsertMany(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobInsertUnique(ctx context.Context, job storage.JobInsert, replace storage.JobReplace) (r0 *storage.Job, err error) {
+func (x *faultExec) JobInsertUnique(ctx context.Context, p storage.JobInsertUniqueParams) (r0 *acidic.Job, err error) {
 	err = x.f.do(ctx, "JobInsertUnique", func() error {
-		r0, err = x.ex.JobInsertUnique(ctx, job, replace)
+		r0, err = x.ex.JobInsertUnique(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobMakeDue(ctx context.Context, queue string) (r0 int, err error) {
+func (x *faultExec) JobMakeDue(ctx context.Context, p storage.JobMakeDueParams) (r0 int, err error) {
 	err = x.f.do(ctx, "JobMakeDue", func() error {
-		r0, err = x.ex.JobMakeDue(ctx, queue)
+		r0, err = x.ex.JobMakeDue(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobFetch(ctx context.Context, p storage.JobFetch) (r0 []*storage.Job, err error) {
+func (x *faultExec) JobFetch(ctx context.Context, p storage.JobFetchParams) (r0 []storage.FetchedJob, err error) {
 	err = x.f.do(ctx, "JobFetch", func() error {
 		r0, err = x.ex.JobFetch(ctx, p)
 		return err
@@ -259,31 +257,31 @@ func (x *faultExec) JobFetch(ctx context.Context, p storage.JobFetch) (r0 []*sto
 	return
 }
 
-func (x *faultExec) JobClaim(ctx context.Context, id int64, workerID string) (r0 *storage.Job, err error) {
+func (x *faultExec) JobClaim(ctx context.Context, p storage.JobClaimParams) (r0 *acidic.Job, err error) {
 	err = x.f.do(ctx, "JobClaim", func() error {
-		r0, err = x.ex.JobClaim(ctx, id, workerID)
+		r0, err = x.ex.JobClaim(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobComplete(ctx context.Context, attempts []storage.JobAttempt) (r0 []int64, err error) {
+func (x *faultExec) JobComplete(ctx context.Context, p storage.JobCompleteParams) (r0 []int64, err error) {
 	err = x.f.do(ctx, "JobComplete", func() error {
-		r0, err = x.ex.JobComplete(ctx, attempts)
+		r0, err = x.ex.JobComplete(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobResolveDependencies(ctx context.Context, ended []int64) (r0 int, r1 int, err error) {
+func (x *faultExec) JobResolveDependencies(ctx context.Context, p storage.JobResolveDependenciesParams) (r0 int, r1 int, err error) {
 	err = x.f.do(ctx, "JobResolveDependencies", func() error {
-		r0, r1, err = x.ex.JobResolveDependencies(ctx, ended)
+		r0, r1, err = x.ex.JobResolveDependencies(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobFinish(ctx context.Context, o storage.JobOutcome) (r0 bool, err error) {
+func (x *faultExec) JobFinish(ctx context.Context, o storage.JobFinishParams) (r0 bool, err error) {
 	err = x.f.do(ctx, "JobFinish", func() error {
 		r0, err = x.ex.JobFinish(ctx, o)
 		return err
@@ -291,15 +289,15 @@ func (x *faultExec) JobFinish(ctx context.Context, o storage.JobOutcome) (r0 boo
 	return
 }
 
-func (x *faultExec) JobHeartbeat(ctx context.Context, attempts []storage.JobAttempt) (r0 []storage.JobStatus, err error) {
+func (x *faultExec) JobHeartbeat(ctx context.Context, p storage.JobHeartbeatParams) (r0 []storage.JobStatus, err error) {
 	err = x.f.do(ctx, "JobHeartbeat", func() error {
-		r0, err = x.ex.JobHeartbeat(ctx, attempts)
+		r0, err = x.ex.JobHeartbeat(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobRescue(ctx context.Context, p storage.JobRescue) (r0 []*storage.Job, err error) {
+func (x *faultExec) JobRescue(ctx context.Context, p storage.JobRescueParams) (r0 []*acidic.Job, err error) {
 	err = x.f.do(ctx, "JobRescue", func() error {
 		r0, err = x.ex.JobRescue(ctx, p)
 		return err
@@ -307,15 +305,15 @@ func (x *faultExec) JobRescue(ctx context.Context, p storage.JobRescue) (r0 []*s
 	return
 }
 
-func (x *faultExec) JobPrune(ctx context.Context, retention time.Duration, limit int) (r0 int, err error) {
+func (x *faultExec) JobPrune(ctx context.Context, p storage.JobPruneParams) (r0 int, err error) {
 	err = x.f.do(ctx, "JobPrune", func() error {
-		r0, err = x.ex.JobPrune(ctx, retention, limit)
+		r0, err = x.ex.JobPrune(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobStats(ctx context.Context) (r0 []storage.QueueStats, err error) {
+func (x *faultExec) JobStats(ctx context.Context) (r0 []acidic.QueueStats, err error) {
 	err = x.f.do(ctx, "JobStats", func() error {
 		r0, err = x.ex.JobStats(ctx)
 		return err
@@ -323,15 +321,15 @@ func (x *faultExec) JobStats(ctx context.Context) (r0 []storage.QueueStats, err 
 	return
 }
 
-func (x *faultExec) JobGet(ctx context.Context, id int64) (r0 *storage.Job, err error) {
+func (x *faultExec) JobGet(ctx context.Context, p storage.JobGetParams) (r0 *acidic.Job, err error) {
 	err = x.f.do(ctx, "JobGet", func() error {
-		r0, err = x.ex.JobGet(ctx, id)
+		r0, err = x.ex.JobGet(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobList(ctx context.Context, f storage.JobFilter) (r0 []*storage.Job, err error) {
+func (x *faultExec) JobList(ctx context.Context, f acidic.JobFilter) (r0 []*acidic.Job, err error) {
 	err = x.f.do(ctx, "JobList", func() error {
 		r0, err = x.ex.JobList(ctx, f)
 		return err
@@ -339,31 +337,31 @@ func (x *faultExec) JobList(ctx context.Context, f storage.JobFilter) (r0 []*sto
 	return
 }
 
-func (x *faultExec) JobCancel(ctx context.Context, id int64) (r0 *storage.Job, err error) {
+func (x *faultExec) JobCancel(ctx context.Context, p storage.JobCancelParams) (r0 *acidic.Job, err error) {
 	err = x.f.do(ctx, "JobCancel", func() error {
-		r0, err = x.ex.JobCancel(ctx, id)
+		r0, err = x.ex.JobCancel(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobRetry(ctx context.Context, id int64) (r0 *storage.Job, err error) {
+func (x *faultExec) JobRetry(ctx context.Context, p storage.JobRetryParams) (r0 *acidic.Job, err error) {
 	err = x.f.do(ctx, "JobRetry", func() error {
-		r0, err = x.ex.JobRetry(ctx, id)
+		r0, err = x.ex.JobRetry(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) Notify(ctx context.Context, topic, payload string) (err error) {
+func (x *faultExec) Notify(ctx context.Context, p storage.NotifyParams) (err error) {
 	err = x.f.do(ctx, "Notify", func() error {
-		err = x.ex.Notify(ctx, topic, payload)
+		err = x.ex.Notify(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) RunInsert(ctx context.Context, r storage.RunInsert) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunInsert(ctx context.Context, r storage.RunInsertParams) (r0 *acidic.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunInsert", func() error {
 		r0, r1, err = x.ex.RunInsert(ctx, r)
 		return err
@@ -371,23 +369,23 @@ func (x *faultExec) RunInsert(ctx context.Context, r storage.RunInsert) (r0 *sto
 	return
 }
 
-func (x *faultExec) RunGet(ctx context.Context, id uuid.UUID) (r0 *storage.Run, err error) {
+func (x *faultExec) RunGet(ctx context.Context, p storage.RunGetParams) (r0 *acidic.Run, err error) {
 	err = x.f.do(ctx, "RunGet", func() error {
-		r0, err = x.ex.RunGet(ctx, id)
+		r0, err = x.ex.RunGet(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) RunGetByKey(ctx context.Context, key string) (r0 *storage.Run, err error) {
+func (x *faultExec) RunGetByKey(ctx context.Context, p storage.RunGetByKeyParams) (r0 *acidic.Run, err error) {
 	err = x.f.do(ctx, "RunGetByKey", func() error {
-		r0, err = x.ex.RunGetByKey(ctx, key)
+		r0, err = x.ex.RunGetByKey(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) RunList(ctx context.Context, f storage.RunFilter) (r0 []*storage.Run, err error) {
+func (x *faultExec) RunList(ctx context.Context, f acidic.RunFilter) (r0 []*acidic.Run, err error) {
 	err = x.f.do(ctx, "RunList", func() error {
 		r0, err = x.ex.RunList(ctx, f)
 		return err
@@ -395,7 +393,7 @@ func (x *faultExec) RunList(ctx context.Context, f storage.RunFilter) (r0 []*sto
 	return
 }
 
-func (x *faultExec) RunLease(ctx context.Context, p storage.RunLease) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunLease(ctx context.Context, p storage.RunLeaseParams) (r0 *acidic.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunLease", func() error {
 		r0, r1, err = x.ex.RunLease(ctx, p)
 		return err
@@ -403,7 +401,7 @@ func (x *faultExec) RunLease(ctx context.Context, p storage.RunLease) (r0 *stora
 	return
 }
 
-func (x *faultExec) RunEnd(ctx context.Context, p storage.RunEnd) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunEnd(ctx context.Context, p storage.RunEndParams) (r0 *acidic.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunEnd", func() error {
 		r0, r1, err = x.ex.RunEnd(ctx, p)
 		return err
@@ -411,15 +409,15 @@ func (x *faultExec) RunEnd(ctx context.Context, p storage.RunEnd) (r0 *storage.R
 	return
 }
 
-func (x *faultExec) RunSettle(ctx context.Context, id uuid.UUID) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunSettle(ctx context.Context, p storage.RunSettleParams) (r0 *acidic.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunSettle", func() error {
-		r0, r1, err = x.ex.RunSettle(ctx, id)
+		r0, r1, err = x.ex.RunSettle(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) RunUpdate(ctx context.Context, u storage.RunUpdate) (r0 *storage.Run, err error) {
+func (x *faultExec) RunUpdate(ctx context.Context, u storage.RunUpdateParams) (r0 *acidic.Run, err error) {
 	err = x.f.do(ctx, "RunUpdate", func() error {
 		r0, err = x.ex.RunUpdate(ctx, u)
 		return err
@@ -427,7 +425,7 @@ func (x *faultExec) RunUpdate(ctx context.Context, u storage.RunUpdate) (r0 *sto
 	return
 }
 
-func (x *faultExec) RunRelease(ctx context.Context, r storage.RunRelease) (r0 *storage.Run, err error) {
+func (x *faultExec) RunRelease(ctx context.Context, r storage.RunReleaseParams) (r0 *acidic.Run, err error) {
 	err = x.f.do(ctx, "RunRelease", func() error {
 		r0, err = x.ex.RunRelease(ctx, r)
 		return err
@@ -435,97 +433,97 @@ func (x *faultExec) RunRelease(ctx context.Context, r storage.RunRelease) (r0 *s
 	return
 }
 
-func (x *faultExec) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunSetState(ctx context.Context, p storage.RunSetStateParams) (r0 *acidic.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunSetState", func() error {
-		r0, r1, err = x.ex.RunSetState(ctx, id, from, to, errText)
+		r0, r1, err = x.ex.RunSetState(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) RunChildFinished(ctx context.Context, childID uuid.UUID) (r0 *storage.Run, r1 bool, err error) {
+func (x *faultExec) RunChildFinished(ctx context.Context, p storage.RunChildFinishedParams) (r0 *acidic.Run, r1 bool, err error) {
 	err = x.f.do(ctx, "RunChildFinished", func() error {
-		r0, r1, err = x.ex.RunChildFinished(ctx, childID)
+		r0, r1, err = x.ex.RunChildFinished(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) RunSteps(ctx context.Context, id uuid.UUID) (r0 []storage.Step, err error) {
+func (x *faultExec) RunSteps(ctx context.Context, p storage.RunStepsParams) (r0 []acidic.Step, err error) {
 	err = x.f.do(ctx, "RunSteps", func() error {
-		r0, err = x.ex.RunSteps(ctx, id)
+		r0, err = x.ex.RunSteps(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxInsert(ctx context.Context, msgs []storage.OutboxInsert) (err error) {
+func (x *faultExec) OutboxInsert(ctx context.Context, p storage.OutboxInsertParams) (err error) {
 	err = x.f.do(ctx, "OutboxInsert", func() error {
-		err = x.ex.OutboxInsert(ctx, msgs)
+		err = x.ex.OutboxInsert(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxClaim(ctx context.Context, limit int, lease time.Duration) (r0 []*storage.OutboxMessage, err error) {
+func (x *faultExec) OutboxClaim(ctx context.Context, p storage.OutboxClaimParams) (r0 []*acidic.OutboxMessage, err error) {
 	err = x.f.do(ctx, "OutboxClaim", func() error {
-		r0, err = x.ex.OutboxClaim(ctx, limit, lease)
+		r0, err = x.ex.OutboxClaim(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxDelivered(ctx context.Context, ids []int64) (err error) {
+func (x *faultExec) OutboxDelivered(ctx context.Context, p storage.OutboxDeliveredParams) (err error) {
 	err = x.f.do(ctx, "OutboxDelivered", func() error {
-		err = x.ex.OutboxDelivered(ctx, ids)
+		err = x.ex.OutboxDelivered(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxFailed(ctx context.Context, id int64, attempt int, retryIn time.Duration, errText string) (err error) {
+func (x *faultExec) OutboxFailed(ctx context.Context, p storage.OutboxFailedParams) (err error) {
 	err = x.f.do(ctx, "OutboxFailed", func() error {
-		err = x.ex.OutboxFailed(ctx, id, attempt, retryIn, errText)
+		err = x.ex.OutboxFailed(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxRelease(ctx context.Context, claims []storage.OutboxClaim) (err error) {
+func (x *faultExec) OutboxRelease(ctx context.Context, p storage.OutboxReleaseParams) (err error) {
 	err = x.f.do(ctx, "OutboxRelease", func() error {
-		err = x.ex.OutboxRelease(ctx, claims)
+		err = x.ex.OutboxRelease(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxPrune(ctx context.Context, retention time.Duration, limit int) (r0 int, err error) {
+func (x *faultExec) OutboxPrune(ctx context.Context, p storage.OutboxPruneParams) (r0 int, err error) {
 	err = x.f.do(ctx, "OutboxPrune", func() error {
-		r0, err = x.ex.OutboxPrune(ctx, retention, limit)
+		r0, err = x.ex.OutboxPrune(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) OutboxList(ctx context.Context, pendingOnly bool, limit int) (r0 []*storage.OutboxMessage, err error) {
+func (x *faultExec) OutboxList(ctx context.Context, p storage.OutboxListParams) (r0 []*acidic.OutboxMessage, err error) {
 	err = x.f.do(ctx, "OutboxList", func() error {
-		r0, err = x.ex.OutboxList(ctx, pendingOnly, limit)
+		r0, err = x.ex.OutboxList(ctx, p)
 		return err
 	})
 	return
 }
 
-func (x *faultExec) JobLostAttempts(ctx context.Context, attempts []storage.JobAttempt) (r0 []storage.JobStatus, err error) {
+func (x *faultExec) JobLostAttempts(ctx context.Context, p storage.JobLostAttemptsParams) (r0 []storage.JobStatus, err error) {
 	err = x.f.do(ctx, "JobLostAttempts", func() error {
-		r0, err = x.ex.JobLostAttempts(ctx, attempts)
+		r0, err = x.ex.JobLostAttempts(ctx, p)
 		return err
 	})
 	return
 }
 
-func (d *faultDriver) QueueHints(ctx context.Context, queues []string) (r0 []string, err error) {
+func (d *faultDriver) QueueHints(ctx context.Context, p storage.QueueHintsParams) (r0 []string, err error) {
 	err = d.f.do(ctx, "QueueHints", func() error {
-		r0, err = d.drv.QueueHints(ctx, queues)
+		r0, err = d.drv.QueueHints(ctx, p)
 		return err
 	})
 	return

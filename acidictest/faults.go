@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -81,7 +82,7 @@ type FaultCase struct {
 	Harness *Harness
 	// Runs are every run in the case's schema, oldest first, with their
 	// step logs.
-	Runs []*workflow.Run
+	Runs []*acidic.Run
 	// rested counts the runs by workflow, state and recovery point when
 	// they first all rested, before Resume.
 	rested map[string]int
@@ -319,14 +320,15 @@ func runCase(t *testing.T, schemas *schemaPool, opts FaultOptions, at, second *I
 	}
 	c.rested = rested
 	c.Harness = clean
-	var runs []*workflow.Run
-	err = storage.EachRunPage(ctx, pg, storage.RunFilter{}, func(page []*storage.Run) error {
+	var runs []*acidic.Run
+	err = storage.EachRunPage(ctx, pg, acidic.RunFilter{}, func(page []*acidic.Run) error {
 		for _, r := range page {
-			steps, err := pg.RunSteps(ctx, r.ID)
+			steps, err := pg.RunSteps(ctx, storage.RunStepsParams{ID: r.ID})
 			if err != nil {
 				return err
 			}
-			runs = append(runs, &workflow.Run{Run: *r, Steps: steps})
+			r.Steps = steps
+			runs = append(runs, r)
 		}
 		return nil
 	})
@@ -379,7 +381,7 @@ func recoverAll(ctx context.Context, t *testing.T, h *Harness, pg *postgres.Driv
 // runStates counts the runs of pg by workflow and state.
 func runStates(ctx context.Context, t *testing.T, pg *postgres.Driver) map[string]int {
 	m := map[string]int{}
-	err := storage.EachRunPage(ctx, pg, storage.RunFilter{}, func(page []*storage.Run) error {
+	err := storage.EachRunPage(ctx, pg, acidic.RunFilter{}, func(page []*acidic.Run) error {
 		for _, r := range page {
 			m[r.Workflow+" "+string(r.State)+" at "+r.RecoveryPoint]++
 		}
@@ -391,11 +393,11 @@ func runStates(ctx context.Context, t *testing.T, pg *postgres.Driver) map[strin
 	return m
 }
 
-var liveJobStates = []storage.JobState{storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}
+var liveJobStates = []acidic.JobState{acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRunning, acidic.JobRetryable}
 
 // quiet reports whether no job is left to run.
 func quiet(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
-	jobs, err := pg.JobList(ctx, storage.JobFilter{States: liveJobStates, Limit: 1})
+	jobs, err := pg.JobList(ctx, acidic.JobFilter{States: liveJobStates, Limit: 1})
 	if err != nil {
 		t.Fatalf("list jobs: %v", err)
 	}
@@ -403,7 +405,7 @@ func quiet(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
 }
 
 func hasHalted(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
-	runs, err := pg.RunList(ctx, storage.RunFilter{States: []storage.RunState{storage.RunHalted}, Limit: 1})
+	runs, err := pg.RunList(ctx, acidic.RunFilter{States: []acidic.RunState{acidic.RunHalted}, Limit: 1})
 	if err != nil {
 		t.Fatalf("list runs: %v", err)
 	}
@@ -505,8 +507,8 @@ type outcome struct {
 	states   map[string]int // "workflow state" -> runs
 	rested   map[string]int // "workflow state at step" -> runs, before Resume
 	finishes int            // finish callback jobs staged
-	runs     []*workflow.Run
-	jobs     []*storage.Job
+	runs     []*acidic.Run
+	jobs     []*acidic.Job
 }
 
 func outcomeOf(c *FaultCase) outcome {
@@ -515,7 +517,7 @@ func outcomeOf(c *FaultCase) outcome {
 		o.states[r.Workflow+" "+string(r.State)]++
 	}
 	ctx := context.Background()
-	jobs, err := c.Harness.Driver.JobList(ctx, storage.JobFilter{Limit: 100000})
+	jobs, err := c.Harness.Driver.JobList(ctx, acidic.JobFilter{Limit: 100000})
 	if err == nil {
 		o.jobs = jobs
 		for _, j := range jobs {
@@ -532,7 +534,7 @@ func (o outcome) compare(t testing.TB, got outcome) (stranded int, wrong bool, u
 	t.Helper()
 	for _, r := range got.runs {
 		switch {
-		case r.State == storage.RunPending || r.State == storage.RunRunning || r.State == storage.RunAwaiting:
+		case r.State == acidic.RunPending || r.State == acidic.RunRunning || r.State == acidic.RunAwaiting:
 			stranded++
 			t.Errorf("run %s (%s) stranded %s at %q (error %q)", r.ID, r.Workflow, r.State, r.RecoveryPoint, r.Error)
 		case r.State.Final() && r.SettledAt == nil:

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -82,7 +83,7 @@ func outsideKeys(runID uuid.UUID, step string) int {
 func suiteWorkflows(drv *postgres.Driver) []workflow.Definition {
 	e := effects(pgx.Identifier{drv.Schema(), "effects"}.Sanitize())
 	effect := e.record
-	fin := func(ctx context.Context, r *workflow.Run) error { return nil }
+	fin := func(ctx context.Context, r *acidic.Run) error { return nil }
 	every := workflow.Define("every-kind", workflow.Options{MaxAttempts: 5, Backoff: fastBackoff, OnFinish: fin},
 		steps.Do("charge", func(ctx context.Context, sc *steps.Context[order, orderState]) error {
 			callOutside(sc.RunID(), "charge", sc.IdempotencyKey())
@@ -155,7 +156,7 @@ func fastBackoff(int, error) time.Duration { return time.Millisecond }
 
 func suiteWorkers() *queue.Workers {
 	ws := queue.NewWorkers()
-	_ = ws.Handle("receipt", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = ws.Handle("receipt", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	return ws
 }
 
@@ -206,12 +207,12 @@ func suiteCheck(t testing.TB, c *acidictest.FaultCase) {
 			if keys := outsideKeys(r.ID, "charge"); keys != 1 {
 				t.Errorf("run %s: the outside charge was called with %d keys, want 1 (one charge)", r.ID, keys)
 			}
-			kids, err := c.Harness.Engine.List(ctx, storage.RunFilter{ParentRunID: r.ID})
+			kids, err := c.Harness.Engine.List(ctx, acidic.RunFilter{ParentRunID: r.ID})
 			if err != nil || len(kids) != 2 {
 				t.Errorf("run %s: %d children (%v), want 2", r.ID, len(kids), err)
 			}
 		case "child":
-			jobs, err := c.Driver().JobList(ctx, storage.JobFilter{Kind: "receipt", Limit: 100})
+			jobs, err := c.Driver().JobList(ctx, acidic.JobFilter{Kind: "receipt", Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +246,7 @@ func suiteOptions() acidictest.FaultOptions {
 			return nil
 		},
 		Resume: func(ctx context.Context, h *acidictest.Harness) error {
-			halted, err := h.Engine.List(ctx, storage.RunFilter{States: []storage.RunState{storage.RunHalted}})
+			halted, err := h.Engine.List(ctx, acidic.RunFilter{States: []acidic.RunState{acidic.RunHalted}})
 			if err != nil {
 				return err
 			}

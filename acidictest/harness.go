@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/canonical"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
@@ -191,8 +192,8 @@ func (h *Harness) EnqueueTx(ctx context.Context, tx storage.Tx, wf string, args 
 // EnqueueJob enqueues a plain job (see queue.Client.Enqueue); in the Inline
 // modes it also runs the work that became runnable (see Mode) and returns
 // the job as that left it.
-func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
-	var job *queue.Job
+func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
+	var job *acidic.Job
 	ran, err := h.enqueue(ctx, func() (err error) {
 		job, err = h.Queue().Enqueue(ctx, kind, args, opts)
 		return err
@@ -211,13 +212,13 @@ func (h *Harness) EnqueueJob(ctx context.Context, kind string, args any, opts qu
 // EnqueueJobTx enqueues a plain job inside tx (see queue.Client.EnqueueTx),
 // a transaction of the test's own. Nothing runs, whatever the mode: the job
 // exists only once the test commits tx. Drain after the commit.
-func (h *Harness) EnqueueJobTx(ctx context.Context, tx storage.Tx, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+func (h *Harness) EnqueueJobTx(ctx context.Context, tx storage.Tx, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
 	return h.Queue().EnqueueTx(ctx, tx, kind, args, opts)
 }
 
 // runnable are the states of jobs that can run: the Inline modes run them
 // whatever their scheduled time.
-var runnable = []storage.JobState{storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}
+var runnable = []acidic.JobState{acidic.JobAvailable, acidic.JobScheduled, acidic.JobRetryable}
 
 // enqueue calls insert, then runs the work it made runnable as the mode
 // says. It reports whether it ran anything (whether the mode is an Inline
@@ -248,8 +249,8 @@ func (h *Harness) enqueue(ctx context.Context, insert func() error) (bool, error
 }
 
 // runnableJobs lists the jobs that could run, oldest first.
-func (h *Harness) runnableJobs(ctx context.Context) ([]*queue.Job, error) {
-	return h.drv.JobList(ctx, storage.JobFilter{States: runnable, Limit: 100000})
+func (h *Harness) runnableJobs(ctx context.Context) ([]*acidic.Job, error) {
+	return h.drv.JobList(ctx, acidic.JobFilter{States: runnable, Limit: 100000})
 }
 
 // runEachOnce attempts every runnable job not in skip once, oldest first,
@@ -267,8 +268,8 @@ func (h *Harness) runEachOnce(ctx context.Context, skip map[int64]bool) error {
 				continue
 			}
 			skip[j.ID] = true
-			claimed, err := h.drv.JobClaim(ctx, j.ID, h.Queue().ID())
-			if errors.Is(err, storage.ErrNotFound) {
+			claimed, err := h.drv.JobClaim(ctx, storage.JobClaimParams{ID: j.ID, WorkerID: h.Queue().ID()})
+			if errors.Is(err, acidic.ErrNotFound) {
 				continue // ended by an earlier job of this round
 			}
 			if err != nil {
@@ -353,7 +354,7 @@ func (h *Harness) waitingQueues(ctx context.Context) ([]string, error) {
 	var queues []string
 	for _, s := range stats {
 		switch s.State {
-		case storage.JobAvailable, storage.JobScheduled, storage.JobRetryable:
+		case acidic.JobAvailable, acidic.JobScheduled, acidic.JobRetryable:
 			if s.Count > 0 && !slices.Contains(queues, s.Queue) {
 				queues = append(queues, s.Queue)
 			}
@@ -366,7 +367,7 @@ func (h *Harness) waitingQueues(ctx context.Context) ([]string, error) {
 // (scheduled retries included) until nothing is left to run, then returns the
 // run with its step log. A run that is still unfinished after that (it
 // halted, or awaits work nobody can do) is returned as it is.
-func (h *Harness) Perform(ctx context.Context, wf string, args any) (*workflow.Run, error) {
+func (h *Harness) Perform(ctx context.Context, wf string, args any) (*acidic.Run, error) {
 	res, err := h.Engine.Enqueue(ctx, wf, args, workflow.EnqueueOptions{})
 	if err != nil {
 		return nil, err
@@ -382,7 +383,7 @@ func (h *Harness) Perform(ctx context.Context, wf string, args any) (*workflow.R
 // (its state, its error history). The job stays stored; a unique job that
 // is already stored makes it fail. To test a worker alone, writing
 // nothing, use PerformWorker.
-func (h *Harness) PerformJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (queue.Outcome, *queue.Job, error) {
+func (h *Harness) PerformJob(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (queue.Outcome, *acidic.Job, error) {
 	job, err := h.Queue().Enqueue(ctx, kind, args, opts)
 	if err != nil {
 		return "", nil, err
@@ -390,7 +391,7 @@ func (h *Harness) PerformJob(ctx context.Context, kind string, args any, opts qu
 	if job.Duplicate {
 		return "", job, fmt.Errorf("acidictest: job %d is a duplicate of an existing unique job", job.ID)
 	}
-	claimed, err := h.drv.JobClaim(ctx, job.ID, "acidictest")
+	claimed, err := h.drv.JobClaim(ctx, storage.JobClaimParams{ID: job.ID, WorkerID: "acidictest"})
 	if err != nil {
 		return "", nil, err
 	}
@@ -416,17 +417,17 @@ type JobFilter struct {
 	ScheduledAfter, ScheduledBefore time.Time
 	// States to match. Default: the states of work still to do: pending,
 	// available, scheduled and retryable.
-	States []storage.JobState
+	States []acidic.JobState
 }
 
 // AllEnqueued returns the jobs matching f, oldest first.
-func (h *Harness) AllEnqueued(f JobFilter) []*queue.Job {
+func (h *Harness) AllEnqueued(f JobFilter) []*acidic.Job {
 	h.t.Helper()
 	states := f.States
 	if len(states) == 0 {
-		states = []storage.JobState{storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}
+		states = []acidic.JobState{acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRetryable}
 	}
-	jobs, err := h.Driver.JobList(h.ctx(), storage.JobFilter{States: states, Queue: f.Queue, Kind: f.Kind, RunID: f.RunID, Limit: 100000})
+	jobs, err := h.Driver.JobList(h.ctx(), acidic.JobFilter{States: states, Queue: f.Queue, Kind: f.Kind, RunID: f.RunID, Limit: 100000})
 	if err != nil {
 		h.t.Fatalf("acidictest: list jobs: %v", err)
 	}
@@ -440,7 +441,7 @@ func (h *Harness) AllEnqueued(f JobFilter) []*queue.Job {
 			h.t.Fatalf("acidictest: filter args: %v", err)
 		}
 	}
-	var out []*queue.Job
+	var out []*acidic.Job
 	for _, j := range jobs {
 		if !f.ScheduledAfter.IsZero() && j.ScheduledAt.Before(f.ScheduledAfter) {
 			continue
@@ -461,7 +462,7 @@ func (h *Harness) AllEnqueued(f JobFilter) []*queue.Job {
 
 // RequireEnqueued fails the test unless a job matches f, and returns the
 // first match.
-func (h *Harness) RequireEnqueued(f JobFilter) *queue.Job {
+func (h *Harness) RequireEnqueued(f JobFilter) *acidic.Job {
 	h.t.Helper()
 	jobs := h.AllEnqueued(f)
 	if len(jobs) == 0 {

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -42,16 +42,16 @@ func fanOut() []workflow.Definition {
 func TestPerformRunsAWorkflowAcrossQueuesAndRetries(t *testing.T) {
 	t.Parallel()
 	h := acidictest.New(t, acidictest.Options{}, fanOut()...)
-	_ = h.Workers.Handle("notify", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = h.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	r, err := h.Perform(context.Background(), "parent", args{N: 21})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State != storage.RunSucceeded || len(r.Steps) != 2 || r.Steps[1].Executions != 2 {
+	if r.State != acidic.RunSucceeded || len(r.Steps) != 2 || r.Steps[1].Executions != 2 {
 		t.Fatalf("run %s, steps %+v", r.State, r.Steps)
 	}
 	h.RequireNotEnqueued(acidictest.JobFilter{})
-	done := h.AllEnqueued(acidictest.JobFilter{Kind: "notify", States: []storage.JobState{storage.JobCompleted}, Args: map[string]int{"n": 21}})
+	done := h.AllEnqueued(acidictest.JobFilter{Kind: "notify", States: []acidic.JobState{acidic.JobCompleted}, Args: map[string]int{"n": 21}})
 	if len(done) != 1 {
 		t.Fatalf("%d completed notify jobs with n=21, want 1", len(done))
 	}
@@ -66,7 +66,7 @@ func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := manual.RequireEnqueued(acidictest.JobFilter{Kind: "parent", RunID: res.Run.ID})
-	if job.State != storage.JobAvailable {
+	if job.State != acidic.JobAvailable {
 		t.Fatalf("manual mode: job %s", job.State)
 	}
 	manual.RequireNotEnqueued(acidictest.JobFilter{Kind: "child"})
@@ -78,12 +78,12 @@ func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 	}
 
 	inline := acidictest.New(t, acidictest.Options{Mode: acidictest.InlineUntilDone}, fanOut()...)
-	_ = inline.Workers.Handle("notify", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = inline.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	res, err = inline.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Run.State != storage.RunSucceeded {
+	if res.Run.State != acidic.RunSucceeded {
 		t.Fatalf("inline mode: run %s", res.Run.State)
 	}
 }
@@ -91,15 +91,15 @@ func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 func TestPerformJobAndFilters(t *testing.T) {
 	t.Parallel()
 	h := acidictest.New(t, acidictest.Options{})
-	_ = h.Workers.Handle("ok", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
-	_ = h.Workers.Handle("no", func(ctx context.Context, job *queue.Job) error { return queue.Cancel(nil) }, queue.KindOptions{})
+	_ = h.Workers.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+	_ = h.Workers.Handle("no", func(ctx context.Context, job *acidic.Job) error { return queue.Cancel(nil) }, queue.KindOptions{})
 	ctx := context.Background()
 	later := time.Now().Add(time.Hour)
 	if _, err := h.EnqueueJob(ctx, "ok", map[string]any{"a": 1, "b": map[string]any{"c": 2, "d": 3}}, queue.EnqueueOptions{ScheduledAt: later}); err != nil {
 		t.Fatal(err)
 	}
 	outcome, job, err := h.PerformJob(ctx, "no", nil, queue.EnqueueOptions{ScheduleIn: time.Hour})
-	if err != nil || outcome != queue.OutcomeCancelled || job.State != storage.JobCancelled {
+	if err != nil || outcome != queue.OutcomeCancelled || job.State != acidic.JobCancelled {
 		t.Fatalf("perform scheduled job: %s %v %v", outcome, job, err)
 	}
 	match := func(f acidictest.JobFilter) int { return len(h.AllEnqueued(f)) }
@@ -114,7 +114,7 @@ func TestPerformJobAndFilters(t *testing.T) {
 		{acidictest.JobFilter{ScheduledAfter: later.Add(-time.Minute), ScheduledBefore: later.Add(time.Minute)}, 1},
 		{acidictest.JobFilter{ScheduledBefore: later.Add(-time.Minute)}, 0},
 		{acidictest.JobFilter{Queue: "elsewhere"}, 0},
-		{acidictest.JobFilter{Kind: "no", States: []storage.JobState{storage.JobCancelled}}, 1},
+		{acidictest.JobFilter{Kind: "no", States: []acidic.JobState{acidic.JobCancelled}}, 1},
 	}
 	for i, tc := range cases {
 		if got := match(tc.f); got != tc.want {
@@ -128,7 +128,7 @@ func TestPerformJobAndFilters(t *testing.T) {
 func TestDrainAllStopsAtMaxJobs(t *testing.T) {
 	t.Parallel()
 	ws := queue.NewWorkers()
-	_ = ws.Handle("again", func(ctx context.Context, job *queue.Job) error { return queue.Snooze(0) }, queue.KindOptions{})
+	_ = ws.Handle("again", func(ctx context.Context, job *acidic.Job) error { return queue.Snooze(0) }, queue.KindOptions{})
 	h := acidictest.New(t, acidictest.Options{Workers: ws})
 	ctx := context.Background()
 	for _, q := range []string{"a", "b"} {
@@ -145,12 +145,12 @@ func TestDrainAllStopsAtMaxJobs(t *testing.T) {
 func TestInlineEnqueueJobReportsDuplicates(t *testing.T) {
 	t.Parallel()
 	ws := queue.NewWorkers()
-	_ = ws.Handle("once", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = ws.Handle("once", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline, Workers: ws})
 	ctx := context.Background()
 	opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{States: queue.AllStates()}}
 	first, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
-	if err != nil || first.Duplicate || first.State != storage.JobCompleted {
+	if err != nil || first.Duplicate || first.State != acidic.JobCompleted {
 		t.Fatalf("first enqueue: %+v, %v; want a completed new job", first, err)
 	}
 	again, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
@@ -201,7 +201,7 @@ func TestRequireEnqueuedAndNotEnqueuedFail(t *testing.T) {
 		}
 		ids = append(ids, j.ID)
 	}
-	var got *queue.Job
+	var got *acidic.Job
 	if msg := fails(tb, func() { got = h.RequireEnqueued(acidictest.JobFilter{Kind: "mail"}) }); msg != "" || got.ID != ids[0] {
 		t.Errorf("RequireEnqueued of two jobs: failed %q, returned %v; want the first, %d", msg, got, ids[0])
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -32,9 +33,9 @@ func jobRows(t *testing.T, h *acidictest.Harness) int {
 func TestPerformWorkerRunsTheWorkerAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	errCard := errors.New("card declined")
-	var seen []*queue.Job
+	var seen []*acidic.Job
 	ws := queue.NewWorkers()
-	_ = queue.HandleArgs(ws, "charge", func(ctx context.Context, job *queue.Job, a args) error {
+	_ = queue.HandleArgs(ws, "charge", func(ctx context.Context, job *acidic.Job, a args) error {
 		seen = append(seen, job)
 		if a.N < 0 {
 			return fmt.Errorf("charge %d: %w", a.N, errCard)
@@ -57,7 +58,7 @@ func TestPerformWorkerRunsTheWorkerAndWritesNothing(t *testing.T) {
 	}
 	j := seen[0]
 	if j.ID != 0 || j.Kind != "charge" || string(j.Args) != `{"n":5}` || j.Attempt != 1 || j.MaxAttempts != 3 ||
-		j.Queue != "payments" || j.Priority != 2 || j.State != storage.JobRunning {
+		j.Queue != "payments" || j.Priority != 2 || j.State != acidic.JobRunning {
 		t.Errorf("the worker saw %+v; want id 0, args {\"n\":5}, attempt 1 of 3 on payments, priority 2, running", j)
 	}
 
@@ -99,11 +100,11 @@ func TestPerformWorkerRunsTheWorkerAndWritesNothing(t *testing.T) {
 func TestPerformWorkerAppliesTimeoutAndRecoversPanics(t *testing.T) {
 	t.Parallel()
 	ws := queue.NewWorkers()
-	_ = ws.Handle("slow", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
 		<-ctx.Done() // ends only by the kind's timeout
 		return ctx.Err()
 	}, queue.KindOptions{Timeout: 10 * time.Millisecond})
-	_ = ws.Handle("boom", func(ctx context.Context, job *queue.Job) error { panic("boom") }, queue.KindOptions{})
+	_ = ws.Handle("boom", func(ctx context.Context, job *acidic.Job) error { panic("boom") }, queue.KindOptions{})
 	h := acidictest.New(t, acidictest.Options{Workers: ws})
 	ctx := context.Background()
 	if outcome, err := h.PerformWorker(ctx, "slow", nil, queue.EnqueueOptions{}); !errors.Is(err, context.DeadlineExceeded) || outcome != queue.OutcomeRetry {
@@ -120,7 +121,7 @@ func TestPerformWorkerOutcomesMatchTheQueue(t *testing.T) {
 	cases := []error{nil, errors.New("plain"), queue.Snooze(time.Hour), queue.Cancel(nil), queue.Cancel(errors.New("why")),
 		queue.Discard(nil), fmt.Errorf("wrapped: %w", queue.Snooze(0))}
 	ws := queue.NewWorkers()
-	_ = queue.HandleArgs(ws, "case", func(ctx context.Context, job *queue.Job, a args) error { return cases[a.N] }, queue.KindOptions{})
+	_ = queue.HandleArgs(ws, "case", func(ctx context.Context, job *acidic.Job, a args) error { return cases[a.N] }, queue.KindOptions{})
 	h := acidictest.New(t, acidictest.Options{Workers: ws})
 	ctx := context.Background()
 	for i, want := range cases {
@@ -142,7 +143,7 @@ func TestPerformWorkerOutcomesMatchTheQueue(t *testing.T) {
 // returns what fn says for the n-th.
 func counter(ws *queue.Workers, kind string, fn func(n int) error) *int {
 	n := new(int)
-	_ = ws.Handle(kind, func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle(kind, func(ctx context.Context, job *acidic.Job) error {
 		*n++
 		return fn(*n)
 	}, queue.KindOptions{})
@@ -172,11 +173,11 @@ func TestInlineAttemptsEachJobOnceAndInlineUntilDoneLoops(t *testing.T) {
 		}
 	})
 	job, err := h.EnqueueJob(ctx, "snoozy", nil, queue.EnqueueOptions{})
-	if err != nil || *snoozes != 1 || job.State != storage.JobScheduled {
+	if err != nil || *snoozes != 1 || job.State != acidic.JobScheduled {
 		t.Fatalf("inline snoozing job: ran %d times, now %+v, %v; want once, left scheduled", *snoozes, job, err)
 	}
 	job, err = h.EnqueueJob(ctx, "flaky", nil, queue.EnqueueOptions{})
-	if err != nil || *fails != 1 || job.State != storage.JobRetryable || job.Attempt != 1 {
+	if err != nil || *fails != 1 || job.State != acidic.JobRetryable || job.Attempt != 1 {
 		t.Fatalf("inline failing job: ran %d times, now %+v, %v; want once, left retryable", *fails, job, err)
 	}
 	if *waiting != 0 {
@@ -202,26 +203,26 @@ func TestInlineWorkflowLeavesItsRetryStored(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline}, fanOut()...)
-	_ = h.Workers.Handle("notify", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = h.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	res, err := h.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Run.State != storage.RunPending || len(res.Run.Steps) != 2 || res.Run.Steps[1].Executions != 1 {
+	if res.Run.State != acidic.RunPending || len(res.Run.Steps) != 2 || res.Run.Steps[1].Executions != 1 {
 		t.Fatalf("inline: run %s, steps %+v; want pending after one execution of the failing step", res.Run.State, res.Run.Steps)
 	}
 	retry := h.RequireEnqueued(acidictest.JobFilter{Kind: "parent", RunID: res.Run.ID})
-	if retry.State != storage.JobRetryable {
+	if retry.State != acidic.JobRetryable {
 		t.Fatalf("the run's job is %s, want retryable", retry.State)
 	}
-	if done := h.AllEnqueued(acidictest.JobFilter{Kind: "child", States: []storage.JobState{storage.JobCompleted}}); len(done) != 2 {
+	if done := h.AllEnqueued(acidictest.JobFilter{Kind: "child", States: []acidic.JobState{acidic.JobCompleted}}); len(done) != 2 {
 		t.Fatalf("%d children completed, want 2", len(done))
 	}
 
 	h.WithMode(acidictest.InlineUntilDone, func() {
 		res, err = h.Enqueue(ctx, "parent", args{N: 3}, workflow.EnqueueOptions{})
 	})
-	if err != nil || res.Run.State != storage.RunSucceeded {
+	if err != nil || res.Run.State != acidic.RunSucceeded {
 		t.Fatalf("InlineUntilDone: run %v, %v; want succeeded", res.Run.State, err)
 	}
 }
@@ -232,9 +233,9 @@ func TestWithModeRestoresTheMode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ws := queue.NewWorkers()
-	_ = ws.Handle("ok", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = ws.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	h := acidictest.New(t, acidictest.Options{Workers: ws})
-	var inline *queue.Job
+	var inline *acidic.Job
 	h.WithMode(acidictest.Inline, func() {
 		var err error
 		if inline, err = h.EnqueueJob(ctx, "ok", nil, queue.EnqueueOptions{}); err != nil {
@@ -248,7 +249,7 @@ func TestWithModeRestoresTheMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inline.State != storage.JobCompleted || manual.State != storage.JobAvailable || h.Mode() != acidictest.Manual {
+	if inline.State != acidic.JobCompleted || manual.State != acidic.JobAvailable || h.Mode() != acidictest.Manual {
 		t.Fatalf("inside WithMode: %s; after: %s, mode %s; want completed, then available in manual mode", inline.State, manual.State, h.Mode())
 	}
 	func() {
@@ -290,7 +291,7 @@ func TestEnqueueTxStoresOnCommitOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"mail", "parent"} {
-		if j := h.RequireEnqueued(acidictest.JobFilter{Kind: kind}); j.State != storage.JobAvailable {
+		if j := h.RequireEnqueued(acidictest.JobFilter{Kind: kind}); j.State != acidic.JobAvailable {
 			t.Errorf("%s job %s after commit, want available", kind, j.State)
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // PerformWorker runs the worker registered for a plain job kind once, in
@@ -45,7 +45,7 @@ func (h *Harness) PerformWorker(ctx context.Context, kind string, args any, opts
 
 // buildJob returns the job an enqueue of kind, args and opts would store,
 // as a fetch hands it to its worker.
-func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
 	if err := h.Queue().ValidateEnqueue(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts}); err != nil {
 		return nil, err
 	}
@@ -67,10 +67,10 @@ func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*q
 		opts.ScheduledAt, opts.ScheduleIn = d.ScheduledAt, d.ScheduleIn
 	}
 	now := time.Now()
-	job := &queue.Job{
+	job := &acidic.Job{
 		Queue:       opts.Queue,
 		Kind:        kind,
-		State:       storage.JobRunning,
+		State:       acidic.JobRunning,
 		Priority:    opts.Priority,
 		Attempt:     1,
 		MaxAttempts: opts.MaxAttempts,
@@ -111,7 +111,7 @@ func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*q
 // workOutcome is the outcome the queue records for an attempt of job that
 // returned err (see queue.WorkFunc). TestPerformWorkerOutcomesMatchTheQueue
 // checks it against the queue's own.
-func workOutcome(job *queue.Job, err error) queue.Outcome {
+func workOutcome(job *acidic.Job, err error) queue.Outcome {
 	if err == nil {
 		return queue.OutcomeCompleted
 	}

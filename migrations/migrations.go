@@ -14,10 +14,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/acidic-go/acidic"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/acidic-go/acidic/storage"
 )
 
 // DefaultSchema is the schema used when none is given.
@@ -32,7 +31,7 @@ var ErrUnknownVersion = errors.New("migrations: unknown version")
 
 // ErrInvalidSchema is returned, wrapped with the reason, for a schema name
 // PostgreSQL would not keep as given (see CheckSchema). The error also
-// matches storage.ErrInvalid.
+// matches acidic.ErrInvalid.
 var ErrInvalidSchema = errors.New("migrations: invalid schema name")
 
 // MaxSchemaBytes is the longest schema name: PostgreSQL silently cuts
@@ -50,7 +49,7 @@ func CheckSchema(name string) error {
 		return nil
 	}
 	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %w: schema %s: %s", ErrInvalidSchema, storage.ErrInvalid, quoteShort(name), fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %w: schema %s: %s", ErrInvalidSchema, acidic.ErrInvalid, quoteShort(name), fmt.Sprintf(format, args...))
 	}
 	if len(name) > MaxSchemaBytes {
 		return invalid("%d bytes; PostgreSQL keeps at most %d of a name", len(name), MaxSchemaBytes)

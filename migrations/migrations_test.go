@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/migrations"
-	"github.com/acidic-go/acidic/storage"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -446,7 +446,7 @@ func TestSchemaNameLimits(t *testing.T) {
 		_, downErr := m.Down(ctx, 0)
 		_, statusErr := m.Status(ctx)
 		for _, err := range []error{upErr, downErr, statusErr, migrations.CheckSchema(bad)} {
-			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, storage.ErrInvalid) {
+			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, acidic.ErrInvalid) {
 				t.Errorf("schema %q: err = %v, want ErrInvalidSchema", bad, err)
 			}
 		}

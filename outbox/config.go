@@ -7,12 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
-
-// Message is a staged message as a Publisher receives it.
-type Message = storage.OutboxMessage
 
 // Publisher hands messages to the system outside the database.
 //
@@ -28,15 +25,17 @@ type Message = storage.OutboxMessage
 // several goroutines at once (for messages of different keys).
 type Publisher interface {
 	// Publish hands msg over, returning nil once it is safely delivered.
-	Publish(ctx context.Context, msg *Message) error
+	Publish(ctx context.Context, msg *acidic.OutboxMessage) error
 }
 
 // PublisherFunc adapts a function to a Publisher. The same rules apply:
 // idempotent on msg.ID, or tolerant of duplicates.
-type PublisherFunc func(ctx context.Context, msg *Message) error
+type PublisherFunc func(ctx context.Context, msg *acidic.OutboxMessage) error
 
 // Publish calls f(ctx, msg).
-func (f PublisherFunc) Publish(ctx context.Context, msg *Message) error { return f(ctx, msg) }
+func (f PublisherFunc) Publish(ctx context.Context, msg *acidic.OutboxMessage) error {
+	return f(ctx, msg)
+}
 
 // Errors returned by this package.
 var (

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/outbox"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -47,7 +48,7 @@ func stage(t *testing.T, ex storage.Executor, keys []string, from, to int) {
 			msgs = append(msgs, msg(k, seq))
 		}
 	}
-	if err := ex.OutboxInsert(context.Background(), msgs); err != nil {
+	if err := ex.OutboxInsert(context.Background(), storage.OutboxInsertParams{Messages: msgs}); err != nil {
 		t.Fatalf("OutboxInsert: %v", err)
 	}
 }
@@ -89,7 +90,7 @@ func newRecorder(seed uint64, failRate float64) *recorder {
 
 var errFlaky = errors.New("flaky publisher")
 
-func (p *recorder) Publish(ctx context.Context, m *outbox.Message) error {
+func (p *recorder) Publish(ctx context.Context, m *acidic.OutboxMessage) error {
 	var pl payload
 	if err := json.Unmarshal(m.Payload, &pl); err != nil {
 		return err
@@ -152,7 +153,7 @@ func waitDelivered(t *testing.T, drv storage.Driver, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		pending, err := drv.OutboxList(context.Background(), true, 10)
+		pending, err := drv.OutboxList(context.Background(), storage.OutboxListParams{PendingOnly: true, Limit: 10})
 		if err != nil {
 			t.Fatalf("OutboxList: %v", err)
 		}
@@ -218,9 +219,9 @@ func runUntilIdle(t *testing.T, r *outbox.Relay) (total outbox.Result) {
 	return total
 }
 
-func listAll(t *testing.T, drv storage.Driver) []*storage.OutboxMessage {
+func listAll(t *testing.T, drv storage.Driver) []*acidic.OutboxMessage {
 	t.Helper()
-	all, err := drv.OutboxList(context.Background(), false, 100000)
+	all, err := drv.OutboxList(context.Background(), storage.OutboxListParams{PendingOnly: false, Limit: 100000})
 	if err != nil {
 		t.Fatalf("OutboxList: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/outbox"
 	"github.com/acidic-go/acidic/storage"
@@ -23,7 +24,7 @@ func TestDirtyPublishErrorIsRecorded(t *testing.T) {
 	stage(t, drv, []string{"dirty", "huge"}, 0, 1)
 	huge := strings.Repeat("é", 1<<19)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
 			if m.Key == "dirty" {
 				return errors.New("broker \x00 said \xff no")
 			}

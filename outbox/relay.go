@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/notifier"
 	"github.com/acidic-go/acidic/internal/base/service"
 	"github.com/acidic-go/acidic/internal/base/tick"
@@ -92,7 +93,7 @@ const (
 func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 	var res Result
 	claimedAt := time.Now()
-	msgs, err := r.drv.OutboxClaim(ctx, r.cfg.BatchSize, r.cfg.Lease)
+	msgs, err := r.drv.OutboxClaim(ctx, storage.OutboxClaimParams{Limit: r.cfg.BatchSize, Lease: r.cfg.Lease})
 	if err != nil {
 		return res, err
 	}
@@ -154,7 +155,7 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 	if len(giveBack) > 0 {
 		recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		defer cancel()
-		if err := r.drv.OutboxRelease(recCtx, giveBack); err != nil {
+		if err := r.drv.OutboxRelease(recCtx, storage.OutboxReleaseParams{Claims: giveBack}); err != nil {
 			// Not given back: due again when the lease passes.
 			res.nextRetry = earliest(res.nextRetry, leaseEnd)
 			errs = append(errs, fmt.Errorf("outbox: release %d messages: %w", len(giveBack), err))
@@ -168,7 +169,7 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 		// another relay recorded first.
 		recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		defer cancel()
-		if err := r.drv.OutboxDelivered(recCtx, published); err != nil {
+		if err := r.drv.OutboxDelivered(recCtx, storage.OutboxDeliveredParams{IDs: published}); err != nil {
 			r.cfg.Logger.Warn("outbox: recording deliveries failed; the messages will be published again",
 				"ids", published, "err", err)
 			errs = append(errs, fmt.Errorf("outbox: record delivery of %d messages: %w", len(published), err))
@@ -181,7 +182,7 @@ func (r *Relay) RunOnce(ctx context.Context) (Result, error) {
 // records the deliveries and gives back the released claims, each kind in
 // one statement). It returns when the message is due again if it failed or
 // was left to its lease, and the error of recording a failure.
-func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (outcome, time.Time, error) {
+func (r *Relay) deliver(ctx context.Context, m *acidic.OutboxMessage, leaseEnd time.Time) (outcome, time.Time, error) {
 	log := r.cfg.Logger
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -219,14 +220,14 @@ func (r *Relay) deliver(ctx context.Context, m *Message, leaseEnd time.Time) (ou
 	retryAt := time.Now().Add(retryIn)
 	log.Debug("outbox: publish failed", "id", m.ID, "topic", m.Topic, "key", m.Key,
 		"attempt", m.Attempts, "retry_at", retryAt, "err", pubErr)
-	if err := r.drv.OutboxFailed(recCtx, m.ID, m.Attempts, retryIn, pubErr.Error()); err != nil {
+	if err := r.drv.OutboxFailed(recCtx, storage.OutboxFailedParams{ID: m.ID, Attempt: m.Attempts, RetryIn: retryIn, Error: pubErr.Error()}); err != nil {
 		return failed, leaseEnd, fmt.Errorf("outbox: record failure of message %d: %w", m.ID, err)
 	}
 	return failed, retryAt, nil
 }
 
 // publish calls the Publisher, turning a panic into an error.
-func (r *Relay) publish(ctx context.Context, m *Message) (err error) {
+func (r *Relay) publish(ctx context.Context, m *acidic.OutboxMessage) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("outbox: publisher panicked: %v", p)
@@ -241,7 +242,7 @@ func (r *Relay) publish(ctx context.Context, m *Message) (err error) {
 func (r *Relay) Prune(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n, err := r.drv.OutboxPrune(ctx, r.cfg.Retention, pruneLimit)
+		n, err := r.drv.OutboxPrune(ctx, storage.OutboxPruneParams{Retention: r.cfg.Retention, Limit: pruneLimit})
 		total += n
 		if err != nil || n < pruneLimit {
 			return total, err

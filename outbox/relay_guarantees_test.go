@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/outbox"
 	"github.com/acidic-go/acidic/storage"
@@ -49,7 +50,7 @@ func TestGuaranteeDrainContinuesAfterDelivery(t *testing.T) {
 		seqs []int
 	)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
 			var pl payload
 			if err := json.Unmarshal(m.Payload, &pl); err != nil {
 				return err
@@ -95,7 +96,7 @@ func TestGuaranteeDefersWhenLeaseRunsShort(t *testing.T) {
 		calls    []string // key/mode of each Publish call
 		firstErr = errors.New("first try fails")
 	)
-	pub := outbox.PublisherFunc(func(ctx context.Context, m *outbox.Message) error {
+	pub := outbox.PublisherFunc(func(ctx context.Context, m *acidic.OutboxMessage) error {
 		md := mode.Load()
 		mu.Lock()
 		calls = append(calls, fmt.Sprintf("%s/%d", m.Key, md))
@@ -176,7 +177,7 @@ func TestGuaranteeFailureAtLeaseEndIsRecorded(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	stage(t, drv, []string{"a", "b"}, 0, 1) // one batch of two, a first
-	pub := outbox.PublisherFunc(func(ctx context.Context, m *outbox.Message) error {
+	pub := outbox.PublisherFunc(func(ctx context.Context, m *acidic.OutboxMessage) error {
 		if m.Key == "a" {
 			time.Sleep(300 * time.Millisecond) // leaves 700ms of the lease
 			return nil
@@ -218,7 +219,7 @@ func TestGuaranteeHardStopReleasesUnstarted(t *testing.T) {
 	started := make(chan struct{})
 	var calls atomic.Int64
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
 			if calls.Add(1) == 1 {
 				close(started)
 			}
@@ -258,7 +259,7 @@ func TestGuaranteeHardStopReleasesUnstarted(t *testing.T) {
 		t.Errorf("unstarted message %+v; want it released: undelivered, no error, no attempt, due now (not after the 1m lease)", *b)
 	}
 	// Due again now: a fresh claim takes it (and not a, which backs off).
-	claimed, err := drv.OutboxClaim(ctxT(t), 10, time.Minute)
+	claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +278,7 @@ func TestGuaranteeConcurrencyCap(t *testing.T) {
 
 	var inFlight, maxInFlight atomic.Int64
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(context.Context, *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error {
 			n := inFlight.Add(1)
 			defer inFlight.Add(-1)
 			for {
@@ -309,7 +310,7 @@ func TestGuaranteeStartedRelayPrunes(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	stage(t, drv, []string{"ok", "stuck"}, 0, 2)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
 			if m.Key == "stuck" {
 				return errors.New("down")
 			}
@@ -349,7 +350,7 @@ func TestGuaranteeBackoffAttemptNumbers(t *testing.T) {
 		errs     []string
 	)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(context.Context, *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error {
 			mu.Lock()
 			defer mu.Unlock()
 			calls++
@@ -414,7 +415,7 @@ func TestGuaranteeWakesAfterListenerReconnects(t *testing.T) {
 		return n == 1
 	}
 	pending := func() int {
-		msgs, err := drv.OutboxList(ctxT(t), true, 10)
+		msgs, err := drv.OutboxList(ctxT(t), storage.OutboxListParams{PendingOnly: true, Limit: 10})
 		if err != nil {
 			t.Fatalf("OutboxList: %v", err)
 		}
@@ -423,7 +424,7 @@ func TestGuaranteeWakesAfterListenerReconnects(t *testing.T) {
 
 	var calls atomic.Int64
 	r := newRelay(t, drv, outbox.Config{
-		Publisher:    outbox.PublisherFunc(func(context.Context, *outbox.Message) error { calls.Add(1); return nil }),
+		Publisher:    outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { calls.Add(1); return nil }),
 		PollInterval: time.Hour,
 		Logger:       quiet, // the lost listener is logged
 	})
@@ -463,13 +464,13 @@ func TestGuaranteeReleaseGivesBackOnlyCurrentClaims(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	stage(t, drv, []string{"a", "b"}, 0, 1)
-	claimed, err := drv.OutboxClaim(ctxT(t), 10, time.Hour)
+	claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: time.Hour})
 	if err != nil || len(claimed) != 2 {
 		t.Fatalf("claim: %v, %d messages", err, len(claimed))
 	}
 	current := storage.OutboxClaim{ID: claimed[0].ID, Attempt: claimed[0].Attempts}
 	stale := storage.OutboxClaim{ID: claimed[1].ID, Attempt: claimed[1].Attempts - 1}
-	if err := drv.OutboxRelease(ctxT(t), []storage.OutboxClaim{current, stale}); err != nil {
+	if err := drv.OutboxRelease(ctxT(t), storage.OutboxReleaseParams{Claims: []storage.OutboxClaim{current, stale}}); err != nil {
 		t.Fatalf("OutboxRelease: %v", err)
 	}
 	all := listAll(t, drv)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/outbox"
 	"github.com/acidic-go/acidic/queue"
@@ -32,7 +33,7 @@ func TestFlakyPublisherDeliversInOrder(t *testing.T) {
 	stage(t, drv, keys, 0, perKey/2)
 	rollback := errors.New("rollback")
 	err := drv.InTx(ctxT(t), storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		if err := tx.OutboxInsert(ctx, []storage.OutboxInsert{{Topic: "rolled-back", Key: "k0", Payload: []byte(`{"key":"k0","seq":-1}`)}}); err != nil {
+		if err := tx.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: "rolled-back", Key: "k0", Payload: []byte(`{"key":"k0","seq":-1}`)}}}); err != nil {
 			return err
 		}
 		return rollback
@@ -99,7 +100,7 @@ func TestTwoRelays(t *testing.T) {
 	pub.delay = 2 * time.Millisecond
 	var n1, n2 atomic.Int64
 	counting := func(n *atomic.Int64) outbox.Publisher {
-		return outbox.PublisherFunc(func(ctx context.Context, m *outbox.Message) error {
+		return outbox.PublisherFunc(func(ctx context.Context, m *acidic.OutboxMessage) error {
 			n.Add(1)
 			return pub.Publish(ctx, m)
 		})
@@ -143,7 +144,7 @@ func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 		headCalls int
 	)
 	const failures = 3
-	pub := outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+	pub := outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if m.ID == head.ID {
@@ -175,7 +176,7 @@ func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 		t.Fatalf("published %v, want b0 b1 b2", got)
 	}
 	mu.Unlock()
-	pending, err := drv.OutboxList(ctxT(t), true, 0)
+	pending, err := drv.OutboxList(ctxT(t), storage.OutboxListParams{PendingOnly: true, Limit: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 
 	// Make it due now; it fails twice more (no wait), then a goes out in order.
 	backoff.Store(0)
-	if err := drv.OutboxFailed(ctxT(t), head.ID, pending[0].Attempts, 0, pending[0].LastError); err != nil {
+	if err := drv.OutboxFailed(ctxT(t), storage.OutboxFailedParams{ID: head.ID, Attempt: pending[0].Attempts, RetryIn: 0, Error: pending[0].LastError}); err != nil {
 		t.Fatal(err)
 	}
 	total = runUntilIdle(t, r)
@@ -224,13 +225,13 @@ func TestLeaseExpiry(t *testing.T) {
 		t.Parallel()
 		drv := testdb.New(t, testdb.Options{})
 		stage(t, drv, []string{"a"}, 0, 2)
-		claimed, err := drv.OutboxClaim(ctxT(t), 10, lease)
+		claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: lease})
 		if err != nil || len(claimed) != 1 {
 			t.Fatalf("claim: %v, %d messages", err, len(claimed))
 		}
 		var calls atomic.Int64
 		cfg := cfg
-		cfg.Publisher = outbox.PublisherFunc(func(context.Context, *outbox.Message) error { calls.Add(1); return nil })
+		cfg.Publisher = outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { calls.Add(1); return nil })
 		r := newRelay(t, drv, cfg)
 		if res, err := r.RunOnce(ctxT(t)); err != nil || res.Claimed != 0 {
 			t.Fatalf("RunOnce under lease: %+v, %v; want nothing claimed", res, err)
@@ -263,7 +264,7 @@ func TestLeaseExpiry(t *testing.T) {
 		release := make(chan struct{})
 		var calls, successes atomic.Int64
 		cfg := cfg
-		cfg.Publisher = outbox.PublisherFunc(func(context.Context, *outbox.Message) error {
+		cfg.Publisher = outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error {
 			if calls.Add(1) == 1 {
 				close(started)
 				<-release // ignores its context: hangs past the lease
@@ -318,7 +319,7 @@ func TestStopIsGraceful(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
 			once.Do(func() { close(started) })
 			select {
 			case <-release:
@@ -372,7 +373,7 @@ func TestStopTwice(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
 			once.Do(func() { close(started) })
 			select {
 			case <-release:
@@ -396,7 +397,7 @@ func TestStopTwice(t *testing.T) {
 	for range stops {
 		go func() {
 			err := r.Stop(ctxT(t))
-			all, listErr := drv.OutboxList(context.Background(), false, 10)
+			all, listErr := drv.OutboxList(context.Background(), storage.OutboxListParams{PendingOnly: false, Limit: 10})
 			if listErr != nil || len(all) != 1 {
 				t.Errorf("OutboxList: %d messages, %v", len(all), listErr)
 				results <- result{err, false}
@@ -428,7 +429,7 @@ func TestStopDeadline(t *testing.T) {
 	started := make(chan struct{})
 	var once sync.Once
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
 			once.Do(func() { close(started) })
 			<-ctx.Done()
 			return ctx.Err()
@@ -457,7 +458,7 @@ func TestNotificationWakesRelay(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	got := make(chan int64, 10)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher:    outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error { got <- m.ID; return nil }),
+		Publisher:    outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error { got <- m.ID; return nil }),
 		PollInterval: time.Hour,
 	})
 	startRelay(t, r)
@@ -478,7 +479,7 @@ func TestPrune(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	stage(t, drv, []string{"ok", "stuck"}, 0, 3)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
 			if m.Key == "stuck" {
 				return errors.New("down")
 			}
@@ -505,7 +506,7 @@ func TestPrune(t *testing.T) {
 		}
 	}
 
-	kept := newRelay(t, drv, outbox.Config{Publisher: outbox.PublisherFunc(func(context.Context, *outbox.Message) error { return nil })})
+	kept := newRelay(t, drv, outbox.Config{Publisher: outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { return nil })})
 	stage(t, drv, []string{"fresh"}, 0, 1)
 	runUntilIdle(t, kept)
 	if n, err := kept.Prune(ctxT(t)); err != nil || n != 0 {
@@ -519,7 +520,7 @@ func TestPublisherPanic(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	stage(t, drv, []string{"a"}, 0, 1)
 	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(context.Context, *outbox.Message) error { panic("boom") }),
+		Publisher: outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { panic("boom") }),
 		Backoff:   func(int, error) time.Duration { return time.Hour },
 	})
 	res, err := r.RunOnce(ctxT(t))
@@ -534,7 +535,7 @@ func TestPublisherPanic(t *testing.T) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
-	pub := outbox.PublisherFunc(func(context.Context, *outbox.Message) error { return nil })
+	pub := outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { return nil })
 
 	r := newRelay(t, drv, outbox.Config{Publisher: pub})
 	c := r.Config()

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/outbox"
@@ -54,16 +55,16 @@ func TestWorkflowStepPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := enginetest.WaitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
-	if run.State != storage.RunSucceeded {
+	run := enginetest.WaitRun(t, e, res.Run.ID, acidic.RunSucceeded, acidic.RunFailed)
+	if run.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s", run.State, run.Error)
 	}
 	if n := attempts.Load(); n != 2 {
 		t.Fatalf("step ran %d times, want 2", n)
 	}
 
-	var got []*outbox.Message
-	r := newRelay(t, drv, outbox.Config{Publisher: outbox.PublisherFunc(func(_ context.Context, m *outbox.Message) error {
+	var got []*acidic.OutboxMessage
+	r := newRelay(t, drv, outbox.Config{Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
 		got = append(got, m) // Concurrency 1: no lock needed
 		return nil
 	}), Concurrency: 1})

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -176,7 +177,7 @@ func benchEnqueueToCompletion(b *testing.B, workers int, cooldown time.Duration)
 	allWorked := make(chan struct{})
 	n := int64(b.N)
 	ws := queue.NewWorkers()
-	if err := ws.Handle("noop", func(ctx context.Context, job *queue.Job) error {
+	if err := ws.Handle("noop", func(ctx context.Context, job *acidic.Job) error {
 		if worked.Add(1) == n {
 			close(allWorked)
 		}
@@ -264,7 +265,7 @@ func benchFetchBatch(b *testing.B, holdSnapshot bool) {
 	} else {
 		testdb.WarnOldSnapshots(b, drv.Pool())
 	}
-	fetch := storage.JobFetch{Queue: queue.DefaultQueue, Max: batch, WorkerID: "bench"}
+	fetch := storage.JobFetchParams{Queue: queue.DefaultQueue, Max: batch, WorkerID: "bench"}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -289,7 +290,7 @@ func BenchmarkCompleteBatch(b *testing.B) {
 	ctx := context.Background()
 	var attempts []storage.JobAttempt
 	for len(attempts) < b.N*batch {
-		jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: queue.DefaultQueue, Max: benchMaxChunk, WorkerID: "bench"})
+		jobs, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: queue.DefaultQueue, Max: benchMaxChunk, WorkerID: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -305,7 +306,7 @@ func BenchmarkCompleteBatch(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		done, err := drv.JobComplete(ctx, attempts[i*batch:(i+1)*batch])
+		done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: attempts[i*batch : (i+1)*batch]})
 		if err != nil {
 			b.Fatal(err)
 		}

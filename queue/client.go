@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/service"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -172,13 +173,13 @@ const stopGrace = 5 * time.Second
 
 // workingJob is a job whose work goroutine has not returned.
 type workingJob struct {
-	job     *Job
+	job     *acidic.Job
 	started time.Time
 }
 
 // startWork runs job (see work) and keeps it among the working jobs until
 // its goroutine returns; then it calls done.
-func (c *Client) startWork(workCtx context.Context, job *Job, done func()) {
+func (c *Client) startWork(workCtx context.Context, job *acidic.Job, done func()) {
 	a := attemptOf(job)
 	c.mu.Lock()
 	c.working[a] = workingJob{job: job, started: time.Now()}
@@ -221,13 +222,13 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
 	}
 }
 
-// Get returns one job, or an error matching storage.ErrNotFound.
-func (c *Client) Get(ctx context.Context, id int64) (*Job, error) {
-	return c.drv.JobGet(ctx, id)
+// Get returns one job, or an error matching acidic.ErrNotFound.
+func (c *Client) Get(ctx context.Context, id int64) (*acidic.Job, error) {
+	return c.drv.JobGet(ctx, storage.JobGetParams{ID: id})
 }
 
 // List returns jobs matching f, by ascending id.
-func (c *Client) List(ctx context.Context, f storage.JobFilter) ([]*Job, error) {
+func (c *Client) List(ctx context.Context, f acidic.JobFilter) ([]*acidic.Job, error) {
 	return c.drv.JobList(ctx, f)
 }
 
@@ -235,11 +236,11 @@ func (c *Client) List(ctx context.Context, f storage.JobFilter) ([]*Job, error) 
 // context is cancelled (with cause ErrJobCancelled) in whichever client runs
 // it; whatever it returns afterwards is ignored. A finished job is returned
 // unchanged.
-func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
+func (c *Client) Cancel(ctx context.Context, id int64) (*acidic.Job, error) {
 	if c.cfg.EndedFunc == nil {
 		return c.CancelTx(ctx, c.drv, id)
 	}
-	var job *Job
+	var job *acidic.Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		var err error
 		job, err = c.CancelTx(ctx, tx, id)
@@ -253,11 +254,11 @@ func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
 // With Config.EndedFunc set, ex must be a transaction (a storage.Tx), so the
 // job's end and what EndedFunc writes commit together; anything else is
 // ErrInvalid, and nothing is written.
-func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*Job, error) {
+func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*acidic.Job, error) {
 	if _, ok := ex.(storage.Tx); !ok && c.cfg.EndedFunc != nil {
 		return nil, fmt.Errorf("%w: queue: cancel job %d: this client ends jobs with EndedFunc, which needs a transaction", ErrInvalid, id)
 	}
-	before, err := ex.JobGet(ctx, id)
+	before, err := ex.JobGet(ctx, storage.JobGetParams{ID: id})
 	if err != nil {
 		return nil, fmt.Errorf("queue: cancel: %w", err)
 	}
@@ -265,31 +266,31 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 		return nil, fmt.Errorf("%w: queue: cancel job %d: it belongs to workflow run %s; cancel it through the workflow engine's queue (workflow.Engine.Queue) so the run ends with it",
 			ErrInvalid, id, before.RunID)
 	}
-	job, err := ex.JobCancel(ctx, id)
+	job, err := ex.JobCancel(ctx, storage.JobCancelParams{ID: id})
 	if err != nil {
 		return nil, fmt.Errorf("queue: cancel: %w", err)
 	}
-	if before.State != storage.JobCancelled && job.State == storage.JobCancelled {
+	if before.State != acidic.JobCancelled && job.State == acidic.JobCancelled {
 		if tx, ok := ex.(storage.Tx); ok && c.cfg.EndedFunc != nil {
 			// The cancellation is the attempt's last word, whatever an
 			// earlier attempt's error said.
-			ended := endedCopy(job, storage.JobOutcome{State: storage.JobCancelled,
-				Error: &storage.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: fmt.Sprintf("job %d cancelled by an operator", id)}})
-			if err := c.cfg.EndedFunc(ctx, tx, []*Job{ended}); err != nil {
+			ended := endedCopy(job, storage.JobFinishParams{State: acidic.JobCancelled,
+				Error: &acidic.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: fmt.Sprintf("job %d cancelled by an operator", id)}})
+			if err := c.cfg.EndedFunc(ctx, tx, []*acidic.Job{ended}); err != nil {
 				return nil, fmt.Errorf("queue: cancel: %w", err)
 			}
 		}
-		if _, _, err := ex.JobResolveDependencies(ctx, []int64{id}); err != nil {
+		if _, _, err := ex.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: []int64{id}}); err != nil {
 			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}
 	}
-	if before.State == storage.JobRunning && job.State == storage.JobCancelled {
+	if before.State == acidic.JobRunning && job.State == acidic.JobCancelled {
 		// Tells the clients to check their running attempts now (delivered
 		// when ex commits): the one running this job finds it cancelled and
 		// stops it. The hint names nothing, and a forged one finds nothing;
 		// the fenced writes already keep the worker from overwriting the
 		// cancellation, and its next heartbeat would find out too.
-		if err := ex.Notify(ctx, storage.TopicControl, ""); err != nil {
+		if err := ex.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: ""}); err != nil {
 			return nil, fmt.Errorf("queue: cancel: %w", err)
 		}
 	}
@@ -300,8 +301,8 @@ func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*
 // it. The attempt count is kept; a job with no attempts left gets exactly one
 // more (MaxAttempts becomes Attempt+1). A running or pending job is returned
 // unchanged.
-func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
-	job, err := c.drv.JobRetry(ctx, id)
+func (c *Client) Retry(ctx context.Context, id int64) (*acidic.Job, error) {
+	job, err := c.drv.JobRetry(ctx, storage.JobRetryParams{ID: id})
 	if err != nil {
 		return nil, fmt.Errorf("queue: retry: %w", err)
 	}
@@ -311,23 +312,23 @@ func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
 // RetryMany retries every job matching f that is discarded, cancelled,
 // completed or retryable (as Retry does), and returns the jobs it made
 // available. Running and pending jobs are skipped. It stops at the first
-// error (for example storage.ErrConflict, when a unique job's key is taken
+// error (for example acidic.ErrConflict, when a unique job's key is taken
 // by another job), returning the jobs retried so far.
-func (c *Client) RetryMany(ctx context.Context, f storage.JobFilter) ([]*Job, error) {
+func (c *Client) RetryMany(ctx context.Context, f acidic.JobFilter) ([]*acidic.Job, error) {
 	if len(f.States) == 0 {
-		f.States = []storage.JobState{storage.JobDiscarded, storage.JobCancelled, storage.JobCompleted, storage.JobRetryable}
+		f.States = []acidic.JobState{acidic.JobDiscarded, acidic.JobCancelled, acidic.JobCompleted, acidic.JobRetryable}
 	}
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
-	var out []*Job
+	var out []*acidic.Job
 	for {
 		page, err := c.drv.JobList(ctx, f)
 		if err != nil {
 			return out, err
 		}
 		for _, j := range page {
-			if j.State == storage.JobRunning || j.State == storage.JobPending {
+			if j.State == acidic.JobRunning || j.State == acidic.JobPending {
 				continue
 			}
 			r, err := c.Retry(ctx, j.ID)
@@ -346,7 +347,7 @@ func (c *Client) RetryMany(ctx context.Context, f storage.JobFilter) ([]*Job, er
 // track registers a running attempt so heartbeats and cancellations reach
 // it. Attempts, not jobs, are tracked: a client may run a later attempt of a
 // job whose earlier attempt it still runs after losing its claim.
-func (c *Client) track(job *Job, cancel context.CancelCauseFunc) {
+func (c *Client) track(job *acidic.Job, cancel context.CancelCauseFunc) {
 	c.mu.Lock()
 	c.running[attemptOf(job)] = cancel
 	c.mu.Unlock()
@@ -370,7 +371,7 @@ func (c *Client) runningAttempts() []storage.JobAttempt {
 	return out
 }
 
-func attemptOf(job *Job) storage.JobAttempt {
+func attemptOf(job *acidic.Job) storage.JobAttempt {
 	return storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -59,8 +60,8 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 	pool := testdb.Pool(t, testdb.Options{})
 	drv.Pool().Close()
 	_, err = c.Enqueue(context.Background(), "k", nil, queue.EnqueueOptions{})
-	if !errors.Is(err, storage.ErrClosed) {
-		t.Fatalf("closed pool: err = %v, want storage.ErrClosed", err)
+	if !errors.Is(err, acidic.ErrClosed) {
+		t.Fatalf("closed pool: err = %v, want acidic.ErrClosed", err)
 	}
 	var n int
 	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table(drv, "jobs")).Scan(&n); err != nil || n != 0 {
@@ -78,14 +79,14 @@ func TestEnqueueDefaultsAndOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Queue != queue.DefaultQueue || j.Priority != 0 || j.MaxAttempts != queue.DefaultMaxAttempts || j.State != storage.JobAvailable || string(j.Args) != `{"n": 1}` {
+	if j.Queue != queue.DefaultQueue || j.Priority != 0 || j.MaxAttempts != queue.DefaultMaxAttempts || j.State != acidic.JobAvailable || string(j.Args) != `{"n": 1}` {
 		t.Fatalf("defaults: %+v", j)
 	}
 	j, err = c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "q", Priority: 3, MaxAttempts: 1, ScheduleIn: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Queue != "q" || j.Priority != 3 || j.MaxAttempts != 1 || j.State != storage.JobScheduled || !j.ScheduledAt.Equal(now.Add(time.Minute)) {
+	if j.Queue != "q" || j.Priority != 3 || j.MaxAttempts != 1 || j.State != acidic.JobScheduled || !j.ScheduledAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("options: %+v", j)
 	}
 	jobs, err := c.EnqueueMany(ctx, []queue.EnqueueParams{{Kind: "a"}, {Kind: "b"}, {Kind: "c"}})
@@ -102,7 +103,7 @@ func TestJobEnqueuedInRolledBackTxNeverRuns(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	var ran sync.Map
-	_ = ws.Handle("k", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
 		ran.Store(string(job.Args), true)
 		return nil
 	}, queue.KindOptions{})
@@ -131,7 +132,7 @@ func TestJobEnqueuedInRolledBackTxNeverRuns(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, drv, committed.ID, storage.JobCompleted)
+	waitJob(t, drv, committed.ID, acidic.JobCompleted)
 	if _, ok := ran.Load(`"rolled-back"`); ok {
 		t.Fatal("a job enqueued in a rolled-back transaction ran")
 	}
@@ -148,7 +149,7 @@ func TestRetriesFollowBackoffAndStopAtMaxAttempts(t *testing.T) {
 	var times []time.Time
 	var backoffAttempts []int
 	const wait = 30 * time.Millisecond
-	_ = ws.Handle("flaky", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("flaky", func(ctx context.Context, job *acidic.Job) error {
 		mu.Lock()
 		times = append(times, time.Now())
 		mu.Unlock()
@@ -165,7 +166,7 @@ func TestRetriesFollowBackoffAndStopAtMaxAttempts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j = waitJob(t, drv, j.ID, storage.JobDiscarded)
+	j = waitJob(t, drv, j.ID, acidic.JobDiscarded)
 	if j.Attempt != 3 || len(j.Errors) != 3 || j.FinalizedAt == nil {
 		t.Fatalf("discarded job: attempt %d, errors %v, finalized %v", j.Attempt, j.Errors, j.FinalizedAt)
 	}
@@ -204,7 +205,7 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	var runs atomic.Int32
-	_ = ws.Handle("poll", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("poll", func(ctx context.Context, job *acidic.Job) error {
 		if runs.Add(1) <= 2 {
 			return queue.Snooze(10 * time.Millisecond)
 		}
@@ -216,8 +217,8 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j = waitJob(t, drv, j.ID, storage.JobCompleted, storage.JobDiscarded)
-	if j.State != storage.JobCompleted || runs.Load() != 3 {
+	j = waitJob(t, drv, j.ID, acidic.JobCompleted, acidic.JobDiscarded)
+	if j.State != acidic.JobCompleted || runs.Load() != 3 {
 		t.Fatalf("state %s after %d runs; want completed after 3", j.State, runs.Load())
 	}
 	if j.MaxAttempts-j.Attempt != 0 || j.MaxAttempts != 3 || len(j.Errors) != 0 {
@@ -234,7 +235,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 	ws := queue.NewWorkers()
 	var mu sync.Mutex
 	var order []string
-	_ = ws.Handle("k", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
 		var name string
 		_ = json.Unmarshal(job.Args, &name)
 		mu.Lock()
@@ -262,7 +263,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, c)
-	done := waitJob(t, drv, future.ID, storage.JobCompleted)
+	done := waitJob(t, drv, future.ID, acidic.JobCompleted)
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"p0-early", "p0-late", "p1", "p2-early", "p3", "future"}
@@ -280,7 +281,7 @@ func TestShutdownLetsRunningJobsFinish(t *testing.T) {
 	ws := queue.NewWorkers()
 	started := make(chan struct{})
 	release := make(chan struct{})
-	_ = ws.Handle("slow", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-release
 		return ctx.Err() // nil unless the job's context was cancelled
@@ -305,7 +306,7 @@ func TestShutdownLetsRunningJobsFinish(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if got, _ := drv.JobGet(context.Background(), j.ID); got.State != storage.JobCompleted {
+	if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobCompleted {
 		t.Fatalf("job %s after graceful stop, want completed", got.State)
 	}
 }
@@ -315,7 +316,7 @@ func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	started := make(chan struct{})
-	_ = ws.Handle("stuck", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-ctx.Done()
 		return ctx.Err()
@@ -336,7 +337,7 @@ func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 	}
 	// Cut short by the client's stop: due again at once, the attempt not
 	// spent, the interruption recorded.
-	if got, _ := drv.JobGet(context.Background(), j.ID); got.State != storage.JobScheduled || len(got.Errors) != 1 ||
+	if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
 		!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
 		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
 	}
@@ -351,7 +352,7 @@ func TestCancelRunningJob(t *testing.T) {
 	ws := queue.NewWorkers()
 	started := make(chan struct{})
 	cause := make(chan error, 1)
-	_ = ws.Handle("long", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("long", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-ctx.Done()
 		cause <- context.Cause(ctx)
@@ -377,7 +378,7 @@ func TestCancelRunningJob(t *testing.T) {
 		t.Fatal("running job's context was not cancelled")
 	}
 	time.Sleep(20 * time.Millisecond) // let the ignored completion be attempted
-	if got, _ := drv.JobGet(ctx, j.ID); got.State != storage.JobCancelled {
+	if got, _ := drv.JobGet(ctx, storage.JobGetParams{ID: j.ID}); got.State != acidic.JobCancelled {
 		t.Fatalf("state %s, want cancelled", got.State)
 	}
 }
@@ -389,15 +390,15 @@ func TestOutcomes(t *testing.T) {
 	type args struct {
 		N int `json:"n"`
 	}
-	_ = queue.HandleArgs(ws, "typed", func(ctx context.Context, job *queue.Job, a args) error { return nil }, queue.KindOptions{})
-	_ = ws.Handle("cancel", func(ctx context.Context, job *queue.Job) error {
+	_ = queue.HandleArgs(ws, "typed", func(ctx context.Context, job *acidic.Job, a args) error { return nil }, queue.KindOptions{})
+	_ = ws.Handle("cancel", func(ctx context.Context, job *acidic.Job) error {
 		return queue.Cancel(errors.New("order gone"))
 	}, queue.KindOptions{})
-	_ = ws.Handle("discard", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("discard", func(ctx context.Context, job *acidic.Job) error {
 		return queue.Discard(errors.New("card declined"))
 	}, queue.KindOptions{})
-	_ = ws.Handle("panic", func(ctx context.Context, job *queue.Job) error { panic("boom") }, queue.KindOptions{})
-	if err := ws.Handle("cancel", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{}); !errors.Is(err, queue.ErrDuplicateKind) {
+	_ = ws.Handle("panic", func(ctx context.Context, job *acidic.Job) error { panic("boom") }, queue.KindOptions{})
+	if err := ws.Handle("cancel", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{}); !errors.Is(err, queue.ErrDuplicateKind) {
 		t.Fatalf("duplicate kind: %v", err)
 	}
 	c := newClient(t, drv, fastConfig(ws, 4))
@@ -412,15 +413,15 @@ func TestOutcomes(t *testing.T) {
 	}
 	cases := []struct {
 		id       int64
-		state    storage.JobState
+		state    acidic.JobState
 		contains string
 	}{
-		{enqueue("typed", args{N: 1}), storage.JobCompleted, ""},
-		{enqueue("typed", map[string]string{"n": "not a number"}), storage.JobDiscarded, queue.ErrArgsDecode.Error()},
-		{enqueue("cancel", nil), storage.JobCancelled, "order gone"},
-		{enqueue("discard", nil), storage.JobDiscarded, "card declined"},
-		{enqueue("panic", nil), storage.JobRetryable, "panicked: boom"},
-		{enqueue("nobody-handles-this", nil), storage.JobRetryable, queue.ErrUnknownKind.Error()},
+		{enqueue("typed", args{N: 1}), acidic.JobCompleted, ""},
+		{enqueue("typed", map[string]string{"n": "not a number"}), acidic.JobDiscarded, queue.ErrArgsDecode.Error()},
+		{enqueue("cancel", nil), acidic.JobCancelled, "order gone"},
+		{enqueue("discard", nil), acidic.JobDiscarded, "card declined"},
+		{enqueue("panic", nil), acidic.JobRetryable, "panicked: boom"},
+		{enqueue("nobody-handles-this", nil), acidic.JobRetryable, queue.ErrUnknownKind.Error()},
 	}
 	for _, tc := range cases {
 		j := waitJob(t, drv, tc.id, tc.state)
@@ -449,7 +450,7 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 			wsA := queue.NewWorkers()
 			startedA := make(chan struct{})
 			releaseA := make(chan struct{})
-			_ = wsA.Handle("k", func(ctx context.Context, job *queue.Job) error {
+			_ = wsA.Handle("k", func(ctx context.Context, job *acidic.Job) error {
 				close(startedA)
 				<-releaseA
 				return late.err
@@ -474,7 +475,7 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 			// row's history differs from anything A could write.
 			wsB := queue.NewWorkers()
 			var bRuns atomic.Int32
-			_ = wsB.Handle("k", func(ctx context.Context, job *queue.Job) error {
+			_ = wsB.Handle("k", func(ctx context.Context, job *acidic.Job) error {
 				if bRuns.Add(1) == 1 {
 					return errors.New("b fails once")
 				}
@@ -489,7 +490,7 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 				t.Fatalf("rescued %v, want job %d", res.Rescued, j.ID)
 			}
 			start(t, b)
-			done := waitJob(t, drv, j.ID, storage.JobCompleted)
+			done := waitJob(t, drv, j.ID, acidic.JobCompleted)
 
 			// A's late outcome must not overwrite B's completion.
 			release()
@@ -498,8 +499,8 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 			if err := a.Stop(stopCtx); err != nil {
 				t.Fatal(err)
 			}
-			after, _ := drv.JobGet(ctx, j.ID)
-			if after.State != storage.JobCompleted || after.Attempt != 3 || len(after.Errors) != len(done.Errors) ||
+			after, _ := drv.JobGet(ctx, storage.JobGetParams{ID: j.ID})
+			if after.State != acidic.JobCompleted || after.Attempt != 3 || len(after.Errors) != len(done.Errors) ||
 				!after.FinalizedAt.Equal(*done.FinalizedAt) {
 				t.Fatalf("after the late write: state %s attempt %d errors %v; want it unchanged: %s attempt %d errors %v",
 					after.State, after.Attempt, after.Errors, done.State, done.Attempt, done.Errors)
@@ -518,7 +519,7 @@ func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
 	firstCause := make(chan error, 1)
 	secondStarted := make(chan struct{})
 	var secondCancelled atomic.Bool
-	_ = ws.Handle("k", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
 		if job.Attempt == 1 {
 			<-ctx.Done()
 			firstCause <- context.Cause(ctx)
@@ -541,12 +542,12 @@ func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, drv, j.ID, storage.JobRunning)
+	waitJob(t, drv, j.ID, acidic.JobRunning)
 	// Rescue the running first attempt as if its heartbeats had lapsed; the
 	// same client then claims the job again. (The rescue skips a row a
 	// heartbeat holds at that instant: try again.)
 	for {
-		rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 0, Limit: 10})
+		rescued, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: 0, Limit: 10})
 		if err != nil {
 			t.Fatalf("JobRescue: %v", err)
 		}
@@ -568,7 +569,7 @@ func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the first attempt was never told it lost its claim")
 	}
-	done := waitJob(t, drv, j.ID, storage.JobCompleted)
+	done := waitJob(t, drv, j.ID, acidic.JobCompleted)
 	if secondCancelled.Load() || done.Attempt != 2 {
 		t.Fatalf("second attempt cancelled %v; job completed at attempt %d, want 2", secondCancelled.Load(), done.Attempt)
 	}
@@ -580,7 +581,7 @@ func TestRetryAndCancelByOperator(t *testing.T) {
 	ws := queue.NewWorkers()
 	var fail atomic.Bool
 	fail.Store(true)
-	_ = ws.Handle("k", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
 		if fail.Load() {
 			return errors.New("down")
 		}
@@ -593,16 +594,16 @@ func TestRetryAndCancelByOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, drv, j.ID, storage.JobDiscarded)
+	waitJob(t, drv, j.ID, acidic.JobDiscarded)
 	fail.Store(false)
 	retried, err := c.Retry(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if retried.State != storage.JobAvailable || retried.MaxAttempts != 2 {
+	if retried.State != acidic.JobAvailable || retried.MaxAttempts != 2 {
 		t.Fatalf("retried: state %s max %d, want available with one more attempt", retried.State, retried.MaxAttempts)
 	}
-	done := waitJob(t, drv, j.ID, storage.JobCompleted)
+	done := waitJob(t, drv, j.ID, acidic.JobCompleted)
 	if done.Attempt != 2 || len(done.Errors) != 1 {
 		t.Fatalf("after retry: attempt %d errors %v", done.Attempt, done.Errors)
 	}
@@ -611,14 +612,14 @@ func TestRetryAndCancelByOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancelled, err := c.Cancel(ctx, later.ID)
-	if err != nil || cancelled.State != storage.JobCancelled {
+	if err != nil || cancelled.State != acidic.JobCancelled {
 		t.Fatalf("cancel scheduled: %v %v", cancelled, err)
 	}
 	again, err := c.Cancel(ctx, done.ID)
-	if err != nil || again.State != storage.JobCompleted {
+	if err != nil || again.State != acidic.JobCompleted {
 		t.Fatalf("cancel of a completed job changed it: %v %v", again, err)
 	}
-	if _, err := c.Get(ctx, 1<<60); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := c.Get(ctx, 1<<60); !errors.Is(err, acidic.ErrNotFound) {
 		t.Fatalf("Get unknown: %v", err)
 	}
 }

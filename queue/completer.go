@@ -70,7 +70,7 @@ func (cp *completer) flush() {
 			return
 		}
 		cp.c.retryWrite(func(ctx context.Context) error {
-			_, err := cp.c.drv.JobComplete(ctx, batch)
+			_, err := cp.c.drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: batch})
 			return err
 		})
 		cp.c.untrack(batch...)

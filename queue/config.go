@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -53,7 +54,7 @@ type Config struct {
 	// dependencies are not passed. A client without it neither claims,
 	// rescues nor cancels jobs that carry workflow runs: it could not end
 	// their runs with them (work those queues with a workflow.Engine).
-	EndedFunc func(ctx context.Context, tx storage.Tx, jobs []*Job) error
+	EndedFunc func(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error
 
 	// PollInterval is how often an idle queue looks for work when no
 	// notification arrives (notifications may be lost while the listener

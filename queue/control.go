@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/notifier"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -67,7 +68,7 @@ func (c *Client) loadHints(ctx context.Context) map[string]string {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, hintsTimeout)
 	defer cancel()
-	got, err := c.drv.QueueHints(ctx, queues)
+	got, err := c.drv.QueueHints(ctx, storage.QueueHintsParams{Queues: queues})
 	if err != nil || len(got) != len(queues) {
 		if ctx.Err() == nil {
 			c.cfg.Logger.Warn("queue: could not load the queues' wake-up hints; every insert wakes every queue", "err", err)
@@ -104,7 +105,7 @@ func (c *Client) controlLoop(ctx context.Context) {
 		if len(attempts) == 0 {
 			continue
 		}
-		lost, err := c.drv.JobLostAttempts(ctx, attempts)
+		lost, err := c.drv.JobLostAttempts(ctx, storage.JobLostAttemptsParams{Attempts: attempts})
 		if err != nil {
 			if ctx.Err() == nil {
 				c.cfg.Logger.Warn("queue: checking running jobs failed", "err", err)
@@ -120,14 +121,14 @@ func (c *Client) controlLoop(ctx context.Context) {
 // (ErrClaimLost).
 func (c *Client) stopLost(lost []storage.JobStatus) {
 	for _, s := range lost {
-		if s.State == storage.JobRunning && s.CurrentAttempt == s.Attempt {
+		if s.State == acidic.JobRunning && s.CurrentAttempt == s.Attempt {
 			// Still ours in a snapshot older than the change that stopped
 			// the refresh (a cancellation committing right now): the
 			// next heartbeat sees what happened.
 			continue
 		}
 		cause := ErrClaimLost
-		if s.State == storage.JobCancelled {
+		if s.State == acidic.JobCancelled {
 			cause = ErrJobCancelled
 		}
 		c.cancelAttempt(s.JobAttempt, cause)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -84,7 +85,7 @@ func TestGuaranteeNotificationsAreOnlyHints(t *testing.T) {
 	jobCtxs := map[int64]context.Context{}
 	started := make(chan int64, 2)
 	ended := make(chan int64, 2)
-	_ = ws.Handle("block", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("block", func(ctx context.Context, job *acidic.Job) error {
 		mu.Lock()
 		jobCtxs[job.ID] = ctx
 		mu.Unlock()
@@ -156,7 +157,7 @@ func TestGuaranteeNotificationsAreOnlyHints(t *testing.T) {
 	if err := victimCtx.Err(); err != nil {
 		t.Fatalf("a forged control notification cancelled job %d: %v (cause %v)", victim, err, context.Cause(victimCtx))
 	}
-	if j, err := drv.JobGet(ctx, victim); err != nil || j.State != storage.JobRunning {
+	if j, err := drv.JobGet(ctx, storage.JobGetParams{ID: victim}); err != nil || j.State != acidic.JobRunning {
 		t.Fatalf("job %d after the forgeries: %+v, %v; want running", victim, j, err)
 	}
 

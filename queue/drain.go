@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/leased"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -44,18 +46,18 @@ func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (Dr
 	}
 	for res.Total() < limit {
 		if opts.WithScheduled {
-			if _, err := c.drv.JobMakeDue(ctx, queue); err != nil {
+			if _, err := c.drv.JobMakeDue(ctx, storage.JobMakeDueParams{Queue: queue}); err != nil {
 				return res, err
 			}
 		}
-		jobs, err := c.drv.JobFetch(ctx, storage.JobFetch{Queue: queue, Max: 1, WorkerID: c.cfg.ID + "-drain", SkipRunJobs: c.cfg.EndedFunc == nil})
+		jobs, err := c.drv.JobFetch(ctx, storage.JobFetchParams{Queue: queue, Max: 1, WorkerID: c.cfg.ID + "-drain", SkipRunJobs: c.cfg.EndedFunc == nil})
 		if err != nil {
 			return res, err
 		}
 		if len(jobs) == 0 {
 			return res, nil
 		}
-		outcome, err := c.WorkClaimed(ctx, jobs[0])
+		outcome, err := c.WorkClaimed(leased.WithRun(ctx, jobs[0].LeasedRun), jobs[0].Job)
 		if err != nil {
 			return res, err
 		}
@@ -78,7 +80,7 @@ func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (Dr
 // WorkClaimed runs a job this client has claimed (state running, attempted
 // by it) in the caller's goroutine and records its outcome before
 // returning. Drain uses it; so can tools that claim jobs themselves.
-func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
+func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, error) {
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c.track(job, cancel)
@@ -86,7 +88,7 @@ func (c *Client) WorkClaimed(ctx context.Context, job *Job) (Outcome, error) {
 	err := c.cfg.Workers.Work(jobCtx, job)
 	outcome, o := c.outcomeOf(job, err)
 	if outcome == OutcomeCompleted {
-		if _, err := c.drv.JobComplete(ctx, []storage.JobAttempt{o.JobAttempt}); err != nil {
+		if _, err := c.drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{o.JobAttempt}}); err != nil {
 			return outcome, fmt.Errorf("queue: record completion of job %d: %w", job.ID, err)
 		}
 		return outcome, nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -18,7 +19,7 @@ const (
 	// DefaultMaxAttempts is the attempt limit of a job enqueued without one.
 	DefaultMaxAttempts = 20
 	// LowestPriority is the largest Priority value; 0 is the highest.
-	LowestPriority = storage.LowestJobPriority
+	LowestPriority = acidic.LowestJobPriority
 )
 
 // EnqueueOptions tune one enqueued job. The zero value is usable: queue
@@ -88,7 +89,7 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 		Kind:        p.Kind,
 		Args:        args,
 		RunID:       o.runID,
-		State:       storage.JobAvailable,
+		State:       acidic.JobAvailable,
 		Priority:    o.Priority,
 		MaxAttempts: o.MaxAttempts,
 		ScheduledAt: o.ScheduledAt,
@@ -172,15 +173,15 @@ func encodeArgs(args any) (json.RawMessage, error) {
 // Enqueue inserts one job and returns it. A kind, queue, args, meta or
 // schedule beyond the storage's limits (docs/limits.md: NUL or invalid UTF-8
 // in a name or in the args, a name over 255 bytes, a year past 9999) is
-// ErrInvalid, also matching storage.ErrInvalid, and nothing is written.
-func (c *Client) Enqueue(ctx context.Context, kind string, args any, opts EnqueueOptions) (*Job, error) {
+// ErrInvalid, also matching acidic.ErrInvalid, and nothing is written.
+func (c *Client) Enqueue(ctx context.Context, kind string, args any, opts EnqueueOptions) (*acidic.Job, error) {
 	return c.EnqueueTx(ctx, c.drv, kind, args, opts)
 }
 
 // EnqueueTx inserts one job through ex, usually a transaction of the caller's
 // (see postgres.Driver.WrapTx): the job exists, and wakes workers, only if
 // that transaction commits.
-func (c *Client) EnqueueTx(ctx context.Context, ex storage.Executor, kind string, args any, opts EnqueueOptions) (*Job, error) {
+func (c *Client) EnqueueTx(ctx context.Context, ex storage.Executor, kind string, args any, opts EnqueueOptions) (*acidic.Job, error) {
 	jobs, err := c.EnqueueManyTx(ctx, ex, []EnqueueParams{{Kind: kind, Args: args, Opts: opts}})
 	if err != nil {
 		return nil, err
@@ -191,11 +192,11 @@ func (c *Client) EnqueueTx(ctx context.Context, ex storage.Executor, kind string
 // EnqueueMany inserts many jobs and returns them in order. Either all are
 // inserted or, on error, none. Jobs without unique options go in one
 // statement; unique jobs take one statement each, in the same transaction.
-func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]*Job, error) {
+func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]*acidic.Job, error) {
 	if len(params) < 2 {
 		return c.EnqueueManyTx(ctx, c.drv, params)
 	}
-	var jobs []*Job
+	var jobs []*acidic.Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		var err error
 		jobs, err = c.EnqueueManyTx(ctx, tx, params)
@@ -205,7 +206,7 @@ func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]*Jo
 }
 
 // EnqueueManyTx is EnqueueMany through ex; see EnqueueTx.
-func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params []EnqueueParams) ([]*Job, error) {
+func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params []EnqueueParams) ([]*acidic.Job, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -223,13 +224,13 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 			plain = append(plain, i)
 		}
 	}
-	jobs := make([]*Job, len(rows))
+	jobs := make([]*acidic.Job, len(rows))
 	if len(plain) > 0 {
 		batch := make([]storage.JobInsert, len(plain))
 		for k, i := range plain {
 			batch[k] = rows[i]
 		}
-		inserted, err := ex.JobInsertMany(ctx, batch)
+		inserted, err := ex.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: batch})
 		if err != nil {
 			return nil, fmt.Errorf("queue: enqueue: %w", err)
 		}
@@ -243,7 +244,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 			continue
 		}
 		var err error
-		if jobs[i], err = ex.JobInsertUnique(ctx, in, replaces[i]); err != nil {
+		if jobs[i], err = ex.JobInsertUnique(ctx, storage.JobInsertUniqueParams{Job: in, Replace: replaces[i]}); err != nil {
 			return nil, fmt.Errorf("queue: enqueue: %w", err)
 		}
 	}
@@ -252,7 +253,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 
 // ValidateEnqueue returns the error EnqueueTx would return for p's kind, args
 // and options, ErrInvalid wrapped with the reason (which also matches
-// storage.ErrInvalid when a storage limit is broken), without writing
+// acidic.ErrInvalid when a storage limit is broken), without writing
 // anything; nil when p can be enqueued. Package workflow checks a run's job
 // with it before it writes the run.
 func (c *Client) ValidateEnqueue(p EnqueueParams) error {

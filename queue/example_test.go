@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 )
@@ -20,7 +21,7 @@ func Example() {
 
 	done := make(chan struct{})
 	workers := queue.NewWorkers()
-	err := workers.Handle("email", func(ctx context.Context, job *queue.Job) error {
+	err := workers.Handle("email", func(ctx context.Context, job *acidic.Job) error {
 		var args struct {
 			To string `json:"to"`
 		}
@@ -81,7 +82,7 @@ func ExampleClient_Drain() {
 
 	workers := queue.NewWorkers()
 	// HandleArgs decodes each job's arguments before calling the function.
-	err := queue.HandleArgs(workers, "resize", func(ctx context.Context, job *queue.Job, args ResizeArgs) error {
+	err := queue.HandleArgs(workers, "resize", func(ctx context.Context, job *acidic.Job, args ResizeArgs) error {
 		fmt.Printf("resize %s to %dpx\n", args.Image, args.Width)
 		return nil
 	}, queue.KindOptions{})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -26,45 +27,45 @@ const (
 
 // outcomeOf maps a work function's error to the write that ends the attempt.
 // A nil error means completion (written by the completer, in batches).
-func (c *Client) outcomeOf(job *Job, err error) (Outcome, storage.JobOutcome) {
+func (c *Client) outcomeOf(job *acidic.Job, err error) (Outcome, storage.JobFinishParams) {
 	now := c.cfg.Now()
-	o := storage.JobOutcome{JobAttempt: storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}}
+	o := storage.JobFinishParams{JobAttempt: storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}}
 	if err == nil {
 		return OutcomeCompleted, o
 	}
-	record := func(e error) *storage.AttemptError {
+	record := func(e error) *acidic.AttemptError {
 		if e == nil {
 			return nil
 		}
-		return &storage.AttemptError{Attempt: job.Attempt, At: now, Error: e.Error()}
+		return &acidic.AttemptError{Attempt: job.Attempt, At: now, Error: e.Error()}
 	}
 	if d, ok := IsSnooze(err); ok {
-		o.State, o.ScheduledAt = storage.JobScheduled, now.Add(d)
+		o.State, o.ScheduledAt = acidic.JobScheduled, now.Add(d)
 		return OutcomeSnoozed, o
 	}
 	if IsCancel(err) {
-		o.State, o.Error = storage.JobCancelled, record(errors.Unwrap(err))
+		o.State, o.Error = acidic.JobCancelled, record(errors.Unwrap(err))
 		if o.Error == nil {
 			o.Error = record(err)
 		}
 		return OutcomeCancelled, o
 	}
 	if IsDiscard(err) || job.Attempt >= job.MaxAttempts {
-		o.State, o.Error = storage.JobDiscarded, record(err)
+		o.State, o.Error = acidic.JobDiscarded, record(err)
 		return OutcomeDiscarded, o
 	}
 	backoff := DefaultBackoff
 	if k, ok := c.cfg.Workers.lookup(job.Kind); ok {
 		backoff = k.opts.Backoff
 	}
-	o.State, o.Error = storage.JobRetryable, record(err)
+	o.State, o.Error = acidic.JobRetryable, record(err)
 	o.ScheduledAt = now.Add(backoff(job.Attempt-snoozes(job), err))
 	return OutcomeRetry, o
 }
 
 // snoozes counts how often the job was snoozed; snoozes do not count as
 // failed attempts when computing the backoff.
-func snoozes(job *Job) int {
+func snoozes(job *acidic.Job) int {
 	if len(job.Meta) < 12 { // shorter than {"snoozes":1}
 		return 0
 	}
@@ -76,7 +77,7 @@ func snoozes(job *Job) int {
 }
 
 // work runs one claimed job in the background and records its outcome.
-func (c *Client) work(workCtx context.Context, job *Job, done func()) {
+func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 	ctx, cancel := context.WithCancelCause(workCtx)
 	c.track(job, cancel)
 	c.jobs.Add(1)
@@ -99,7 +100,7 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 		}
 		outcome, o := c.outcomeOf(job, err)
 		if stopped != nil {
-			o.Error = &storage.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
+			o.Error = &acidic.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
 		}
 		if outcome == OutcomeCompleted {
 			cp.add(job.ID, job.Attempt)
@@ -114,7 +115,7 @@ func (c *Client) work(workCtx context.Context, job *Job, done func()) {
 
 // finish writes a non-completion outcome, retrying while the database is
 // unreachable, then stops tracking the job.
-func (c *Client) finish(job *Job, o storage.JobOutcome) {
+func (c *Client) finish(job *acidic.Job, o storage.JobFinishParams) {
 	defer c.untrack(o.JobAttempt)
 	_ = c.recordOutcome(context.Background(), job, o, func(_ context.Context, write func(context.Context) error) error {
 		c.retryWrite(write)
@@ -126,9 +127,9 @@ func (c *Client) finish(job *Job, o storage.JobOutcome) {
 // may retry the write) and, when that ended the job for good, settles the
 // job's dependents now rather than at the next maintenance pass. An outcome
 // that ends the job for good is written in one transaction with EndedFunc.
-func (c *Client) recordOutcome(ctx context.Context, job *Job, o storage.JobOutcome, run func(context.Context, func(context.Context) error) error) error {
+func (c *Client) recordOutcome(ctx context.Context, job *acidic.Job, o storage.JobFinishParams, run func(context.Context, func(context.Context) error) error) error {
 	var ended bool
-	final := o.State == storage.JobCancelled || o.State == storage.JobDiscarded
+	final := o.State == acidic.JobCancelled || o.State == acidic.JobDiscarded
 	if err := run(ctx, func(ctx context.Context) error {
 		if !final || c.cfg.EndedFunc == nil {
 			var err error
@@ -140,7 +141,7 @@ func (c *Client) recordOutcome(ctx context.Context, job *Job, o storage.JobOutco
 			if ended, err = tx.JobFinish(ctx, o); err != nil || !ended {
 				return err
 			}
-			return c.cfg.EndedFunc(ctx, tx, []*Job{endedCopy(job, o)})
+			return c.cfg.EndedFunc(ctx, tx, []*acidic.Job{endedCopy(job, o)})
 		})
 	}); err != nil {
 		return fmt.Errorf("queue: record outcome of job %d: %w", o.ID, err)
@@ -149,17 +150,17 @@ func (c *Client) recordOutcome(ctx context.Context, job *Job, o storage.JobOutco
 		return nil
 	}
 	return run(ctx, func(ctx context.Context) error {
-		_, _, err := c.drv.JobResolveDependencies(ctx, []int64{o.ID})
+		_, _, err := c.drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: []int64{o.ID}})
 		return err
 	})
 }
 
 // endedCopy returns job as the write of outcome o left it.
-func endedCopy(job *Job, o storage.JobOutcome) *Job {
+func endedCopy(job *acidic.Job, o storage.JobFinishParams) *acidic.Job {
 	j := *job
-	j.State, j.LeasedRun = o.State, nil
+	j.State = o.State
 	if o.Error != nil {
-		j.Errors = append(append([]storage.AttemptError(nil), job.Errors...), *o.Error)
+		j.Errors = append(append([]acidic.AttemptError(nil), job.Errors...), *o.Error)
 	}
 	return &j
 }
@@ -175,7 +176,7 @@ func (c *Client) retryWrite(write func(ctx context.Context) error) {
 	policy.InitialInterval, policy.MaxInterval, policy.MaxElapsedTime = 10*time.Millisecond, time.Second, 0
 	err := backoff.RetryNotify(func() error {
 		err := write(ctx)
-		if errors.Is(err, storage.ErrClosed) || errors.Is(err, storage.ErrInvalid) {
+		if errors.Is(err, acidic.ErrClosed) || errors.Is(err, acidic.ErrInvalid) {
 			return backoff.Permanent(err)
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -144,8 +145,8 @@ func (g *Graph) order() ([][]int, error) {
 // EnqueueGraph inserts every job of the graph in one transaction and returns
 // them by name. Jobs with dependencies wait (pending) until every job they
 // run after has completed.
-func (c *Client) EnqueueGraph(ctx context.Context, g *Graph) (map[string]*Job, error) {
-	var out map[string]*Job
+func (c *Client) EnqueueGraph(ctx context.Context, g *Graph) (map[string]*acidic.Job, error) {
+	var out map[string]*acidic.Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		var err error
 		out, err = c.EnqueueGraphTx(ctx, tx, g)
@@ -155,7 +156,7 @@ func (c *Client) EnqueueGraph(ctx context.Context, g *Graph) (map[string]*Job, e
 }
 
 // EnqueueGraphTx is EnqueueGraph through ex, a transaction of the caller's.
-func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Graph) (map[string]*Job, error) {
+func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Graph) (map[string]*acidic.Job, error) {
 	levels, err := g.order()
 	if err != nil {
 		return nil, err
@@ -179,7 +180,7 @@ func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Gra
 		in.DependencyFailure = string(j.OnDependencyFailure)
 		rows[i] = in
 	}
-	out := make(map[string]*Job, len(g.jobs))
+	out := make(map[string]*acidic.Job, len(g.jobs))
 	for _, level := range levels {
 		batch := make([]storage.JobInsert, len(level))
 		for k, i := range level {
@@ -188,11 +189,11 @@ func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Gra
 				in.DependsOn = append(in.DependsOn, out[dep].ID)
 			}
 			if len(in.DependsOn) > 0 {
-				in.State = storage.JobPending
+				in.State = acidic.JobPending
 			}
 			batch[k] = in
 		}
-		jobs, err := ex.JobInsertMany(ctx, batch)
+		jobs, err := ex.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: batch})
 		if err != nil {
 			return nil, fmt.Errorf("queue: enqueue graph: %w", err)
 		}

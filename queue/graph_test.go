@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 func TestGraphRunsInDependencyOrder(t *testing.T) {
@@ -19,7 +19,7 @@ func TestGraphRunsInDependencyOrder(t *testing.T) {
 	ws := queue.NewWorkers()
 	var mu sync.Mutex
 	var order []string
-	_ = ws.Handle("step", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("step", func(ctx context.Context, job *acidic.Job) error {
 		var name string
 		_ = json.Unmarshal(job.Args, &name)
 		mu.Lock()
@@ -37,11 +37,11 @@ func TestGraphRunsInDependencyOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if jobs["c"].State != storage.JobPending || jobs["a"].State != storage.JobAvailable || len(jobs["c"].DependsOn) != 2 {
+	if jobs["c"].State != acidic.JobPending || jobs["a"].State != acidic.JobAvailable || len(jobs["c"].DependsOn) != 2 {
 		t.Fatalf("inserted states: a %s, c %s deps %v", jobs["a"].State, jobs["c"].State, jobs["c"].DependsOn)
 	}
 	start(t, c)
-	waitJob(t, drv, jobs["d"].ID, storage.JobCompleted)
+	waitJob(t, drv, jobs["d"].ID, acidic.JobCompleted)
 	mu.Lock()
 	defer mu.Unlock()
 	got := strings.Join(order, "")
@@ -54,11 +54,11 @@ func TestGraphDependencyFailurePolicies(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		policy queue.DependencyFailure
-		c, d   storage.JobState
+		c, d   acidic.JobState
 	}{
-		{"", storage.JobCancelled, storage.JobCancelled},
-		{queue.DiscardDependents, storage.JobDiscarded, storage.JobCancelled},
-		{queue.IgnoreFailure, storage.JobCompleted, storage.JobCompleted},
+		{"", acidic.JobCancelled, acidic.JobCancelled},
+		{queue.DiscardDependents, acidic.JobDiscarded, acidic.JobCancelled},
+		{queue.IgnoreFailure, acidic.JobCompleted, acidic.JobCompleted},
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			t.Parallel()
@@ -66,7 +66,7 @@ func TestGraphDependencyFailurePolicies(t *testing.T) {
 			ws := queue.NewWorkers()
 			var mu sync.Mutex
 			ran := map[string]bool{}
-			_ = ws.Handle("step", func(ctx context.Context, job *queue.Job) error {
+			_ = ws.Handle("step", func(ctx context.Context, job *acidic.Job) error {
 				var name string
 				_ = json.Unmarshal(job.Args, &name)
 				mu.Lock()
@@ -88,17 +88,17 @@ func TestGraphDependencyFailurePolicies(t *testing.T) {
 				t.Fatal(err)
 			}
 			start(t, c)
-			cj := waitJob(t, drv, jobs["c"].ID, storage.JobCompleted, storage.JobCancelled, storage.JobDiscarded)
-			dj := waitJob(t, drv, jobs["d"].ID, storage.JobCompleted, storage.JobCancelled, storage.JobDiscarded)
+			cj := waitJob(t, drv, jobs["c"].ID, acidic.JobCompleted, acidic.JobCancelled, acidic.JobDiscarded)
+			dj := waitJob(t, drv, jobs["d"].ID, acidic.JobCompleted, acidic.JobCancelled, acidic.JobDiscarded)
 			if cj.State != tc.c || dj.State != tc.d {
 				t.Fatalf("c %s, d %s; want c %s, d %s", cj.State, dj.State, tc.c, tc.d)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if tc.c != storage.JobCompleted && (ran["c"] || ran["d"]) {
+			if tc.c != acidic.JobCompleted && (ran["c"] || ran["d"]) {
 				t.Fatalf("dependents of a failed job ran: %v", ran)
 			}
-			if tc.c != storage.JobCompleted && !strings.Contains(cj.Errors[0].Error, "dependency") {
+			if tc.c != acidic.JobCompleted && !strings.Contains(cj.Errors[0].Error, "dependency") {
 				t.Fatalf("c's error %v should name the failed dependency", cj.Errors)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -25,7 +26,7 @@ func TestGuaranteeMaxWorkersBoundsJobsInFlight(t *testing.T) {
 	ws := queue.NewWorkers()
 	const maxWorkers, n = 3, 20
 	var inFlight, peak atomic.Int32
-	_ = ws.Handle("busy", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("busy", func(ctx context.Context, job *acidic.Job) error {
 		now := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for {
@@ -51,7 +52,7 @@ func TestGuaranteeMaxWorkersBoundsJobsInFlight(t *testing.T) {
 	}
 	start(t, c)
 	for _, j := range jobs {
-		waitJob(t, drv, j.ID, storage.JobCompleted)
+		waitJob(t, drv, j.ID, acidic.JobCompleted)
 	}
 	if got := peak.Load(); got > maxWorkers {
 		t.Fatalf("%d jobs ran at once, want at most MaxWorkers = %d", got, maxWorkers)
@@ -68,7 +69,7 @@ func TestGuaranteeKindTimeoutCancelsAttempt(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	ctxErr := make(chan error, 1)
-	_ = ws.Handle("slow", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
 		select {
 		case <-ctx.Done():
 			ctxErr <- ctx.Err()
@@ -99,8 +100,8 @@ func TestGuaranteeKindTimeoutCancelsAttempt(t *testing.T) {
 	if took := time.Since(began); took > 1500*time.Millisecond {
 		t.Fatalf("the 50ms timeout took effect only after %s", took)
 	}
-	got := waitJob(t, drv, j.ID, storage.JobRetryable, storage.JobCompleted, storage.JobDiscarded)
-	if got.State != storage.JobRetryable || got.Attempt != 1 {
+	got := waitJob(t, drv, j.ID, acidic.JobRetryable, acidic.JobCompleted, acidic.JobDiscarded)
+	if got.State != acidic.JobRetryable || got.Attempt != 1 {
 		t.Fatalf("timed-out job: state %s attempt %d, want retryable after attempt 1", got.State, got.Attempt)
 	}
 	if len(got.Errors) != 1 || got.Errors[0].Attempt != 1 || !strings.Contains(got.Errors[0].Error, context.DeadlineExceeded.Error()) {
@@ -118,7 +119,7 @@ func TestGuaranteeBackoffAfterSnoozesCountsOnlyFailures(t *testing.T) {
 	var runs atomic.Int32
 	var mu sync.Mutex
 	var backoffAttempts []int
-	_ = ws.Handle("poll", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("poll", func(ctx context.Context, job *acidic.Job) error {
 		if runs.Add(1) <= 2 {
 			return queue.Snooze(5 * time.Millisecond)
 		}
@@ -135,8 +136,8 @@ func TestGuaranteeBackoffAfterSnoozesCountsOnlyFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := waitJob(t, drv, j.ID, storage.JobRetryable, storage.JobDiscarded, storage.JobCompleted)
-	if got.State != storage.JobRetryable || got.Attempt != 3 || runs.Load() != 3 {
+	got := waitJob(t, drv, j.ID, acidic.JobRetryable, acidic.JobDiscarded, acidic.JobCompleted)
+	if got.State != acidic.JobRetryable || got.Attempt != 3 || runs.Load() != 3 {
 		t.Fatalf("state %s attempt %d after %d runs; want retryable at attempt 3 (two snoozes, one failure)", got.State, got.Attempt, runs.Load())
 	}
 	if !strings.Contains(string(got.Meta), `"snoozes": 2`) {
@@ -151,12 +152,12 @@ func TestGuaranteeBackoffAfterSnoozesCountsOnlyFailures(t *testing.T) {
 
 // Retrying a unique job whose key another job has taken in the meantime
 // must not make two live jobs with one key: Retry and RetryMany report
-// storage.ErrConflict and leave both jobs as they were.
+// acidic.ErrConflict and leave both jobs as they were.
 func TestGuaranteeRetryOfUniqueJobWhoseKeyIsTakenConflicts(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
-	_ = ws.Handle("refund", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("refund", func(ctx context.Context, job *acidic.Job) error {
 		return errors.New("unknown order")
 	}, queue.KindOptions{})
 	// Default unique states: a discarded job does not hold its key.
@@ -178,17 +179,17 @@ func TestGuaranteeRetryOfUniqueJobWhoseKeyIsTakenConflicts(t *testing.T) {
 		t.Fatalf("enqueue after the discard returned %+v; want a new job (discarded jobs do not hold the key)", fresh)
 	}
 
-	if j, err := c.Retry(ctx, old.ID); !errors.Is(err, storage.ErrConflict) {
-		t.Errorf("Retry of the discarded job: job %+v, err %v; want storage.ErrConflict", j, err)
+	if j, err := c.Retry(ctx, old.ID); !errors.Is(err, acidic.ErrConflict) {
+		t.Errorf("Retry of the discarded job: job %+v, err %v; want acidic.ErrConflict", j, err)
 	}
-	retried, err := c.RetryMany(ctx, storage.JobFilter{Kind: "refund"})
-	if !errors.Is(err, storage.ErrConflict) || len(retried) != 0 {
-		t.Errorf("RetryMany: retried %d, err %v; want none and storage.ErrConflict", len(retried), err)
+	retried, err := c.RetryMany(ctx, acidic.JobFilter{Kind: "refund"})
+	if !errors.Is(err, acidic.ErrConflict) || len(retried) != 0 {
+		t.Errorf("RetryMany: retried %d, err %v; want none and acidic.ErrConflict", len(retried), err)
 	}
-	if got, _ := drv.JobGet(ctx, old.ID); got.State != storage.JobDiscarded {
+	if got, _ := drv.JobGet(ctx, storage.JobGetParams{ID: old.ID}); got.State != acidic.JobDiscarded {
 		t.Errorf("old job is %s after the refused retries, want discarded", got.State)
 	}
-	if got, _ := drv.JobGet(ctx, fresh.ID); got.State != storage.JobScheduled {
+	if got, _ := drv.JobGet(ctx, storage.JobGetParams{ID: fresh.ID}); got.State != acidic.JobScheduled {
 		t.Errorf("new job is %s after the refused retries, want scheduled", got.State)
 	}
 }
@@ -219,7 +220,7 @@ func TestGuaranteeRetryManyPagesThroughAllMatches(t *testing.T) {
 			want[j.ID] = true
 		}
 	}
-	retried, err := c.RetryMany(ctx, storage.JobFilter{Kind: "paged", Limit: 2})
+	retried, err := c.RetryMany(ctx, acidic.JobFilter{Kind: "paged", Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,12 +228,12 @@ func TestGuaranteeRetryManyPagesThroughAllMatches(t *testing.T) {
 		t.Fatalf("RetryMany with Limit 2 retried %d jobs, want all %d", len(retried), len(want))
 	}
 	for _, r := range retried {
-		if !want[r.ID] || r.State != storage.JobAvailable {
+		if !want[r.ID] || r.State != acidic.JobAvailable {
 			t.Fatalf("retried job %d (%s) is %s", r.ID, r.Kind, r.State)
 		}
 		delete(want, r.ID)
 	}
-	left, err := c.List(ctx, storage.JobFilter{States: []storage.JobState{storage.JobCancelled}})
+	left, err := c.List(ctx, acidic.JobFilter{States: []acidic.JobState{acidic.JobCancelled}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,12 +252,12 @@ func TestGuaranteeRescueIntoDiscardedFailsGraphDependents(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
 	var ranDependent atomic.Bool
-	_ = ws.Handle("hang", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("hang", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-release
 		return errors.New("released at the end of the test")
 	}, queue.KindOptions{})
-	_ = ws.Handle("after", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("after", func(ctx context.Context, job *acidic.Job) error {
 		ranDependent.Store(true)
 		return nil
 	}, queue.KindOptions{})
@@ -286,22 +287,22 @@ func TestGuaranteeRescueIntoDiscardedFailsGraphDependents(t *testing.T) {
 	rcfg := queue.Config{HeartbeatInterval: 10 * time.Millisecond, RescueAfter: time.Minute, Logger: quietLogger()}
 	rescuer := newClient(t, drv, rcfg)
 	res := rescuer.Maintain(ctx)
-	if len(res.Rescued) != 1 || res.Rescued[0].ID != jobs["a"].ID || res.Rescued[0].State != storage.JobDiscarded {
+	if len(res.Rescued) != 1 || res.Rescued[0].ID != jobs["a"].ID || res.Rescued[0].State != acidic.JobDiscarded {
 		t.Fatalf("rescued %+v, want job a discarded", res.Rescued)
 	}
 	// Read right after Maintain: nothing else resolves dependencies meanwhile
 	// (the worker's maintenance runs hourly and job a is still hanging).
-	for name, want := range map[string]storage.JobState{
-		"b": storage.JobCancelled, "c": storage.JobDiscarded, "d": storage.JobCancelled,
+	for name, want := range map[string]acidic.JobState{
+		"b": acidic.JobCancelled, "c": acidic.JobDiscarded, "d": acidic.JobCancelled,
 	} {
-		got, err := drv.JobGet(ctx, jobs[name].ID)
+		got, err := drv.JobGet(ctx, storage.JobGetParams{ID: jobs[name].ID})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got.State != want || got.FinalizedAt == nil {
 			t.Errorf("dependent %s: state %s finalized %v after the rescue, want %s", name, got.State, got.FinalizedAt, want)
 		}
-		if got.State != storage.JobPending && (len(got.Errors) != 1 || !strings.Contains(got.Errors[0].Error, "dependency")) {
+		if got.State != acidic.JobPending && (len(got.Errors) != 1 || !strings.Contains(got.Errors[0].Error, "dependency")) {
 			t.Errorf("dependent %s: errors %v, want one naming the failed dependency", name, got.Errors)
 		}
 	}
@@ -343,7 +344,7 @@ func TestGuaranteeInsertNotificationWakesIdleWorker(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	ran := make(chan struct{}, 1)
-	_ = ws.Handle("wake", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("wake", func(ctx context.Context, job *acidic.Job) error {
 		ran <- struct{}{}
 		return nil
 	}, queue.KindOptions{})
@@ -364,7 +365,7 @@ func TestGuaranteeInsertNotificationWakesIdleWorker(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the idle worker did not run a job enqueued 5s ago: the insert notification did not wake it")
 	}
-	waitJob(t, drv, j.ID, storage.JobCompleted)
+	waitJob(t, drv, j.ID, acidic.JobCompleted)
 }
 
 // Cancelling a running job stops its worker through the control
@@ -377,7 +378,7 @@ func TestGuaranteeCancelStopsRunningJobThroughNotification(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
 	cause := make(chan error, 1)
-	_ = ws.Handle("block", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("block", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		select {
 		case <-ctx.Done():
@@ -408,7 +409,7 @@ func TestGuaranteeCancelStopsRunningJobThroughNotification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != storage.JobCancelled {
+	if got.State != acidic.JobCancelled {
 		t.Fatalf("Cancel returned the job %s, want cancelled", got.State)
 	}
 	select {
@@ -434,12 +435,12 @@ func TestGuaranteeStopStopsFetchingWhileJobsFinish(t *testing.T) {
 	releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(releaseFirst)
 	var secondRan atomic.Bool
-	_ = ws.Handle("first", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("first", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-release
 		return nil
 	}, queue.KindOptions{})
-	_ = ws.Handle("second", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("second", func(ctx context.Context, job *acidic.Job) error {
 		secondRan.Store(true)
 		return nil
 	}, queue.KindOptions{})
@@ -474,7 +475,7 @@ func TestGuaranteeStopStopsFetchingWhileJobsFinish(t *testing.T) {
 		t.Fatalf("Stop returned (%v) while the first job was still running", err)
 	default:
 	}
-	if got, err := drv.JobGet(ctx, second.ID); err != nil || got.State != storage.JobAvailable || secondRan.Load() {
+	if got, err := drv.JobGet(ctx, storage.JobGetParams{ID: second.ID}); err != nil || got.State != acidic.JobAvailable || secondRan.Load() {
 		t.Fatalf("job enqueued during Stop: %+v (err %v, ran %v); want it available and never run", got, err, secondRan.Load())
 	}
 	releaseFirst()
@@ -486,8 +487,8 @@ func TestGuaranteeStopStopsFetchingWhileJobsFinish(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop did not return within 5s of the first job finishing")
 	}
-	waitJob(t, drv, first.ID, storage.JobCompleted)
-	if got, err := drv.JobGet(ctx, second.ID); err != nil || got.State != storage.JobAvailable || secondRan.Load() {
+	waitJob(t, drv, first.ID, acidic.JobCompleted)
+	if got, err := drv.JobGet(ctx, storage.JobGetParams{ID: second.ID}); err != nil || got.State != acidic.JobAvailable || secondRan.Load() {
 		t.Fatalf("job enqueued during Stop, after Stop: %+v (err %v, ran %v); want it available and never run", got, err, secondRan.Load())
 	}
 }
@@ -507,7 +508,7 @@ func TestGuaranteeDrainCountsEachOutcome(t *testing.T) {
 		"snooze":  queue.Snooze(time.Hour),
 	}
 	for kind, err := range outcomes {
-		_ = ws.Handle(kind, func(ctx context.Context, job *queue.Job) error { return err }, queue.KindOptions{})
+		_ = ws.Handle(kind, func(ctx context.Context, job *acidic.Job) error { return err }, queue.KindOptions{})
 	}
 	c := newClient(t, drv, queue.Config{Workers: ws, Logger: quietLogger()})
 	ctx := ctxT(t)
@@ -527,11 +528,11 @@ func TestGuaranteeDrainCountsEachOutcome(t *testing.T) {
 	if res != want {
 		t.Fatalf("drain %+v, want %+v", res, want)
 	}
-	for kind, state := range map[string]storage.JobState{
-		"succeed": storage.JobCompleted, "fail": storage.JobRetryable, "cancel": storage.JobCancelled,
-		"discard": storage.JobDiscarded, "snooze": storage.JobScheduled,
+	for kind, state := range map[string]acidic.JobState{
+		"succeed": acidic.JobCompleted, "fail": acidic.JobRetryable, "cancel": acidic.JobCancelled,
+		"discard": acidic.JobDiscarded, "snooze": acidic.JobScheduled,
 	} {
-		if got, err := drv.JobGet(ctx, ids[kind]); err != nil || got.State != state {
+		if got, err := drv.JobGet(ctx, storage.JobGetParams{ID: ids[kind]}); err != nil || got.State != state {
 			t.Errorf("job %s after the drain: %+v (err %v), want %s", kind, got, err, state)
 		}
 	}
@@ -592,15 +593,15 @@ func TestGuaranteeUniqueReplacePriorityAndMaxAttemptsOnlyWhileWaiting(t *testing
 	if !dup.Duplicate || dup.ID != orig.ID {
 		t.Fatalf("second enqueue returned %+v, want the first job (%d) as a duplicate", dup, orig.ID)
 	}
-	got, err := drv.JobGet(ctx, orig.ID)
+	got, err := drv.JobGet(ctx, storage.JobGetParams{ID: orig.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != storage.JobAvailable || got.Priority != 2 || got.MaxAttempts != 9 {
+	if got.State != acidic.JobAvailable || got.Priority != 2 || got.MaxAttempts != 9 {
 		t.Fatalf("replaced job: state %s priority %d max attempts %d, want available, 2, 9", got.State, got.Priority, got.MaxAttempts)
 	}
 
-	claimed, err := drv.JobFetch(ctx, storage.JobFetch{Queue: queue.DefaultQueue, Max: 1, WorkerID: "worker-1"})
+	claimed, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: queue.DefaultQueue, Max: 1, WorkerID: "worker-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,11 +617,11 @@ func TestGuaranteeUniqueReplacePriorityAndMaxAttemptsOnlyWhileWaiting(t *testing
 	if !again.Duplicate || again.ID != orig.ID {
 		t.Fatalf("enqueue while running returned %+v, want the running job (%d) as a duplicate", again, orig.ID)
 	}
-	after, err := drv.JobGet(ctx, orig.ID)
+	after, err := drv.JobGet(ctx, storage.JobGetParams{ID: orig.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.State != storage.JobRunning || after.Priority != 2 || after.MaxAttempts != 9 ||
+	if after.State != acidic.JobRunning || after.Priority != 2 || after.MaxAttempts != 9 ||
 		after.Attempt != before.Attempt || after.AttemptedBy != "worker-1" || !after.ScheduledAt.Equal(before.ScheduledAt) {
 		t.Fatalf("running job after a replacing enqueue: state %s priority %d max attempts %d attempt %d by %q scheduled %s;"+
 			" want it unchanged: running, 2, 9, %d by worker-1, scheduled %s",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -67,11 +68,11 @@ func start(t *testing.T, c *queue.Client) {
 }
 
 // waitJob polls until the job reaches a state in want, or fails the test.
-func waitJob(t *testing.T, drv storage.Driver, id int64, want ...storage.JobState) *storage.Job {
+func waitJob(t *testing.T, drv storage.Driver, id int64, want ...acidic.JobState) *acidic.Job {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		j, err := drv.JobGet(context.Background(), id)
+		j, err := drv.JobGet(context.Background(), storage.JobGetParams{ID: id})
 		if err != nil {
 			t.Fatalf("JobGet %d: %v", id, err)
 		}

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // Config.KindDefaults fills every option an enqueue leaves zero, and an
@@ -31,7 +31,7 @@ func TestKindDefaultsFillEveryOptionLeftZero(t *testing.T) {
 			KindDefaults: map[string]queue.EnqueueOptions{t.Name(): d},
 		})
 	}
-	enqueue := func(t *testing.T, c *queue.Client, args any, o queue.EnqueueOptions) *queue.Job {
+	enqueue := func(t *testing.T, c *queue.Client, args any, o queue.EnqueueOptions) *acidic.Job {
 		t.Helper()
 		j, err := c.Enqueue(ctx, t.Name(), args, o)
 		if err != nil {
@@ -70,7 +70,7 @@ func TestKindDefaultsFillEveryOptionLeftZero(t *testing.T) {
 		},
 		"ScheduledAt": func(t *testing.T) {
 			c := client(t, queue.EnqueueOptions{ScheduledAt: at})
-			if j := enqueue(t, c, nil, queue.EnqueueOptions{}); !j.ScheduledAt.Equal(at) || j.State != storage.JobScheduled {
+			if j := enqueue(t, c, nil, queue.EnqueueOptions{}); !j.ScheduledAt.Equal(at) || j.State != acidic.JobScheduled {
 				t.Errorf("%s at %s, want scheduled at the default's %s", j.State, j.ScheduledAt, at)
 			}
 			own := now.Add(2 * time.Hour)
@@ -85,7 +85,7 @@ func TestKindDefaultsFillEveryOptionLeftZero(t *testing.T) {
 		},
 		"ScheduleIn": func(t *testing.T) {
 			c := client(t, queue.EnqueueOptions{ScheduleIn: 10 * time.Minute})
-			if j := enqueue(t, c, nil, queue.EnqueueOptions{}); !j.ScheduledAt.Equal(now.Add(10*time.Minute)) || j.State != storage.JobScheduled {
+			if j := enqueue(t, c, nil, queue.EnqueueOptions{}); !j.ScheduledAt.Equal(now.Add(10*time.Minute)) || j.State != acidic.JobScheduled {
 				t.Errorf("%s at %s, want scheduled 10 minutes out (%s)", j.State, j.ScheduledAt, now.Add(10*time.Minute))
 			}
 			if j := enqueue(t, c, nil, queue.EnqueueOptions{ScheduleIn: time.Minute}); !j.ScheduledAt.Equal(now.Add(time.Minute)) {

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -17,7 +18,7 @@ import (
 // TestEnqueueRefusesValuesBeyondLimits: names, args and times the storage
 // cannot hold are refused through every enqueue of the public API (Enqueue,
 // EnqueueTx in the caller's transaction, EnqueueMany, unique jobs) with an
-// error that matches both queue.ErrInvalid and storage.ErrInvalid and names
+// error that matches both queue.ErrInvalid and acidic.ErrInvalid and names
 // the field, and nothing is written. The caller's transaction stays usable:
 // nothing reached the database.
 func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
@@ -55,8 +56,8 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 		check := func(how string, err error) {
 			t.Helper()
 			switch {
-			case !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, storage.ErrInvalid):
-				t.Errorf("%s (%s): err = %v, want queue.ErrInvalid and storage.ErrInvalid", tc.name, how, err)
+			case !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, acidic.ErrInvalid):
+				t.Errorf("%s (%s): err = %v, want queue.ErrInvalid and acidic.ErrInvalid", tc.name, how, err)
 			case !strings.Contains(err.Error(), tc.mention) || strings.Contains(err.Error(), "SQLSTATE"):
 				t.Errorf("%s (%s): err = %v, want it to say %q (and not come from the database)", tc.name, how, err, tc.mention)
 			}
@@ -89,14 +90,14 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 		t.Errorf("refused enqueues wrote %d jobs", n-before)
 	}
 	// Names are refused where they are configured, too.
-	if err := queue.NewWorkers().Handle("k\x00", func(context.Context, *queue.Job) error { return nil }, queue.KindOptions{}); !errors.Is(err, storage.ErrInvalid) {
+	if err := queue.NewWorkers().Handle("k\x00", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); !errors.Is(err, acidic.ErrInvalid) {
 		t.Errorf("Handle of a kind with NUL: %v", err)
 	}
 	for name, cfg := range map[string]queue.Config{
 		"queue with NUL": {Workers: queue.NewWorkers(), Queues: map[string]queue.QueueConfig{"q\x00": {MaxWorkers: 1}}},
 		"8000-byte ID":   {ID: strings.Repeat("i", 8000)},
 	} {
-		if _, err := queue.New(drv, cfg); !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, storage.ErrInvalid) {
+		if _, err := queue.New(drv, cfg); !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("queue.New with a %s: %v", name, err)
 		}
 	}
@@ -114,13 +115,13 @@ func TestDirtyErrorTextEndsTheAttemptAtOnce(t *testing.T) {
 	ws := queue.NewWorkers()
 	huge := strings.Repeat("é", 1<<19)
 	fail := func(msg string) queue.WorkFunc {
-		return func(context.Context, *queue.Job) error { return errors.New(msg) }
+		return func(context.Context, *acidic.Job) error { return errors.New(msg) }
 	}
 	never := queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Hour }}
 	for kind, fn := range map[string]queue.WorkFunc{
 		"dirty": fail("bad \x00 byte \xff here"),
 		"huge":  fail(huge),
-		"clean": func(context.Context, *queue.Job) error { return nil },
+		"clean": func(context.Context, *acidic.Job) error { return nil },
 	} {
 		if err := ws.Handle(kind, fn, never); err != nil {
 			t.Fatal(err)
@@ -142,16 +143,16 @@ func TestDirtyErrorTextEndsTheAttemptAtOnce(t *testing.T) {
 	}
 	start(t, c)
 
-	j := waitJob(t, drv, dirty.ID, storage.JobRetryable)
+	j := waitJob(t, drv, dirty.ID, acidic.JobRetryable)
 	if len(j.Errors) != 1 || j.Errors[0].Error != "bad  byte \uFFFD here" {
 		t.Errorf("dirty job's errors = %+v, want the cleaned text", j.Errors)
 	}
-	j = waitJob(t, drv, big.ID, storage.JobRetryable)
+	j = waitJob(t, drv, big.ID, acidic.JobRetryable)
 	if len(j.Errors) != 1 || len(j.Errors[0].Error) > storage.MaxTextBytes || !utf8.ValidString(j.Errors[0].Error) ||
 		!strings.HasPrefix(j.Errors[0].Error, "éé") || !strings.Contains(j.Errors[0].Error, "bytes in all") {
 		t.Errorf("1 MB error stored as %d bytes, want at most %d, cut with a note", len(j.Errors[0].Error), storage.MaxTextBytes)
 	}
-	waitJob(t, drv, clean.ID, storage.JobCompleted)
+	waitJob(t, drv, clean.ID, acidic.JobCompleted)
 
 	// Drained in the caller's goroutine, the outcome is recorded at once too.
 	again, err := c.Enqueue(ctx, "dirty", nil, queue.EnqueueOptions{MaxAttempts: 1, Queue: "drained"})
@@ -161,7 +162,7 @@ func TestDirtyErrorTextEndsTheAttemptAtOnce(t *testing.T) {
 	if res, err := c.Drain(ctx, "drained", queue.DrainOptions{}); err != nil || res.Discarded != 1 {
 		t.Fatalf("Drain: %+v, %v", res, err)
 	}
-	if j := waitJob(t, drv, again.ID, storage.JobDiscarded); j.Errors[0].Error != "bad  byte \uFFFD here" {
+	if j := waitJob(t, drv, again.ID, acidic.JobDiscarded); j.Errors[0].Error != "bad  byte \uFFFD here" {
 		t.Errorf("drained dirty job's error = %q", j.Errors[0].Error)
 	}
 }

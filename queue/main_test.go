@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
@@ -47,7 +48,7 @@ func workerProcess() int {
 	drv := postgres.New(pool, postgres.Options{Schema: schema})
 	table := pgx.Identifier{schema, "executions"}.Sanitize()
 	ws := queue.NewWorkers()
-	_ = ws.Handle("record", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("record", func(ctx context.Context, job *acidic.Job) error {
 		if _, err := pool.Exec(ctx, "INSERT INTO "+table+" (job_id, attempt, pid) VALUES ($1, $2, $3)", job.ID, job.Attempt, os.Getpid()); err != nil {
 			return err
 		}

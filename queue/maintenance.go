@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/tick"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -18,7 +19,7 @@ func (c *Client) heartbeatLoop(ctx context.Context) {
 // heartbeat refreshes the running attempts and stops those that are no
 // longer this client's.
 func (c *Client) heartbeat(ctx context.Context) {
-	lost, err := c.drv.JobHeartbeat(ctx, c.runningAttempts())
+	lost, err := c.drv.JobHeartbeat(ctx, storage.JobHeartbeatParams{Attempts: c.runningAttempts()})
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
 	}
@@ -32,7 +33,7 @@ func (c *Client) maintenanceLoop(ctx context.Context) {
 
 // MaintenanceResult tells what one maintenance pass did.
 type MaintenanceResult struct {
-	Rescued []*Job
+	Rescued []*acidic.Job
 	Pruned  int
 }
 
@@ -50,14 +51,14 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	for _, j := range rescued {
 		c.cfg.Logger.Warn("queue: rescued job of a worker that stopped heartbeating",
 			"job", j.ID, "kind", j.Kind, "worker", j.AttemptedBy, "state", j.State)
-		if j.State == storage.JobRetryable {
+		if j.State == acidic.JobRetryable {
 			c.wakeProducer(j.Queue)
 		}
 	}
-	if _, _, err := c.drv.JobResolveDependencies(ctx, nil); err != nil && ctx.Err() == nil {
+	if _, _, err := c.drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: nil}); err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: resolve dependencies failed", "err", err)
 	}
-	pruned, err := c.drv.JobPrune(ctx, c.cfg.Retention, 10000)
+	pruned, err := c.drv.JobPrune(ctx, storage.JobPruneParams{Retention: c.cfg.Retention, Limit: 10000})
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)
 	}
@@ -75,11 +76,11 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 // aside for this pass (logged as an error; it stays running, and the next
 // pass tries again), so that one job cannot hold back the rescue of all the
 // others.
-func (c *Client) rescue(ctx context.Context) ([]*Job, error) {
+func (c *Client) rescue(ctx context.Context) ([]*acidic.Job, error) {
 	if c.cfg.EndedFunc == nil {
 		// Without EndedFunc this client cannot end a run with its job: it
 		// leaves jobs that carry runs to the engines' clients.
-		return c.drv.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: 1000, SkipRunJobs: true})
+		return c.drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: c.cfg.RescueAfter, Limit: 1000, SkipRunJobs: true})
 	}
 	rescued, err := c.rescueTx(ctx, 1000, nil)
 	var ended *endedError
@@ -114,14 +115,14 @@ func (e *endedError) Unwrap() error { return e.err }
 
 // rescueTx rescues up to limit jobs, except those in skip, and passes those
 // it discards to EndedFunc, in one transaction.
-func (c *Client) rescueTx(ctx context.Context, limit int, skip []int64) ([]*Job, error) {
-	var rescued []*Job
+func (c *Client) rescueTx(ctx context.Context, limit int, skip []int64) ([]*acidic.Job, error) {
+	var rescued []*acidic.Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		var err error
-		if rescued, err = tx.JobRescue(ctx, storage.JobRescue{StaleAfter: c.cfg.RescueAfter, Limit: limit, Except: skip}); err != nil {
+		if rescued, err = tx.JobRescue(ctx, storage.JobRescueParams{StaleAfter: c.cfg.RescueAfter, Limit: limit, Except: skip}); err != nil {
 			return err
 		}
-		var ended []*Job
+		var ended []*acidic.Job
 		var ids []int64
 		for _, j := range rescued {
 			if j.State.Final() {

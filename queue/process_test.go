@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -37,7 +37,7 @@ func TestJobRunsOncePerAttemptAcrossTwoProcesses(t *testing.T) {
 	startWorkerProcess(t, drv.Schema(), "record", 4)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		done, err := drv.JobList(ctx, storage.JobFilter{States: []storage.JobState{storage.JobCompleted}, Limit: n + 1})
+		done, err := drv.JobList(ctx, acidic.JobFilter{States: []acidic.JobState{acidic.JobCompleted}, Limit: n + 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestJobOfKilledWorkerIsRescuedAndRunsAgain(t *testing.T) {
 
 	// A live client rescues the orphan and runs it to completion.
 	ws := queue.NewWorkers()
-	_ = ws.Handle("record", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("record", func(ctx context.Context, job *acidic.Job) error {
 		execSQL(t, drv, "INSERT INTO "+table(drv, "executions")+" (job_id, attempt, pid) VALUES ($1, $2, 0)", job.ID, job.Attempt)
 		return nil
 	}, queue.KindOptions{})
@@ -101,7 +101,7 @@ func TestJobOfKilledWorkerIsRescuedAndRunsAgain(t *testing.T) {
 	cfg.RescueAfter = time.Second
 	cfg.MaintenanceInterval = 50 * time.Millisecond
 	start(t, newClient(t, drv, cfg))
-	done := waitJob(t, drv, j.ID, storage.JobCompleted)
+	done := waitJob(t, drv, j.ID, acidic.JobCompleted)
 	if done.Attempt != 2 || len(done.Errors) != 1 || !strings.Contains(done.Errors[0].Error, "rescued") {
 		t.Fatalf("rescued job: attempt %d errors %v", done.Attempt, done.Errors)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acidic-go/acidic/internal/base/leased"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -99,7 +100,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		// The claim itself is not cancelled by Stop: a fetch cut off after the
 		// database claimed rows would leave them running until rescued.
 		claimCtx, cancel := context.WithTimeout(context.WithoutCancel(fetchCtx), p.c.cfg.RescueAfter)
-		jobs, err := p.c.drv.JobFetch(claimCtx, storage.JobFetch{Queue: p.queue, Max: free, WorkerID: p.c.cfg.ID, SkipRunJobs: p.c.cfg.EndedFunc == nil})
+		jobs, err := p.c.drv.JobFetch(claimCtx, storage.JobFetchParams{Queue: p.queue, Max: free, WorkerID: p.c.cfg.ID, SkipRunJobs: p.c.cfg.EndedFunc == nil})
 		cancel()
 		if err != nil {
 			if fetchCtx.Err() == nil {
@@ -115,7 +116,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		more := p.mayHave && p.active < p.max
 		p.mu.Unlock()
 		for _, job := range jobs {
-			p.c.startWork(workCtx, job, p.jobDone)
+			p.c.startWork(leased.WithRun(workCtx, job.LeasedRun), job.Job, p.jobDone)
 		}
 		if more {
 			p.signal()

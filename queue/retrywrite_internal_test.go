@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic"
 )
 
 // TestRetryWriteStopsAtPermanentErrors: a bookkeeping write is retried while
@@ -17,7 +17,7 @@ import (
 // job is rescued).
 func TestRetryWriteStopsAtPermanentErrors(t *testing.T) {
 	c := &Client{cfg: Config{RescueAfter: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}}
-	for _, permanent := range []error{storage.ErrClosed, storage.ErrInvalid} {
+	for _, permanent := range []error{acidic.ErrClosed, acidic.ErrInvalid} {
 		calls := 0
 		c.retryWrite(func(context.Context) error {
 			calls++

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -54,7 +55,7 @@ func TestGuaranteeStopReturnsWhenAJobIgnoresItsContext(t *testing.T) {
 			started := make(chan struct{})
 			release := make(chan struct{})
 			t.Cleanup(func() { close(release) }) // after the test: the job may end
-			_ = ws.Handle("stubborn", func(ctx context.Context, job *queue.Job) error {
+			_ = ws.Handle("stubborn", func(ctx context.Context, job *acidic.Job) error {
 				close(started)
 				<-release // ignores ctx
 				return nil
@@ -112,7 +113,7 @@ func TestGuaranteeStopReturnsWhenAJobIgnoresItsContext(t *testing.T) {
 					t.Errorf("log %q lacks %s; logs:\n%s", line, field, logs.String())
 				}
 			}
-			if got, err := drv.JobGet(context.Background(), j.ID); err != nil || got.State != storage.JobRunning {
+			if got, err := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); err != nil || got.State != acidic.JobRunning {
 				t.Errorf("the abandoned job: %+v, %v; want it left running, for a rescue", got, err)
 			}
 		})
@@ -126,7 +127,7 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	started := make(chan struct{})
-	_ = ws.Handle("stuck", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-ctx.Done()
 		return ctx.Err()
@@ -158,7 +159,7 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 	}
 	// Cut short by the client's stop: due again at once, the attempt not
 	// spent, the interruption recorded.
-	if got, _ := drv.JobGet(context.Background(), j.ID); got.State != storage.JobScheduled || len(got.Errors) != 1 ||
+	if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
 		!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
 		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
 	}
@@ -174,7 +175,7 @@ func TestStopTwice(t *testing.T) {
 	ws := queue.NewWorkers()
 	started := make(chan struct{})
 	release := make(chan struct{})
-	_ = ws.Handle("slow", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
 		close(started)
 		<-release
 		return ctx.Err() // nil unless the job's context was cancelled
@@ -198,16 +199,16 @@ func TestStopTwice(t *testing.T) {
 	const stops = 2
 	type result struct {
 		err   error
-		state storage.JobState
+		state acidic.JobState
 	}
 	results := make(chan result, stops)
 	for range stops {
 		go func() {
 			err := c.Stop(ctxT(t))
-			got, getErr := drv.JobGet(context.Background(), j.ID)
+			got, getErr := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID})
 			if getErr != nil {
 				t.Errorf("JobGet: %v", getErr)
-				got = &queue.Job{}
+				got = &acidic.Job{}
 			}
 			results <- result{err, got.State}
 		}()
@@ -218,7 +219,7 @@ func TestStopTwice(t *testing.T) {
 		if r.err != nil {
 			t.Errorf("concurrent Stop: %v, want nil", r.err)
 		}
-		if r.state != storage.JobCompleted {
+		if r.state != acidic.JobCompleted {
 			t.Errorf("a Stop returned with the job %s, before the client stopped", r.state)
 		}
 	}
@@ -240,7 +241,7 @@ func TestStartTwiceWithoutQueues(t *testing.T) {
 	}
 	// A round trip to the database: the client's goroutines have had time
 	// to give up, had they nothing to wait for.
-	if _, err := c.List(ctxT(t), storage.JobFilter{}); err != nil {
+	if _, err := c.List(ctxT(t), acidic.JobFilter{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
@@ -266,7 +267,7 @@ func TestRescueSetsAsideAJobWhoseEndFails(t *testing.T) {
 	cfg := fastConfig(queue.NewWorkers(), 1)
 	cfg.Queues = nil
 	cfg.RescueAfter = time.Minute
-	cfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*queue.Job) error {
+	cfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, j := range jobs {
@@ -286,7 +287,7 @@ func TestRescueSetsAsideAJobWhoseEndFails(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := drv.JobClaim(ctx, j.ID, "dead"); err != nil {
+		if _, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: j.ID, WorkerID: "dead"}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, j.ID)
@@ -299,7 +300,7 @@ func TestRescueSetsAsideAJobWhoseEndFails(t *testing.T) {
 	if len(res.Rescued) != 2 {
 		t.Fatalf("rescued %d jobs, want the 2 whose end could be written", len(res.Rescued))
 	}
-	if j, _ := drv.JobGet(ctx, ids[1]); j.State != storage.JobRunning {
+	if j, _ := drv.JobGet(ctx, storage.JobGetParams{ID: ids[1]}); j.State != acidic.JobRunning {
 		t.Fatalf("the job whose end failed is %s, want still running", j.State)
 	}
 	mu.Lock()

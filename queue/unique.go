@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/canonical"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -37,7 +38,7 @@ type UniqueOptions struct {
 	// States in which an existing job counts as a duplicate. Default: every
 	// state but cancelled and discarded. AllStates() makes a job unique over
 	// its whole life: with MaxAttempts 1 that is "at most once, ever".
-	States []storage.JobState
+	States []acidic.JobState
 }
 
 // ReplaceOptions debounce a unique job: when an enqueue finds the existing
@@ -51,16 +52,16 @@ type ReplaceOptions struct {
 }
 
 // AllStates returns every job state, for UniqueOptions.States.
-func AllStates() []storage.JobState {
-	return append([]storage.JobState(nil), storage.AllJobStates...)
+func AllStates() []acidic.JobState {
+	return append([]acidic.JobState(nil), acidic.AllJobStates...)
 }
 
 // DefaultUniqueStates are the states that count as duplicates unless
 // UniqueOptions.States says otherwise: all but cancelled and discarded.
-func DefaultUniqueStates() []storage.JobState {
-	var out []storage.JobState
-	for _, s := range storage.AllJobStates {
-		if s != storage.JobCancelled && s != storage.JobDiscarded {
+func DefaultUniqueStates() []acidic.JobState {
+	var out []acidic.JobState
+	for _, s := range acidic.AllJobStates {
+		if s != acidic.JobCancelled && s != acidic.JobDiscarded {
 			out = append(out, s)
 		}
 	}
@@ -69,7 +70,7 @@ func DefaultUniqueStates() []storage.JobState {
 
 // uniqueKey hashes the compared fields of a job and the period window it
 // falls in, and returns the states mask.
-func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, uint8, error) {
+func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, acidic.JobStates, error) {
 	if u.Period < 0 {
 		return nil, 0, fmt.Errorf("%w: kind %q: negative unique Period", ErrInvalid, in.Kind)
 	}
@@ -118,12 +119,10 @@ func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, 
 	if len(states) == 0 {
 		states = DefaultUniqueStates()
 	}
-	var mask uint8
 	for _, s := range states {
 		if !s.Valid() {
 			return nil, 0, fmt.Errorf("%w: kind %q: unknown state %q in unique States", ErrInvalid, in.Kind, s)
 		}
-		mask |= s.Bit()
 	}
-	return sum[:], mask, nil
+	return sum[:], acidic.NewJobStates(states...), nil
 }

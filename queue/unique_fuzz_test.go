@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -149,12 +150,8 @@ func FuzzUniqueKey(f *testing.F) {
 }
 
 // defaultMask is the states mask of UniqueOptions without States.
-func defaultMask() uint8 {
-	var m uint8
-	for _, s := range DefaultUniqueStates() {
-		m |= s.Bit()
-	}
-	return m
+func defaultMask() acidic.JobStates {
+	return acidic.NewJobStates(DefaultUniqueStates()...)
 }
 
 // respell writes the numbers of a JSON document without exponent with

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -27,7 +28,7 @@ func TestUniqueJobUnderConcurrentEnqueues(t *testing.T) {
 	c := newClient(t, drv, queue.Config{})
 	opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}
 	var wg sync.WaitGroup
-	jobs := make([]*queue.Job, 16)
+	jobs := make([]*acidic.Job, 16)
 	errs := make([]error, 16)
 	start := make(chan struct{})
 	for i := range jobs {
@@ -63,7 +64,7 @@ func TestUniqueOptions(t *testing.T) {
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 	c := newClient(t, drv, queue.Config{Now: func() time.Time { return now }})
 	ctx := ctxT(t)
-	enqueue := func(kind string, args any, o queue.EnqueueOptions) *queue.Job {
+	enqueue := func(kind string, args any, o queue.EnqueueOptions) *acidic.Job {
 		t.Helper()
 		j, err := c.Enqueue(ctx, kind, args, o)
 		if err != nil {
@@ -120,7 +121,7 @@ func TestUniqueOptions(t *testing.T) {
 	for _, u := range []*queue.UniqueOptions{
 		{Period: -time.Second},
 		{Fields: []queue.UniqueField{"colour"}},
-		{States: []storage.JobState{"sleeping"}},
+		{States: []acidic.JobState{"sleeping"}},
 	} {
 		if _, err := c.Enqueue(ctx, "bad", nil, queue.EnqueueOptions{Unique: u}); !errors.Is(err, queue.ErrInvalid) {
 			t.Errorf("unique %+v: %v, want ErrInvalid", u, err)
@@ -160,7 +161,7 @@ func TestDebounceMovesScheduledAt(t *testing.T) {
 	if !second.ScheduledAt.After(first.ScheduledAt) || second.ScheduledAt.Sub(first.ScheduledAt) < 3*time.Minute-time.Second {
 		t.Fatalf("scheduled_at %s did not move later than %s", second.ScheduledAt, first.ScheduledAt)
 	}
-	if second.State != storage.JobScheduled || string(second.Args) != `{"reason": "cold food", "order_id": 7}` {
+	if second.State != acidic.JobScheduled || string(second.Args) != `{"reason": "cold food", "order_id": 7}` {
 		t.Fatalf("replaced job: state %s args %s", second.State, second.Args)
 	}
 	if countRows(t, drv, "jobs") != 1 {
@@ -173,7 +174,7 @@ func TestAtMostOnceAndRetryOfDiscardedWork(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	fail := true
-	_ = queue.HandleArgs(ws, "refund", func(ctx context.Context, job *queue.Job, a refundArgs) error {
+	_ = queue.HandleArgs(ws, "refund", func(ctx context.Context, job *acidic.Job, a refundArgs) error {
 		if fail {
 			return errors.New("unknown order")
 		}
@@ -198,20 +199,20 @@ func TestAtMostOnceAndRetryOfDiscardedWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.Duplicate || again.ID != j.ID || again.State != storage.JobDiscarded {
+	if !again.Duplicate || again.ID != j.ID || again.State != acidic.JobDiscarded {
 		t.Fatalf("a second refund after the discard: %+v; want the discarded job back", again)
 	}
-	available, _ := c.List(ctx, storage.JobFilter{States: []storage.JobState{storage.JobAvailable, storage.JobScheduled}})
+	available, _ := c.List(ctx, acidic.JobFilter{States: []acidic.JobState{acidic.JobAvailable, acidic.JobScheduled}})
 	if len(available) != 0 {
 		t.Fatalf("%d jobs enqueued after the discard", len(available))
 	}
 	// An operator retries the discarded job: it gets one more attempt.
 	fail = false
-	retried, err := c.RetryMany(ctx, storage.JobFilter{Kind: "refund"})
+	retried, err := c.RetryMany(ctx, acidic.JobFilter{Kind: "refund"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(retried) != 1 || retried[0].MaxAttempts != 2 || retried[0].Attempt != 1 || retried[0].State != storage.JobAvailable {
+	if len(retried) != 1 || retried[0].MaxAttempts != 2 || retried[0].Attempt != 1 || retried[0].State != acidic.JobAvailable {
 		t.Fatalf("retried %+v; want available, attempt kept at 1, max attempts 2", retried)
 	}
 	res, err = c.Drain(ctx, "default", queue.DrainOptions{})
@@ -225,14 +226,14 @@ func TestDrainRunsScheduledWhenAsked(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	snoozes := 0
-	_ = ws.Handle("poll", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("poll", func(ctx context.Context, job *acidic.Job) error {
 		if snoozes < 2 {
 			snoozes++
 			return queue.Snooze(time.Hour)
 		}
 		return nil
 	}, queue.KindOptions{})
-	_ = ws.Handle("later", func(ctx context.Context, job *queue.Job) error { return nil }, queue.KindOptions{})
+	_ = ws.Handle("later", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 	c := newClient(t, drv, queue.Config{Workers: ws})
 	ctx := ctxT(t)
 	if _, err := c.Enqueue(ctx, "later", nil, queue.EnqueueOptions{ScheduleIn: time.Hour}); err != nil {
@@ -333,7 +334,7 @@ func TestDuplicateEnqueueWritesNothingAndWakesNobody(t *testing.T) {
 		}
 		return x
 	}
-	enqueue := func(args refundArgs, o queue.EnqueueOptions) *queue.Job {
+	enqueue := func(args refundArgs, o queue.EnqueueOptions) *acidic.Job {
 		t.Helper()
 		j, err := c.Enqueue(ctx, "refund", args, o)
 		if err != nil {
@@ -347,7 +348,7 @@ func TestDuplicateEnqueueWritesNothingAndWakesNobody(t *testing.T) {
 	every := &queue.ReplaceOptions{ScheduledAt: true, Args: true, Priority: true, MaxAttempts: true}
 	opts := queue.EnqueueOptions{Unique: unique, ScheduledAt: due, Priority: 2, MaxAttempts: 5}
 	first := enqueue(refundArgs{1, "late"}, opts)
-	if n := wakeUps(); n != 1 || first.State != storage.JobAvailable {
+	if n := wakeUps(); n != 1 || first.State != acidic.JobAvailable {
 		t.Fatalf("a new available job sent %d wake-ups (state %s), want 1", n, first.State)
 	}
 	before := xmin(first.ID)
@@ -384,12 +385,12 @@ func TestDuplicateEnqueueWritesNothingAndWakesNobody(t *testing.T) {
 	// A scheduled job debounced to now became available: one wake-up.
 	later := queue.EnqueueOptions{Unique: unique, ScheduledAt: time.Now().Add(time.Hour), Replace: &queue.ReplaceOptions{ScheduledAt: true}}
 	second := enqueue(refundArgs{2, ""}, later)
-	if n := wakeUps(); n != 0 || second.State != storage.JobScheduled {
+	if n := wakeUps(); n != 0 || second.State != acidic.JobScheduled {
 		t.Fatalf("a new scheduled job sent %d wake-ups (state %s), want none", n, second.State)
 	}
 	now := later
 	now.ScheduledAt = due
-	if j := enqueue(refundArgs{2, ""}, now); !j.Duplicate || j.ID != second.ID || j.State != storage.JobAvailable {
+	if j := enqueue(refundArgs{2, ""}, now); !j.Duplicate || j.ID != second.ID || j.State != acidic.JobAvailable {
 		t.Fatalf("debouncing to now: job %d duplicate %v state %s", j.ID, j.Duplicate, j.State)
 	}
 	if n := wakeUps(); n != 1 {
@@ -410,7 +411,7 @@ func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
 	}
 	const n = 16
 	var wg sync.WaitGroup
-	jobs := make([]*queue.Job, n)
+	jobs := make([]*acidic.Job, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
 	for i := range jobs {
@@ -440,7 +441,7 @@ func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
 	if inserted != 1 || countRows(t, drv, "jobs") != 1 {
 		t.Fatalf("%d enqueues inserted, %d rows; want exactly one", inserted, countRows(t, drv, "jobs"))
 	}
-	final, err := drv.JobGet(context.Background(), jobs[0].ID)
+	final, err := drv.JobGet(context.Background(), storage.JobGetParams{ID: jobs[0].ID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 )
@@ -20,7 +21,7 @@ func TestGuaranteeWakeUpDuringFetchIsNotLost(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	ws := queue.NewWorkers()
 	started := make(chan int64, 64)
-	_ = ws.Handle("burst", func(ctx context.Context, job *queue.Job) error {
+	_ = ws.Handle("burst", func(ctx context.Context, job *acidic.Job) error {
 		started <- job.ID
 		return nil
 	}, queue.KindOptions{})

@@ -7,17 +7,15 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
-
-// Job is a job as its worker sees it: the row with its raw JSON args.
-type Job = storage.Job
 
 // WorkFunc works one job. Return nil to complete it, an error to retry it
 // with backoff (until MaxAttempts), or the errors made by Snooze, Cancel and
 // Discard. ctx is cancelled when the job times out, is cancelled by an
 // operator, or the client stops hard.
-type WorkFunc func(ctx context.Context, job *Job) error
+type WorkFunc func(ctx context.Context, job *acidic.Job) error
 
 // KindOptions tune how jobs of one kind are worked. The zero value is usable.
 type KindOptions struct {
@@ -64,11 +62,11 @@ func (w *Workers) Handle(kindName string, fn WorkFunc, opts KindOptions) error {
 // HandleArgs registers fn for jobs of kind, decoding each job's args into A
 // first. A job whose args do not decode is discarded with ErrArgsDecode
 // recorded, since retrying cannot fix it.
-func HandleArgs[A any](w *Workers, kindName string, fn func(ctx context.Context, job *Job, args A) error, opts KindOptions) error {
+func HandleArgs[A any](w *Workers, kindName string, fn func(ctx context.Context, job *acidic.Job, args A) error, opts KindOptions) error {
 	if fn == nil {
 		return fmt.Errorf("%w: a worker needs a function", ErrInvalid)
 	}
-	return w.Handle(kindName, func(ctx context.Context, job *Job) error {
+	return w.Handle(kindName, func(ctx context.Context, job *acidic.Job) error {
 		var args A
 		if err := json.Unmarshal(job.Args, &args); err != nil {
 			return Discard(fmt.Errorf("%w: kind %q into %T: %w", ErrArgsDecode, job.Kind, args, err))
@@ -82,7 +80,7 @@ func HandleArgs[A any](w *Workers, kindName string, fn func(ctx context.Context,
 // It returns the function's own error (ErrUnknownKind when the kind has no
 // worker) and records nothing: what that error means for the job is the
 // caller's business. Tests use it to run a worker on a job built in memory.
-func (w *Workers) Work(ctx context.Context, job *Job) (err error) {
+func (w *Workers) Work(ctx context.Context, job *acidic.Job) (err error) {
 	k, ok := w.lookup(job.Kind)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownKind, job.Kind)

@@ -8,24 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
-)
-
-// Record is a run's row.
-type Record = storage.Run
-
-// State is where a run is in its life.
-type State = storage.RunState
-
-// Run states; see the package documentation for the state machine.
-const (
-	Pending   = storage.RunPending
-	Running   = storage.RunRunning
-	Awaiting  = storage.RunAwaiting
-	Halted    = storage.RunHalted
-	Succeeded = storage.RunSucceeded
-	Failed    = storage.RunFailed
-	Cancelled = storage.RunCancelled
 )
 
 var (
@@ -55,10 +39,10 @@ var (
 // Create inserts the run unless its idempotency key exists. It returns the
 // run and whether it was created. An existing run with other arguments or of
 // another workflow is ErrMismatchedArgs; arguments that are not JSON are
-// ErrArgs, and a run the storage cannot hold (storage.RunInsert.Validate:
+// ErrArgs, and a run the storage cannot hold (storage.RunInsertParams.Validate:
 // invalid UTF-8 in the arguments, a key or name beyond its limit) is
-// storage.ErrInvalid. Either way nothing is written.
-func Create(ctx context.Context, ex storage.Executor, in storage.RunInsert) (*Record, bool, error) {
+// acidic.ErrInvalid. Either way nothing is written.
+func Create(ctx context.Context, ex storage.Executor, in storage.RunInsertParams) (*acidic.Run, bool, error) {
 	canonical, err := Canonical(in.Args)
 	if err != nil {
 		return nil, false, err
@@ -108,8 +92,8 @@ func NewLease(job storage.JobAttempt) Lease {
 // It returns ErrLocked if a live holder has the lease, ErrFinished for a
 // finished run, ErrAwaiting for one parked on its children and ErrHalted for
 // a halted one, each with the run as it is.
-func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease) (*Record, error) {
-	rec, ok, err := ex.RunLease(ctx, storage.RunLease{ID: id, Token: lease.Token, Job: lease.Job})
+func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease) (*acidic.Run, error) {
+	rec, ok, err := ex.RunLease(ctx, storage.RunLeaseParams{ID: id, Token: lease.Token, Job: lease.Job})
 	if err != nil {
 		return nil, fmt.Errorf("run: acquire: %w", err)
 	}
@@ -119,9 +103,9 @@ func Acquire(ctx context.Context, ex storage.Executor, id uuid.UUID, lease Lease
 	switch {
 	case rec.State.Final():
 		return rec, fmt.Errorf("%w: run %s is %s", ErrFinished, id, rec.State)
-	case rec.State == Awaiting:
+	case rec.State == acidic.RunAwaiting:
 		return rec, fmt.Errorf("%w: run %s awaits %d", ErrAwaiting, id, rec.Awaiting)
-	case rec.State == Halted:
+	case rec.State == acidic.RunHalted:
 		return rec, fmt.Errorf("%w: run %s halted at step %q", ErrHalted, id, rec.RecoveryPoint)
 	default:
 		return rec, fmt.Errorf("%w: run %s held by %s since %v", ErrLocked, id, rec.LockedBy, rec.LockedAt)

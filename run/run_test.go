@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -22,8 +23,8 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func insert(key, workflow, args string) storage.RunInsert {
-	return storage.RunInsert{
+func insert(key, workflow, args string) storage.RunInsertParams {
+	return storage.RunInsertParams{
 		ID:             uuid.New(),
 		IdempotencyKey: key,
 		Workflow:       workflow,
@@ -84,12 +85,13 @@ func TestCreate(t *testing.T) {
 func runningJob(t *testing.T, drv *postgres.Driver, runID uuid.UUID) storage.JobAttempt {
 	t.Helper()
 	ctx := ctxT(t)
-	jobs, err := drv.JobInsertMany(ctx, []storage.JobInsert{{Queue: "q_" + uuid.NewString(), Kind: "k", Args: json.RawMessage("{}"),
-		RunID: runID, State: storage.JobAvailable, MaxAttempts: 3}})
+	jobs, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{{Queue: "q_" + uuid.NewString(), Kind: "k", Args: json.RawMessage("{}"),
+		RunID: runID, State: acidic.JobAvailable, MaxAttempts: 3}}})
+
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := drv.JobClaim(ctx, jobs[0].ID, "w")
+	j, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: jobs[0].ID, WorkerID: "w"})
 	if err != nil {
 		t.Fatalf("JobClaim: %v", err)
 	}
@@ -114,7 +116,7 @@ func TestAcquire(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Acquire a: %v", err)
 	}
-	if got.State != run.Running || got.LockedBy != a.Token {
+	if got.State != acidic.RunRunning || got.LockedBy != a.Token {
 		t.Fatalf("after Acquire: state %s locked by %q", got.State, got.LockedBy)
 	}
 
@@ -127,7 +129,7 @@ func TestAcquire(t *testing.T) {
 		t.Fatalf("ErrLocked should come with the run as it is, got %+v", held)
 	}
 	// Only a's token may write.
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: b.Token, State: run.Running, RecoveryPoint: "two"}); !errors.Is(err, storage.ErrLeaseLost) {
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: rec.ID, Token: b.Token, State: acidic.RunRunning, RecoveryPoint: "two"}); !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Fatalf("RunUpdate with b's token: err %v, want ErrLeaseLost", err)
 	}
 
@@ -140,19 +142,19 @@ func TestAcquire(t *testing.T) {
 	}
 	// Once a's attempt has ended, b takes the lease over and a's writes are
 	// fenced off.
-	if _, err := drv.JobComplete(ctx, []storage.JobAttempt{a.Job}); err != nil {
+	if _, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{a.Job}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = run.Acquire(ctx, drv, rec.ID, b)
 	if err != nil || got.LockedBy != b.Token {
 		t.Fatalf("Acquire b after a's attempt ended: %v (locked by %q)", err, got.LockedBy)
 	}
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: a.Token, State: run.Running, RecoveryPoint: "two"}); !errors.Is(err, storage.ErrLeaseLost) {
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: rec.ID, Token: a.Token, State: acidic.RunRunning, RecoveryPoint: "two"}); !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Fatalf("RunUpdate with a's stale token: err %v, want ErrLeaseLost", err)
 	}
 
 	// A lease whose job attempt is no longer running is defunct at once.
-	if _, err := drv.JobCancel(ctx, b.Job.ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: b.Job.ID}); err != nil {
 		t.Fatal(err)
 	}
 	c := run.NewLease(runningJob(t, drv, rec.ID))
@@ -161,17 +163,17 @@ func TestAcquire(t *testing.T) {
 	}
 
 	// A finished run cannot be acquired.
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: rec.ID, Token: c.Token, State: run.Succeeded, RecoveryPoint: "one", Release: true}); err != nil {
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: rec.ID, Token: c.Token, State: acidic.RunSucceeded, RecoveryPoint: "one", Release: true}); err != nil {
 		t.Fatal(err)
 	}
 	d := run.NewLease(runningJob(t, drv, rec.ID))
 	fin, err := run.Acquire(ctx, drv, rec.ID, d)
-	if !errors.Is(err, run.ErrFinished) || fin == nil || fin.State != run.Succeeded {
+	if !errors.Is(err, run.ErrFinished) || fin == nil || fin.State != acidic.RunSucceeded {
 		t.Fatalf("Acquire a succeeded run: %+v, %v; want ErrFinished with the run", fin, err)
 	}
 
 	// An unknown run.
-	if _, err := run.Acquire(ctx, drv, uuid.New(), d); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := run.Acquire(ctx, drv, uuid.New(), d); !errors.Is(err, acidic.ErrNotFound) {
 		t.Fatalf("Acquire unknown run: %v, want ErrNotFound", err)
 	}
 }
@@ -203,14 +205,14 @@ func TestCreateSameArgsWithExponentNumbers(t *testing.T) {
 // TestCreateRefusesArgsJsonbCannotHold: arguments are checked as given, before
 // they are made canonical (which would turn invalid UTF-8 into U+FFFD and
 // store it silently): invalid UTF-8, \u0000 and lone surrogates are
-// storage.ErrInvalid, and nothing is written.
+// acidic.ErrInvalid, and nothing is written.
 func TestCreateRefusesArgsJsonbCannotHold(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	drv := testdb.New(t, testdb.Options{})
 	for _, args := range []string{"{\"name\":\"\xff\"}", `{"name":"\u0000"}`, `["\ud800"]`, `1e-20000`} {
-		if _, _, err := run.Create(ctx, drv, insert("k", "pay", args)); !errors.Is(err, storage.ErrInvalid) {
-			t.Errorf("args %q: err %v, want storage.ErrInvalid", args, err)
+		if _, _, err := run.Create(ctx, drv, insert("k", "pay", args)); !errors.Is(err, acidic.ErrInvalid) {
+			t.Errorf("args %q: err %v, want acidic.ErrInvalid", args, err)
 		}
 	}
 	if n := countRuns(t, drv); n != 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -33,7 +34,7 @@ type Env struct {
 	// names the item too.
 	Iterating bool
 	// Enqueue stages a job in Tx; see Context.Enqueue.
-	Enqueue func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error)
+	Enqueue func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error)
 	// EnqueueRun stages a workflow run in Tx, as a child of this run and
 	// step when awaited is true; see Context.EnqueueRun and Context.Await.
 	EnqueueRun func(ctx context.Context, req RunRequest, awaited bool) (uuid.UUID, error)
@@ -128,7 +129,7 @@ func (c *Context[A, S]) Result() json.RawMessage { return c.result }
 
 // Enqueue stages a job in the step's transaction: it becomes visible to
 // workers only if the step commits, and a step that fails leaves no job.
-func (c *Context[A, S]) Enqueue(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+func (c *Context[A, S]) Enqueue(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
 	if c.env.Enqueue == nil {
 		return nil, fmt.Errorf("steps: this context cannot enqueue (no Env.Enqueue)")
 	}
@@ -175,7 +176,7 @@ func (c *Context[A, S]) Publish(ctx context.Context, topic, key string, payload 
 	if topic == "" {
 		return fmt.Errorf("steps: publish needs a topic")
 	}
-	return c.env.Tx.OutboxInsert(ctx, []storage.OutboxInsert{{Topic: topic, Key: key, Payload: b, RunID: c.env.RunID}})
+	return c.env.Tx.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: topic, Key: key, Payload: b, RunID: c.env.RunID}}})
 }
 
 // Awaiting is how many child runs the step has staged with Await.
@@ -184,10 +185,10 @@ func (c *Context[A, S]) Awaiting() int { return c.awaiting }
 // Children returns the runs awaited by step awaitStep of this run, with their
 // states and results, oldest first. The step after an await step reads its
 // children's results this way.
-func (c *Context[A, S]) Children(ctx context.Context, awaitStep string) ([]*storage.Run, error) {
-	var out []*storage.Run
-	err := storage.EachRunPage(ctx, c.env.Tx, storage.RunFilter{ParentRunID: c.env.RunID, ParentStep: awaitStep},
-		func(page []*storage.Run) error {
+func (c *Context[A, S]) Children(ctx context.Context, awaitStep string) ([]*acidic.Run, error) {
+	var out []*acidic.Run
+	err := storage.EachRunPage(ctx, c.env.Tx, acidic.RunFilter{ParentRunID: c.env.RunID, ParentStep: awaitStep},
+		func(page []*acidic.Run) error {
 			out = append(out, page...)
 			return nil
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -213,7 +214,7 @@ func exampleEngine(drv *postgres.Driver, defs ...workflow.Definition) *workflow.
 }
 
 // performRun enqueues a run and works it as drainRun does.
-func performRun(eng *workflow.Engine, name string, args any) *workflow.Run {
+func performRun(eng *workflow.Engine, name string, args any) *acidic.Run {
 	res, err := eng.Enqueue(context.Background(), name, args, workflow.EnqueueOptions{})
 	if err != nil {
 		panic(err)
@@ -224,7 +225,7 @@ func performRun(eng *workflow.Engine, name string, args any) *workflow.Run {
 // drainRun works the default queue in this goroutine until no job is left,
 // retries included without their backoff (what a started engine does in the
 // background), and returns the run.
-func drainRun(eng *workflow.Engine, id uuid.UUID) *workflow.Run {
+func drainRun(eng *workflow.Engine, id uuid.UUID) *acidic.Run {
 	ctx := context.Background()
 	if _, err := eng.Queue().Drain(ctx, queue.DefaultQueue, queue.DrainOptions{WithScheduled: true}); err != nil {
 		panic(err)

@@ -7,8 +7,8 @@
 // an Executor inside a transaction, used for the SERIALIZABLE step transactions
 // where the user's writes and a run's recovery point commit together.
 //
-// Errors a caller may want to test for are exported as sentinels: ErrNotFound,
-// ErrClosed, ErrLeaseLost, ErrSerialization, ErrInvalid.
+// Errors a caller may want to test for are exported as sentinels: acidic.ErrNotFound,
+// acidic.ErrClosed, acidic.ErrLeaseLost, acidic.ErrSerialization, acidic.ErrInvalid.
 //
 // # What a write may carry
 //
@@ -17,7 +17,7 @@
 // (idempotency keys, outbox topics and keys) UTF-8 without NUL of at most
 // MaxKeyBytes, JSON must be storable by jsonb (CheckJSON), scheduled times
 // fall in years 1 to MaxYear. Each row type has a Validate method that a
-// driver calls before it writes, so a bad value is refused with ErrInvalid
+// driver calls before it writes, so a bad value is refused with acidic.ErrInvalid
 // (naming the field and the limit) and nothing is written. Free text the
 // engine writes, error messages above all, is never refused: a driver stores
 // it as Text leaves it (valid UTF-8, no NUL, at most MaxTextBytes).

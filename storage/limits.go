@@ -8,11 +8,13 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/acidic-go/acidic"
 )
 
 // Limits on what a write may carry. Every write is checked against them before
 // anything reaches the database (see the Validate methods), and a value beyond
-// one is refused with ErrInvalid naming the field and the limit.
+// one is refused with acidic.ErrInvalid naming the field and the limit.
 // docs/limits.md lists every field with its limit.
 const (
 	// MaxNameBytes bounds a name: a queue, a job kind, a workflow, a step, a
@@ -40,19 +42,19 @@ const (
 )
 
 // CheckName returns nil if s is a valid name for field (see MaxNameBytes),
-// and otherwise ErrInvalid, wrapped with field, the rule and where s breaks it.
+// and otherwise acidic.ErrInvalid, wrapped with field, the rule and where s breaks it.
 func CheckName(field, s string) error { return invalidIf(nameProblem(field, s)) }
 
 // CheckKey returns nil if s is a valid key for field (see MaxKeyBytes), and
-// otherwise ErrInvalid, wrapped with field, the rule and where s breaks it.
+// otherwise acidic.ErrInvalid, wrapped with field, the rule and where s breaks it.
 func CheckKey(field, s string) error { return invalidIf(keyProblem(field, s)) }
 
 // CheckTime returns nil if t is zero (which writes take as "now") or falls
-// in years 1 to MaxYear (UTC), and otherwise ErrInvalid, wrapped with field.
+// in years 1 to MaxYear (UTC), and otherwise acidic.ErrInvalid, wrapped with field.
 func CheckTime(field string, t time.Time) error { return invalidIf(timeProblem(field, t)) }
 
 // CheckJSON returns nil if raw is one JSON value that PostgreSQL's jsonb can
-// store, and otherwise ErrInvalid, wrapped with field and the reason. Beyond
+// store, and otherwise acidic.ErrInvalid, wrapped with field and the reason. Beyond
 // valid JSON, jsonb needs valid UTF-8 (a JSON decoder would quietly turn bad
 // bytes into U+FFFD), no \u0000 escape, surrogate escapes only in pairs, and
 // numbers within its numeric type: at most 131,072 digits before the decimal
@@ -322,11 +324,11 @@ func short(s string) string {
 	return strconv.Quote(s[:end]) + "…"
 }
 
-// invalidIf returns ErrInvalid wrapped with problem, or nil when there is
+// invalidIf returns acidic.ErrInvalid wrapped with problem, or nil when there is
 // no problem.
 func invalidIf(problem string) error {
 	if problem == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrInvalid, problem)
+	return fmt.Errorf("%w: %s", acidic.ErrInvalid, problem)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -71,8 +72,8 @@ func TestCheckName(t *testing.T) {
 		{"a\xffb", "not valid UTF-8"},
 	} {
 		err := storage.CheckName("queue", c.in)
-		if !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), "queue") {
-			t.Errorf("CheckName(%q) = %v, want ErrInvalid naming the queue and saying %q", c.in, err, c.mention)
+		if !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), "queue") {
+			t.Errorf("CheckName(%q) = %v, want acidic.ErrInvalid naming the queue and saying %q", c.in, err, c.mention)
 		}
 		if len(err.Error()) > 200 {
 			t.Errorf("CheckName(%d bytes): a %d-byte message", len(c.in), len(err.Error()))
@@ -95,8 +96,8 @@ func TestCheckKey(t *testing.T) {
 		{"a\xffb", "not valid UTF-8"},
 	} {
 		err := storage.CheckKey("idempotency key", c.in)
-		if !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), "idempotency key") {
-			t.Errorf("CheckKey(%.20q) = %v, want ErrInvalid naming the key and saying %q", c.in, err, c.mention)
+		if !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), "idempotency key") {
+			t.Errorf("CheckKey(%.20q) = %v, want acidic.ErrInvalid naming the key and saying %q", c.in, err, c.mention)
 		}
 	}
 }
@@ -110,8 +111,8 @@ func TestCheckTime(t *testing.T) {
 	}
 	for _, bad := range []time.Time{time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(-4713, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		err := storage.CheckTime("ScheduledAt", bad)
-		if !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), "ScheduledAt") || !strings.Contains(err.Error(), "years 1 to 9999") {
-			t.Errorf("CheckTime(%v) = %v, want ErrInvalid naming ScheduledAt and the years", bad, err)
+		if !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), "ScheduledAt") || !strings.Contains(err.Error(), "years 1 to 9999") {
+			t.Errorf("CheckTime(%v) = %v, want acidic.ErrInvalid naming ScheduledAt and the years", bad, err)
 		}
 	}
 }
@@ -141,8 +142,8 @@ func TestCheckJSON(t *testing.T) {
 		{`1e2000000000`, "numeric"},
 	} {
 		err := storage.CheckJSON("args", []byte(c.in))
-		if !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), "args") {
-			t.Errorf("CheckJSON(%s) = %v, want ErrInvalid naming args and saying %q", c.in, err, c.mention)
+		if !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), "args") {
+			t.Errorf("CheckJSON(%s) = %v, want acidic.ErrInvalid naming args and saying %q", c.in, err, c.mention)
 		}
 	}
 }
@@ -151,8 +152,8 @@ func TestCheckJSON(t *testing.T) {
 // passes, with persisted state of about 1 KB.
 func BenchmarkRunUpdateValidate(b *testing.B) {
 	attrs := []byte(`{"items":[` + strings.Repeat(`{"id":12345,"name":"widget \u00e9","price":19.99,"ok":true},`, 16) + `{}]}`)
-	u := storage.RunUpdate{State: storage.RunRunning, RecoveryPoint: "charge", Attrs: attrs, Result: []byte(`{"charge_id":"ch_123"}`),
-		Step: &storage.Step{Name: "charge", State: storage.StepSucceeded, Error: ""}}
+	u := storage.RunUpdateParams{State: acidic.RunRunning, RecoveryPoint: "charge", Attrs: attrs, Result: []byte(`{"charge_id":"ch_123"}`),
+		Step: &acidic.Step{Name: "charge", State: acidic.StepSucceeded, Error: ""}}
 	b.SetBytes(int64(len(attrs)))
 	for b.Loop() {
 		if err := u.Validate(); err != nil {
@@ -164,7 +165,7 @@ func BenchmarkRunUpdateValidate(b *testing.B) {
 // BenchmarkJobInsertValidate is the check of every enqueued job.
 func BenchmarkJobInsertValidate(b *testing.B) {
 	j := storage.JobInsert{Queue: "default", Kind: "send-receipt", Args: []byte(`{"order":"o-123456","cents":1999}`),
-		State: storage.JobAvailable, MaxAttempts: 20}
+		State: acidic.JobAvailable, MaxAttempts: 20}
 	for b.Loop() {
 		if err := j.Validate(); err != nil {
 			b.Fatal(err)

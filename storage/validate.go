@@ -4,19 +4,20 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/acidic-go/acidic"
 	"github.com/google/uuid"
 )
 
 // This file holds the rules every write is checked against, before it
 // reaches the database: a driver calls these, and the layers above call them
-// earlier to refuse bad input with their own errors. Each returns ErrInvalid
+// earlier to refuse bad input with their own errors. Each returns acidic.ErrInvalid
 // wrapped with the field and the rule it breaks; the limits are in limits.go
 // and docs/limits.md. Free text (errors) is not refused but cleaned, with
 // Text. The runs, run_steps and jobs tables carry no CHECK constraints
 // (migrations 0005 and 0006: PostgreSQL re-plans them at every write), so
 // these checks are the only guard of the states written there.
 
-// Validate returns ErrInvalid for a job the storage cannot hold: a queue or
+// Validate returns acidic.ErrInvalid for a job the storage cannot hold: a queue or
 // kind that is not a valid name (CheckName), args or meta that are not JSON
 // jsonb can store (CheckJSON), a ScheduledAt outside years 1 to MaxYear, a
 // state a new job cannot have, a priority outside 0..LowestJobPriority, an
@@ -45,10 +46,10 @@ func (j JobInsert) problem() string {
 		return p
 	}
 	switch {
-	case j.State != JobAvailable && j.State != JobScheduled && j.State != JobPending:
+	case j.State != acidic.JobAvailable && j.State != acidic.JobScheduled && j.State != acidic.JobPending:
 		return fmt.Sprintf("a new job cannot be %q", j.State)
-	case j.Priority < 0 || j.Priority > LowestJobPriority:
-		return fmt.Sprintf("priority %d outside 0..%d", j.Priority, LowestJobPriority)
+	case j.Priority < 0 || j.Priority > acidic.LowestJobPriority:
+		return fmt.Sprintf("priority %d outside 0..%d", j.Priority, acidic.LowestJobPriority)
 	case j.MaxAttempts < 1 || j.MaxAttempts > math.MaxInt32:
 		return fmt.Sprintf("MaxAttempts %d outside 1..%d", j.MaxAttempts, math.MaxInt32)
 	}
@@ -59,13 +60,13 @@ func (j JobInsert) problem() string {
 	return fmt.Sprintf("unknown DependencyFailure %q", j.DependencyFailure)
 }
 
-// Validate returns ErrInvalid for an outcome no attempt can end with: a
+// Validate returns acidic.ErrInvalid for an outcome no attempt can end with: a
 // state other than retryable, scheduled, cancelled or discarded, or a
 // ScheduledAt outside years 1 to MaxYear. Its error text is stored as Text
 // leaves it.
-func (o JobOutcome) Validate() error {
+func (o JobFinishParams) Validate() error {
 	switch o.State {
-	case JobRetryable, JobScheduled, JobCancelled, JobDiscarded:
+	case acidic.JobRetryable, acidic.JobScheduled, acidic.JobCancelled, acidic.JobDiscarded:
 	default:
 		return invalidIf(fmt.Sprintf("job %d: an attempt cannot end %q", o.ID, o.State))
 	}
@@ -75,18 +76,18 @@ func (o JobOutcome) Validate() error {
 	return nil
 }
 
-// Validate returns ErrInvalid for a run the storage cannot hold: an
+// Validate returns acidic.ErrInvalid for a run the storage cannot hold: an
 // idempotency key that is not a valid key (CheckKey), a workflow, queue,
 // recovery point or parent step that is not a valid name (CheckName), args
 // that are not JSON jsonb can store (CheckJSON).
-func (r RunInsert) Validate() error {
+func (r RunInsertParams) Validate() error {
 	if p := r.problem(); p != "" {
 		return invalidIf("run of workflow " + short(r.Workflow) + ": " + p)
 	}
 	return nil
 }
 
-func (r RunInsert) problem() string {
+func (r RunInsertParams) problem() string {
 	if p := keyProblem("idempotency key", r.IdempotencyKey); p != "" {
 		return p
 	}
@@ -111,7 +112,7 @@ func (r RunInsert) problem() string {
 	return ""
 }
 
-// Validate returns ErrInvalid for a progress write the storage cannot hold:
+// Validate returns acidic.ErrInvalid for a progress write the storage cannot hold:
 // an unknown run or step state, a negative awaiting count, a recovery point
 // or step name that is not a valid name, persisted state or results that
 // jsonb cannot store (invalid UTF-8, \u0000, an unpaired surrogate, a number
@@ -119,11 +120,11 @@ func (r RunInsert) problem() string {
 // encoding/json on the path of every step, so they are not parsed again:
 // JSON that is not well formed is left to the database to refuse. Its error
 // texts are stored as Text leaves them.
-func (u RunUpdate) Validate() error {
+func (u RunUpdateParams) Validate() error {
 	return runProblem(u.ID, u.problem())
 }
 
-func (u RunUpdate) problem() string {
+func (u RunUpdateParams) problem() string {
 	if p := runStateProblem(u.State); p != "" {
 		return p
 	}
@@ -147,34 +148,34 @@ func (u RunUpdate) problem() string {
 	return stepProblem(u.Step)
 }
 
-// Validate returns ErrInvalid for an end the storage cannot hold: a state
+// Validate returns acidic.ErrInvalid for an end the storage cannot hold: a state
 // other than failed or cancelled, or a kind that is not a valid name. Its
 // error text is stored as Text leaves it.
-func (e RunEnd) Validate() error {
-	if e.State != RunFailed && e.State != RunCancelled {
+func (e RunEndParams) Validate() error {
+	if e.State != acidic.RunFailed && e.State != acidic.RunCancelled {
 		return runProblem(e.ID, fmt.Sprintf("a run ends with its job as failed or cancelled, not %q", e.State))
 	}
 	return runProblem(e.ID, nameProblem("kind", e.Kind))
 }
 
-// Validate returns ErrInvalid for a release the storage cannot hold: an
+// Validate returns acidic.ErrInvalid for a release the storage cannot hold: an
 // unknown run or step state, or a step name that is not a valid name. Its
 // error texts are stored as Text leaves them.
-func (r RunRelease) Validate() error {
+func (r RunReleaseParams) Validate() error {
 	if p := runStateProblem(r.State); p != "" {
 		return runProblem(r.ID, p)
 	}
 	return runProblem(r.ID, stepProblem(r.Step))
 }
 
-// CheckRunState returns ErrInvalid, naming run id, for a state that is not
+// CheckRunState returns acidic.ErrInvalid, naming run id, for a state that is not
 // one of the run states: the state a write such as Executor.RunSetState
 // cannot set.
-func CheckRunState(id uuid.UUID, s RunState) error {
+func CheckRunState(id uuid.UUID, s acidic.RunState) error {
 	return runProblem(id, runStateProblem(s))
 }
 
-// Validate returns ErrInvalid for a message the storage cannot hold: a topic
+// Validate returns acidic.ErrInvalid for a message the storage cannot hold: a topic
 // that is not a valid key, a key that is neither empty nor a valid key
 // (CheckKey), a payload that is not JSON jsonb can store (CheckJSON).
 func (m OutboxInsert) Validate() error {
@@ -194,14 +195,14 @@ func (m OutboxInsert) problem() string {
 	return jsonProblem("payload", m.Payload)
 }
 
-func runStateProblem(s RunState) string {
+func runStateProblem(s acidic.RunState) string {
 	if !s.Valid() {
 		return fmt.Sprintf("run state %q", s)
 	}
 	return ""
 }
 
-func stepProblem(s *Step) string {
+func stepProblem(s *acidic.Step) string {
 	if s == nil {
 		return ""
 	}
@@ -225,5 +226,5 @@ func runProblem(id uuid.UUID, problem string) error {
 	if problem == "" {
 		return nil
 	}
-	return fmt.Errorf("write run %s: %w: %s", id, ErrInvalid, problem)
+	return fmt.Errorf("write run %s: %w: %s", id, acidic.ErrInvalid, problem)
 }

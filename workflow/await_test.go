@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -72,7 +73,7 @@ func TestAwaitContinuesOnceAfterLastChild(t *testing.T) {
 				return err
 			}
 			for _, c := range children {
-				if c.State != storage.RunSucceeded {
+				if c.State != acidic.RunSucceeded {
 					return fmt.Errorf("child %s is %s", c.ID, c.State)
 				}
 				var v int
@@ -91,14 +92,14 @@ func TestAwaitContinuesOnceAfterLastChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := waitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, res.Run.ID, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("parent %s: %s", r.State, r.Error)
 	}
 	if resumed.Load() != 1 || countEffects(t, drv, r.ID, "gather") != 1 {
 		t.Fatalf("the step after the await ran %d times", resumed.Load())
 	}
-	if len(r.Steps) != 2 || r.Steps[0].State != storage.StepSucceeded || r.Steps[1].State != storage.StepSucceeded {
+	if len(r.Steps) != 2 || r.Steps[0].State != acidic.StepSucceeded || r.Steps[1].State != acidic.StepSucceeded {
 		t.Fatalf("step log %+v: the await step should read succeeded once its children finished", r.Steps)
 	}
 	var st parentState
@@ -107,7 +108,7 @@ func TestAwaitContinuesOnceAfterLastChild(t *testing.T) {
 	}
 	// Each job that resumed the parent: the first (fan-out) and exactly one
 	// continuation.
-	jobs, err := drv.JobList(ctxT(t), storage.JobFilter{RunID: r.ID})
+	jobs, err := drv.JobList(ctxT(t), acidic.JobFilter{RunID: r.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestAwaitedChildFailureFailsParentUnlessAllowed(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					sawFailure.Store(len(children) == 1 && children[0].State == storage.RunFailed)
+					sawFailure.Store(len(children) == 1 && children[0].State == acidic.RunFailed)
 					return nil
 				}))
 			e := newEngine(t, drv, engineConfig(2), bad, parent)
@@ -145,14 +146,14 @@ func TestAwaitedChildFailureFailsParentUnlessAllowed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := waitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
+			r := waitRun(t, e, res.Run.ID, acidic.RunSucceeded, acidic.RunFailed)
 			if cont {
-				if r.State != storage.RunSucceeded || !sawFailure.Load() {
+				if r.State != acidic.RunSucceeded || !sawFailure.Load() {
 					t.Fatalf("continue on failure: parent %s, saw failure %v", r.State, sawFailure.Load())
 				}
 				return
 			}
-			if r.State != storage.RunFailed || !strings.Contains(r.Error, "bad-child") || !strings.Contains(r.Error, steps.ErrChildFailed.Error()) {
+			if r.State != acidic.RunFailed || !strings.Contains(r.Error, "bad-child") || !strings.Contains(r.Error, steps.ErrChildFailed.Error()) {
 				t.Fatalf("parent %s with error %q; want failed naming the child", r.State, r.Error)
 			}
 		})
@@ -177,11 +178,11 @@ func TestCancelParentCancelsChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRun(t, e, res.Run.ID, storage.RunAwaiting)
+	waitRun(t, e, res.Run.ID, acidic.RunAwaiting)
 	if _, err := e.Cancel(ctx, res.Run.ID); err != nil {
 		t.Fatal(err)
 	}
-	children, err := e.List(ctx, storage.RunFilter{ParentRunID: res.Run.ID})
+	children, err := e.List(ctx, acidic.RunFilter{ParentRunID: res.Run.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +190,11 @@ func TestCancelParentCancelsChildren(t *testing.T) {
 		t.Fatalf("%d children", len(children))
 	}
 	for _, c := range children {
-		if c.State != storage.RunCancelled {
+		if c.State != acidic.RunCancelled {
 			t.Errorf("child %s is %s, want cancelled", c.ID, c.State)
 		}
 	}
-	if r, _ := e.Get(ctx, res.Run.ID); r.State != storage.RunCancelled {
+	if r, _ := e.Get(ctx, res.Run.ID); r.State != acidic.RunCancelled {
 		t.Fatalf("parent %s", r.State)
 	}
 }
@@ -247,8 +248,8 @@ func TestForEachResumesAtFailingItemAndNeverRepeatsOne(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := waitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
-			if r.State != storage.RunSucceeded {
+			r := waitRun(t, e, res.Run.ID, acidic.RunSucceeded, acidic.RunFailed)
+			if r.State != acidic.RunSucceeded {
 				t.Fatalf("run %s: %s", r.State, r.Error)
 			}
 			if n := countEffects(t, drv, r.ID, "items"); n != 1000 {
@@ -267,7 +268,7 @@ func TestStagedJobsExistOnlyIfTheStepCommits(t *testing.T) {
 	var ran sync.Map
 	cfg := engineConfig(2)
 	cfg.Queue.Workers = queue.NewWorkers()
-	_ = cfg.Queue.Workers.Handle("email", func(ctx context.Context, job *queue.Job) error {
+	_ = cfg.Queue.Workers.Handle("email", func(ctx context.Context, job *acidic.Job) error {
 		ran.Store(string(job.Args), true)
 		return nil
 	}, queue.KindOptions{})
@@ -295,8 +296,8 @@ func TestStagedJobsExistOnlyIfTheStepCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRun(t, e, res.Run.ID, storage.RunSucceeded)
-	emails, err := drv.JobList(ctx, storage.JobFilter{Kind: "email"})
+	waitRun(t, e, res.Run.ID, acidic.RunSucceeded)
+	emails, err := drv.JobList(ctx, acidic.JobFilter{Kind: "email"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func TestStagedJobsExistOnlyIfTheStepCommits(t *testing.T) {
 	if _, ok := ran.Load(`"attempt-1"`); ok {
 		t.Fatal("a job staged by a rolled-back step ran")
 	}
-	runs, err := e.List(ctx, storage.RunFilter{Workflow: "noop"})
+	runs, err := e.List(ctx, acidic.RunFilter{Workflow: "noop"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestCancelReachesEveryChild(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
 	ctx := context.Background()
-	parent, _, err := drv.RunInsert(ctx, storage.RunInsert{ID: uuid.New(), IdempotencyKey: "parent", Workflow: "parent",
+	parent, _, err := drv.RunInsert(ctx, storage.RunInsertParams{ID: uuid.New(), IdempotencyKey: "parent", Workflow: "parent",
 		Args: json.RawMessage(`{}`), Queue: queue.DefaultQueue, RecoveryPoint: "fan-out", DefinitionHash: "h"})
 	if err != nil {
 		t.Fatalf("RunInsert: %v", err)

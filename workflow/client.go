@@ -9,19 +9,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
 )
-
-// Run is a workflow run as the client API shows it. Get fills Steps with the
-// step log; List leaves it empty.
-type Run struct {
-	storage.Run
-	// Steps is the step log: one entry per step that committed, failed or
-	// is awaiting, in step order.
-	Steps []storage.Step
-}
 
 // EnqueueOptions tune one enqueued run. They override the workflow's Options.
 type EnqueueOptions struct {
@@ -43,7 +35,7 @@ type EnqueueOptions struct {
 // EnqueueResult is what Enqueue did.
 type EnqueueResult struct {
 	// Run is the new run, or the existing run with the same key.
-	Run *Run
+	Run *acidic.Run
 	// Duplicate is true when a run with the key already existed: nothing was
 	// enqueued and Run is that run.
 	Duplicate bool
@@ -68,7 +60,7 @@ func (e *Engine) Enqueue(ctx context.Context, workflow string, args any, opts En
 		res, err = e.EnqueueTx(ctx, tx, workflow, args, opts)
 		return err
 	})
-	if errors.Is(err, storage.ErrCommitUnknown) && res != nil {
+	if errors.Is(err, acidic.ErrCommitUnknown) && res != nil {
 		return nil, &EnqueueUnknownError{RunID: res.Run.ID, Key: res.Run.IdempotencyKey, Err: err}
 	}
 	if err != nil {
@@ -113,7 +105,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if q == "" {
 		q = queue.DefaultQueue
 	}
-	in := storage.RunInsert{
+	in := storage.RunInsertParams{
 		ID:             id,
 		IdempotencyKey: key,
 		Workflow:       workflow,
@@ -148,12 +140,12 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		return nil, err
 	}
 	if !created {
-		return &EnqueueResult{Run: &Run{Run: *rec}, Duplicate: true}, nil
+		return &EnqueueResult{Run: rec, Duplicate: true}, nil
 	}
 	if _, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), jobOpts.ForRun(rec.ID)); err != nil {
 		return nil, err
 	}
-	return &EnqueueResult{Run: &Run{Run: *rec}}, nil
+	return &EnqueueResult{Run: rec}, nil
 }
 
 // encodeArgs turns args into JSON; run.Create stores it in canonical form.
@@ -165,9 +157,9 @@ func encodeArgs(args any) (json.RawMessage, error) {
 }
 
 // Get returns a run with its step log, or an error matching
-// storage.ErrNotFound.
-func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*Run, error) {
-	rec, err := e.drv.RunGet(ctx, id)
+// acidic.ErrNotFound.
+func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
+	rec, err := e.drv.RunGet(ctx, storage.RunGetParams{ID: id})
 	if err != nil {
 		return nil, err
 	}
@@ -175,12 +167,12 @@ func (e *Engine) Get(ctx context.Context, id uuid.UUID) (*Run, error) {
 }
 
 // GetByKey returns the run of a workflow with an idempotency key, with its
-// step log, or an error matching storage.ErrNotFound. The key is the one
+// step log, or an error matching acidic.ErrNotFound. The key is the one
 // given as EnqueueOptions.Key (or that a run.By strategy's function
 // returned): keys are namespaced per workflow, and the stored key
 // (Run.IdempotencyKey) is the workflow's name, a colon and the key.
-func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*Run, error) {
-	rec, err := e.drv.RunGetByKey(ctx, run.WorkflowKey(workflow, key))
+func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*acidic.Run, error) {
+	rec, err := e.drv.RunGetByKey(ctx, storage.RunGetByKeyParams{Key: run.WorkflowKey(workflow, key)})
 	if err != nil {
 		return nil, err
 	}
@@ -188,35 +180,27 @@ func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*Run, erro
 }
 
 // withSteps returns rec with its step log.
-func (e *Engine) withSteps(ctx context.Context, rec *storage.Run) (*Run, error) {
-	log, err := e.drv.RunSteps(ctx, rec.ID)
+func (e *Engine) withSteps(ctx context.Context, rec *acidic.Run) (*acidic.Run, error) {
+	log, err := e.drv.RunSteps(ctx, storage.RunStepsParams{ID: rec.ID})
 	if err != nil {
 		return nil, err
 	}
-	return &Run{Run: *rec, Steps: log}, nil
+	return withLog(rec, log), nil
 }
 
 // List returns runs matching f, oldest first, without their step logs.
-func (e *Engine) List(ctx context.Context, f storage.RunFilter) ([]*Run, error) {
-	recs, err := e.drv.RunList(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Run, len(recs))
-	for i, r := range recs {
-		out[i] = &Run{Run: *r}
-	}
-	return out, nil
+func (e *Engine) List(ctx context.Context, f acidic.RunFilter) ([]*acidic.Run, error) {
+	return e.drv.RunList(ctx, f)
 }
 
 // Retry resumes a failed, cancelled or halted run from its recovery point:
 // the run becomes pending and a new job is enqueued. Steps that committed
 // do not run again. A pending run's waiting job is made due now. A
 // succeeded, running or awaiting run is ErrNotRetryable.
-func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
-	var out *Run
+func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
+	var out *acidic.Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Failed, run.Cancelled, run.Halted, run.Pending}, run.Pending, "")
+		rec, changed, err := tx.RunSetState(ctx, storage.RunSetStateParams{ID: id, From: []acidic.RunState{acidic.RunFailed, acidic.RunCancelled, acidic.RunHalted, acidic.RunPending}, To: acidic.RunPending, Error: ""})
 		if err != nil {
 			return err
 		}
@@ -228,8 +212,8 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 		// that just halted or failed the run, about to complete. (A second
 		// job is harmless: the lease lets one execute, the other finds
 		// nothing to do.)
-		waiting, err := tx.JobList(ctx, storage.JobFilter{RunID: id, Kind: rec.Workflow, States: []storage.JobState{
-			storage.JobAvailable, storage.JobScheduled, storage.JobRetryable}})
+		waiting, err := tx.JobList(ctx, acidic.JobFilter{RunID: id, Kind: rec.Workflow, States: []acidic.JobState{
+			acidic.JobAvailable, acidic.JobScheduled, acidic.JobRetryable}})
 		if err != nil {
 			return err
 		}
@@ -239,11 +223,11 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 			}
 		}
 		for _, j := range waiting {
-			if _, err := tx.JobRetry(ctx, j.ID); err != nil {
+			if _, err := tx.JobRetry(ctx, storage.JobRetryParams{ID: j.ID}); err != nil {
 				return err
 			}
 		}
-		out = &Run{Run: *rec}
+		out = rec
 		return nil
 	})
 	if err != nil {
@@ -256,14 +240,14 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*Run, error) {
 // pending jobs are cancelled, a step running now cannot commit, and its
 // unfinished child runs are cancelled too. OnFinish runs. A finished run is
 // returned unchanged.
-func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*Run, error) {
-	var out *Run
+func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
+	var out *acidic.Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		rec, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
 		if err != nil {
 			return err
 		}
-		out = &Run{Run: *rec}
+		out = rec
 		return nil
 	})
 	if err != nil {
@@ -272,13 +256,13 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*Run, error) {
 	return out, nil
 }
 
-func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*storage.Run, error) {
-	rec, changed, err := tx.RunSetState(ctx, id, []storage.RunState{run.Pending, run.Running, run.Awaiting, run.Halted}, run.Cancelled, reason)
+func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*acidic.Run, error) {
+	rec, changed, err := tx.RunSetState(ctx, storage.RunSetStateParams{ID: id, From: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}, To: acidic.RunCancelled, Error: reason})
 	if err != nil || !changed {
 		return rec, err
 	}
-	live, err := tx.JobList(ctx, storage.JobFilter{RunID: id, States: []storage.JobState{
-		storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}})
+	live, err := tx.JobList(ctx, acidic.JobFilter{RunID: id, States: []acidic.JobState{
+		acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRunning, acidic.JobRetryable}})
 	if err != nil {
 		return rec, err
 	}
@@ -290,8 +274,8 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 			return rec, err
 		}
 	}
-	unfinished := storage.RunFilter{ParentRunID: id, States: []storage.RunState{run.Pending, run.Running, run.Awaiting, run.Halted}}
-	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*storage.Run) error {
+	unfinished := acidic.RunFilter{ParentRunID: id, States: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}}
+	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*acidic.Run) error {
 		for _, c := range children {
 			if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
 				return err
@@ -310,19 +294,19 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 // or halted, or ctx ends, and returns the run with its step log. A halted
 // run does not move on by itself (only Retry or Cancel move it), so Wait
 // returns it too. It polls, starting at 10ms and backing off to 250ms.
-func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
+func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 	delay := 10 * time.Millisecond
 	for {
-		r, err := e.drv.RunGet(ctx, id)
+		r, err := e.drv.RunGet(ctx, storage.RunGetParams{ID: id})
 		if err != nil {
 			return nil, err
 		}
-		if r.State.Final() || r.State == run.Halted {
+		if r.State.Final() || r.State == acidic.RunHalted {
 			return e.withSteps(ctx, r)
 		}
 		select {
 		case <-ctx.Done():
-			return &Run{Run: *r}, fmt.Errorf("workflow: wait for run %s (%s at %s): %w", id, r.State, r.RecoveryPoint, ctx.Err())
+			return r, fmt.Errorf("workflow: wait for run %s (%s at %s): %w", id, r.State, r.RecoveryPoint, ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 250*time.Millisecond)
@@ -332,12 +316,12 @@ func (e *Engine) Wait(ctx context.Context, id uuid.UUID) (*Run, error) {
 // RetryMany retries every failed or cancelled run matching f (see Retry) and
 // returns the runs it resumed. It stops at the first error, returning the
 // runs retried so far.
-func (e *Engine) RetryMany(ctx context.Context, f storage.RunFilter) ([]*Run, error) {
+func (e *Engine) RetryMany(ctx context.Context, f acidic.RunFilter) ([]*acidic.Run, error) {
 	if len(f.States) == 0 {
-		f.States = []storage.RunState{run.Failed, run.Cancelled}
+		f.States = []acidic.RunState{acidic.RunFailed, acidic.RunCancelled}
 	}
-	var out []*Run
-	err := storage.EachRunPage(ctx, e.drv, f, func(page []*storage.Run) error {
+	var out []*acidic.Run
+	err := storage.EachRunPage(ctx, e.drv, f, func(page []*acidic.Run) error {
 		for _, r := range page {
 			resumed, err := e.Retry(ctx, r.ID)
 			if err != nil {
@@ -348,4 +332,11 @@ func (e *Engine) RetryMany(ctx context.Context, f storage.RunFilter) ([]*Run, er
 		return nil
 	})
 	return out, err
+}
+
+// withLog returns a copy of r carrying its step log.
+func withLog(r *acidic.Run, log []acidic.Step) *acidic.Run {
+	c := *r
+	c.Steps = log
+	return &c
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -88,7 +88,7 @@ func TestEnqueueWhoseSessionDiesAtCommitIsUnknown(t *testing.T) {
 		" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "+fn+"()")
 	_, err := e.Enqueue(ctxT(t), "dies-at-commit", endArgs{N: 1}, workflow.EnqueueOptions{})
 	var unknown *workflow.EnqueueUnknownError
-	if !errors.As(err, &unknown) || !errors.Is(err, storage.ErrCommitUnknown) || !strings.Contains(err.Error(), unknown.RunID.String()) {
+	if !errors.As(err, &unknown) || !errors.Is(err, acidic.ErrCommitUnknown) || !strings.Contains(err.Error(), unknown.RunID.String()) {
 		t.Fatalf("Enqueue whose session was terminated at COMMIT: %v, want an *EnqueueUnknownError naming the run", err)
 	}
 }

@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -80,13 +80,13 @@ func TestTwoEnginesNeverRunOneRunConcurrently(t *testing.T) {
 
 	var snoozed int
 	for _, id := range ids {
-		r := waitRun(t, a, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-		if r.State != storage.RunSucceeded {
+		r := waitRun(t, a, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+		if r.State != acidic.RunSucceeded {
 			t.Fatalf("run %s: %s (%s)", id, r.State, r.Error)
 		}
 		// Every job of the run ends, and none failed an attempt.
 		for _, j := range waitJobsFinal(t, drv, id, "contended") {
-			if j.State != storage.JobCompleted || len(j.Errors) != 0 {
+			if j.State != acidic.JobCompleted || len(j.Errors) != 0 {
 				t.Errorf("run %s: job %d %s with errors %v", id, j.ID, j.State, j.Errors)
 			}
 			var meta struct {
@@ -100,7 +100,7 @@ func TestTwoEnginesNeverRunOneRunConcurrently(t *testing.T) {
 			if n := countEffects(t, drv, id, name); n != 1 {
 				t.Errorf("run %s step %s: %d effects, want 1", id, name, n)
 			}
-			if s := stepLog(t, r, name); s.State != storage.StepSucceeded || s.Executions != 1 {
+			if s := stepLog(t, r, name); s.State != acidic.StepSucceeded || s.Executions != 1 {
 				t.Errorf("run %s step %s: log %s with %d executions, want succeeded once", id, name, s.State, s.Executions)
 			}
 		}
@@ -218,13 +218,13 @@ func TestSlowStepKeepsLeaseWhileItsWorkerLives(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("step two's outside call ran %d times while A held the lease, want 1", n)
 	}
-	if r := getRun(t, a, id); r.State != storage.RunRunning || r.RecoveryPoint != "two" {
+	if r := getRun(t, a, id); r.State != acidic.RunRunning || r.RecoveryPoint != "two" {
 		t.Fatalf("run while A works: %s at %s (%s)", r.State, r.RecoveryPoint, r.Error)
 	}
 
 	close(release)
-	r := waitRun(t, a, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, a, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s (%s), want A to finish it", r.State, r.Error)
 	}
 	waitJobsFinal(t, drv, id, "takeover")
@@ -234,7 +234,7 @@ func TestSlowStepKeepsLeaseWhileItsWorkerLives(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("step two's outside call ran %d times, want 1", n)
 	}
-	if s := stepLog(t, r, "two"); s.Executions != 1 || s.State != storage.StepSucceeded {
+	if s := stepLog(t, r, "two"); s.Executions != 1 || s.State != acidic.StepSucceeded {
 		t.Errorf("step two log: %s, %d executions; want succeeded once", s.State, s.Executions)
 	}
 	for _, name := range []string{"one", "three"} {
@@ -245,7 +245,7 @@ func TestSlowStepKeepsLeaseWhileItsWorkerLives(t *testing.T) {
 }
 
 // snoozes is how often a job was snoozed (its meta's count).
-func snoozes(j *queue.Job) int {
+func snoozes(j *acidic.Job) int {
 	var m struct {
 		Snoozes int `json:"snoozes"`
 	}

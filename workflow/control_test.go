@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -45,15 +45,15 @@ func TestHaltLeavesRunHaltedUntilRetried(t *testing.T) {
 
 	// The halting job completes; the run waits at the next step.
 	for _, j := range waitJobsFinal(t, drv, id, "approval") {
-		if j.State != storage.JobCompleted {
+		if j.State != acidic.JobCompleted {
 			t.Errorf("halting job %d %s, want completed", j.ID, j.State)
 		}
 	}
 	r := getRun(t, e, id)
-	if r.State != storage.RunHalted || r.RecoveryPoint != "apply" || r.LockedBy != "" {
+	if r.State != acidic.RunHalted || r.RecoveryPoint != "apply" || r.LockedBy != "" {
 		t.Fatalf("halted run %s at %q locked by %q; want halted at apply, unlocked", r.State, r.RecoveryPoint, r.LockedBy)
 	}
-	if s := stepLog(t, r, "request"); s.State != storage.StepHalted {
+	if s := stepLog(t, r, "request"); s.State != acidic.StepHalted {
 		t.Errorf("request step log %s, want halted", s.State)
 	}
 	if jobs := liveJobs(t, drv, id); len(jobs) != 0 {
@@ -66,8 +66,8 @@ func TestHaltLeavesRunHaltedUntilRetried(t *testing.T) {
 	if _, err := e.Retry(ctx, id); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
-	r = waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r = waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("after Retry: %s (%s)", r.State, r.Error)
 	}
 	if calls.get("request") != 1 || calls.get("apply") != 1 {
@@ -103,8 +103,8 @@ func TestRepeatRunsStepAgainInNewTransaction(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(1), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "chunked", profileArgs{})
-	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s", r.State, r.Error)
 	}
 	if n := calls.get("chunk"); n != 4 {
@@ -113,7 +113,7 @@ func TestRepeatRunsStepAgainInNewTransaction(t *testing.T) {
 	if n := countEffects(t, drv, id, "chunk"); n != 4 {
 		t.Errorf("%d chunk effects, want 4", n)
 	}
-	if s := stepLog(t, r, "chunk"); s.Executions != 4 || s.State != storage.StepSucceeded {
+	if s := stepLog(t, r, "chunk"); s.Executions != 4 || s.State != acidic.StepSucceeded {
 		t.Errorf("chunk step log: %s, %d executions; want succeeded, 4", s.State, s.Executions)
 	}
 	if string(r.Result) != "4" {
@@ -155,8 +155,8 @@ func TestSnoozeSpendsNoAttempt(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(1), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "polling", profileArgs{})
-	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s", r.State, r.Error)
 	}
 	if n := calls.get("poll"); n != 3 {
@@ -173,7 +173,7 @@ func TestSnoozeSpendsNoAttempt(t *testing.T) {
 		}
 	}
 	jobs := waitJobsFinal(t, drv, id, "polling")
-	if len(jobs) != 1 || jobs[0].State != storage.JobCompleted || len(jobs[0].Errors) != 0 {
+	if len(jobs) != 1 || jobs[0].State != acidic.JobCompleted || len(jobs[0].Errors) != 0 {
 		t.Errorf("jobs: %s, want one completed job without errors", describeJobs(jobs))
 	}
 	if s := stepLog(t, r, "poll"); s.Executions != 3 {
@@ -207,12 +207,12 @@ func TestCancelFromStepRollsBackAndCancelsRun(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(2), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "shop", profileArgs{})
-	r := waitRun(t, e, id, storage.RunCancelled, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunCancelled || !strings.Contains(r.Error, "no stock") {
+	r := waitRun(t, e, id, acidic.RunCancelled, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunCancelled || !strings.Contains(r.Error, "no stock") {
 		t.Fatalf("run %s with error %q, want cancelled mentioning no stock", r.State, r.Error)
 	}
 	for _, j := range waitJobsFinal(t, drv, id, "shop") {
-		if j.State != storage.JobCancelled {
+		if j.State != acidic.JobCancelled {
 			t.Errorf("job %d %s, want cancelled", j.ID, j.State)
 		}
 	}

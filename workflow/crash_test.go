@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -48,7 +48,7 @@ func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 	if n1, n2 := countEffects(t, drv, id, "step1"), countEffects(t, drv, id, "step2"); n1 != 1 || n2 != 0 {
 		t.Fatalf("before the kill: step1 %d effects, step2 %d; want 1 and 0", n1, n2)
 	}
-	if r := getRun(t, e, id); r.State != storage.RunRunning || r.RecoveryPoint != "step2" {
+	if r := getRun(t, e, id); r.State != acidic.RunRunning || r.RecoveryPoint != "step2" {
 		t.Fatalf("before the kill: run %s at %s, want running at step2", r.State, r.RecoveryPoint)
 	}
 	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
@@ -58,8 +58,8 @@ func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 
 	killed := time.Now()
 	startEngine(t, e)
-	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s (%s), want succeeded", r.State, r.Error)
 	}
 	t.Logf("run finished %s after the kill", time.Since(killed).Round(time.Millisecond))
@@ -68,7 +68,7 @@ func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 		if n := countEffects(t, drv, id, s); n != 1 {
 			t.Errorf("%s: %d effects, want 1", s, n)
 		}
-		if l := stepLog(t, r, s); l.Executions != 1 || l.State != storage.StepSucceeded {
+		if l := stepLog(t, r, s); l.Executions != 1 || l.State != acidic.StepSucceeded {
 			t.Errorf("%s step log: %s, %d executions; want succeeded once", s, l.State, l.Executions)
 		}
 	}
@@ -87,7 +87,7 @@ func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 		t.Fatalf("jobs: %s, want the one job", describeJobs(jobs))
 	}
 	j := jobs[0]
-	if j.State != storage.JobCompleted || j.Attempt != 2 || len(j.Errors) != 1 || !strings.Contains(j.Errors[0].Error, "rescued") {
+	if j.State != acidic.JobCompleted || j.Attempt != 2 || len(j.Errors) != 1 || !strings.Contains(j.Errors[0].Error, "rescued") {
 		t.Errorf("job %d: %s, attempt %d, errors %v; want completed on attempt 2 after a rescue", j.ID, j.State, j.Attempt, j.Errors)
 	}
 }
@@ -147,8 +147,8 @@ func TestKilledWorkerResumesForEachAtTheRightItem(t *testing.T) {
 	}
 
 	startEngine(t, e)
-	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s (%s), want succeeded", r.State, r.Error)
 	}
 	if got := first.Load(); got != int64(committed) {
@@ -197,8 +197,8 @@ func TestKilledWorkerOnTheLastAttemptFailsTheRun(t *testing.T) {
 	_ = proc.Wait()
 
 	startEngine(t, e)
-	r := waitRun(t, e, id, storage.RunFailed, storage.RunSucceeded, storage.RunCancelled)
-	if r.State != storage.RunFailed || !strings.Contains(r.Error, "attempts exhausted") || !strings.Contains(r.Error, "stopped heartbeating") {
+	r := waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded, acidic.RunCancelled)
+	if r.State != acidic.RunFailed || !strings.Contains(r.Error, "attempts exhausted") || !strings.Contains(r.Error, "stopped heartbeating") {
 		t.Fatalf("run %s (%q), want failed by the rescue of its last attempt", r.State, r.Error)
 	}
 	if r.SettledAt == nil || r.LockedBy != "" || r.RecoveryPoint != "step2" {
@@ -208,7 +208,7 @@ func TestKilledWorkerOnTheLastAttemptFailsTheRun(t *testing.T) {
 		t.Errorf("effects: step1 %d, step2 %d, step3 %d; want 1, 0, 0", n1, n2, n3)
 	}
 	for _, j := range waitJobsFinal(t, drv, id, "crashy") {
-		if j.State != storage.JobDiscarded {
+		if j.State != acidic.JobDiscarded {
 			t.Errorf("job %d %s, want discarded", j.ID, j.State)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
@@ -34,7 +35,7 @@ type Options struct {
 	// OnFinish is called once a run has succeeded, failed for good, or been
 	// cancelled. It runs as a job of its own, so it is retried until it
 	// returns nil and survives crashes: make it idempotent.
-	OnFinish func(ctx context.Context, r *Run) error
+	OnFinish func(ctx context.Context, r *acidic.Run) error
 }
 
 // Workflow is a named, ordered list of steps with arguments of type A and
@@ -59,7 +60,7 @@ type Definition interface {
 	stepNames() []string
 	definitionHash() string
 	decodeArgs(raw json.RawMessage) error
-	execute(ctx context.Context, e *Engine, job *queue.Job) error
+	execute(ctx context.Context, e *Engine, job *acidic.Job) error
 }
 
 // Define returns a workflow. Nothing is checked until Register (or Validate).

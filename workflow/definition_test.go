@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -65,7 +65,7 @@ func TestChangedDefinitionFailsRunForGood(t *testing.T) {
 			id := enqueue(t, a, "evolving", orderArgs{OrderID: "o1"})
 			waitJobsFinal(t, drv, id, "evolving")
 			before := getRun(t, a, id)
-			if before.State != storage.RunHalted || before.RecoveryPoint != c.resumes {
+			if before.State != acidic.RunHalted || before.RecoveryPoint != c.resumes {
 				t.Fatalf("old code left the run %s at %s, want halted at %s", before.State, before.RecoveryPoint, c.resumes)
 			}
 			stopEngine(t, a)
@@ -80,12 +80,12 @@ func TestChangedDefinitionFailsRunForGood(t *testing.T) {
 			if _, err := b.Retry(ctxT(t), id); err != nil {
 				t.Fatalf("Retry: %v", err)
 			}
-			r := waitRun(t, b, id, storage.RunFailed, storage.RunSucceeded)
-			if r.State != storage.RunFailed || !strings.Contains(r.Error, "definition changed") {
+			r := waitRun(t, b, id, acidic.RunFailed, acidic.RunSucceeded)
+			if r.State != acidic.RunFailed || !strings.Contains(r.Error, "definition changed") {
 				t.Fatalf("run %s with error %q, want failed because the definition changed", r.State, r.Error)
 			}
 			jobs := waitJobsFinal(t, drv, id, "evolving")
-			if last := jobs[len(jobs)-1]; last.State != storage.JobDiscarded || last.Attempt != 1 {
+			if last := jobs[len(jobs)-1]; last.State != acidic.JobDiscarded || last.Attempt != 1 {
 				t.Errorf("the new code's job: %s after %d attempts, want discarded at once", last.State, last.Attempt)
 			}
 			// Nothing committed is lost, nothing new ran.
@@ -130,12 +130,12 @@ func TestUndecodableStoredDataFailsRunForGood(t *testing.T) {
 			id := enqueue(t, e, "decoding", orderArgs{OrderID: "o", Amount: 3})
 			execSQL(t, drv, "UPDATE "+table(drv, "runs")+" SET "+c.column+" = $2::jsonb WHERE id = $1", id, c.value)
 			startEngine(t, e)
-			r := waitRun(t, e, id, storage.RunFailed, storage.RunSucceeded)
-			if r.State != storage.RunFailed || !strings.Contains(r.Error, c.want) {
+			r := waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded)
+			if r.State != acidic.RunFailed || !strings.Contains(r.Error, c.want) {
 				t.Fatalf("run %s with error %q, want failed with %q", r.State, r.Error, c.want)
 			}
 			for _, j := range waitJobsFinal(t, drv, id, "decoding") {
-				if j.State != storage.JobDiscarded || j.Attempt != 1 {
+				if j.State != acidic.JobDiscarded || j.Attempt != 1 {
 					t.Errorf("job %d: %s after %d attempts, want discarded at once", j.ID, j.State, j.Attempt)
 				}
 			}
@@ -159,7 +159,7 @@ func TestJobForMissingRunIsDiscarded(t *testing.T) {
 	execSQL(t, drv, "DELETE FROM "+table(drv, "runs")+" WHERE id = $1", id)
 	startEngine(t, e)
 	waitFor(t, 10*time.Second, "the run-less job to end", func() (bool, string) {
-		jobs, err := drv.JobList(context.Background(), storage.JobFilter{Kind: "orphan"})
+		jobs, err := drv.JobList(context.Background(), acidic.JobFilter{Kind: "orphan"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,9 +170,9 @@ func TestJobForMissingRunIsDiscarded(t *testing.T) {
 		}
 		return true, ""
 	})
-	jobs, _ := drv.JobList(context.Background(), storage.JobFilter{Kind: "orphan"})
+	jobs, _ := drv.JobList(context.Background(), acidic.JobFilter{Kind: "orphan"})
 	for _, j := range jobs {
-		if j.State != storage.JobDiscarded || j.Attempt != 1 {
+		if j.State != acidic.JobDiscarded || j.Attempt != 1 {
 			t.Errorf("job %d for a missing run: %s after %d attempts, want discarded at once", j.ID, j.State, j.Attempt)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
@@ -71,7 +72,7 @@ func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
 	// same transaction.
 	qcfg := cfg.Queue
 	userEnded := qcfg.EndedFunc
-	qcfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*queue.Job) error {
+	qcfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error {
 		if err := e.jobsEnded(ctx, tx, jobs); err != nil {
 			return err
 		}
@@ -107,7 +108,7 @@ func (e *Engine) Register(defs ...Definition) error {
 		if err := e.validateOptions(d.Name(), opts); err != nil {
 			return err
 		}
-		err := e.ws.Handle(d.Name(), func(ctx context.Context, job *queue.Job) error {
+		err := e.ws.Handle(d.Name(), func(ctx context.Context, job *acidic.Job) error {
 			return d.execute(ctx, e, job)
 		}, queue.KindOptions{Backoff: opts.Backoff, Timeout: opts.Timeout})
 		if err != nil {
@@ -172,7 +173,7 @@ type finishArgs struct {
 
 // enqueueFromStep stages a run requested by a step of rec, in the step's
 // transaction; awaited runs become rec's children.
-func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storage.Run, step string, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
+func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *acidic.Run, step string, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
 	parent, parentStep := uuid.Nil, ""
 	if awaited {
 		parent, parentStep = rec.ID, step
@@ -188,13 +189,13 @@ func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *storag
 	return res.Run.ID, nil
 }
 
-func (e *Engine) runFinishCallback(ctx context.Context, job *queue.Job) error {
+func (e *Engine) runFinishCallback(ctx context.Context, job *acidic.Job) error {
 	var args finishArgs
 	if err := json.Unmarshal(job.Args, &args); err != nil {
 		return queue.Discard(fmt.Errorf("%w: %w", queue.ErrArgsDecode, err))
 	}
 	r, err := e.Get(ctx, args.RunID)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, acidic.ErrNotFound) {
 		return queue.Discard(err)
 	}
 	if err != nil {

@@ -10,10 +10,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -154,8 +154,8 @@ func TestExplicitKeysAreNamespacedPerWorkflow(t *testing.T) {
 			t.Errorf("GetByKey(%s, %s) = %v, %v; want run %s", c.wf, c.key, got, err, c.want)
 		}
 	}
-	if _, err := e.GetByKey(ctx, "payment", "explicit-2"); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("GetByKey of an unknown key: %v, want storage.ErrNotFound", err)
+	if _, err := e.GetByKey(ctx, "payment", "explicit-2"); !errors.Is(err, acidic.ErrNotFound) {
+		t.Errorf("GetByKey of an unknown key: %v, want acidic.ErrNotFound", err)
 	}
 }
 
@@ -228,11 +228,11 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 	closedDrv := postgres.New(pool, postgres.Options{Schema: drv.Schema()})
 	closed := newEngine(t, closedDrv, engineConfig(1), workflow.Define("order", workflow.Options{}, noop[orderArgs, orderState]("charge")))
 	pool.Close()
-	if _, err := closed.Enqueue(ctx, "order", orderArgs{OrderID: "o"}, workflow.EnqueueOptions{}); !errors.Is(err, storage.ErrClosed) {
-		t.Errorf("closed pool: Enqueue err %v, want storage.ErrClosed", err)
+	if _, err := closed.Enqueue(ctx, "order", orderArgs{OrderID: "o"}, workflow.EnqueueOptions{}); !errors.Is(err, acidic.ErrClosed) {
+		t.Errorf("closed pool: Enqueue err %v, want acidic.ErrClosed", err)
 	}
-	if _, err := closed.Get(ctx, uuid.New()); !errors.Is(err, storage.ErrClosed) {
-		t.Errorf("closed pool: Get err %v, want storage.ErrClosed", err)
+	if _, err := closed.Get(ctx, uuid.New()); !errors.Is(err, acidic.ErrClosed) {
+		t.Errorf("closed pool: Get err %v, want acidic.ErrClosed", err)
 	}
 	if r := countRows(t, drv, "runs", ""); r != 0 {
 		t.Errorf("%d runs, want none", r)

@@ -14,7 +14,7 @@ var (
 
 	// ErrInvalid is returned, wrapped with the reason, when an enqueue's
 	// idempotency key, options or arguments cannot be stored (see
-	// docs/limits.md). The error also matches storage.ErrInvalid, and
+	// docs/limits.md). The error also matches acidic.ErrInvalid, and
 	// queue.ErrInvalid when the run's job options are at fault. Nothing is
 	// written.
 	ErrInvalid = errors.New("workflow: invalid run")
@@ -60,7 +60,7 @@ var (
 
 // EnqueueUnknownError is returned by Engine.Enqueue when the COMMIT of the
 // transaction that created a run got no answer (the connection broke): the
-// run may or may not exist. errors.Is(err, storage.ErrCommitUnknown) holds.
+// run may or may not exist. errors.Is(err, acidic.ErrCommitUnknown) holds.
 // Engine.Get(RunID) tells which; enqueueing again with the same idempotency
 // key is safe (it returns the run if it exists), while the default key
 // (run.ByJobID, a new key per enqueue) would make a second run.

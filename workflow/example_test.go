@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -139,7 +139,7 @@ func ExampleEngine_EnqueueTx() {
 		}
 	}
 	countRuns := func() int {
-		runs, err := eng.List(ctx, storage.RunFilter{Workflow: "welcome"})
+		runs, err := eng.List(ctx, acidic.RunFilter{Workflow: "welcome"})
 		if err != nil {
 			panic(err)
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/leased"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
@@ -27,17 +29,17 @@ func (f *stepFailure) Unwrap() error { return f.err }
 type execution[A, S any] struct {
 	e     *Engine
 	w     *Workflow[A, S]
-	job   *queue.Job
+	job   *acidic.Job
 	lease run.Lease
 	// rec is the run as the last write of this attempt left it.
-	rec  *storage.Run
+	rec  *acidic.Run
 	args A
 }
 
 // execute runs the job of one run: take the lease, then run steps from the
 // recovery point, each in its own SERIALIZABLE transaction, until the run
 // finishes, rests (awaiting, halted), snoozes, or a step fails.
-func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job) error {
+func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *acidic.Job) error {
 	rec, lease, err := e.lease(ctx, job)
 	switch {
 	case errors.Is(err, run.ErrFinished):
@@ -52,7 +54,7 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *queue.Job)
 	case errors.Is(err, run.ErrLocked):
 		e.cfg.Logger.Info("workflow: run locked by another worker; retrying later", "run", job.RunID, "job", job.ID)
 		return queue.Snooze(e.cfg.LockedRetry)
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, acidic.ErrNotFound):
 		return queue.Discard(err)
 	case err != nil:
 		return err
@@ -94,12 +96,12 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 				// A retry after a serialization failure: that failure may
 				// mean another worker took the run over. Check before running
 				// the step's code (and its outside calls) again.
-				cur, err := tx.RunGet(ctx, x.rec.ID)
+				cur, err := tx.RunGet(ctx, storage.RunGetParams{ID: x.rec.ID})
 				if err != nil {
 					return storage.StepCommit{}, err
 				}
 				if cur.LockedBy != x.lease.Token {
-					return storage.StepCommit{}, fmt.Errorf("step %q: %w", step.Name(), storage.ErrLeaseLost)
+					return storage.StepCommit{}, fmt.Errorf("step %q: %w", step.Name(), acidic.ErrLeaseLost)
 				}
 			}
 			var c storage.StepCommit
@@ -116,14 +118,14 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 				if c.Reason() != nil {
 					reason += ": " + c.Reason().Error()
 				}
-				e.endRun(ctx, w, x.rec, x.lease, run.Cancelled, reason)
+				e.endRun(ctx, w, x.rec, x.lease, acidic.RunCancelled, reason)
 				return queue.Cancel(errors.New(reason))
 			}
 			if errors.Is(failure.err, ErrStateDecode) {
 				return x.failForGood(ctx, fmt.Errorf("run %s: %w", x.rec.ID, failure.err))
 			}
 			return x.recordFailure(ctx, idx, started, failure.err)
-		case errors.Is(err, storage.ErrLeaseLost):
+		case errors.Is(err, acidic.ErrLeaseLost):
 			// Another worker took the run over (or an operator cancelled it);
 			// this attempt's step rolled back. Let the job find out later.
 			e.cfg.Logger.Warn("workflow: lost the run's lease; step rolled back", "run", x.rec.ID, "step", step.Name())
@@ -145,7 +147,7 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 				return e.settleNow(ctx, w, x.rec)
 			}
 			return nil
-		case x.rec.State == run.Awaiting, x.rec.State == run.Halted:
+		case x.rec.State == acidic.RunAwaiting, x.rec.State == acidic.RunHalted:
 			return nil
 		}
 		switch {
@@ -167,9 +169,9 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 
 // lease returns the job's run, leased to the job's attempt: by the fetch that
 // claimed the job when it could, else now.
-func (e *Engine) lease(ctx context.Context, job *queue.Job) (*storage.Run, run.Lease, error) {
+func (e *Engine) lease(ctx context.Context, job *acidic.Job) (*acidic.Run, run.Lease, error) {
 	attempt := storage.JobAttempt{ID: job.ID, Attempt: job.Attempt}
-	if r := job.LeasedRun; r != nil && r.ID == job.RunID && r.LockedBy != "" {
+	if r := leased.Run(ctx); r != nil && r.ID == job.RunID && r.LockedBy != "" {
 		return r, run.Lease{Token: r.LockedBy, Job: attempt}, nil
 	}
 	lease := run.NewLease(attempt)
@@ -198,7 +200,7 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 		Attempt:  x.job.Attempt,
 		Cursor:   rec.Cursor,
 		Logger:   e.cfg.Logger,
-		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*queue.Job, error) {
+		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
 			return e.q.EnqueueTx(ctx, tx, kind, args, opts)
 		},
 		EnqueueRun: func(ctx context.Context, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
@@ -226,7 +228,7 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 		// the commit instead (see settle).
 		c.Update.Settle = true
 		if hasFinish(w) {
-			c.Then = func(ctx context.Context, tx storage.Tx, next *storage.Run) error {
+			c.Then = func(ctx context.Context, tx storage.Tx, next *acidic.Run) error {
 				return e.stageFinish(ctx, tx, w, next)
 			}
 		}
@@ -237,20 +239,20 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 // stepUpdate is the write that commits step idx: the run's next state,
 // recovery point and cursor, and the step log entry. It decides the run's
 // transitions out of running (see lifecycle.go).
-func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting int, nextCursor int64, result, attrs json.RawMessage, started time.Time) storage.RunUpdate {
+func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting int, nextCursor int64, result, attrs json.RawMessage, started time.Time) storage.RunUpdateParams {
 	w := x.w
 	step := w.steps[idx]
-	upd := storage.RunUpdate{
+	upd := storage.RunUpdateParams{
 		ID:            x.rec.ID,
 		Token:         x.lease.Token,
-		State:         run.Running,
+		State:         acidic.RunRunning,
 		RecoveryPoint: step.Name(),
 		Attrs:         attrs,
 		Cursor:        x.rec.Cursor,
-		Step: &storage.Step{
+		Step: &acidic.Step{
 			Position:  idx,
 			Name:      step.Name(),
-			State:     storage.StepSucceeded,
+			State:     acidic.StepSucceeded,
 			Attempt:   x.job.Attempt,
 			Result:    result,
 			StartedAt: started,
@@ -259,7 +261,7 @@ func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting i
 	last := idx == len(w.steps)-1
 	advance := func() {
 		if last {
-			upd.State, upd.Release, upd.Result = run.Succeeded, true, result
+			upd.State, upd.Release, upd.Result = acidic.RunSucceeded, true, result
 			return
 		}
 		upd.RecoveryPoint, upd.Cursor = w.steps[idx+1].Name(), 0
@@ -268,22 +270,22 @@ func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting i
 	case control == nil && awaiting > 0:
 		// Park until the children finish; the last one enqueues the next step.
 		advance()
-		upd.Step.State = storage.StepAwaiting
-		upd.State, upd.Awaiting, upd.Release = run.Awaiting, awaiting, true
+		upd.Step.State = acidic.StepAwaiting
+		upd.State, upd.Awaiting, upd.Release = acidic.RunAwaiting, awaiting, true
 	case control == nil:
 		advance()
 	case control.Kind() == steps.KindRepeat:
-		upd.Step.State = storage.StepRepeating
+		upd.Step.State = acidic.StepRepeating
 		upd.Cursor = nextCursor
 	case control.Kind() == steps.KindSnooze:
-		upd.Step.State = storage.StepRepeating
-		upd.State, upd.Release = run.Pending, true
+		upd.Step.State = acidic.StepRepeating
+		upd.State, upd.Release = acidic.RunPending, true
 		upd.Cursor = nextCursor
 	case control.Kind() == steps.KindHalt:
-		upd.Step.State = storage.StepHalted
+		upd.Step.State = acidic.StepHalted
 		advance()
 		if !last {
-			upd.State, upd.Release = run.Halted, true
+			upd.State, upd.Release = acidic.RunHalted, true
 		}
 	}
 	return upd
@@ -302,7 +304,7 @@ func callStep[A, S any](ctx context.Context, step steps.Step[A, S], sc *steps.Co
 
 // checkChildren fails the run when the step before idx awaited children and
 // one of them did not succeed, unless that step continues on failure.
-func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *storage.Run, idx int) error {
+func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *acidic.Run, idx int) error {
 	if idx == 0 {
 		return nil
 	}
@@ -311,8 +313,8 @@ func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *stor
 	if !awaits || opts.ContinueOnFailure {
 		return nil
 	}
-	failed, err := e.drv.RunList(ctx, storage.RunFilter{ParentRunID: rec.ID, ParentStep: prev.Name(),
-		States: []storage.RunState{run.Failed, run.Cancelled}, Limit: 1})
+	failed, err := e.drv.RunList(ctx, acidic.RunFilter{ParentRunID: rec.ID, ParentStep: prev.Name(),
+		States: []acidic.RunState{acidic.RunFailed, acidic.RunCancelled}, Limit: 1})
 	if err != nil || len(failed) == 0 {
 		return err
 	}
@@ -327,10 +329,10 @@ func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *stor
 // run fails with it (jobsEnded), in one transaction.
 func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started time.Time, stepErr error) error {
 	e, rec := x.e, x.rec
-	step := &storage.Step{
+	step := &acidic.Step{
 		Position:  idx,
 		Name:      rec.RecoveryPoint,
-		State:     storage.StepFailed,
+		State:     acidic.StepFailed,
 		Attempt:   x.job.Attempt,
 		Error:     stepErr.Error(),
 		StartedAt: started,
@@ -339,7 +341,7 @@ func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started ti
 	// lost claim), within a short bound.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	rel := storage.RunRelease{ID: rec.ID, Token: x.lease.Token, State: run.Pending, Error: stepErr.Error(), Step: step}
+	rel := storage.RunReleaseParams{ID: rec.ID, Token: x.lease.Token, State: acidic.RunPending, Error: stepErr.Error(), Step: step}
 	if _, err := e.drv.RunRelease(wctx, rel); err != nil {
 		e.cfg.Logger.Warn("workflow: could not record step failure", "run", rec.ID, "err", err)
 	}
@@ -352,6 +354,6 @@ func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started ti
 // job carries it, then discards the job.
 func (x *execution[A, S]) failForGood(ctx context.Context, reason error) error {
 	x.e.cfg.Logger.Error("workflow: run failed for good", "run", x.rec.ID, "workflow", x.rec.Workflow, "err", reason)
-	x.e.endRun(ctx, x.w, x.rec, x.lease, run.Failed, reason.Error())
+	x.e.endRun(ctx, x.w, x.rec, x.lease, acidic.RunFailed, reason.Error())
 	return queue.Discard(reason)
 }

@@ -10,33 +10,33 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
 // finishLog records OnFinish calls per run.
 type finishLog struct {
 	mu    sync.Mutex
-	calls map[uuid.UUID][]workflow.Run
+	calls map[uuid.UUID][]acidic.Run
 }
 
-func (f *finishLog) onFinish(ctx context.Context, r *workflow.Run) error {
+func (f *finishLog) onFinish(ctx context.Context, r *acidic.Run) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.calls == nil {
-		f.calls = map[uuid.UUID][]workflow.Run{}
+		f.calls = map[uuid.UUID][]acidic.Run{}
 	}
 	f.calls[r.ID] = append(f.calls[r.ID], *r)
 	return nil
 }
 
-func (f *finishLog) get(id uuid.UUID) []workflow.Run {
+func (f *finishLog) get(id uuid.UUID) []acidic.Run {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]workflow.Run(nil), f.calls[id]...)
+	return append([]acidic.Run(nil), f.calls[id]...)
 }
 
 func TestOnFinishCalledOnceForEveryEnding(t *testing.T) {
@@ -79,14 +79,14 @@ func TestOnFinishCalledOnceForEveryEnding(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := map[uuid.UUID]storage.RunState{
-		okID:         storage.RunSucceeded,
-		failID:       storage.RunFailed,
-		cancelID:     storage.RunCancelled,
-		stepCancelID: storage.RunCancelled,
+	want := map[uuid.UUID]acidic.RunState{
+		okID:         acidic.RunSucceeded,
+		failID:       acidic.RunFailed,
+		cancelID:     acidic.RunCancelled,
+		stepCancelID: acidic.RunCancelled,
 	}
 	for id, state := range want {
-		if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled); r.State != state {
+		if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled); r.State != state {
 			t.Fatalf("run %s (%s): %s, want %s", id, r.Workflow, r.State, state)
 		}
 		waitFor(t, 10*time.Second, "the finish job of run "+id.String(), func() (bool, string) {
@@ -94,7 +94,7 @@ func TestOnFinishCalledOnceForEveryEnding(t *testing.T) {
 			return len(jobs) > 0, describeJobs(jobs)
 		})
 		for _, j := range waitJobsFinal(t, drv, id, workflow.FinishKind) {
-			if j.State != storage.JobCompleted {
+			if j.State != acidic.JobCompleted {
 				t.Errorf("finish job %d of run %s: %s %v", j.ID, id, j.State, j.Errors)
 			}
 		}
@@ -145,7 +145,7 @@ func TestOnFinishRetriedUntilItSucceeds(t *testing.T) {
 	var mu sync.Mutex
 	var attempts int
 	opts := fastOptions(1)
-	opts.OnFinish = func(ctx context.Context, r *workflow.Run) error {
+	opts.OnFinish = func(ctx context.Context, r *acidic.Run) error {
 		mu.Lock()
 		defer mu.Unlock()
 		attempts++
@@ -158,7 +158,7 @@ func TestOnFinishRetriedUntilItSucceeds(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(1), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "fin-retry", profileArgs{})
-	waitRun(t, e, id, storage.RunSucceeded)
+	waitRun(t, e, id, acidic.RunSucceeded)
 	waitFor(t, 10*time.Second, "the finish job", func() (bool, string) {
 		jobs := jobsOf(t, drv, id, workflow.FinishKind)
 		return len(jobs) == 1, describeJobs(jobs)
@@ -166,10 +166,10 @@ func TestOnFinishRetriedUntilItSucceeds(t *testing.T) {
 	// The finish job uses the queue's default backoff (seconds), so retry it by hand.
 	waitFor(t, 20*time.Second, "the finish job to complete", func() (bool, string) {
 		j := jobsOf(t, drv, id, workflow.FinishKind)[0]
-		if j.State == storage.JobRetryable {
+		if j.State == acidic.JobRetryable {
 			_, _ = e.Queue().Retry(context.Background(), j.ID)
 		}
-		return j.State == storage.JobCompleted, describeJobs([]*storage.Job{j})
+		return j.State == acidic.JobCompleted, describeJobs([]*acidic.Job{j})
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -204,7 +204,7 @@ func TestFinishCallbackOfUnknownWorkflowWaitsForAnEngineThatKnowsIt(t *testing.T
 	if err != nil || out.Snoozed != 1 || out.Total() != 1 {
 		t.Fatalf("drain by an engine that does not know the workflow: %+v, %v; want one snooze", out, err)
 	}
-	jobs, err := other.Queue().List(ctx, storage.JobFilter{Kind: workflow.FinishKind, RunID: res.Run.ID})
+	jobs, err := other.Queue().List(ctx, acidic.JobFilter{Kind: workflow.FinishKind, RunID: res.Run.ID})
 	if err != nil || len(jobs) != 1 || len(jobs[0].Errors) != 0 || jobs[0].MaxAttempts <= jobs[0].Attempt {
 		t.Fatalf("finish job after the snooze: %+v, %v; want no error recorded and an attempt left", jobs, err)
 	}

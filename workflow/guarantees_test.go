@@ -13,9 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -108,10 +108,10 @@ func watchAwaiting(t *testing.T, drv *postgres.Driver) func() []uuid.UUID {
 }
 
 // isSerializationFailure reports whether err aborted a transaction that
-// may succeed when run again (see storage.ErrSerialization).
+// may succeed when run again (see acidic.ErrSerialization).
 func isSerializationFailure(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.Is(err, storage.ErrSerialization) ||
+	return errors.Is(err, acidic.ErrSerialization) ||
 		errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
@@ -169,8 +169,8 @@ func TestAwaitOfExistingKeyFails(t *testing.T) {
 			startEngine(t, e)
 			id := enqueue(t, e, "parent", guarArgs{})
 
-			r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-			if r.State != storage.RunFailed {
+			r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+			if r.State != acidic.RunFailed {
 				t.Fatalf("parent %s (awaiting %d, error %q), want failed", r.State, r.Awaiting, r.Error)
 			}
 			if !strings.Contains(r.Error, workflow.ErrAwaitExisting.Error()) || !strings.Contains(r.Error, pre.Run.ID.String()) {
@@ -179,7 +179,7 @@ func TestAwaitOfExistingKeyFails(t *testing.T) {
 			if r.Awaiting != 0 || r.RecoveryPoint != "fan-out" {
 				t.Errorf("parent awaits %d at %q, want 0 at fan-out", r.Awaiting, r.RecoveryPoint)
 			}
-			if s := stepLog(t, r, "fan-out"); s.State != storage.StepFailed || !strings.Contains(s.Error, workflow.ErrAwaitExisting.Error()) {
+			if s := stepLog(t, r, "fan-out"); s.State != acidic.StepFailed || !strings.Contains(s.Error, workflow.ErrAwaitExisting.Error()) {
 				t.Errorf("fan-out step log %s %q, want failed with ErrAwaitExisting", s.State, s.Error)
 			}
 			if len(r.Steps) != 1 {
@@ -226,7 +226,7 @@ func TestAwaitOfExistingKeyFails(t *testing.T) {
 			if old.ParentRunID != uuid.Nil || old.ParentStep != "" {
 				t.Errorf("the existing run became a child of %s (step %q)", old.ParentRunID, old.ParentStep)
 			}
-			children, err := e.List(ctx, storage.RunFilter{ParentRunID: id})
+			children, err := e.List(ctx, acidic.RunFilter{ParentRunID: id})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +240,7 @@ func TestAwaitOfExistingKeyFails(t *testing.T) {
 				t.Errorf("the fresh child staged by the failed step exists (%d rows)", n)
 			}
 			for _, j := range waitJobsFinal(t, drv, id, "parent") {
-				if j.State != storage.JobDiscarded {
+				if j.State != acidic.JobDiscarded {
 					t.Errorf("parent job %d is %s, want discarded", j.ID, j.State)
 				}
 			}
@@ -290,8 +290,8 @@ func TestAwaitWithControlResultIsInvalid(t *testing.T) {
 			startEngine(t, e)
 			id := enqueue(t, e, "parent", guarArgs{})
 
-			r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-			if r.State != storage.RunFailed {
+			r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+			if r.State != acidic.RunFailed {
 				t.Fatalf("parent %s at %q (awaiting %d, error %q), want failed", r.State, r.RecoveryPoint, r.Awaiting, r.Error)
 			}
 			if !strings.Contains(r.Error, steps.ErrInvalid.Error()) || strings.Contains(r.Error, "test setup") {
@@ -307,7 +307,7 @@ func TestAwaitWithControlResultIsInvalid(t *testing.T) {
 			if _, ok := steps.AsControl(errs[0]); ok {
 				t.Errorf("attempt error %v carries the control: it could be taken for one", errs[0])
 			}
-			if s := stepLog(t, r, "fan-out"); s.State != storage.StepFailed {
+			if s := stepLog(t, r, "fan-out"); s.State != acidic.StepFailed {
 				t.Errorf("fan-out step log %s, want failed", s.State)
 			}
 			if len(r.Steps) != 1 {
@@ -428,7 +428,7 @@ func TestStepRetryChecksLeaseFirst(t *testing.T) {
 	if r.RecoveryPoint != "first" || r.Cursor != 0 || st.N != 0 {
 		t.Errorf("run at %q cursor %d attrs %s; the run's progress must not move", r.RecoveryPoint, r.Cursor, r.Attrs)
 	}
-	if r.LockedBy != thief || r.State != storage.RunRunning {
+	if r.LockedBy != thief || r.State != acidic.RunRunning {
 		t.Errorf("run %s locked by %q; the thief's lease must stand", r.State, r.LockedBy)
 	}
 	if r.Error != "" || len(r.Steps) != 0 {

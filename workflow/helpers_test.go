@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -91,9 +92,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 }
 
 // jobsOf lists the jobs of a run, of one kind when kind is set.
-func jobsOf(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*storage.Job {
+func jobsOf(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*acidic.Job {
 	t.Helper()
-	jobs, err := drv.JobList(context.Background(), storage.JobFilter{RunID: runID, Kind: kind})
+	jobs, err := drv.JobList(context.Background(), acidic.JobFilter{RunID: runID, Kind: kind})
 	if err != nil {
 		t.Fatalf("JobList(run %s): %v", runID, err)
 	}
@@ -101,18 +102,18 @@ func jobsOf(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*s
 }
 
 // liveJobStates are the states of a job that may still run.
-var liveJobStates = []storage.JobState{storage.JobPending, storage.JobAvailable, storage.JobScheduled, storage.JobRunning, storage.JobRetryable}
+var liveJobStates = []acidic.JobState{acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRunning, acidic.JobRetryable}
 
-func liveJobs(t *testing.T, drv storage.Driver, runID uuid.UUID) []*storage.Job {
+func liveJobs(t *testing.T, drv storage.Driver, runID uuid.UUID) []*acidic.Job {
 	t.Helper()
-	jobs, err := drv.JobList(context.Background(), storage.JobFilter{RunID: runID, States: liveJobStates})
+	jobs, err := drv.JobList(context.Background(), acidic.JobFilter{RunID: runID, States: liveJobStates})
 	if err != nil {
 		t.Fatalf("JobList(run %s): %v", runID, err)
 	}
 	return jobs
 }
 
-func describeJobs(jobs []*storage.Job) string {
+func describeJobs(jobs []*acidic.Job) string {
 	s := ""
 	for _, j := range jobs {
 		s += fmt.Sprintf("[job %d %s %s attempt %d/%d] ", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts)
@@ -122,9 +123,9 @@ func describeJobs(jobs []*storage.Job) string {
 
 // waitJobsFinal waits until every job of the run (of kind, when set) reached
 // a final state, and returns them.
-func waitJobsFinal(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*storage.Job {
+func waitJobsFinal(t *testing.T, drv storage.Driver, runID uuid.UUID, kind string) []*acidic.Job {
 	t.Helper()
-	var jobs []*storage.Job
+	var jobs []*acidic.Job
 	waitFor(t, 20*time.Second, "the run's jobs to finish", func() (bool, string) {
 		jobs = jobsOf(t, drv, runID, kind)
 		for _, j := range jobs {
@@ -153,7 +154,7 @@ func countRows(t *testing.T, drv *postgres.Driver, name, where string, args ...a
 }
 
 // stepLog returns the step log entry of a step by name.
-func stepLog(t *testing.T, r *workflow.Run, name string) storage.Step {
+func stepLog(t *testing.T, r *acidic.Run, name string) acidic.Step {
 	t.Helper()
 	for _, s := range r.Steps {
 		if s.Name == name {
@@ -161,11 +162,11 @@ func stepLog(t *testing.T, r *workflow.Run, name string) storage.Step {
 		}
 	}
 	t.Fatalf("run %s: no step %q in the step log %+v", r.ID, name, r.Steps)
-	return storage.Step{}
+	return acidic.Step{}
 }
 
 // getRun reads a run with its step log.
-func getRun(t *testing.T, e *workflow.Engine, id uuid.UUID) *workflow.Run {
+func getRun(t *testing.T, e *workflow.Engine, id uuid.UUID) *acidic.Run {
 	t.Helper()
 	r, err := e.Get(context.Background(), id)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -55,17 +56,17 @@ import (
 // ends with it (failed, or cancelled), and is settled in the same
 // transaction. A finished run that was not settled yet (its executor died
 // between the step that finished it and the settling) is settled now.
-func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*queue.Job) error {
+func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error {
 	for _, j := range jobs {
 		if j.RunID == uuid.Nil || j.Kind == FinishKind {
 			continue
 		}
-		state := run.Failed
-		if j.State == storage.JobCancelled {
-			state = run.Cancelled
+		state := acidic.RunFailed
+		if j.State == acidic.JobCancelled {
+			state = acidic.RunCancelled
 		}
-		r, ended, err := tx.RunEnd(ctx, storage.RunEnd{ID: j.RunID, Job: j.ID, Kind: j.Kind, State: state, Error: endReason(j)})
-		if errors.Is(err, storage.ErrNotFound) {
+		r, ended, err := tx.RunEnd(ctx, storage.RunEndParams{ID: j.RunID, Job: j.ID, Kind: j.Kind, State: state, Error: endReason(j)})
+		if errors.Is(err, acidic.ErrNotFound) {
 			continue // the run was deleted
 		}
 		if err != nil {
@@ -90,11 +91,11 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*queue.Job
 // the lease. The caller then ends its job; jobsEnded finds the run ended.
 // Should this fail (the database, a lost lease), the job's end still ends
 // the run through jobsEnded, unless another job carries it on.
-func (e *Engine) endRun(ctx context.Context, d Definition, rec *storage.Run, lease run.Lease, state storage.RunState, reason string) {
+func (e *Engine) endRun(ctx context.Context, d Definition, rec *acidic.Run, lease run.Lease, state acidic.RunState, reason string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		next, err := tx.RunRelease(ctx, storage.RunRelease{ID: rec.ID, Token: lease.Token, State: state, Error: reason})
+		next, err := tx.RunRelease(ctx, storage.RunReleaseParams{ID: rec.ID, Token: lease.Token, State: state, Error: reason})
 		if err != nil {
 			return err
 		}
@@ -106,15 +107,15 @@ func (e *Engine) endRun(ctx context.Context, d Definition, rec *storage.Run, lea
 }
 
 // endReason is the run's error when job j, which carried it, ended for good.
-func endReason(j *queue.Job) string {
+func endReason(j *acidic.Job) string {
 	var last string
 	if n := len(j.Errors); n > 0 && j.Errors[n-1].Attempt == j.Attempt {
 		last = j.Errors[n-1].Error
 	}
 	switch {
-	case j.State == storage.JobCancelled && last != "":
+	case j.State == acidic.JobCancelled && last != "":
 		return last
-	case j.State == storage.JobCancelled:
+	case j.State == acidic.JobCancelled:
 		return fmt.Sprintf("job %d cancelled", j.ID)
 	case j.Attempt >= j.MaxAttempts && last != "":
 		return fmt.Sprintf("attempts exhausted (%d of %d): %s", j.Attempt, j.MaxAttempts, last)
@@ -132,8 +133,8 @@ func endReason(j *queue.Job) string {
 // The counting runs in its own READ COMMITTED transaction, never in the
 // child's SERIALIZABLE step transaction, so siblings finishing together
 // cannot make a child's step run again.
-func (e *Engine) settle(ctx context.Context, tx storage.Executor, d Definition, r *storage.Run) error {
-	r, marked, err := tx.RunSettle(ctx, r.ID)
+func (e *Engine) settle(ctx context.Context, tx storage.Executor, d Definition, r *acidic.Run) error {
+	r, marked, err := tx.RunSettle(ctx, storage.RunSettleParams{ID: r.ID})
 	if err != nil || !marked {
 		return err
 	}
@@ -141,7 +142,7 @@ func (e *Engine) settle(ctx context.Context, tx storage.Executor, d Definition, 
 }
 
 // settleNow settles a finished run in a transaction of its own.
-func (e *Engine) settleNow(ctx context.Context, d Definition, r *storage.Run) error {
+func (e *Engine) settleNow(ctx context.Context, d Definition, r *acidic.Run) error {
 	return e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		return e.settle(ctx, tx, d, r)
 	})
@@ -149,7 +150,7 @@ func (e *Engine) settleNow(ctx context.Context, d Definition, r *storage.Run) er
 
 // owes reports whether a finished run of d has obligations to meet: a
 // finish callback to stage or a parent to count it off.
-func owes(d Definition, r *storage.Run) bool {
+func owes(d Definition, r *acidic.Run) bool {
 	return hasFinish(d) || r.ParentRunID != uuid.Nil
 }
 
@@ -159,15 +160,15 @@ func owes(d Definition, r *storage.Run) bool {
 func hasFinish(d Definition) bool { return d == nil || d.options().OnFinish != nil }
 
 // owed does what a finished run owes, in the transaction that settles it.
-func (e *Engine) owed(ctx context.Context, tx storage.Executor, d Definition, r *storage.Run) error {
+func (e *Engine) owed(ctx context.Context, tx storage.Executor, d Definition, r *acidic.Run) error {
 	if err := e.stageFinish(ctx, tx, d, r); err != nil {
 		return err
 	}
 	if r.ParentRunID == uuid.Nil {
 		return nil
 	}
-	parent, counted, err := tx.RunChildFinished(ctx, r.ID)
-	if err != nil || !counted || parent.State != storage.RunPending {
+	parent, counted, err := tx.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: r.ID})
+	if err != nil || !counted || parent.State != acidic.RunPending {
 		return err
 	}
 	return e.enqueueRunJob(ctx, tx, parent)
@@ -175,7 +176,7 @@ func (e *Engine) owed(ctx context.Context, tx storage.Executor, d Definition, r 
 
 // stageFinish enqueues the finish callback job of a run that just finished,
 // in the transaction that settles it.
-func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definition, r *storage.Run) error {
+func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definition, r *acidic.Run) error {
 	if !hasFinish(d) {
 		return nil
 	}
@@ -186,7 +187,7 @@ func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definit
 // enqueueRunJob enqueues the job that executes a run's next steps. The
 // workflow need not be registered in this process (a CLI retrying a run):
 // then the queue's defaults apply for priority and attempts.
-func (e *Engine) enqueueRunJob(ctx context.Context, ex storage.Executor, r *storage.Run) error {
+func (e *Engine) enqueueRunJob(ctx context.Context, ex storage.Executor, r *acidic.Run) error {
 	opts := queue.EnqueueOptions{Queue: r.Queue}
 	if d, err := e.definition(r.Workflow); err == nil {
 		opts.Priority, opts.MaxAttempts = d.options().Priority, d.options().MaxAttempts

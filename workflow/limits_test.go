@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
@@ -23,7 +24,7 @@ type namedArgs struct {
 // TestEnqueueRefusesValuesBeyondLimits: a run whose idempotency key (given
 // or derived by the workflow's key strategy), arguments, queue or schedule
 // the storage cannot hold is refused by Enqueue and EnqueueTx with an error
-// matching workflow.ErrInvalid and storage.ErrInvalid and naming the field;
+// matching workflow.ErrInvalid and acidic.ErrInvalid and naming the field;
 // neither the run nor its job is written, even inside the caller's
 // transaction, which stays usable.
 func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
@@ -67,8 +68,8 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 		check := func(how string, err error) {
 			t.Helper()
 			switch {
-			case !errors.Is(err, workflow.ErrInvalid) || !errors.Is(err, storage.ErrInvalid):
-				t.Errorf("%s (%s): err = %v, want workflow.ErrInvalid and storage.ErrInvalid", tc.name, how, err)
+			case !errors.Is(err, workflow.ErrInvalid) || !errors.Is(err, acidic.ErrInvalid):
+				t.Errorf("%s (%s): err = %v, want workflow.ErrInvalid and acidic.ErrInvalid", tc.name, how, err)
 			case !strings.Contains(err.Error(), tc.mention) || strings.Contains(err.Error(), "SQLSTATE"):
 				t.Errorf("%s (%s): err = %v, want it to say %q (and not come from the database)", tc.name, how, err, tc.mention)
 			}
@@ -102,7 +103,7 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 		"step name with NUL":     workflow.Define("w", workflow.Options{}, steps.Do("s\x00", func(context.Context, *steps.Context[namedArgs, struct{}]) error { return nil })),
 		"queue with newline":     workflow.Define("w", workflow.Options{Queue: "q\n"}, noop),
 	} {
-		if err := e.Register(d); !errors.Is(err, workflow.ErrInvalidDefinition) || !errors.Is(err, storage.ErrInvalid) {
+		if err := e.Register(d); !errors.Is(err, workflow.ErrInvalidDefinition) || !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("Register (%s): %v, want ErrInvalidDefinition", name, err)
 		}
 	}
@@ -126,20 +127,20 @@ func TestStepErrorTextIsRecorded(t *testing.T) {
 	dirty := enqueue(t, e, "dirty", namedArgs{})
 	big := enqueue(t, e, "huge", namedArgs{})
 
-	r := waitRun(t, e, dirty, storage.RunFailed)
+	r := waitRun(t, e, dirty, acidic.RunFailed)
 	want := "card  declined \uFFFD"
 	if r.Error != "attempts exhausted (2 of 2): "+want {
 		t.Errorf("run error = %q, want the attempts exhausted with %q", r.Error, want)
 	}
-	if s := stepLog(t, r, "breaks"); s.State != storage.StepFailed || s.Error != want || s.Attempt != 2 {
+	if s := stepLog(t, r, "breaks"); s.State != acidic.StepFailed || s.Error != want || s.Attempt != 2 {
 		t.Errorf("step log = %+v, want failed at attempt 2 with %q", s, want)
 	}
 	j := waitJobsFinal(t, drv, dirty, "dirty")
-	if len(j) != 1 || j[0].State != storage.JobDiscarded || len(j[0].Errors) != 2 || j[0].Errors[1].Error != want {
+	if len(j) != 1 || j[0].State != acidic.JobDiscarded || len(j[0].Errors) != 2 || j[0].Errors[1].Error != want {
 		t.Errorf("job = %s, errors %+v", describeJobs(j), j[0].Errors)
 	}
 
-	r = waitRun(t, e, big, storage.RunFailed)
+	r = waitRun(t, e, big, acidic.RunFailed)
 	if s := stepLog(t, r, "breaks"); len(r.Error) > storage.MaxTextBytes || len(s.Error) > storage.MaxTextBytes ||
 		!utf8.ValidString(r.Error) || !strings.Contains(r.Error, "bytes in all") || !strings.HasPrefix(r.Error, "attempts exhausted (2 of 2): ") ||
 		!strings.Contains(s.Error, "bytes in all") || !utf8.ValidString(s.Error) {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -47,19 +47,19 @@ func TestRetryResumesFailedRunAtRecoveryPoint(t *testing.T) {
 	ctx := ctxT(t)
 	id := enqueue(t, e, "fragile", profileArgs{})
 
-	r := waitRun(t, e, id, storage.RunFailed, storage.RunSucceeded)
-	if r.State != storage.RunFailed || !strings.Contains(r.Error, "upstream is down") || r.RecoveryPoint != "two" {
+	r := waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded)
+	if r.State != acidic.RunFailed || !strings.Contains(r.Error, "upstream is down") || r.RecoveryPoint != "two" {
 		t.Fatalf("run %s at %q with error %q; want failed at two with the step's error", r.State, r.RecoveryPoint, r.Error)
 	}
 	if r.FinishedAt == nil {
 		t.Errorf("failed run has no FinishedAt")
 	}
-	if s := stepLog(t, r, "two"); s.State != storage.StepFailed || s.Executions != 2 {
+	if s := stepLog(t, r, "two"); s.State != acidic.StepFailed || s.Executions != 2 {
 		t.Errorf("step two log %s with %d executions, want failed twice", s.State, s.Executions)
 	}
 	// Wait for the failed job to be written off before retrying.
 	for _, j := range waitJobsFinal(t, drv, id, "fragile") {
-		if j.State != storage.JobDiscarded {
+		if j.State != acidic.JobDiscarded {
 			t.Errorf("job %d %s, want discarded", j.ID, j.State)
 		}
 	}
@@ -72,11 +72,11 @@ func TestRetryResumesFailedRunAtRecoveryPoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
-	if retried.State != storage.RunPending {
+	if retried.State != acidic.RunPending {
 		t.Errorf("Retry returned a %s run, want pending", retried.State)
 	}
-	r = waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r = waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("after Retry: run %s: %s", r.State, r.Error)
 	}
 	if calls.get("one") != 1 || calls.get("three") != 1 {
@@ -94,8 +94,8 @@ func TestRetryResumesFailedRunAtRecoveryPoint(t *testing.T) {
 	if _, err := e.Retry(ctx, id); !errors.Is(err, workflow.ErrNotRetryable) {
 		t.Errorf("Retry of a succeeded run: err %v, want ErrNotRetryable", err)
 	}
-	if _, err := e.Retry(ctx, uuid.New()); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("Retry of an unknown run: err %v, want storage.ErrNotFound", err)
+	if _, err := e.Retry(ctx, uuid.New()); !errors.Is(err, acidic.ErrNotFound) {
+		t.Errorf("Retry of an unknown run: err %v, want acidic.ErrNotFound", err)
 	}
 	if n := len(jobsOf(t, drv, id, "")); n != 2 {
 		t.Errorf("run has %d jobs, want 2 (the failed one and the retry's)", n)
@@ -145,7 +145,7 @@ func TestRetryRightAfterHaltResumesRun(t *testing.T) {
 	close(proceed)
 	waitFor(t, 10*time.Second, "the run to halt at step two", func() (bool, string) {
 		r := getRun(t, e, id)
-		return r.State == storage.RunHalted && r.RecoveryPoint == "two" && r.LockedBy == "", string(r.State) + " at " + r.RecoveryPoint
+		return r.State == acidic.RunHalted && r.RecoveryPoint == "two" && r.LockedBy == "", string(r.State) + " at " + r.RecoveryPoint
 	})
 	if _, err := e.Retry(ctx, id); err != nil {
 		t.Fatalf("Retry: %v", err)
@@ -155,7 +155,7 @@ func TestRetryRightAfterHaltResumesRun(t *testing.T) {
 	}
 
 	deadline := time.Now().Add(5 * time.Second)
-	for getRun(t, e, id).State != storage.RunSucceeded {
+	for getRun(t, e, id).State != acidic.RunSucceeded {
 		if time.Now().After(deadline) {
 			r := getRun(t, e, id)
 			t.Fatalf("run %s at %s 5s after Retry, want succeeded; jobs: %s", r.State, r.RecoveryPoint, describeJobs(jobsOf(t, drv, id, "")))
@@ -206,7 +206,7 @@ func TestCancelRunningStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Cancel: %v", err)
 	}
-	if r.State != storage.RunCancelled || r.FinishedAt == nil {
+	if r.State != acidic.RunCancelled || r.FinishedAt == nil {
 		t.Fatalf("Cancel returned a %s run (finished %v)", r.State, r.FinishedAt)
 	}
 	select {
@@ -216,13 +216,13 @@ func TestCancelRunningStep(t *testing.T) {
 		t.Fatal("the running step's context was not cancelled")
 	}
 	for _, j := range waitJobsFinal(t, drv, id, "blocking") {
-		if j.State != storage.JobCancelled {
+		if j.State != acidic.JobCancelled {
 			t.Errorf("job %d %s, want cancelled", j.ID, j.State)
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // nothing may run later
 	r = getRun(t, e, id)
-	if r.State != storage.RunCancelled || r.RecoveryPoint != "wait" {
+	if r.State != acidic.RunCancelled || r.RecoveryPoint != "wait" {
 		t.Errorf("run %s at %s, want cancelled at wait", r.State, r.RecoveryPoint)
 	}
 	if calls.get("after") != 0 {
@@ -234,7 +234,7 @@ func TestCancelRunningStep(t *testing.T) {
 
 	// Cancelling again returns the run unchanged.
 	again, err := e.Cancel(ctx, id)
-	if err != nil || again.State != storage.RunCancelled || !again.UpdatedAt.Equal(r.UpdatedAt) {
+	if err != nil || again.State != acidic.RunCancelled || !again.UpdatedAt.Equal(r.UpdatedAt) {
 		t.Errorf("second Cancel: %+v, %v; want the cancelled run unchanged", again, err)
 	}
 }
@@ -263,11 +263,11 @@ func TestCancelSnoozingRun(t *testing.T) {
 		return n >= 3, fmt.Sprintf("%d polls", n)
 	})
 	r, err := e.Cancel(ctx, id)
-	if err != nil || r.State != storage.RunCancelled {
+	if err != nil || r.State != acidic.RunCancelled {
 		t.Fatalf("Cancel: %+v, %v", r, err)
 	}
 	for _, j := range waitJobsFinal(t, drv, id, "poller") {
-		if j.State != storage.JobCancelled {
+		if j.State != acidic.JobCancelled {
 			t.Errorf("job %d %s, want cancelled", j.ID, j.State)
 		}
 	}
@@ -279,7 +279,7 @@ func TestCancelSnoozingRun(t *testing.T) {
 	if calls.get("after") != 0 {
 		t.Errorf("step after ran")
 	}
-	if r := getRun(t, e, id); r.State != storage.RunCancelled {
+	if r := getRun(t, e, id); r.State != acidic.RunCancelled {
 		t.Errorf("run %s, want cancelled", r.State)
 	}
 	if jobs := liveJobs(t, drv, id); len(jobs) != 0 {
@@ -295,15 +295,15 @@ func TestCancelFinishedOrUnknownRun(t *testing.T) {
 	startEngine(t, e)
 	ctx := ctxT(t)
 	id := enqueue(t, e, "quick", profileArgs{})
-	done := waitRun(t, e, id, storage.RunSucceeded)
+	done := waitRun(t, e, id, acidic.RunSucceeded)
 	r, err := e.Cancel(ctx, id)
 	if err != nil {
 		t.Fatalf("Cancel of a succeeded run: %v", err)
 	}
-	if r.State != storage.RunSucceeded || r.Error != "" || !r.UpdatedAt.Equal(done.UpdatedAt) {
+	if r.State != acidic.RunSucceeded || r.Error != "" || !r.UpdatedAt.Equal(done.UpdatedAt) {
 		t.Errorf("Cancel of a succeeded run returned %s (error %q), want it unchanged", r.State, r.Error)
 	}
-	if r := getRun(t, e, id); r.State != storage.RunSucceeded {
+	if r := getRun(t, e, id); r.State != acidic.RunSucceeded {
 		t.Errorf("run %s after Cancel, want still succeeded", r.State)
 	}
 
@@ -313,8 +313,8 @@ func TestCancelFinishedOrUnknownRun(t *testing.T) {
 				t.Errorf("Cancel of an unknown run panicked: %v", p)
 			}
 		}()
-		if _, err := e.Cancel(ctx, uuid.New()); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("Cancel of an unknown run: err %v, want storage.ErrNotFound", err)
+		if _, err := e.Cancel(ctx, uuid.New()); !errors.Is(err, acidic.ErrNotFound) {
+			t.Errorf("Cancel of an unknown run: err %v, want acidic.ErrNotFound", err)
 		}
 	}()
 }
@@ -348,10 +348,10 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 	id := enqueue(t, first, "backingoff", profileArgs{})
 
 	// Step two fails on attempt 1 of 3: the job waits an hour to retry.
-	var backingOff *storage.Job
+	var backingOff *acidic.Job
 	waitFor(t, 10*time.Second, "the run's job to back off", func() (bool, string) {
 		jobs := jobsOf(t, drv, id, "")
-		if len(jobs) == 1 && jobs[0].State == storage.JobRetryable {
+		if len(jobs) == 1 && jobs[0].State == acidic.JobRetryable {
 			backingOff = jobs[0]
 			return true, ""
 		}
@@ -360,7 +360,7 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 	if wait := time.Until(backingOff.ScheduledAt); wait < 30*time.Minute || backingOff.Attempt != 1 {
 		t.Fatalf("job %d: attempt %d, due in %s; want attempt 1 due in about an hour", backingOff.ID, backingOff.Attempt, wait.Round(time.Second))
 	}
-	if r := getRun(t, first, id); r.State != storage.RunPending || r.RecoveryPoint != "two" || r.LockedBy != "" {
+	if r := getRun(t, first, id); r.State != acidic.RunPending || r.RecoveryPoint != "two" || r.LockedBy != "" {
 		t.Fatalf("run %s at %q locked by %q; want pending at two, unlocked", r.State, r.RecoveryPoint, r.LockedBy)
 	}
 	// No worker may take the job between Retry and the checks below.
@@ -370,7 +370,7 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Retry of a pending run: %v", err)
 	}
-	if retried.State != storage.RunPending {
+	if retried.State != acidic.RunPending {
 		t.Errorf("Retry returned a %s run, want pending", retried.State)
 	}
 	jobs := jobsOf(t, drv, id, "")
@@ -379,7 +379,7 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 	}
 	j := jobs[0]
 	due := countRows(t, drv, "jobs", "id = $1 AND scheduled_at <= now()", j.ID) == 1
-	if j.ID != backingOff.ID || j.State != storage.JobAvailable || !due || j.Attempt != 1 {
+	if j.ID != backingOff.ID || j.State != acidic.JobAvailable || !due || j.Attempt != 1 {
 		t.Fatalf("after Retry: job %d %s, attempt %d, scheduled at %s (due now: %v); want job %d available now, attempt 1",
 			j.ID, j.State, j.Attempt, j.ScheduledAt.Format(time.RFC3339Nano), due, backingOff.ID)
 	}
@@ -390,7 +390,7 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 		r := getRun(t, second, id)
 		return r.State.Final(), fmt.Sprintf("run %s at %s; jobs %s", r.State, r.RecoveryPoint, describeJobs(jobsOf(t, drv, id, "")))
 	})
-	if r := getRun(t, second, id); r.State != storage.RunSucceeded {
+	if r := getRun(t, second, id); r.State != acidic.RunSucceeded {
 		t.Fatalf("after Retry: run %s at %s (%s), want succeeded; jobs %s", r.State, r.RecoveryPoint, r.Error, describeJobs(jobsOf(t, drv, id, "")))
 	}
 	if calls.get("one") != 1 || calls.get("two") != 2 {
@@ -402,7 +402,7 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 		}
 	}
 	jobs = waitJobsFinal(t, drv, id, "")
-	if len(jobs) != 1 || jobs[0].State != storage.JobCompleted || jobs[0].Attempt != 2 {
+	if len(jobs) != 1 || jobs[0].State != acidic.JobCompleted || jobs[0].Attempt != 2 {
 		t.Errorf("jobs %s; want the one job, completed on attempt 2", describeJobs(jobs))
 	}
 }
@@ -436,18 +436,18 @@ func TestRetryOfCancelledRunKeepsCommittedStep(t *testing.T) {
 	waitFor(t, 10*time.Second, "the run to snooze in step two", func() (bool, string) {
 		r := getRun(t, e, id)
 		jobs := jobsOf(t, drv, id, "")
-		ok := r.State == storage.RunPending && r.RecoveryPoint == "two" && r.LockedBy == "" &&
-			len(jobs) == 1 && jobs[0].State == storage.JobScheduled
+		ok := r.State == acidic.RunPending && r.RecoveryPoint == "two" && r.LockedBy == "" &&
+			len(jobs) == 1 && jobs[0].State == acidic.JobScheduled
 		return ok, fmt.Sprintf("run %s at %s; jobs %s", r.State, r.RecoveryPoint, describeJobs(jobs))
 	})
 	if n := countEffects(t, drv, id, "one"); n != 1 {
 		t.Fatalf("before the cancel: step one has %d effects, want 1", n)
 	}
-	if r, err := e.Cancel(ctx, id); err != nil || r.State != storage.RunCancelled {
+	if r, err := e.Cancel(ctx, id); err != nil || r.State != acidic.RunCancelled {
 		t.Fatalf("Cancel: %+v, %v", r, err)
 	}
 	for _, j := range waitJobsFinal(t, drv, id, "") {
-		if j.State != storage.JobCancelled {
+		if j.State != acidic.JobCancelled {
 			t.Errorf("job %d %s after Cancel, want cancelled", j.ID, j.State)
 		}
 	}
@@ -457,14 +457,14 @@ func TestRetryOfCancelledRunKeepsCommittedStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Retry of a cancelled run: %v", err)
 	}
-	if retried.State != storage.RunPending {
+	if retried.State != acidic.RunPending {
 		t.Errorf("Retry returned a %s run, want pending", retried.State)
 	}
 	waitFor(t, 10*time.Second, "the retried run to finish", func() (bool, string) {
 		r := getRun(t, e, id)
 		return r.State.Final(), fmt.Sprintf("run %s at %s; jobs %s", r.State, r.RecoveryPoint, describeJobs(jobsOf(t, drv, id, "")))
 	})
-	if r := getRun(t, e, id); r.State != storage.RunSucceeded {
+	if r := getRun(t, e, id); r.State != acidic.RunSucceeded {
 		t.Fatalf("after Retry: run %s at %s (%s), want succeeded; jobs %s", r.State, r.RecoveryPoint, r.Error, describeJobs(jobsOf(t, drv, id, "")))
 	}
 	r := getRun(t, e, id)
@@ -474,7 +474,7 @@ func TestRetryOfCancelledRunKeepsCommittedStep(t *testing.T) {
 	if n := countEffects(t, drv, id, "two"); n != 1 || twos.Load() != 2 {
 		t.Errorf("step two: %d effects, %d executions; want 1, and 2 (the snooze, then the retry)", n, twos.Load())
 	}
-	if s := stepLog(t, r, "one"); s.State != storage.StepSucceeded || s.Executions != 1 {
+	if s := stepLog(t, r, "one"); s.State != acidic.StepSucceeded || s.Executions != 1 {
 		t.Errorf("step one log: %s after %d executions, want succeeded once", s.State, s.Executions)
 	}
 	if r.Error != "" {

@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -45,13 +45,13 @@ func TestRetryManyResumesFailedRunsAndWaitSeesThemFinish(t *testing.T) {
 	otherID := enqueue(t, e, "other", contendedArgs{})
 	for _, id := range append(ids, otherID) {
 		r, err := e.Wait(ctx, id)
-		if err != nil || r.State != storage.RunFailed {
+		if err != nil || r.State != acidic.RunFailed {
 			t.Fatalf("Wait(%s) = %v, %v; want the run failed", id, r, err)
 		}
 	}
 
 	healthy.Store(true)
-	retried, err := e.RetryMany(ctx, storage.RunFilter{Workflow: "flaky", Limit: 2})
+	retried, err := e.RetryMany(ctx, acidic.RunFilter{Workflow: "flaky", Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +60,11 @@ func TestRetryManyResumesFailedRunsAndWaitSeesThemFinish(t *testing.T) {
 	}
 	for _, id := range ids {
 		r, err := e.Wait(ctx, id)
-		if err != nil || r.State != storage.RunSucceeded {
+		if err != nil || r.State != acidic.RunSucceeded {
 			t.Fatalf("after RetryMany: run %s %v, %v; want succeeded", id, r.State, err)
 		}
 	}
-	if r, _ := e.Get(ctx, otherID); r.State != storage.RunFailed {
+	if r, _ := e.Get(ctx, otherID); r.State != acidic.RunFailed {
 		t.Fatalf("a run of another workflow was retried: %s", r.State)
 	}
 
@@ -77,7 +77,7 @@ func TestRetryManyResumesFailedRunsAndWaitSeesThemFinish(t *testing.T) {
 	startEngine(t, e2)
 	hid := enqueue(t, e2, "halts", contendedArgs{})
 	// A halted run rests until Retry: Wait returns it, halted.
-	if r, err := e2.Wait(ctx, hid); err != nil || r.State != storage.RunHalted || r.RecoveryPoint != "b" {
+	if r, err := e2.Wait(ctx, hid); err != nil || r.State != acidic.RunHalted || r.RecoveryPoint != "b" {
 		t.Fatalf("Wait on a halting run: %+v, %v; want it halted at b", r, err)
 	}
 }

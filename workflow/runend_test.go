@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -37,7 +38,7 @@ func finishJobs(t *testing.T, drv *postgres.Driver, runID uuid.UUID) int {
 // requireEnded checks a run ended in state want with an error containing
 // errPart, settled once, with no unfinished job left, and that Wait
 // returns it.
-func requireEnded(t *testing.T, e *workflow.Engine, drv *postgres.Driver, id uuid.UUID, want storage.RunState, errPart string) *workflow.Run {
+func requireEnded(t *testing.T, e *workflow.Engine, drv *postgres.Driver, id uuid.UUID, want acidic.RunState, errPart string) *acidic.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -52,7 +53,7 @@ func requireEnded(t *testing.T, e *workflow.Engine, drv *postgres.Driver, id uui
 		t.Errorf("ended run: settled %v, locked by %q, finished %v; want settled, unlocked, finished", r.SettledAt, r.LockedBy, r.FinishedAt)
 	}
 	waitFor(t, 20*time.Second, "the run's jobs to end", func() (bool, string) {
-		var live []*storage.Job
+		var live []*acidic.Job
 		for _, j := range liveJobs(t, drv, id) {
 			if j.Kind == r.Workflow {
 				live = append(live, j)
@@ -73,7 +74,7 @@ type onFinishCounter struct {
 	calls map[uuid.UUID]int
 }
 
-func (c *onFinishCounter) fn(ctx context.Context, r *workflow.Run) error {
+func (c *onFinishCounter) fn(ctx context.Context, r *acidic.Run) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.calls == nil {
@@ -105,11 +106,11 @@ func TestPanicOnLastAttemptFailsTheRun(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(1), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "panics", endArgs{N: 7})
-	r := requireEnded(t, e, drv, id, storage.RunFailed, "card 7 declined")
+	r := requireEnded(t, e, drv, id, acidic.RunFailed, "card 7 declined")
 	if !strings.Contains(r.Error, "attempts exhausted (2 of 2)") {
 		t.Errorf("run error %q does not say the attempts ran out", r.Error)
 	}
-	if s := stepLog(t, r, "boom"); s.State != storage.StepFailed || !strings.Contains(s.Error, "panicked") || s.Attempt != 2 {
+	if s := stepLog(t, r, "boom"); s.State != acidic.StepFailed || !strings.Contains(s.Error, "panicked") || s.Attempt != 2 {
 		t.Errorf("step log: %s on attempt %d: %q; want failed on attempt 2, saying it panicked", s.State, s.Attempt, s.Error)
 	}
 	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
@@ -129,15 +130,15 @@ func TestChildPanicOnLastAttemptReleasesItsParent(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(2), child, parent)
 	startEngine(t, e)
 	id := enqueue(t, e, "waiting-parent", endArgs{})
-	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed, storage.RunCancelled)
-	if r.State != storage.RunFailed || !strings.Contains(r.Error, "child") {
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled)
+	if r.State != acidic.RunFailed || !strings.Contains(r.Error, "child") {
 		t.Fatalf("parent %s (%q), want failed naming its child", r.State, r.Error)
 	}
 	if after.Load() != 0 {
 		t.Errorf("the parent's next step ran %d times after its child failed", after.Load())
 	}
-	kids, err := e.List(ctxT(t), storage.RunFilter{ParentRunID: id})
-	if err != nil || len(kids) != 1 || kids[0].State != storage.RunFailed || !strings.Contains(kids[0].Error, "child down") {
+	kids, err := e.List(ctxT(t), acidic.RunFilter{ParentRunID: id})
+	if err != nil || len(kids) != 1 || kids[0].State != acidic.RunFailed || !strings.Contains(kids[0].Error, "child down") {
 		t.Fatalf("children: %v, %v; want one failed child saying it panicked", kids, err)
 	}
 }
@@ -186,10 +187,10 @@ func TestRescueOfLastAttemptFailsTheRun(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(res.Rescued) != 1 || res.Rescued[0].State != storage.JobDiscarded {
+	if len(res.Rescued) != 1 || res.Rescued[0].State != acidic.JobDiscarded {
 		t.Fatalf("rescued %v, want the run's job discarded", res.Rescued)
 	}
-	r := requireEnded(t, rescuer, drv, id, storage.RunFailed, "stopped heartbeating")
+	r := requireEnded(t, rescuer, drv, id, acidic.RunFailed, "stopped heartbeating")
 	if !strings.Contains(r.Error, "attempts exhausted (1 of 1)") {
 		t.Errorf("run error %q does not say the attempts ran out", r.Error)
 	}
@@ -232,7 +233,7 @@ func TestOperatorCancelOfTheRunsJobCancelsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	startEngine(t, e)
-	requireEnded(t, e, drv, id, storage.RunCancelled, fmt.Sprintf("job %d cancelled by an operator", jobs[0].ID))
+	requireEnded(t, e, drv, id, acidic.RunCancelled, fmt.Sprintf("job %d cancelled by an operator", jobs[0].ID))
 	waitFor(t, 10*time.Second, "OnFinish", func() (bool, string) { n := finished.get(id); return n == 1, fmt.Sprint(n) })
 	if ran.Load() != 0 {
 		t.Errorf("a step ran %d times after its run's job was cancelled", ran.Load())
@@ -256,7 +257,7 @@ func TestBareQueueClientRefusesToCancelARunsJob(t *testing.T) {
 	if _, err := bare.Cancel(ctxT(t), job.ID); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "workflow") {
 		t.Fatalf("bare client's Cancel of a run's job: %v, want queue.ErrInvalid pointing to the engine", err)
 	}
-	if j := jobsOf(t, drv, id, "bare")[0]; j.State != storage.JobAvailable {
+	if j := jobsOf(t, drv, id, "bare")[0]; j.State != acidic.JobAvailable {
 		t.Errorf("refused cancel left the job %s", j.State)
 	}
 }
@@ -278,11 +279,11 @@ func TestRunOfAnUnknownWorkflowFails(t *testing.T) {
 	startEngine(t, worker)
 	// The unknown kind backs off between attempts: make its retry due.
 	waitFor(t, 60*time.Second, "the run to fail", func() (bool, string) {
-		_, _ = drv.JobMakeDue(ctxT(t), "ghosts")
+		_, _ = drv.JobMakeDue(ctxT(t), storage.JobMakeDueParams{Queue: "ghosts"})
 		r := getRun(t, worker, id)
-		return r.State == storage.RunFailed, string(r.State)
+		return r.State == acidic.RunFailed, string(r.State)
 	})
-	r := requireEnded(t, worker, drv, id, storage.RunFailed, "no worker for job kind")
+	r := requireEnded(t, worker, drv, id, acidic.RunFailed, "no worker for job kind")
 	if !strings.Contains(r.Error, `"ghost"`) {
 		t.Errorf("run error %q does not name the workflow", r.Error)
 	}
@@ -302,7 +303,7 @@ func TestHaltedRunDoesNotResumeByItself(t *testing.T) {
 	startEngine(t, e)
 	id := enqueue(t, e, "halting", endArgs{})
 	r, err := e.Wait(ctxT(t), id)
-	if err != nil || r.State != storage.RunHalted {
+	if err != nil || r.State != acidic.RunHalted {
 		t.Fatalf("Wait: %v, %v; want the run halted", r, err)
 	}
 	// Deliver the run's job again, twice: as a redelivery would.
@@ -312,13 +313,13 @@ func TestHaltedRunDoesNotResumeByItself(t *testing.T) {
 		}
 	}
 	waitJobsFinal(t, drv, id, "halting")
-	if r := getRun(t, e, id); r.State != storage.RunHalted || r.RecoveryPoint != "apply" || next.Load() != 0 {
+	if r := getRun(t, e, id); r.State != acidic.RunHalted || r.RecoveryPoint != "apply" || next.Load() != 0 {
 		t.Fatalf("after redelivered jobs: run %s at %s, apply ran %d times; want halted at apply, not run", r.State, r.RecoveryPoint, next.Load())
 	}
 	if _, err := e.Retry(ctxT(t), id); err != nil {
 		t.Fatal(err)
 	}
-	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded || next.Load() != 1 {
+	if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded || next.Load() != 1 {
 		t.Fatalf("after Retry: %s, apply ran %d times; want succeeded once", r.State, next.Load())
 	}
 }
@@ -374,7 +375,7 @@ func TestSiblingsFinishingTogetherRunTheirStepOnce(t *testing.T) {
 	e := newEngine(t, drv, cfg, child, parent)
 	startEngine(t, e)
 	id := enqueue(t, e, "siblings-parent", endArgs{})
-	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+	if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded {
 		t.Fatalf("parent %s (%s)", r.State, r.Error)
 	}
 	for n := 1; n <= 2; n++ {
@@ -432,12 +433,12 @@ func TestRetriedChildIsCountedOffOnce(t *testing.T) {
 	id := enqueue(t, e, "patient-parent", endArgs{})
 	var a uuid.UUID
 	waitFor(t, 20*time.Second, "child A to fail", func() (bool, string) {
-		kids, err := e.List(ctxT(t), storage.RunFilter{ParentRunID: id})
+		kids, err := e.List(ctxT(t), acidic.RunFilter{ParentRunID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range kids {
-			if string(k.Args) == `{"n": 1}` && k.State == storage.RunFailed && k.SettledAt != nil {
+			if string(k.Args) == `{"n": 1}` && k.State == acidic.RunFailed && k.SettledAt != nil {
 				a = k.ID
 				return true, ""
 			}
@@ -448,15 +449,15 @@ func TestRetriedChildIsCountedOffOnce(t *testing.T) {
 	if _, err := e.Retry(ctxT(t), a); err != nil {
 		t.Fatal(err)
 	}
-	if r := waitRun(t, e, a, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+	if r := waitRun(t, e, a, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded {
 		t.Fatalf("retried child A: %s (%s)", r.State, r.Error)
 	}
 	waitJobsFinal(t, drv, a, "retried-child")
-	if p := getRun(t, e, id); p.State != storage.RunAwaiting || p.Awaiting != 1 || after.Load() != 0 {
+	if p := getRun(t, e, id); p.State != acidic.RunAwaiting || p.Awaiting != 1 || after.Load() != 0 {
 		t.Fatalf("parent after A's retry finished: %s awaiting %d, next step ran %d times; want still awaiting B", p.State, p.Awaiting, after.Load())
 	}
 	close(releaseB)
-	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded || after.Load() != 1 {
+	if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded || after.Load() != 1 {
 		t.Fatalf("parent: %s (%s), next step ran %d times; want succeeded once", r.State, r.Error, after.Load())
 	}
 }
@@ -506,7 +507,7 @@ func TestStopOnTheLastAttemptDoesNotFailTheRun(t *testing.T) {
 	slow.Store(false)
 	b := newEngine(t, drv, engineConfig(1), wf)
 	startEngine(t, b)
-	if r := waitRun(t, b, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+	if r := waitRun(t, b, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s (%s), want it to succeed on another engine", r.State, r.Error)
 	}
 }
@@ -532,7 +533,7 @@ func TestStepCancelEndsTheRunWhateverElseCarriesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	startEngine(t, e)
-	r := requireEnded(t, e, drv, id, storage.RunCancelled, "cancelled by step check: fraud suspected")
+	r := requireEnded(t, e, drv, id, acidic.RunCancelled, "cancelled by step check: fraud suspected")
 	if n := decided.Load(); n != 1 {
 		t.Errorf("the cancelling step ran %d times, want once", n)
 	}
@@ -567,7 +568,7 @@ func TestBareQueueClientLeavesRunJobsToEngines(t *testing.T) {
 	}
 	// The engine's worker claims the first run's job (its last attempt),
 	// then dies; the bare client's maintenance leaves it alone.
-	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: queue.DefaultQueue, Max: 1, WorkerID: "dead"})
+	jobs, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: queue.DefaultQueue, Max: 1, WorkerID: "dead"})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("fetch: %v %d", err, len(jobs))
 	}
@@ -580,14 +581,14 @@ func TestBareQueueClientLeavesRunJobsToEngines(t *testing.T) {
 		t.Fatalf("the engine rescued %v, want the dead worker's job", res.Rescued)
 	}
 	dead := jobs[0].RunID
-	if r := getRun(t, e, dead); r.State != storage.RunFailed || !strings.Contains(r.Error, "stopped heartbeating") {
+	if r := getRun(t, e, dead); r.State != acidic.RunFailed || !strings.Contains(r.Error, "stopped heartbeating") {
 		t.Fatalf("run of the dead worker: %s (%q), want failed by the rescue", r.State, r.Error)
 	}
 	other := id
 	if dead == id {
 		other = second
 	}
-	if r := getRun(t, e, other); r.State != storage.RunPending {
+	if r := getRun(t, e, other); r.State != acidic.RunPending {
 		t.Fatalf("the other run: %s, want pending", r.State)
 	}
 }
@@ -612,7 +613,7 @@ func TestFailedStartLeavesTheEngineUnstarted(t *testing.T) {
 	}
 	startEngine(t, e)
 	id := enqueue(t, e, "late", endArgs{})
-	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+	if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s (%s)", r.State, r.Error)
 	}
 }
@@ -661,7 +662,7 @@ func TestEveryEndOfAChildCountsItOffItsParentOnce(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("child 4 never started")
 	}
-	kids, err := e.List(ctxT(t), storage.RunFilter{ParentRunID: id})
+	kids, err := e.List(ctxT(t), acidic.RunFilter{ParentRunID: id})
 	if err != nil || len(kids) != 4 {
 		t.Fatalf("children: %v, %v", kids, err)
 	}
@@ -672,18 +673,18 @@ func TestEveryEndOfAChildCountsItOffItsParentOnce(t *testing.T) {
 			}
 		}
 	}
-	p := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
-	if p.State != storage.RunSucceeded || p.Awaiting != 0 || after.Load() != 1 {
+	p := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if p.State != acidic.RunSucceeded || p.Awaiting != 0 || after.Load() != 1 {
 		t.Fatalf("parent %s awaiting %d, next step ran %d times; want succeeded once", p.State, p.Awaiting, after.Load())
 	}
 	want := map[string]struct {
-		state storage.RunState
+		state acidic.RunState
 		err   string
 	}{
-		`{"n": 1}`: {storage.RunFailed, "panicked"},
-		`{"n": 2}`: {storage.RunFailed, "bad card"},
-		`{"n": 3}`: {storage.RunCancelled, "cancelled by step end: fraud"},
-		`{"n": 4}`: {storage.RunCancelled, "cancelled by an operator"},
+		`{"n": 1}`: {acidic.RunFailed, "panicked"},
+		`{"n": 2}`: {acidic.RunFailed, "bad card"},
+		`{"n": 3}`: {acidic.RunCancelled, "cancelled by step end: fraud"},
+		`{"n": 4}`: {acidic.RunCancelled, "cancelled by an operator"},
 	}
 	for _, k := range kids {
 		r := requireEnded(t, e, drv, k.ID, want[string(k.Args)].state, want[string(k.Args)].err)

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -62,8 +62,8 @@ func TestStateIsPersistedByCommittedStepsOnly(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(2), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "profile", profileArgs{User: "alice"})
-	r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s", r.State, r.Error)
 	}
 
@@ -132,7 +132,7 @@ func TestStepIdempotencyKeyIsStableAcrossRetries(t *testing.T) {
 	e := newEngine(t, drv, engineConfig(2), wf)
 	startEngine(t, e)
 	id := enqueue(t, e, "keys", profileArgs{User: "bob"})
-	if r := waitRun(t, e, id, storage.RunSucceeded, storage.RunFailed); r.State != storage.RunSucceeded {
+	if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s", r.State, r.Error)
 	}
 

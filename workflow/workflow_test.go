@@ -6,9 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -55,8 +55,8 @@ func TestFailedStepRetriesWithoutRepeatingCommittedSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := waitRun(t, e, res.Run.ID, storage.RunSucceeded, storage.RunFailed)
-	if r.State != storage.RunSucceeded {
+	r := waitRun(t, e, res.Run.ID, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s", r.State, r.Error)
 	}
 	mu.Lock()
@@ -69,7 +69,7 @@ func TestFailedStepRetriesWithoutRepeatingCommittedSteps(t *testing.T) {
 			t.Errorf("step %s: %d effects, want exactly 1", s, n)
 		}
 	}
-	if len(r.Steps) != 3 || r.Steps[2].Executions != 3 || r.Steps[2].State != storage.StepSucceeded {
+	if len(r.Steps) != 3 || r.Steps[2].Executions != 3 || r.Steps[2].State != acidic.StepSucceeded {
 		t.Fatalf("step log %+v", r.Steps)
 	}
 }

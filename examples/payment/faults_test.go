@@ -5,8 +5,8 @@ import (
 	"io"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -56,7 +56,7 @@ func TestPaymentSurvivesAFailureAtEveryBoundary(t *testing.T) {
 				}
 			}
 			for _, r := range c.Runs {
-				if r.State != storage.RunSucceeded {
+				if r.State != acidic.RunSucceeded {
 					t.Errorf("run %s: %s (%s)", r.ID, r.State, r.Error)
 				}
 			}

@@ -21,9 +21,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -63,9 +63,9 @@ var errCrashed = errors.New("simulated crash")
 type report struct {
 	RunID      uuid.UUID
 	Duplicate  bool // the run existed already: this invocation resumed or re-read it
-	State      storage.RunState
+	State      acidic.RunState
 	Error      string
-	Steps      []storage.Step
+	Steps      []acidic.Step
 	Final      json.RawMessage // the run's persisted state
 	Receipt    json.RawMessage // the run's result
 	Charges    int             // gateway charges for the run, by any process
@@ -102,7 +102,7 @@ func main() {
 		os.Exit(1)
 	}
 	rep.print(os.Stdout)
-	if rep.State != storage.RunSucceeded {
+	if rep.State != acidic.RunSucceeded {
 		os.Exit(1)
 	}
 }
@@ -243,7 +243,7 @@ func engineConfig(logger *slog.Logger) workflow.Config {
 
 // waitForRun waits for the run to finish (Engine.Wait), for the context to
 // end, or for the crash hook to return (tests).
-func waitForRun(ctx context.Context, eng *workflow.Engine, id uuid.UUID, crashed <-chan error) (*workflow.Run, error) {
+func waitForRun(ctx context.Context, eng *workflow.Engine, id uuid.UUID, crashed <-chan error) (*acidic.Run, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {

@@ -15,10 +15,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/migrations"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // syncBuffer collects the output of steps (worker goroutines) and runPayment.
@@ -76,7 +76,7 @@ func count(t *testing.T, pool *pgxpool.Pool, schema, sql string) int {
 // entry, one receipt, and the charge step ran once.
 func checkPaidOnce(t *testing.T, rep report) {
 	t.Helper()
-	if rep.State != storage.RunSucceeded {
+	if rep.State != acidic.RunSucceeded {
 		t.Fatalf("run %s: %s (%s)", rep.RunID, rep.State, rep.Error)
 	}
 	if rep.Charges != 1 || rep.LedgerRows != 1 || rep.Receipts != 1 {
@@ -85,7 +85,7 @@ func checkPaidOnce(t *testing.T, rep report) {
 	if len(rep.Steps) != 3 {
 		t.Fatalf("step log %+v, want 3 steps", rep.Steps)
 	}
-	if s := rep.Steps[0]; s.Name != "charge" || s.State != storage.StepSucceeded || s.Executions != 1 {
+	if s := rep.Steps[0]; s.Name != "charge" || s.State != acidic.StepSucceeded || s.Executions != 1 {
 		t.Errorf("charge step %+v, want succeeded after 1 execution", s)
 	}
 	if !strings.Contains(string(rep.Receipt), `"ledger_id"`) || !strings.Contains(string(rep.Final), `"charge_id"`) {
@@ -105,7 +105,7 @@ func TestPayment(t *testing.T) {
 		t.Errorf("duplicate %v, new charges %d; want a new run that charged once", rep.Duplicate, rep.NewCharges)
 	}
 	for _, s := range rep.Steps {
-		if s.State != storage.StepSucceeded || s.Executions != 1 {
+		if s.State != acidic.StepSucceeded || s.Executions != 1 {
 			t.Errorf("step %+v, want succeeded after 1 execution", s)
 		}
 	}

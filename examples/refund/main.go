@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
@@ -108,7 +109,7 @@ func run(url, schema string, orderID int64, total int, debounce time.Duration) e
 	return nil
 }
 
-func describe(label string, j *queue.Job) {
+func describe(label string, j *acidic.Job) {
 	what := "new job"
 	if j.Duplicate {
 		what = "duplicate of the existing job"
@@ -117,7 +118,7 @@ func describe(label string, j *queue.Job) {
 		label, j.ID, what, j.State, j.Attempt, j.MaxAttempts, j.ScheduledAt.Format("15:04:05.000"), j.Args)
 }
 
-func waitFinal(ctx context.Context, c *queue.Client, id int64) (*queue.Job, error) {
+func waitFinal(ctx context.Context, c *queue.Client, id int64) (*acidic.Job, error) {
 	for {
 		j, err := c.Get(ctx, id)
 		if err != nil {

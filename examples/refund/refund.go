@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 )
 
@@ -70,7 +71,7 @@ func (o *orders) add(ctx context.Context, id int64, total int) error {
 
 // refund is the worker: it refunds the order through the (pretend) payment
 // provider and records it.
-func (o *orders) refund(ctx context.Context, job *queue.Job, args RefundArgs) error {
+func (o *orders) refund(ctx context.Context, job *acidic.Job, args RefundArgs) error {
 	var total int
 	if err := o.pool.QueryRow(ctx, "SELECT total FROM "+o.table+" WHERE id = $1", args.OrderID).Scan(&total); err != nil {
 		return fmt.Errorf("order %d: %w", args.OrderID, err)

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // setup returns a harness in manual mode whose refund worker works on the
@@ -57,7 +57,7 @@ func TestFailedRefundIsDiscardedAndNeverEnqueuedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.Duplicate || again.State != storage.JobDiscarded {
+	if !again.Duplicate || again.State != acidic.JobDiscarded {
 		t.Fatalf("second refund: %+v, want the discarded job back as a duplicate", again)
 	}
 	h.RequireNotEnqueued(acidictest.JobFilter{Kind: RefundKind})
@@ -78,11 +78,11 @@ func TestRetryingADiscardedRefundGivesItOneMoreAttempt(t *testing.T) {
 	if _, err := h.Driver.Pool().Exec(ctx, "UPDATE "+shop.table+" SET total = 100 WHERE id = 8"); err != nil {
 		t.Fatal(err)
 	}
-	retried, err := h.Queue().RetryMany(ctx, storage.JobFilter{Kind: RefundKind, States: []storage.JobState{storage.JobDiscarded}})
+	retried, err := h.Queue().RetryMany(ctx, acidic.JobFilter{Kind: RefundKind, States: []acidic.JobState{acidic.JobDiscarded}})
 	if err != nil || len(retried) != 1 {
 		t.Fatalf("retry: %v %v", retried, err)
 	}
-	if r := retried[0]; r.ID != job.ID || r.State != storage.JobAvailable || r.Attempt != 1 || r.MaxAttempts != 2 {
+	if r := retried[0]; r.ID != job.ID || r.State != acidic.JobAvailable || r.Attempt != 1 || r.MaxAttempts != 2 {
 		t.Fatalf("retried job: state %s attempt %d of %d; want available, attempt 1 of 2", r.State, r.Attempt, r.MaxAttempts)
 	}
 	if res := h.Drain(queue.DefaultQueue, queue.DrainOptions{}); res.Success != 1 {
@@ -111,7 +111,7 @@ func TestDebouncePushesTheRefundLater(t *testing.T) {
 		Args:           map[string]any{"reason": "with a reason now"},
 		ScheduledAfter: first.ScheduledAt.Add(time.Millisecond),
 	})
-	if job.State != storage.JobScheduled {
+	if job.State != acidic.JobScheduled {
 		t.Fatalf("state %s", job.State)
 	}
 	if res := h.Drain(queue.DefaultQueue, queue.DrainOptions{}); res.Total() != 0 {

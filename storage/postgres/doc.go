@@ -12,6 +12,6 @@
 //
 // Every write is checked with package storage's rules (the row type's Validate)
 // before its statement is sent, so a value the tables cannot hold is
-// storage.ErrInvalid, never a database error; error texts are bound as
+// acidic.ErrInvalid, never a database error; error texts are bound as
 // storage.Text leaves them.
 package postgres

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -36,7 +37,7 @@ type Options struct {
 
 // Driver runs Acidic on a pgx connection pool. It is safe for concurrent use.
 // The pool stays the caller's: closing it makes every call fail with
-// storage.ErrClosed.
+// acidic.ErrClosed.
 type Driver struct {
 	executor  // on the pool: executor.pool is the driver's pool, nil when refused
 	opts      Options
@@ -53,7 +54,7 @@ var _ storage.Driver = (*Driver)(nil)
 // malformed, which the package's tests rule out. A Schema that
 // migrations.CheckSchema refuses makes every call of the driver (and of its
 // Migrator) return that error, matching migrations.ErrInvalidSchema and
-// storage.ErrInvalid, without touching the database; check a schema name from
+// acidic.ErrInvalid, without touching the database; check a schema name from
 // configuration with migrations.CheckSchema first to fail early.
 func New(pool *pgxpool.Pool, opts Options) *Driver {
 	if opts.Schema == "" {
@@ -175,7 +176,7 @@ const commitTimeout = 30 * time.Second
 // decides: a deadline that passed during the COMMIT would leave the caller
 // with an error for a transaction that committed (an enqueue retried after
 // it makes a second run), so the COMMIT runs on, bounded by commitTimeout.
-// An answer that never came is storage.ErrCommitUnknown; an answer the
+// An answer that never came is acidic.ErrCommitUnknown; an answer the
 // server gave (a serialization failure at commit, say) is a known rollback.
 func commit(ctx context.Context, tx pgx.Tx) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
@@ -192,7 +193,7 @@ func commit(ctx context.Context, tx pgx.Tx) error {
 	if errors.Is(err, pgx.ErrTxCommitRollback) || (errors.As(err, &pgErr) && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC") {
 		return wrapErr(err)
 	}
-	return fmt.Errorf("%w: %w", storage.ErrCommitUnknown, err)
+	return fmt.Errorf("%w: %w", acidic.ErrCommitUnknown, err)
 }
 
 // retrying runs attempt until it succeeds, fails with an error other than a
@@ -209,24 +210,25 @@ func (d *Driver) retrying(ctx context.Context, attempt func() error) error {
 			return nil
 		}
 		last = err
-		if errors.Is(err, storage.ErrSerialization) {
+		if errors.Is(err, acidic.ErrSerialization) {
 			return err
 		}
 		return backoff.Permanent(err)
 	}, backoff.WithContext(backoff.WithMaxRetries(policy, uint64(d.opts.MaxTxRetries)), ctx),
 		func(error, time.Duration) { d.txRetries.Add(1) })
-	if err != nil && errors.Is(err, storage.ErrSerialization) {
+	if err != nil && errors.Is(err, acidic.ErrSerialization) {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (last: %w)", ctx.Err(), last)
 		}
-		return fmt.Errorf("%w after %d retries: %w", storage.ErrRetriesExhausted, d.opts.MaxTxRetries, err)
+		return fmt.Errorf("%w after %d retries: %w", acidic.ErrRetriesExhausted, d.opts.MaxTxRetries, err)
 	}
 	return err
 }
 
 // QueueHints returns the payloads of the insert notifications of queues,
 // in order; see storage.Driver.
-func (d *Driver) QueueHints(ctx context.Context, queues []string) ([]string, error) {
+func (d *Driver) QueueHints(ctx context.Context, p storage.QueueHintsParams) ([]string, error) {
+	queues := p.Queues
 	rows, err := d.pool.Query(ctx, d.q.get("QueueHints"), queues)
 	if err != nil {
 		return nil, fmt.Errorf("queue hints: %w", wrapErr(err))
@@ -286,19 +288,19 @@ func wrapErr(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.Is(err, storage.ErrSerialization), errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrNotFound),
-		errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrLeaseLost):
+	case errors.Is(err, acidic.ErrSerialization), errors.Is(err, acidic.ErrClosed), errors.Is(err, acidic.ErrNotFound),
+		errors.Is(err, acidic.ErrConflict), errors.Is(err, acidic.ErrLeaseLost):
 		return err
 	case errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01"):
-		return fmt.Errorf("%w: %w", storage.ErrSerialization, err)
+		return fmt.Errorf("%w: %w", acidic.ErrSerialization, err)
 	case errors.As(err, &pgErr) && pgErr.Code == leaseLostCode:
-		return fmt.Errorf("%w: %w", storage.ErrLeaseLost, err)
+		return fmt.Errorf("%w: %w", acidic.ErrLeaseLost, err)
 	case errors.As(err, &pgErr) && pgErr.Code == "23505":
-		return fmt.Errorf("%w: %w", storage.ErrConflict, err)
+		return fmt.Errorf("%w: %w", acidic.ErrConflict, err)
 	case errors.Is(err, puddle.ErrClosedPool):
-		return fmt.Errorf("%w: %w", storage.ErrClosed, err)
+		return fmt.Errorf("%w: %w", acidic.ErrClosed, err)
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+		return fmt.Errorf("%w: %w", acidic.ErrNotFound, err)
 	}
 	return err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -53,14 +54,14 @@ func job(q string) storage.JobInsert {
 		Queue:       q,
 		Kind:        "test_kind",
 		Args:        json.RawMessage(`{}`),
-		State:       storage.JobAvailable,
+		State:       acidic.JobAvailable,
 		MaxAttempts: 3,
 	}
 }
 
-func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...storage.JobInsert) []*storage.Job {
+func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...storage.JobInsert) []*acidic.Job {
 	t.Helper()
-	out, err := e.JobInsertMany(ctx, jobs)
+	out, err := e.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: jobs})
 	if err != nil {
 		t.Fatalf("JobInsertMany: %v", err)
 	}
@@ -70,16 +71,16 @@ func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...s
 	return out
 }
 
-func getJob(ctx context.Context, t *testing.T, e storage.Executor, id int64) *storage.Job {
+func getJob(ctx context.Context, t *testing.T, e storage.Executor, id int64) *acidic.Job {
 	t.Helper()
-	j, err := e.JobGet(ctx, id)
+	j, err := e.JobGet(ctx, storage.JobGetParams{ID: id})
 	if err != nil {
 		t.Fatalf("JobGet(%d): %v", id, err)
 	}
 	return j
 }
 
-func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f storage.JobFilter) []*storage.Job {
+func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f acidic.JobFilter) []*acidic.Job {
 	t.Helper()
 	jobs, err := e.JobList(ctx, f)
 	if err != nil {
@@ -89,9 +90,9 @@ func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f storage.J
 }
 
 // fetchOne claims exactly one job of queue q for worker and fails otherwise.
-func fetchOne(ctx context.Context, t *testing.T, e storage.Executor, q, worker string) *storage.Job {
+func fetchOne(ctx context.Context, t *testing.T, e storage.Executor, q, worker string) storage.FetchedJob {
 	t.Helper()
-	jobs, err := e.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 1, WorkerID: worker})
+	jobs, err := e.JobFetch(ctx, storage.JobFetchParams{Queue: q, Max: 1, WorkerID: worker})
 	if err != nil {
 		t.Fatalf("JobFetch(%s): %v", q, err)
 	}
@@ -101,10 +102,15 @@ func fetchOne(ctx context.Context, t *testing.T, e storage.Executor, q, worker s
 	return jobs[0]
 }
 
-func ids(jobs []*storage.Job) []int64 {
+func ids[J *acidic.Job | storage.FetchedJob](jobs []J) []int64 {
 	out := make([]int64, len(jobs))
 	for i, j := range jobs {
-		out[i] = j.ID
+		switch j := any(j).(type) {
+		case *acidic.Job:
+			out[i] = j.ID
+		case storage.FetchedJob:
+			out[i] = j.ID
+		}
 	}
 	return out
 }
@@ -212,7 +218,7 @@ func TestInTxCommits(t *testing.T) {
 			t.Fatalf("InTx(%d): %v", iso, err)
 		}
 	}
-	if jobs := listJobs(ctx, t, drv, storage.JobFilter{}); len(jobs) != 2 {
+	if jobs := listJobs(ctx, t, drv, acidic.JobFilter{}); len(jobs) != 2 {
 		t.Errorf("JobList after two committed transactions returned %d jobs, want 2", len(jobs))
 	}
 }
@@ -227,30 +233,30 @@ func TestClosedPool(t *testing.T) {
 	// schema's cleanup working.
 	pool := testdb.Pool(t, testdb.Options{})
 	closed := postgres.New(pool, postgres.Options{Schema: drv.Schema()})
-	if _, err := closed.JobInsertMany(ctx, []storage.JobInsert{job("q")}); err != nil {
+	if _, err := closed.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("q")}}); err != nil {
 		t.Fatalf("JobInsertMany before Close: %v", err)
 	}
 	pool.Close()
 
 	calls := map[string]func() error{
 		"JobInsertMany": func() error {
-			_, err := closed.JobInsertMany(ctx, []storage.JobInsert{job("q")})
+			_, err := closed.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("q")}})
 			return err
 		},
 		"JobGet": func() error {
-			_, err := closed.JobGet(ctx, 1)
+			_, err := closed.JobGet(ctx, storage.JobGetParams{ID: 1})
 			return err
 		},
 		"JobFetch": func() error {
-			_, err := closed.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 1, WorkerID: "w"})
+			_, err := closed.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 1, WorkerID: "w"})
 			return err
 		},
 		"JobComplete": func() error {
-			_, err := closed.JobComplete(ctx, []storage.JobAttempt{{ID: 1, Attempt: 1}})
+			_, err := closed.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: 1, Attempt: 1}}})
 			return err
 		},
 		"RunGetByKey": func() error {
-			_, err := closed.RunGetByKey(ctx, "k")
+			_, err := closed.RunGetByKey(ctx, storage.RunGetByKeyParams{Key: "k"})
 			return err
 		},
 		"InTx read committed": func() error {
@@ -260,7 +266,7 @@ func TestClosedPool(t *testing.T) {
 			return closed.InTx(ctx, storage.Serializable, func(context.Context, storage.Tx) error { return nil })
 		},
 		"Notify": func() error {
-			return closed.Notify(ctx, storage.TopicControl, "x")
+			return closed.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: "x"})
 		},
 		"NewListener": func() error {
 			l, err := closed.NewListener(ctx)
@@ -277,7 +283,7 @@ func TestClosedPool(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			err := call()
-			if !errors.Is(err, storage.ErrClosed) {
+			if !errors.Is(err, acidic.ErrClosed) {
 				t.Errorf("%s on a closed pool: err = %v, want ErrClosed", name, err)
 			}
 		})
@@ -314,10 +320,10 @@ func TestWrapTx(t *testing.T) {
 			}
 			jobs := insertJobs(ctx, t, tx, job("q"))
 			// Inside: visible. Outside: not yet.
-			if got := listJobs(ctx, t, tx, storage.JobFilter{}); len(got) != 1 {
+			if got := listJobs(ctx, t, tx, acidic.JobFilter{}); len(got) != 1 {
 				t.Errorf("JobList inside the transaction returned %d jobs, want 1", len(got))
 			}
-			if got := listJobs(ctx, t, drv, storage.JobFilter{}); len(got) != 0 {
+			if got := listJobs(ctx, t, drv, acidic.JobFilter{}); len(got) != 0 {
 				t.Errorf("JobList outside the open transaction returned %d jobs, want 0", len(got))
 			}
 			if commit {
@@ -328,7 +334,7 @@ func TestWrapTx(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			got := listJobs(ctx, t, drv, storage.JobFilter{})
+			got := listJobs(ctx, t, drv, acidic.JobFilter{})
 			if !commit {
 				if len(got) != 0 {
 					t.Errorf("JobList after rollback returned %d jobs, want 0", len(got))
@@ -402,7 +408,7 @@ func waitOne(ctx context.Context, t *testing.T, l storage.Listener) storage.Noti
 // queueHint returns the payload of queue's insert notifications.
 func queueHint(ctx context.Context, t *testing.T, drv *postgres.Driver, queue string) string {
 	t.Helper()
-	hints, err := drv.QueueHints(ctx, []string{queue})
+	hints, err := drv.QueueHints(ctx, storage.QueueHintsParams{Queues: []string{queue}})
 	if err != nil || len(hints) != 1 {
 		t.Fatalf("QueueHints(%q) = %v, %v", queue, hints, err)
 	}
@@ -418,7 +424,7 @@ func TestQueueHintsAreKeyedHashes(t *testing.T) {
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
 	other := testdb.New(t, testdb.Options{})
-	hints, err := drv.QueueHints(ctx, []string{"default", "emails", "default"})
+	hints, err := drv.QueueHints(ctx, storage.QueueHintsParams{Queues: []string{"default", "emails", "default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +437,7 @@ func TestQueueHintsAreKeyedHashes(t *testing.T) {
 	if h := queueHint(ctx, t, other, "default"); h == hints[0] {
 		t.Fatal("two schemas give a queue the same hint: the key is not per schema")
 	}
-	if got, err := drv.QueueHints(ctx, nil); err != nil || len(got) != 0 {
+	if got, err := drv.QueueHints(ctx, storage.QueueHintsParams{Queues: nil}); err != nil || len(got) != 0 {
 		t.Fatalf("QueueHints(nil) = %v, %v; want none", got, err)
 	}
 }
@@ -490,13 +496,13 @@ func TestLongSchemaName(t *testing.T) {
 	}
 	l := newListener(ctx, t, drv, storage.TopicInsert, storage.TopicControl)
 
-	if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("q")}); err != nil {
+	if _, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("q")}}); err != nil {
 		t.Fatalf("JobInsertMany with a %d-byte schema name: %v", len(schema), err)
 	}
 	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicInsert, Payload: queueHint(ctx, t, drv, "q")}) {
 		t.Errorf("notification = %+v, want {insert <hint of q>}", n)
 	}
-	if err := drv.Notify(ctx, storage.TopicControl, "cancel:1"); err != nil {
+	if err := drv.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: "cancel:1"}); err != nil {
 		t.Fatalf("Notify(control) with a %d-byte schema name: %v", len(schema), err)
 	}
 	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicControl, Payload: "cancel:1"}) {
@@ -582,10 +588,10 @@ func TestInTxSerializationRetryLimit(t *testing.T) {
 			if runs != maxRetries+1 {
 				t.Errorf("fn ran %d times, want %d (1 + MaxTxRetries)", runs, maxRetries+1)
 			}
-			if !errors.Is(err, storage.ErrRetriesExhausted) {
+			if !errors.Is(err, acidic.ErrRetriesExhausted) {
 				t.Errorf("InTx error = %v, want one matching ErrRetriesExhausted", err)
 			}
-			if !errors.Is(err, storage.ErrSerialization) {
+			if !errors.Is(err, acidic.ErrSerialization) {
 				t.Errorf("InTx error = %v, want one matching ErrSerialization", err)
 			}
 			var pgErr *pgconn.PgError
@@ -638,7 +644,7 @@ func TestInTxSerializationRetryLimit(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("InTx error = %v, want one matching context.Canceled", err)
 			}
-			if errors.Is(err, storage.ErrRetriesExhausted) {
+			if errors.Is(err, acidic.ErrRetriesExhausted) {
 				t.Errorf("InTx error = %v claims the retries were exhausted", err)
 			}
 		case <-time.After(5 * time.Second):
@@ -654,7 +660,7 @@ func TestInTxSerializationRetryLimit(t *testing.T) {
 	})
 }
 
-// TestJobStateBitMatchesSQL guards that storage.JobState.Bit agrees with the
+// TestJobStateBitMatchesSQL guards that the driver's state bits agree with the
 // job_state_bit function of the schema, which the unique-jobs index and
 // JobInsertUnique use to apply a job's unique-states mask: a state whose bits
 // differ would make a unique job collide in the wrong states.
@@ -663,26 +669,26 @@ func TestJobStateBitMatchesSQL(t *testing.T) {
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
 	query := "SELECT " + pgx.Identifier{drv.Schema()}.Sanitize() + ".job_state_bit($1)"
-	seen := make(map[uint8]storage.JobState)
-	for _, s := range append(slices.Clone(storage.AllJobStates), "no_such_state") {
+	seen := make(map[int16]acidic.JobState)
+	for _, s := range append(slices.Clone(acidic.AllJobStates), "no_such_state") {
 		var sqlBit int16
 		if err := drv.Pool().QueryRow(ctx, query, string(s)).Scan(&sqlBit); err != nil {
 			t.Fatalf("job_state_bit(%q): %v", s, err)
 		}
-		if int(sqlBit) != int(s.Bit()) {
-			t.Errorf("state %q: job_state_bit = %d, JobState.Bit = %d", s, sqlBit, s.Bit())
+		if sqlBit != postgres.StateBit(s) {
+			t.Errorf("state %q: job_state_bit = %d, stateBit = %d", s, sqlBit, postgres.StateBit(s))
 		}
 		if !s.Valid() {
 			continue
 		}
-		if b := s.Bit(); b == 0 || b&(b-1) != 0 {
+		if b := postgres.StateBit(s); b == 0 || b&(b-1) != 0 {
 			t.Errorf("state %q: bit %d is not a single bit", s, b)
 		} else if other, dup := seen[b]; dup {
 			t.Errorf("states %q and %q share bit %d", other, s, b)
 		}
-		seen[s.Bit()] = s
+		seen[postgres.StateBit(s)] = s
 	}
-	if len(seen) != len(storage.AllJobStates) {
-		t.Errorf("%d distinct bits for %d states", len(seen), len(storage.AllJobStates))
+	if len(seen) != len(acidic.AllJobStates) {
+		t.Errorf("%d distinct bits for %d states", len(seen), len(acidic.AllJobStates))
 	}
 }

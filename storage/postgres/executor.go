@@ -115,7 +115,8 @@ func (t *txExecutor) Rollback(ctx context.Context) error { return wrapErr(t.tx.R
 
 // Notify sends a notification on a topic of the driver's schema; in a
 // transaction, PostgreSQL delivers it on commit.
-func (e *executor) Notify(ctx context.Context, topic, payload string) error {
+func (e *executor) Notify(ctx context.Context, p storage.NotifyParams) error {
+	topic, payload := p.Topic, p.Payload
 	_, err := e.db.Exec(ctx, e.q.get("Notify"), e.channelPrefix+topic, payload)
 	return wrapErr(err)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -77,13 +78,14 @@ func FuzzStoredRowDecoding(f *testing.F) {
 
 		// Args and meta round trip.
 		before := countJobs()
-		inserted, err := drv.JobInsertMany(ctx, []storage.JobInsert{{
-			Queue: "fuzz", Kind: "fuzz", Args: doc, Meta: doc, State: storage.JobAvailable, MaxAttempts: 1,
-		}})
-		var job *storage.Job
+		inserted, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{{
+			Queue: "fuzz", Kind: "fuzz", Args: doc, Meta: doc, State: acidic.JobAvailable, MaxAttempts: 1,
+		}}})
+
+		var job *acidic.Job
 		switch {
 		case err != nil:
-			if !errors.Is(err, storage.ErrInvalid) || strings.Contains(err.Error(), "SQLSTATE") {
+			if !errors.Is(err, acidic.ErrInvalid) || strings.Contains(err.Error(), "SQLSTATE") {
 				t.Fatalf("insert %q: %v, want ErrInvalid before the database is asked", doc, err)
 			}
 			if json.Valid(doc) && utf8.Valid(doc) && storage.CheckJSON("doc", doc) == nil {
@@ -99,7 +101,7 @@ func FuzzStoredRowDecoding(f *testing.F) {
 				t.Fatalf("the storage accepted invalid JSON %q", doc)
 			}
 			job = inserted[0]
-			got, err := drv.JobGet(ctx, job.ID)
+			got, err := drv.JobGet(ctx, storage.JobGetParams{ID: job.ID})
 			if err != nil {
 				t.Fatalf("JobGet %d: %v", job.ID, err)
 			}
@@ -110,20 +112,20 @@ func FuzzStoredRowDecoding(f *testing.F) {
 
 		// The errors column holding arbitrary JSON.
 		if job == nil {
-			in, err := drv.JobInsertMany(ctx, []storage.JobInsert{{Queue: "fuzz", Kind: "fuzz", Args: json.RawMessage(`{}`), State: storage.JobAvailable, MaxAttempts: 1}})
+			in, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{{Queue: "fuzz", Kind: "fuzz", Args: json.RawMessage(`{}`), State: acidic.JobAvailable, MaxAttempts: 1}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			job = in[0]
 		}
 		if _, err := drv.Pool().Exec(ctx, "UPDATE "+jobs+" SET errors = $2::text::jsonb WHERE id = $1", job.ID, string(errs)); err == nil {
-			got, getErr := drv.JobGet(ctx, job.ID)
-			list, listErr := drv.JobList(ctx, storage.JobFilter{IDs: []int64{job.ID}})
+			got, getErr := drv.JobGet(ctx, storage.JobGetParams{ID: job.ID})
+			list, listErr := drv.JobList(ctx, acidic.JobFilter{IDs: []int64{job.ID}})
 			if (getErr == nil) != (listErr == nil) {
 				t.Fatalf("errors %q: JobGet err %v but JobList err %v", errs, getErr, listErr)
 			}
 			if getErr != nil {
-				if errors.Is(getErr, storage.ErrNotFound) || !strings.Contains(getErr.Error(), "error history") {
+				if errors.Is(getErr, acidic.ErrNotFound) || !strings.Contains(getErr.Error(), "error history") {
 					t.Fatalf("errors %q: JobGet failed without saying why: %v", errs, getErr)
 				}
 			} else {
@@ -140,17 +142,17 @@ func FuzzStoredRowDecoding(f *testing.F) {
 
 		// Run args: the same arguments twice make one run.
 		if !json.Valid(doc) {
-			if _, _, err := run.Create(ctx, drv, storage.RunInsert{ID: uuid.New(), IdempotencyKey: uuid.NewString(), Workflow: "fuzz",
+			if _, _, err := run.Create(ctx, drv, storage.RunInsertParams{ID: uuid.New(), IdempotencyKey: uuid.NewString(), Workflow: "fuzz",
 				Args: doc, Queue: "fuzz", RecoveryPoint: "one", DefinitionHash: "h"}); !errors.Is(err, run.ErrArgs) {
 				t.Fatalf("run.Create with invalid JSON %q: %v, want run.ErrArgs", doc, err)
 			}
 			return
 		}
 		key := uuid.NewString()
-		first, created, err := run.Create(ctx, drv, storage.RunInsert{ID: uuid.New(), IdempotencyKey: key, Workflow: "fuzz",
+		first, created, err := run.Create(ctx, drv, storage.RunInsertParams{ID: uuid.New(), IdempotencyKey: key, Workflow: "fuzz",
 			Args: doc, Queue: "fuzz", RecoveryPoint: "one", DefinitionHash: "h"})
 		if err != nil {
-			if !errors.Is(err, storage.ErrInvalid) && !errors.Is(err, run.ErrArgs) || strings.Contains(err.Error(), "SQLSTATE") {
+			if !errors.Is(err, acidic.ErrInvalid) && !errors.Is(err, run.ErrArgs) || strings.Contains(err.Error(), "SQLSTATE") {
 				t.Fatalf("run.Create %q: %v, want ErrInvalid (or run.ErrArgs) before the database is asked", doc, err)
 			}
 			return // the storage refuses it (\u0000, a lone surrogate, a number out of range)
@@ -159,7 +161,7 @@ func FuzzStoredRowDecoding(f *testing.F) {
 			t.Fatalf("run.Create %q: a fresh key found a run", doc)
 		}
 		for _, again := range [][]byte{doc, first.Args} {
-			r, created, err := run.Create(ctx, drv, storage.RunInsert{ID: uuid.New(), IdempotencyKey: key, Workflow: "fuzz",
+			r, created, err := run.Create(ctx, drv, storage.RunInsertParams{ID: uuid.New(), IdempotencyKey: key, Workflow: "fuzz",
 				Args: again, Queue: "fuzz", RecoveryPoint: "one", DefinitionHash: "h"})
 			if err != nil || created || r.ID != first.ID {
 				t.Fatalf("run.Create again with %q (stored as %s): created=%v err %v, want the existing run", again, first.Args, created, err)

@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
-func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) ([]*storage.Job, error) {
+func (e *executor) JobInsertMany(ctx context.Context, p storage.JobInsertManyParams) ([]*acidic.Job, error) {
+	jobs := p.Jobs
 	if len(jobs) == 0 {
 		return nil, nil
 	}
@@ -51,7 +52,7 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 		scheduledAt[i] = nullTime(j.ScheduledAt)
 		metas[i] = metaParam(j.Meta)
 		uniqueKeys[i] = j.UniqueKey
-		uniqueStates[i] = pgtype.Int2{Int16: int16(j.UniqueStates), Valid: j.UniqueKey != nil}
+		uniqueStates[i] = pgtype.Int2{Int16: stateMask(j.UniqueStates), Valid: j.UniqueKey != nil}
 		dependsOn[i] = int64ArrayLiteral(j.DependsOn)
 		depFailure[i] = j.DependencyFailure
 	}
@@ -62,19 +63,20 @@ func (e *executor) JobInsertMany(ctx context.Context, jobs []storage.JobInsert) 
 		return nil, fmt.Errorf("insert jobs: %w", err)
 	}
 	// Identity values follow the insertion order, which follows the input.
-	slices.SortFunc(out, func(a, b *storage.Job) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b *acidic.Job) int { return int(a.ID - b.ID) })
 	return out, nil
 }
 
-func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r storage.JobReplace) (*storage.Job, error) {
+func (e *executor) JobInsertUnique(ctx context.Context, p storage.JobInsertUniqueParams) (*acidic.Job, error) {
+	j, r := p.Job, p.Replace
 	if err := j.Validate(); err != nil {
 		return nil, err
 	}
-	if j.State == storage.JobPending || len(j.DependsOn) > 0 {
-		return nil, fmt.Errorf("%w: unique job of kind %q: a unique job cannot wait for dependencies", storage.ErrInvalid, j.Kind)
+	if j.State == acidic.JobPending || len(j.DependsOn) > 0 {
+		return nil, fmt.Errorf("%w: unique job of kind %q: a unique job cannot wait for dependencies", acidic.ErrInvalid, j.Kind)
 	}
 	args := []any{j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
-		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, int16(j.UniqueStates),
+		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, stateMask(j.UniqueStates),
 		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix + storage.TopicInsert}
 	// No row means the statement lost a race with a concurrent insert or
 	// change of the job it could not see from its snapshot; a fresh
@@ -86,11 +88,11 @@ func (e *executor) JobInsertUnique(ctx context.Context, j storage.JobInsert, r s
 			job.Duplicate = duplicate
 			return job, nil
 		}
-		if !errors.Is(err, storage.ErrNotFound) {
+		if !errors.Is(err, acidic.ErrNotFound) {
 			return nil, fmt.Errorf("insert unique job: %w", err)
 		}
 		if try == uniqueInsertTries {
-			return nil, fmt.Errorf("insert unique job: %w: the job with its key kept changing (%d tries)", storage.ErrSerialization, try)
+			return nil, fmt.Errorf("insert unique job: %w: the job with its key kept changing (%d tries)", acidic.ErrSerialization, try)
 		}
 	}
 }
@@ -108,7 +110,8 @@ func metaParam(meta json.RawMessage) string {
 	return string(meta)
 }
 
-func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
+func (e *executor) JobMakeDue(ctx context.Context, p storage.JobMakeDueParams) (int, error) {
+	queue := p.Queue
 	tag, err := e.db.Exec(ctx, e.q.get("JobMakeDue"), queue)
 	if err != nil {
 		return 0, fmt.Errorf("make jobs due: %w", wrapErr(err))
@@ -116,8 +119,8 @@ func (e *executor) JobMakeDue(ctx context.Context, queue string) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
-func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage.Job, error) {
-	var jobs []*storage.Job
+func (e *executor) JobFetch(ctx context.Context, p storage.JobFetchParams) ([]storage.FetchedJob, error) {
+	var jobs []storage.FetchedJob
 	err := e.bookkeeping(ctx, e.q.get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID, p.SkipRunJobs}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
@@ -128,15 +131,14 @@ func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage
 			if err != nil {
 				return err
 			}
-			j.LeasedRun = run.run()
-			jobs = append(jobs, j)
+			jobs = append(jobs, storage.FetchedJob{Job: j, LeasedRun: run.run()})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch jobs: %w", err)
 	}
-	slices.SortFunc(jobs, func(a, b *storage.Job) int {
+	slices.SortFunc(jobs, func(a, b storage.FetchedJob) int {
 		if a.Priority != b.Priority {
 			return a.Priority - b.Priority
 		}
@@ -148,7 +150,8 @@ func (e *executor) JobFetch(ctx context.Context, p storage.JobFetch) ([]*storage
 	return jobs, nil
 }
 
-func (e *executor) JobClaim(ctx context.Context, id int64, workerID string) (*storage.Job, error) {
+func (e *executor) JobClaim(ctx context.Context, p storage.JobClaimParams) (*acidic.Job, error) {
+	id, workerID := p.ID, p.WorkerID
 	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobClaim"), id, workerID))
 	if err != nil {
 		return nil, fmt.Errorf("claim job %d: %w", id, err)
@@ -166,7 +169,8 @@ func attemptArrays(attempts []storage.JobAttempt) ([]int64, []int32) {
 	return ids, nums
 }
 
-func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttempt) ([]int64, error) {
+func (e *executor) JobComplete(ctx context.Context, p storage.JobCompleteParams) ([]int64, error) {
+	attempts := p.Attempts
 	ids, nums := attemptArrays(attempts)
 	done := make([]int64, 0, len(attempts))
 	err := e.bookkeeping(ctx, e.q.get("JobComplete"), []any{ids, nums, e.channelPrefix + storage.TopicInsert}, func(rows pgx.Rows) error {
@@ -185,7 +189,7 @@ func (e *executor) JobComplete(ctx context.Context, attempts []storage.JobAttemp
 	return done, nil
 }
 
-func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, error) {
+func (e *executor) JobFinish(ctx context.Context, o storage.JobFinishParams) (bool, error) {
 	if err := o.Validate(); err != nil {
 		return false, err
 	}
@@ -213,7 +217,8 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobOutcome) (bool, e
 	return updated, nil
 }
 
-func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttempt) ([]storage.JobStatus, error) {
+func (e *executor) JobHeartbeat(ctx context.Context, p storage.JobHeartbeatParams) ([]storage.JobStatus, error) {
+	attempts := p.Attempts
 	if len(attempts) == 0 {
 		return nil, nil
 	}
@@ -235,7 +240,8 @@ func (e *executor) JobHeartbeat(ctx context.Context, attempts []storage.JobAttem
 	return lost, nil
 }
 
-func (e *executor) JobLostAttempts(ctx context.Context, attempts []storage.JobAttempt) ([]storage.JobStatus, error) {
+func (e *executor) JobLostAttempts(ctx context.Context, p storage.JobLostAttemptsParams) ([]storage.JobStatus, error) {
+	attempts := p.Attempts
 	if len(attempts) == 0 {
 		return nil, nil
 	}
@@ -266,11 +272,11 @@ func scanJobStatus(rows pgx.Rows) (storage.JobStatus, error) {
 	if err := rows.Scan(&s.ID, &s.Attempt, &state, &s.CurrentAttempt); err != nil {
 		return s, wrapErr(err)
 	}
-	s.State = storage.JobState(state)
+	s.State = acidic.JobState(state)
 	return s, nil
 }
 
-func (e *executor) JobRescue(ctx context.Context, p storage.JobRescue) ([]*storage.Job, error) {
+func (e *executor) JobRescue(ctx context.Context, p storage.JobRescueParams) ([]*acidic.Job, error) {
 	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), p.StaleAfter.Microseconds(), p.Limit, p.SkipRunJobs, p.Except))
 	if err != nil {
 		return nil, fmt.Errorf("rescue jobs: %w", err)
@@ -278,7 +284,8 @@ func (e *executor) JobRescue(ctx context.Context, p storage.JobRescue) ([]*stora
 	return jobs, nil
 }
 
-func (e *executor) JobPrune(ctx context.Context, retention time.Duration, limit int) (int, error) {
+func (e *executor) JobPrune(ctx context.Context, p storage.JobPruneParams) (int, error) {
+	retention, limit := p.Retention, p.Limit
 	tag, err := e.db.Exec(ctx, e.q.get("JobPrune"), retention.Microseconds(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune jobs: %w", wrapErr(err))
@@ -286,27 +293,28 @@ func (e *executor) JobPrune(ctx context.Context, retention time.Duration, limit 
 	return int(tag.RowsAffected()), nil
 }
 
-func (e *executor) JobStats(ctx context.Context) ([]storage.QueueStats, error) {
+func (e *executor) JobStats(ctx context.Context) ([]acidic.QueueStats, error) {
 	rows, err := e.db.Query(ctx, e.q.get("JobStats"))
 	if err != nil {
 		return nil, fmt.Errorf("job stats: %w", wrapErr(err))
 	}
 	defer rows.Close()
-	var out []storage.QueueStats
+	var out []acidic.QueueStats
 	for rows.Next() {
-		var s storage.QueueStats
+		var s acidic.QueueStats
 		var state string
 		var oldest pgtype.Timestamptz
 		if err := rows.Scan(&s.Queue, &state, &s.Count, &oldest); err != nil {
 			return nil, wrapErr(err)
 		}
-		s.State, s.OldestDue = storage.JobState(state), timePtr(oldest)
+		s.State, s.OldestDue = acidic.JobState(state), timePtr(oldest)
 		out = append(out, s)
 	}
 	return out, wrapErr(rows.Err())
 }
 
-func (e *executor) JobGet(ctx context.Context, id int64) (*storage.Job, error) {
+func (e *executor) JobGet(ctx context.Context, p storage.JobGetParams) (*acidic.Job, error) {
+	id := p.ID
 	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobGet"), id))
 	if err != nil {
 		return nil, fmt.Errorf("get job %d: %w", id, err)
@@ -314,7 +322,7 @@ func (e *executor) JobGet(ctx context.Context, id int64) (*storage.Job, error) {
 	return j, nil
 }
 
-func (e *executor) JobList(ctx context.Context, f storage.JobFilter) ([]*storage.Job, error) {
+func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.Job, error) {
 	var states []string
 	for _, s := range f.States {
 		states = append(states, string(s))
@@ -334,7 +342,8 @@ func (e *executor) JobList(ctx context.Context, f storage.JobFilter) ([]*storage
 	return jobs, nil
 }
 
-func (e *executor) JobCancel(ctx context.Context, id int64) (*storage.Job, error) {
+func (e *executor) JobCancel(ctx context.Context, p storage.JobCancelParams) (*acidic.Job, error) {
+	id := p.ID
 	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobCancel"), id))
 	if err == nil {
 		return j, nil
@@ -342,10 +351,11 @@ func (e *executor) JobCancel(ctx context.Context, id int64) (*storage.Job, error
 	if !isNotFound(err) {
 		return nil, fmt.Errorf("cancel job %d: %w", id, err)
 	}
-	return e.JobGet(ctx, id)
+	return e.JobGet(ctx, storage.JobGetParams{ID: id})
 }
 
-func (e *executor) JobRetry(ctx context.Context, id int64) (*storage.Job, error) {
+func (e *executor) JobRetry(ctx context.Context, p storage.JobRetryParams) (*acidic.Job, error) {
+	id := p.ID
 	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobRetry"), id, e.channelPrefix+storage.TopicInsert))
 	if err == nil {
 		return j, nil
@@ -353,10 +363,11 @@ func (e *executor) JobRetry(ctx context.Context, id int64) (*storage.Job, error)
 	if !isNotFound(err) {
 		return nil, fmt.Errorf("retry job %d: %w", id, err)
 	}
-	return e.JobGet(ctx, id)
+	return e.JobGet(ctx, storage.JobGetParams{ID: id})
 }
 
-func (e *executor) JobResolveDependencies(ctx context.Context, ended []int64) (int, int, error) {
+func (e *executor) JobResolveDependencies(ctx context.Context, p storage.JobResolveDependenciesParams) (int, int, error) {
+	ended := p.Ended
 	var failed, released int
 	// Each pass settles one level of a graph; a chain of n failed
 	// dependents takes n passes. Seeded, the next level is the dependents of

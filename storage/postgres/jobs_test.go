@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -40,7 +41,7 @@ func heartbeatAt(ctx context.Context, t *testing.T, drv *postgres.Driver, id int
 // heartbeat runs JobHeartbeat and returns the lost attempts sorted by id.
 func heartbeat(ctx context.Context, t *testing.T, drv *postgres.Driver, attempts ...storage.JobAttempt) []storage.JobStatus {
 	t.Helper()
-	lost, err := drv.JobHeartbeat(ctx, attempts)
+	lost, err := drv.JobHeartbeat(ctx, storage.JobHeartbeatParams{Attempts: attempts})
 	if err != nil {
 		t.Fatalf("JobHeartbeat(%v): %v", attempts, err)
 	}
@@ -59,11 +60,11 @@ func TestJobLostAttemptsOnlyReads(t *testing.T) {
 	ctx := testCtx(t)
 	drv := testdb.New(t, testdb.Options{})
 	jobs := insertJobs(ctx, t, drv, job("q"), job("q"))
-	if claimed, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 2, WorkerID: "w"}); err != nil || len(claimed) != 2 {
+	if claimed, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 2, WorkerID: "w"}); err != nil || len(claimed) != 2 {
 		t.Fatalf("JobFetch = %v, %v; want 2 jobs", ids(claimed), err)
 	}
 	running, cancelled := jobs[0].ID, jobs[1].ID
-	if _, err := drv.JobCancel(ctx, cancelled); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: cancelled}); err != nil {
 		t.Fatal(err)
 	}
 	backdateHeartbeat(ctx, t, drv, time.Hour, running)
@@ -76,7 +77,7 @@ func TestJobLostAttemptsOnlyReads(t *testing.T) {
 	}
 	before := versions()
 	stale := storage.JobAttempt{ID: running, Attempt: 2}
-	lost, err := drv.JobLostAttempts(ctx, []storage.JobAttempt{attempt1(running), attempt1(cancelled), stale})
+	lost, err := drv.JobLostAttempts(ctx, storage.JobLostAttemptsParams{Attempts: []storage.JobAttempt{attempt1(running), attempt1(cancelled), stale}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +85,8 @@ func TestJobLostAttemptsOnlyReads(t *testing.T) {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Attempt, b.Attempt))
 	})
 	want := []storage.JobStatus{
-		{JobAttempt: stale, State: storage.JobRunning, CurrentAttempt: 1},
-		{JobAttempt: attempt1(cancelled), State: storage.JobCancelled, CurrentAttempt: 1},
+		{JobAttempt: stale, State: acidic.JobRunning, CurrentAttempt: 1},
+		{JobAttempt: attempt1(cancelled), State: acidic.JobCancelled, CurrentAttempt: 1},
 	}
 	if !slices.Equal(lost, want) {
 		t.Errorf("JobLostAttempts = %v, want %v", lost, want)
@@ -96,7 +97,7 @@ func TestJobLostAttemptsOnlyReads(t *testing.T) {
 	if at := heartbeatAt(ctx, t, drv, running); at == nil || near(*at, time.Now(), 30*time.Minute) {
 		t.Errorf("JobLostAttempts refreshed the heartbeat of %d (%v)", running, at)
 	}
-	if lost, err := drv.JobLostAttempts(ctx, nil); err != nil || len(lost) != 0 {
+	if lost, err := drv.JobLostAttempts(ctx, storage.JobLostAttemptsParams{Attempts: nil}); err != nil || len(lost) != 0 {
 		t.Errorf("JobLostAttempts(nothing) = %v, %v", lost, err)
 	}
 }
@@ -109,7 +110,7 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	last := job("q")
 	last.MaxAttempts = 1
 	jobs := insertJobs(ctx, t, drv, job("q"), last, job("q"), job("q"))
-	claimed, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 4, WorkerID: "w1"})
+	claimed, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 4, WorkerID: "w1"})
 	if err != nil || len(claimed) != 4 {
 		t.Fatalf("JobFetch = %v, %v; want 4 jobs", ids(claimed), err)
 	}
@@ -122,7 +123,7 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 		t.Errorf("JobHeartbeat(running attempt) reported lost jobs %v, want none", lost)
 	}
 	wrong := storage.JobAttempt{ID: stranger, Attempt: 2}
-	if lost, want := heartbeat(ctx, t, drv, wrong), []storage.JobStatus{{JobAttempt: wrong, State: storage.JobRunning, CurrentAttempt: 1}}; !slices.Equal(lost, want) {
+	if lost, want := heartbeat(ctx, t, drv, wrong), []storage.JobStatus{{JobAttempt: wrong, State: acidic.JobRunning, CurrentAttempt: 1}}; !slices.Equal(lost, want) {
 		t.Errorf("JobHeartbeat(an attempt not running) = %v, want %v", lost, want)
 	}
 	if lost := heartbeat(ctx, t, drv); len(lost) != 0 {
@@ -136,14 +137,14 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	}
 
 	// The limit caps a pass.
-	first, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10 * time.Minute, Limit: 1})
+	first, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: 10 * time.Minute, Limit: 1})
 	if err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
 	if len(first) != 1 {
 		t.Fatalf("JobRescue(limit 1) rescued %v, want 1 job", ids(first))
 	}
-	second, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10 * time.Minute, Limit: 10})
+	second, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: 10 * time.Minute, Limit: 10})
 	if err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
@@ -154,14 +155,14 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 		t.Fatalf("rescued %v, want %v", got, want)
 	}
 	for _, j := range rescued {
-		want := storage.JobRetryable
+		want := acidic.JobRetryable
 		if j.ID == discard {
-			want = storage.JobDiscarded
+			want = acidic.JobDiscarded
 		}
 		if j.State != want {
 			t.Errorf("rescued job %d is %s, want %s", j.ID, j.State, want)
 		}
-		if (j.FinalizedAt != nil) != (want == storage.JobDiscarded) {
+		if (j.FinalizedAt != nil) != (want == acidic.JobDiscarded) {
 			t.Errorf("rescued job %d (%s) finalized at %v", j.ID, j.State, j.FinalizedAt)
 		}
 		if len(j.Errors) != 1 || j.Errors[0].Attempt != 1 || !strings.Contains(j.Errors[0].Error, "rescued") ||
@@ -172,20 +173,20 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 			t.Errorf("JobGet(%d) = %+v, want the rescued job %+v", j.ID, stored, j)
 		}
 	}
-	if j := getJob(ctx, t, drv, beating); j.State != storage.JobRunning || len(j.Errors) != 0 {
+	if j := getJob(ctx, t, drv, beating); j.State != acidic.JobRunning || len(j.Errors) != 0 {
 		t.Errorf("heartbeating job is %s with errors %v, want running, none", j.State, j.Errors)
 	}
 	// The worker learns on its next heartbeat that it lost the rescued jobs;
 	// the one it still holds stays running.
-	wantLost := []storage.JobStatus{{JobAttempt: attempt1(retry), State: storage.JobRetryable, CurrentAttempt: 1}, {JobAttempt: attempt1(discard), State: storage.JobDiscarded, CurrentAttempt: 1}}
+	wantLost := []storage.JobStatus{{JobAttempt: attempt1(retry), State: acidic.JobRetryable, CurrentAttempt: 1}, {JobAttempt: attempt1(discard), State: acidic.JobDiscarded, CurrentAttempt: 1}}
 	if lost := heartbeat(ctx, t, drv, attempt1(retry), attempt1(discard), attempt1(beating)); !slices.Equal(lost, wantLost) {
 		t.Errorf("JobHeartbeat after rescue = %v, want %v", lost, wantLost)
 	}
 	// Nothing stale is left; a retryable rescued job is fetchable again.
-	if more, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: 10 * time.Minute, Limit: 10}); err != nil || len(more) != 0 {
+	if more, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: 10 * time.Minute, Limit: 10}); err != nil || len(more) != 0 {
 		t.Errorf("third JobRescue = %v, %v; want nothing", ids(more), err)
 	}
-	refetched, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 10, WorkerID: "w3"})
+	refetched, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 10, WorkerID: "w3"})
 	if err != nil {
 		t.Fatalf("JobFetch: %v", err)
 	}
@@ -196,18 +197,18 @@ func TestJobHeartbeatAndRescue(t *testing.T) {
 	// the same job (it claimed the job again) learns that the first is lost,
 	// and keeps the second.
 	second2 := storage.JobAttempt{ID: retry, Attempt: 2}
-	if lost, want := heartbeat(ctx, t, drv, attempt1(retry), second2), []storage.JobStatus{{JobAttempt: attempt1(retry), State: storage.JobRunning, CurrentAttempt: 2}}; !slices.Equal(lost, want) {
+	if lost, want := heartbeat(ctx, t, drv, attempt1(retry), second2), []storage.JobStatus{{JobAttempt: attempt1(retry), State: acidic.JobRunning, CurrentAttempt: 2}}; !slices.Equal(lost, want) {
 		t.Errorf("JobHeartbeat(attempts 1 and 2 of a job at attempt 2) = %v, want %v", lost, want)
 	}
 	// An operator cancels the job w1 still works on: its heartbeat says so.
-	if _, err := drv.JobCancel(ctx, beating); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: beating}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
-	if lost, want := heartbeat(ctx, t, drv, attempt1(beating)), []storage.JobStatus{{JobAttempt: attempt1(beating), State: storage.JobCancelled, CurrentAttempt: 1}}; !slices.Equal(lost, want) {
+	if lost, want := heartbeat(ctx, t, drv, attempt1(beating)), []storage.JobStatus{{JobAttempt: attempt1(beating), State: acidic.JobCancelled, CurrentAttempt: 1}}; !slices.Equal(lost, want) {
 		t.Errorf("JobHeartbeat of a cancelled job = %v, want %v", lost, want)
 	}
 	// The old attempt can no longer complete.
-	if done, err := drv.JobComplete(ctx, []storage.JobAttempt{{ID: retry, Attempt: 1}}); err != nil || len(done) != 0 {
+	if done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: retry, Attempt: 1}}}); err != nil || len(done) != 0 {
 		t.Errorf("JobComplete of a rescued attempt = %v, %v; want nothing", done, err)
 	}
 }
@@ -225,20 +226,20 @@ func TestJobPrune(t *testing.T) {
 	jobs := insertJobs(ctx, t, drv, in...)
 	id := func(i int) int64 { return jobs[i].ID }
 	// 0..4 running.
-	if got, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 5, WorkerID: "w"}); err != nil || len(got) != 5 {
+	if got, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 5, WorkerID: "w"}); err != nil || len(got) != 5 {
 		t.Fatalf("JobFetch = %v, %v", ids(got), err)
 	}
 	// 0, 1: completed. 2: discarded. 3: retryable. 4: running. 5: cancelled.
 	// 6, 7: available.
-	if done, err := drv.JobComplete(ctx, []storage.JobAttempt{{ID: id(0), Attempt: 1}, {ID: id(1), Attempt: 1}}); err != nil || len(done) != 2 {
+	if done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: id(0), Attempt: 1}, {ID: id(1), Attempt: 1}}}); err != nil || len(done) != 2 {
 		t.Fatalf("JobComplete = %v, %v", done, err)
 	}
-	for i, s := range map[int]storage.JobState{2: storage.JobDiscarded, 3: storage.JobRetryable} {
-		if ok, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: storage.JobAttempt{ID: id(i), Attempt: 1}, State: s, ScheduledAt: time.Now()}); err != nil || !ok {
+	for i, s := range map[int]acidic.JobState{2: acidic.JobDiscarded, 3: acidic.JobRetryable} {
+		if ok, err := drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: storage.JobAttempt{ID: id(i), Attempt: 1}, State: s, ScheduledAt: time.Now()}); err != nil || !ok {
 			t.Fatalf("JobFinish(%s) = %v, %v", s, ok, err)
 		}
 	}
-	if _, err := drv.JobCancel(ctx, id(5)); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: id(5)}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
 	// Old: 0 (completed), 2 (discarded), 5 (cancelled). 1 stays recent.
@@ -247,26 +248,26 @@ func TestJobPrune(t *testing.T) {
 	exec(ctx, t, drv, `UPDATE {schema}.jobs SET created_at = now() - interval '2 days', scheduled_at = now() - interval '2 days' WHERE id = ANY($1)`,
 		[]int64{id(3), id(4), id(6)})
 
-	pruned, err := drv.JobPrune(ctx, time.Hour, 2)
+	pruned, err := drv.JobPrune(ctx, storage.JobPruneParams{Retention: time.Hour, Limit: 2})
 	if err != nil {
 		t.Fatalf("JobPrune: %v", err)
 	}
 	if pruned != 2 {
 		t.Errorf("JobPrune(limit 2) = %d, want 2", pruned)
 	}
-	pruned, err = drv.JobPrune(ctx, time.Hour, 100)
+	pruned, err = drv.JobPrune(ctx, storage.JobPruneParams{Retention: time.Hour, Limit: 100})
 	if err != nil {
 		t.Fatalf("JobPrune: %v", err)
 	}
 	if pruned != 1 {
 		t.Errorf("second JobPrune = %d, want 1", pruned)
 	}
-	left := ids(listJobs(ctx, t, drv, storage.JobFilter{}))
+	left := ids(listJobs(ctx, t, drv, acidic.JobFilter{}))
 	if want := []int64{id(1), id(3), id(4), id(6), id(7)}; !slices.Equal(left, want) {
 		t.Errorf("jobs left after pruning = %v, want %v", left, want)
 	}
 	// A shorter retention reaches the recent completed job.
-	if pruned, err := drv.JobPrune(ctx, 0, 100); err != nil || pruned != 1 {
+	if pruned, err := drv.JobPrune(ctx, storage.JobPruneParams{Retention: 0, Limit: 100}); err != nil || pruned != 1 {
 		t.Errorf("JobPrune(retention 0) = %d, %v; want 1", pruned, err)
 	}
 }
@@ -286,7 +287,7 @@ func TestBookkeepingUsesGenericPlans(t *testing.T) {
 	}
 	insertJobs(ctx, t, drv, ins...)
 	for batch := 1; batch <= 8; batch++ {
-		jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: batch, WorkerID: "w"})
+		jobs, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: batch, WorkerID: "w"})
 		if err != nil || len(jobs) != batch {
 			t.Fatalf("JobFetch(%d) = %d jobs, %v", batch, len(jobs), err)
 		}
@@ -294,7 +295,7 @@ func TestBookkeepingUsesGenericPlans(t *testing.T) {
 		for i, j := range jobs {
 			attempts[i] = storage.JobAttempt{ID: j.ID, Attempt: j.Attempt}
 		}
-		if done, err := drv.JobComplete(ctx, attempts); err != nil || len(done) != batch {
+		if done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: attempts}); err != nil || len(done) != batch {
 			t.Fatalf("JobComplete(%d) = %v, %v", batch, done, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
@@ -94,7 +95,7 @@ func rowCounts(ctx context.Context, t *testing.T, drv *postgres.Driver) string {
 
 // TestWritesRefuseValuesBeyondLimits: every write path of the driver refuses
 // a name, key, JSON document or time beyond the storage's limits with
-// storage.ErrInvalid, naming the field, before the database is asked (no
+// acidic.ErrInvalid, naming the field, before the database is asked (no
 // SQLSTATE), and writes nothing.
 func TestWritesRefuseValuesBeyondLimits(t *testing.T) {
 	t.Parallel()
@@ -108,13 +109,13 @@ func TestWritesRefuseValuesBeyondLimits(t *testing.T) {
 	year300000 := time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)
 	long := strings.Repeat("x", 8000)
 	jobWith := func(f func(*storage.JobInsert)) storage.JobInsert { j := job("q"); f(&j); return j }
-	runWith := func(f func(*storage.RunInsert)) storage.RunInsert {
+	runWith := func(f func(*storage.RunInsertParams)) storage.RunInsertParams {
 		in := runInsert(uuid.NewString())
 		f(&in)
 		return in
 	}
-	step := func(name string) *storage.Step {
-		return &storage.Step{Position: 0, Name: name, State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}
+	step := func(name string) *acidic.Step {
+		return &acidic.Step{Position: 0, Name: name, State: acidic.StepSucceeded, Attempt: 1, StartedAt: time.Now()}
 	}
 	badJobs := map[string]struct {
 		j       storage.JobInsert
@@ -132,49 +133,49 @@ func TestWritesRefuseValuesBeyondLimits(t *testing.T) {
 		"args that are absent": {jobWith(func(j *storage.JobInsert) { j.Args = nil }), "args"},
 	}
 	for name, c := range badJobs {
-		_, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("q"), c.j})
+		_, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("q"), c.j}})
 		wantInvalid(t, "JobInsertMany: "+name, err, c.mention)
 		u := c.j
-		u.UniqueKey, u.UniqueStates = []byte("key "+name), storage.JobAvailable.Bit()
-		_, err = drv.JobInsertUnique(ctx, u, storage.JobReplace{})
+		u.UniqueKey, u.UniqueStates = []byte("key "+name), acidic.NewJobStates(acidic.JobAvailable)
+		_, err = drv.JobInsertUnique(ctx, storage.JobInsertUniqueParams{Job: u, Replace: storage.JobReplace{}})
 		wantInvalid(t, "JobInsertUnique: "+name, err, c.mention)
 	}
 	badRuns := map[string]struct {
-		in      storage.RunInsert
+		in      storage.RunInsertParams
 		mention string
 	}{
-		"2704-byte key":       {runWith(func(in *storage.RunInsert) { in.IdempotencyKey = strings.Repeat("k", 2704) }), "idempotency key"},
-		"1025-byte key":       {runWith(func(in *storage.RunInsert) { in.IdempotencyKey = strings.Repeat("k", 1025) }), "idempotency key"},
-		"NUL in key":          {runWith(func(in *storage.RunInsert) { in.IdempotencyKey = "k\x00" }), "idempotency key"},
-		"invalid UTF-8 key":   {runWith(func(in *storage.RunInsert) { in.IdempotencyKey = "k\xff" }), "idempotency key"},
-		"empty key":           {runWith(func(in *storage.RunInsert) { in.IdempotencyKey = "" }), "idempotency key"},
-		"NUL in workflow":     {runWith(func(in *storage.RunInsert) { in.Workflow = "w\x00" }), "workflow"},
-		"8000-byte queue":     {runWith(func(in *storage.RunInsert) { in.Queue = long }), "queue"},
-		"invalid UTF-8 args":  {runWith(func(in *storage.RunInsert) { in.Args = json.RawMessage("\"\xff\"") }), "args"},
-		"NUL in step name":    {runWith(func(in *storage.RunInsert) { in.RecoveryPoint = "s\x00" }), "recovery point"},
-		"NUL in parent step":  {runWith(func(in *storage.RunInsert) { in.ParentStep = "p\x00" }), "parent step"},
-		"NUL escape in args":  {runWith(func(in *storage.RunInsert) { in.Args = json.RawMessage(`["\u0000"]`) }), "args"},
-		"surrogate in args":   {runWith(func(in *storage.RunInsert) { in.Args = json.RawMessage(`["\udfff"]`) }), "args"},
-		"number beyond jsonb": {runWith(func(in *storage.RunInsert) { in.Args = json.RawMessage(`1e-20000`) }), "args"},
+		"2704-byte key":       {runWith(func(in *storage.RunInsertParams) { in.IdempotencyKey = strings.Repeat("k", 2704) }), "idempotency key"},
+		"1025-byte key":       {runWith(func(in *storage.RunInsertParams) { in.IdempotencyKey = strings.Repeat("k", 1025) }), "idempotency key"},
+		"NUL in key":          {runWith(func(in *storage.RunInsertParams) { in.IdempotencyKey = "k\x00" }), "idempotency key"},
+		"invalid UTF-8 key":   {runWith(func(in *storage.RunInsertParams) { in.IdempotencyKey = "k\xff" }), "idempotency key"},
+		"empty key":           {runWith(func(in *storage.RunInsertParams) { in.IdempotencyKey = "" }), "idempotency key"},
+		"NUL in workflow":     {runWith(func(in *storage.RunInsertParams) { in.Workflow = "w\x00" }), "workflow"},
+		"8000-byte queue":     {runWith(func(in *storage.RunInsertParams) { in.Queue = long }), "queue"},
+		"invalid UTF-8 args":  {runWith(func(in *storage.RunInsertParams) { in.Args = json.RawMessage("\"\xff\"") }), "args"},
+		"NUL in step name":    {runWith(func(in *storage.RunInsertParams) { in.RecoveryPoint = "s\x00" }), "recovery point"},
+		"NUL in parent step":  {runWith(func(in *storage.RunInsertParams) { in.ParentStep = "p\x00" }), "parent step"},
+		"NUL escape in args":  {runWith(func(in *storage.RunInsertParams) { in.Args = json.RawMessage(`["\u0000"]`) }), "args"},
+		"surrogate in args":   {runWith(func(in *storage.RunInsertParams) { in.Args = json.RawMessage(`["\udfff"]`) }), "args"},
+		"number beyond jsonb": {runWith(func(in *storage.RunInsertParams) { in.Args = json.RawMessage(`1e-20000`) }), "args"},
 	}
 	for name, c := range badRuns {
 		_, _, err := drv.RunInsert(ctx, c.in)
 		wantInvalid(t, "RunInsert: "+name, err, c.mention)
 	}
-	upd := func(f func(*storage.RunUpdate)) storage.RunUpdate {
-		u := storage.RunUpdate{ID: r.ID, Token: "tok", State: storage.RunRunning, RecoveryPoint: "s", Attrs: json.RawMessage(`{}`), Step: step("s")}
+	upd := func(f func(*storage.RunUpdateParams)) storage.RunUpdateParams {
+		u := storage.RunUpdateParams{ID: r.ID, Token: "tok", State: acidic.RunRunning, RecoveryPoint: "s", Attrs: json.RawMessage(`{}`), Step: step("s")}
 		f(&u)
 		return u
 	}
-	for name, u := range map[string]storage.RunUpdate{
-		"NUL in state":         upd(func(u *storage.RunUpdate) { u.Attrs = json.RawMessage(`{"a":"\u0000"}`) }),
-		"NUL in result":        upd(func(u *storage.RunUpdate) { u.Result = json.RawMessage(`"\u0000"`) }),
-		"NUL in step result":   upd(func(u *storage.RunUpdate) { u.Step.Result = json.RawMessage(`"\u0000"`) }),
-		"NUL in step name":     upd(func(u *storage.RunUpdate) { u.Step.Name = "s\x00" }),
-		"NUL in recovery pt.":  upd(func(u *storage.RunUpdate) { u.RecoveryPoint = "s\x00" }),
-		"8000-byte step name":  upd(func(u *storage.RunUpdate) { u.Step.Name = long }),
-		"invalid UTF-8 attrs":  upd(func(u *storage.RunUpdate) { u.Attrs = json.RawMessage("\"\xff\"") }),
-		"lone surrogate attrs": upd(func(u *storage.RunUpdate) { u.Attrs = json.RawMessage(`"\ud800"`) }),
+	for name, u := range map[string]storage.RunUpdateParams{
+		"NUL in state":         upd(func(u *storage.RunUpdateParams) { u.Attrs = json.RawMessage(`{"a":"\u0000"}`) }),
+		"NUL in result":        upd(func(u *storage.RunUpdateParams) { u.Result = json.RawMessage(`"\u0000"`) }),
+		"NUL in step result":   upd(func(u *storage.RunUpdateParams) { u.Step.Result = json.RawMessage(`"\u0000"`) }),
+		"NUL in step name":     upd(func(u *storage.RunUpdateParams) { u.Step.Name = "s\x00" }),
+		"NUL in recovery pt.":  upd(func(u *storage.RunUpdateParams) { u.RecoveryPoint = "s\x00" }),
+		"8000-byte step name":  upd(func(u *storage.RunUpdateParams) { u.Step.Name = long }),
+		"invalid UTF-8 attrs":  upd(func(u *storage.RunUpdateParams) { u.Attrs = json.RawMessage("\"\xff\"") }),
+		"lone surrogate attrs": upd(func(u *storage.RunUpdateParams) { u.Attrs = json.RawMessage(`"\ud800"`) }),
 	} {
 		_, err := drv.RunUpdate(ctx, u)
 		wantInvalid(t, "RunUpdate: "+name, err, "")
@@ -183,9 +184,9 @@ func TestWritesRefuseValuesBeyondLimits(t *testing.T) {
 		})
 		wantInvalid(t, "InStepTx: "+name, err, "")
 	}
-	_, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "tok", State: storage.RunPending, Step: step("s\xff")})
+	_, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: r.ID, Token: "tok", State: acidic.RunPending, Step: step("s\xff")})
 	wantInvalid(t, "RunRelease: invalid UTF-8 step name", err, "step name")
-	_, err = drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: attempt1(running.ID), State: storage.JobRetryable, ScheduledAt: year300000})
+	_, err = drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: attempt1(running.ID), State: acidic.JobRetryable, ScheduledAt: year300000})
 	wantInvalid(t, "JobFinish: year 300000", err, "ScheduledAt")
 	for name, m := range map[string]storage.OutboxInsert{
 		"NUL in topic":         {Topic: "t\x00", Payload: json.RawMessage(`{}`)},
@@ -195,7 +196,7 @@ func TestWritesRefuseValuesBeyondLimits(t *testing.T) {
 		"NUL escape payload":   {Topic: "t", Payload: json.RawMessage(`"\u0000"`)},
 		"payload that is none": {Topic: "t"},
 	} {
-		err := drv.OutboxInsert(ctx, []storage.OutboxInsert{{Topic: "t", Payload: json.RawMessage(`{}`)}, m})
+		err := drv.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: "t", Payload: json.RawMessage(`{}`)}, m}})
 		wantInvalid(t, "OutboxInsert: "+name, err, "")
 	}
 	if after := rowCounts(ctx, t, drv); after != before {
@@ -206,7 +207,7 @@ func TestWritesRefuseValuesBeyondLimits(t *testing.T) {
 func wantInvalid(t *testing.T, what string, err error, mention string) {
 	t.Helper()
 	switch {
-	case !errors.Is(err, storage.ErrInvalid):
+	case !errors.Is(err, acidic.ErrInvalid):
 		t.Errorf("%s: err = %v, want ErrInvalid", what, err)
 	case strings.Contains(err.Error(), "SQLSTATE"):
 		t.Errorf("%s: err = %v, an error from the database; want it refused before", what, err)
@@ -237,8 +238,8 @@ func TestErrorTextIsStoredClean(t *testing.T) {
 		q := "text-" + uuid.NewString()
 		j := insertJobs(ctx, t, drv, job(q))[0]
 		fetchOne(ctx, t, drv, q, "w")
-		ended, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: attempt1(j.ID), State: storage.JobRetryable,
-			ScheduledAt: time.Now(), Error: &storage.AttemptError{Attempt: 1, At: time.Now(), Error: text}})
+		ended, err := drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: attempt1(j.ID), State: acidic.JobRetryable,
+			ScheduledAt: time.Now(), Error: &acidic.AttemptError{Attempt: 1, At: time.Now(), Error: text}})
 		if err != nil || !ended {
 			t.Fatalf("JobFinish with a %d-byte dirty error: %v, %v", len(text), ended, err)
 		}
@@ -248,8 +249,8 @@ func TestErrorTextIsStoredClean(t *testing.T) {
 
 		// A step's failure (RunRelease with a step) and the run's error.
 		r := leasedRun(ctx, t, drv, uuid.NewString(), "tok")
-		rel, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "tok", State: storage.RunPending, Error: text,
-			Step: &storage.Step{Position: 0, Name: "s", State: storage.StepFailed, Attempt: 1, Error: text, StartedAt: time.Now()}})
+		rel, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: r.ID, Token: "tok", State: acidic.RunPending, Error: text,
+			Step: &acidic.Step{Position: 0, Name: "s", State: acidic.StepFailed, Attempt: 1, Error: text, StartedAt: time.Now()}})
 		if err != nil {
 			t.Fatalf("RunRelease with a dirty error: %v", err)
 		}
@@ -262,8 +263,8 @@ func TestErrorTextIsStoredClean(t *testing.T) {
 
 		// A step's progress write that carries an error (RunUpdate).
 		r = leasedRun(ctx, t, drv, uuid.NewString(), "tok")
-		up, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "tok", State: storage.RunFailed, RecoveryPoint: "s", Release: true, Error: text,
-			Step: &storage.Step{Position: 0, Name: "s", State: storage.StepFailed, Attempt: 1, Error: text, StartedAt: time.Now()}})
+		up, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "tok", State: acidic.RunFailed, RecoveryPoint: "s", Release: true, Error: text,
+			Step: &acidic.Step{Position: 0, Name: "s", State: acidic.StepFailed, Attempt: 1, Error: text, StartedAt: time.Now()}})
 		if err != nil {
 			t.Fatalf("RunUpdate with a dirty error: %v", err)
 		}
@@ -276,23 +277,23 @@ func TestErrorTextIsStoredClean(t *testing.T) {
 
 		// An operator's state change with a reason (RunSetState).
 		r = insertRun(ctx, t, drv, uuid.NewString())
-		set, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunPending}, storage.RunCancelled, text)
+		set, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: []acidic.RunState{acidic.RunPending}, To: acidic.RunCancelled, Error: text})
 		if err != nil || !changed || set.Error != want {
 			t.Errorf("RunSetState with a dirty reason: changed %v, err %v", changed, err)
 		}
 
 		// A failed delivery of an outbox message (OutboxFailed).
-		if err := drv.OutboxInsert(ctx, []storage.OutboxInsert{{Topic: "t", Key: uuid.NewString(), Payload: json.RawMessage(`{}`)}}); err != nil {
+		if err := drv.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: "t", Key: uuid.NewString(), Payload: json.RawMessage(`{}`)}}}); err != nil {
 			t.Fatal(err)
 		}
-		claimed, err := drv.OutboxClaim(ctx, 1, time.Minute)
+		claimed, err := drv.OutboxClaim(ctx, storage.OutboxClaimParams{Limit: 1, Lease: time.Minute})
 		if err != nil || len(claimed) != 1 {
 			t.Fatalf("OutboxClaim: %v, %v", claimed, err)
 		}
-		if err := drv.OutboxFailed(ctx, claimed[0].ID, claimed[0].Attempts, time.Hour, text); err != nil {
+		if err := drv.OutboxFailed(ctx, storage.OutboxFailedParams{ID: claimed[0].ID, Attempt: claimed[0].Attempts, RetryIn: time.Hour, Error: text}); err != nil {
 			t.Fatalf("OutboxFailed with a dirty error: %v", err)
 		}
-		msgs, err := drv.OutboxList(ctx, true, 10)
+		msgs, err := drv.OutboxList(ctx, storage.OutboxListParams{PendingOnly: true, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +312,7 @@ func TestErrorTextIsStoredClean(t *testing.T) {
 // so two longer names would share one schema (under two migration locks).
 // Such a name, and one with NUL, invalid UTF-8 or PostgreSQL's reserved
 // prefix, makes every call of the driver and its migrator fail with
-// migrations.ErrInvalidSchema (and storage.ErrInvalid), and creates nothing.
+// migrations.ErrInvalidSchema (and acidic.ErrInvalid), and creates nothing.
 func TestInvalidSchemaNameIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -329,12 +330,12 @@ func TestInvalidSchemaNameIsRefused(t *testing.T) {
 		calls := map[string]error{}
 		_, calls["Migrator().Up"] = drv.Migrator().Up(ctx)
 		_, calls["Migrator().Status"] = drv.Migrator().Status(ctx)
-		_, calls["JobInsertMany"] = drv.JobInsertMany(ctx, []storage.JobInsert{job("q")})
-		_, calls["JobFetch"] = drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 1, WorkerID: "w"})
-		_, calls["JobComplete"] = drv.JobComplete(ctx, []storage.JobAttempt{{ID: 1, Attempt: 1}})
-		_, calls["RunGet"] = drv.RunGet(ctx, uuid.New())
+		_, calls["JobInsertMany"] = drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("q")}})
+		_, calls["JobFetch"] = drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 1, WorkerID: "w"})
+		_, calls["JobComplete"] = drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: 1, Attempt: 1}}})
+		_, calls["RunGet"] = drv.RunGet(ctx, storage.RunGetParams{ID: uuid.New()})
 		_, _, calls["RunInsert"] = drv.RunInsert(ctx, runInsert("k"))
-		calls["Notify"] = drv.Notify(ctx, storage.TopicInsert, "q")
+		calls["Notify"] = drv.Notify(ctx, storage.NotifyParams{Topic: storage.TopicInsert, Payload: "q"})
 		calls["InTx"] = drv.InTx(ctx, storage.ReadCommitted, func(context.Context, storage.Tx) error { return nil })
 		_, calls["InStepTx"] = drv.InStepTx(ctx, func(context.Context, storage.Tx) (storage.StepCommit, error) {
 			return storage.StepCommit{}, nil
@@ -344,10 +345,10 @@ func TestInvalidSchemaNameIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, calls["WrapTx(...).JobGet"] = drv.WrapTx(tx).JobGet(ctx, 1)
+		_, calls["WrapTx(...).JobGet"] = drv.WrapTx(tx).JobGet(ctx, storage.JobGetParams{ID: 1})
 		_ = tx.Rollback(ctx)
 		for name, err := range calls {
-			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), c.mention) {
+			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), c.mention) {
 				t.Errorf("schema %q: %s: err = %v, want ErrInvalidSchema saying %q", c.schema, name, err, c.mention)
 			}
 		}

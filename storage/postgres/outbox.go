@@ -3,15 +3,16 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
-func (e *executor) OutboxInsert(ctx context.Context, msgs []storage.OutboxInsert) error {
+func (e *executor) OutboxInsert(ctx context.Context, p storage.OutboxInsertParams) error {
+	msgs := p.Messages
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -33,7 +34,8 @@ func (e *executor) OutboxInsert(ctx context.Context, msgs []storage.OutboxInsert
 	return nil
 }
 
-func (e *executor) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]*storage.OutboxMessage, error) {
+func (e *executor) OutboxClaim(ctx context.Context, p storage.OutboxClaimParams) ([]*acidic.OutboxMessage, error) {
+	limit, lease := p.Limit, p.Lease
 	msgs, err := collectOutbox(e.db.Query(ctx, e.q.get("OutboxClaim"), limit, lease.Microseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("outbox claim: %w", err)
@@ -41,21 +43,24 @@ func (e *executor) OutboxClaim(ctx context.Context, limit int, lease time.Durati
 	return msgs, nil
 }
 
-func (e *executor) OutboxDelivered(ctx context.Context, ids []int64) error {
+func (e *executor) OutboxDelivered(ctx context.Context, p storage.OutboxDeliveredParams) error {
+	ids := p.IDs
 	if _, err := e.db.Exec(ctx, e.q.get("OutboxDelivered"), ids); err != nil {
 		return fmt.Errorf("outbox delivered: %w", wrapErr(err))
 	}
 	return nil
 }
 
-func (e *executor) OutboxFailed(ctx context.Context, id int64, attempt int, retryIn time.Duration, errText string) error {
+func (e *executor) OutboxFailed(ctx context.Context, p storage.OutboxFailedParams) error {
+	id, attempt, retryIn, errText := p.ID, p.Attempt, p.RetryIn, p.Error
 	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, attempt, retryIn.Microseconds(), storage.Text(errText)); err != nil {
 		return fmt.Errorf("outbox failed: %w", wrapErr(err))
 	}
 	return nil
 }
 
-func (e *executor) OutboxRelease(ctx context.Context, claims []storage.OutboxClaim) error {
+func (e *executor) OutboxRelease(ctx context.Context, p storage.OutboxReleaseParams) error {
+	claims := p.Claims
 	ids, attempts := make([]int64, len(claims)), make([]int32, len(claims))
 	for i, c := range claims {
 		ids[i], attempts[i] = c.ID, int32(c.Attempt)
@@ -66,7 +71,8 @@ func (e *executor) OutboxRelease(ctx context.Context, claims []storage.OutboxCla
 	return nil
 }
 
-func (e *executor) OutboxPrune(ctx context.Context, retention time.Duration, limit int) (int, error) {
+func (e *executor) OutboxPrune(ctx context.Context, p storage.OutboxPruneParams) (int, error) {
+	retention, limit := p.Retention, p.Limit
 	tag, err := e.db.Exec(ctx, e.q.get("OutboxPrune"), retention.Microseconds(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("outbox prune: %w", wrapErr(err))
@@ -74,7 +80,8 @@ func (e *executor) OutboxPrune(ctx context.Context, retention time.Duration, lim
 	return int(tag.RowsAffected()), nil
 }
 
-func (e *executor) OutboxList(ctx context.Context, pendingOnly bool, limit int) ([]*storage.OutboxMessage, error) {
+func (e *executor) OutboxList(ctx context.Context, p storage.OutboxListParams) ([]*acidic.OutboxMessage, error) {
+	pendingOnly, limit := p.PendingOnly, p.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -85,15 +92,15 @@ func (e *executor) OutboxList(ctx context.Context, pendingOnly bool, limit int) 
 	return msgs, nil
 }
 
-func collectOutbox(rows pgx.Rows, err error) ([]*storage.OutboxMessage, error) {
+func collectOutbox(rows pgx.Rows, err error) ([]*acidic.OutboxMessage, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
 	defer rows.Close()
-	var out []*storage.OutboxMessage
+	var out []*acidic.OutboxMessage
 	for rows.Next() {
 		var (
-			m         storage.OutboxMessage
+			m         acidic.OutboxMessage
 			runID     pgtype.UUID
 			delivered pgtype.Timestamptz
 		)

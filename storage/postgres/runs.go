@@ -9,12 +9,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
-func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+func isNotFound(err error) bool { return errors.Is(err, acidic.ErrNotFound) }
 
-func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage.Run, bool, error) {
+func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*acidic.Run, bool, error) {
 	if err := r.Validate(); err != nil {
 		return nil, false, err
 	}
@@ -32,14 +33,15 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsert) (*storage
 	}
 	// The key exists: ON CONFLICT waited for its inserter to commit, so the
 	// row is visible to this next statement.
-	run, err = e.RunGetByKey(ctx, r.IdempotencyKey)
+	run, err = e.RunGetByKey(ctx, storage.RunGetByKeyParams{Key: r.IdempotencyKey})
 	if err != nil {
 		return nil, false, err
 	}
 	return run, false, nil
 }
 
-func (e *executor) RunGet(ctx context.Context, id uuid.UUID) (*storage.Run, error) {
+func (e *executor) RunGet(ctx context.Context, p storage.RunGetParams) (*acidic.Run, error) {
+	id := p.ID
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGet"), runID(id)))
 	if err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
@@ -47,7 +49,8 @@ func (e *executor) RunGet(ctx context.Context, id uuid.UUID) (*storage.Run, erro
 	return r, nil
 }
 
-func (e *executor) RunGetByKey(ctx context.Context, key string) (*storage.Run, error) {
+func (e *executor) RunGetByKey(ctx context.Context, p storage.RunGetByKeyParams) (*acidic.Run, error) {
+	key := p.Key
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGetByKey"), key))
 	if err != nil {
 		return nil, fmt.Errorf("get run by key %q: %w", key, err)
@@ -55,7 +58,7 @@ func (e *executor) RunGetByKey(ctx context.Context, key string) (*storage.Run, e
 	return r, nil
 }
 
-func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage.Run, error) {
+func (e *executor) RunList(ctx context.Context, f acidic.RunFilter) ([]*acidic.Run, error) {
 	var states []string
 	for _, s := range f.States {
 		states = append(states, string(s))
@@ -71,12 +74,12 @@ func (e *executor) RunList(ctx context.Context, f storage.RunFilter) ([]*storage
 	return runs, nil
 }
 
-func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.Run, bool, error) {
+func (e *executor) RunLease(ctx context.Context, p storage.RunLeaseParams) (*acidic.Run, bool, error) {
 	if p.Job.ID <= 0 || p.Job.Attempt <= 0 || p.Token == "" {
 		return nil, false, fmt.Errorf("lease run %s: %w: a lease needs a token and the job attempt taking it (job %d attempt %d)",
-			p.ID, storage.ErrInvalid, p.Job.ID, p.Job.Attempt)
+			p.ID, acidic.ErrInvalid, p.Job.ID, p.Job.Attempt)
 	}
-	var leased *storage.Run
+	var leased *acidic.Run
 	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{runID(p.ID), p.Token, p.Job.ID, p.Job.Attempt},
 		func(rows pgx.Rows) error {
 			if rows.Next() {
@@ -92,14 +95,14 @@ func (e *executor) RunLease(ctx context.Context, p storage.RunLease) (*storage.R
 	if leased != nil {
 		return leased, true, nil
 	}
-	r, err := e.RunGet(ctx, p.ID)
+	r, err := e.RunGet(ctx, storage.RunGetParams{ID: p.ID})
 	if err != nil {
 		return nil, false, err
 	}
 	return r, false, nil
 }
 
-func (e *executor) RunEnd(ctx context.Context, p storage.RunEnd) (*storage.Run, bool, error) {
+func (e *executor) RunEnd(ctx context.Context, p storage.RunEndParams) (*acidic.Run, bool, error) {
 	if err := p.Validate(); err != nil {
 		return nil, false, err
 	}
@@ -120,7 +123,8 @@ func (e *executor) RunEnd(ctx context.Context, p storage.RunEnd) (*storage.Run, 
 	return r, true, nil
 }
 
-func (e *executor) RunSettle(ctx context.Context, id uuid.UUID) (*storage.Run, bool, error) {
+func (e *executor) RunSettle(ctx context.Context, p storage.RunSettleParams) (*acidic.Run, bool, error) {
+	id := p.ID
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSettle"), runID(id)))
 	switch {
 	case err == nil:
@@ -132,7 +136,7 @@ func (e *executor) RunSettle(ctx context.Context, id uuid.UUID) (*storage.Run, b
 	}
 }
 
-func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage.Run, error) {
+func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdateParams) (*acidic.Run, error) {
 	sql, args, err := e.runUpdateStatement(u)
 	if err != nil {
 		return nil, err
@@ -147,7 +151,7 @@ func (e *executor) RunUpdate(ctx context.Context, u storage.RunUpdate) (*storage
 // runUpdateStatement is the RunUpdate query with its arguments. It fails
 // with SQLSTATE leaseLostCode when the lease check does not pass, so that a
 // COMMIT pipelined behind it does not commit.
-func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error) {
+func (e *executor) runUpdateStatement(u storage.RunUpdateParams) (string, []any, error) {
 	if err := u.Validate(); err != nil {
 		return "", nil, err
 	}
@@ -165,18 +169,18 @@ func (e *executor) runUpdateStatement(u storage.RunUpdate) (string, []any, error
 // one, which the queries read as "log nothing".
 type stepArgs struct{ pos, name, state, attempt, result, err, startedAt any }
 
-func stepArgsOf(s *storage.Step) stepArgs {
+func stepArgsOf(s *acidic.Step) stepArgs {
 	if s == nil {
 		return stepArgs{}
 	}
 	return stepArgs{s.Position, s.Name, string(s.State), s.Attempt, jsonParam(s.Result), storage.Text(s.Error), s.StartedAt}
 }
 
-func runUpdateErr(u storage.RunUpdate, err error) error {
+func runUpdateErr(u storage.RunUpdateParams, err error) error {
 	return fmt.Errorf("update run %s: %w", u.ID, wrapErr(err))
 }
 
-func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*storage.Run, error) {
+func (e *executor) RunRelease(ctx context.Context, rr storage.RunReleaseParams) (*acidic.Run, error) {
 	if err := rr.Validate(); err != nil {
 		return nil, err
 	}
@@ -184,7 +188,7 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*stor
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), storage.Text(rr.Error),
 		s.pos, s.name, s.state, s.attempt, s.err, s.startedAt))
 	if isNotFound(err) {
-		return nil, fmt.Errorf("release run %s: %w", rr.ID, storage.ErrLeaseLost)
+		return nil, fmt.Errorf("release run %s: %w", rr.ID, acidic.ErrLeaseLost)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("release run %s: %w", rr.ID, err)
@@ -192,7 +196,8 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunRelease) (*stor
 	return r, nil
 }
 
-func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage.RunState, to storage.RunState, errText string) (*storage.Run, bool, error) {
+func (e *executor) RunSetState(ctx context.Context, p storage.RunSetStateParams) (*acidic.Run, bool, error) {
+	id, from, to, errText := p.ID, p.From, p.To, p.Error
 	if err := storage.CheckRunState(id, to); err != nil {
 		return nil, false, err
 	}
@@ -207,34 +212,36 @@ func (e *executor) RunSetState(ctx context.Context, id uuid.UUID, from []storage
 	if !isNotFound(err) {
 		return nil, false, fmt.Errorf("set run %s %s: %w", id, to, err)
 	}
-	r, err = e.RunGet(ctx, id)
+	r, err = e.RunGet(ctx, storage.RunGetParams{ID: id})
 	if err != nil {
 		return nil, false, err
 	}
 	return r, false, nil
 }
 
-func (e *executor) RunSteps(ctx context.Context, id uuid.UUID) ([]storage.Step, error) {
+func (e *executor) RunSteps(ctx context.Context, p storage.RunStepsParams) ([]acidic.Step, error) {
+	id := p.ID
 	rows, err := e.db.Query(ctx, e.q.get("RunSteps"), runID(id))
 	if err != nil {
 		return nil, fmt.Errorf("run %s steps: %w", id, wrapErr(err))
 	}
 	defer rows.Close()
-	var out []storage.Step
+	var out []acidic.Step
 	for rows.Next() {
-		var s storage.Step
+		var s acidic.Step
 		var state string
 		if err := rows.Scan(&s.RunID, &s.Position, &s.Name, &state, &s.Attempt, &s.Executions, &s.Result, &s.Error,
 			&s.StartedAt, &s.FinishedAt); err != nil {
 			return nil, wrapErr(err)
 		}
-		s.State = storage.StepState(state)
+		s.State = acidic.StepState(state)
 		out = append(out, s)
 	}
 	return out, wrapErr(rows.Err())
 }
 
-func (e *executor) RunChildFinished(ctx context.Context, childID uuid.UUID) (*storage.Run, bool, error) {
+func (e *executor) RunChildFinished(ctx context.Context, p storage.RunChildFinishedParams) (*acidic.Run, bool, error) {
+	childID := p.ChildID
 	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), runID(childID)))
 	if isNotFound(err) {
 		return nil, false, nil // not awaiting: nothing to count

@@ -11,13 +11,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
-func runInsert(key string) storage.RunInsert {
-	return storage.RunInsert{
+func runInsert(key string) storage.RunInsertParams {
+	return storage.RunInsertParams{
 		ID:             uuid.New(),
 		IdempotencyKey: key,
 		Workflow:       "wf",
@@ -28,7 +29,7 @@ func runInsert(key string) storage.RunInsert {
 	}
 }
 
-func insertRunWith(ctx context.Context, t *testing.T, e storage.Executor, in storage.RunInsert) *storage.Run {
+func insertRunWith(ctx context.Context, t *testing.T, e storage.Executor, in storage.RunInsertParams) *acidic.Run {
 	t.Helper()
 	r, created, err := e.RunInsert(ctx, in)
 	if err != nil {
@@ -40,14 +41,14 @@ func insertRunWith(ctx context.Context, t *testing.T, e storage.Executor, in sto
 	return r
 }
 
-func insertRun(ctx context.Context, t *testing.T, e storage.Executor, key string) *storage.Run {
+func insertRun(ctx context.Context, t *testing.T, e storage.Executor, key string) *acidic.Run {
 	t.Helper()
 	return insertRunWith(ctx, t, e, runInsert(key))
 }
 
-func getRun(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) *storage.Run {
+func getRun(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) *acidic.Run {
 	t.Helper()
-	r, err := e.RunGet(ctx, id)
+	r, err := e.RunGet(ctx, storage.RunGetParams{ID: id})
 	if err != nil {
 		t.Fatalf("RunGet(%s): %v", id, err)
 	}
@@ -61,7 +62,7 @@ func runningJob(ctx context.Context, t *testing.T, drv *postgres.Driver, run uui
 	in := job("lease_" + uuid.NewString())
 	in.RunID = run
 	j := insertJobs(ctx, t, drv, in)[0]
-	claimed, err := drv.JobClaim(ctx, j.ID, "w")
+	claimed, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: j.ID, WorkerID: "w"})
 	if err != nil {
 		t.Fatalf("JobClaim: %v", err)
 	}
@@ -69,16 +70,16 @@ func runningJob(ctx context.Context, t *testing.T, drv *postgres.Driver, run uui
 }
 
 // leasedRun inserts a run and leases it with token.
-func leasedRun(ctx context.Context, t *testing.T, drv *postgres.Driver, key, token string) *storage.Run {
+func leasedRun(ctx context.Context, t *testing.T, drv *postgres.Driver, key, token string) *acidic.Run {
 	t.Helper()
 	r := insertRun(ctx, t, drv, key)
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: token, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: token, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 		t.Fatalf("lease of %s refused", key)
 	}
 	return r
 }
 
-func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunLease) (*storage.Run, bool) {
+func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunLeaseParams) (*acidic.Run, bool) {
 	t.Helper()
 	r, ok, err := e.RunLease(ctx, p)
 	if err != nil {
@@ -100,8 +101,8 @@ func TestDeletingRunsDeletesTheirSteps(t *testing.T) {
 	for _, key := range []string{"a", "b", "kept"} {
 		r := leasedRun(ctx, t, drv, key, "tok-"+key)
 		for pos := range 2 {
-			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "tok-" + key, State: storage.RunRunning, RecoveryPoint: "s",
-				Step: &storage.Step{Position: pos, Name: fmt.Sprint("s", pos), State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}})
+			_, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "tok-" + key, State: acidic.RunRunning, RecoveryPoint: "s",
+				Step: &acidic.Step{Position: pos, Name: fmt.Sprint("s", pos), State: acidic.StepSucceeded, Attempt: 1, StartedAt: time.Now()}})
 			if err != nil {
 				t.Fatalf("RunUpdate: %v", err)
 			}
@@ -164,12 +165,12 @@ func TestFetchLeaseTokenIsFreshForARepeatedAttempt(t *testing.T) {
 	if second.LeasedRun.LockedBy == first.LeasedRun.LockedBy {
 		t.Fatalf("both claims of attempt %d hold lease token %q", first.Attempt, first.LeasedRun.LockedBy)
 	}
-	step := &storage.Step{Position: 0, Name: "s", State: storage.StepSucceeded, Attempt: first.Attempt, StartedAt: time.Now()}
-	_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: first.LeasedRun.LockedBy, State: storage.RunRunning, RecoveryPoint: "s2", Step: step})
-	if !errors.Is(err, storage.ErrLeaseLost) {
+	step := &acidic.Step{Position: 0, Name: "s", State: acidic.StepSucceeded, Attempt: first.Attempt, StartedAt: time.Now()}
+	_, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: first.LeasedRun.LockedBy, State: acidic.RunRunning, RecoveryPoint: "s2", Step: step})
+	if !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Errorf("the first holder's step write: err = %v, want ErrLeaseLost", err)
 	}
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: second.LeasedRun.LockedBy, State: storage.RunRunning, RecoveryPoint: "s2", Step: step}); err != nil {
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: second.LeasedRun.LockedBy, State: acidic.RunRunning, RecoveryPoint: "s2", Step: step}); err != nil {
 		t.Errorf("the second holder's step write: %v", err)
 	}
 }
@@ -194,7 +195,7 @@ func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
 	j2in := job("q2")
 	j2in.Kind, j2in.RunID = "wf", r.ID
 	j2 := insertJobs(ctx, t, drv, j2in)[0]
-	c2, err := drv.JobClaim(ctx, j2.ID, "w2")
+	c2, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: j2.ID, WorkerID: "w2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,13 +210,13 @@ func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	type res struct {
-		r   *storage.Run
+		r   *acidic.Run
 		ok  bool
 		err error
 	}
 	done := make(chan res, 1)
 	go func() {
-		got, ok, err := drv.RunLease(ctx, storage.RunLease{ID: r.ID, Token: "tok-j2", Job: storage.JobAttempt{ID: c2.ID, Attempt: c2.Attempt}})
+		got, ok, err := drv.RunLease(ctx, storage.RunLeaseParams{ID: r.ID, Token: "tok-j2", Job: storage.JobAttempt{ID: c2.ID, Attempt: c2.Attempt}})
 		done <- res{got, ok, err}
 	}()
 	// Wait until RunLease is blocked on the row lock.
@@ -233,7 +234,7 @@ func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
 	// Meanwhile (same transaction, committed together, as JobFetch's leased
 	// CTE does): J1 is claimed, attempt 1, and takes the lease.
 	wtx := drv.WrapTx(txA)
-	fetched, err := wtx.JobFetch(ctx, storage.JobFetch{Queue: "q1", Max: 1, WorkerID: "w1"})
+	fetched, err := wtx.JobFetch(ctx, storage.JobFetchParams{Queue: "q1", Max: 1, WorkerID: "w1"})
 	if err != nil || len(fetched) != 1 || fetched[0].LeasedRun == nil {
 		t.Fatalf("fetch: %v %+v", err, fetched)
 	}
@@ -247,15 +248,15 @@ func TestRunLeaseNeverTakesALeaseTakenAfterItsSnapshot(t *testing.T) {
 	holder := getJob(ctx, t, drv, j1.ID)
 	t.Logf("J1 state=%s attempt=%d (holds lease from fetch: %s); RunLease for J2 ok=%v, run locked_by=%s",
 		holder.State, holder.Attempt, fetched[0].LeasedRun.LockedBy, got.ok, getRun(ctx, t, drv, r.ID).LockedBy)
-	if got.ok && holder.State == storage.JobRunning {
+	if got.ok && holder.State == acidic.JobRunning {
 		t.Errorf("RunLease took over the lease of job %d attempt %d, which is still running", j1.ID, holder.Attempt)
 	}
 }
 
 // runSteps returns a run's step log, failing the test on error.
-func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) []storage.Step {
+func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) []acidic.Step {
 	t.Helper()
-	steps, err := e.RunSteps(ctx, id)
+	steps, err := e.RunSteps(ctx, storage.RunStepsParams{ID: id})
 	if err != nil {
 		t.Fatalf("RunSteps(%s): %v", id, err)
 	}
@@ -271,11 +272,11 @@ func TestRunLeaseNeverTakenOverByAge(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
 	r := insertRun(ctx, t, drv, "k")
 	jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: jobA}); !ok {
 		t.Fatal("first lease refused")
 	}
 	exec(ctx, t, drv, "UPDATE {schema}.runs SET locked_at = now() - interval '30 days' WHERE id = $1", r.ID)
-	if got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB}); ok || got.LockedBy != "a" {
+	if got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: jobB}); ok || got.LockedBy != "a" {
 		t.Fatalf("a 30-day-old lease whose attempt still runs was taken over: ok %v, locked by %q", ok, got.LockedBy)
 	}
 }

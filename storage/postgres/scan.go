@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/acidic-go/acidic/storage"
 )
 
 func nullUUID(id uuid.UUID) pgtype.UUID {
@@ -36,12 +35,12 @@ func jsonParam(b json.RawMessage) any {
 	return string(b)
 }
 
-func scanJob(row pgx.Row) (*storage.Job, error) { return scanJobWith(row) }
+func scanJob(row pgx.Row) (*acidic.Job, error) { return scanJobWith(row) }
 
 // scanJobWith scans a job row followed by extra columns into extra.
-func scanJobWith(row pgx.Row, extra ...any) (*storage.Job, error) {
+func scanJobWith(row pgx.Row, extra ...any) (*acidic.Job, error) {
 	var (
-		j            storage.Job
+		j            acidic.Job
 		runID        pgtype.UUID
 		state        string
 		priority     int16
@@ -60,11 +59,11 @@ func scanJobWith(row pgx.Row, extra ...any) (*storage.Job, error) {
 	if runID.Valid {
 		j.RunID = runID.Bytes
 	}
-	j.State = storage.JobState(state)
+	j.State = acidic.JobState(state)
 	j.Priority = int(priority)
 	j.AttemptedAt = timePtr(attemptedAt)
 	j.FinalizedAt = timePtr(finalizedAt)
-	j.UniqueStates = uint8(uniqueStates)
+	j.UniqueStates = statesOf(int16(uniqueStates))
 	if len(errorsJSON) > 2 { // "[]" is the common case; skip the decode
 		if err := json.Unmarshal(errorsJSON, &j.Errors); err != nil {
 			return nil, fmt.Errorf("postgres: job %d: decode error history: %w", j.ID, err)
@@ -73,7 +72,7 @@ func scanJobWith(row pgx.Row, extra ...any) (*storage.Job, error) {
 	return &j, nil
 }
 
-func collectJobs(rows pgx.Rows, err error) ([]*storage.Job, error) {
+func collectJobs(rows pgx.Rows, err error) ([]*acidic.Job, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
@@ -81,8 +80,8 @@ func collectJobs(rows pgx.Rows, err error) ([]*storage.Job, error) {
 	return readJobs(rows)
 }
 
-func readJobs(rows pgx.Rows) ([]*storage.Job, error) {
-	var out []*storage.Job
+func readJobs(rows pgx.Rows) ([]*acidic.Job, error) {
+	var out []*acidic.Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
@@ -93,7 +92,7 @@ func readJobs(rows pgx.Rows) ([]*storage.Job, error) {
 	return out, wrapErr(rows.Err())
 }
 
-func scanRun(row pgx.Row) (*storage.Run, error) {
+func scanRun(row pgx.Row) (*acidic.Run, error) {
 	var r runRow
 	if err := row.Scan(r.dest()...); err != nil {
 		return nil, wrapErr(err)
@@ -121,16 +120,16 @@ func (r *runRow) dest() []any {
 }
 
 // run returns the run scanned, or nil when the row had none.
-func (r *runRow) run() *storage.Run {
+func (r *runRow) run() *acidic.Run {
 	if !r.id.Valid {
 		return nil
 	}
-	out := &storage.Run{
+	out := &acidic.Run{
 		ID:             r.id.Bytes,
 		IdempotencyKey: r.key.String,
 		Workflow:       r.workflow.String,
 		Args:           r.args,
-		State:          storage.RunState(r.state.String),
+		State:          acidic.RunState(r.state.String),
 		Queue:          r.queue.String,
 		RecoveryPoint:  r.recoveryPoint.String,
 		DefinitionHash: r.hash.String,
@@ -154,12 +153,12 @@ func (r *runRow) run() *storage.Run {
 	return out
 }
 
-func collectRuns(rows pgx.Rows, err error) ([]*storage.Run, error) {
+func collectRuns(rows pgx.Rows, err error) ([]*acidic.Run, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
 	defer rows.Close()
-	var out []*storage.Run
+	var out []*acidic.Run
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {

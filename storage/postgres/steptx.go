@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -21,11 +22,11 @@ var ErrStepTxOwned = errors.New("postgres: a step's transaction is committed or 
 const beginSerializable = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
 // InStepTx runs a step's transaction; see storage.Driver.
-func (d *Driver) InStepTx(ctx context.Context, fn storage.StepFunc) (*storage.Run, error) {
+func (d *Driver) InStepTx(ctx context.Context, fn storage.StepFunc) (*acidic.Run, error) {
 	if d.refused != nil {
 		return nil, d.refused
 	}
-	var out *storage.Run
+	var out *acidic.Run
 	err := d.retrying(ctx, func() error {
 		st := &stepTx{pool: d.pool}
 		ex := d.txExecutor(st)
@@ -90,7 +91,7 @@ func (s *stepTx) acquire(ctx context.Context) error {
 // BEGIN too when nothing used the transaction yet). The update raises an
 // error when the lease is lost, so the COMMIT behind it never commits a
 // step whose run another worker holds.
-func (s *stepTx) commitPipelined(ctx context.Context, ex *txExecutor, u storage.RunUpdate) (*storage.Run, error) {
+func (s *stepTx) commitPipelined(ctx context.Context, ex *txExecutor, u storage.RunUpdateParams) (*acidic.Run, error) {
 	begun := s.tx != nil
 	if err := s.acquire(ctx); err != nil {
 		return nil, err
@@ -117,7 +118,7 @@ func (s *stepTx) commitPipelined(ctx context.Context, ex *txExecutor, u storage.
 	return r, nil
 }
 
-func readStepCommit(br pgx.BatchResults, begin bool) (*storage.Run, error) {
+func readStepCommit(br pgx.BatchResults, begin bool) (*acidic.Run, error) {
 	if begin {
 		if _, err := br.Exec(); err != nil {
 			return nil, err
@@ -139,7 +140,7 @@ func readStepCommit(br pgx.BatchResults, begin bool) (*storage.Run, error) {
 }
 
 // commitThen runs the update, then c.Then, then commits.
-func (s *stepTx) commitThen(ctx context.Context, ex *txExecutor, c storage.StepCommit) (*storage.Run, error) {
+func (s *stepTx) commitThen(ctx context.Context, ex *txExecutor, c storage.StepCommit) (*acidic.Run, error) {
 	r, err := ex.RunUpdate(ctx, c.Update)
 	if err != nil {
 		return nil, err

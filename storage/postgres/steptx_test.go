@@ -14,14 +14,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
-func stepUpdate(r *storage.Run, token, next string) storage.RunUpdate {
-	return storage.RunUpdate{ID: r.ID, Token: token, State: storage.RunRunning, RecoveryPoint: next,
-		Attrs: []byte(`{"n":1}`), Step: &storage.Step{Position: 0, Name: r.RecoveryPoint, State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}}
+func stepUpdate(r *acidic.Run, token, next string) storage.RunUpdateParams {
+	return storage.RunUpdateParams{ID: r.ID, Token: token, State: acidic.RunRunning, RecoveryPoint: next,
+		Attrs: []byte(`{"n":1}`), Step: &acidic.Step{Position: 0, Name: r.RecoveryPoint, State: acidic.StepSucceeded, Attempt: 1, StartedAt: time.Now()}}
 }
 
 // createNotes makes a table for a step's own writes.
@@ -76,8 +77,8 @@ func TestInStepTxUntouchedCommitsTheUpdateAlone(t *testing.T) {
 	if now := getRun(ctx, t, drv, r.ID); now.RecoveryPoint != "step2" {
 		t.Fatalf("stored recovery point %q, want step2", now.RecoveryPoint)
 	}
-	steps, err := drv.RunSteps(ctx, r.ID)
-	if err != nil || len(steps) != 1 || steps[0].State != storage.StepSucceeded {
+	steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID})
+	if err != nil || len(steps) != 1 || steps[0].State != acidic.StepSucceeded {
 		t.Fatalf("step log %+v, %v", steps, err)
 	}
 	requireIdlePool(ctx, t, drv)
@@ -137,7 +138,7 @@ func TestInStepTxLeaseLostRollsBackTheStep(t *testing.T) {
 				}
 				return storage.StepCommit{Update: stepUpdate(r, "b", "step2")}, nil
 			})
-			if !errors.Is(err, storage.ErrLeaseLost) {
+			if !errors.Is(err, acidic.ErrLeaseLost) {
 				t.Fatalf("err = %v, want ErrLeaseLost", err)
 			}
 			if calls != 1 {
@@ -149,7 +150,7 @@ func TestInStepTxLeaseLostRollsBackTheStep(t *testing.T) {
 			if now := getRun(ctx, t, drv, r.ID); now.RecoveryPoint != "step1" || now.LockedBy != "a" {
 				t.Errorf("run changed: recovery point %q, locked by %q", now.RecoveryPoint, now.LockedBy)
 			}
-			if steps, _ := drv.RunSteps(ctx, r.ID); len(steps) != 0 {
+			if steps, _ := drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID}); len(steps) != 0 {
 				t.Errorf("step log written: %+v", steps)
 			}
 			requireIdlePool(ctx, t, drv)
@@ -190,7 +191,7 @@ func TestInStepTxErrorAndPanicRollBack(t *testing.T) {
 	// Then runs after the update in the same transaction; its error rolls
 	// back the update too.
 	_, err = drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
-		return storage.StepCommit{Update: stepUpdate(r, "a", "step2"), Then: func(ctx context.Context, tx storage.Tx, got *storage.Run) error {
+		return storage.StepCommit{Update: stepUpdate(r, "a", "step2"), Then: func(ctx context.Context, tx storage.Tx, got *acidic.Run) error {
 			if got.RecoveryPoint != "step2" {
 				t.Errorf("Then saw recovery point %q, want step2", got.RecoveryPoint)
 			}
@@ -211,7 +212,7 @@ func TestInStepTxErrorAndPanicRollBack(t *testing.T) {
 
 	// And a Then that succeeds commits with the update.
 	_, err = drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
-		return storage.StepCommit{Update: stepUpdate(r, "a", "step2"), Then: func(ctx context.Context, tx storage.Tx, _ *storage.Run) error {
+		return storage.StepCommit{Update: stepUpdate(r, "a", "step2"), Then: func(ctx context.Context, tx storage.Tx, _ *acidic.Run) error {
 			write(ctx, tx)
 			return nil
 		}}, nil
@@ -239,7 +240,7 @@ func TestInStepTxRetriesSerializationFailures(t *testing.T) {
 	var calls atomic.Int32
 	var bothRead sync.WaitGroup
 	bothRead.Add(2)
-	step := func(key, token string, r *storage.Run) error {
+	step := func(key, token string, r *acidic.Run) error {
 		var once sync.Once
 		_, err := drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 			calls.Add(1)
@@ -273,7 +274,7 @@ func TestInStepTxRetriesSerializationFailures(t *testing.T) {
 	if sum := countRows(ctx, t, drv, "SELECT sum(v) FROM "+notes); sum != 3 {
 		t.Fatalf("sum = %d, want 3 (1, then 1+1)", sum)
 	}
-	for _, r := range []*storage.Run{ra, rb} {
+	for _, r := range []*acidic.Run{ra, rb} {
 		if now := getRun(ctx, t, drv, r.ID); now.RecoveryPoint != "step2" {
 			t.Errorf("run %s at %q, want step2", r.IdempotencyKey, now.RecoveryPoint)
 		}

@@ -26,12 +26,12 @@
 //     inserts report duplicates, honour the states mask, replace only a
 //     waiting job and make one job under concurrent enqueues; cancel,
 //     retry, list, get, prune and dependency resolution behave as
-//     documented; invalid values are refused with storage.ErrInvalid.
+//     documented; invalid values are refused with acidic.ErrInvalid.
 //   - Runs: inserts are idempotent by key (under concurrency too); a lease
 //     is taken only from a free holder (none, ended, or an earlier attempt
 //     of the same job), never from a live one, never of a resting or
 //     finished run, and needs a job attempt; fenced writes (RunUpdate,
-//     RunRelease) return storage.ErrLeaseLost and write nothing for a
+//     RunRelease) return acidic.ErrLeaseLost and write nothing for a
 //     stale token; a release never moves the recovery point nor undoes a
 //     succeeded step; RunEnd ends only live runs, only for a job of the
 //     run's kind and only when no other such job is unfinished; RunSettle

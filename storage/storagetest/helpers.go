@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -37,7 +38,7 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 // heartbeat runs JobHeartbeat and returns the lost attempts sorted by id.
 func heartbeat(ctx context.Context, t *testing.T, drv storage.Driver, attempts ...storage.JobAttempt) []storage.JobStatus {
 	t.Helper()
-	lost, err := drv.JobHeartbeat(ctx, attempts)
+	lost, err := drv.JobHeartbeat(ctx, storage.JobHeartbeatParams{Attempts: attempts})
 	if err != nil {
 		t.Fatalf("JobHeartbeat(%v): %v", attempts, err)
 	}
@@ -49,8 +50,8 @@ func heartbeat(ctx context.Context, t *testing.T, drv storage.Driver, attempts .
 
 func attempt1(id int64) storage.JobAttempt { return storage.JobAttempt{ID: id, Attempt: 1} }
 
-func runInsert(key string) storage.RunInsert {
-	return storage.RunInsert{
+func runInsert(key string) storage.RunInsertParams {
+	return storage.RunInsertParams{
 		ID:             uuid.New(),
 		IdempotencyKey: key,
 		Workflow:       "wf",
@@ -61,7 +62,7 @@ func runInsert(key string) storage.RunInsert {
 	}
 }
 
-func insertRunWith(ctx context.Context, t *testing.T, e storage.Executor, in storage.RunInsert) *storage.Run {
+func insertRunWith(ctx context.Context, t *testing.T, e storage.Executor, in storage.RunInsertParams) *acidic.Run {
 	t.Helper()
 	r, created, err := e.RunInsert(ctx, in)
 	if err != nil {
@@ -73,14 +74,14 @@ func insertRunWith(ctx context.Context, t *testing.T, e storage.Executor, in sto
 	return r
 }
 
-func insertRun(ctx context.Context, t *testing.T, e storage.Executor, key string) *storage.Run {
+func insertRun(ctx context.Context, t *testing.T, e storage.Executor, key string) *acidic.Run {
 	t.Helper()
 	return insertRunWith(ctx, t, e, runInsert(key))
 }
 
-func getRun(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) *storage.Run {
+func getRun(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) *acidic.Run {
 	t.Helper()
-	r, err := e.RunGet(ctx, id)
+	r, err := e.RunGet(ctx, storage.RunGetParams{ID: id})
 	if err != nil {
 		t.Fatalf("RunGet(%s): %v", id, err)
 	}
@@ -94,7 +95,7 @@ func runningJob(ctx context.Context, t *testing.T, drv storage.Driver, run uuid.
 	in := job("lease_" + uuid.NewString())
 	in.RunID = run
 	j := insertJobs(ctx, t, drv, in)[0]
-	claimed, err := drv.JobClaim(ctx, j.ID, "w")
+	claimed, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: j.ID, WorkerID: "w"})
 	if err != nil {
 		t.Fatalf("JobClaim: %v", err)
 	}
@@ -102,16 +103,16 @@ func runningJob(ctx context.Context, t *testing.T, drv storage.Driver, run uuid.
 }
 
 // leasedRun inserts a run and leases it with token.
-func leasedRun(ctx context.Context, t *testing.T, drv storage.Driver, key, token string) *storage.Run {
+func leasedRun(ctx context.Context, t *testing.T, drv storage.Driver, key, token string) *acidic.Run {
 	t.Helper()
 	r := insertRun(ctx, t, drv, key)
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: token, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: token, Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 		t.Fatalf("lease of %s refused", key)
 	}
 	return r
 }
 
-func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunLease) (*storage.Run, bool) {
+func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunLeaseParams) (*acidic.Run, bool) {
 	t.Helper()
 	r, ok, err := e.RunLease(ctx, p)
 	if err != nil {
@@ -124,9 +125,9 @@ func lease(ctx context.Context, t *testing.T, e storage.Executor, p storage.RunL
 }
 
 // runSteps returns a run's step log, failing the test on error.
-func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) []storage.Step {
+func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUID) []acidic.Step {
 	t.Helper()
-	steps, err := e.RunSteps(ctx, id)
+	steps, err := e.RunSteps(ctx, storage.RunStepsParams{ID: id})
 	if err != nil {
 		t.Fatalf("RunSteps(%s): %v", id, err)
 	}
@@ -134,7 +135,7 @@ func runSteps(ctx context.Context, t *testing.T, e storage.Executor, id uuid.UUI
 }
 
 // releaseRun calls RunRelease and fails the test on error.
-func releaseRun(ctx context.Context, t *testing.T, e storage.Executor, rr storage.RunRelease) *storage.Run {
+func releaseRun(ctx context.Context, t *testing.T, e storage.Executor, rr storage.RunReleaseParams) *acidic.Run {
 	t.Helper()
 	r, err := e.RunRelease(ctx, rr)
 	if err != nil {
@@ -149,14 +150,14 @@ func releaseRun(ctx context.Context, t *testing.T, e storage.Executor, rr storag
 // progressedRun inserts a run, leases it with token and moves its progress
 // (recovery point, attrs, cursor) off the defaults with a fenced RunUpdate,
 // logging a succeeded step at position 0. It returns the run as stored.
-func progressedRun(ctx context.Context, t *testing.T, drv storage.Driver, key, token string) *storage.Run {
+func progressedRun(ctx context.Context, t *testing.T, drv storage.Driver, key, token string) *acidic.Run {
 	t.Helper()
 	r := leasedRun(ctx, t, drv, key, token)
 	started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-	_, err := drv.RunUpdate(ctx, storage.RunUpdate{
-		ID: r.ID, Token: token, State: storage.RunRunning, RecoveryPoint: "step2",
+	_, err := drv.RunUpdate(ctx, storage.RunUpdateParams{
+		ID: r.ID, Token: token, State: acidic.RunRunning, RecoveryPoint: "step2",
 		Attrs: json.RawMessage(`{"progress":7}`), Cursor: 42,
-		Step: &storage.Step{Position: 0, Name: "step1", State: storage.StepSucceeded, Attempt: 1,
+		Step: &acidic.Step{Position: 0, Name: "step1", State: acidic.StepSucceeded, Attempt: 1,
 			Result: json.RawMessage(`{"one":1}`), StartedAt: started},
 	})
 	if err != nil {
@@ -169,7 +170,7 @@ func progressedRun(ctx context.Context, t *testing.T, drv storage.Driver, key, t
 // the lease cleared, updated_at moved, finished_at set exactly when the state
 // is final, and every other field (recovery point, attrs, cursor, awaiting,
 // result, args, ...) as before.
-func wantReleased(t *testing.T, got, before *storage.Run, state storage.RunState, errText string) {
+func wantReleased(t *testing.T, got, before *acidic.Run, state acidic.RunState, errText string) {
 	t.Helper()
 	if got.State != state || got.Error != errText {
 		t.Errorf("released run: state %s, error %q; want %s, %q", got.State, got.Error, state, errText)
@@ -195,22 +196,22 @@ func wantReleased(t *testing.T, got, before *storage.Run, state storage.RunState
 // awaitingParent inserts a run and parks it awaiting n children at step
 // "fanout" (position 1), after a succeeded step "prep" at position 0, as a
 // step that spawned n awaited children would.
-func awaitingParent(ctx context.Context, t *testing.T, drv storage.Driver, key string, n int) *storage.Run {
+func awaitingParent(ctx context.Context, t *testing.T, drv storage.Driver, key string, n int) *acidic.Run {
 	t.Helper()
 	r := leasedRun(ctx, t, drv, key, "p")
 	started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "p", State: storage.RunRunning, RecoveryPoint: "fanout",
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "p", State: acidic.RunRunning, RecoveryPoint: "fanout",
 		Attrs: json.RawMessage(`{"n":1}`),
-		Step:  &storage.Step{Position: 0, Name: "prep", State: storage.StepSucceeded, Attempt: 1, StartedAt: started}}); err != nil {
+		Step:  &acidic.Step{Position: 0, Name: "prep", State: acidic.StepSucceeded, Attempt: 1, StartedAt: started}}); err != nil {
 		t.Fatalf("RunUpdate(%s, prep): %v", key, err)
 	}
-	parked, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "p", State: storage.RunAwaiting, RecoveryPoint: "after",
+	parked, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "p", State: acidic.RunAwaiting, RecoveryPoint: "after",
 		Attrs: json.RawMessage(`{"n":2}`), Awaiting: n, Release: true,
-		Step: &storage.Step{Position: 1, Name: "fanout", State: storage.StepAwaiting, Attempt: 1, StartedAt: started}})
+		Step: &acidic.Step{Position: 1, Name: "fanout", State: acidic.StepAwaiting, Attempt: 1, StartedAt: started}})
 	if err != nil {
 		t.Fatalf("RunUpdate(%s, fanout): %v", key, err)
 	}
-	if parked.State != storage.RunAwaiting || parked.Awaiting != n || parked.LockedBy != "" || parked.FinishedAt != nil {
+	if parked.State != acidic.RunAwaiting || parked.Awaiting != n || parked.LockedBy != "" || parked.FinishedAt != nil {
 		t.Fatalf("set-up: parked parent = %+v, want awaiting %d, unleased", parked, n)
 	}
 	return parked
@@ -226,7 +227,7 @@ func newChild(ctx context.Context, t *testing.T, drv storage.Driver, parent uuid
 }
 
 // stepNamed returns the step of the log with the given name.
-func stepNamed(t *testing.T, steps []storage.Step, name string) storage.Step {
+func stepNamed(t *testing.T, steps []acidic.Step, name string) acidic.Step {
 	t.Helper()
 	for _, s := range steps {
 		if s.Name == name {
@@ -234,12 +235,12 @@ func stepNamed(t *testing.T, steps []storage.Step, name string) storage.Step {
 		}
 	}
 	t.Fatalf("no step %q in %+v", name, steps)
-	return storage.Step{}
+	return acidic.Step{}
 }
 
-func stepUpdate(r *storage.Run, token, next string) storage.RunUpdate {
-	return storage.RunUpdate{ID: r.ID, Token: token, State: storage.RunRunning, RecoveryPoint: next,
-		Attrs: []byte(`{"n":1}`), Step: &storage.Step{Position: 0, Name: r.RecoveryPoint, State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}}
+func stepUpdate(r *acidic.Run, token, next string) storage.RunUpdateParams {
+	return storage.RunUpdateParams{ID: r.ID, Token: token, State: acidic.RunRunning, RecoveryPoint: next,
+		Attrs: []byte(`{"n":1}`), Step: &acidic.Step{Position: 0, Name: r.RecoveryPoint, State: acidic.StepSucceeded, Attempt: 1, StartedAt: time.Now()}}
 }
 
 // testCtx returns a context for one test, ended when it ends. Its deadline
@@ -259,14 +260,14 @@ func job(q string) storage.JobInsert {
 		Queue:       q,
 		Kind:        "test_kind",
 		Args:        json.RawMessage(`{}`),
-		State:       storage.JobAvailable,
+		State:       acidic.JobAvailable,
 		MaxAttempts: 3,
 	}
 }
 
-func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...storage.JobInsert) []*storage.Job {
+func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...storage.JobInsert) []*acidic.Job {
 	t.Helper()
-	out, err := e.JobInsertMany(ctx, jobs)
+	out, err := e.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: jobs})
 	if err != nil {
 		t.Fatalf("JobInsertMany: %v", err)
 	}
@@ -276,16 +277,16 @@ func insertJobs(ctx context.Context, t *testing.T, e storage.Executor, jobs ...s
 	return out
 }
 
-func getJob(ctx context.Context, t *testing.T, e storage.Executor, id int64) *storage.Job {
+func getJob(ctx context.Context, t *testing.T, e storage.Executor, id int64) *acidic.Job {
 	t.Helper()
-	j, err := e.JobGet(ctx, id)
+	j, err := e.JobGet(ctx, storage.JobGetParams{ID: id})
 	if err != nil {
 		t.Fatalf("JobGet(%d): %v", id, err)
 	}
 	return j
 }
 
-func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f storage.JobFilter) []*storage.Job {
+func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f acidic.JobFilter) []*acidic.Job {
 	t.Helper()
 	jobs, err := e.JobList(ctx, f)
 	if err != nil {
@@ -295,22 +296,27 @@ func listJobs(ctx context.Context, t *testing.T, e storage.Executor, f storage.J
 }
 
 // fetchOne claims exactly one job of queue q for worker and fails otherwise.
-func fetchOne(ctx context.Context, t *testing.T, e storage.Executor, q, worker string) *storage.Job {
+func fetchOne(ctx context.Context, t *testing.T, e storage.Executor, q, worker string) *acidic.Job {
 	t.Helper()
-	jobs, err := e.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 1, WorkerID: worker})
+	jobs, err := e.JobFetch(ctx, storage.JobFetchParams{Queue: q, Max: 1, WorkerID: worker})
 	if err != nil {
 		t.Fatalf("JobFetch(%s): %v", q, err)
 	}
 	if len(jobs) != 1 {
 		t.Fatalf("JobFetch(%s) returned %d jobs, want 1", q, len(jobs))
 	}
-	return jobs[0]
+	return jobs[0].Job
 }
 
-func ids(jobs []*storage.Job) []int64 {
+func ids[J *acidic.Job | storage.FetchedJob](jobs []J) []int64 {
 	out := make([]int64, len(jobs))
 	for i, j := range jobs {
-		out[i] = j.ID
+		switch j := any(j).(type) {
+		case *acidic.Job:
+			out[i] = j.ID
+		case storage.FetchedJob:
+			out[i] = j.ID
+		}
 	}
 	return out
 }
@@ -362,7 +368,7 @@ func waitOne(ctx context.Context, t *testing.T, l storage.Listener) storage.Noti
 // queueHint returns the payload of queue's insert notifications.
 func queueHint(ctx context.Context, t *testing.T, drv storage.Driver, queue string) string {
 	t.Helper()
-	hints, err := drv.QueueHints(ctx, []string{queue})
+	hints, err := drv.QueueHints(ctx, storage.QueueHintsParams{Queues: []string{queue}})
 	if err != nil || len(hints) != 1 {
 		t.Fatalf("QueueHints(%q) = %v, %v", queue, hints, err)
 	}

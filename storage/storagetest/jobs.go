@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -26,17 +27,17 @@ func testJobInsertMany(t *testing.T, newDriver NewDriverFunc) {
 	future := before.Add(time.Hour).Truncate(time.Microsecond)
 	past := before.Add(-time.Hour).Truncate(time.Microsecond)
 	in := []storage.JobInsert{
-		{Queue: "qa", Kind: "k1", Args: json.RawMessage(`{"n":1}`), State: storage.JobAvailable, Priority: 2, MaxAttempts: 5},
-		{Queue: "qb", Kind: "k2", Args: json.RawMessage(`{"n":2}`), State: storage.JobAvailable, MaxAttempts: 1, ScheduledAt: future},
-		{Queue: "qa", Kind: "k3", Args: json.RawMessage(`[1,2]`), State: storage.JobPending, MaxAttempts: 3},
-		{Queue: "qa", Kind: "k4", Args: json.RawMessage(`{}`), State: storage.JobScheduled, Priority: 3, MaxAttempts: 2, ScheduledAt: past,
-			Meta: json.RawMessage(`{"m":"v"}`), UniqueKey: []byte("uk"), UniqueStates: storage.JobAvailable.Bit() | storage.JobPending.Bit()},
-		{Queue: "qa", Kind: "k5", Args: json.RawMessage(`{}`), State: storage.JobPending, MaxAttempts: 3, ScheduledAt: future},
+		{Queue: "qa", Kind: "k1", Args: json.RawMessage(`{"n":1}`), State: acidic.JobAvailable, Priority: 2, MaxAttempts: 5},
+		{Queue: "qb", Kind: "k2", Args: json.RawMessage(`{"n":2}`), State: acidic.JobAvailable, MaxAttempts: 1, ScheduledAt: future},
+		{Queue: "qa", Kind: "k3", Args: json.RawMessage(`[1,2]`), State: acidic.JobPending, MaxAttempts: 3},
+		{Queue: "qa", Kind: "k4", Args: json.RawMessage(`{}`), State: acidic.JobScheduled, Priority: 3, MaxAttempts: 2, ScheduledAt: past,
+			Meta: json.RawMessage(`{"m":"v"}`), UniqueKey: []byte("uk"), UniqueStates: acidic.NewJobStates(acidic.JobAvailable, acidic.JobPending)},
+		{Queue: "qa", Kind: "k5", Args: json.RawMessage(`{}`), State: acidic.JobPending, MaxAttempts: 3, ScheduledAt: future},
 	}
 	out := insertJobs(ctx, t, drv, in...)
 	after := time.Now()
 
-	wantState := []storage.JobState{storage.JobAvailable, storage.JobScheduled, storage.JobPending, storage.JobAvailable, storage.JobPending}
+	wantState := []acidic.JobState{acidic.JobAvailable, acidic.JobScheduled, acidic.JobPending, acidic.JobAvailable, acidic.JobPending}
 	for i, j := range out {
 		if i > 0 && j.ID <= out[i-1].ID {
 			t.Errorf("job %d has id %d, not above the previous %d", i, j.ID, out[i-1].ID)
@@ -94,15 +95,15 @@ func testJobInsertMany(t *testing.T, newDriver NewDriverFunc) {
 
 	// A duplicate in a state the mask covers is refused; nothing is inserted.
 	dup := in[3]
-	if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("qa"), dup}); err == nil {
+	if _, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("qa"), dup}}); err == nil {
 		t.Error("JobInsertMany of a duplicate unique job succeeded, want a unique violation")
 	}
-	if got := listJobs(ctx, t, drv, storage.JobFilter{}); len(got) != len(in) {
+	if got := listJobs(ctx, t, drv, acidic.JobFilter{}); len(got) != len(in) {
 		t.Errorf("after the failed batch there are %d jobs, want %d (batch must be atomic)", len(got), len(in))
 	}
 
 	// Nothing to insert.
-	if got, err := drv.JobInsertMany(ctx, nil); err != nil || len(got) != 0 {
+	if got, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: nil}); err != nil || len(got) != 0 {
 		t.Errorf("JobInsertMany(nil) = %v, %v; want no jobs and no error", got, err)
 	}
 }
@@ -118,7 +119,7 @@ func testJobInsertManyWithRun(t *testing.T, newDriver NewDriverFunc) {
 	if j.RunID != run.ID {
 		t.Errorf("job run id = %s, want %s", j.RunID, run.ID)
 	}
-	if got := listJobs(ctx, t, drv, storage.JobFilter{RunID: run.ID}); len(got) != 1 || got[0].ID != j.ID {
+	if got := listJobs(ctx, t, drv, acidic.JobFilter{RunID: run.ID}); len(got) != 1 || got[0].ID != j.ID {
 		t.Errorf("JobList by run id = %v, want [%d]", ids(got), j.ID)
 	}
 }
@@ -145,20 +146,20 @@ func testJobFetchOrder(t *testing.T, newDriver NewDriverFunc) {
 		at("q", 3, 10*time.Minute), // 7
 	)
 	pending := at("q", 0, time.Hour)
-	pending.State = storage.JobPending
+	pending.State = acidic.JobPending
 	pendingJob := insertJobs(ctx, t, drv, pending)[0]
 
 	want := []int64{jobs[2].ID, jobs[4].ID, jobs[1].ID, jobs[3].ID, jobs[0].ID, jobs[7].ID}
 
 	before := time.Now()
-	first, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 3, WorkerID: "w1"})
+	first, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 3, WorkerID: "w1"})
 	if err != nil {
 		t.Fatalf("JobFetch: %v", err)
 	}
 	if !slices.Equal(ids(first), want[:3]) {
 		t.Fatalf("first JobFetch(Max 3) = %v, want %v", ids(first), want[:3])
 	}
-	rest, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 100, WorkerID: "w2"})
+	rest, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 100, WorkerID: "w2"})
 	if err != nil {
 		t.Fatalf("JobFetch: %v", err)
 	}
@@ -170,25 +171,25 @@ func testJobFetchOrder(t *testing.T, newDriver NewDriverFunc) {
 		if i >= 3 {
 			worker = "w2"
 		}
-		if j.State != storage.JobRunning || j.Attempt != 1 || j.AttemptedBy != worker || j.AttemptedAt == nil || !near(*j.AttemptedAt, before, time.Minute) {
+		if j.State != acidic.JobRunning || j.Attempt != 1 || j.AttemptedBy != worker || j.AttemptedAt == nil || !near(*j.AttemptedAt, before, time.Minute) {
 			t.Errorf("fetched job %d: state %s attempt %d by %q at %v; want running, 1, %q, now",
 				j.ID, j.State, j.Attempt, j.AttemptedBy, j.AttemptedAt, worker)
 		}
-		if got := getJob(ctx, t, drv, j.ID); got.State != storage.JobRunning || got.Attempt != 1 {
+		if got := getJob(ctx, t, drv, j.ID); got.State != acidic.JobRunning || got.Attempt != 1 {
 			t.Errorf("stored job %d: state %s attempt %d, want running 1", j.ID, got.State, got.Attempt)
 		}
 	}
 	// Nothing left that is due: not the future job, the pending one or the other queue's.
-	if more, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 100, WorkerID: "w3"}); err != nil || len(more) != 0 {
+	if more, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 100, WorkerID: "w3"}); err != nil || len(more) != 0 {
 		t.Errorf("third JobFetch = %v, %v; want nothing", ids(more), err)
 	}
 	for _, id := range []int64{jobs[5].ID, pendingJob.ID, jobs[6].ID} {
-		if j := getJob(ctx, t, drv, id); j.State == storage.JobRunning || j.Attempt != 0 {
+		if j := getJob(ctx, t, drv, id); j.State == acidic.JobRunning || j.Attempt != 0 {
 			t.Errorf("job %d was claimed: state %s attempt %d", id, j.State, j.Attempt)
 		}
 	}
 	// Max 0 claims nothing.
-	if got, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "other", Max: 0, WorkerID: "w"}); err != nil || len(got) != 0 {
+	if got, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "other", Max: 0, WorkerID: "w"}); err != nil || len(got) != 0 {
 		t.Errorf("JobFetch(Max 0) = %v, %v; want nothing", ids(got), err)
 	}
 }
@@ -201,22 +202,22 @@ func testJobFetchRetryable(t *testing.T, newDriver NewDriverFunc) {
 	a := fetchOne(ctx, t, drv, "q", "w")
 	b := fetchOne(ctx, t, drv, "q", "w")
 	// a is due again already; b in an hour.
-	for _, o := range []storage.JobOutcome{
-		{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 1}, State: storage.JobRetryable, ScheduledAt: time.Now().Add(-time.Second)},
-		{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: storage.JobRetryable, ScheduledAt: time.Now().Add(time.Hour)},
+	for _, o := range []storage.JobFinishParams{
+		{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 1}, State: acidic.JobRetryable, ScheduledAt: time.Now().Add(-time.Second)},
+		{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: acidic.JobRetryable, ScheduledAt: time.Now().Add(time.Hour)},
 	} {
 		if ok, err := drv.JobFinish(ctx, o); err != nil || !ok {
 			t.Fatalf("JobFinish(%+v) = %v, %v; want true", o, ok, err)
 		}
 	}
-	got, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 10, WorkerID: "w2"})
+	got, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 10, WorkerID: "w2"})
 	if err != nil {
 		t.Fatalf("JobFetch: %v", err)
 	}
 	if len(got) != 1 || got[0].ID != a.ID {
 		t.Fatalf("JobFetch = %v, want [%d] (the due retryable job only)", ids(got), a.ID)
 	}
-	if got[0].Attempt != 2 || got[0].AttemptedBy != "w2" || got[0].State != storage.JobRunning {
+	if got[0].Attempt != 2 || got[0].AttemptedBy != "w2" || got[0].State != acidic.JobRunning {
 		t.Errorf("refetched job: attempt %d by %q state %s; want 2, w2, running", got[0].Attempt, got[0].AttemptedBy, got[0].State)
 	}
 }
@@ -247,7 +248,7 @@ func testJobFetchConcurrent(t *testing.T, newDriver NewDriverFunc) {
 			defer wg.Done()
 			<-start
 			for {
-				jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: "q", Max: 7, WorkerID: worker})
+				jobs, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "q", Max: 7, WorkerID: worker})
 				if err != nil {
 					errs <- err
 					return
@@ -281,7 +282,7 @@ func testJobFetchConcurrent(t *testing.T, newDriver NewDriverFunc) {
 	if len(claimed) != total {
 		t.Errorf("%d distinct jobs claimed, want %d", len(claimed), total)
 	}
-	running := listJobs(ctx, t, drv, storage.JobFilter{States: []storage.JobState{storage.JobRunning}})
+	running := listJobs(ctx, t, drv, acidic.JobFilter{States: []acidic.JobState{acidic.JobRunning}})
 	if len(running) != total {
 		t.Errorf("%d jobs running, want %d", len(running), total)
 	}
@@ -303,7 +304,7 @@ func testJobComplete(t *testing.T, newDriver NewDriverFunc) {
 
 	complete := func(attempts ...storage.JobAttempt) []int64 {
 		t.Helper()
-		done, err := drv.JobComplete(ctx, attempts)
+		done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: attempts})
 		if err != nil {
 			t.Fatalf("JobComplete(%v): %v", attempts, err)
 		}
@@ -315,10 +316,10 @@ func testJobComplete(t *testing.T, newDriver NewDriverFunc) {
 		storage.JobAttempt{ID: idle.ID, Attempt: 0}, storage.JobAttempt{ID: 1 << 40, Attempt: 1}); len(done) != 0 {
 		t.Errorf("fenced JobComplete returned %v, want nothing", done)
 	}
-	if j := getJob(ctx, t, drv, a.ID); j.State != storage.JobRunning || j.FinalizedAt != nil {
+	if j := getJob(ctx, t, drv, a.ID); j.State != acidic.JobRunning || j.FinalizedAt != nil {
 		t.Errorf("after a wrong-attempt complete, job is %s finalized %v; want running, nil", j.State, j.FinalizedAt)
 	}
-	if j := getJob(ctx, t, drv, idle.ID); j.State != storage.JobAvailable || j.FinalizedAt != nil {
+	if j := getJob(ctx, t, drv, idle.ID); j.State != acidic.JobAvailable || j.FinalizedAt != nil {
 		t.Errorf("after completing an available job, it is %s finalized %v; want available, nil", j.State, j.FinalizedAt)
 	}
 
@@ -329,10 +330,10 @@ func testJobComplete(t *testing.T, newDriver NewDriverFunc) {
 		t.Fatalf("JobComplete = %v, want [%d]", done, a.ID)
 	}
 	ja := getJob(ctx, t, drv, a.ID)
-	if ja.State != storage.JobCompleted || ja.FinalizedAt == nil || !near(*ja.FinalizedAt, before, time.Minute) {
+	if ja.State != acidic.JobCompleted || ja.FinalizedAt == nil || !near(*ja.FinalizedAt, before, time.Minute) {
 		t.Errorf("completed job is %s finalized %v; want completed, now", ja.State, ja.FinalizedAt)
 	}
-	if jb := getJob(ctx, t, drv, b.ID); jb.State != storage.JobRunning {
+	if jb := getJob(ctx, t, drv, b.ID); jb.State != acidic.JobRunning {
 		t.Errorf("job completed with the wrong attempt is %s, want running", jb.State)
 	}
 
@@ -345,13 +346,13 @@ func testJobComplete(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	// A cancelled attempt cannot be completed either.
-	if _, err := drv.JobCancel(ctx, b.ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: b.ID}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
 	if done := complete(storage.JobAttempt{ID: b.ID, Attempt: 1}); len(done) != 0 {
 		t.Errorf("JobComplete of a cancelled job returned %v, want nothing", done)
 	}
-	if jb := getJob(ctx, t, drv, b.ID); jb.State != storage.JobCancelled {
+	if jb := getJob(ctx, t, drv, b.ID); jb.State != acidic.JobCancelled {
 		t.Errorf("cancelled job is %s after JobComplete, want cancelled", jb.State)
 	}
 }
@@ -364,7 +365,7 @@ func testJobFinish(t *testing.T, newDriver NewDriverFunc) {
 		ctx := testCtx(t)
 		drv := newDriver(t)
 		j := insertJobs(ctx, t, drv, job("q"))[0]
-		var wantErrs []storage.AttemptError
+		var wantErrs []acidic.AttemptError
 		for attempt := 1; attempt <= 2; attempt++ {
 			got := fetchOne(ctx, t, drv, "q", "w")
 			if got.ID != j.ID || got.Attempt != attempt {
@@ -374,16 +375,16 @@ func testJobFinish(t *testing.T, newDriver NewDriverFunc) {
 			if attempt == 2 {
 				at = time.Now().Add(time.Hour).Truncate(time.Microsecond)
 			}
-			ae := storage.AttemptError{Attempt: attempt, At: time.Now().Truncate(time.Microsecond).UTC(), Error: fmt.Sprintf("failure %d", attempt)}
+			ae := acidic.AttemptError{Attempt: attempt, At: time.Now().Truncate(time.Microsecond).UTC(), Error: fmt.Sprintf("failure %d", attempt)}
 			wantErrs = append(wantErrs, ae)
-			ok, err := drv.JobFinish(ctx, storage.JobOutcome{
-				JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: attempt}, State: storage.JobRetryable, ScheduledAt: at, Error: &ae,
+			ok, err := drv.JobFinish(ctx, storage.JobFinishParams{
+				JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: attempt}, State: acidic.JobRetryable, ScheduledAt: at, Error: &ae,
 			})
 			if err != nil || !ok {
 				t.Fatalf("JobFinish attempt %d = %v, %v; want true", attempt, ok, err)
 			}
 			stored := getJob(ctx, t, drv, j.ID)
-			if stored.State != storage.JobRetryable || !stored.ScheduledAt.Equal(at) || stored.FinalizedAt != nil {
+			if stored.State != acidic.JobRetryable || !stored.ScheduledAt.Equal(at) || stored.FinalizedAt != nil {
 				t.Errorf("after attempt %d: state %s scheduled %v finalized %v; want retryable, %v, nil",
 					attempt, stored.State, stored.ScheduledAt, stored.FinalizedAt, at)
 			}
@@ -414,14 +415,14 @@ func testJobFinish(t *testing.T, newDriver NewDriverFunc) {
 			if snooze == 2 {
 				at = time.Now().Add(time.Hour).Truncate(time.Microsecond)
 			}
-			ok, err := drv.JobFinish(ctx, storage.JobOutcome{
-				JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: got.Attempt}, State: storage.JobScheduled, ScheduledAt: at,
+			ok, err := drv.JobFinish(ctx, storage.JobFinishParams{
+				JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: got.Attempt}, State: acidic.JobScheduled, ScheduledAt: at,
 			})
 			if err != nil || !ok {
 				t.Fatalf("snooze %d: JobFinish = %v, %v; want true", snooze, ok, err)
 			}
 			stored := getJob(ctx, t, drv, j.ID)
-			if stored.State != storage.JobScheduled || !stored.ScheduledAt.Equal(at) {
+			if stored.State != acidic.JobScheduled || !stored.ScheduledAt.Equal(at) {
 				t.Errorf("snooze %d: state %s scheduled %v; want scheduled, %v", snooze, stored.State, stored.ScheduledAt, at)
 			}
 			if stored.MaxAttempts != 3+snooze || stored.Attempt != snooze {
@@ -440,11 +441,11 @@ func testJobFinish(t *testing.T, newDriver NewDriverFunc) {
 		t.Parallel()
 		ctx := testCtx(t)
 		drv := newDriver(t)
-		for _, state := range []storage.JobState{storage.JobDiscarded, storage.JobCancelled} {
+		for _, state := range []acidic.JobState{acidic.JobDiscarded, acidic.JobCancelled} {
 			insertJobs(ctx, t, drv, job("q"))
 			j := fetchOne(ctx, t, drv, "q", "w")
-			ok, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: 1}, State: state,
-				Error: &storage.AttemptError{Attempt: 1, At: time.Now(), Error: "bad"}})
+			ok, err := drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: storage.JobAttempt{ID: j.ID, Attempt: 1}, State: state,
+				Error: &acidic.AttemptError{Attempt: 1, At: time.Now(), Error: "bad"}})
 			if err != nil || !ok {
 				t.Fatalf("JobFinish(%s) = %v, %v; want true", state, ok, err)
 			}
@@ -466,16 +467,16 @@ func testJobFinish(t *testing.T, newDriver NewDriverFunc) {
 		insertJobs(ctx, t, drv, job("q"), job("q"))
 		a := fetchOne(ctx, t, drv, "q", "w")
 		b := fetchOne(ctx, t, drv, "q", "w")
-		if done, err := drv.JobComplete(ctx, []storage.JobAttempt{{ID: b.ID, Attempt: 1}}); err != nil || len(done) != 1 {
+		if done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: b.ID, Attempt: 1}}}); err != nil || len(done) != 1 {
 			t.Fatalf("JobComplete = %v, %v", done, err)
 		}
-		ae := &storage.AttemptError{Attempt: 1, At: time.Now(), Error: "late"}
-		for _, o := range []storage.JobOutcome{
-			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 2}, State: storage.JobRetryable, ScheduledAt: time.Now(), Error: ae},
-			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 0}, State: storage.JobScheduled, ScheduledAt: time.Now()},
-			{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: storage.JobRetryable, ScheduledAt: time.Now(), Error: ae},
-			{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: storage.JobDiscarded, Error: ae},
-			{JobAttempt: storage.JobAttempt{ID: 1 << 40, Attempt: 1}, State: storage.JobDiscarded},
+		ae := &acidic.AttemptError{Attempt: 1, At: time.Now(), Error: "late"}
+		for _, o := range []storage.JobFinishParams{
+			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 2}, State: acidic.JobRetryable, ScheduledAt: time.Now(), Error: ae},
+			{JobAttempt: storage.JobAttempt{ID: a.ID, Attempt: 0}, State: acidic.JobScheduled, ScheduledAt: time.Now()},
+			{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: acidic.JobRetryable, ScheduledAt: time.Now(), Error: ae},
+			{JobAttempt: storage.JobAttempt{ID: b.ID, Attempt: 1}, State: acidic.JobDiscarded, Error: ae},
+			{JobAttempt: storage.JobAttempt{ID: 1 << 40, Attempt: 1}, State: acidic.JobDiscarded},
 		} {
 			ok, err := drv.JobFinish(ctx, o)
 			if err != nil || ok {
@@ -485,7 +486,7 @@ func testJobFinish(t *testing.T, newDriver NewDriverFunc) {
 		if got := getJob(ctx, t, drv, a.ID); !reflect.DeepEqual(got, a) {
 			t.Errorf("fenced JobFinish changed the running job:\n got %+v\nwant %+v", got, a)
 		}
-		if got := getJob(ctx, t, drv, b.ID); got.State != storage.JobCompleted || len(got.Errors) != 0 || got.MaxAttempts != 3 {
+		if got := getJob(ctx, t, drv, b.ID); got.State != acidic.JobCompleted || len(got.Errors) != 0 || got.MaxAttempts != 3 {
 			t.Errorf("fenced JobFinish changed the completed job: state %s errors %v max %d", got.State, got.Errors, got.MaxAttempts)
 		}
 	})
@@ -496,13 +497,13 @@ func testJobCancel(t *testing.T, newDriver NewDriverFunc) {
 	ctx := testCtx(t)
 	drv := newDriver(t)
 	pending := job("p")
-	pending.State = storage.JobPending
+	pending.State = acidic.JobPending
 	scheduled := job("s")
 	scheduled.ScheduledAt = time.Now().Add(time.Hour)
 	jobs := insertJobs(ctx, t, drv, job("avail"), job("run"), job("done"), pending, scheduled)
 	running := fetchOne(ctx, t, drv, "run", "w")
 	done := fetchOne(ctx, t, drv, "done", "w")
-	if ids, err := drv.JobComplete(ctx, []storage.JobAttempt{{ID: done.ID, Attempt: 1}}); err != nil || len(ids) != 1 {
+	if ids, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: done.ID, Attempt: 1}}}); err != nil || len(ids) != 1 {
 		t.Fatalf("JobComplete = %v, %v", ids, err)
 	}
 	completed := getJob(ctx, t, drv, done.ID)
@@ -516,11 +517,11 @@ func testJobCancel(t *testing.T, newDriver NewDriverFunc) {
 		{"pending", jobs[3].ID},
 		{"scheduled", jobs[4].ID},
 	} {
-		got, err := drv.JobCancel(ctx, tc.id)
+		got, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: tc.id})
 		if err != nil {
 			t.Fatalf("JobCancel(%s): %v", tc.name, err)
 		}
-		if got.ID != tc.id || got.State != storage.JobCancelled || got.FinalizedAt == nil {
+		if got.ID != tc.id || got.State != acidic.JobCancelled || got.FinalizedAt == nil {
 			t.Errorf("JobCancel(%s) = job %d %s finalized %v; want %d cancelled, finalized", tc.name, got.ID, got.State, got.FinalizedAt, tc.id)
 		}
 		if stored := getJob(ctx, t, drv, tc.id); !reflect.DeepEqual(stored, got) {
@@ -528,7 +529,7 @@ func testJobCancel(t *testing.T, newDriver NewDriverFunc) {
 		}
 	}
 	// A finished job is returned as it is, cancelled ones included.
-	got, err := drv.JobCancel(ctx, done.ID)
+	got, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: done.ID})
 	if err != nil {
 		t.Fatalf("JobCancel(completed): %v", err)
 	}
@@ -536,14 +537,14 @@ func testJobCancel(t *testing.T, newDriver NewDriverFunc) {
 		t.Errorf("JobCancel(completed) = %+v, want it unchanged: %+v", got, completed)
 	}
 	before := getJob(ctx, t, drv, jobs[0].ID)
-	again, err := drv.JobCancel(ctx, jobs[0].ID)
+	again, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: jobs[0].ID})
 	if err != nil || !reflect.DeepEqual(again, before) {
 		t.Errorf("second JobCancel = %+v, %v; want unchanged %+v", again, err, before)
 	}
-	if _, err := drv.JobCancel(ctx, 1<<40); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: 1 << 40}); !errors.Is(err, acidic.ErrNotFound) {
 		t.Errorf("JobCancel(unknown) err = %v, want ErrNotFound", err)
 	}
-	if _, err := drv.JobGet(ctx, 1<<40); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := drv.JobGet(ctx, storage.JobGetParams{ID: 1 << 40}); !errors.Is(err, acidic.ErrNotFound) {
 		t.Errorf("JobGet(unknown) err = %v, want ErrNotFound", err)
 	}
 }
@@ -558,17 +559,17 @@ func testJobRetry(t *testing.T, newDriver NewDriverFunc) {
 
 	// discarded after its only attempt
 	d := fetchOne(ctx, t, drv, "discard", "w")
-	ae := &storage.AttemptError{Attempt: 1, At: time.Now(), Error: "fatal"}
-	if ok, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: storage.JobAttempt{ID: d.ID, Attempt: 1}, State: storage.JobDiscarded, Error: ae}); err != nil || !ok {
+	ae := &acidic.AttemptError{Attempt: 1, At: time.Now(), Error: "fatal"}
+	if ok, err := drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: storage.JobAttempt{ID: d.ID, Attempt: 1}, State: acidic.JobDiscarded, Error: ae}); err != nil || !ok {
 		t.Fatalf("JobFinish = %v, %v", ok, err)
 	}
 	// retryable an hour from now, with attempts left
 	l := fetchOne(ctx, t, drv, "later", "w")
-	if ok, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: storage.JobAttempt{ID: l.ID, Attempt: 1}, State: storage.JobRetryable, ScheduledAt: time.Now().Add(time.Hour), Error: ae}); err != nil || !ok {
+	if ok, err := drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: storage.JobAttempt{ID: l.ID, Attempt: 1}, State: acidic.JobRetryable, ScheduledAt: time.Now().Add(time.Hour), Error: ae}); err != nil || !ok {
 		t.Fatalf("JobFinish = %v, %v", ok, err)
 	}
 	running := fetchOne(ctx, t, drv, "run", "w")
-	if _, err := drv.JobCancel(ctx, jobs[3].ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: jobs[3].ID}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
 
@@ -583,11 +584,11 @@ func testJobRetry(t *testing.T, newDriver NewDriverFunc) {
 		{"cancelled", jobs[3].ID, 3, 0},
 	} {
 		before := time.Now()
-		got, err := drv.JobRetry(ctx, tc.id)
+		got, err := drv.JobRetry(ctx, storage.JobRetryParams{ID: tc.id})
 		if err != nil {
 			t.Fatalf("JobRetry(%s): %v", tc.name, err)
 		}
-		if got.State != storage.JobAvailable || got.FinalizedAt != nil || !near(got.ScheduledAt, before, time.Minute) {
+		if got.State != acidic.JobAvailable || got.FinalizedAt != nil || !near(got.ScheduledAt, before, time.Minute) {
 			t.Errorf("JobRetry(%s): state %s finalized %v scheduled %v; want available, nil, now", tc.name, got.State, got.FinalizedAt, got.ScheduledAt)
 		}
 		if got.MaxAttempts != tc.maxAttempts || got.Attempt != tc.attempt {
@@ -606,7 +607,7 @@ func testJobRetry(t *testing.T, newDriver NewDriverFunc) {
 	// A retry wakes the workers of the job's queue; one that changes
 	// nothing wakes nobody.
 	woken := newListener(ctx, t, drv, storage.TopicInsert)
-	if _, err := drv.JobRetry(ctx, jobs[3].ID); err != nil {
+	if _, err := drv.JobRetry(ctx, storage.JobRetryParams{ID: jobs[3].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if n := waitOne(ctx, t, woken); n.Payload != queueHint(ctx, t, drv, "cancel") {
@@ -614,7 +615,7 @@ func testJobRetry(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	// A running job is returned unchanged.
-	got, err := drv.JobRetry(ctx, running.ID)
+	got, err := drv.JobRetry(ctx, storage.JobRetryParams{ID: running.ID})
 	if err != nil {
 		t.Fatalf("JobRetry(running): %v", err)
 	}
@@ -622,7 +623,7 @@ func testJobRetry(t *testing.T, newDriver NewDriverFunc) {
 		t.Errorf("JobRetry(running) = %+v, want unchanged %+v", got, running)
 	}
 	waitNone(ctx, t, woken, 100*time.Millisecond)
-	if _, err := drv.JobRetry(ctx, 1<<40); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := drv.JobRetry(ctx, storage.JobRetryParams{ID: 1 << 40}); !errors.Is(err, acidic.ErrNotFound) {
 		t.Errorf("JobRetry(unknown) err = %v, want ErrNotFound", err)
 	}
 }
@@ -656,31 +657,31 @@ func testJobList(t *testing.T, newDriver NewDriverFunc) {
 	if got := fetchOne(ctx, t, drv, "q1", "w"); got.ID != jobs[0].ID {
 		t.Fatalf("fetched %d, want %d", got.ID, jobs[0].ID)
 	}
-	if _, err := drv.JobCancel(ctx, jobs[4].ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: jobs[4].ID}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
 
 	for _, tc := range []struct {
 		name string
-		f    storage.JobFilter
+		f    acidic.JobFilter
 		want []int64
 	}{
-		{"all", storage.JobFilter{}, id(0, 1, 2, 3, 4, 5)},
-		{"available", storage.JobFilter{States: []storage.JobState{storage.JobAvailable}}, id(1, 2, 5)},
-		{"two states", storage.JobFilter{States: []storage.JobState{storage.JobRunning, storage.JobCancelled}}, id(0, 4)},
-		{"queue", storage.JobFilter{Queue: "q2"}, id(2, 4)},
-		{"kind", storage.JobFilter{Kind: "a"}, id(0, 2, 5)},
-		{"queue and kind", storage.JobFilter{Queue: "q1", Kind: "b"}, id(1, 3)},
-		{"ids", storage.JobFilter{IDs: id(5, 1, 3)}, id(1, 3, 5)},
-		{"ids and state", storage.JobFilter{IDs: id(0, 1, 3), States: []storage.JobState{storage.JobAvailable, storage.JobScheduled}}, id(1, 3)},
-		{"unknown id", storage.JobFilter{IDs: []int64{1 << 40}}, nil},
-		{"after", storage.JobFilter{AfterID: jobs[2].ID}, id(3, 4, 5)},
-		{"limit", storage.JobFilter{Limit: 2}, id(0, 1)},
-		{"page", storage.JobFilter{Limit: 2, AfterID: jobs[1].ID}, id(2, 3)},
-		{"after last", storage.JobFilter{AfterID: jobs[5].ID}, nil},
-		{"no match", storage.JobFilter{Queue: "nope"}, nil},
-		{"other run", storage.JobFilter{RunID: uuid.New()}, nil},
-		{"everything", storage.JobFilter{Queue: "q1", Kind: "a", States: []storage.JobState{storage.JobAvailable}, AfterID: jobs[0].ID, Limit: 5}, id(5)},
+		{"all", acidic.JobFilter{}, id(0, 1, 2, 3, 4, 5)},
+		{"available", acidic.JobFilter{States: []acidic.JobState{acidic.JobAvailable}}, id(1, 2, 5)},
+		{"two states", acidic.JobFilter{States: []acidic.JobState{acidic.JobRunning, acidic.JobCancelled}}, id(0, 4)},
+		{"queue", acidic.JobFilter{Queue: "q2"}, id(2, 4)},
+		{"kind", acidic.JobFilter{Kind: "a"}, id(0, 2, 5)},
+		{"queue and kind", acidic.JobFilter{Queue: "q1", Kind: "b"}, id(1, 3)},
+		{"ids", acidic.JobFilter{IDs: id(5, 1, 3)}, id(1, 3, 5)},
+		{"ids and state", acidic.JobFilter{IDs: id(0, 1, 3), States: []acidic.JobState{acidic.JobAvailable, acidic.JobScheduled}}, id(1, 3)},
+		{"unknown id", acidic.JobFilter{IDs: []int64{1 << 40}}, nil},
+		{"after", acidic.JobFilter{AfterID: jobs[2].ID}, id(3, 4, 5)},
+		{"limit", acidic.JobFilter{Limit: 2}, id(0, 1)},
+		{"page", acidic.JobFilter{Limit: 2, AfterID: jobs[1].ID}, id(2, 3)},
+		{"after last", acidic.JobFilter{AfterID: jobs[5].ID}, nil},
+		{"no match", acidic.JobFilter{Queue: "nope"}, nil},
+		{"other run", acidic.JobFilter{RunID: uuid.New()}, nil},
+		{"everything", acidic.JobFilter{Queue: "q1", Kind: "a", States: []acidic.JobState{acidic.JobAvailable}, AfterID: jobs[0].ID, Limit: 5}, id(5)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -704,37 +705,37 @@ func testJobWritesRefuseInvalidValues(t *testing.T, newDriver NewDriverFunc) {
 	fetchOne(ctx, t, drv, "q", "w")
 
 	bad := map[string]func(*storage.JobInsert){
-		"state running":          func(j *storage.JobInsert) { j.State = storage.JobRunning },
+		"state running":          func(j *storage.JobInsert) { j.State = acidic.JobRunning },
 		"state unknown":          func(j *storage.JobInsert) { j.State = "queued" },
 		"negative priority":      func(j *storage.JobInsert) { j.Priority = -1 },
-		"priority past lowest":   func(j *storage.JobInsert) { j.Priority = storage.LowestJobPriority + 1 },
+		"priority past lowest":   func(j *storage.JobInsert) { j.Priority = acidic.LowestJobPriority + 1 },
 		"no attempts":            func(j *storage.JobInsert) { j.MaxAttempts = 0 },
 		"attempts past int32":    func(j *storage.JobInsert) { j.MaxAttempts = math.MaxInt32 + 1 },
 		"attempts wrapping to 0": func(j *storage.JobInsert) { j.MaxAttempts = 1 << 32 },
 		"unknown dep. failure":   func(j *storage.JobInsert) { j.DependencyFailure = "retry" },
-		"completed, with a key":  func(j *storage.JobInsert) { j.State = storage.JobCompleted; j.UniqueKey = []byte("k") },
+		"completed, with a key":  func(j *storage.JobInsert) { j.State = acidic.JobCompleted; j.UniqueKey = []byte("k") },
 	}
 	for name, spoil := range bad {
 		j := job("fresh")
 		spoil(&j)
-		if _, err := drv.JobInsertMany(ctx, []storage.JobInsert{job("fresh"), j}); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job("fresh"), j}}); !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("JobInsertMany(%s): err = %v, want ErrInvalid", name, err)
 		}
-		j.UniqueKey, j.UniqueStates = []byte("key-"+name), storage.JobAvailable.Bit()
-		if _, err := drv.JobInsertUnique(ctx, j, storage.JobReplace{}); !errors.Is(err, storage.ErrInvalid) {
+		j.UniqueKey, j.UniqueStates = []byte("key-"+name), acidic.NewJobStates(acidic.JobAvailable)
+		if _, err := drv.JobInsertUnique(ctx, storage.JobInsertUniqueParams{Job: j, Replace: storage.JobReplace{}}); !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("JobInsertUnique(%s): err = %v, want ErrInvalid", name, err)
 		}
 	}
-	for _, s := range []storage.JobState{storage.JobRunning, storage.JobCompleted, storage.JobAvailable, storage.JobPending, "lost"} {
-		ended, err := drv.JobFinish(ctx, storage.JobOutcome{JobAttempt: attempt1(running.ID), State: s})
-		if ended || !errors.Is(err, storage.ErrInvalid) {
+	for _, s := range []acidic.JobState{acidic.JobRunning, acidic.JobCompleted, acidic.JobAvailable, acidic.JobPending, "lost"} {
+		ended, err := drv.JobFinish(ctx, storage.JobFinishParams{JobAttempt: attempt1(running.ID), State: s})
+		if ended || !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("JobFinish(%q) = %v, %v; want ErrInvalid", s, ended, err)
 		}
 	}
-	if j := getJob(ctx, t, drv, running.ID); j.State != storage.JobRunning || j.Attempt != 1 {
+	if j := getJob(ctx, t, drv, running.ID); j.State != acidic.JobRunning || j.Attempt != 1 {
 		t.Errorf("after refused finishes the job is %s (attempt %d), want running (1)", j.State, j.Attempt)
 	}
-	if jobs, err := drv.JobList(ctx, storage.JobFilter{Queue: "fresh", Limit: 10}); err != nil || len(jobs) != 0 {
+	if jobs, err := drv.JobList(ctx, acidic.JobFilter{Queue: "fresh", Limit: 10}); err != nil || len(jobs) != 0 {
 		t.Errorf("refused inserts left %d jobs (%v)", len(jobs), err)
 	}
 }
@@ -749,37 +750,37 @@ func testResolveDependenciesFromEndedJobs(t *testing.T, newDriver NewDriverFunc)
 	drv := newDriver(t)
 	roots := insertJobs(ctx, t, drv, job("q"), job("q"))
 	a, other := roots[0], roots[1]
-	dependent := func(deps ...int64) *storage.Job {
+	dependent := func(deps ...int64) *acidic.Job {
 		j := job("q")
-		j.State, j.DependsOn = storage.JobPending, deps
+		j.State, j.DependsOn = acidic.JobPending, deps
 		return insertJobs(ctx, t, drv, j)[0]
 	}
 	b := dependent(a.ID)
 	c := dependent(b.ID)
 	unrelated := dependent(other.ID)
 	for _, id := range []int64{a.ID, other.ID} {
-		if _, err := drv.JobCancel(ctx, id); err != nil {
+		if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: id}); err != nil {
 			t.Fatalf("JobCancel(%d): %v", id, err)
 		}
 	}
 
-	failed, released, err := drv.JobResolveDependencies(ctx, []int64{a.ID})
+	failed, released, err := drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: []int64{a.ID}})
 	if err != nil || failed != 2 || released != 0 {
 		t.Fatalf("resolve from a = %d failed, %d released, %v; want b and c failed", failed, released, err)
 	}
 	for _, id := range []int64{b.ID, c.ID} {
-		if j := getJob(ctx, t, drv, id); j.State != storage.JobCancelled {
+		if j := getJob(ctx, t, drv, id); j.State != acidic.JobCancelled {
 			t.Errorf("job %d is %s after its dependency chain failed, want cancelled", id, j.State)
 		}
 	}
-	if j := getJob(ctx, t, drv, unrelated.ID); j.State != storage.JobPending {
+	if j := getJob(ctx, t, drv, unrelated.ID); j.State != acidic.JobPending {
 		t.Errorf("a dependent of a job outside the seeds is %s, want still pending", j.State)
 	}
 
-	if failed, _, err := drv.JobResolveDependencies(ctx, nil); err != nil || failed != 1 {
+	if failed, _, err := drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: nil}); err != nil || failed != 1 {
 		t.Fatalf("sweep = %d failed, %v; want the remaining dependent failed", failed, err)
 	}
-	if j := getJob(ctx, t, drv, unrelated.ID); j.State != storage.JobCancelled {
+	if j := getJob(ctx, t, drv, unrelated.ID); j.State != acidic.JobCancelled {
 		t.Errorf("after a sweep the dependent of the cancelled job is %s, want cancelled", j.State)
 	}
 }
@@ -795,13 +796,13 @@ func testJobRetryCompleted(t *testing.T, newDriver NewDriverFunc) {
 	last := job("done_last")
 	last.MaxAttempts = 1
 	insertJobs(ctx, t, drv, last, job("done_more"))
-	complete := func(q string) *storage.Job {
+	complete := func(q string) *acidic.Job {
 		t.Helper()
 		j := fetchOne(ctx, t, drv, q, "w")
-		if done, err := drv.JobComplete(ctx, []storage.JobAttempt{{ID: j.ID, Attempt: j.Attempt}}); err != nil || len(done) != 1 {
+		if done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{{ID: j.ID, Attempt: j.Attempt}}}); err != nil || len(done) != 1 {
 			t.Fatalf("JobComplete(%s) = %v, %v", q, done, err)
 		}
-		if c := getJob(ctx, t, drv, j.ID); c.State != storage.JobCompleted || c.Attempt != 1 || c.FinalizedAt == nil {
+		if c := getJob(ctx, t, drv, j.ID); c.State != acidic.JobCompleted || c.Attempt != 1 || c.FinalizedAt == nil {
 			t.Fatalf("job %s is %s, attempt %d, finalized %v; want completed after attempt 1", q, c.State, c.Attempt, c.FinalizedAt)
 		}
 		return j
@@ -816,11 +817,11 @@ func testJobRetryCompleted(t *testing.T, newDriver NewDriverFunc) {
 		j := complete(tc.queue)
 		woken := newListener(ctx, t, drv, storage.TopicInsert)
 		before := time.Now()
-		got, err := drv.JobRetry(ctx, j.ID)
+		got, err := drv.JobRetry(ctx, storage.JobRetryParams{ID: j.ID})
 		if err != nil {
 			t.Fatalf("JobRetry(%s): %v", tc.queue, err)
 		}
-		if got.ID != j.ID || got.State != storage.JobAvailable || got.FinalizedAt != nil || !near(got.ScheduledAt, before, time.Minute) {
+		if got.ID != j.ID || got.State != acidic.JobAvailable || got.FinalizedAt != nil || !near(got.ScheduledAt, before, time.Minute) {
 			t.Errorf("JobRetry(%s): job %d state %s finalized %v scheduled %v; want %d available, nil, now",
 				tc.queue, got.ID, got.State, got.FinalizedAt, got.ScheduledAt, j.ID)
 		}
@@ -852,7 +853,7 @@ func testJobFetchLeasesFreeRuns(t *testing.T, newDriver NewDriverFunc) {
 	held := leasedRun(ctx, t, drv, "held", "other")
 	q := "fetch_" + uuid.NewString()
 	var in []storage.JobInsert
-	for _, r := range []*storage.Run{free, held} {
+	for _, r := range []*acidic.Run{free, held} {
 		j := job(q)
 		j.RunID, j.Kind = r.ID, r.Workflow
 		in = append(in, j)
@@ -865,11 +866,11 @@ func testJobFetchLeasesFreeRuns(t *testing.T, newDriver NewDriverFunc) {
 	sideJob.RunID, sideJob.Kind = side.ID, "callback"
 	in = append(in, sideJob)
 	insertJobs(ctx, t, drv, in...)
-	jobs, err := drv.JobFetch(ctx, storage.JobFetch{Queue: q, Max: 10, WorkerID: "w"})
+	jobs, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: q, Max: 10, WorkerID: "w"})
 	if err != nil || len(jobs) != 4 {
 		t.Fatalf("JobFetch: %d jobs, %v", len(jobs), err)
 	}
-	byRun := map[uuid.UUID]*storage.Job{}
+	byRun := map[uuid.UUID]storage.FetchedJob{}
 	for _, j := range jobs {
 		byRun[j.RunID] = j
 	}
@@ -879,18 +880,18 @@ func testJobFetchLeasesFreeRuns(t *testing.T, newDriver NewDriverFunc) {
 	if j := byRun[side.ID]; j.LeasedRun != nil {
 		t.Errorf("job of another kind came with its run's lease: %+v", j.LeasedRun)
 	}
-	if r := getRun(ctx, t, drv, side.ID); r.LockedBy != "" || r.State != storage.RunPending {
+	if r := getRun(ctx, t, drv, side.ID); r.LockedBy != "" || r.State != acidic.RunPending {
 		t.Errorf("a job of another kind leased its run: locked by %q, state %s", r.LockedBy, r.State)
 	}
 	if j := byRun[held.ID]; j.LeasedRun != nil {
 		t.Errorf("job of a run held by another attempt came with its lease: %+v", j.LeasedRun)
 	}
 	j := byRun[free.ID]
-	if j.LeasedRun == nil || j.LeasedRun.ID != free.ID || j.LeasedRun.State != storage.RunRunning || j.LeasedRun.LockedBy == "" {
+	if j.LeasedRun == nil || j.LeasedRun.ID != free.ID || j.LeasedRun.State != acidic.RunRunning || j.LeasedRun.LockedBy == "" {
 		t.Fatalf("job of a free run: leased run %+v", j.LeasedRun)
 	}
 	stored := getRun(ctx, t, drv, free.ID)
-	if stored.LockedBy != j.LeasedRun.LockedBy || stored.State != storage.RunRunning || string(stored.Args) != string(free.Args) {
+	if stored.LockedBy != j.LeasedRun.LockedBy || stored.State != acidic.RunRunning || string(stored.Args) != string(free.Args) {
 		t.Fatalf("stored run: locked by %q (fetch said %q), state %s, args %s", stored.LockedBy, j.LeasedRun.LockedBy, stored.State, stored.Args)
 	}
 	// The lease is the attempt's: the fenced update works with its token,
@@ -898,10 +899,10 @@ func testJobFetchLeasesFreeRuns(t *testing.T, newDriver NewDriverFunc) {
 	if _, err := drv.RunUpdate(ctx, stepUpdate(stored, j.LeasedRun.LockedBy, "step2")); err != nil {
 		t.Fatalf("RunUpdate with the fetch's token: %v", err)
 	}
-	if _, err := drv.JobCancel(ctx, j.ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: j.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if now := getRun(ctx, t, drv, free.ID); now.LockedBy != "" || now.State != storage.RunPending {
+	if now := getRun(ctx, t, drv, free.ID); now.LockedBy != "" || now.State != acidic.RunPending {
 		t.Fatalf("after the attempt was cancelled: locked by %q, state %s", now.LockedBy, now.State)
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
-func outboxIDs(msgs []*storage.OutboxMessage) []int64 {
+func outboxIDs(msgs []*acidic.OutboxMessage) []int64 {
 	out := make([]int64, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.ID
@@ -20,18 +21,18 @@ func outboxIDs(msgs []*storage.OutboxMessage) []int64 {
 	return out
 }
 
-func claimOutbox(ctx context.Context, t *testing.T, drv storage.Driver, limit int) []*storage.OutboxMessage {
+func claimOutbox(ctx context.Context, t *testing.T, drv storage.Driver, limit int) []*acidic.OutboxMessage {
 	t.Helper()
-	msgs, err := drv.OutboxClaim(ctx, limit, time.Hour)
+	msgs, err := drv.OutboxClaim(ctx, storage.OutboxClaimParams{Limit: limit, Lease: time.Hour})
 	if err != nil {
 		t.Fatalf("OutboxClaim(%d): %v", limit, err)
 	}
 	return msgs
 }
 
-func listOutbox(ctx context.Context, t *testing.T, drv storage.Driver, pendingOnly bool, limit int) []*storage.OutboxMessage {
+func listOutbox(ctx context.Context, t *testing.T, drv storage.Driver, pendingOnly bool, limit int) []*acidic.OutboxMessage {
 	t.Helper()
-	msgs, err := drv.OutboxList(ctx, pendingOnly, limit)
+	msgs, err := drv.OutboxList(ctx, storage.OutboxListParams{PendingOnly: pendingOnly, Limit: limit})
 	if err != nil {
 		t.Fatalf("OutboxList: %v", err)
 	}
@@ -49,11 +50,11 @@ func testOutbox(t *testing.T, newDriver NewDriverFunc) {
 	r := insertRun(ctx, t, drv, "k")
 	l := newListener(ctx, t, drv, storage.TopicOutbox)
 
-	if err := drv.OutboxInsert(ctx, []storage.OutboxInsert{
+	if err := drv.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{
 		{Topic: "t", Key: "k1", Payload: json.RawMessage(`{"n":1}`)},
 		{Topic: "t", Key: "k1", Payload: json.RawMessage(`{"n":2}`)},
 		{Topic: "u", Key: "k2", Payload: json.RawMessage(`{"n":3}`), RunID: r.ID},
-	}); err != nil {
+	}}); err != nil {
 		t.Fatalf("OutboxInsert: %v", err)
 	}
 	if n := waitOne(ctx, t, l); n.Topic != storage.TopicOutbox {
@@ -84,10 +85,10 @@ func testOutbox(t *testing.T, newDriver NewDriverFunc) {
 
 	// A failure of a claim that is not current changes nothing; of the
 	// current one, it records the error and makes the message due.
-	if err := drv.OutboxFailed(ctx, m3.ID, 7, 0, "stale"); err != nil {
+	if err := drv.OutboxFailed(ctx, storage.OutboxFailedParams{ID: m3.ID, Attempt: 7, RetryIn: 0, Error: "stale"}); err != nil {
 		t.Fatalf("OutboxFailed: %v", err)
 	}
-	if err := drv.OutboxFailed(ctx, m1.ID, 1, 0, "broker down"); err != nil {
+	if err := drv.OutboxFailed(ctx, storage.OutboxFailedParams{ID: m1.ID, Attempt: 1, RetryIn: 0, Error: "broker down"}); err != nil {
 		t.Fatalf("OutboxFailed: %v", err)
 	}
 	again := claimOutbox(ctx, t, drv, 10)
@@ -97,13 +98,13 @@ func testOutbox(t *testing.T, newDriver NewDriverFunc) {
 
 	// A release of an old claim changes nothing; of the current one, the
 	// message is due again and the attempt does not count.
-	if err := drv.OutboxRelease(ctx, []storage.OutboxClaim{{ID: m1.ID, Attempt: 1}}); err != nil {
+	if err := drv.OutboxRelease(ctx, storage.OutboxReleaseParams{Claims: []storage.OutboxClaim{{ID: m1.ID, Attempt: 1}}}); err != nil {
 		t.Fatalf("OutboxRelease: %v", err)
 	}
 	if got := claimOutbox(ctx, t, drv, 10); len(got) != 0 {
 		t.Fatalf("OutboxClaim after a stale release = %v, want nothing", outboxIDs(got))
 	}
-	if err := drv.OutboxRelease(ctx, []storage.OutboxClaim{{ID: m1.ID, Attempt: 2}}); err != nil {
+	if err := drv.OutboxRelease(ctx, storage.OutboxReleaseParams{Claims: []storage.OutboxClaim{{ID: m1.ID, Attempt: 2}}}); err != nil {
 		t.Fatalf("OutboxRelease: %v", err)
 	}
 	released := claimOutbox(ctx, t, drv, 10)
@@ -112,7 +113,7 @@ func testOutbox(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	// Delivered: the key's next message is its head.
-	if err := drv.OutboxDelivered(ctx, []int64{m1.ID}); err != nil {
+	if err := drv.OutboxDelivered(ctx, storage.OutboxDeliveredParams{IDs: []int64{m1.ID}}); err != nil {
 		t.Fatalf("OutboxDelivered: %v", err)
 	}
 	if got := claimOutbox(ctx, t, drv, 10); !slices.Equal(outboxIDs(got), []int64{m2.ID}) {
@@ -130,10 +131,10 @@ func testOutbox(t *testing.T, newDriver NewDriverFunc) {
 
 	// A key whose delivered messages come first: its next undelivered one
 	// is its head.
-	if err := drv.OutboxDelivered(ctx, []int64{m3.ID}); err != nil {
+	if err := drv.OutboxDelivered(ctx, storage.OutboxDeliveredParams{IDs: []int64{m3.ID}}); err != nil {
 		t.Fatalf("OutboxDelivered: %v", err)
 	}
-	if err := drv.OutboxInsert(ctx, []storage.OutboxInsert{{Topic: "u", Key: "k2", Payload: json.RawMessage(`{"n":4}`)}}); err != nil {
+	if err := drv.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: "u", Key: "k2", Payload: json.RawMessage(`{"n":4}`)}}}); err != nil {
 		t.Fatalf("OutboxInsert: %v", err)
 	}
 	m4 := listOutbox(ctx, t, drv, false, 10)[3]
@@ -141,13 +142,13 @@ func testOutbox(t *testing.T, newDriver NewDriverFunc) {
 		t.Fatalf("OutboxClaim after m3 was delivered = %v, want m4 (%d)", outboxIDs(got), m4.ID)
 	}
 
-	if n, err := drv.OutboxPrune(ctx, time.Hour, 10); err != nil || n != 0 {
+	if n, err := drv.OutboxPrune(ctx, storage.OutboxPruneParams{Retention: time.Hour, Limit: 10}); err != nil || n != 0 {
 		t.Errorf("OutboxPrune(1h) = %d, %v; want 0", n, err)
 	}
-	if n, err := drv.OutboxPrune(ctx, 0, 1); err != nil || n != 1 {
+	if n, err := drv.OutboxPrune(ctx, storage.OutboxPruneParams{Retention: 0, Limit: 1}); err != nil || n != 1 {
 		t.Errorf("OutboxPrune(0, limit 1) = %d, %v; want 1", n, err)
 	}
-	if n, err := drv.OutboxPrune(ctx, 0, 10); err != nil || n != 1 {
+	if n, err := drv.OutboxPrune(ctx, storage.OutboxPruneParams{Retention: 0, Limit: 10}); err != nil || n != 1 {
 		t.Errorf("OutboxPrune(0) = %d, %v; want 1 (the delivered messages only)", n, err)
 	}
 	if got := outboxIDs(listOutbox(ctx, t, drv, false, 10)); !slices.Equal(got, []int64{m2.ID, m4.ID}) {
@@ -166,7 +167,7 @@ func testOutboxClaimConcurrent(t *testing.T, newDriver NewDriverFunc) {
 	for i := range in {
 		in[i] = storage.OutboxInsert{Topic: "t", Key: fmt.Sprintf("k%d", i), Payload: json.RawMessage(`{}`)}
 	}
-	if err := drv.OutboxInsert(ctx, in); err != nil {
+	if err := drv.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: in}); err != nil {
 		t.Fatalf("OutboxInsert: %v", err)
 	}
 	var (
@@ -181,7 +182,7 @@ func testOutboxClaimConcurrent(t *testing.T, newDriver NewDriverFunc) {
 			defer wg.Done()
 			<-start
 			for {
-				msgs, err := drv.OutboxClaim(ctx, 3, time.Hour)
+				msgs, err := drv.OutboxClaim(ctx, storage.OutboxClaimParams{Limit: 3, Lease: time.Hour})
 				if err != nil {
 					t.Errorf("OutboxClaim: %v", err)
 					return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -31,7 +32,7 @@ func testRunInsert(t *testing.T, newDriver NewDriverFunc) {
 	if !jsonEqual(t, r.Args, in.Args) || string(r.Attrs) != "null" {
 		t.Errorf("args/attrs = %s/%s, want %s/null", r.Args, r.Attrs, in.Args)
 	}
-	if r.State != storage.RunPending || r.Cursor != 0 || r.LockedBy != "" || r.LockedAt != nil || r.LastRunAt != nil ||
+	if r.State != acidic.RunPending || r.Cursor != 0 || r.LockedBy != "" || r.LockedAt != nil || r.LastRunAt != nil ||
 		r.FinishedAt != nil || r.Error != "" || r.Result != nil || r.Awaiting != 0 || r.ParentRunID != uuid.Nil || r.ParentStep != "" {
 		t.Errorf("new run is not fresh: %+v", r)
 	}
@@ -41,7 +42,7 @@ func testRunInsert(t *testing.T, newDriver NewDriverFunc) {
 	if got := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(got, r) {
 		t.Errorf("RunGet = %+v, want %+v", got, r)
 	}
-	if got, err := drv.RunGetByKey(ctx, "key-1"); err != nil || !reflect.DeepEqual(got, r) {
+	if got, err := drv.RunGetByKey(ctx, storage.RunGetByKeyParams{Key: "key-1"}); err != nil || !reflect.DeepEqual(got, r) {
 		t.Errorf("RunGetByKey = %+v, %v; want %+v", got, err, r)
 	}
 
@@ -58,7 +59,7 @@ func testRunInsert(t *testing.T, newDriver NewDriverFunc) {
 	if !reflect.DeepEqual(got, r) {
 		t.Errorf("RunInsert(same key) = %+v, want the existing run %+v", got, r)
 	}
-	if _, err := drv.RunGet(ctx, again.ID); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := drv.RunGet(ctx, storage.RunGetParams{ID: again.ID}); !errors.Is(err, acidic.ErrNotFound) {
 		t.Errorf("RunGet(id of the refused insert) err = %v, want ErrNotFound", err)
 	}
 
@@ -74,10 +75,10 @@ func testRunInsert(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	for _, call := range []func() error{
-		func() error { _, err := drv.RunGet(ctx, uuid.New()); return err },
-		func() error { _, err := drv.RunGetByKey(ctx, "nope"); return err },
+		func() error { _, err := drv.RunGet(ctx, storage.RunGetParams{ID: uuid.New()}); return err },
+		func() error { _, err := drv.RunGetByKey(ctx, storage.RunGetByKeyParams{Key: "nope"}); return err },
 	} {
-		if err := call(); !errors.Is(err, storage.ErrNotFound) {
+		if err := call(); !errors.Is(err, acidic.ErrNotFound) {
 			t.Errorf("lookup of a missing run: err = %v, want ErrNotFound", err)
 		}
 	}
@@ -94,7 +95,7 @@ func testRunInsertConcurrent(t *testing.T, newDriver NewDriverFunc) {
 			var (
 				wg      sync.WaitGroup
 				start   = make(chan struct{})
-				runs    = make([]*storage.Run, n)
+				runs    = make([]*acidic.Run, n)
 				created = make([]bool, n)
 				errs    = make([]error, n)
 				shared  = uuid.New()
@@ -135,7 +136,7 @@ func testRunInsertConcurrent(t *testing.T, newDriver NewDriverFunc) {
 					t.Errorf("RunInsert #%d returned run %s, want %s", i, runs[i].ID, id)
 				}
 			}
-			if all, err := drv.RunList(ctx, storage.RunFilter{}); err != nil || len(all) != 1 {
+			if all, err := drv.RunList(ctx, acidic.RunFilter{}); err != nil || len(all) != 1 {
 				t.Errorf("RunList = %d runs, %v; want 1", len(all), err)
 			}
 		})
@@ -153,11 +154,11 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
 
 		before := time.Now()
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA})
+		got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: jobA})
 		if !ok {
 			t.Fatalf("RunLease of a free run refused: %+v", got)
 		}
-		if got.State != storage.RunRunning || got.LockedBy != "a" || got.LockedAt == nil || got.LastRunAt == nil ||
+		if got.State != acidic.RunRunning || got.LockedBy != "a" || got.LockedAt == nil || got.LastRunAt == nil ||
 			!near(*got.LockedAt, before, time.Minute) {
 			t.Errorf("leased run: state %s locked by %q at %v, last run %v; want running, a, now", got.State, got.LockedBy, got.LockedAt, got.LastRunAt)
 		}
@@ -166,7 +167,7 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 			t.Errorf("RunGet = %+v, want the leased run %+v", held, got)
 		}
 
-		refused, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB})
+		refused, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: jobB})
 		if ok {
 			t.Fatalf("second token took a fresh lease held by a running attempt: %+v", refused)
 		}
@@ -184,22 +185,22 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		drv := newDriver(t)
 		r := insertRun(ctx, t, drv, "k")
 		jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: jobA}); !ok {
 			t.Fatal("first lease refused")
 		}
 		ageHeartbeats(ctx, t, drv, jobA, jobB)
-		if got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB}); ok || got.LockedBy != "a" {
+		if got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: jobB}); ok || got.LockedBy != "a" {
 			t.Fatalf("an old lease whose attempt still runs was taken over: ok %v, locked by %q", ok, got.LockedBy)
 		}
-		if done, err := drv.JobComplete(ctx, []storage.JobAttempt{jobA}); err != nil || len(done) != 1 {
+		if done, err := drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{jobA}}); err != nil || len(done) != 1 {
 			t.Fatalf("JobComplete(a) = %v, %v", done, err)
 		}
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB})
+		got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: jobB})
 		if !ok || got.LockedBy != "b" {
 			t.Fatalf("lease of an ended attempt not taken over: ok %v, locked by %q", ok, got.LockedBy)
 		}
 		// The old holder's fenced writes now fail.
-		if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "x"}); !errors.Is(err, storage.ErrLeaseLost) {
+		if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: acidic.RunRunning, RecoveryPoint: "x"}); !errors.Is(err, acidic.ErrLeaseLost) {
 			t.Errorf("RunUpdate by the previous holder: err = %v, want ErrLeaseLost", err)
 		}
 	})
@@ -209,12 +210,12 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		ctx := testCtx(t)
 		drv := newDriver(t)
 		r := insertRun(ctx, t, drv, "k")
-		for _, p := range []storage.RunLease{{ID: r.ID, Token: "a"}, {ID: r.ID, Token: "", Job: runningJob(ctx, t, drv, r.ID)}} {
-			if _, ok, err := drv.RunLease(ctx, p); ok || !errors.Is(err, storage.ErrInvalid) {
+		for _, p := range []storage.RunLeaseParams{{ID: r.ID, Token: "a"}, {ID: r.ID, Token: "", Job: runningJob(ctx, t, drv, r.ID)}} {
+			if _, ok, err := drv.RunLease(ctx, p); ok || !errors.Is(err, acidic.ErrInvalid) {
 				t.Errorf("RunLease(%+v) = %v, %v; want ErrInvalid", p, ok, err)
 			}
 		}
-		if got := getRun(ctx, t, drv, r.ID); got.LockedBy != "" || got.State != storage.RunPending {
+		if got := getRun(ctx, t, drv, r.ID); got.LockedBy != "" || got.State != acidic.RunPending {
 			t.Errorf("a refused lease wrote: %+v", got)
 		}
 	})
@@ -228,21 +229,21 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 			drv := newDriver(t)
 			r := insertRun(ctx, t, drv, "k")
 			jobA, jobB := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: jobA}); !ok {
+			if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: jobA}); !ok {
 				t.Fatal("first lease refused")
 			}
 			switch how {
 			case "rescued":
 				ageHeartbeats(ctx, t, drv, jobB)
-				if rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 || rescued[0].ID != jobA.ID {
+				if rescued, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 || rescued[0].ID != jobA.ID {
 					t.Fatalf("JobRescue = %v, %v; want [%d]", ids(rescued), err, jobA.ID)
 				}
 			case "cancelled":
-				if _, err := drv.JobCancel(ctx, jobA.ID); err != nil {
+				if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: jobA.ID}); err != nil {
 					t.Fatalf("JobCancel: %v", err)
 				}
 			}
-			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: jobB})
+			got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: jobB})
 			if !ok || got.LockedBy != "b" {
 				t.Fatalf("lease of a %s attempt not taken over at once: ok %v, locked by %q", how, ok, got.LockedBy)
 			}
@@ -257,11 +258,11 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		q := "lease_q"
 		insertJobs(ctx, t, drv, job(q))
 		first := fetchOne(ctx, t, drv, q, "w1")
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: storage.JobAttempt{ID: first.ID, Attempt: 1}}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: storage.JobAttempt{ID: first.ID, Attempt: 1}}); !ok {
 			t.Fatal("first lease refused")
 		}
 		ageHeartbeats(ctx, t, drv)
-		if rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 {
+		if rescued, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 {
 			t.Fatalf("JobRescue = %v, %v", ids(rescued), err)
 		}
 		// Attempt 2 of the same job is running; attempt 1's lease is dead.
@@ -269,7 +270,7 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		if second.ID != first.ID || second.Attempt != 2 {
 			t.Fatalf("refetched %d attempt %d, want %d attempt 2", second.ID, second.Attempt, first.ID)
 		}
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: storage.JobAttempt{ID: second.ID, Attempt: 2}})
+		got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: storage.JobAttempt{ID: second.ID, Attempt: 2}})
 		if !ok || got.LockedBy != "b" {
 			t.Fatalf("lease of a rescued attempt not taken over by the job's next attempt: ok %v, locked by %q", ok, got.LockedBy)
 		}
@@ -285,17 +286,17 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		q := "lease_q"
 		insertJobs(ctx, t, drv, job(q))
 		first := fetchOne(ctx, t, drv, q, "w1")
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: attempt1(first.ID)}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: attempt1(first.ID)}); !ok {
 			t.Fatal("first lease refused")
 		}
 		ageHeartbeats(ctx, t, drv)
-		if rescued, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 {
+		if rescued, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: staleAfter, Limit: 10}); err != nil || len(rescued) != 1 {
 			t.Fatalf("JobRescue = %v, %v", ids(rescued), err)
 		}
 		if second := fetchOne(ctx, t, drv, q, "w2"); second.ID != first.ID || second.Attempt != 2 {
 			t.Fatalf("refetched %d attempt %d, want %d attempt 2", second.ID, second.Attempt, first.ID)
 		}
-		got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: runningJob(ctx, t, drv, r.ID)})
+		got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: runningJob(ctx, t, drv, r.ID)})
 		if !ok || got.LockedBy != "b" {
 			t.Fatalf("lease of a rescued attempt whose job runs again not taken by another job: ok %v, locked by %q", ok, got.LockedBy)
 		}
@@ -305,13 +306,13 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		t.Parallel()
 		ctx := testCtx(t)
 		drv := newDriver(t)
-		for _, state := range []storage.RunState{storage.RunSucceeded, storage.RunFailed, storage.RunCancelled, storage.RunAwaiting, storage.RunHalted} {
+		for _, state := range []acidic.RunState{acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled, acidic.RunAwaiting, acidic.RunHalted} {
 			r := insertRun(ctx, t, drv, "k-"+string(state))
-			set, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunPending}, state, "")
+			set, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: []acidic.RunState{acidic.RunPending}, To: state, Error: ""})
 			if err != nil || !changed {
 				t.Fatalf("RunSetState(%s) = %v, %v", state, changed, err)
 			}
-			got, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: runningJob(ctx, t, drv, r.ID)})
+			got, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: runningJob(ctx, t, drv, r.ID)})
 			if ok {
 				t.Errorf("leased a %s run", state)
 			}
@@ -325,8 +326,8 @@ func testRunLease(t *testing.T, newDriver NewDriverFunc) {
 		t.Parallel()
 		ctx := testCtx(t)
 		drv := newDriver(t)
-		_, ok, err := drv.RunLease(ctx, storage.RunLease{ID: uuid.New(), Token: "a", Job: storage.JobAttempt{ID: 1, Attempt: 1}})
-		if ok || !errors.Is(err, storage.ErrNotFound) {
+		_, ok, err := drv.RunLease(ctx, storage.RunLeaseParams{ID: uuid.New(), Token: "a", Job: storage.JobAttempt{ID: 1, Attempt: 1}})
+		if ok || !errors.Is(err, acidic.ErrNotFound) {
 			t.Errorf("RunLease(unknown) = %v, %v; want false, ErrNotFound", ok, err)
 		}
 	})
@@ -339,16 +340,16 @@ func testRunUpdate(t *testing.T, newDriver NewDriverFunc) {
 	r := leasedRun(ctx, t, drv, "k", "a")
 
 	started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-	step := &storage.Step{Position: 0, Name: "step1", State: storage.StepSucceeded, Attempt: 1, Result: json.RawMessage(`{"r":1}`), StartedAt: started}
-	upd := storage.RunUpdate{
-		ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "step2",
+	step := &acidic.Step{Position: 0, Name: "step1", State: acidic.StepSucceeded, Attempt: 1, Result: json.RawMessage(`{"r":1}`), StartedAt: started}
+	upd := storage.RunUpdateParams{
+		ID: r.ID, Token: "a", State: acidic.RunRunning, RecoveryPoint: "step2",
 		Attrs: json.RawMessage(`{"x":1}`), Cursor: 5, Awaiting: 2, Step: step,
 	}
 	got, err := drv.RunUpdate(ctx, upd)
 	if err != nil {
 		t.Fatalf("RunUpdate: %v", err)
 	}
-	if got.RecoveryPoint != "step2" || got.Cursor != 5 || got.Awaiting != 2 || got.State != storage.RunRunning ||
+	if got.RecoveryPoint != "step2" || got.Cursor != 5 || got.Awaiting != 2 || got.State != acidic.RunRunning ||
 		!jsonEqual(t, got.Attrs, upd.Attrs) || got.LockedBy != "a" || got.LockedAt == nil || got.FinishedAt != nil {
 		t.Errorf("RunUpdate returned %+v", got)
 	}
@@ -358,7 +359,7 @@ func testRunUpdate(t *testing.T, newDriver NewDriverFunc) {
 	if stored := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(stored, got) {
 		t.Errorf("RunGet = %+v, want %+v", stored, got)
 	}
-	steps, err := drv.RunSteps(ctx, r.ID)
+	steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID})
 	if err != nil {
 		t.Fatalf("RunSteps: %v", err)
 	}
@@ -366,7 +367,7 @@ func testRunUpdate(t *testing.T, newDriver NewDriverFunc) {
 		t.Fatalf("RunSteps = %+v, want 1 step", steps)
 	}
 	s := steps[0]
-	if s.RunID != r.ID || s.Position != 0 || s.Name != "step1" || s.State != storage.StepSucceeded || s.Attempt != 1 ||
+	if s.RunID != r.ID || s.Position != 0 || s.Name != "step1" || s.State != acidic.StepSucceeded || s.Attempt != 1 ||
 		s.Executions != 1 || !jsonEqual(t, s.Result, step.Result) || s.Error != "" || !s.StartedAt.Equal(started) ||
 		s.FinishedAt.Before(started) {
 		t.Errorf("step = %+v, want %+v with 1 execution", s, step)
@@ -374,12 +375,12 @@ func testRunUpdate(t *testing.T, newDriver NewDriverFunc) {
 
 	// The same position again counts another execution and keeps the rest
 	// of the latest write.
-	upd.Step = &storage.Step{Position: 0, Name: "step1", State: storage.StepFailed, Attempt: 2, Error: "oops", StartedAt: started}
+	upd.Step = &acidic.Step{Position: 0, Name: "step1", State: acidic.StepFailed, Attempt: 2, Error: "oops", StartedAt: started}
 	if _, err := drv.RunUpdate(ctx, upd); err != nil {
 		t.Fatalf("second RunUpdate: %v", err)
 	}
 	// A next position is a new row; no step leaves the log alone.
-	upd.Step = &storage.Step{Position: 1, Name: "step2", State: storage.StepRepeating, Attempt: 1, StartedAt: started}
+	upd.Step = &acidic.Step{Position: 1, Name: "step2", State: acidic.StepRepeating, Attempt: 1, StartedAt: started}
 	if _, err := drv.RunUpdate(ctx, upd); err != nil {
 		t.Fatalf("third RunUpdate: %v", err)
 	}
@@ -387,52 +388,52 @@ func testRunUpdate(t *testing.T, newDriver NewDriverFunc) {
 	if _, err := drv.RunUpdate(ctx, upd); err != nil {
 		t.Fatalf("fourth RunUpdate: %v", err)
 	}
-	steps, err = drv.RunSteps(ctx, r.ID)
+	steps, err = drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID})
 	if err != nil {
 		t.Fatalf("RunSteps: %v", err)
 	}
 	if len(steps) != 2 {
 		t.Fatalf("RunSteps = %+v, want 2 steps", steps)
 	}
-	if s := steps[0]; s.Executions != 2 || s.State != storage.StepFailed || s.Attempt != 2 || s.Error != "oops" || s.Result != nil {
+	if s := steps[0]; s.Executions != 2 || s.State != acidic.StepFailed || s.Attempt != 2 || s.Error != "oops" || s.Result != nil {
 		t.Errorf("rewritten step = %+v, want 2 executions, failed, attempt 2, error oops, no result", s)
 	}
-	if s := steps[1]; s.Position != 1 || s.Name != "step2" || s.Executions != 1 || s.State != storage.StepRepeating {
+	if s := steps[1]; s.Position != 1 || s.Name != "step2" || s.Executions != 1 || s.State != acidic.StepRepeating {
 		t.Errorf("second step = %+v", s)
 	}
 
 	// A wrong token writes nothing, step included.
 	beforeWrong := getRun(ctx, t, drv, r.ID)
-	wrong := storage.RunUpdate{ID: r.ID, Token: "b", State: storage.RunSucceeded, RecoveryPoint: "hijacked", Attrs: json.RawMessage(`{"x":99}`),
-		Step: &storage.Step{Position: 7, Name: "evil", State: storage.StepSucceeded, Attempt: 1, StartedAt: started}}
-	if _, err := drv.RunUpdate(ctx, wrong); !errors.Is(err, storage.ErrLeaseLost) {
+	wrong := storage.RunUpdateParams{ID: r.ID, Token: "b", State: acidic.RunSucceeded, RecoveryPoint: "hijacked", Attrs: json.RawMessage(`{"x":99}`),
+		Step: &acidic.Step{Position: 7, Name: "evil", State: acidic.StepSucceeded, Attempt: 1, StartedAt: started}}
+	if _, err := drv.RunUpdate(ctx, wrong); !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Errorf("RunUpdate with a wrong token: err = %v, want ErrLeaseLost", err)
 	}
 	if after := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(after, beforeWrong) {
 		t.Errorf("RunUpdate with a wrong token changed the run:\n got %+v\nwant %+v", after, beforeWrong)
 	}
-	if steps, err := drv.RunSteps(ctx, r.ID); err != nil || len(steps) != 2 {
+	if steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID}); err != nil || len(steps) != 2 {
 		t.Errorf("after a wrong-token update RunSteps = %d steps, %v; want 2", len(steps), err)
 	}
 
 	// Release clears the lease and finishing sets finished_at, error and result.
-	fin, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunFailed, RecoveryPoint: "step2",
+	fin, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: acidic.RunFailed, RecoveryPoint: "step2",
 		Attrs: json.RawMessage(`{"x":2}`), Release: true, Error: "gave up", Result: json.RawMessage(`{"partial":true}`)})
 	if err != nil {
 		t.Fatalf("releasing RunUpdate: %v", err)
 	}
-	if fin.LockedBy != "" || fin.LockedAt != nil || fin.State != storage.RunFailed || fin.FinishedAt == nil ||
+	if fin.LockedBy != "" || fin.LockedAt != nil || fin.State != acidic.RunFailed || fin.FinishedAt == nil ||
 		fin.Error != "gave up" || !jsonEqual(t, fin.Result, []byte(`{"partial":true}`)) {
 		t.Errorf("released run = %+v", fin)
 	}
 	// The released holder is fenced out too.
-	if _, err := drv.RunUpdate(ctx, upd); !errors.Is(err, storage.ErrLeaseLost) {
+	if _, err := drv.RunUpdate(ctx, upd); !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Errorf("RunUpdate after Release: err = %v, want ErrLeaseLost", err)
 	}
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: uuid.New(), Token: "a", State: storage.RunRunning}); !errors.Is(err, storage.ErrLeaseLost) {
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: uuid.New(), Token: "a", State: acidic.RunRunning}); !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Errorf("RunUpdate of an unknown run: err = %v, want ErrLeaseLost", err)
 	}
-	if steps, err := drv.RunSteps(ctx, uuid.New()); err != nil || len(steps) != 0 {
+	if steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: uuid.New()}); err != nil || len(steps) != 0 {
 		t.Errorf("RunSteps(unknown) = %v, %v; want nothing", steps, err)
 	}
 }
@@ -444,22 +445,22 @@ func testRunSetState(t *testing.T, newDriver NewDriverFunc) {
 	r := leasedRun(ctx, t, drv, "k", "a")
 
 	steps := []struct {
-		from    []storage.RunState
-		to      storage.RunState
+		from    []acidic.RunState
+		to      acidic.RunState
 		errText string
 		changed bool
-		want    storage.RunState
+		want    acidic.RunState
 	}{
-		{[]storage.RunState{storage.RunPending}, storage.RunCancelled, "", false, storage.RunRunning},
-		{nil, storage.RunCancelled, "", false, storage.RunRunning},
-		{[]storage.RunState{storage.RunPending, storage.RunRunning}, storage.RunCancelled, "stopped by operator", true, storage.RunCancelled},
-		{[]storage.RunState{storage.RunPending, storage.RunRunning}, storage.RunFailed, "", false, storage.RunCancelled},
-		{[]storage.RunState{storage.RunCancelled, storage.RunFailed}, storage.RunPending, "", true, storage.RunPending},
-		{[]storage.RunState{storage.RunPending}, storage.RunSucceeded, "", true, storage.RunSucceeded},
+		{[]acidic.RunState{acidic.RunPending}, acidic.RunCancelled, "", false, acidic.RunRunning},
+		{nil, acidic.RunCancelled, "", false, acidic.RunRunning},
+		{[]acidic.RunState{acidic.RunPending, acidic.RunRunning}, acidic.RunCancelled, "stopped by operator", true, acidic.RunCancelled},
+		{[]acidic.RunState{acidic.RunPending, acidic.RunRunning}, acidic.RunFailed, "", false, acidic.RunCancelled},
+		{[]acidic.RunState{acidic.RunCancelled, acidic.RunFailed}, acidic.RunPending, "", true, acidic.RunPending},
+		{[]acidic.RunState{acidic.RunPending}, acidic.RunSucceeded, "", true, acidic.RunSucceeded},
 	}
 	prev := getRun(ctx, t, drv, r.ID)
 	for i, s := range steps {
-		got, changed, err := drv.RunSetState(ctx, r.ID, s.from, s.to, s.errText)
+		got, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: s.from, To: s.to, Error: s.errText})
 		if err != nil {
 			t.Fatalf("step %d: RunSetState(%v -> %s): %v", i, s.from, s.to, err)
 		}
@@ -488,10 +489,10 @@ func testRunSetState(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	// After cancellation the old holder is fenced out.
-	if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning}); !errors.Is(err, storage.ErrLeaseLost) {
+	if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: acidic.RunRunning}); !errors.Is(err, acidic.ErrLeaseLost) {
 		t.Errorf("RunUpdate after RunSetState: err = %v, want ErrLeaseLost", err)
 	}
-	if _, _, err := drv.RunSetState(ctx, uuid.New(), []storage.RunState{storage.RunPending}, storage.RunCancelled, ""); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: uuid.New(), From: []acidic.RunState{acidic.RunPending}, To: acidic.RunCancelled, Error: ""}); !errors.Is(err, acidic.ErrNotFound) {
 		t.Errorf("RunSetState(unknown) err = %v, want ErrNotFound", err)
 	}
 }
@@ -500,7 +501,7 @@ func testRunList(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := newDriver(t)
-	mk := func(key, workflow string, parent uuid.UUID, parentStep string) *storage.Run {
+	mk := func(key, workflow string, parent uuid.UUID, parentStep string) *acidic.Run {
 		in := runInsert(key)
 		in.Workflow, in.ParentRunID, in.ParentStep = workflow, parent, parentStep
 		return insertRunWith(ctx, t, drv, in)
@@ -511,16 +512,16 @@ func testRunList(t *testing.T, newDriver NewDriverFunc) {
 	other := mk("other", "wf2", uuid.Nil, "")      // 3
 	grand := mk("grandchild", "wf2", c1.ID, "fan") // 4
 	lone := mk("lone", "wf3", uuid.Nil, "")        // 5
-	runs := []*storage.Run{p, c1, c2, other, grand, lone}
+	runs := []*acidic.Run{p, c1, c2, other, grand, lone}
 	for i := 1; i < len(runs); i++ {
 		if !runs[i].CreatedAt.After(runs[i-1].CreatedAt) {
 			t.Fatalf("run %d created at %v, not after run %d at %v", i, runs[i].CreatedAt, i-1, runs[i-1].CreatedAt)
 		}
 	}
-	if _, changed, err := drv.RunSetState(ctx, c2.ID, []storage.RunState{storage.RunPending}, storage.RunSucceeded, ""); err != nil || !changed {
+	if _, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: c2.ID, From: []acidic.RunState{acidic.RunPending}, To: acidic.RunSucceeded, Error: ""}); err != nil || !changed {
 		t.Fatalf("RunSetState = %v, %v", changed, err)
 	}
-	if _, changed, err := drv.RunSetState(ctx, other.ID, []storage.RunState{storage.RunPending}, storage.RunFailed, "x"); err != nil || !changed {
+	if _, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: other.ID, From: []acidic.RunState{acidic.RunPending}, To: acidic.RunFailed, Error: "x"}); err != nil || !changed {
 		t.Fatalf("RunSetState = %v, %v", changed, err)
 	}
 	id := func(i ...int) []uuid.UUID {
@@ -533,23 +534,23 @@ func testRunList(t *testing.T, newDriver NewDriverFunc) {
 
 	for _, tc := range []struct {
 		name string
-		f    storage.RunFilter
+		f    acidic.RunFilter
 		want []uuid.UUID
 	}{
-		{"all", storage.RunFilter{}, id(0, 1, 2, 3, 4, 5)},
-		{"pending", storage.RunFilter{States: []storage.RunState{storage.RunPending}}, id(0, 1, 4, 5)},
-		{"finished", storage.RunFilter{States: []storage.RunState{storage.RunSucceeded, storage.RunFailed}}, id(2, 3)},
-		{"workflow", storage.RunFilter{Workflow: "wf2"}, id(1, 3, 4)},
-		{"children", storage.RunFilter{ParentRunID: p.ID}, id(1, 2)},
-		{"grandchildren", storage.RunFilter{ParentRunID: c1.ID}, id(4)},
-		{"children by workflow", storage.RunFilter{ParentRunID: p.ID, Workflow: "wf1"}, id(2)},
-		{"children by state", storage.RunFilter{ParentRunID: p.ID, States: []storage.RunState{storage.RunPending}}, id(1)},
-		{"children of a step", storage.RunFilter{ParentRunID: p.ID, ParentStep: "spread"}, id(2)},
-		{"children of a step, by state", storage.RunFilter{ParentRunID: p.ID, ParentStep: "fan", States: []storage.RunState{storage.RunSucceeded}}, nil},
-		{"no children", storage.RunFilter{ParentRunID: lone.ID}, nil},
-		{"limit", storage.RunFilter{Limit: 2}, id(0, 1)},
-		{"after", storage.RunFilter{AfterCreatedAt: c2.CreatedAt, AfterID: c2.ID, Limit: 2}, id(3, 4)},
-		{"unknown workflow", storage.RunFilter{Workflow: "nope"}, nil},
+		{"all", acidic.RunFilter{}, id(0, 1, 2, 3, 4, 5)},
+		{"pending", acidic.RunFilter{States: []acidic.RunState{acidic.RunPending}}, id(0, 1, 4, 5)},
+		{"finished", acidic.RunFilter{States: []acidic.RunState{acidic.RunSucceeded, acidic.RunFailed}}, id(2, 3)},
+		{"workflow", acidic.RunFilter{Workflow: "wf2"}, id(1, 3, 4)},
+		{"children", acidic.RunFilter{ParentRunID: p.ID}, id(1, 2)},
+		{"grandchildren", acidic.RunFilter{ParentRunID: c1.ID}, id(4)},
+		{"children by workflow", acidic.RunFilter{ParentRunID: p.ID, Workflow: "wf1"}, id(2)},
+		{"children by state", acidic.RunFilter{ParentRunID: p.ID, States: []acidic.RunState{acidic.RunPending}}, id(1)},
+		{"children of a step", acidic.RunFilter{ParentRunID: p.ID, ParentStep: "spread"}, id(2)},
+		{"children of a step, by state", acidic.RunFilter{ParentRunID: p.ID, ParentStep: "fan", States: []acidic.RunState{acidic.RunSucceeded}}, nil},
+		{"no children", acidic.RunFilter{ParentRunID: lone.ID}, nil},
+		{"limit", acidic.RunFilter{Limit: 2}, id(0, 1)},
+		{"after", acidic.RunFilter{AfterCreatedAt: c2.CreatedAt, AfterID: c2.ID, Limit: 2}, id(3, 4)},
+		{"unknown workflow", acidic.RunFilter{Workflow: "nope"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -590,7 +591,7 @@ func testRunListPagingSameCreatedAt(t *testing.T, newDriver NewDriverFunc) {
 	var after time.Time
 	var afterID uuid.UUID
 	for page := 0; page < 10; page++ {
-		runs, err := drv.RunList(ctx, storage.RunFilter{Limit: 2, AfterCreatedAt: after, AfterID: afterID})
+		runs, err := drv.RunList(ctx, acidic.RunFilter{Limit: 2, AfterCreatedAt: after, AfterID: afterID})
 		if err != nil {
 			t.Fatalf("RunList: %v", err)
 		}
@@ -619,50 +620,50 @@ func testRunWritesRefuseUnknownStates(t *testing.T, newDriver NewDriverFunc) {
 	drv := newDriver(t)
 	r := leasedRun(ctx, t, drv, "k", "a")
 	before := getRun(ctx, t, drv, r.ID)
-	good := &storage.Step{Position: 0, Name: "s", State: storage.StepSucceeded, Attempt: 1, StartedAt: time.Now()}
-	bad := &storage.Step{Position: 0, Name: "s", State: "done", Attempt: 1, StartedAt: time.Now()}
+	good := &acidic.Step{Position: 0, Name: "s", State: acidic.StepSucceeded, Attempt: 1, StartedAt: time.Now()}
+	bad := &acidic.Step{Position: 0, Name: "s", State: "done", Attempt: 1, StartedAt: time.Now()}
 
 	attempts := map[string]func() error{
 		"RunUpdate run state": func() error {
-			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: "sleeping", RecoveryPoint: "s", Step: good})
+			_, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: "sleeping", RecoveryPoint: "s", Step: good})
 			return err
 		},
 		"RunUpdate step state": func() error {
-			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "s", Step: bad})
+			_, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: acidic.RunRunning, RecoveryPoint: "s", Step: bad})
 			return err
 		},
 		"RunUpdate awaiting": func() error {
-			_, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunAwaiting, RecoveryPoint: "s", Awaiting: -1})
+			_, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: acidic.RunAwaiting, RecoveryPoint: "s", Awaiting: -1})
 			return err
 		},
 		"step transaction": func() error {
 			_, err := drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
-				return storage.StepCommit{Update: storage.RunUpdate{ID: r.ID, Token: "a", State: "", RecoveryPoint: "s", Step: good}}, nil
+				return storage.StepCommit{Update: storage.RunUpdateParams{ID: r.ID, Token: "a", State: "", RecoveryPoint: "s", Step: good}}, nil
 			})
 			return err
 		},
 		"RunRelease run state": func() error {
-			_, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "a", State: "paused"})
+			_, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: r.ID, Token: "a", State: "paused"})
 			return err
 		},
 		"RunRelease step state": func() error {
-			_, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "a", State: storage.RunPending, Step: bad})
+			_, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: r.ID, Token: "a", State: acidic.RunPending, Step: bad})
 			return err
 		},
 		"RunSetState": func() error {
-			_, _, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunRunning}, "gone", "")
+			_, _, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: []acidic.RunState{acidic.RunRunning}, To: "gone", Error: ""})
 			return err
 		},
 	}
 	for name, write := range attempts {
-		if err := write(); !errors.Is(err, storage.ErrInvalid) {
+		if err := write(); !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
 		}
 	}
 	if after := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(after, before) {
 		t.Errorf("refused writes changed the run: %+v, was %+v", after, before)
 	}
-	if steps, err := drv.RunSteps(ctx, r.ID); err != nil || len(steps) != 0 {
+	if steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID}); err != nil || len(steps) != 0 {
 		t.Errorf("refused writes logged steps %+v (%v)", steps, err)
 	}
 }

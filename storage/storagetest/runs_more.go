@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -15,25 +16,25 @@ func testRunEnd(t *testing.T, newDriver NewDriverFunc) {
 	ctx := testCtx(t)
 	drv := newDriver(t)
 	r := insertRun(ctx, t, drv, "k")
-	carrier := func() *storage.Job {
+	carrier := func() *acidic.Job {
 		j := job("q")
 		j.RunID, j.Kind = r.ID, r.Workflow
 		return insertJobs(ctx, t, drv, j)[0]
 	}
 	a, b := carrier(), carrier()
 	// a runs and holds the lease, then is cancelled.
-	if _, err := drv.JobClaim(ctx, a.ID, "w"); err != nil {
+	if _, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: a.ID, WorkerID: "w"}); err != nil {
 		t.Fatalf("JobClaim: %v", err)
 	}
-	if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: attempt1(a.ID)}); !ok {
+	if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: attempt1(a.ID)}); !ok {
 		t.Fatal("lease refused")
 	}
-	if _, err := drv.JobCancel(ctx, a.ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: a.ID}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
-	end := func(job int64, kind string) (*storage.Run, bool) {
+	end := func(job int64, kind string) (*acidic.Run, bool) {
 		t.Helper()
-		got, ended, err := drv.RunEnd(ctx, storage.RunEnd{ID: r.ID, Job: job, Kind: kind, State: storage.RunCancelled, Error: "job cancelled"})
+		got, ended, err := drv.RunEnd(ctx, storage.RunEndParams{ID: r.ID, Job: job, Kind: kind, State: acidic.RunCancelled, Error: "job cancelled"})
 		if err != nil {
 			t.Fatalf("RunEnd(job %d, %s): %v", job, kind, err)
 		}
@@ -48,7 +49,7 @@ func testRunEnd(t *testing.T, newDriver NewDriverFunc) {
 	if got, ended := end(a.ID, r.Workflow); ended || got.State.Final() {
 		t.Errorf("RunEnd while job %d of the kind is unfinished = %+v, %v; want the run carried on", b.ID, got, ended)
 	}
-	if _, err := drv.JobCancel(ctx, b.ID); err != nil {
+	if _, err := drv.JobCancel(ctx, storage.JobCancelParams{ID: b.ID}); err != nil {
 		t.Fatalf("JobCancel: %v", err)
 	}
 	before := getRun(ctx, t, drv, r.ID)
@@ -56,7 +57,7 @@ func testRunEnd(t *testing.T, newDriver NewDriverFunc) {
 		t.Errorf("RunEnd for a job of another kind = %+v, %v; want the run unchanged", got, ended)
 	}
 	got, ended := end(b.ID, r.Workflow)
-	if !ended || got.State != storage.RunCancelled || got.Error != "job cancelled" || got.FinishedAt == nil || got.LockedBy != "" || got.LockedAt != nil {
+	if !ended || got.State != acidic.RunCancelled || got.Error != "job cancelled" || got.FinishedAt == nil || got.LockedBy != "" || got.LockedAt != nil {
 		t.Fatalf("RunEnd once no carrier is left = %+v, %v; want cancelled, finished, unleased", got, ended)
 	}
 	if stored := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(stored, got) {
@@ -67,12 +68,12 @@ func testRunEnd(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	// Resting runs (awaiting, halted) are not live: a job does not end them.
-	for _, state := range []storage.RunState{storage.RunAwaiting, storage.RunHalted} {
+	for _, state := range []acidic.RunState{acidic.RunAwaiting, acidic.RunHalted} {
 		rr := insertRun(ctx, t, drv, "rest-"+string(state))
-		if _, changed, err := drv.RunSetState(ctx, rr.ID, []storage.RunState{storage.RunPending}, state, ""); err != nil || !changed {
+		if _, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: rr.ID, From: []acidic.RunState{acidic.RunPending}, To: state, Error: ""}); err != nil || !changed {
 			t.Fatalf("RunSetState(%s) = %v, %v", state, changed, err)
 		}
-		got, ended, err := drv.RunEnd(ctx, storage.RunEnd{ID: rr.ID, Job: 1 << 40, Kind: rr.Workflow, State: storage.RunFailed, Error: "x"})
+		got, ended, err := drv.RunEnd(ctx, storage.RunEndParams{ID: rr.ID, Job: 1 << 40, Kind: rr.Workflow, State: acidic.RunFailed, Error: "x"})
 		if err != nil || ended || got.State != state {
 			t.Errorf("RunEnd of a %s run = %+v, %v, %v; want it unchanged", state, got, ended, err)
 		}
@@ -86,28 +87,28 @@ func testRunSettle(t *testing.T, newDriver NewDriverFunc) {
 	ctx := testCtx(t)
 	drv := newDriver(t)
 	r := insertRun(ctx, t, drv, "k")
-	if got, ok, err := drv.RunSettle(ctx, r.ID); err != nil || ok || got != nil {
+	if got, ok, err := drv.RunSettle(ctx, storage.RunSettleParams{ID: r.ID}); err != nil || ok || got != nil {
 		t.Errorf("RunSettle of a pending run = %+v, %v, %v; want nil, false", got, ok, err)
 	}
 	if got := getRun(ctx, t, drv, r.ID); got.SettledAt != nil {
 		t.Errorf("a pending run was settled: %+v", got)
 	}
 	for round := 1; round <= 2; round++ {
-		if _, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunPending}, storage.RunFailed, "boom"); err != nil || !changed {
+		if _, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: []acidic.RunState{acidic.RunPending}, To: acidic.RunFailed, Error: "boom"}); err != nil || !changed {
 			t.Fatalf("round %d: RunSetState(failed) = %v, %v", round, changed, err)
 		}
-		got, ok, err := drv.RunSettle(ctx, r.ID)
-		if err != nil || !ok || got.SettledAt == nil || got.State != storage.RunFailed {
+		got, ok, err := drv.RunSettle(ctx, storage.RunSettleParams{ID: r.ID})
+		if err != nil || !ok || got.SettledAt == nil || got.State != acidic.RunFailed {
 			t.Fatalf("round %d: RunSettle = %+v, %v, %v; want settled", round, got, ok, err)
 		}
-		again, ok, err := drv.RunSettle(ctx, r.ID)
+		again, ok, err := drv.RunSettle(ctx, storage.RunSettleParams{ID: r.ID})
 		if err != nil || ok || again != nil {
 			t.Errorf("round %d: second RunSettle = %+v, %v, %v; want nil, false", round, again, ok, err)
 		}
 		if stored := getRun(ctx, t, drv, r.ID); stored.SettledAt == nil || !stored.SettledAt.Equal(*got.SettledAt) {
 			t.Errorf("round %d: the second RunSettle moved the mark: %v, was %v", round, stored.SettledAt, got.SettledAt)
 		}
-		retried, changed, err := drv.RunSetState(ctx, r.ID, []storage.RunState{storage.RunFailed}, storage.RunPending, "")
+		retried, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: []acidic.RunState{acidic.RunFailed}, To: acidic.RunPending, Error: ""})
 		if err != nil || !changed || retried.SettledAt != nil {
 			t.Fatalf("round %d: retry = %+v, %v, %v; want pending, unsettled", round, retried, changed, err)
 		}

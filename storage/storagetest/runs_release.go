@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -24,18 +25,18 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 		stepsBefore := runSteps(ctx, t, drv, r.ID)
 		started := time.Now().Truncate(time.Microsecond)
 
-		for _, rr := range []storage.RunRelease{
+		for _, rr := range []storage.RunReleaseParams{
 			// Another holder's token, logging the existing position and a new one.
-			{ID: r.ID, Token: "b", State: storage.RunFailed, Error: "hijack",
-				Step: &storage.Step{Position: 0, Name: "step1", State: storage.StepFailed, Attempt: 2, Error: "hijack", StartedAt: started}},
-			{ID: r.ID, Token: "b", State: storage.RunPending, Error: "hijack",
-				Step: &storage.Step{Position: 1, Name: "step2", State: storage.StepFailed, Attempt: 1, Error: "hijack", StartedAt: started}},
+			{ID: r.ID, Token: "b", State: acidic.RunFailed, Error: "hijack",
+				Step: &acidic.Step{Position: 0, Name: "step1", State: acidic.StepFailed, Attempt: 2, Error: "hijack", StartedAt: started}},
+			{ID: r.ID, Token: "b", State: acidic.RunPending, Error: "hijack",
+				Step: &acidic.Step{Position: 1, Name: "step2", State: acidic.StepFailed, Attempt: 1, Error: "hijack", StartedAt: started}},
 			// No token at all.
-			{ID: r.ID, Token: "", State: storage.RunCancelled,
-				Step: &storage.Step{Position: 1, Name: "step2", State: storage.StepFailed, Attempt: 1, StartedAt: started}},
+			{ID: r.ID, Token: "", State: acidic.RunCancelled,
+				Step: &acidic.Step{Position: 1, Name: "step2", State: acidic.StepFailed, Attempt: 1, StartedAt: started}},
 		} {
 			got, err := drv.RunRelease(ctx, rr)
-			if !errors.Is(err, storage.ErrLeaseLost) {
+			if !errors.Is(err, acidic.ErrLeaseLost) {
 				t.Errorf("RunRelease with token %q: run %+v, err = %v; want ErrLeaseLost", rr.Token, got, err)
 			}
 			if got != nil {
@@ -51,8 +52,8 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 
 		// A run nobody leased, and a run that does not exist.
 		free := insertRun(ctx, t, drv, "free")
-		if _, err := drv.RunRelease(ctx, storage.RunRelease{ID: free.ID, Token: "a", State: storage.RunFailed,
-			Step: &storage.Step{Position: 0, Name: "step1", State: storage.StepFailed, Attempt: 1, StartedAt: started}}); !errors.Is(err, storage.ErrLeaseLost) {
+		if _, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: free.ID, Token: "a", State: acidic.RunFailed,
+			Step: &acidic.Step{Position: 0, Name: "step1", State: acidic.StepFailed, Attempt: 1, StartedAt: started}}); !errors.Is(err, acidic.ErrLeaseLost) {
 			t.Errorf("RunRelease of an unleased run: err = %v, want ErrLeaseLost", err)
 		}
 		if after := getRun(ctx, t, drv, free.ID); !reflect.DeepEqual(after, free) {
@@ -61,7 +62,7 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 		if steps := runSteps(ctx, t, drv, free.ID); len(steps) != 0 {
 			t.Errorf("RunRelease of an unleased run logged steps %+v", steps)
 		}
-		if _, err := drv.RunRelease(ctx, storage.RunRelease{ID: uuid.New(), Token: "a", State: storage.RunFailed}); !errors.Is(err, storage.ErrLeaseLost) {
+		if _, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: uuid.New(), Token: "a", State: acidic.RunFailed}); !errors.Is(err, acidic.ErrLeaseLost) {
 			t.Errorf("RunRelease of an unknown run: err = %v, want ErrLeaseLost", err)
 		}
 	})
@@ -76,9 +77,9 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 		}
 
 		started := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-		got := releaseRun(ctx, t, drv, storage.RunRelease{ID: r.ID, Token: "a", State: storage.RunPending, Error: "boom",
-			Step: &storage.Step{Position: 1, Name: "step2", State: storage.StepFailed, Attempt: 1, Error: "boom", StartedAt: started}})
-		wantReleased(t, got, r, storage.RunPending, "boom")
+		got := releaseRun(ctx, t, drv, storage.RunReleaseParams{ID: r.ID, Token: "a", State: acidic.RunPending, Error: "boom",
+			Step: &acidic.Step{Position: 1, Name: "step2", State: acidic.StepFailed, Attempt: 1, Error: "boom", StartedAt: started}})
+		wantReleased(t, got, r, acidic.RunPending, "boom")
 		if stored := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(stored, got) {
 			t.Errorf("RunGet = %+v, want the released run %+v", stored, got)
 		}
@@ -86,17 +87,17 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 		if len(steps) != 2 {
 			t.Fatalf("RunSteps = %+v, want 2 steps", steps)
 		}
-		if s := steps[0]; s.Name != "step1" || s.State != storage.StepSucceeded || s.Executions != 1 {
+		if s := steps[0]; s.Name != "step1" || s.State != acidic.StepSucceeded || s.Executions != 1 {
 			t.Errorf("earlier step = %+v, want step1 succeeded once, untouched", s)
 		}
 		s := steps[1]
-		if s.RunID != r.ID || s.Position != 1 || s.Name != "step2" || s.State != storage.StepFailed || s.Attempt != 1 ||
+		if s.RunID != r.ID || s.Position != 1 || s.Name != "step2" || s.State != acidic.StepFailed || s.Attempt != 1 ||
 			s.Executions != 1 || s.Error != "boom" || s.Result != nil || !s.StartedAt.Equal(started) || s.FinishedAt.Before(started) {
 			t.Errorf("logged step = %+v, want step2 at 1 failed with boom, attempt 1, 1 execution, no result, started %v", s, started)
 		}
 
 		// The released holder is fenced out.
-		if _, err := drv.RunRelease(ctx, storage.RunRelease{ID: r.ID, Token: "a", State: storage.RunFailed, Error: "late"}); !errors.Is(err, storage.ErrLeaseLost) {
+		if _, err := drv.RunRelease(ctx, storage.RunReleaseParams{ID: r.ID, Token: "a", State: acidic.RunFailed, Error: "late"}); !errors.Is(err, acidic.ErrLeaseLost) {
 			t.Errorf("second RunRelease by the released holder: err = %v, want ErrLeaseLost", err)
 		}
 		if stored := getRun(ctx, t, drv, r.ID); !reflect.DeepEqual(stored, got) {
@@ -104,33 +105,33 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 		}
 
 		// Leased again, released again at the same position: another execution.
-		relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "c", Job: runningJob(ctx, t, drv, r.ID)})
+		relet, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "c", Job: runningJob(ctx, t, drv, r.ID)})
 		if !ok {
 			t.Fatalf("re-lease of the released run refused: %+v", relet)
 		}
 		started2 := time.Now().Truncate(time.Microsecond)
-		again := releaseRun(ctx, t, drv, storage.RunRelease{ID: r.ID, Token: "c", State: storage.RunPending, Error: "boom again",
-			Step: &storage.Step{Position: 1, Name: "step2", State: storage.StepFailed, Attempt: 2, Error: "boom again", StartedAt: started2}})
-		wantReleased(t, again, relet, storage.RunPending, "boom again")
+		again := releaseRun(ctx, t, drv, storage.RunReleaseParams{ID: r.ID, Token: "c", State: acidic.RunPending, Error: "boom again",
+			Step: &acidic.Step{Position: 1, Name: "step2", State: acidic.StepFailed, Attempt: 2, Error: "boom again", StartedAt: started2}})
+		wantReleased(t, again, relet, acidic.RunPending, "boom again")
 		steps = runSteps(ctx, t, drv, r.ID)
 		if len(steps) != 2 {
 			t.Fatalf("RunSteps = %+v, want 2 steps", steps)
 		}
-		if s := steps[1]; s.Position != 1 || s.Name != "step2" || s.State != storage.StepFailed || s.Attempt != 2 ||
+		if s := steps[1]; s.Position != 1 || s.Name != "step2" || s.State != acidic.StepFailed || s.Attempt != 2 ||
 			s.Executions != 2 || s.Error != "boom again" || s.FinishedAt.Before(started2) {
 			t.Errorf("re-logged step = %+v, want failed, attempt 2, 2 executions, error %q", s, "boom again")
 		}
 
 		// No step leaves the log alone.
-		if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "d", Job: runningJob(ctx, t, drv, r.ID)}); !ok {
+		if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "d", Job: runningJob(ctx, t, drv, r.ID)}); !ok {
 			t.Fatal("third lease refused")
 		}
 		stepsBefore := runSteps(ctx, t, drv, r.ID)
-		releaseRun(ctx, t, drv, storage.RunRelease{ID: r.ID, Token: "d", State: storage.RunPending})
+		releaseRun(ctx, t, drv, storage.RunReleaseParams{ID: r.ID, Token: "d", State: acidic.RunPending})
 		if after := runSteps(ctx, t, drv, r.ID); !reflect.DeepEqual(after, stepsBefore) {
 			t.Errorf("RunRelease without a step changed the log:\n got %+v\nwant %+v", after, stepsBefore)
 		}
-		if stored := getRun(ctx, t, drv, r.ID); stored.Error != "" || stored.State != storage.RunPending {
+		if stored := getRun(ctx, t, drv, r.ID); stored.Error != "" || stored.State != acidic.RunPending {
 			t.Errorf("release without error: state %s, error %q; want pending, no error", stored.State, stored.Error)
 		}
 	})
@@ -144,21 +145,21 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 		// outcome was lost, say) must not overwrite it.
 		r := progressedRun(ctx, t, drv, "k", "a")
 		stepsBefore := runSteps(ctx, t, drv, r.ID)
-		if len(stepsBefore) != 1 || stepsBefore[0].State != storage.StepSucceeded {
+		if len(stepsBefore) != 1 || stepsBefore[0].State != acidic.StepSucceeded {
 			t.Fatalf("set-up: steps = %+v, want one succeeded step", stepsBefore)
 		}
 
-		got := releaseRun(ctx, t, drv, storage.RunRelease{ID: r.ID, Token: "a", State: storage.RunPending, Error: "commit lost",
-			Step: &storage.Step{Position: 0, Name: "step1", State: storage.StepFailed, Attempt: 2, Error: "commit lost",
+		got := releaseRun(ctx, t, drv, storage.RunReleaseParams{ID: r.ID, Token: "a", State: acidic.RunPending, Error: "commit lost",
+			Step: &acidic.Step{Position: 0, Name: "step1", State: acidic.StepFailed, Attempt: 2, Error: "commit lost",
 				StartedAt: time.Now().Truncate(time.Microsecond)}})
 		// The run is still given up.
-		wantReleased(t, got, r, storage.RunPending, "commit lost")
+		wantReleased(t, got, r, acidic.RunPending, "commit lost")
 		after := runSteps(ctx, t, drv, r.ID)
 		if !reflect.DeepEqual(after, stepsBefore) {
 			t.Errorf("RunRelease overwrote a succeeded step:\n got %+v\nwant %+v", after, stepsBefore)
 		}
 		if len(after) == 1 {
-			if s := after[0]; s.State != storage.StepSucceeded || s.Executions != 1 || s.Error != "" || s.Attempt != 1 ||
+			if s := after[0]; s.State != acidic.StepSucceeded || s.Executions != 1 || s.Error != "" || s.Attempt != 1 ||
 				!jsonEqual(t, s.Result, []byte(`{"one":1}`)) {
 				t.Errorf("succeeded step = %+v, want it as committed", s)
 			}
@@ -167,15 +168,15 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 
 	t.Run("final states", func(t *testing.T) {
 		t.Parallel()
-		for _, state := range []storage.RunState{storage.RunFailed, storage.RunCancelled, storage.RunSucceeded, storage.RunPending} {
+		for _, state := range []acidic.RunState{acidic.RunFailed, acidic.RunCancelled, acidic.RunSucceeded, acidic.RunPending} {
 			t.Run(string(state), func(t *testing.T) {
 				t.Parallel()
 				ctx := testCtx(t)
 				drv := newDriver(t)
 				r := progressedRun(ctx, t, drv, "k", "a")
 				before := time.Now()
-				got := releaseRun(ctx, t, drv, storage.RunRelease{ID: r.ID, Token: "a", State: state, Error: "the end",
-					Step: &storage.Step{Position: 1, Name: "step2", State: storage.StepFailed, Attempt: 1, Error: "the end",
+				got := releaseRun(ctx, t, drv, storage.RunReleaseParams{ID: r.ID, Token: "a", State: state, Error: "the end",
+					Step: &acidic.Step{Position: 1, Name: "step2", State: acidic.StepFailed, Attempt: 1, Error: "the end",
 						StartedAt: before.Truncate(time.Microsecond)}})
 				wantReleased(t, got, r, state, "the end")
 				if state.Final() && (got.FinishedAt == nil || !near(*got.FinishedAt, before, time.Minute)) {
@@ -186,7 +187,7 @@ func testRunRelease(t *testing.T, newDriver NewDriverFunc) {
 				}
 				if state.Final() {
 					// A finished run is not leased again.
-					if relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: runningJob(ctx, t, drv, r.ID)}); ok {
+					if relet, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: runningJob(ctx, t, drv, r.ID)}); ok {
 						t.Errorf("lease of a %s run taken: %+v", state, relet)
 					}
 				}
@@ -209,7 +210,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 
 		prev := parent
 		for i, want := range []int{2, 1} {
-			got, counted, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
+			got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: newChild(ctx, t, drv, parent.ID, "fanout")})
 			if err != nil {
 				t.Fatalf("RunChildFinished #%d: %v", i+1, err)
 			}
@@ -221,7 +222,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 			if !counted {
 				t.Errorf("RunChildFinished #%d on an awaiting parent reported false", i+1)
 			}
-			if got.State != storage.RunAwaiting || got.Awaiting != want {
+			if got.State != acidic.RunAwaiting || got.Awaiting != want {
 				t.Errorf("RunChildFinished #%d: parent %s awaiting %d; want awaiting %d", i+1, got.State, got.Awaiting, want)
 			}
 			// Only the count (and updated_at) changes.
@@ -233,7 +234,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 			if stored := getRun(ctx, t, drv, parent.ID); !reflect.DeepEqual(stored, got) {
 				t.Errorf("RunChildFinished #%d: RunGet = %+v, want %+v", i+1, stored, got)
 			}
-			if s := stepNamed(t, runSteps(ctx, t, drv, parent.ID), "fanout"); s.State != storage.StepAwaiting {
+			if s := stepNamed(t, runSteps(ctx, t, drv, parent.ID), "fanout"); s.State != acidic.StepAwaiting {
 				t.Errorf("RunChildFinished #%d: step fanout = %s before the last child, want awaiting", i+1, s.State)
 			}
 			prev = got
@@ -242,11 +243,11 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		stepsBefore := runSteps(ctx, t, drv, parent.ID)
 		before := time.Now()
 		lastChild := newChild(ctx, t, drv, parent.ID, "fanout")
-		got, counted, err := drv.RunChildFinished(ctx, lastChild)
+		got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: lastChild})
 		if err != nil {
 			t.Fatalf("RunChildFinished #3: %v", err)
 		}
-		if got == nil || !counted || got.State != storage.RunPending || got.Awaiting != 0 {
+		if got == nil || !counted || got.State != acidic.RunPending || got.Awaiting != 0 {
 			t.Fatalf("last RunChildFinished = %+v, %v; want the parent pending, awaiting 0, true", got, counted)
 		}
 		if got.LockedBy != "" || got.FinishedAt != nil || got.RecoveryPoint != "after" || got.Error != "" {
@@ -260,7 +261,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 			t.Fatalf("steps after resume = %+v, want %d steps", steps, len(stepsBefore))
 		}
 		fan := stepNamed(t, steps, "fanout")
-		if fan.State != storage.StepSucceeded || fan.Position != 1 || fan.Executions != 1 || fan.FinishedAt.Before(before.Add(-time.Minute)) {
+		if fan.State != acidic.StepSucceeded || fan.Position != 1 || fan.Executions != 1 || fan.FinishedAt.Before(before.Add(-time.Minute)) {
 			t.Errorf("step fanout after the last child = %+v, want succeeded, finished now", fan)
 		}
 		if prep, old := stepNamed(t, steps, "prep"), stepNamed(t, stepsBefore, "prep"); !reflect.DeepEqual(prep, old) {
@@ -275,17 +276,17 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 
 		// A child counted before is not counted again (a retried child
 		// that finishes again).
-		if _, _, err := drv.RunSetState(ctx, lastChild, []storage.RunState{storage.RunPending}, storage.RunSucceeded, ""); err != nil {
+		if _, _, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: lastChild, From: []acidic.RunState{acidic.RunPending}, To: acidic.RunSucceeded, Error: ""}); err != nil {
 			t.Fatalf("RunSetState(child): %v", err)
 		}
-		if got, counted, err := drv.RunChildFinished(ctx, lastChild); err != nil || counted || got != nil {
+		if got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: lastChild}); err != nil || counted || got != nil {
 			t.Errorf("RunChildFinished of a child counted before = %+v, %v, %v; want nil, false", got, counted, err)
 		}
 
 		// A fourth child: the parent is no longer awaiting.
 		resumed := getRun(ctx, t, drv, parent.ID)
 		stepsResumed := runSteps(ctx, t, drv, parent.ID)
-		got, counted, err = drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
+		got, counted, err = drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: newChild(ctx, t, drv, parent.ID, "fanout")})
 		if err != nil {
 			t.Fatalf("RunChildFinished #4: %v", err)
 		}
@@ -297,7 +298,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		}
 		if stored := getRun(ctx, t, drv, parent.ID); !reflect.DeepEqual(stored, resumed) {
 			t.Errorf("RunChildFinished #4 changed the parent:\n got %+v\nwant %+v", stored, resumed)
-		} else if stored.Awaiting != 0 || stored.State != storage.RunPending {
+		} else if stored.Awaiting != 0 || stored.State != acidic.RunPending {
 			t.Errorf("parent after #4: %s awaiting %d, want pending awaiting 0", stored.State, stored.Awaiting)
 		}
 		if s := runSteps(ctx, t, drv, parent.ID); !reflect.DeepEqual(s, stepsResumed) {
@@ -310,16 +311,16 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		ctx := testCtx(t)
 		drv := newDriver(t)
 		parent := awaitingParent(ctx, t, drv, "parent", 1)
-		cancelled, changed, err := drv.RunSetState(ctx, parent.ID, []storage.RunState{storage.RunAwaiting}, storage.RunCancelled, "stop")
+		cancelled, changed, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: parent.ID, From: []acidic.RunState{acidic.RunAwaiting}, To: acidic.RunCancelled, Error: "stop"})
 		if err != nil || !changed {
 			t.Fatalf("RunSetState(awaiting -> cancelled) = %+v, %v, %v", cancelled, changed, err)
 		}
 		stepsBefore := runSteps(ctx, t, drv, parent.ID)
-		got, counted, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
+		got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: newChild(ctx, t, drv, parent.ID, "fanout")})
 		if err != nil {
 			t.Fatalf("RunChildFinished: %v", err)
 		}
-		if counted || (got != nil && got.State == storage.RunPending) {
+		if counted || (got != nil && got.State == acidic.RunPending) {
 			t.Errorf("RunChildFinished on a cancelled parent = %+v, %v; want it unchanged, false", got, counted)
 		}
 		if got != nil && !reflect.DeepEqual(got, cancelled) {
@@ -341,18 +342,18 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		drv := newDriver(t)
 		parent := awaitingParent(ctx, t, drv, "parent", 2)
 		kid := newChild(ctx, t, drv, parent.ID, "fanout")
-		if got, counted, err := drv.RunChildFinished(ctx, kid); err != nil || !counted || got.Awaiting != 1 || got.State != storage.RunAwaiting {
+		if got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: kid}); err != nil || !counted || got.Awaiting != 1 || got.State != acidic.RunAwaiting {
 			t.Fatalf("RunChildFinished = %+v, %v, %v; want the parent awaiting 1", got, counted, err)
 		}
-		for _, to := range []storage.RunState{storage.RunPending, storage.RunSucceeded} {
-			if _, _, err := drv.RunSetState(ctx, kid, []storage.RunState{storage.RunSucceeded, storage.RunPending}, to, ""); err != nil {
+		for _, to := range []acidic.RunState{acidic.RunPending, acidic.RunSucceeded} {
+			if _, _, err := drv.RunSetState(ctx, storage.RunSetStateParams{ID: kid, From: []acidic.RunState{acidic.RunSucceeded, acidic.RunPending}, To: to, Error: ""}); err != nil {
 				t.Fatalf("RunSetState(child, %s): %v", to, err)
 			}
 		}
-		if got, counted, err := drv.RunChildFinished(ctx, kid); err != nil || counted || got != nil {
+		if got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: kid}); err != nil || counted || got != nil {
 			t.Errorf("RunChildFinished of the retried child = %+v, %v, %v; want nil, false", got, counted, err)
 		}
-		if p := getRun(ctx, t, drv, parent.ID); p.Awaiting != 1 || p.State != storage.RunAwaiting {
+		if p := getRun(ctx, t, drv, parent.ID); p.Awaiting != 1 || p.State != acidic.RunAwaiting {
 			t.Errorf("parent after the retried child finished again: %s awaiting %d, want awaiting 1", p.State, p.Awaiting)
 		}
 	})
@@ -365,7 +366,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		// left awaiting none must not have its count go negative.
 		parent := awaitingParent(ctx, t, drv, "parent", 0)
 		stepsBefore := runSteps(ctx, t, drv, parent.ID)
-		got, counted, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout"))
+		got, counted, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: newChild(ctx, t, drv, parent.ID, "fanout")})
 		if err != nil {
 			t.Fatalf("RunChildFinished: %v", err)
 		}
@@ -394,7 +395,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 		var (
 			wg      sync.WaitGroup
 			start   = make(chan struct{})
-			runs    = make([]*storage.Run, n)
+			runs    = make([]*acidic.Run, n)
 			counted = make([]bool, n)
 			errs    = make([]error, n)
 		)
@@ -403,7 +404,7 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 			go func() {
 				defer wg.Done()
 				<-start
-				runs[i], counted[i], errs[i] = drv.RunChildFinished(ctx, kids[i])
+				runs[i], counted[i], errs[i] = drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: kids[i]})
 			}()
 		}
 		close(start)
@@ -425,12 +426,12 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 			}
 			seen[runs[i].Awaiting] = true
 			switch {
-			case runs[i].State == storage.RunPending:
+			case runs[i].State == acidic.RunPending:
 				pending++
 				if runs[i].Awaiting != 0 {
 					t.Errorf("RunChildFinished #%d: parent pending while awaiting %d", i, runs[i].Awaiting)
 				}
-			case runs[i].State != storage.RunAwaiting || runs[i].Awaiting == 0:
+			case runs[i].State != acidic.RunAwaiting || runs[i].Awaiting == 0:
 				t.Errorf("RunChildFinished #%d: parent %s awaiting %d", i, runs[i].State, runs[i].Awaiting)
 			}
 		}
@@ -438,14 +439,14 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 			t.Errorf("%d calls saw the parent pending, want exactly 1", pending)
 		}
 		stored := getRun(ctx, t, drv, parent.ID)
-		if stored.State != storage.RunPending || stored.Awaiting != 0 {
+		if stored.State != acidic.RunPending || stored.Awaiting != 0 {
 			t.Errorf("parent after %d children: %s awaiting %d, want pending awaiting 0", n, stored.State, stored.Awaiting)
 		}
-		if s := stepNamed(t, runSteps(ctx, t, drv, parent.ID), "fanout"); s.State != storage.StepSucceeded {
+		if s := stepNamed(t, runSteps(ctx, t, drv, parent.ID), "fanout"); s.State != acidic.StepSucceeded {
 			t.Errorf("step fanout after every child = %s, want succeeded", s.State)
 		}
 		// One child too many changes nothing.
-		if got, ok, err := drv.RunChildFinished(ctx, newChild(ctx, t, drv, parent.ID, "fanout")); err != nil || ok {
+		if got, ok, err := drv.RunChildFinished(ctx, storage.RunChildFinishedParams{ChildID: newChild(ctx, t, drv, parent.ID, "fanout")}); err != nil || ok {
 			t.Errorf("extra RunChildFinished = %+v, %v, %v; want false", got, ok, err)
 		}
 		if after := getRun(ctx, t, drv, parent.ID); !reflect.DeepEqual(after, stored) {
@@ -463,28 +464,28 @@ func testRunChildFinished(t *testing.T, newDriver NewDriverFunc) {
 // the run's jobs leaves the lease alone.
 func testJobFinishFreesRunLease(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
-	for _, state := range []storage.JobState{storage.JobRetryable, storage.JobScheduled, storage.JobCancelled, storage.JobDiscarded} {
+	for _, state := range []acidic.JobState{acidic.JobRetryable, acidic.JobScheduled, acidic.JobCancelled, acidic.JobDiscarded} {
 		t.Run(string(state), func(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
 			drv := newDriver(t)
 			r := insertRun(ctx, t, drv, "k")
 			holder, next, bystander := runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID), runningJob(ctx, t, drv, r.ID)
-			if _, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "a", Job: holder}); !ok {
+			if _, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "a", Job: holder}); !ok {
 				t.Fatal("first lease refused")
 			}
 			held := getRun(ctx, t, drv, r.ID)
-			if held.State != storage.RunRunning || held.LockedBy != "a" {
+			if held.State != acidic.RunRunning || held.LockedBy != "a" {
 				t.Fatalf("set-up: run %s locked by %q, want running, a", held.State, held.LockedBy)
 			}
 
-			outcome := func(a storage.JobAttempt) storage.JobOutcome {
-				o := storage.JobOutcome{JobAttempt: a, State: state}
-				if state == storage.JobRetryable || state == storage.JobScheduled {
+			outcome := func(a storage.JobAttempt) storage.JobFinishParams {
+				o := storage.JobFinishParams{JobAttempt: a, State: state}
+				if state == acidic.JobRetryable || state == acidic.JobScheduled {
 					o.ScheduledAt = time.Now().Add(time.Hour)
 				}
-				if state != storage.JobScheduled {
-					o.Error = &storage.AttemptError{Attempt: a.Attempt, At: time.Now(), Error: "boom"}
+				if state != acidic.JobScheduled {
+					o.Error = &acidic.AttemptError{Attempt: a.Attempt, At: time.Now(), Error: "boom"}
 				}
 				return o
 			}
@@ -501,14 +502,14 @@ func testJobFinishFreesRunLease(t *testing.T, newDriver NewDriverFunc) {
 				t.Fatalf("JobFinish(holder, %s) = %v, %v; want true", state, ok, err)
 			}
 			got := getRun(ctx, t, drv, r.ID)
-			wantReleased(t, got, held, storage.RunPending, "")
+			wantReleased(t, got, held, acidic.RunPending, "")
 
 			// The finished attempt's lease is gone: its holder is fenced out ...
-			if _, err := drv.RunUpdate(ctx, storage.RunUpdate{ID: r.ID, Token: "a", State: storage.RunRunning, RecoveryPoint: "x"}); !errors.Is(err, storage.ErrLeaseLost) {
+			if _, err := drv.RunUpdate(ctx, storage.RunUpdateParams{ID: r.ID, Token: "a", State: acidic.RunRunning, RecoveryPoint: "x"}); !errors.Is(err, acidic.ErrLeaseLost) {
 				t.Errorf("RunUpdate by the finished attempt's token: err = %v, want ErrLeaseLost", err)
 			}
 			// ... and the next attempt takes the run at once.
-			relet, ok := lease(ctx, t, drv, storage.RunLease{ID: r.ID, Token: "b", Job: next})
+			relet, ok := lease(ctx, t, drv, storage.RunLeaseParams{ID: r.ID, Token: "b", Job: next})
 			if !ok || relet.LockedBy != "b" {
 				t.Fatalf("lease of a %s attempt not taken over at once: ok %v, locked by %q", state, ok, relet.LockedBy)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -20,7 +21,7 @@ func testInTxErrorRollsBack(t *testing.T, newDriver NewDriverFunc) {
 		{"read committed", storage.ReadCommitted, errBoom, errBoom},
 		{"serializable", storage.Serializable, errBoom, errBoom},
 		{"serializable wrapped", storage.Serializable, errors.Join(errors.New("context"), errBoom), errBoom},
-		{"serializable not found", storage.Serializable, storage.ErrNotFound, storage.ErrNotFound},
+		{"serializable not found", storage.Serializable, acidic.ErrNotFound, acidic.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -33,7 +34,7 @@ func testInTxErrorRollsBack(t *testing.T, newDriver NewDriverFunc) {
 				jobs := insertJobs(ctx, t, tx, job("q"))
 				inserted = jobs[0].ID
 				// The row is visible inside the transaction.
-				if _, err := tx.JobGet(ctx, inserted); err != nil {
+				if _, err := tx.JobGet(ctx, storage.JobGetParams{ID: inserted}); err != nil {
 					t.Errorf("JobGet inside the transaction: %v", err)
 				}
 				return tc.err
@@ -41,7 +42,7 @@ func testInTxErrorRollsBack(t *testing.T, newDriver NewDriverFunc) {
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("InTx error = %v, want one matching %v", err, tc.is)
 			}
-			if errors.Is(err, storage.ErrSerialization) || errors.Is(err, storage.ErrRetriesExhausted) {
+			if errors.Is(err, acidic.ErrSerialization) || errors.Is(err, acidic.ErrRetriesExhausted) {
 				t.Errorf("InTx error %v claims a serialization failure", err)
 			}
 			if runs != 1 {
@@ -50,10 +51,10 @@ func testInTxErrorRollsBack(t *testing.T, newDriver NewDriverFunc) {
 			if got := drv.Stats().TxRetries; got != 0 {
 				t.Errorf("Stats().TxRetries = %d, want 0", got)
 			}
-			if _, err := drv.JobGet(ctx, inserted); !errors.Is(err, storage.ErrNotFound) {
+			if _, err := drv.JobGet(ctx, storage.JobGetParams{ID: inserted}); !errors.Is(err, acidic.ErrNotFound) {
 				t.Errorf("JobGet(%d) after rollback: err = %v, want ErrNotFound", inserted, err)
 			}
-			if jobs := listJobs(ctx, t, drv, storage.JobFilter{}); len(jobs) != 0 {
+			if jobs := listJobs(ctx, t, drv, acidic.JobFilter{}); len(jobs) != 0 {
 				t.Errorf("JobList after rollback returned %d jobs, want 0", len(jobs))
 			}
 		})
@@ -69,12 +70,12 @@ func testListenerInsert(t *testing.T, newDriver NewDriverFunc) {
 	// A job for later wakes nobody.
 	future := job("q1")
 	future.ScheduledAt = time.Now().Add(time.Hour)
-	if j := insertJobs(ctx, t, drv, future)[0]; j.State != storage.JobScheduled {
+	if j := insertJobs(ctx, t, drv, future)[0]; j.State != acidic.JobScheduled {
 		t.Fatalf("future job state = %s, want scheduled", j.State)
 	}
 	// Nor does a pending one.
 	pending := job("q1")
-	pending.State = storage.JobPending
+	pending.State = acidic.JobPending
 	insertJobs(ctx, t, drv, pending)
 	waitNone(ctx, t, l, 300*time.Millisecond)
 
@@ -98,13 +99,13 @@ func testNotifyTopicsAndStores(t *testing.T, newDriver NewDriverFunc) {
 	l := newListener(ctx, t, drv, storage.TopicControl)
 
 	// Another store's notifications and other topics are not delivered.
-	if err := other.Notify(ctx, storage.TopicControl, "other store"); err != nil {
+	if err := other.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: "other store"}); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	if err := drv.Notify(ctx, storage.TopicInsert, "other topic"); err != nil {
+	if err := drv.Notify(ctx, storage.NotifyParams{Topic: storage.TopicInsert, Payload: "other topic"}); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	if err := drv.Notify(ctx, storage.TopicControl, "cancel:42"); err != nil {
+	if err := drv.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: "cancel:42"}); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
 	if n := waitOne(ctx, t, l); n != (storage.Notification{Topic: storage.TopicControl, Payload: "cancel:42"}) {

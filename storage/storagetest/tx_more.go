@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -25,7 +26,7 @@ func testInTxCommits(t *testing.T, newDriver NewDriverFunc) {
 			t.Fatalf("InTx(%d): %v", iso, err)
 		}
 	}
-	if jobs := listJobs(ctx, t, drv, storage.JobFilter{}); len(jobs) != 2 {
+	if jobs := listJobs(ctx, t, drv, acidic.JobFilter{}); len(jobs) != 2 {
 		t.Fatalf("JobList after two committed transactions returned %d jobs, want 2", len(jobs))
 	}
 
@@ -35,7 +36,7 @@ func testInTxCommits(t *testing.T, newDriver NewDriverFunc) {
 		runs++
 		insertJobs(ctx, t, tx, job("retried"))
 		if runs == 1 {
-			return fmt.Errorf("conflict: %w", storage.ErrSerialization)
+			return fmt.Errorf("conflict: %w", acidic.ErrSerialization)
 		}
 		return nil
 	})
@@ -45,7 +46,7 @@ func testInTxCommits(t *testing.T, newDriver NewDriverFunc) {
 	if got := drv.Stats().TxRetries - retriesBefore; got != 1 {
 		t.Errorf("Stats().TxRetries grew by %d, want 1", got)
 	}
-	if jobs := listJobs(ctx, t, drv, storage.JobFilter{Queue: "retried"}); len(jobs) != 1 {
+	if jobs := listJobs(ctx, t, drv, acidic.JobFilter{Queue: "retried"}); len(jobs) != 1 {
 		t.Errorf("%d jobs from the retried transaction, want 1 (the failed run rolled back)", len(jobs))
 	}
 }
@@ -59,12 +60,12 @@ func testInStepTx(t *testing.T, newDriver NewDriverFunc) {
 	drv := newDriver(t)
 	r := leasedRun(ctx, t, drv, "k", "a")
 
-	var thenSaw *storage.Run
+	var thenSaw *acidic.Run
 	got, err := drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 		insertJobs(ctx, t, tx, job("step"))
 		return storage.StepCommit{
 			Update: stepUpdate(r, "a", "step2"),
-			Then: func(ctx context.Context, tx storage.Tx, run *storage.Run) error {
+			Then: func(ctx context.Context, tx storage.Tx, run *acidic.Run) error {
 				thenSaw = run
 				insertJobs(ctx, t, tx, job("then"))
 				return nil
@@ -78,7 +79,7 @@ func testInStepTx(t *testing.T, newDriver NewDriverFunc) {
 		t.Errorf("Then saw %+v, want the run as the update left it", thenSaw)
 	}
 	for _, q := range []string{"step", "then"} {
-		if n := len(listJobs(ctx, t, drv, storage.JobFilter{Queue: q})); n != 1 {
+		if n := len(listJobs(ctx, t, drv, acidic.JobFilter{Queue: q})); n != 1 {
 			t.Errorf("%d jobs written by the %s part of a committed step, want 1", n, q)
 		}
 	}
@@ -96,8 +97,8 @@ func testInStepTx(t *testing.T, newDriver NewDriverFunc) {
 		thenErr error
 		want    error
 	}{
-		{"lease lost", "b", true, nil, nil, storage.ErrLeaseLost},
-		{"lease lost, untouched", "b", false, nil, nil, storage.ErrLeaseLost},
+		{"lease lost", "b", true, nil, nil, acidic.ErrLeaseLost},
+		{"lease lost, untouched", "b", false, nil, nil, acidic.ErrLeaseLost},
 		{"fn fails", "a", true, errBoom, nil, errBoom},
 		{"Then fails", "a", true, nil, errThen, errThen},
 	} {
@@ -109,7 +110,7 @@ func testInStepTx(t *testing.T, newDriver NewDriverFunc) {
 			}
 			return storage.StepCommit{
 				Update: stepUpdate(before, tc.token, "step3"),
-				Then: func(ctx context.Context, tx storage.Tx, _ *storage.Run) error {
+				Then: func(ctx context.Context, tx storage.Tx, _ *acidic.Run) error {
 					thenRan = true
 					insertJobs(ctx, t, tx, job(q))
 					return tc.thenErr
@@ -122,7 +123,7 @@ func testInStepTx(t *testing.T, newDriver NewDriverFunc) {
 		if thenRan && tc.thenErr == nil {
 			t.Errorf("%s: Then ran although the step failed", tc.name)
 		}
-		if n := len(listJobs(ctx, t, drv, storage.JobFilter{Queue: q})); n != 0 {
+		if n := len(listJobs(ctx, t, drv, acidic.JobFilter{Queue: q})); n != 0 {
 			t.Errorf("%s: %d jobs written by a failed step, want none", tc.name, n)
 		}
 		if after := getRun(ctx, t, drv, r.ID); after.RecoveryPoint != before.RecoveryPoint || !after.UpdatedAt.Equal(before.UpdatedAt) {
@@ -145,7 +146,7 @@ func testNotifyOnCommitOnly(t *testing.T, newDriver NewDriverFunc) {
 
 	err := drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		insertJobs(ctx, t, tx, job("rolled_back"))
-		if err := tx.Notify(ctx, storage.TopicControl, "rolled back"); err != nil {
+		if err := tx.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: "rolled back"}); err != nil {
 			t.Errorf("Notify: %v", err)
 		}
 		return errBoom
@@ -154,7 +155,7 @@ func testNotifyOnCommitOnly(t *testing.T, newDriver NewDriverFunc) {
 		t.Fatalf("InTx = %v, want errBoom", err)
 	}
 	if err := drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		if err := tx.Notify(ctx, storage.TopicControl, "committed"); err != nil {
+		if err := tx.Notify(ctx, storage.NotifyParams{Topic: storage.TopicControl, Payload: "committed"}); err != nil {
 			return err
 		}
 		insertJobs(ctx, t, tx, job("committed"))

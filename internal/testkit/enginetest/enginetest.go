@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
@@ -70,7 +71,7 @@ func Start(t testing.TB, e *workflow.Engine) {
 
 // WaitRun polls until the run reaches one of the states, or fails the test
 // after 30 seconds.
-func WaitRun(t testing.TB, e *workflow.Engine, id uuid.UUID, want ...storage.RunState) *workflow.Run {
+func WaitRun(t testing.TB, e *workflow.Engine, id uuid.UUID, want ...acidic.RunState) *acidic.Run {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -13,11 +13,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -91,7 +91,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if _, err := q.Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := eng.Get(ctx, done.Run.ID); err != nil || r.State != storage.RunSucceeded {
+	if r, err := eng.Get(ctx, done.Run.ID); err != nil || r.State != acidic.RunSucceeded {
 		t.Fatalf("seed run: %v %v", r, err)
 	}
 	if _, err := eng.Enqueue(ctx, "typed", typedArgs{N: 1}, workflow.EnqueueOptions{Key: "taken"}); err != nil {
@@ -162,11 +162,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"workflow: closed pool", func() error {
 			_, err := closedEng.Enqueue(ctx, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{})
 			return err
-		}, storage.ErrClosed, "closed"},
-		{"workflow: Retry of an unknown run", func() error { _, err := eng.Retry(ctx, unknownRun); return err }, storage.ErrNotFound, unknownRun.String()},
-		{"workflow: Cancel of an unknown run", func() error { _, err := eng.Cancel(ctx, unknownRun); return err }, storage.ErrNotFound, unknownRun.String()},
+		}, acidic.ErrClosed, "closed"},
+		{"workflow: Retry of an unknown run", func() error { _, err := eng.Retry(ctx, unknownRun); return err }, acidic.ErrNotFound, unknownRun.String()},
+		{"workflow: Cancel of an unknown run", func() error { _, err := eng.Cancel(ctx, unknownRun); return err }, acidic.ErrNotFound, unknownRun.String()},
 		{"workflow: Retry of a succeeded run", func() error { _, err := eng.Retry(ctx, done.Run.ID); return err }, workflow.ErrNotRetryable, "succeeded"},
-		{"workflow: Get of an unknown run", func() error { _, err := eng.Get(ctx, unknownRun); return err }, storage.ErrNotFound, unknownRun.String()},
+		{"workflow: Get of an unknown run", func() error { _, err := eng.Get(ctx, unknownRun); return err }, acidic.ErrNotFound, unknownRun.String()},
 		{"workflow: negative LockedRetry", func() error {
 			_, err := workflow.NewEngine(drv, workflow.Config{LockedRetry: -time.Second})
 			return err
@@ -184,7 +184,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"queue: invalid raw JSON args", qEnqueue(ctx, "k", json.RawMessage(`{"a":`), queue.EnqueueOptions{}), queue.ErrInvalid, "JSON"},
 		{"queue: invalid Meta", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Meta: json.RawMessage("nope")}), queue.ErrInvalid, "Meta"},
 		{"queue: unknown unique field", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Unique: &queue.UniqueOptions{Fields: []queue.UniqueField{"colour"}}}), queue.ErrInvalid, "colour"},
-		{"queue: unknown unique state", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Unique: &queue.UniqueOptions{States: []storage.JobState{"asleep"}}}), queue.ErrInvalid, "asleep"},
+		{"queue: unknown unique state", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Unique: &queue.UniqueOptions{States: []acidic.JobState{"asleep"}}}), queue.ErrInvalid, "asleep"},
 		{"queue: negative unique period", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Unique: &queue.UniqueOptions{Period: -time.Hour}}), queue.ErrInvalid, "Period"},
 		{"queue: unique ArgKeys on array args", qEnqueue(ctx, "k", []int{1, 2}, queue.EnqueueOptions{Unique: &queue.UniqueOptions{ArgKeys: []string{"a"}}}), queue.ErrInvalid, "object"},
 		{"queue: Replace without Unique", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Replace: &queue.ReplaceOptions{Args: true}}), queue.ErrInvalid, "Replace"},
@@ -196,10 +196,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"queue: closed pool", func() error {
 			_, err := closedEng.Queue().Enqueue(ctx, "k", nil, queue.EnqueueOptions{})
 			return err
-		}, storage.ErrClosed, "closed"},
-		{"queue: Cancel of an unknown job", func() error { _, err := q.Cancel(ctx, job.ID+1000); return err }, storage.ErrNotFound, fmt.Sprint(job.ID + 1000)},
-		{"queue: Retry of an unknown job", func() error { _, err := q.Retry(ctx, job.ID+1000); return err }, storage.ErrNotFound, fmt.Sprint(job.ID + 1000)},
-		{"queue: Get of an unknown job", func() error { _, err := q.Get(ctx, -1); return err }, storage.ErrNotFound, "-1"},
+		}, acidic.ErrClosed, "closed"},
+		{"queue: Cancel of an unknown job", func() error { _, err := q.Cancel(ctx, job.ID+1000); return err }, acidic.ErrNotFound, fmt.Sprint(job.ID + 1000)},
+		{"queue: Retry of an unknown job", func() error { _, err := q.Retry(ctx, job.ID+1000); return err }, acidic.ErrNotFound, fmt.Sprint(job.ID + 1000)},
+		{"queue: Get of an unknown job", func() error { _, err := q.Get(ctx, -1); return err }, acidic.ErrNotFound, "-1"},
 		{"queue: config with RescueAfter below HeartbeatInterval", func() error {
 			_, err := queue.New(drv, queue.Config{HeartbeatInterval: time.Second, RescueAfter: time.Millisecond})
 			return err

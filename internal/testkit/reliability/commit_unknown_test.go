@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -16,7 +16,7 @@ import (
 // TestEnqueueCommitWithoutAnswerIsUnknown: the connection of an enqueue
 // breaks as its COMMIT is sent, so no answer comes. The caller is told the
 // outcome is unknown, with the run it concerns (an *EnqueueUnknownError
-// matching storage.ErrCommitUnknown), not a plain error a caller would
+// matching acidic.ErrCommitUnknown), not a plain error a caller would
 // retry blindly into a second run.
 func TestEnqueueCommitWithoutAnswerIsUnknown(t *testing.T) {
 	drv := testdb.New(t, testdb.Options{})
@@ -38,16 +38,16 @@ func TestEnqueueCommitWithoutAnswerIsUnknown(t *testing.T) {
 	proxy.cutStatement(func(sql string) bool { return strings.EqualFold(strings.TrimSpace(sql), "commit") })
 	_, err = eng.Enqueue(ctx, "lost-commit", struct{}{}, workflow.EnqueueOptions{})
 	var unknown *workflow.EnqueueUnknownError
-	if !errors.As(err, &unknown) || !errors.Is(err, storage.ErrCommitUnknown) {
-		t.Fatalf("Enqueue whose COMMIT got no answer: %v, want an *EnqueueUnknownError matching storage.ErrCommitUnknown", err)
+	if !errors.As(err, &unknown) || !errors.Is(err, acidic.ErrCommitUnknown) {
+		t.Fatalf("Enqueue whose COMMIT got no answer: %v, want an *EnqueueUnknownError matching acidic.ErrCommitUnknown", err)
 	}
 	if !strings.HasPrefix(unknown.Key, "lost-commit:") || !strings.Contains(err.Error(), unknown.RunID.String()) {
 		t.Errorf("the error names run %s, key %q: %v", unknown.RunID, unknown.Key, err)
 	}
 	// The COMMIT never reached the server: the caller can look, and enqueue
 	// again.
-	if _, err := eng.Get(ctx, unknown.RunID); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("Get of the run whose COMMIT was cut: %v, want storage.ErrNotFound", err)
+	if _, err := eng.Get(ctx, unknown.RunID); !errors.Is(err, acidic.ErrNotFound) {
+		t.Errorf("Get of the run whose COMMIT was cut: %v, want acidic.ErrNotFound", err)
 	}
 	res, err := eng.Enqueue(ctx, "lost-commit", struct{}{}, workflow.EnqueueOptions{Key: "again"})
 	if err != nil || res.Duplicate {

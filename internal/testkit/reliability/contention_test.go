@@ -11,11 +11,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -191,7 +191,7 @@ func TestContention(t *testing.T) {
 		if err != nil {
 			t.Fatalf("wait for run %s: %v", id, err)
 		}
-		if r.State != storage.RunSucceeded {
+		if r.State != acidic.RunSucceeded {
 			t.Errorf("run %s: %s at %s (%s)", id, r.State, r.RecoveryPoint, r.Error)
 		}
 	}

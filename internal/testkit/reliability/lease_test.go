@@ -10,10 +10,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -41,7 +41,7 @@ func leaseWorkflow(ef *effector, h *hangs, hang bool) workflow.Definition {
 	return workflow.Define(leaseName, workflow.Options{
 		MaxAttempts: 50,
 		Backoff:     func(int, error) time.Duration { return 20 * time.Millisecond },
-		OnFinish:    func(context.Context, *workflow.Run) error { return nil },
+		OnFinish:    func(context.Context, *acidic.Run) error { return nil },
 	},
 		simple("one"),
 		steps.Do("two", func(ctx context.Context, sc *steps.Context[struct{}, struct{}]) error {
@@ -167,7 +167,7 @@ func TestLongStepKeepsItsLease(t *testing.T) {
 		t.Fatalf("B ran step two of %d runs whose leases A's live attempts held", took)
 	}
 	for _, id := range ids {
-		if r, err := b.Get(ctx, id); err != nil || r.State != storage.RunRunning || r.RecoveryPoint != "two" {
+		if r, err := b.Get(ctx, id); err != nil || r.State != acidic.RunRunning || r.RecoveryPoint != "two" {
 			t.Errorf("run %s while A works: %v, %v; want running at two", id, r, err)
 		}
 	}
@@ -178,7 +178,7 @@ func TestLongStepKeepsItsLease(t *testing.T) {
 		if err != nil {
 			t.Fatalf("wait for run %s: %v", id, err)
 		}
-		if r.State != storage.RunSucceeded {
+		if r.State != acidic.RunSucceeded {
 			t.Errorf("run %s: %s at %s (%s)", id, r.State, r.RecoveryPoint, r.Error)
 		}
 	}
@@ -197,11 +197,11 @@ func TestLongStepKeepsItsLease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State != storage.RunSucceeded {
+		if r.State != acidic.RunSucceeded {
 			lost++
 		}
 		for _, s := range r.Steps {
-			if s.State != storage.StepSucceeded || s.Executions != 1 {
+			if s.State != acidic.StepSucceeded || s.Executions != 1 {
 				t.Errorf("run %s step %s: log says %s after %d executions, want succeeded once", id, s.Name, s.State, s.Executions)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -39,7 +40,7 @@ func TestNamesAreData(t *testing.T) {
 		t.Fatalf("migrate schema %q: %v", schema, err)
 	}
 	ws := queue.NewWorkers()
-	if err := ws.Handle(kind, func(context.Context, *queue.Job) error { return nil }, queue.KindOptions{}); err != nil {
+	if err := ws.Handle(kind, func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	wf := workflow.Define(wfName, workflow.Options{Queue: queueName},
@@ -86,7 +87,7 @@ func TestNamesAreData(t *testing.T) {
 	if err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
-	hints, err := drv.QueueHints(ctx, []string{queueName})
+	hints, err := drv.QueueHints(ctx, storage.QueueHintsParams{Queues: []string{queueName}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,17 +95,17 @@ func TestNamesAreData(t *testing.T) {
 		t.Fatalf("notification: %+v, %v; want the insert into queue %q (hint %s)", n, err, queueName, hints[0])
 	}
 	ok, saw := waitUntil(30*time.Second, 10*time.Millisecond, func() (bool, string) {
-		jobs, err := drv.JobList(ctx, storage.JobFilter{Kind: kind, States: []storage.JobState{storage.JobCompleted}})
+		jobs, err := drv.JobList(ctx, acidic.JobFilter{Kind: kind, States: []acidic.JobState{acidic.JobCompleted}})
 		r, rerr := e.Get(ctx, res.Run.ID)
 		if err != nil || rerr != nil {
 			return false, err.Error()
 		}
-		return r.State == storage.RunSucceeded && len(jobs) == 1, string(r.State)
+		return r.State == acidic.RunSucceeded && len(jobs) == 1, string(r.State)
 	})
 	if !ok {
 		t.Fatalf("the run and its job did not finish: %s", saw)
 	}
-	jobs, err := drv.JobList(ctx, storage.JobFilter{Queue: queueName})
+	jobs, err := drv.JobList(ctx, acidic.JobFilter{Queue: queueName})
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("jobs of queue %q: %v, %v", queueName, jobs, err)
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -115,7 +115,7 @@ func TestStepFailingDuringOutageResumesPromptly(t *testing.T) {
 	waitCancel()
 	resumed := time.Since(upAt)
 	lost := 0
-	if err != nil || r.State != storage.RunSucceeded {
+	if err != nil || r.State != acidic.RunSucceeded {
 		lost = 1
 		var lockedBy string
 		var lockedFor time.Duration

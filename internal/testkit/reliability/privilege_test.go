@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/outbox"
@@ -31,7 +32,7 @@ import (
 // and acidic_app by the given roles, the schema acidic by schema (quoted).
 func operationsSQL(t *testing.T, owner, app, schema string) []string {
 	t.Helper()
-	doc, err := os.ReadFile("../../docs/operations.md")
+	doc, err := os.ReadFile("../../../docs/operations.md")
 	if err != nil {
 		t.Fatalf("read docs/operations.md: %v", err)
 	}
@@ -152,7 +153,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	logger := slog.New(log)
 	var receiptTries atomic.Int32
 	ws := queue.NewWorkers()
-	if err := ws.Handle("receipt", func(context.Context, *queue.Job) error {
+	if err := ws.Handle("receipt", func(context.Context, *acidic.Job) error {
 		if receiptTries.Add(1) == 1 {
 			return errors.New("mailer unavailable")
 		}
@@ -160,7 +161,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	}, queue.KindOptions{Backoff: func(int, error) time.Duration { return 10 * time.Millisecond }}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.Handle("audit", func(context.Context, *queue.Job) error { return nil }, queue.KindOptions{}); err != nil {
+	if err := ws.Handle("audit", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	noop := func(name string) steps.Step[privArgs, struct{}] {
@@ -222,30 +223,30 @@ func TestLeastPrivilegeRole(t *testing.T) {
 		}
 	}
 
-	waitRunState(t, e, res.Run.ID, storage.RunSucceeded, log)
+	waitRunState(t, e, res.Run.ID, acidic.RunSucceeded, log)
 	r, err := e.Get(ctx, res.Run.ID)
 	if err != nil || len(r.Steps) != 4 {
 		t.Fatalf("run %+v, %v", r, err)
 	}
-	children, err := e.List(ctx, storage.RunFilter{ParentRunID: res.Run.ID})
-	if err != nil || len(children) != 2 || children[0].State != storage.RunSucceeded || children[1].State != storage.RunSucceeded {
+	children, err := e.List(ctx, acidic.RunFilter{ParentRunID: res.Run.ID})
+	if err != nil || len(children) != 2 || children[0].State != acidic.RunSucceeded || children[1].State != acidic.RunSucceeded {
 		t.Fatalf("children: %v, %v", children, err)
 	}
-	receipt := waitJobState(t, drv, "receipt", storage.JobCompleted, log)
+	receipt := waitJobState(t, drv, "receipt", acidic.JobCompleted, log)
 	if receipt.Attempt != 2 || len(receipt.Errors) != 1 {
 		t.Errorf("receipt job: attempt %d, errors %+v; want a failure then a success", receipt.Attempt, receipt.Errors)
 	}
-	if c, err := e.Cancel(ctx, later.Run.ID); err != nil || c.State != storage.RunCancelled {
+	if c, err := e.Cancel(ctx, later.Run.ID); err != nil || c.State != acidic.RunCancelled {
 		t.Fatalf("Cancel as the application: %v, %v", c, err)
 	}
-	if jobs, err := drv.JobList(ctx, storage.JobFilter{RunID: later.Run.ID}); err != nil || len(jobs) != 1 || jobs[0].State != storage.JobCancelled {
+	if jobs, err := drv.JobList(ctx, acidic.JobFilter{RunID: later.Run.ID}); err != nil || len(jobs) != 1 || jobs[0].State != acidic.JobCancelled {
 		t.Fatalf("the cancelled run's job: %v, %v", jobs, err)
 	}
 
 	// The outbox: one failed delivery, then delivered, then pruned.
 	var publishes atomic.Int32
 	relay, err := outbox.New(drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(context.Context, *outbox.Message) error {
+		Publisher: outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error {
 			if publishes.Add(1) == 1 {
 				return errors.New("broker away")
 			}
@@ -275,16 +276,16 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	}
 
 	// Pruning jobs, and an operator deleting a finished run with its steps.
-	if n, err := drv.JobPrune(ctx, 0, 1000); err != nil || n == 0 {
+	if n, err := drv.JobPrune(ctx, storage.JobPruneParams{Retention: 0, Limit: 1000}); err != nil || n == 0 {
 		t.Fatalf("JobPrune as the application: %d, %v", n, err)
 	}
-	if _, err := drv.JobRescue(ctx, storage.JobRescue{StaleAfter: time.Hour, Limit: 10}); err != nil {
+	if _, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: time.Hour, Limit: 10}); err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
 	if _, err := appPool.Exec(ctx, "DELETE FROM "+qualify(schema, "runs")+" WHERE id = $1", res.Run.ID); err != nil {
 		t.Fatalf("delete a run as the application: %v", err)
 	}
-	if steps, err := drv.RunSteps(ctx, res.Run.ID); err != nil || len(steps) != 0 {
+	if steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: res.Run.ID}); err != nil || len(steps) != 0 {
 		t.Fatalf("the deleted run's step log: %v, %v", steps, err)
 	}
 	if denied := log.denied(); len(denied) > 0 {
@@ -292,7 +293,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	}
 }
 
-func waitRunState(t *testing.T, e *workflow.Engine, id uuid.UUID, want storage.RunState, log *deniedLog) {
+func waitRunState(t *testing.T, e *workflow.Engine, id uuid.UUID, want acidic.RunState, log *deniedLog) {
 	t.Helper()
 	ok, saw := waitUntil(30*time.Second, 10*time.Millisecond, func() (bool, string) {
 		r, err := e.Get(context.Background(), id)
@@ -306,11 +307,11 @@ func waitRunState(t *testing.T, e *workflow.Engine, id uuid.UUID, want storage.R
 	}
 }
 
-func waitJobState(t *testing.T, drv storage.Driver, kind string, want storage.JobState, log *deniedLog) *storage.Job {
+func waitJobState(t *testing.T, drv storage.Driver, kind string, want acidic.JobState, log *deniedLog) *acidic.Job {
 	t.Helper()
-	var job *storage.Job
+	var job *acidic.Job
 	ok, saw := waitUntil(30*time.Second, 10*time.Millisecond, func() (bool, string) {
-		jobs, err := drv.JobList(context.Background(), storage.JobFilter{Kind: kind})
+		jobs, err := drv.JobList(context.Background(), acidic.JobFilter{Kind: kind})
 		if err != nil || len(jobs) != 1 {
 			return false, fmt.Sprint(jobs, err)
 		}

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -93,7 +93,7 @@ func TestConnectionLostResumingAwaitingRunIsRetried(t *testing.T) {
 		t.Errorf("the proxy cut %d connections, want 1: no statement listing a run's children was seen (did the RunList query change?)", proxy.cuts.Load())
 	}
 	lost := 0
-	if r.State != storage.RunSucceeded {
+	if r.State != acidic.RunSucceeded {
 		lost = 1
 		t.Errorf("run %s at %s after a lost connection while reading its children: %s", r.State, r.RecoveryPoint, r.Error)
 	}

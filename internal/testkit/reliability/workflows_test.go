@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -158,7 +159,7 @@ func chaosWorkflows(ef *effector) []workflow.Definition {
 				return fmt.Errorf("%d children, want %d", len(children), chaosChildren)
 			}
 			for _, c := range children {
-				if c.State != storage.RunSucceeded {
+				if c.State != acidic.RunSucceeded {
 					return fmt.Errorf("child %s is %s", c.ID, c.State)
 				}
 			}
@@ -262,7 +263,7 @@ func verifyChaos(t *testing.T, pool *pgxpool.Pool, schema string, ids []uuid.UUI
 			t.Fatal(err)
 		}
 		seen[id] = true
-		if state != string(storage.RunSucceeded) {
+		if state != string(acidic.RunSucceeded) {
 			lost++
 			if lost <= 10 {
 				t.Errorf("run %s: %s at %s: %s", id, state, rp, errText)

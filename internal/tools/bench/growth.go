@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 )
 
@@ -95,7 +96,7 @@ FROM (SELECT now() - make_interval(secs => g / 1000.0) AS t FROM generate_series
 func (b *bench) workBatch(ctx context.Context, w, n int) (time.Duration, cpuUse, error) {
 	worked := newCounter(n)
 	ws := queue.NewWorkers()
-	if err := ws.Handle(noopKind, func(context.Context, *queue.Job) error { worked.add(); return nil }, queue.KindOptions{}); err != nil {
+	if err := ws.Handle(noopKind, func(context.Context, *acidic.Job) error { worked.add(); return nil }, queue.KindOptions{}); err != nil {
 		return 0, cpuUse{}, err
 	}
 	c, err := queue.New(b.drv, b.queueConfig(ws, w))

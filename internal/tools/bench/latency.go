@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/workflow"
@@ -145,7 +146,7 @@ func warmListener(ctx context.Context, c *queue.Client, started starts) error {
 // started.
 func probeWorkers(started starts) (*queue.Workers, error) {
 	ws := queue.NewWorkers()
-	record := func(_ context.Context, job *queue.Job) error { started.record(job.ID); return nil }
+	record := func(_ context.Context, job *acidic.Job) error { started.record(job.ID); return nil }
 	if err := ws.Handle(probeKind, record, queue.KindOptions{}); err != nil {
 		return nil, err
 	}
@@ -377,8 +378,8 @@ func (b *bench) loadJobLatency(ctx context.Context, w int, rate float64) ([]time
 	ws := queue.NewWorkers()
 	var worked atomic.Int64
 	err := errors.Join(
-		ws.Handle(warmKind, func(_ context.Context, job *queue.Job) error { started.record(job.ID); return nil }, queue.KindOptions{}),
-		ws.Handle(probeKind, func(_ context.Context, job *queue.Job) error {
+		ws.Handle(warmKind, func(_ context.Context, job *acidic.Job) error { started.record(job.ID); return nil }, queue.KindOptions{}),
+		ws.Handle(probeKind, func(_ context.Context, job *acidic.Job) error {
 			now := time.Now()
 			mu.Lock()
 			begun[job.ID] = now

@@ -11,12 +11,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -65,7 +65,7 @@ func TestRunsRetryByFilter(t *testing.T) {
 	if _, err := eng.Cancel(ctx, parked.Run.ID); err != nil {
 		t.Fatal(err)
 	}
-	state := func(id uuid.UUID) storage.RunState {
+	state := func(id uuid.UUID) acidic.RunState {
 		t.Helper()
 		r, err := eng.Get(ctx, id)
 		if err != nil {
@@ -74,11 +74,11 @@ func TestRunsRetryByFilter(t *testing.T) {
 		return r.State
 	}
 	for _, id := range append(slices.Clone(flaky), other...) {
-		if s := state(id); s != storage.RunFailed {
+		if s := state(id); s != acidic.RunFailed {
 			t.Fatalf("set-up: run %s is %s, want failed", id, s)
 		}
 	}
-	a := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
 
 	// Only failed runs of flaky: the cancelled one stays.
 	var res cli.RetryRunsJSON
@@ -98,16 +98,16 @@ func TestRunsRetryByFilter(t *testing.T) {
 		t.Errorf("runs retry -workflow flaky -state failed: %+v, want the 5 failed flaky runs", res)
 	}
 	for _, id := range flaky {
-		if s := state(id); s != storage.RunPending {
+		if s := state(id); s != acidic.RunPending {
 			t.Errorf("run %s is %s after the retry, want pending", id, s)
 		}
-		jobs, err := eng.Queue().List(ctx, storage.JobFilter{RunID: id, States: []storage.JobState{storage.JobAvailable}})
+		jobs, err := eng.Queue().List(ctx, acidic.JobFilter{RunID: id, States: []acidic.JobState{acidic.JobAvailable}})
 		if err != nil || len(jobs) != 1 {
 			t.Errorf("run %s has %d available jobs (%v), want 1", id, len(jobs), err)
 		}
 	}
 	for _, id := range append(slices.Clone(other), parked.Run.ID) {
-		if s := state(id); s != storage.RunFailed && s != storage.RunCancelled {
+		if s := state(id); s != acidic.RunFailed && s != acidic.RunCancelled {
 			t.Errorf("run %s not named by the filter is %s", id, s)
 		}
 	}
@@ -173,7 +173,7 @@ func TestJobsRetryByFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
 	r := a.run("-json", "jobs", "retry", "-queue", "mail", "-kind", "send")
 	if r.code != 0 {
 		t.Fatalf("jobs retry -queue mail: exit %d\n%s", r.code, r.stderr)
@@ -190,16 +190,16 @@ func TestJobsRetryByFilter(t *testing.T) {
 	if want := fmt.Sprintf("retrying jobs: 100/%d\nretrying jobs: %d/%d\n", n+1, n+1, n+1); r.stderr != want {
 		t.Errorf("progress on stderr %q, want %q", r.stderr, want)
 	}
-	jobs, err := client.List(ctx, storage.JobFilter{Queue: "mail", Limit: 1000})
+	jobs, err := client.List(ctx, acidic.JobFilter{Queue: "mail", Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, j := range jobs {
-		if j.State != storage.JobAvailable {
+		if j.State != acidic.JobAvailable {
 			t.Errorf("job %d of mail is %s after the retry, want available", j.ID, j.State)
 		}
 	}
-	if j, err := client.Get(ctx, elsewhere.ID); err != nil || j.State != storage.JobCancelled {
+	if j, err := client.Get(ctx, elsewhere.ID); err != nil || j.State != acidic.JobCancelled {
 		t.Errorf("job of sms: %v %v, want it still cancelled", j, err)
 	}
 	if j, err := client.Get(ctx, waiting.ID); err != nil || j.Attempt != 0 {

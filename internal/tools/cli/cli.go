@@ -20,9 +20,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/tools/bench"
 	"github.com/acidic-go/acidic/migrations"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -133,7 +133,7 @@ func (e *env) exit(err error) int {
 		code = ExitUsage
 	case errors.Is(err, errNotMigrated):
 		code = ExitNotMigrated
-	case errors.As(err, &nf) || errors.Is(err, storage.ErrNotFound):
+	case errors.As(err, &nf) || errors.Is(err, acidic.ErrNotFound):
 		code = ExitNotFound
 	}
 	msg := err.Error()

@@ -14,13 +14,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -244,11 +244,11 @@ func TestHelpGoesToStdoutAndExitsZero(t *testing.T) {
 }
 
 // jobRow is what a jobs table shows of a job.
-func jobRow(j *storage.Job) []string {
+func jobRow(j *acidic.Job) []string {
 	return []string{fmt.Sprint(j.ID), j.Queue, j.Kind, string(j.State), fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts), j.ScheduledAt.Format(time.RFC3339)}
 }
 
-func runRow(r *workflow.Run) []string {
+func runRow(r *acidic.Run) []string {
 	rp := r.RecoveryPoint
 	if rp == "" {
 		rp = "-"
@@ -262,7 +262,7 @@ func hasFields(row []string, want ...string) bool {
 }
 
 // checkJobTable checks that a jobs table lists exactly want, in order.
-func checkJobTable(t *testing.T, what, out string, want []*storage.Job) {
+func checkJobTable(t *testing.T, what, out string, want []*acidic.Job) {
 	t.Helper()
 	rows := table(t, out, "ID QUEUE KIND STATE ATTEMPT SCHEDULED LAST ERROR")
 	columns(t, what, out)
@@ -281,7 +281,7 @@ func checkJobTable(t *testing.T, what, out string, want []*storage.Job) {
 }
 
 // checkJobDetail checks the text of jobs get (retry, cancel) against j.
-func checkJobDetail(t *testing.T, what, out string, j *storage.Job) {
+func checkJobDetail(t *testing.T, what, out string, j *acidic.Job) {
 	t.Helper()
 	f, rest := detail(t, out)
 	want := map[string]string{
@@ -324,7 +324,7 @@ func compactJSON(t *testing.T, raw []byte) string {
 }
 
 // checkRunTable checks that a runs table lists exactly want, in order.
-func checkRunTable(t *testing.T, what, out string, want []*workflow.Run) {
+func checkRunTable(t *testing.T, what, out string, want []*acidic.Run) {
 	t.Helper()
 	rows := table(t, out, "ID WORKFLOW STATE RECOVERY POINT KEY UPDATED ERROR")
 	columns(t, what, out)
@@ -344,7 +344,7 @@ func checkRunTable(t *testing.T, what, out string, want []*workflow.Run) {
 
 // checkRunDetail checks the text of runs get (retry, cancel) against r:
 // its fields, arguments, persisted state, result and step log.
-func checkRunDetail(t *testing.T, what, out string, r *workflow.Run) {
+func checkRunDetail(t *testing.T, what, out string, r *acidic.Run) {
 	t.Helper()
 	f, rest := detail(t, out)
 	rp := r.RecoveryPoint
@@ -441,7 +441,7 @@ func sameJSON(t *testing.T, got json.RawMessage, want []byte) bool {
 }
 
 // checkJobs checks jobs decoded from -json output against the database's.
-func checkJobs(t *testing.T, what string, got []cli.JobJSON, want []*storage.Job) {
+func checkJobs(t *testing.T, what string, got []cli.JobJSON, want []*acidic.Job) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d jobs, want %d", what, len(got), len(want))
@@ -458,7 +458,7 @@ func checkJobs(t *testing.T, what string, got []cli.JobJSON, want []*storage.Job
 			!sameTime(g.AttemptedAt, timeOrNil(w.AttemptedAt)) || !sameStr(g.AttemptedBy, strOrNil(w.AttemptedBy)) ||
 			!sameTime(g.FinalizedAt, timeOrNil(w.FinalizedAt)) || !g.CreatedAt.Equal(w.CreatedAt) || !sameJSON(t, g.Args, w.Args) ||
 			g.Errors == nil || g.DependsOn == nil ||
-			!slices.EqualFunc(g.Errors, w.Errors, func(a cli.AttemptErrorJSON, b storage.AttemptError) bool {
+			!slices.EqualFunc(g.Errors, w.Errors, func(a cli.AttemptErrorJSON, b acidic.AttemptError) bool {
 				return a.Attempt == b.Attempt && a.Error == b.Error && a.At.Equal(b.At)
 			}) {
 			t.Errorf("%s: job %d is\n%+v\nwant\n%+v", what, i, g, *w)
@@ -467,7 +467,7 @@ func checkJobs(t *testing.T, what string, got []cli.JobJSON, want []*storage.Job
 }
 
 // checkRun checks a run decoded from -json output against the database's.
-func checkRun(t *testing.T, what string, g cli.RunJSON, w *workflow.Run) {
+func checkRun(t *testing.T, what string, g cli.RunJSON, w *acidic.Run) {
 	t.Helper()
 	parent := strOrNil(w.ParentRunID.String())
 	if w.ParentRunID == uuid.Nil {
@@ -480,12 +480,12 @@ func checkRun(t *testing.T, what string, g cli.RunJSON, w *workflow.Run) {
 		!g.CreatedAt.Equal(w.CreatedAt) || !g.UpdatedAt.Equal(w.UpdatedAt) || !sameTime(g.FinishedAt, timeOrNil(w.FinishedAt)) ||
 		!sameTime(g.LastRunAt, timeOrNil(w.LastRunAt)) || g.Cursor != w.Cursor || g.Awaiting != w.Awaiting ||
 		!sameJSON(t, g.Args, w.Args) || !sameJSON(t, g.Attrs, w.Attrs) || !sameJSON(t, g.Result, w.Result) {
-		t.Errorf("%s: run is\n%+v\nwant\n%+v", what, g, w.Run)
+		t.Errorf("%s: run is\n%+v\nwant\n%+v", what, g, *w)
 	}
 }
 
 // checkRuns checks runs decoded from -json output (runs list).
-func checkRuns(t *testing.T, what string, got []cli.RunJSON, want []*workflow.Run) {
+func checkRuns(t *testing.T, what string, got []cli.RunJSON, want []*acidic.Run) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d runs, want %d", what, len(got), len(want))
@@ -497,10 +497,10 @@ func checkRuns(t *testing.T, what string, got []cli.RunJSON, want []*workflow.Ru
 }
 
 // checkRunDetailJSON checks runs get -json: the run and its step log.
-func checkRunDetailJSON(t *testing.T, what string, g cli.RunDetailJSON, w *workflow.Run) {
+func checkRunDetailJSON(t *testing.T, what string, g cli.RunDetailJSON, w *acidic.Run) {
 	t.Helper()
 	checkRun(t, what, g.RunJSON, w)
-	if g.Steps == nil || !slices.EqualFunc(g.Steps, w.Steps, func(a cli.StepJSON, b storage.Step) bool {
+	if g.Steps == nil || !slices.EqualFunc(g.Steps, w.Steps, func(a cli.StepJSON, b acidic.Step) bool {
 		return a.Position == b.Position+1 && a.Name == b.Name && a.State == string(b.State) &&
 			a.Attempt == b.Attempt && a.Executions == b.Executions && sameStr(a.Error, strOrNil(b.Error)) &&
 			sameTime(a.StartedAt, timeOrNil(&b.StartedAt)) && sameTime(a.FinishedAt, timeOrNil(&b.FinishedAt)) && sameJSON(t, a.Result, b.Result)
@@ -520,8 +520,8 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	fresh := testdb.New(t, testdb.Options{MaxConns: 2, Unmigrated: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
-	b := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", fresh.Schema()}}
+	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	b := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", fresh.Schema()}}
 
 	var versions []int
 	var vtext []string
@@ -673,7 +673,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	getRun := func(id uuid.UUID) *workflow.Run {
+	getRun := func(id uuid.UUID) *acidic.Run {
 		t.Helper()
 		r, err := eng.Get(ctx, id)
 		if err != nil {
@@ -681,7 +681,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		}
 		return r
 	}
-	getJob := func(id int64) *storage.Job {
+	getJob := func(id int64) *acidic.Job {
 		t.Helper()
 		j, err := client.Get(ctx, id)
 		if err != nil {
@@ -689,7 +689,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		}
 		return j
 	}
-	listJobs := func(f storage.JobFilter) []*storage.Job {
+	listJobs := func(f acidic.JobFilter) []*acidic.Job {
 		t.Helper()
 		js, err := client.List(ctx, f)
 		if err != nil {
@@ -697,7 +697,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		}
 		return js
 	}
-	listRuns := func(f storage.RunFilter) []*workflow.Run {
+	listRuns := func(f acidic.RunFilter) []*acidic.Run {
 		t.Helper()
 		rs, err := eng.List(ctx, f)
 		if err != nil {
@@ -705,7 +705,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		}
 		return rs
 	}
-	ids := func(js []*storage.Job) []int64 {
+	ids := func(js []*acidic.Job) []int64 {
 		var out []int64
 		for _, j := range js {
 			out = append(out, j.ID)
@@ -714,14 +714,14 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	}
 
 	done, failed := getRun(doneID), getRun(failedID)
-	if done.State != storage.RunSucceeded || len(done.Steps) != 2 || !strings.Contains(string(done.Attrs), "ch_o-1") {
+	if done.State != acidic.RunSucceeded || len(done.Steps) != 2 || !strings.Contains(string(done.Attrs), "ch_o-1") {
 		t.Fatalf("set-up: run cli_ok is %s with %d steps and state %s, want succeeded with 2 and a charge", done.State, len(done.Steps), done.Attrs)
 	}
-	if failed.State != storage.RunFailed || failed.RecoveryPoint != "charge" || len(failed.Steps) != 2 || failed.Steps[1].State != storage.StepFailed {
+	if failed.State != acidic.RunFailed || failed.RecoveryPoint != "charge" || len(failed.Steps) != 2 || failed.Steps[1].State != acidic.StepFailed {
 		t.Fatalf("set-up: run cli_fail is %s at %q with steps %+v, want failed at charge", failed.State, failed.RecoveryPoint, failed.Steps)
 	}
-	failedJobs := listJobs(storage.JobFilter{RunID: failedID})
-	if len(failedJobs) != 1 || failedJobs[0].State != storage.JobDiscarded || len(failedJobs[0].Errors) == 0 {
+	failedJobs := listJobs(acidic.JobFilter{RunID: failedID})
+	if len(failedJobs) != 1 || failedJobs[0].State != acidic.JobDiscarded || len(failedJobs[0].Errors) == 0 {
 		t.Fatalf("set-up: jobs of the failed run: %+v, want one discarded with an error", failedJobs)
 	}
 	failedJob := failedJobs[0]
@@ -764,7 +764,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	}
 	parkedAvailable := 0
 	for _, s := range gotStats {
-		if s.Queue == "parked" && s.State == string(storage.JobAvailable) {
+		if s.Queue == "parked" && s.State == string(acidic.JobAvailable) {
 			parkedAvailable = int(s.Count)
 		}
 	}
@@ -773,18 +773,18 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	}
 
 	// jobs list, with each of its flags.
-	allJobs := listJobs(storage.JobFilter{})
+	allJobs := listJobs(acidic.JobFilter{})
 	if len(allJobs) != 7 {
 		t.Fatalf("set-up: %d jobs, want 7", len(allJobs))
 	}
 	for _, c := range []struct {
 		args []string
-		want []*storage.Job
+		want []*acidic.Job
 	}{
 		{nil, allJobs},
-		{[]string{"-state", "available", "-queue", "parked", "-kind", "plain"}, []*storage.Job{getJob(plainID)}},
-		{[]string{"-state", "cancelled, discarded"}, listJobs(storage.JobFilter{States: []storage.JobState{storage.JobCancelled, storage.JobDiscarded}})},
-		{[]string{"-queue", "mail"}, []*storage.Job{getJob(reportID), getJob(spareID)}},
+		{[]string{"-state", "available", "-queue", "parked", "-kind", "plain"}, []*acidic.Job{getJob(plainID)}},
+		{[]string{"-state", "cancelled, discarded"}, listJobs(acidic.JobFilter{States: []acidic.JobState{acidic.JobCancelled, acidic.JobDiscarded}})},
+		{[]string{"-queue", "mail"}, []*acidic.Job{getJob(reportID), getJob(spareID)}},
 		{[]string{"-limit", "2"}, allJobs[:2]},
 		{[]string{"-queue", "nobody"}, nil},
 	} {
@@ -797,7 +797,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		a.json(&got, args...)
 		checkJobs(t, what+" -json", got, c.want)
 	}
-	if got := ids(listJobs(storage.JobFilter{States: []storage.JobState{storage.JobCancelled, storage.JobDiscarded}})); !slices.Equal(got, []int64{failedJob.ID, reportID}) {
+	if got := ids(listJobs(acidic.JobFilter{States: []acidic.JobState{acidic.JobCancelled, acidic.JobDiscarded}})); !slices.Equal(got, []int64{failedJob.ID, reportID}) {
 		t.Fatalf("set-up: cancelled and discarded jobs %v, want %v", got, []int64{failedJob.ID, reportID})
 	}
 
@@ -808,20 +808,20 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 		checkJobDetail(t, what, a.text("jobs", "get", fmt.Sprint(id)), want)
 		var got cli.JobJSON
 		a.json(&got, "jobs", "get", fmt.Sprint(id))
-		checkJobs(t, what+" -json", []cli.JobJSON{got}, []*storage.Job{want})
+		checkJobs(t, what+" -json", []cli.JobJSON{got}, []*acidic.Job{want})
 	}
 	if !strings.Contains(failedJob.Errors[len(failedJob.Errors)-1].Error, "card declined") {
 		t.Errorf("the failed run's job has the errors %+v, want card declined", failedJob.Errors)
 	}
 
 	// runs list, with each of its flags.
-	allRuns := listRuns(storage.RunFilter{})
+	allRuns := listRuns(acidic.RunFilter{})
 	if got := []uuid.UUID{allRuns[0].ID, allRuns[1].ID, allRuns[2].ID, allRuns[3].ID}; len(allRuns) != 4 || !slices.Equal(got, []uuid.UUID{doneID, failedID, parked1, parked2}) {
 		t.Fatalf("set-up: runs %v, want %v", got, []uuid.UUID{doneID, failedID, parked1, parked2})
 	}
 	for _, c := range []struct {
 		args []string
-		want []*workflow.Run
+		want []*acidic.Run
 	}{
 		{nil, allRuns},
 		{[]string{"-state", "failed"}, allRuns[1:2]},
@@ -840,7 +840,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	// runs get shows the run in full with its step log: both steps of the
 	// succeeded run, its arguments and state; the failed run's failed step
 	// with its error.
-	for _, r := range []*workflow.Run{done, failed} {
+	for _, r := range []*acidic.Run{done, failed} {
 		what := "runs get " + r.ID.String()
 		checkRunDetail(t, what, a.text("runs", "get", r.ID.String()), r)
 		var got cli.RunDetailJSON
@@ -856,7 +856,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 
 	// jobs cancel and jobs retry change the job they name and print it as
 	// it is now.
-	jobCommand := func(cmd string, id int64, asJSON bool, want storage.JobState) {
+	jobCommand := func(cmd string, id int64, asJSON bool, want acidic.JobState) {
 		t.Helper()
 		what := fmt.Sprintf("jobs %s %d (json %v)", cmd, id, asJSON)
 		var got cli.JobJSON
@@ -871,19 +871,19 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 			t.Errorf("%s: job is %s in the database, want %s", what, now.State, want)
 		}
 		if asJSON {
-			checkJobs(t, what, []cli.JobJSON{got}, []*storage.Job{now})
+			checkJobs(t, what, []cli.JobJSON{got}, []*acidic.Job{now})
 		} else {
 			checkJobDetail(t, what, text, now)
 		}
 	}
-	jobCommand("cancel", plainID, false, storage.JobCancelled)
-	jobCommand("retry", plainID, true, storage.JobAvailable)
-	jobCommand("retry", reportID, false, storage.JobAvailable)
-	jobCommand("cancel", spareID, true, storage.JobCancelled)
+	jobCommand("cancel", plainID, false, acidic.JobCancelled)
+	jobCommand("retry", plainID, true, acidic.JobAvailable)
+	jobCommand("retry", reportID, false, acidic.JobAvailable)
+	jobCommand("cancel", spareID, true, acidic.JobCancelled)
 
 	// runs retry and runs cancel change the run they name (and its jobs) and
 	// print it as it is now, with its step log.
-	runCommand := func(cmd string, id uuid.UUID, asJSON bool, want storage.RunState, wantJob storage.JobState) {
+	runCommand := func(cmd string, id uuid.UUID, asJSON bool, want acidic.RunState, wantJob acidic.JobState) {
 		t.Helper()
 		what := fmt.Sprintf("runs %s %s (json %v)", cmd, id, asJSON)
 		var got cli.RunDetailJSON
@@ -903,23 +903,23 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 			checkRunDetail(t, what, text, now)
 		}
 		// The jobs that execute the run (cancel also stages a finish job).
-		jobs := listJobs(storage.JobFilter{RunID: id, Kind: now.Workflow})
+		jobs := listJobs(acidic.JobFilter{RunID: id, Kind: now.Workflow})
 		if last := jobs[len(jobs)-1]; last.State != wantJob {
 			t.Errorf("%s: the run's latest job %d is %s, want %s", what, last.ID, last.State, wantJob)
 		}
 	}
-	runCommand("retry", failedID, false, storage.RunPending, storage.JobAvailable)
+	runCommand("retry", failedID, false, acidic.RunPending, acidic.JobAvailable)
 	if r := getRun(failedID); len(r.Steps) != 2 || r.RecoveryPoint != "charge" {
 		t.Errorf("retried run at %q with %d steps, want at charge with its step log kept", r.RecoveryPoint, len(r.Steps))
 	}
-	runCommand("cancel", parked1, true, storage.RunCancelled, storage.JobCancelled)
-	runCommand("retry", parked1, true, storage.RunPending, storage.JobAvailable)
-	runCommand("cancel", parked2, false, storage.RunCancelled, storage.JobCancelled)
+	runCommand("cancel", parked1, true, acidic.RunCancelled, acidic.JobCancelled)
+	runCommand("retry", parked1, true, acidic.RunPending, acidic.JobAvailable)
+	runCommand("cancel", parked2, false, acidic.RunCancelled, acidic.JobCancelled)
 
 	// runs list sees what the commands did.
 	var got []cli.RunJSON
 	a.json(&got, "runs", "list")
-	checkRuns(t, "runs list -json at the end", got, listRuns(storage.RunFilter{}))
+	checkRuns(t, "runs list -json at the end", got, listRuns(acidic.RunFilter{}))
 	if len(got) == 4 && (got[1].State != "pending" || got[2].State != "pending" || got[3].State != "cancelled") {
 		t.Errorf("runs at the end: %s %s %s, want pending pending cancelled", got[1].State, got[2].State, got[3].State)
 	}

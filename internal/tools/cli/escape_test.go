@@ -11,12 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -110,16 +110,16 @@ func TestStoredControlBytesAreEscapedInText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State != storage.RunFailed || !strings.Contains(r.Error, hostile) || len(r.Steps) != 1 || !strings.Contains(r.Steps[0].Error, hostile) {
+	if r.State != acidic.RunFailed || !strings.Contains(r.Error, hostile) || len(r.Steps) != 1 || !strings.Contains(r.Steps[0].Error, hostile) {
 		t.Fatalf("set-up: run %s with error %q and steps %+v, want failed with the hostile error", r.State, r.Error, r.Steps)
 	}
-	jobs, err := eng.Queue().List(ctx, storage.JobFilter{})
+	jobs, err := eng.Queue().List(ctx, acidic.JobFilter{})
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("set-up: jobs %v, %v", jobs, err)
 	}
 	runJob := jobs[0]
 
-	a := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
 	escaped := cli.Clean(hostile)
 	for _, args := range [][]string{
 		{"runs", "list"}, {"runs", "get", runID.String()}, {"jobs", "list"}, {"queues"},

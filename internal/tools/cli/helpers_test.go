@@ -35,21 +35,21 @@ func runCLI(ctx context.Context, env map[string]string, args ...string) result {
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
-// acidic runs the command in-process against one schema.
-type acidic struct {
+// shell runs the command in-process against one schema.
+type shell struct {
 	t    *testing.T
 	ctx  context.Context
 	base []string // -database and -schema
 }
 
 // run runs the command with the schema's flags first.
-func (a acidic) run(args ...string) result {
+func (a shell) run(args ...string) result {
 	return runCLI(a.ctx, nil, append(slices.Clone(a.base), args...)...)
 }
 
 // text runs the command and returns what it printed, failing the test unless
 // it exited 0, printed something and wrote nothing on stderr.
-func (a acidic) text(args ...string) string {
+func (a shell) text(args ...string) string {
 	a.t.Helper()
 	r := a.run(args...)
 	if r.code != 0 || r.stderr != "" || r.stdout == "" {
@@ -60,7 +60,7 @@ func (a acidic) text(args ...string) string {
 
 // json runs the command with -json and decodes its output, one JSON value
 // with no field v lacks, into v. It returns the output.
-func (a acidic) json(v any, args ...string) string {
+func (a shell) json(v any, args ...string) string {
 	a.t.Helper()
 	out := a.text(append([]string{"-json"}, args...)...)
 	decodeStrict(a.t, out, v)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
@@ -41,12 +41,12 @@ func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 
 // jobFilterFlags defines -state, -queue and -kind into f; the states are
 // parsed by parse.
-func jobFilterFlags(fs *flag.FlagSet, f *storage.JobFilter) (parse func() error) {
+func jobFilterFlags(fs *flag.FlagSet, f *acidic.JobFilter) (parse func() error) {
 	states := fs.String("state", "", "comma-separated job `states`")
 	fs.StringVar(&f.Queue, "queue", "", "only jobs of this `queue`")
 	fs.StringVar(&f.Kind, "kind", "", "only jobs of this `kind`")
 	return func() (err error) {
-		f.States, err = parseStates[storage.JobState](*states)
+		f.States, err = parseStates[acidic.JobState](*states)
 		return err
 	}
 }
@@ -62,7 +62,7 @@ func (e *env) queueClient() (*queue.Client, error) {
 }
 
 func setupJobsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
-	var f storage.JobFilter
+	var f acidic.JobFilter
 	parseStates := jobFilterFlags(fs, &f)
 	fs.IntVar(&f.Limit, "limit", 100, "list at most `N` jobs")
 	return func(args []string) (func() error, error) {
@@ -90,7 +90,7 @@ func setupJobsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error
 }
 
 // jobByID sets up "jobs get|cancel ID": act does the work on the job.
-func jobByID(cmd string, act func(e *env, c *queue.Client, id int64) (*storage.Job, error)) func(*env, *flag.FlagSet) func([]string) (func() error, error) {
+func jobByID(cmd string, act func(e *env, c *queue.Client, id int64) (*acidic.Job, error)) func(*env, *flag.FlagSet) func([]string) (func() error, error) {
 	return func(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 		return func(args []string) (func() error, error) {
 			if err := wantArgs(cmd, args, "ID"); err != nil {
@@ -105,13 +105,13 @@ func jobByID(cmd string, act func(e *env, c *queue.Client, id int64) (*storage.J
 	}
 }
 
-func (e *env) jobAction(id int64, act func(e *env, c *queue.Client, id int64) (*storage.Job, error)) error {
+func (e *env) jobAction(id int64, act func(e *env, c *queue.Client, id int64) (*acidic.Job, error)) error {
 	client, err := e.queueClient()
 	if err != nil {
 		return err
 	}
 	job, err := act(e, client, id)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, acidic.ErrNotFound) {
 		return notFound{msg: fmt.Sprintf("job %d not found in schema %s", id, e.schemaName())}
 	}
 	if err != nil {
@@ -121,20 +121,20 @@ func (e *env) jobAction(id int64, act func(e *env, c *queue.Client, id int64) (*
 }
 
 var (
-	setupJobGet = jobByID("jobs get", func(e *env, c *queue.Client, id int64) (*storage.Job, error) {
+	setupJobGet = jobByID("jobs get", func(e *env, c *queue.Client, id int64) (*acidic.Job, error) {
 		return c.Get(e.ctx, id)
 	})
-	setupJobCancel = jobByID("jobs cancel", func(e *env, c *queue.Client, id int64) (*storage.Job, error) {
+	setupJobCancel = jobByID("jobs cancel", func(e *env, c *queue.Client, id int64) (*acidic.Job, error) {
 		return c.Cancel(e.ctx, id)
 	})
-	retryJob = func(e *env, c *queue.Client, id int64) (*storage.Job, error) {
+	retryJob = func(e *env, c *queue.Client, id int64) (*acidic.Job, error) {
 		return c.Retry(e.ctx, id)
 	}
 )
 
 // setupJobsRetry is "jobs retry ID" or "jobs retry" with a filter.
 func setupJobsRetry(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
-	var f storage.JobFilter
+	var f acidic.JobFilter
 	parseStates := jobFilterFlags(fs, &f)
 	return func(args []string) (func() error, error) {
 		filtered := false
@@ -157,7 +157,7 @@ func setupJobsRetry(e *env, fs *flag.FlagSet) func([]string) (func() error, erro
 
 // retryJobs retries every job f matches that can be retried, through
 // queue.Client.RetryMany a batch of IDs at a time, with progress on stderr.
-func (e *env) retryJobs(f storage.JobFilter) error {
+func (e *env) retryJobs(f acidic.JobFilter) error {
 	client, err := e.queueClient()
 	if err != nil {
 		return err
@@ -179,10 +179,10 @@ func (e *env) retryJobs(f storage.JobFilter) error {
 		page.AfterID = jobs[len(jobs)-1].ID
 	}
 	p := newProgress(e.stderr, "retrying jobs", len(ids))
-	retried := []*storage.Job{}
+	retried := []*acidic.Job{}
 	for start := 0; start < len(ids); start += countEvery {
 		batch := ids[start:min(start+countEvery, len(ids))]
-		got, err := client.RetryMany(e.ctx, storage.JobFilter{IDs: batch, States: f.States})
+		got, err := client.RetryMany(e.ctx, acidic.JobFilter{IDs: batch, States: f.States})
 		retried = append(retried, got...)
 		p.add(len(batch))
 		if err != nil {
@@ -206,7 +206,7 @@ func parseJobID(s string) (int64, error) {
 }
 
 // printJobTable writes jobs as a table, or none when there are none.
-func printJobTable(t *textOut, jobs []*storage.Job, none string) {
+func printJobTable(t *textOut, jobs []*acidic.Job, none string) {
 	if len(jobs) == 0 {
 		t.line(none)
 		return
@@ -224,7 +224,7 @@ func printJobTable(t *textOut, jobs []*storage.Job, none string) {
 }
 
 // printJob writes one job in full.
-func printJob(t *textOut, j *storage.Job) {
+func printJob(t *textOut, j *acidic.Job) {
 	t.field("job", strconv.FormatInt(j.ID, 10))
 	t.field("queue", j.Queue)
 	t.field("kind", j.Kind)
@@ -265,7 +265,7 @@ func printJob(t *textOut, j *storage.Job) {
 	t.field("last error", j.Errors[len(j.Errors)-1].Error)
 }
 
-// state is storage.JobState or storage.RunState.
+// state is acidic.JobState or acidic.RunState.
 type state interface {
 	~string
 	Valid() bool

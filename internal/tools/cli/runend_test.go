@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -31,17 +31,17 @@ func TestJobsCancelOfARunsJobCancelsTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := drv.JobList(ctx, storage.JobFilter{RunID: res.Run.ID})
+	jobs, err := drv.JobList(ctx, acidic.JobFilter{RunID: res.Run.ID})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs of the run: %v, %v", jobs, err)
 	}
-	a := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
 	a.text("jobs", "cancel", strconv.FormatInt(jobs[0].ID, 10))
 	r, err := eng.Get(ctx, res.Run.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State != storage.RunCancelled || r.SettledAt == nil {
+	if r.State != acidic.RunCancelled || r.SettledAt == nil {
 		t.Fatalf("run after acidic jobs cancel: %s (%q), settled %v; want cancelled and settled", r.State, r.Error, r.SettledAt)
 	}
 }

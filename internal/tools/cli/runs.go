@@ -9,13 +9,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
 // defaultRetryStates are the runs "runs retry" with a filter but no -state
 // resumes: those Engine.RetryMany resumes by default.
-var defaultRetryStates = []storage.RunState{storage.RunFailed, storage.RunCancelled}
+var defaultRetryStates = []acidic.RunState{acidic.RunFailed, acidic.RunCancelled}
 
 func (e *env) engine() (*workflow.Engine, error) {
 	return workflow.NewEngine(e.drv, workflow.Config{Logger: e.logger()})
@@ -23,17 +24,17 @@ func (e *env) engine() (*workflow.Engine, error) {
 
 // runFilterFlags defines -state and -workflow into f; the states are parsed
 // by parse.
-func runFilterFlags(fs *flag.FlagSet, f *storage.RunFilter) (parse func() error) {
+func runFilterFlags(fs *flag.FlagSet, f *acidic.RunFilter) (parse func() error) {
 	states := fs.String("state", "", "comma-separated run `states`")
 	fs.StringVar(&f.Workflow, "workflow", "", "only runs of this `workflow`")
 	return func() (err error) {
-		f.States, err = parseStates[storage.RunState](*states)
+		f.States, err = parseStates[acidic.RunState](*states)
 		return err
 	}
 }
 
 func setupRunsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
-	var f storage.RunFilter
+	var f acidic.RunFilter
 	parseStates := runFilterFlags(fs, &f)
 	fs.IntVar(&f.Limit, "limit", 100, "list at most `N` runs")
 	return func(args []string) (func() error, error) {
@@ -87,11 +88,11 @@ func (e *env) runAction(id uuid.UUID, act func(e *env, eng *workflow.Engine, id 
 	if act != nil {
 		err = act(e, eng, id)
 	}
-	var r *workflow.Run
+	var r *acidic.Run
 	if err == nil {
 		r, err = eng.Get(e.ctx, id)
 	}
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, acidic.ErrNotFound) {
 		return notFound{msg: fmt.Sprintf("run %s not found in schema %s", id, e.schemaName())}
 	}
 	if err != nil {
@@ -114,7 +115,7 @@ var (
 
 // setupRunsRetry is "runs retry ID" or "runs retry" with a filter.
 func setupRunsRetry(e *env, fs *flag.FlagSet) func([]string) (func() error, error) {
-	var f storage.RunFilter
+	var f acidic.RunFilter
 	parseStates := runFilterFlags(fs, &f)
 	return func(args []string) (func() error, error) {
 		filtered := false
@@ -143,14 +144,14 @@ func setupRunsRetry(e *env, fs *flag.FlagSet) func([]string) (func() error, erro
 // one run at a time so that progress shows on stderr. A run that is no
 // longer retryable when its turn comes (another operator, a worker) is
 // skipped; any other error stops.
-func (e *env) retryRuns(f storage.RunFilter) error {
+func (e *env) retryRuns(f acidic.RunFilter) error {
 	eng, err := e.engine()
 	if err != nil {
 		return err
 	}
 	var ids []uuid.UUID
 	f.Limit = 1000
-	err = storage.EachRunPage(e.ctx, e.drv, f, func(page []*storage.Run) error {
+	err = storage.EachRunPage(e.ctx, e.drv, f, func(page []*acidic.Run) error {
 		for _, r := range page {
 			ids = append(ids, r.ID)
 		}
@@ -160,12 +161,12 @@ func (e *env) retryRuns(f storage.RunFilter) error {
 		return err
 	}
 	p := newProgress(e.stderr, "retrying runs", len(ids))
-	retried := []*workflow.Run{}
+	retried := []*acidic.Run{}
 	for _, id := range ids {
 		r, err := eng.Retry(e.ctx, id)
 		p.add(1)
 		switch {
-		case errors.Is(err, workflow.ErrNotRetryable), errors.Is(err, storage.ErrNotFound):
+		case errors.Is(err, workflow.ErrNotRetryable), errors.Is(err, acidic.ErrNotFound):
 		case err != nil:
 			p.finish()
 			return fmt.Errorf("retried %d of %d matching runs, then: %w", len(retried), len(ids), err)
@@ -189,7 +190,7 @@ func parseRunID(s string) (uuid.UUID, error) {
 }
 
 // printRunTable writes runs as a table, or none when there are none.
-func printRunTable(t *textOut, runs []*workflow.Run, none string) {
+func printRunTable(t *textOut, runs []*acidic.Run, none string) {
 	if len(runs) == 0 {
 		t.line(none)
 		return
@@ -204,7 +205,7 @@ func printRunTable(t *textOut, runs []*workflow.Run, none string) {
 
 // printRun writes one run in full: its fields, arguments, persisted state
 // and result, then its step log.
-func printRun(t *textOut, r *workflow.Run) {
+func printRun(t *textOut, r *acidic.Run) {
 	t.field("run", r.ID.String())
 	t.field("workflow", r.Workflow)
 	t.field("state", string(r.State))

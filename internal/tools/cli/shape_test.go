@@ -41,7 +41,7 @@ var views = []any{
 // documented in docs/cli.md.
 func TestJSONShapeIsDocumented(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../docs/cli.md")
+	doc, err := os.ReadFile("../../../docs/cli.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestJSONAbsentValuesAreNull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := acidic{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
 
 	// decode runs the command with -json and checks that the keys of its
 	// output are those of view.

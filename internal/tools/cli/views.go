@@ -7,9 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/migrations"
-	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/workflow"
 )
 
 // The types below are the shape of -json output, documented in docs/cli.md.
@@ -167,7 +166,7 @@ func nullRaw(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-func runJSON(r *storage.Run) RunJSON {
+func runJSON(r *acidic.Run) RunJSON {
 	return RunJSON{
 		ID:             r.ID.String(),
 		Workflow:       r.Workflow,
@@ -193,15 +192,15 @@ func runJSON(r *storage.Run) RunJSON {
 	}
 }
 
-func runsJSON(runs []*workflow.Run) []RunJSON {
+func runsJSON(runs []*acidic.Run) []RunJSON {
 	out := make([]RunJSON, 0, len(runs))
 	for _, r := range runs {
-		out = append(out, runJSON(&r.Run))
+		out = append(out, runJSON(r))
 	}
 	return out
 }
 
-func runDetailJSON(r *workflow.Run) RunDetailJSON {
+func runDetailJSON(r *acidic.Run) RunDetailJSON {
 	steps := make([]StepJSON, 0, len(r.Steps))
 	for _, s := range r.Steps {
 		steps = append(steps, StepJSON{
@@ -216,10 +215,10 @@ func runDetailJSON(r *workflow.Run) RunDetailJSON {
 			FinishedAt: nullTime(&s.FinishedAt),
 		})
 	}
-	return RunDetailJSON{RunJSON: runJSON(&r.Run), Steps: steps}
+	return RunDetailJSON{RunJSON: runJSON(r), Steps: steps}
 }
 
-func jobJSON(j *storage.Job) JobJSON {
+func jobJSON(j *acidic.Job) JobJSON {
 	errs := make([]AttemptErrorJSON, 0, len(j.Errors))
 	for _, e := range j.Errors {
 		errs = append(errs, AttemptErrorJSON{Attempt: e.Attempt, At: e.At, Error: e.Error})
@@ -256,7 +255,7 @@ func jobJSON(j *storage.Job) JobJSON {
 	}
 }
 
-func jobsJSON(jobs []*storage.Job) []JobJSON {
+func jobsJSON(jobs []*acidic.Job) []JobJSON {
 	out := make([]JobJSON, 0, len(jobs))
 	for _, j := range jobs {
 		out = append(out, jobJSON(j))
@@ -264,7 +263,7 @@ func jobsJSON(jobs []*storage.Job) []JobJSON {
 	return out
 }
 
-func queuesJSON(stats []storage.QueueStats) []QueueJSON {
+func queuesJSON(stats []acidic.QueueStats) []QueueJSON {
 	out := make([]QueueJSON, 0, len(stats))
 	for _, s := range stats {
 		out = append(out, QueueJSON{Queue: s.Queue, State: string(s.State), Count: s.Count, OldestDue: nullTime(s.OldestDue)})

@@ -1,0 +1,4 @@
+package postgres
+
+// StateBit exposes stateBit to the external tests.
+var StateBit = stateBit

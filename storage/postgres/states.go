@@ -1,0 +1,50 @@
+package postgres
+
+import "github.com/acidic-go/acidic"
+
+// stateBit is a job state's bit in the unique_states column. It must match
+// the job_state_bit function of the schema (migration 0001), which the
+// unique-jobs index uses; TestStateBitsMatchTheDatabase checks them against
+// each other. The bits are this driver's encoding, kept apart from
+// acidic.JobStates so that neither constrains the other.
+func stateBit(s acidic.JobState) int16 {
+	switch s {
+	case acidic.JobAvailable:
+		return 1
+	case acidic.JobScheduled:
+		return 2
+	case acidic.JobRunning:
+		return 4
+	case acidic.JobRetryable:
+		return 8
+	case acidic.JobCompleted:
+		return 16
+	case acidic.JobCancelled:
+		return 32
+	case acidic.JobDiscarded:
+		return 64
+	case acidic.JobPending:
+		return 128
+	}
+	return 0
+}
+
+// stateMask encodes a set of states for the unique_states column.
+func stateMask(set acidic.JobStates) int16 {
+	var m int16
+	for _, s := range set.List() {
+		m |= stateBit(s)
+	}
+	return m
+}
+
+// statesOf decodes the unique_states column.
+func statesOf(mask int16) acidic.JobStates {
+	var states []acidic.JobState
+	for _, s := range acidic.AllJobStates {
+		if mask&stateBit(s) != 0 {
+			states = append(states, s)
+		}
+	}
+	return acidic.NewJobStates(states...)
+}
