@@ -193,6 +193,8 @@ func (d *faultDriver) NewListener(ctx context.Context) (l storage.Listener, err 
 
 func (d *faultDriver) Stats() storage.Stats { return d.drv.Stats() }
 
+func (d *faultDriver) Capabilities() storage.Capabilities { return d.drv.Capabilities() }
+
 func (d *faultDriver) Schema() string { return d.drv.Schema() }
 
 func (d *faultDriver) wrap(tx storage.Tx) storage.Tx {

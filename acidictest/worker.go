@@ -46,64 +46,34 @@ func (h *Harness) PerformWorker(ctx context.Context, kind string, args any, opts
 // buildJob returns the job an enqueue of kind, args and opts would store,
 // as a fetch hands it to its worker.
 func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
-	if err := h.Queue().ValidateEnqueue(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts}); err != nil {
+	// The row an enqueue would insert: the kind's defaults applied, every
+	// field checked.
+	in, err := h.Queue().JobInsert(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts})
+	if err != nil {
 		return nil, err
-	}
-	// The kind's defaults fill what opts leave zero, as Enqueue does.
-	d := h.kindDefaults[kind]
-	if opts.Queue == "" {
-		opts.Queue = d.Queue
-	}
-	if opts.Priority == 0 {
-		opts.Priority = d.Priority
-	}
-	if opts.MaxAttempts == 0 {
-		opts.MaxAttempts = d.MaxAttempts
-	}
-	if len(opts.Meta) == 0 {
-		opts.Meta = d.Meta
-	}
-	if opts.ScheduledAt.IsZero() && opts.ScheduleIn == 0 {
-		opts.ScheduledAt, opts.ScheduleIn = d.ScheduledAt, d.ScheduleIn
 	}
 	now := time.Now()
 	job := &acidic.Job{
-		Queue:       opts.Queue,
-		Kind:        kind,
-		State:       acidic.JobRunning,
-		Priority:    opts.Priority,
-		Attempt:     1,
-		MaxAttempts: opts.MaxAttempts,
-		ScheduledAt: opts.ScheduledAt,
-		AttemptedAt: &now,
-		AttemptedBy: h.Queue().ID(),
-		Meta:        opts.Meta,
-		CreatedAt:   now,
-	}
-	if job.Queue == "" {
-		job.Queue = queue.DefaultQueue
-	}
-	if job.MaxAttempts == 0 {
-		job.MaxAttempts = queue.DefaultMaxAttempts
+		Queue:        in.Queue,
+		Kind:         in.Kind,
+		Args:         in.Args,
+		State:        acidic.JobRunning,
+		Priority:     in.Priority,
+		Attempt:      1,
+		MaxAttempts:  in.MaxAttempts,
+		ScheduledAt:  in.ScheduledAt,
+		AttemptedAt:  &now,
+		AttemptedBy:  h.Queue().ID(),
+		Meta:         in.Meta,
+		UniqueKey:    in.UniqueKey,
+		UniqueStates: in.UniqueStates,
+		CreatedAt:    now,
 	}
 	if job.ScheduledAt.IsZero() {
-		job.ScheduledAt = now.Add(opts.ScheduleIn)
+		job.ScheduledAt = now
 	}
 	if len(job.Meta) == 0 {
 		job.Meta = json.RawMessage("{}")
-	}
-	switch a := args.(type) {
-	case nil:
-		job.Args = json.RawMessage("{}")
-	case json.RawMessage:
-		job.Args = a
-	default:
-		// ValidateEnqueue encoded it already, so this cannot fail.
-		b, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("%w: kind %q: encode args: %w", queue.ErrInvalid, kind, err)
-		}
-		job.Args = b
 	}
 	return job, nil
 }

@@ -105,7 +105,9 @@ func (c *Client) run(ctx, work context.Context) error {
 	if len(producers) > 0 {
 		aux.Go(func() { c.heartbeatLoop(auxCtx) })
 		aux.Go(func() { c.maintenanceLoop(auxCtx) })
-		aux.Go(func() { c.listenLoop(auxCtx) })
+		if c.drv.Capabilities().Notify != storage.NotifyNone {
+			aux.Go(func() { c.listenLoop(auxCtx) })
+		}
 		aux.Go(func() { c.controlLoop(auxCtx) })
 	}
 

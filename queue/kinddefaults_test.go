@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
@@ -128,14 +126,6 @@ func TestKindDefaultsFillEveryOptionLeftZero(t *testing.T) {
 			j := enqueue(t, c, map[string]int{"order": 1, "v": 3}, queue.EnqueueOptions{Priority: 1, Replace: &queue.ReplaceOptions{Priority: true}})
 			if j.ID != first.ID || !jsonEqual(j.Args, `{"order":1,"v":2}`) || j.Priority != 1 {
 				t.Errorf("duplicate with its own Replace: args %s priority %d, want args kept and priority 1", j.Args, j.Priority)
-			}
-		},
-		// A job's run is set per enqueue by package workflow; a kind's
-		// defaults never put every job of the kind into one run.
-		"runID": func(t *testing.T) {
-			c := client(t, queue.EnqueueOptions{}.ForRun(uuid.New()))
-			if j := enqueue(t, c, nil, queue.EnqueueOptions{}); j.RunID != uuid.Nil {
-				t.Errorf("run %s taken from the kind's defaults, want none", j.RunID)
 			}
 		},
 	}

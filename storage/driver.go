@@ -256,13 +256,17 @@ type Driver interface {
 	// end costs one round trip to the database (once the connection has the
 	// statements prepared: its first step prepares them in one more).
 	InStepTx(ctx context.Context, fn StepFunc) (*acidic.Run, error)
-	// NewListener opens a Listener on its own connection.
+	// NewListener opens a Listener on its own connection. A driver whose
+	// Capabilities().Notify is NotifyNone returns an error.
 	NewListener(ctx context.Context) (Listener, error)
 	// QueueHints returns, in order, the payloads the insert notifications
 	// (TopicInsert) of the given queues carry: a keyed hash of the queue
 	// name, computable only by roles that may read the key, so a role that
 	// may listen but not read the tables learns no queue names.
 	QueueHints(ctx context.Context, p QueueHintsParams) ([]string, error)
+	// Capabilities says what the driver can do beyond the Executor
+	// contract; it never changes for a driver value.
+	Capabilities() Capabilities
 	// Stats returns counters kept by the driver.
 	Stats() Stats
 	// Schema is the database schema holding the tables.

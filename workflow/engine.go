@@ -125,7 +125,7 @@ func (e *Engine) validateOptions(name string, opts Options) error {
 	if opts.Timeout < 0 {
 		return fmt.Errorf("%w: workflow %q: negative Timeout %s", ErrInvalidDefinition, name, opts.Timeout)
 	}
-	err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
+	_, err := e.q.JobInsert(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
 	if err != nil {
 		return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, name, err)
 	}

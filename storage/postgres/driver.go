@@ -99,6 +99,13 @@ func (d *Driver) Schema() string { return d.opts.Schema }
 // Migrator returns a migrator for the driver's pool and schema.
 func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.all, d.opts.Schema) }
 
+// Capabilities reports what PostgreSQL gives: notifications across every
+// process on the database (LISTEN/NOTIFY), several processes on one schema,
+// and a step's closing write pipelined with its COMMIT.
+func (d *Driver) Capabilities() storage.Capabilities {
+	return storage.Capabilities{Notify: storage.NotifyCluster, MultiProcess: true, PipelinedCommit: true}
+}
+
 // Stats returns the driver's counters.
 func (d *Driver) Stats() storage.Stats {
 	return storage.Stats{TxRetries: d.txRetries.Load()}
