@@ -32,10 +32,14 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Tx", txTests},
 		{"Notify", notifyTests},
 		{"Outbox", outboxTests},
+		{"Capabilities", capabilityTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
+			if g.name == "Notify" && newDriver(t).Capabilities().Notify == storage.NotifyNone {
+				t.Skip("the driver declares no notifications (Capabilities.Notify); NotifyAsDeclared checks that")
+			}
 			for _, c := range g.tests {
 				// Each test calls t.Parallel itself.
 				t.Run(c.name, func(t *testing.T) { c.fn(t, newDriver) })
