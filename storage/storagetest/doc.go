@@ -12,7 +12,7 @@
 //	}
 //
 // Run runs one parallel subtest per method group (Jobs, Runs, Tx, Notify,
-// Outbox) and, inside it, one parallel test per contract, each on stores of
+// Outbox, Migrate) and, inside it, one parallel test per contract, each on stores of
 // its own, so a failure names the contract broken. What passing proves:
 //
 //   - Jobs: inserts keep their order and take their state from schedule and
@@ -48,6 +48,13 @@
 //     claim leases its message and is never handed to two relays, writes
 //     for a claim that is no longer current change nothing, a release does
 //     not count the attempt, and only delivered messages are pruned.
+//   - Migrate: the driver's migration files load (package migrations'
+//     rules); the record lists every applied version with its name and
+//     time; MigrationApply and MigrationRevert run SQL and keep the record
+//     with the transaction, which an error or a panic rolls back, releasing
+//     the lock; concurrent MigrationLocked calls do not overlap; and package
+//     migrations, through these primitives alone, reverts every migration
+//     of a store and applies them again.
 //
 // Some tests wait a little over a second for heartbeats to become stale
 // (the suite cannot move a store's clock); they run in parallel with the
