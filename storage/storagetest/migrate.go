@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/migrations"
@@ -194,12 +196,53 @@ func testMigrationLockedRollsBack(t *testing.T, newDriver NewDriverFunc) {
 }
 
 // testMigrationLockedExcludes: MigrationLocked calls on one store do not
-// overlap: of several that each apply the next version unless it is
-// recorded, exactly one applies it, and none fails.
+// overlap. A call made while another's Func runs enters its own Func only
+// after the first has ended; and of several calls that each apply the next
+// version unless it is recorded, exactly one applies it, and none fails.
 func testMigrationLockedExcludes(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := newDriver(t)
+
+	var firstInside atomic.Bool
+	entered := make(chan bool, 1) // whether the first Func was still running
+	second := make(chan error, 1)
+	err := drv.MigrationLocked(ctx, storage.MigrationLockedParams{
+		Func: func(context.Context, storage.MigrationTx, []storage.AppliedMigration) error {
+			firstInside.Store(true)
+			defer firstInside.Store(false)
+			go func() {
+				second <- drv.MigrationLocked(ctx, storage.MigrationLockedParams{
+					Func: func(context.Context, storage.MigrationTx, []storage.AppliedMigration) error {
+						entered <- firstInside.Load()
+						return nil
+					}})
+			}()
+			// The first Func holds the lock a moment: a store without one
+			// lets the second call in meanwhile. (A correct driver passes
+			// however long this is.)
+			select {
+			case <-entered:
+				t.Error("a second MigrationLocked ran its Func while the first held the lock")
+			case <-time.After(200 * time.Millisecond):
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatalf("MigrationLocked: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the second MigrationLocked: %v", err)
+	}
+	select {
+	case overlapped := <-entered:
+		if overlapped {
+			t.Error("the second MigrationLocked ran its Func while the first's ran")
+		}
+	default:
+		// It entered during the first Func: reported above.
+	}
+
 	next := extra(len(applied(ctx, t, drv)))
 	const n = 6
 	var (
