@@ -34,8 +34,12 @@ func (e *NewerStoreError) Error() string {
 	for i, a := range e.Unknown {
 		names[i] = fmt.Sprintf("%d_%s", a.Version, a.Name)
 	}
-	return fmt.Sprintf("migrations: the store has versions this build does not know applied (%s; it knows 1..%d): a newer version of Acidic migrated it",
-		strings.Join(names, ", "), e.Latest)
+	what := "version " + names[0] + " is"
+	if len(names) > 1 {
+		what = "versions " + strings.Join(names, ", ") + " are"
+	}
+	return fmt.Sprintf("migrations: %s applied but unknown to this build (it knows 1..%d): a newer version of Acidic migrated the store",
+		what, e.Latest)
 }
 
 // Versions returns the unknown versions, ascending.
@@ -188,6 +192,7 @@ func (m *Migrator) Latest() int {
 func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 	var applied []int
 	err := m.locked(ctx, lockCreate, func(ctx context.Context, tx storage.MigrationTx, done map[int]time.Time) error {
+		applied = nil // in case the driver runs this again
 		for _, mig := range m.migrations {
 			if _, ok := done[mig.Version]; ok {
 				continue
@@ -220,6 +225,7 @@ func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
 	}
 	var reverted []int
 	err := m.locked(ctx, lockChange, func(ctx context.Context, tx storage.MigrationTx, done map[int]time.Time) error {
+		reverted = nil
 		for i := len(m.migrations) - 1; i >= 0; i-- {
 			mig := m.migrations[i]
 			if mig.Version <= version {
@@ -247,6 +253,7 @@ func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
 func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	var out []Status
 	err := m.locked(ctx, lockRead, func(_ context.Context, _ storage.MigrationTx, done map[int]time.Time) error {
+		out = nil
 		for _, mig := range m.migrations {
 			at, ok := done[mig.Version]
 			out = append(out, Status{Migration: mig, Applied: ok, AppliedAt: at})

@@ -260,3 +260,21 @@ func TestMigrationsIsACopy(t *testing.T) {
 		t.Error("Migrations() shares its slice between calls")
 	}
 }
+
+func TestNewerStoreErrorText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		unknown []storage.AppliedMigration
+		want    string
+	}{
+		{[]storage.AppliedMigration{{Version: 10, Name: "cron"}},
+			"migrations: version 10_cron is applied but unknown to this build (it knows 1..9): a newer version of Acidic migrated the store"},
+		{[]storage.AppliedMigration{{Version: 10, Name: "cron"}, {Version: 11, Name: "limits"}},
+			"migrations: versions 10_cron, 11_limits are applied but unknown to this build (it knows 1..9): a newer version of Acidic migrated the store"},
+	} {
+		err := &migrations.NewerStoreError{Unknown: c.unknown, Latest: 9}
+		if got := err.Error(); got != c.want {
+			t.Errorf("Error() = %q, want %q", got, c.want)
+		}
+	}
+}
