@@ -23,7 +23,7 @@ var layers = map[string][]string{
 	"internal/base":       {".", "storage", "internal/base"},
 	"migrations":          {".", "storage", "internal/base"},
 	"storage/postgres":    {".", "storage", "internal/base", "migrations"},
-	"storage/storagetest": {".", "storage", "internal/base"},
+	"storage/storagetest": {".", "storage", "internal/base", "migrations"},
 	"run":                 {".", "storage", "internal/base"},
 	"queue":               {".", "storage", "internal/base"},
 	"steps":               {".", "storage", "internal/base", "run", "queue"},
@@ -39,7 +39,7 @@ var layers = map[string][]string{
 
 // pgxAllowed are the packages whose non-test code may import pgx: the
 // PostgreSQL driver, and the tools and test kit that open connections.
-var pgxAllowed = []string{"storage/postgres", "migrations", "internal/tools", "internal/testkit", "examples", "cmd"}
+var pgxAllowed = []string{"storage/postgres", "internal/tools", "internal/testkit", "examples", "cmd"}
 
 // TestLayers checks the imports of every package's non-test files against
 // the layers: nothing imports upwards, and nothing above the driver speaks

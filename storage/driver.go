@@ -240,6 +240,7 @@ const (
 // Driver is a database Acidic runs on.
 type Driver interface {
 	Executor
+	Migrations // the driver's migration files and how they run (migrate.go)
 	// InTx runs fn in a transaction at the given isolation and commits it
 	// when fn returns nil. A serialization failure or deadlock (from fn or
 	// from the commit; at ReadCommitted only deadlocks occur) rolls back and

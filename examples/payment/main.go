@@ -22,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic"
-	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
@@ -53,7 +52,7 @@ func defaultSchema(getenv func(string) string) string {
 	if s := getenv("ACIDIC_SCHEMA"); s != "" {
 		return s
 	}
-	return migrations.DefaultSchema
+	return postgres.DefaultSchema
 }
 
 // errCrashed is returned by runPayment when the crash hook returned (tests).

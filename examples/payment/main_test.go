@@ -18,7 +18,7 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
-	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage/postgres"
 )
 
 // syncBuffer collects the output of steps (worker goroutines) and runPayment.
@@ -256,8 +256,8 @@ func TestProcessCrashAndResume(t *testing.T) {
 // so `acidic runs list` after the example shows its run with no flag.
 func TestTheCommandFindsTheExamplesRuns(t *testing.T) {
 	t.Parallel()
-	if got := defaultSchema(func(string) string { return "" }); got != migrations.DefaultSchema {
-		t.Errorf("the example's default schema is %q, want the acidic command's, %q", got, migrations.DefaultSchema)
+	if got := defaultSchema(func(string) string { return "" }); got != postgres.DefaultSchema {
+		t.Errorf("the example's default schema is %q, want the acidic command's, %q", got, postgres.DefaultSchema)
 	}
 	cfg, _ := testConfig(t)
 	env := map[string]string{"ACIDIC_SCHEMA": cfg.Schema, "DATABASE_URL": testdb.URL()}

@@ -20,7 +20,7 @@ type conformanceTest struct {
 
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
-// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox).
+// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Migrate).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -33,6 +33,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Notify", notifyTests},
 		{"Outbox", outboxTests},
 		{"Capabilities", capabilityTests},
+		{"Migrate", migrateTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

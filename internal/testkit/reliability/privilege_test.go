@@ -122,7 +122,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	}
 
 	ownerPool := testdb.Pool(t, testdb.Options{User: owner, MaxConns: 2})
-	m := migrations.New(ownerPool, schema)
+	m := migrations.New(postgres.New(ownerPool, postgres.Options{Schema: schema}))
 	if _, err := m.Up(ctx); err != nil {
 		t.Fatalf("the owner's Up: %v", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
-	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -144,7 +143,7 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"jobs of a schema that was never migrated", []string{"-schema", missingSchema, "jobs", "get", "1"}, 5, "is not migrated"},
 		{"runs of a schema that was never migrated", []string{"runs", "list", "-schema", missingSchema}, 5, "is not migrated"},
 		{"a schema migrated half way", []string{"-schema", halfSchema, "runs", "list"}, 5,
-			`schema "` + halfSchema + `" has 3 of ` + fmt.Sprint(len(migrations.All())) + ` migrations applied (run: acidic -schema ` + halfSchema + ` migrate up)`},
+			`schema "` + halfSchema + `" has 3 of ` + fmt.Sprint(half.Migrator().Latest()) + ` migrations applied (run: acidic -schema ` + halfSchema + ` migrate up)`},
 	}
 
 	base := []string{"-database", testdb.URL(), "-schema", drv.Schema()}
@@ -525,7 +524,7 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 
 	var versions []int
 	var vtext []string
-	for _, m := range migrations.All() {
+	for _, m := range drv.Migrator().Migrations() {
 		versions = append(versions, m.Version)
 		vtext = append(vtext, fmt.Sprint(m.Version))
 	}
