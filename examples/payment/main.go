@@ -67,10 +67,10 @@ type report struct {
 	Steps      []acidic.Step
 	Final      paymentState // the run's persisted state
 	Receipt    *receipt     // the run's result, once it succeeded
-	Charges    int             // gateway charges for the run, by any process
-	NewCharges int             // gateway charges made by this invocation
-	LedgerRows int             // ledger rows for the order
-	Receipts   int             // receipts for the order
+	Charges    int          // gateway charges for the run, by any process
+	NewCharges int          // gateway charges made by this invocation
+	LedgerRows int          // ledger rows for the order
+	Receipts   int          // receipts for the order
 }
 
 func main() {
