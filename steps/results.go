@@ -8,8 +8,11 @@ import (
 )
 
 // ChildResults returns the results of the runs awaited by step awaitStep of
-// this run, decoded into R, in the order of Children (oldest first). The
-// step after an await step reads what its children returned this way:
+// this run, decoded into R, in the order of Children: oldest first, and in
+// no particular order among children staged by one execution of the step
+// (they are created together), so let each result say which request it
+// answers. The step after an await step reads what its children returned
+// this way:
 //
 //	quotes, err := steps.ChildResults[Quote](ctx, sc, "quote")
 //
