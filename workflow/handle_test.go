@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -387,5 +388,27 @@ func TestBuilderSteps(t *testing.T) {
 	drain(t, e2)
 	if r, err := listed.Get(ctx, e2, res2.Run.ID); err != nil || r.State != acidic.RunSucceeded {
 		t.Errorf("run of the listed definition: %v, %v", r, err)
+	}
+}
+
+// Wait whose context ends before the run finishes returns the run as last
+// read, decoded, with the context's error.
+func TestHandleWaitDeadlineReturnsTheRunDecoded(t *testing.T) {
+	t.Parallel()
+	drv := testdb.New(t, testdb.Options{})
+	invoice := invoiceWorkflow()
+	e := newEngine(t, drv, engineConfig(1), invoice) // never started: the run stays pending
+	res, err := invoice.Enqueue(ctxT(t), e, invoiceArgs{Customer: "acme"}, workflow.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctxT(t), 500*time.Millisecond)
+	defer cancel()
+	r, err := invoice.Wait(ctx, e, res.Run.ID)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v, want DeadlineExceeded", err)
+	}
+	if r == nil || r.State != acidic.RunPending || r.Args.Customer != "acme" {
+		t.Errorf("Wait returned %+v, want the pending run decoded", r)
 	}
 }
