@@ -6,6 +6,11 @@
 // jobs. Every job of a kind is handled by the function registered for that
 // kind in Workers.
 //
+// A Kind[A] is a kind typed by its arguments: declare it once
+// (queue.NewKind[EmailArgs]("send_email")) and enqueue, batch, register
+// and read jobs through it, so the compiler checks the arguments the API by
+// name (Client.Enqueue(ctx, "send_email", args, opts)) takes as any value.
+//
 // # Job states
 //
 //	                   ScheduledAt passes

@@ -83,6 +83,11 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err != nil {
 		return nil, err
 	}
+	if h, ok := args.(handleArgs); ok {
+		if err := h.registeredAs(d); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := encodeArgs(args)
 	if err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)

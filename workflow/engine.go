@@ -114,6 +114,7 @@ func (e *Engine) Register(defs ...Definition) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrAlreadyRegistered, err)
 		}
+		d.seal()
 		e.defs[d.Name()] = d
 	}
 	return nil
