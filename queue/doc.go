@@ -31,6 +31,17 @@
 // jobs they depend on. Completed, cancelled and discarded are final; they are
 // pruned after a retention period.
 //
+// # Nodes and the leader
+//
+// Every started Client is a node of its schema: it records a row (its host,
+// process, version and queues with their workers busy and free) with its
+// heartbeat, and takes part in the election of one leader, by a lease on the
+// database's clock (Config.LeaderLease). Only the leader runs the
+// maintenance (rescue, pruning) in the background; IsLeader tells whether
+// this client leads. When the leader dies another node leads within the
+// lease; one that stops cleanly hands the lead over at once. See
+// docs/operations.md, "Leader" and "Nodes".
+//
 // # Guarantees
 //
 // Delivery is at least once: a job whose worker dies is rescued and run again.

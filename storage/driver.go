@@ -166,6 +166,9 @@ type Executor interface {
 	// OutboxList returns messages by ascending id, undelivered only when
 	// pendingOnly is set.
 	OutboxList(ctx context.Context, p OutboxListParams) ([]*acidic.OutboxMessage, error)
+
+	// Periodic schedules: see PeriodicExecutor (periodic.go).
+	PeriodicExecutor
 }
 
 // Tx is an Executor inside a database transaction.
@@ -241,6 +244,8 @@ const (
 type Driver interface {
 	Executor
 	Migrations // the driver's migration files and how they run (migrate.go)
+	Nodes
+	JobAges
 	// InTx runs fn in a transaction at the given isolation and commits it
 	// when fn returns nil. A serialization failure or deadlock (from fn or
 	// from the commit; at ReadCommitted only deadlocks occur) rolls back and

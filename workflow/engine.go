@@ -155,6 +155,10 @@ func (e *Engine) Stop(ctx context.Context) error { return e.q.Stop(ctx) }
 // Queue returns the engine's job queue client, for plain jobs.
 func (e *Engine) Queue() *queue.Client { return e.q }
 
+// IsLeader reports whether this engine leads its schema's nodes now, and so
+// runs the maintenance: see queue.Client.IsLeader.
+func (e *Engine) IsLeader() bool { return e.q.IsLeader() }
+
 // Driver returns the engine's storage driver.
 func (e *Engine) Driver() storage.Driver { return e.drv }
 
