@@ -78,7 +78,7 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	if _, _, err := c.drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: nil}); err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: resolve dependencies failed", "err", err)
 	}
-	pruned, err := c.drv.JobPrune(ctx, storage.JobPruneParams{Retention: c.cfg.Retention, Limit: 10000})
+	pruned, err := c.prune(ctx)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)
 	}
