@@ -106,7 +106,7 @@ func (c *Client) run(ctx, work context.Context) error {
 	cp := newCompleter(c)
 	producers := map[string]*producer{}
 	for name, q := range c.cfg.Queues {
-		producers[name] = newProducer(c, name, q.MaxWorkers)
+		producers[name] = newProducer(c, name, q)
 	}
 	c.mu.Lock()
 	c.completer, c.producers = cp, producers

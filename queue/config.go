@@ -17,6 +17,9 @@ import (
 type QueueConfig struct {
 	// MaxWorkers is how many jobs of this queue the client runs at once. Required, at least 1.
 	MaxWorkers int
+	// Limits caps the jobs of this queue running and starting across all
+	// clients (see QueueLimits); the zero value sets none.
+	Limits QueueLimits
 }
 
 // Config configures a Client. Only Workers and Queues matter for a client that
@@ -178,6 +181,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		if q.MaxWorkers < 1 {
 			return c, fmt.Errorf("%w: queue %q: MaxWorkers %d must be at least 1", ErrInvalid, name, q.MaxWorkers)
+		}
+		if q.Limits.set() {
+			if err := q.Limits.check(name); err != nil {
+				return c, err
+			}
 		}
 	}
 	if len(c.Queues) > 0 && c.Workers == nil {

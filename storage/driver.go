@@ -250,6 +250,7 @@ type Driver interface {
 	Nodes
 	JobAges
 	Controls
+	LimitedFetcher
 	// InTx runs fn in a transaction at the given isolation and commits it
 	// when fn returns nil. A serialization failure or deadlock (from fn or
 	// from the commit; at ReadCommitted only deadlocks occur) rolls back and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
@@ -321,6 +322,13 @@ func testJobFetchPausedQueue(t *testing.T, newDriver NewDriverFunc) {
 		got, err := drv.JobFetch(ctx, storage.JobFetchParams{Queue: "held", Max: 10, WorkerID: worker})
 		if err != nil || len(got) != 0 {
 			t.Fatalf("JobFetch of a paused queue by %s = %v, %v; want nothing", worker, ids(got), err)
+		}
+	}
+	// A limited fetch obeys the pause too, whole-queue or partitioned.
+	for _, l := range []storage.FetchLimits{{Concurrency: 5}, {Concurrency: 5, PartitionBy: []string{"m"}}, {RateLimit: 5, RatePeriod: time.Hour}} {
+		res, err := drv.JobFetchLimited(ctx, storage.JobFetchLimitedParams{JobFetchParams: storage.JobFetchParams{Queue: "held", Max: 10, WorkerID: "w1"}, Limits: l})
+		if err != nil || len(res.Jobs) != 0 {
+			t.Fatalf("JobFetchLimited(%+v) of a paused queue = %v, %v; want nothing", l, ids(res.Jobs), err)
 		}
 	}
 	fetchOne(ctx, t, drv, "free", "w1")

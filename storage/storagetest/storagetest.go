@@ -21,7 +21,7 @@ type conformanceTest struct {
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
 // in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Capabilities,
-// Migrate, Periodic, Nodes, JobAges, Controls).
+// Migrate, Periodic, Nodes, JobAges, Controls, Retention, Limits).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -40,6 +40,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"JobAges", jobAgeTests},
 		{"Controls", controlTests},
 		{"Retention", retentionTests},
+		{"Limits", limitTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

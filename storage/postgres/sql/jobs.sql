@@ -71,26 +71,7 @@ claimed AS (
   WHERE id = picked_id
   RETURNING {job_columns}
 ),
-leased AS (
-  UPDATE {schema}.runs r
-  -- The token names the attempt for operators and is unique besides: a
-  -- claim lost in a database crash (claims commit asynchronously) gives the
-  -- same attempt number to the next claim, and the old holder, still
-  -- running, must not pass the new holder's fence.
-  SET locked_by = 'job:' || c.id || ':' || c.attempt || ':' || md5(random()::text || clock_timestamp()::text),
-      locked_at = now(),
-      locked_job_id = c.id,
-      locked_attempt = c.attempt,
-      last_run_at = now(),
-      state = 'running',
-      updated_at = now()
-  FROM claimed c
-  WHERE r.id = c.run_id
-    AND r.workflow = c.kind
-    AND r.state IN ('pending', 'running')
-    AND (r.locked_by IS NULL OR (r.locked_job_id = c.id AND r.locked_attempt < c.attempt))
-  RETURNING c.id AS leased_job_id, {run_columns_r}
-)
+{fragment:lease_claimed_runs}
 SELECT c.*, l.*
 FROM claimed c
 LEFT JOIN leased l ON l.leased_job_id = c.id;
@@ -417,3 +398,28 @@ encode(substr(sha256((SELECT key FROM {schema}.notify_key) || convert_to(queue, 
 -- (cancelled, discarded) and j ignores failures.
 (d.state = 'completed'
  OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded')))
+
+-- fragment: lease_claimed_runs
+-- The CTE that leases the runs of the jobs of the CTE "claimed" (columns
+-- id, attempt, run_id, kind) to their new attempts where the lease is free;
+-- JobFetch and JobFetchLimited share it.
+leased AS (
+  UPDATE {schema}.runs r
+  -- The token names the attempt for operators and is unique besides: a
+  -- claim lost in a database crash (claims commit asynchronously) gives the
+  -- same attempt number to the next claim, and the old holder, still
+  -- running, must not pass the new holder's fence.
+  SET locked_by = 'job:' || c.id || ':' || c.attempt || ':' || md5(random()::text || clock_timestamp()::text),
+      locked_at = now(),
+      locked_job_id = c.id,
+      locked_attempt = c.attempt,
+      last_run_at = now(),
+      state = 'running',
+      updated_at = now()
+  FROM claimed c
+  WHERE r.id = c.run_id
+    AND r.workflow = c.kind
+    AND r.state IN ('pending', 'running')
+    AND (r.locked_by IS NULL OR (r.locked_job_id = c.id AND r.locked_attempt < c.attempt))
+  RETURNING c.id AS leased_job_id, {run_columns_r}
+)
