@@ -61,11 +61,10 @@ func (m Mode) String() string {
 type Options struct {
 	// Mode is Manual (default), Inline or InlineUntilDone.
 	Mode Mode
-	// Workers holds the plain job kinds the code under test uses.
+	// Workers defines the plain job kinds the code under test uses: their
+	// functions and options (queue.KindOptions), which every enqueue
+	// through the harness honours.
 	Workers *queue.Workers
-	// KindDefaults are default enqueue options per job kind, as in
-	// queue.Config.
-	KindDefaults map[string]queue.EnqueueOptions
 	// Logger receives the engine's logs; default discards them.
 	Logger *slog.Logger
 }
@@ -81,9 +80,6 @@ type Harness struct {
 	// one): register the kinds under test here before draining.
 	Workers *queue.Workers
 	mode    Mode
-	// kindDefaults are Options.KindDefaults, for the jobs PerformWorker
-	// builds.
-	kindDefaults map[string]queue.EnqueueOptions
 	// workflows are the kinds of the registered workflows' jobs, which
 	// PerformWorker refuses.
 	workflows map[string]bool
@@ -118,7 +114,7 @@ func newHarness(t testing.TB, drv storage.Driver, pg *postgres.Driver, opts Opti
 	if ws == nil {
 		ws = queue.NewWorkers()
 	}
-	qcfg.Workers, qcfg.KindDefaults, qcfg.Logger = ws, opts.KindDefaults, logger
+	qcfg.Workers, qcfg.Logger = ws, logger
 	if qcfg.ID == "" {
 		qcfg.ID = "acidictest"
 	}
@@ -137,7 +133,7 @@ func newHarness(t testing.TB, drv storage.Driver, pg *postgres.Driver, opts Opti
 	for _, d := range defs {
 		workflows[d.Name()] = true
 	}
-	return &Harness{t: t, Driver: pg, Engine: eng, Workers: ws, mode: opts.Mode, kindDefaults: opts.KindDefaults, workflows: workflows, drv: drv}
+	return &Harness{t: t, Driver: pg, Engine: eng, Workers: ws, mode: opts.Mode, workflows: workflows, drv: drv}
 }
 
 // Queue is the harness's job queue client.

@@ -2,7 +2,6 @@ package acidictest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,7 +13,7 @@ import (
 // PerformWorker runs the worker registered for a plain job kind once, in
 // the test's goroutine, on a job built in memory as the enqueue would store
 // it: args encoded as Enqueue encodes them, queue, priority, attempts and
-// meta from opts and the kind's defaults (Options.KindDefaults), attempt 1,
+// meta from opts and the kind's options (queue.KindOptions), attempt 1,
 // state running, ID 0. Nothing is read from or written to the database, so
 // a unique worker can be performed again and again, and the test is a unit
 // test of the worker.
@@ -46,65 +45,13 @@ func (h *Harness) PerformWorker(ctx context.Context, kind string, args any, opts
 // buildJob returns the job an enqueue of kind, args and opts would store,
 // as a fetch hands it to its worker.
 func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
-	if err := h.Queue().ValidateEnqueue(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts}); err != nil {
+	job, err := h.Queue().Preview(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts})
+	if err != nil {
 		return nil, err
 	}
-	// The kind's defaults fill what opts leave zero, as Enqueue does.
-	d := h.kindDefaults[kind]
-	if opts.Queue == "" {
-		opts.Queue = d.Queue
-	}
-	if opts.Priority == 0 {
-		opts.Priority = d.Priority
-	}
-	if opts.MaxAttempts == 0 {
-		opts.MaxAttempts = d.MaxAttempts
-	}
-	if len(opts.Meta) == 0 {
-		opts.Meta = d.Meta
-	}
-	if opts.ScheduledAt.IsZero() && opts.ScheduleIn == 0 {
-		opts.ScheduledAt, opts.ScheduleIn = d.ScheduledAt, d.ScheduleIn
-	}
 	now := time.Now()
-	job := &acidic.Job{
-		Queue:       opts.Queue,
-		Kind:        kind,
-		State:       acidic.JobRunning,
-		Priority:    opts.Priority,
-		Attempt:     1,
-		MaxAttempts: opts.MaxAttempts,
-		ScheduledAt: opts.ScheduledAt,
-		AttemptedAt: &now,
-		AttemptedBy: h.Queue().ID(),
-		Meta:        opts.Meta,
-		CreatedAt:   now,
-	}
-	if job.Queue == "" {
-		job.Queue = queue.DefaultQueue
-	}
-	if job.MaxAttempts == 0 {
-		job.MaxAttempts = queue.DefaultMaxAttempts
-	}
-	if job.ScheduledAt.IsZero() {
-		job.ScheduledAt = now.Add(opts.ScheduleIn)
-	}
-	if len(job.Meta) == 0 {
-		job.Meta = json.RawMessage("{}")
-	}
-	switch a := args.(type) {
-	case nil:
-		job.Args = json.RawMessage("{}")
-	case json.RawMessage:
-		job.Args = a
-	default:
-		// ValidateEnqueue encoded it already, so this cannot fail.
-		b, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("%w: kind %q: encode args: %w", queue.ErrInvalid, kind, err)
-		}
-		job.Args = b
-	}
+	job.State, job.Attempt = acidic.JobRunning, 1
+	job.AttemptedAt, job.AttemptedBy, job.CreatedAt = &now, h.Queue().ID(), now
 	return job, nil
 }
 

@@ -96,8 +96,8 @@ func ExampleClient_Drain() {
 
 	// Lower priorities run first: 0 is the highest.
 	_, err = client.EnqueueMany(ctx, []queue.EnqueueParams{
-		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 640}, Opts: queue.EnqueueOptions{Priority: 1}},
-		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 64}, Opts: queue.EnqueueOptions{Priority: 0}},
+		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 640}, Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(1)}},
+		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 64}, Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(0)}},
 	})
 	if err != nil {
 		panic(err)

@@ -166,6 +166,8 @@ type Executor interface {
 	// OutboxList returns messages by ascending id, undelivered only when
 	// pendingOnly is set.
 	OutboxList(ctx context.Context, p OutboxListParams) ([]*acidic.OutboxMessage, error)
+
+	Uniqueness // unique periods from the first insert, unique job graphs (unique.go)
 }
 
 // Tx is an Executor inside a database transaction.

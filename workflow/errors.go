@@ -29,7 +29,9 @@ var (
 	ErrArgsDecode = errors.New("workflow: arguments do not decode")
 
 	// ErrStateDecode fails a run whose persisted state no longer decodes
-	// into the workflow's state type.
+	// into the workflow's state type. An enqueue whose initial state
+	// (EnqueueOptions.State) does not encode or decode into that type
+	// returns it too, and writes nothing.
 	ErrStateDecode = errors.New("workflow: persisted state does not decode")
 
 	// ErrDefinitionChanged fails a run whose workflow's steps changed since

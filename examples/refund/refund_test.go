@@ -14,12 +14,12 @@ import (
 // test's own orders table.
 func setup(t *testing.T) (*acidictest.Harness, *orders) {
 	t.Helper()
-	h := acidictest.New(t, acidictest.Options{KindDefaults: refundDefaults()})
+	h := acidictest.New(t, acidictest.Options{})
 	shop, err := newOrders(context.Background(), h.Driver.Pool(), h.Driver.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := queue.HandleArgs(h.Workers, RefundKind, shop.refund, queue.KindOptions{}); err != nil {
+	if err := queue.HandleArgs(h.Workers, RefundKind, shop.refund, refundOptions()); err != nil {
 		t.Fatal(err)
 	}
 	return h, shop

@@ -2,10 +2,11 @@
 -- scanRun reads.
 
 -- name: RunInsert
--- A new run's state (attrs) is the column default, JSON null.
+-- A new run's state (attrs) is $10, the initial state given at enqueue, or
+-- JSON null when none was.
 INSERT INTO {schema}.runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                           definition_hash, parent_run_id, parent_step)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                           definition_hash, parent_run_id, parent_step, attrs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::jsonb, 'null'::jsonb))
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {run_columns};
 
