@@ -165,8 +165,8 @@ func TestGraphAppliesKindOptionsAndRefusesUniqueJobs(t *testing.T) {
 	}
 	before := countRows(t, drv, "jobs")
 	for name, job := range map[string]queue.GraphJob{
-		"by kind options":  {Name: "u", Kind: "single"},
-		"by options":       {Name: "u", Kind: "plain", Opts: queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}},
+		"by kind options": {Name: "u", Kind: "single"},
+		"by options":      {Name: "u", Kind: "plain", Opts: queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}},
 	} {
 		var g queue.Graph
 		g.Add(queue.GraphJob{Name: "first", Kind: "plain"}).Add(job)

@@ -38,8 +38,8 @@ type MaintenanceResult struct {
 }
 
 // Maintain runs one maintenance pass now: rescue jobs whose worker stopped
-// heartbeating more than RescueAfter ago, and prune finished jobs older than
-// Retention. Started clients call it every MaintenanceInterval; tests and
+// heartbeating more than RescueAfter ago, prune finished jobs older than
+// Retention, and free the keys of unique graphs whose jobs are all pruned. Started clients call it every MaintenanceInterval; tests and
 // tools may call it directly.
 func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	var res MaintenanceResult
@@ -63,6 +63,10 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)
 	}
 	res.Pruned = pruned
+	// Keys of unique graphs whose jobs are all pruned are free again.
+	if _, err := c.drv.JobGraphPrune(ctx, storage.JobGraphPruneParams{Retention: c.cfg.Retention, Limit: 10000}); err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: prune graph keys failed", "err", err)
+	}
 	return res
 }
 

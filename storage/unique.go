@@ -30,9 +30,10 @@ type Uniqueness interface {
 	// that graph's if it committed, and this caller's if it rolled back, so
 	// racing inserts of one key make one graph. Inside a REPEATABLE READ or
 	// SERIALIZABLE transaction a key committed after its snapshot is a
-	// serialization failure. Must be called in a transaction (a Tx): the
-	// key and the graph's jobs commit together. A key that is not 1 to
-	// MaxKeyBytes bytes of UTF-8 without NUL is acidic.ErrInvalid.
+	// serialization failure. It is called in a transaction (a Tx), so that
+	// the key and the graph's jobs commit together; called on the Driver
+	// it is acidic.ErrInvalid, as is a key that is not 1 to MaxKeyBytes
+	// bytes of UTF-8 without NUL.
 	JobGraphReserve(ctx context.Context, p JobGraphReserveParams) (JobGraphReservation, error)
 
 	// JobGraphRecord names the jobs of the graph whose key the same

@@ -32,6 +32,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Tx", txTests},
 		{"Notify", notifyTests},
 		{"Outbox", outboxTests},
+		{"Unique", uniqueTests}, // unique.go
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -72,6 +73,7 @@ var jobTests = []conformanceTest{
 var runTests = []conformanceTest{
 	{"RunInsert", testRunInsert},
 	{"RunInsertConcurrent", testRunInsertConcurrent},
+	{"RunInsertAttrs", testRunInsertAttrs}, // runattrs.go
 	{"RunLease", testRunLease},
 	{"RunUpdate", testRunUpdate},
 	{"RunRelease", testRunRelease},
