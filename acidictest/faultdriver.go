@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 
 	"github.com/acidic-go/acidic"
@@ -193,7 +194,17 @@ func (d *faultDriver) NewListener(ctx context.Context) (l storage.Listener, err 
 
 func (d *faultDriver) Stats() storage.Stats { return d.drv.Stats() }
 
+func (d *faultDriver) Capabilities() storage.Capabilities { return d.drv.Capabilities() }
+
 func (d *faultDriver) Schema() string { return d.drv.Schema() }
+
+// The engine never migrates: migrations pass to the driver untouched.
+
+func (d *faultDriver) MigrationFiles() fs.FS { return d.drv.MigrationFiles() }
+
+func (d *faultDriver) MigrationLocked(ctx context.Context, p storage.MigrationLockedParams) error {
+	return d.drv.MigrationLocked(ctx, p)
+}
 
 func (d *faultDriver) wrap(tx storage.Tx) storage.Tx {
 	return &faultTx{faultExec: faultExec{ex: tx, f: d.f}, tx: tx}

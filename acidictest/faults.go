@@ -2,8 +2,6 @@ package acidictest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,9 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
@@ -89,7 +84,7 @@ type FaultCase struct {
 }
 
 // Driver is the case's storage driver on its own schema.
-func (c *FaultCase) Driver() *postgres.Driver { return c.Harness.Driver }
+func (c *FaultCase) Driver() *postgres.Driver { return c.Harness.Driver.(*postgres.Driver) }
 
 // FaultReport counts what EachFault did and found.
 type FaultReport struct {
@@ -158,9 +153,7 @@ func EachFault(t *testing.T, opts FaultOptions) FaultReport {
 	if len(opts.Phases) == 0 {
 		opts.Phases = []Phase{Before, After}
 	}
-	pool := faultPool(t)
-	schemas := &schemaPool{pool: pool, setup: opts.Setup, free: make(chan *postgres.Driver, 8)}
-	t.Cleanup(schemas.drop)
+	schemas := testdb.NewSchemas(t, 2*faultWorkers, opts.Setup)
 	var rep FaultReport
 	var mu sync.Mutex
 
@@ -230,7 +223,7 @@ func EachFault(t *testing.T, opts FaultOptions) FaultReport {
 const faultWorkers = 6
 
 // runFaultCase runs one case as a subtest of t and counts it in rep.
-func runFaultCase(t *testing.T, schemas *schemaPool, opts FaultOptions, dry outcome, pair [2]*Injection, rep *FaultReport, mu *sync.Mutex) {
+func runFaultCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, dry outcome, pair [2]*Injection, rep *FaultReport, mu *sync.Mutex) {
 	name := pair[0].String()
 	if pair[1] != nil {
 		name += ", then in recovery " + pair[1].Fault.String() + " " + pair[1].Phase.String() + fmt.Sprintf(" #%d", pair[1].Seq)
@@ -264,12 +257,12 @@ func runFaultCase(t *testing.T, schemas *schemaPool, opts FaultOptions, dry outc
 // at (nil: none), then recover (with the fault second injected in the first
 // recovery, when set). It returns the case and the calls of its faulty
 // engine.
-func runCase(t *testing.T, schemas *schemaPool, opts FaultOptions, at, second *Injection) (*FaultCase, []string) {
+func runCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, at, second *Injection) (*FaultCase, []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := schemas.get(ctx, t)
-	t.Cleanup(func() { schemas.put(pg) })
+	pg := schemas.Get(ctx, t)
+	t.Cleanup(func() { schemas.Put(pg) })
 	fd := newFaultDriver(pg, at)
 	h := faultHarness(t, fd, pg, opts)
 	startErr := opts.Start(ctx, h)
@@ -411,96 +404,6 @@ func hasHalted(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
 	}
 	return len(runs) > 0
 }
-
-// faultPool opens the pool every case shares. Its commits do not wait for
-// the WAL flush: the faults are injected in the process, the database does
-// not crash, and the cases run several times faster.
-func faultPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(testdb.URL())
-	if err != nil {
-		t.Fatalf("acidictest: parse DATABASE_URL: %v", err)
-	}
-	cfg.MaxConns = 2 * faultWorkers
-	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err == nil {
-		err = pool.Ping(ctx)
-	}
-	if err != nil {
-		t.Fatalf("acidictest: cannot reach the test database at %s: %v", testdb.URL(), err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// schemaPool hands out migrated schemas, emptied between cases.
-type schemaPool struct {
-	pool  *pgxpool.Pool
-	setup func(ctx context.Context, drv *postgres.Driver) error
-	free  chan *postgres.Driver
-	mu    sync.Mutex
-	all   []string
-}
-
-// get returns an empty schema: a free one, emptied, or a new one.
-func (p *schemaPool) get(ctx context.Context, t *testing.T) *postgres.Driver {
-	t.Helper()
-	select {
-	case drv := <-p.free:
-		_, err := p.pool.Exec(ctx, `DO $$
-DECLARE tables text;
-BEGIN
-  SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') INTO tables
-  FROM pg_tables WHERE schemaname = `+quoteLiteral(drv.Schema())+` AND tablename <> 'schema_migrations';
-  IF tables IS NOT NULL THEN EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE'; END IF;
-END $$`)
-		if err != nil {
-			t.Fatalf("empty schema %s: %v", drv.Schema(), err)
-		}
-		return drv
-	default:
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "acidic_faults_" + hex.EncodeToString(b[:])
-	p.mu.Lock()
-	p.all = append(p.all, schema)
-	p.mu.Unlock()
-	drv := postgres.New(p.pool, postgres.Options{Schema: schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		t.Fatalf("migrate %s: %v", schema, err)
-	}
-	if p.setup != nil {
-		if err := p.setup(ctx, drv); err != nil {
-			t.Fatalf("Setup: %v", err)
-		}
-	}
-	return drv
-}
-
-// put gives a schema back for another case.
-func (p *schemaPool) put(drv *postgres.Driver) {
-	select {
-	case p.free <- drv:
-	default:
-	}
-}
-
-// drop removes every schema the pool made.
-func (p *schemaPool) drop() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range p.all {
-		_, _ = p.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE")
-	}
-}
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // outcome is what a case ended with, to compare with the fault-free run.
 type outcome struct {

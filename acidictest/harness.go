@@ -67,13 +67,18 @@ type Options struct {
 	Workers *queue.Workers
 	// Logger receives the engine's logs; default discards them.
 	Logger *slog.Logger
+	// Driver is the store the harness runs on: a driver on an empty,
+	// migrated store of this test's own, so tests run on whichever database
+	// the code under test runs on. Default NewDriver(t): a PostgreSQL
+	// schema of the test's own, dropped when it ends.
+	Driver storage.Driver
 }
 
 // Harness is an engine on a schema of its own, with helpers for tests.
 type Harness struct {
 	t testing.TB
-	// Driver is the storage driver on the test's schema.
-	Driver *postgres.Driver
+	// Driver is the storage driver the harness runs on (Options.Driver).
+	Driver storage.Driver
 	// Engine is the workflow engine; it is never started.
 	Engine *workflow.Engine
 	// Workers is the registry of plain job kinds (Options.Workers, or a new
@@ -98,13 +103,17 @@ func NewDriver(t testing.TB) *postgres.Driver {
 // New returns a harness with the workflows registered.
 func New(t testing.TB, opts Options, defs ...workflow.Definition) *Harness {
 	t.Helper()
-	drv := NewDriver(t)
+	drv := opts.Driver
+	if drv == nil {
+		drv = NewDriver(t)
+	}
 	return newHarness(t, drv, drv, opts, queue.Config{}, defs...)
 }
 
-// newHarness returns a harness whose engine runs on drv, a driver on pg's
-// schema, with the queue settings of qcfg that are not the harness's own.
-func newHarness(t testing.TB, drv storage.Driver, pg *postgres.Driver, opts Options, qcfg queue.Config, defs ...workflow.Definition) *Harness {
+// newHarness returns a harness whose engine runs on drv, a driver on the
+// store of base (itself, or the driver it wraps), with the queue settings of
+// qcfg that are not the harness's own.
+func newHarness(t testing.TB, drv storage.Driver, base storage.Driver, opts Options, qcfg queue.Config, defs ...workflow.Definition) *Harness {
 	t.Helper()
 	logger := opts.Logger
 	if logger == nil {
@@ -133,7 +142,7 @@ func newHarness(t testing.TB, drv storage.Driver, pg *postgres.Driver, opts Opti
 	for _, d := range defs {
 		workflows[d.Name()] = true
 	}
-	return &Harness{t: t, Driver: pg, Engine: eng, Workers: ws, mode: opts.Mode, workflows: workflows, drv: drv}
+	return &Harness{t: t, Driver: base, Engine: eng, Workers: ws, mode: opts.Mode, workflows: workflows, drv: drv}
 }
 
 // Queue is the harness's job queue client.

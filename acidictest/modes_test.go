@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
 	"github.com/acidic-go/acidic/queue"
@@ -20,11 +18,11 @@ import (
 // jobRows counts the rows of the harness's jobs table, whatever their state.
 func jobRows(t *testing.T, h *acidictest.Harness) int {
 	t.Helper()
-	var n int
-	if err := h.Driver.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{h.Driver.Schema(), "jobs"}.Sanitize()).Scan(&n); err != nil {
+	jobs, err := h.Driver.JobList(context.Background(), acidic.JobFilter{Limit: 1 << 20})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return len(jobs)
 }
 
 // PerformWorker runs the worker on a job built in memory as the enqueue
@@ -264,14 +262,15 @@ func TestWithModeRestoresTheMode(t *testing.T) {
 func TestEnqueueTxStoresOnCommitOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline}, fanOut()...)
+	pg := acidictest.NewDriver(t)
+	h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline, Driver: pg}, fanOut()...)
 	ran := counter(h.Workers, "mail", func(int) error { return nil })
 	enqueue := func() storage.Tx {
-		ptx, err := h.Driver.Pool().Begin(ctx)
+		ptx, err := pg.Pool().Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx := h.Driver.WrapTx(ptx)
+		tx := pg.WrapTx(ptx)
 		if _, err := h.EnqueueJobTx(ctx, tx, "mail", args{N: 1}, queue.EnqueueOptions{}); err != nil {
 			t.Fatal(err)
 		}

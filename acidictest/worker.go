@@ -2,6 +2,7 @@ package acidictest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -45,13 +46,35 @@ func (h *Harness) PerformWorker(ctx context.Context, kind string, args any, opts
 // buildJob returns the job an enqueue of kind, args and opts would store,
 // as a fetch hands it to its worker.
 func (h *Harness) buildJob(kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
-	job, err := h.Queue().Preview(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts})
+	// The row an enqueue would insert: the kind's defaults applied, every
+	// field checked.
+	in, err := h.Queue().JobInsert(queue.EnqueueParams{Kind: kind, Args: args, Opts: opts})
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	job.State, job.Attempt = acidic.JobRunning, 1
-	job.AttemptedAt, job.AttemptedBy, job.CreatedAt = &now, h.Queue().ID(), now
+	job := &acidic.Job{
+		Queue:        in.Queue,
+		Kind:         in.Kind,
+		Args:         in.Args,
+		State:        acidic.JobRunning,
+		Priority:     in.Priority,
+		Attempt:      1,
+		MaxAttempts:  in.MaxAttempts,
+		ScheduledAt:  in.ScheduledAt,
+		AttemptedAt:  &now,
+		AttemptedBy:  h.Queue().ID(),
+		Meta:         in.Meta,
+		UniqueKey:    in.UniqueKey,
+		UniqueStates: in.UniqueStates,
+		CreatedAt:    now,
+	}
+	if job.ScheduledAt.IsZero() {
+		job.ScheduledAt = now
+	}
+	if len(job.Meta) == 0 {
+		job.Meta = json.RawMessage("{}")
+	}
 	return job, nil
 }
 

@@ -1,18 +1,24 @@
-// Package migrations creates and upgrades the tables Acidic needs.
+// Package migrations creates and upgrades the tables Acidic needs, on any
+// storage driver.
 //
-// The SQL lives in versioned files embedded in the binary (postgres/NNNN_name.up.sql
-// and the matching .down.sql). Every table is created in a schema of the caller's
-// choosing (default "acidic"), so several isolated instances can share one
-// database: tests use one schema each.
+// Each driver carries its migrations (storage.Migrations): versioned files
+// NNNN_name.up.sql and the matching .down.sql, embedded in the driver's
+// package (the PostgreSQL driver's are in storage/postgres/migrations). This
+// package loads and checks them (versions from 1 without gaps, an up and a
+// down file for each), orders them, and decides what to apply or revert; the
+// driver runs them under its store's migration lock and records the versions
+// applied (PostgreSQL: an advisory lock keyed by the schema and the schema's
+// schema_migrations table). Two processes migrating at the same time are
+// safe: the second waits for the first and then finds nothing left to do.
+// Running Up twice is a no-op.
 //
-// A Migrator applies migrations under a PostgreSQL advisory lock keyed by the
-// schema name, so two processes migrating at the same time are safe: the second
-// waits for the first and then finds nothing left to do. Applied versions are
-// recorded in the schema's schema_migrations table; running Up twice is a no-op.
+//	m := migrations.New(drv) // or drv.Migrator()
+//	applied, err := m.Up(ctx)
 //
-// Up creates the schema and schema_migrations only when they do not exist, so
+// Up creates the store's record of versions only when it does not exist, so
 // with nothing pending it only reads: a least-privilege application role may
-// call it at start-up, and an owner may migrate a schema an administrator
-// created for it (docs/operations.md). Schema names PostgreSQL would not keep
-// as given (over 63 bytes, say) are refused (CheckSchema).
+// call it at start-up (docs/operations.md). A store that has versions
+// applied that this build does not know, migrated by a newer version of
+// Acidic, is refused by Up and Down with a *NewerStoreError, changing
+// nothing.
 package migrations

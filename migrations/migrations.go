@@ -2,92 +2,67 @@ package migrations
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/acidic-go/acidic"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/acidic-go/acidic/storage"
 )
-
-// DefaultSchema is the schema used when none is given.
-const DefaultSchema = "acidic"
-
-//go:embed postgres/*.sql
-var postgresFiles embed.FS
 
 // ErrUnknownVersion is returned by Down when asked to go to a version that no
 // migration has.
 var ErrUnknownVersion = errors.New("migrations: unknown version")
 
-// ErrInvalidSchema is returned, wrapped with the reason, for a schema name
-// PostgreSQL would not keep as given (see CheckSchema). The error also
-// matches acidic.ErrInvalid.
-var ErrInvalidSchema = errors.New("migrations: invalid schema name")
-
-// MaxSchemaBytes is the longest schema name: PostgreSQL silently cuts
-// identifiers to 63 bytes, so two longer names would share one schema (and
-// not one migration lock).
-const MaxSchemaBytes = 63
-
-// CheckSchema returns nil if name can name Acidic's schema ("" stands for
-// DefaultSchema), and otherwise ErrInvalidSchema naming the rule it breaks:
-// at most MaxSchemaBytes bytes of UTF-8 without control characters (NUL
-// above all), not starting with "pg_" (PostgreSQL reserves those). Any other
-// character is fine: the name is always quoted.
-func CheckSchema(name string) error {
-	if name == "" {
-		return nil
-	}
-	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %w: schema %s: %s", ErrInvalidSchema, acidic.ErrInvalid, quoteShort(name), fmt.Sprintf(format, args...))
-	}
-	if len(name) > MaxSchemaBytes {
-		return invalid("%d bytes; PostgreSQL keeps at most %d of a name", len(name), MaxSchemaBytes)
-	}
-	if !utf8.ValidString(name) {
-		return invalid("not valid UTF-8")
-	}
-	for i, r := range name {
-		if unicode.IsControl(r) {
-			return invalid("control character %U at byte %d", r, i)
-		}
-	}
-	if strings.HasPrefix(name, "pg_") {
-		return invalid(`names starting with "pg_" are reserved for PostgreSQL's own schemas`)
-	}
-	return nil
+// NewerStoreError is returned by Up and Down, which then change nothing,
+// when the store has versions applied that this build does not know: a
+// newer version of Acidic migrated it. Run that version (its Down reverts
+// them), or upgrade.
+type NewerStoreError struct {
+	// Unknown are the applied versions this build does not know, by
+	// ascending version.
+	Unknown []storage.AppliedMigration
+	// Latest is the highest version this build knows.
+	Latest int
 }
 
-// quoteShort quotes a schema name for an error message, cut after 80 bytes.
-func quoteShort(s string) string {
-	if len(s) > 80 {
-		return strconv.Quote(s[:80]) + "…"
+func (e *NewerStoreError) Error() string {
+	names := make([]string, len(e.Unknown))
+	for i, a := range e.Unknown {
+		names[i] = fmt.Sprintf("%d_%s", a.Version, a.Name)
 	}
-	return strconv.Quote(s)
+	what := "version " + names[0] + " is"
+	if len(names) > 1 {
+		what = "versions " + strings.Join(names, ", ") + " are"
+	}
+	return fmt.Sprintf("migrations: %s applied but unknown to this build (it knows 1..%d): a newer version of Acidic migrated the store",
+		what, e.Latest)
 }
 
-// Migration is one versioned change to the schema.
+// Versions returns the unknown versions, ascending.
+func (e *NewerStoreError) Versions() []int {
+	vs := make([]int, len(e.Unknown))
+	for i, a := range e.Unknown {
+		vs[i] = a.Version
+	}
+	return vs
+}
+
+// Migration is one versioned change to the store.
 type Migration struct {
 	// Version orders migrations; it starts at 1 and has no gaps.
 	Version int
 	// Name describes the change, taken from the file name.
 	Name string
-	// Up applies the change and Down reverts it. Both contain the placeholder
-	// {schema}, replaced by the quoted schema name before they run.
+	// Up applies the change and Down reverts it: the driver's SQL, as in
+	// its files (the PostgreSQL driver's name the schema {schema}).
 	Up, Down string
 }
 
-// Status tells whether one migration is applied to a schema.
+// Status tells whether one migration is applied to a store.
 type Status struct {
 	Migration
 	// Applied is true when the migration has been run.
@@ -96,21 +71,17 @@ type Status struct {
 	AppliedAt time.Time
 }
 
-// All returns the embedded migrations in version order.
-func All() []Migration {
-	ms, err := load(postgresFiles, "postgres")
+// Load reads the migrations at the root of fsys (a driver's
+// storage.Migrations.MigrationFiles) and returns them in version order. It
+// fails when a file ending in .up.sql or .down.sql is not named
+// NNNN_name.up.sql or NNNN_name.down.sql, when a version lacks its up or
+// its down file or has files of two names (0010_a.up.sql, 0010_b.up.sql),
+// when the versions do not run from 1 without gaps, or when there are none.
+// An empty file counts as missing. Other files are ignored.
+func Load(fsys fs.FS) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		// The files are compiled in; a malformed name is a build mistake that
-		// the package's tests catch.
-		panic(err)
-	}
-	return ms
-}
-
-func load(fsys fs.FS, dir string) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: read %s: %w", dir, err)
+		return nil, fmt.Errorf("migrations: read files: %w", err)
 	}
 	byVersion := map[int]*Migration{}
 	for _, e := range entries {
@@ -133,7 +104,7 @@ func load(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("migrations: file %q: bad version: %w", name, err)
 		}
-		body, err := fs.ReadFile(fsys, path.Join(dir, name))
+		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("migrations: read %s: %w", name, err)
 		}
@@ -142,11 +113,22 @@ func load(fsys fs.FS, dir string) ([]Migration, error) {
 			m = &Migration{Version: version, Name: label}
 			byVersion[version] = m
 		}
-		if direction == "up" {
-			m.Up = string(body)
-		} else {
-			m.Down = string(body)
+		// Two branches that each added the next version meet here: refuse
+		// rather than run one of them.
+		if m.Name != label {
+			return nil, fmt.Errorf("migrations: version %d has files of two names, %q and %q", version, m.Name, label)
 		}
+		text := &m.Up
+		if direction == "down" {
+			text = &m.Down
+		}
+		if *text != "" {
+			return nil, fmt.Errorf("migrations: version %d has two %s files (the second is %q)", version, direction, name)
+		}
+		*text = string(body)
+	}
+	if len(byVersion) == 0 {
+		return nil, errors.New("migrations: no migration files")
 	}
 	out := make([]Migration, 0, len(byVersion))
 	for _, m := range byVersion {
@@ -164,56 +146,59 @@ func load(fsys fs.FS, dir string) ([]Migration, error) {
 	return out, nil
 }
 
-// Migrator applies and reverts migrations in one schema.
+// Migrator applies and reverts a driver's migrations in the driver's store.
 type Migrator struct {
-	pool       *pgxpool.Pool
-	schema     string
-	quoted     string
+	drv        storage.Migrations
 	migrations []Migration
-	// err is why the schema name cannot be used (CheckSchema); every method
-	// that touches the database returns it.
+	// err is why the driver's migrations cannot be used (Load); every
+	// method that touches the store returns it.
 	err error
 }
 
-// New returns a Migrator for schema (DefaultSchema when empty) on pool. A
-// schema name CheckSchema refuses makes Up, Down and Status return that
-// error without touching the database.
-func New(pool *pgxpool.Pool, schema string) *Migrator {
-	if schema == "" {
-		schema = DefaultSchema
+// New returns a Migrator for drv's store (a storage.Driver is one) and drv's
+// migrations. Files Load refuses make Up, Down and Status return that error
+// without touching the store; a driver's tests rule it out
+// (storagetest.Run loads them). So does a store the driver refuses (the
+// PostgreSQL driver's invalid schema name, say).
+func New(drv storage.Migrations) *Migrator {
+	if drv == nil {
+		return &Migrator{err: errors.New("migrations: no driver")}
 	}
-	return &Migrator{
-		pool:       pool,
-		schema:     schema,
-		quoted:     pgx.Identifier{schema}.Sanitize(),
-		migrations: All(),
-		err:        CheckSchema(schema),
-	}
+	ms, err := Load(drv.MigrationFiles())
+	return &Migrator{drv: drv, migrations: ms, err: err}
 }
 
-// Latest is the highest version this build knows.
-func (m *Migrator) Latest() int { return m.migrations[len(m.migrations)-1].Version }
+// Migrations returns the driver's migrations in version order (a copy).
+func (m *Migrator) Migrations() []Migration { return append([]Migration(nil), m.migrations...) }
+
+// Latest is the highest version this build knows (0 when the driver's files
+// could not be loaded).
+func (m *Migrator) Latest() int {
+	if len(m.migrations) == 0 {
+		return 0
+	}
+	return m.migrations[len(m.migrations)-1].Version
+}
 
 // Up applies every migration not yet applied, in order, and returns the versions
-// it applied (none when the schema is current). It creates the schema and its
-// schema_migrations table only when they do not exist, so a schema that is
-// current needs nothing but USAGE on it and SELECT on schema_migrations: an
-// application role may call Up at start-up (see docs/operations.md), and an
-// owner may migrate a schema someone else created without CREATE on the
-// database. All of it runs in one transaction: either every pending migration
-// is applied or none is.
+// it applied (none when the store is current). It creates the store and its
+// record of versions only when they do not exist, so a store that is current
+// needs nothing but the right to read that record: an application role may
+// call Up at start-up (see docs/operations.md), and an owner may migrate a
+// PostgreSQL schema someone else created without CREATE on the database.
+// All of it runs in one transaction: either every pending migration is
+// applied or none is. A store with versions applied that this build does not
+// know is refused with a *NewerStoreError.
 func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 	var applied []int
-	err := m.locked(ctx, true, func(tx pgx.Tx, done map[int]time.Time) error {
+	err := m.locked(ctx, lockCreate, func(ctx context.Context, tx storage.MigrationTx, done map[int]time.Time) error {
+		applied = nil // in case the driver runs this again
 		for _, mig := range m.migrations {
 			if _, ok := done[mig.Version]; ok {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.render(mig.Up)); err != nil {
+			if err := tx.MigrationApply(ctx, storage.MigrationApplyParams{Version: mig.Version, Name: mig.Name, SQL: mig.Up}); err != nil {
 				return fmt.Errorf("migrations: apply %d_%s: %w", mig.Version, mig.Name, err)
-			}
-			if _, err := tx.Exec(ctx, "INSERT INTO "+m.quoted+".schema_migrations (version, name) VALUES ($1, $2)", mig.Version, mig.Name); err != nil {
-				return fmt.Errorf("migrations: record %d: %w", mig.Version, err)
 			}
 			applied = append(applied, mig.Version)
 		}
@@ -226,15 +211,21 @@ func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 }
 
 // Down reverts applied migrations above version, newest first, and returns the
-// versions it reverted. Down(ctx, 0) removes every table; the schema itself and
-// its schema_migrations table stay. On a schema that does not exist it
-// reverts nothing and creates nothing.
+// versions it reverted. Down(ctx, 0) removes every table; the store itself and
+// its record of versions stay. On a store that does not exist it reverts
+// nothing and creates nothing. A version outside 0..Latest is
+// ErrUnknownVersion; a store with versions applied that this build does not
+// know is refused with a *NewerStoreError.
 func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
 	if version < 0 || version > m.Latest() {
 		return nil, fmt.Errorf("%w: %d (known: 0..%d)", ErrUnknownVersion, version, m.Latest())
 	}
 	var reverted []int
-	err := m.locked(ctx, false, func(tx pgx.Tx, done map[int]time.Time) error {
+	err := m.locked(ctx, lockChange, func(ctx context.Context, tx storage.MigrationTx, done map[int]time.Time) error {
+		reverted = nil
 		for i := len(m.migrations) - 1; i >= 0; i-- {
 			mig := m.migrations[i]
 			if mig.Version <= version {
@@ -243,11 +234,8 @@ func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
 			if _, ok := done[mig.Version]; !ok {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.render(mig.Down)); err != nil {
+			if err := tx.MigrationRevert(ctx, storage.MigrationRevertParams{Version: mig.Version, SQL: mig.Down}); err != nil {
 				return fmt.Errorf("migrations: revert %d_%s: %w", mig.Version, mig.Name, err)
-			}
-			if _, err := tx.Exec(ctx, "DELETE FROM "+m.quoted+".schema_migrations WHERE version = $1", mig.Version); err != nil {
-				return fmt.Errorf("migrations: unrecord %d: %w", mig.Version, err)
 			}
 			reverted = append(reverted, mig.Version)
 		}
@@ -260,10 +248,12 @@ func (m *Migrator) Down(ctx context.Context, version int) ([]int, error) {
 }
 
 // Status lists every known migration and whether it is applied. It only
-// reads: a schema that does not exist has nothing applied.
+// reads: a store that does not exist has nothing applied. Versions applied
+// that this build does not know are not listed.
 func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	var out []Status
-	err := m.locked(ctx, false, func(_ pgx.Tx, done map[int]time.Time) error {
+	err := m.locked(ctx, lockRead, func(_ context.Context, _ storage.MigrationTx, done map[int]time.Time) error {
+		out = nil
 		for _, mig := range m.migrations {
 			at, ok := done[mig.Version]
 			out = append(out, Status{Migration: mig, Applied: ok, AppliedAt: at})
@@ -273,59 +263,45 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	return out, err
 }
 
-func (m *Migrator) render(sql string) string {
-	return strings.ReplaceAll(sql, "{schema}", m.quoted)
-}
+// lockMode says what locked does before it runs its function.
+type lockMode int
 
-// locked runs fn in a transaction that holds the schema's migration lock,
-// with the versions applied so far. With create, it first makes sure the
-// schema and its version table exist; without, a schema that has no version
-// table counts as having nothing applied, and nothing is created.
-func (m *Migrator) locked(ctx context.Context, create bool, fn func(tx pgx.Tx, done map[int]time.Time) error) error {
+const (
+	// lockRead creates nothing and lets versions this build does not know
+	// pass (Status).
+	lockRead lockMode = iota
+	// lockChange creates nothing and refuses a store with versions this
+	// build does not know (Down).
+	lockChange
+	// lockCreate creates the store and its record of versions when missing
+	// and refuses a store with versions this build does not know (Up).
+	lockCreate
+)
+
+// locked runs fn under the store's migration lock with the versions of
+// this build applied so far and when each was applied. A store that has no
+// record has nothing applied.
+func (m *Migrator) locked(ctx context.Context, mode lockMode, fn func(context.Context, storage.MigrationTx, map[int]time.Time) error) error {
 	if m.err != nil {
 		return m.err
 	}
-	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('acidic.migrations:' || $1, 0))", m.schema); err != nil {
-			return fmt.Errorf("migrations: take lock: %w", err)
-		}
-		// The catalogs say what exists without any privilege on the schema.
-		// CREATE ... IF NOT EXISTS would not do: PostgreSQL checks the
-		// privilege to create before it looks whether the object exists.
-		var schemaExists, tableExists bool
-		if err := tx.QueryRow(ctx, `SELECT
-			EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
-			EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			        WHERE n.nspname = $1 AND c.relname = 'schema_migrations')`, m.schema).Scan(&schemaExists, &tableExists); err != nil {
-			return fmt.Errorf("migrations: find schema: %w", err)
-		}
-		versions := m.quoted + ".schema_migrations"
-		switch {
-		case !tableExists && !create:
-			return fn(tx, map[int]time.Time{})
-		case !tableExists:
-			if !schemaExists {
-				if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+m.quoted); err != nil {
-					return fmt.Errorf("migrations: create schema: %w", err)
+	return m.drv.MigrationLocked(ctx, storage.MigrationLockedParams{
+		Create: mode == lockCreate,
+		Func: func(ctx context.Context, tx storage.MigrationTx, applied []storage.AppliedMigration) error {
+			done := make(map[int]time.Time, len(applied))
+			var unknown []storage.AppliedMigration
+			for _, a := range applied {
+				if a.Version < 1 || a.Version > m.Latest() {
+					unknown = append(unknown, a)
+					continue
 				}
+				done[a.Version] = a.AppliedAt
 			}
-			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+versions+` (
-			version integer PRIMARY KEY,
-			name text NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-				return fmt.Errorf("migrations: create version table: %w", err)
+			if len(unknown) > 0 && mode != lockRead {
+				sort.Slice(unknown, func(i, j int) bool { return unknown[i].Version < unknown[j].Version })
+				return &NewerStoreError{Unknown: unknown, Latest: m.Latest()}
 			}
-		}
-		rows, err := tx.Query(ctx, "SELECT version, applied_at FROM "+versions)
-		if err != nil {
-			return fmt.Errorf("migrations: read versions: %w", err)
-		}
-		done := map[int]time.Time{}
-		var v int
-		var at time.Time
-		if _, err := pgx.ForEachRow(rows, []any{&v, &at}, func() error { done[v] = at; return nil }); err != nil {
-			return fmt.Errorf("migrations: read versions: %w", err)
-		}
-		return fn(tx, done)
+			return fn(ctx, tx, done)
+		},
 	})
 }

@@ -4,19 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage"
 )
+
+// The driver-neutral part of migrating: loading and checking a driver's
+// files, and what Up, Down and Status decide from the versions a store has
+// applied. The tests reach the store only through storage.Migrations (on
+// the PostgreSQL driver, the one at hand); what the migrations make in a
+// PostgreSQL schema is tested with the driver (storage/postgres/migrate_test.go).
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -25,433 +30,251 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// allVersions is [1..latest].
-func allVersions(latest int) []int {
-	out := make([]int, latest)
-	for i := range out {
-		out[i] = i + 1
+// files makes a migration file system: name → SQL.
+func files(named map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for name, body := range named {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
 	}
-	return out
+	return fsys
 }
 
-// tableExists reports whether schema.name is a relation.
-func tableExists(ctx context.Context, t *testing.T, pool *pgxpool.Pool, schema, name string) bool {
-	t.Helper()
-	var exists bool
-	qualified := pgx.Identifier{schema, name}.Sanitize()
-	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qualified).Scan(&exists); err != nil {
-		t.Fatalf("to_regclass(%s): %v", qualified, err)
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	good := map[string]string{
+		"0001_first.up.sql": "up 1", "0001_first.down.sql": "down 1",
+		"0002_second.up.sql": "up 2", "0002_second.down.sql": "down 2",
+		"3_unpadded_name.up.sql": "up 3", "3_unpadded_name.down.sql": "down 3",
+		"README.md": "ignored", "0004_notes.txt": "ignored",
 	}
-	return exists
-}
-
-// appliedRows reads the version table directly.
-func appliedRows(ctx context.Context, t *testing.T, pool *pgxpool.Pool, schema string) []int {
-	t.Helper()
-	rows, err := pool.Query(ctx, "SELECT version FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+" ORDER BY version")
+	ms, err := migrations.Load(files(good))
 	if err != nil {
-		t.Fatalf("read schema_migrations: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
-	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		t.Fatalf("read schema_migrations: %v", err)
+	want := []migrations.Migration{
+		{Version: 1, Name: "first", Up: "up 1", Down: "down 1"},
+		{Version: 2, Name: "second", Up: "up 2", Down: "down 2"},
+		{Version: 3, Name: "unpadded_name", Up: "up 3", Down: "down 3"},
 	}
-	return vs
+	if !slices.Equal(ms, want) {
+		t.Fatalf("Load = %+v, want %+v", ms, want)
+	}
+
+	with := func(change map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range good {
+			out[k] = v
+		}
+		for k, v := range change {
+			if v == "" {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name    string
+		files   map[string]string
+		mention string
+	}{
+		{"no files", map[string]string{"README.md": "x"}, "no migration files"},
+		{"a name without a version", with(map[string]string{"first.up.sql": "x"}), `"first.up.sql" is not named NNNN_name.up.sql`},
+		{"a version that is not a number", with(map[string]string{"000x_bad.down.sql": "x"}), `"000x_bad.down.sql": bad version`},
+		{"an up file alone", with(map[string]string{"0004_fourth.up.sql": "up 4"}), "version 4 needs both an up and a down file"},
+		{"a down file alone", with(map[string]string{"0002_second.up.sql": ""}), "version 2 needs both an up and a down file"},
+		{"a gap", with(map[string]string{"0005_fifth.up.sql": "up 5", "0005_fifth.down.sql": "down 5"}), "found 5 at position 4"},
+		{"not from 1", map[string]string{"0002_second.up.sql": "up 2", "0002_second.down.sql": "down 2"}, "found 2 at position 1"},
+		{"one version, two names", with(map[string]string{"0004_cron.up.sql": "up", "0004_cron.down.sql": "down", "0004_limits.up.sql": "up", "0004_limits.down.sql": "down"}), `version 4 has files of two names, "cron" and "limits"`},
+		{"one version, two up files", with(map[string]string{"4_fourth.up.sql": "up", "0004_fourth.up.sql": "up", "0004_fourth.down.sql": "down"}), "version 4 has two up files"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ms, err := migrations.Load(files(c.files))
+			if err == nil || !strings.Contains(err.Error(), c.mention) {
+				t.Fatalf("Load = %v, %v; want an error saying %q", ms, err, c.mention)
+			}
+		})
+	}
+	// An empty file counts as missing.
+	empty := files(good)
+	empty["0002_second.down.sql"] = &fstest.MapFile{}
+	if ms, err := migrations.Load(empty); err == nil || !strings.Contains(err.Error(), "version 2 needs both") {
+		t.Fatalf("Load with an empty down file = %v, %v", ms, err)
+	}
 }
 
-func checkStatus(ctx context.Context, t *testing.T, m *migrations.Migrator, wantApplied bool) {
+// extended is a driver whose build knows more migrations than the driver
+// it wraps: the driver's files and extra ones. Everything else is the
+// driver's, through storage.Migrations only.
+type extended struct {
+	storage.Migrations
+	extra map[string]string
+}
+
+func (e extended) MigrationFiles() fs.FS {
+	fsys := fstest.MapFS{}
+	base := e.Migrations.MigrationFiles()
+	entries, err := fs.ReadDir(base, ".")
+	if err != nil {
+		panic(err)
+	}
+	for _, entry := range entries {
+		body, err := fs.ReadFile(base, entry.Name())
+		if err != nil {
+			panic(err)
+		}
+		fsys[entry.Name()] = &fstest.MapFile{Data: body}
+	}
+	for name, body := range e.extra {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}
+
+// future adds version latest+1, which any SQL database runs: a newer build.
+func future(drv storage.Migrations, latest int) extended {
+	name := fmt.Sprintf("%04d_from_the_future", latest+1)
+	return extended{Migrations: drv, extra: map[string]string{name + ".up.sql": "SELECT 1", name + ".down.sql": "SELECT 1"}}
+}
+
+func status(ctx context.Context, t *testing.T, m *migrations.Migrator) []migrations.Status {
 	t.Helper()
 	st, err := m.Status(ctx)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if len(st) != m.Latest() {
-		t.Fatalf("Status returned %d entries, want %d", len(st), m.Latest())
-	}
-	for i, s := range st {
-		if s.Version != i+1 {
-			t.Errorf("Status[%d].Version = %d, want %d", i, s.Version, i+1)
-		}
-		if s.Applied != wantApplied {
-			t.Errorf("Status[%d] (version %d).Applied = %v, want %v", i, s.Version, s.Applied, wantApplied)
-		}
-		if wantApplied {
-			if s.AppliedAt.IsZero() {
-				t.Errorf("Status[%d] (version %d).AppliedAt is zero for an applied migration", i, s.Version)
-			} else if d := time.Since(s.AppliedAt); d < -time.Minute || d > time.Minute {
-				t.Errorf("Status[%d].AppliedAt = %v, not within a minute of now", i, s.AppliedAt)
-			}
-		} else if !s.AppliedAt.IsZero() {
-			t.Errorf("Status[%d] (version %d).AppliedAt = %v, want zero for a migration not applied", i, s.Version, s.AppliedAt)
-		}
-		if s.Up == "" || s.Down == "" || s.Name == "" {
-			t.Errorf("Status[%d] lacks its migration: name %q, up %d bytes, down %d bytes", i, s.Name, len(s.Up), len(s.Down))
-		}
-	}
+	return st
 }
 
-func TestAll(t *testing.T) {
-	t.Parallel()
-	all := migrations.All()
-	if len(all) == 0 {
-		t.Fatal("All() returned no migrations")
-	}
-	for i, m := range all {
-		if m.Version != i+1 {
-			t.Errorf("All()[%d].Version = %d, want %d", i, m.Version, i+1)
-		}
-		if m.Name == "" {
-			t.Errorf("migration %d has an empty name", m.Version)
-		}
-		for dir, body := range map[string]string{"up": m.Up, "down": m.Down} {
-			if strings.TrimSpace(body) == "" {
-				t.Errorf("migration %d: %s is empty", m.Version, dir)
-			}
-			if !strings.Contains(body, "{schema}") {
-				t.Errorf("migration %d: %s does not contain the {schema} placeholder", m.Version, dir)
-			}
-		}
-	}
-	if got := migrations.New(nil, "").Latest(); got != len(all) {
-		t.Errorf("Latest() = %d, want %d", got, len(all))
-	}
-	// All returns a fresh copy each time: callers cannot corrupt it.
-	all[0].Up = "mangled"
-	if migrations.All()[0].Up == "mangled" {
-		t.Error("All() shares its slice between calls")
-	}
-}
-
-func TestUpStatusDown(t *testing.T) {
+// TestNewerStoreIsRefused: a store a newer build migrated (it has a version
+// this build does not know) is refused by Up and Down with a
+// *NewerStoreError naming the version, and neither writes anything; Status
+// still reads it.
+func TestNewerStoreIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	drv := testdb.New(t, testdb.Options{Unmigrated: true})
-	pool, schema := drv.Pool(), drv.Schema()
-	m := migrations.New(pool, schema)
-	latest := m.Latest()
+	drv := testdb.New(t, testdb.Options{MaxConns: 2})
+	old := migrations.New(drv)
+	latest := old.Latest()
+	newer := migrations.New(future(drv, latest))
+	if got := newer.Latest(); got != latest+1 {
+		t.Fatalf("the newer build's Latest = %d, want %d", got, latest+1)
+	}
+	if applied, err := newer.Up(ctx); err != nil || !slices.Equal(applied, []int{latest + 1}) {
+		t.Fatalf("the newer build's Up: %v, %v; want [%d]", applied, err, latest+1)
+	}
+	before := status(ctx, t, newer)
 
-	if tableExists(ctx, t, pool, schema, "jobs") {
-		t.Fatal("jobs exists before Up on an unmigrated schema")
-	}
-
-	got, err := m.Up(ctx)
-	if err != nil {
-		t.Fatalf("Up: %v", err)
-	}
-	if want := allVersions(latest); !slices.Equal(got, want) {
-		t.Fatalf("Up applied %v, want %v", got, want)
-	}
-	for _, table := range []string{"jobs", "runs", "run_steps", "schema_migrations"} {
-		if !tableExists(ctx, t, pool, schema, table) {
-			t.Errorf("after Up, table %s.%s does not exist", schema, table)
+	check := func(call string, got []int, err error) {
+		t.Helper()
+		var newerErr *migrations.NewerStoreError
+		if !errors.As(err, &newerErr) {
+			t.Fatalf("%s on a newer store: %v, %v; want a *NewerStoreError", call, got, err)
+		}
+		if got != nil {
+			t.Errorf("%s returned %v with its error", call, got)
+		}
+		if vs := newerErr.Versions(); !slices.Equal(vs, []int{latest + 1}) || newerErr.Unknown[0].Name != "from_the_future" || newerErr.Latest != latest {
+			t.Errorf("%s: %+v, want version %d (from_the_future) unknown to a build at %d", call, newerErr, latest+1, latest)
+		}
+		if want := fmt.Sprintf("%d_from_the_future", latest+1); !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %q does not name %s", call, err, want)
 		}
 	}
-	if rows := appliedRows(ctx, t, pool, schema); !slices.Equal(rows, allVersions(latest)) {
-		t.Errorf("schema_migrations holds %v, want %v", rows, allVersions(latest))
+	applied, err := old.Up(ctx)
+	check("Up", applied, err)
+	for _, v := range []int{0, latest - 1, latest} {
+		reverted, err := old.Down(ctx, v)
+		check(fmt.Sprintf("Down(%d)", v), reverted, err)
 	}
-	checkStatus(ctx, t, m, true)
-
-	// Up again is a no-op.
-	got, err = m.Up(ctx)
-	if err != nil {
-		t.Fatalf("second Up: %v", err)
+	if after := status(ctx, t, newer); !slices.Equal(after, before) {
+		t.Errorf("the refused calls changed the store:\nbefore %+v\nafter  %+v", before, after)
 	}
-	if len(got) != 0 {
-		t.Fatalf("second Up applied %v, want none", got)
-	}
-	checkStatus(ctx, t, m, true)
-
-	// Down to the latest version reverts nothing.
-	got, err = m.Down(ctx, latest)
-	if err != nil {
-		t.Fatalf("Down(%d): %v", latest, err)
-	}
-	if len(got) != 0 {
-		t.Fatalf("Down(latest) reverted %v, want none", got)
+	// Status reads what this build knows.
+	st := status(ctx, t, old)
+	if len(st) != latest || !st[latest-1].Applied {
+		t.Errorf("the old build's Status: %+v, want its %d migrations applied", st, latest)
 	}
 
-	// Down to 0 reverts everything, newest first.
-	got, err = m.Down(ctx, 0)
-	if err != nil {
-		t.Fatalf("Down(0): %v", err)
+	// Once the newer build reverts its version, the old one works again.
+	if reverted, err := newer.Down(ctx, latest); err != nil || !slices.Equal(reverted, []int{latest + 1}) {
+		t.Fatalf("the newer build's Down(%d): %v, %v", latest, reverted, err)
 	}
-	want := allVersions(latest)
-	slices.Reverse(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("Down(0) reverted %v, want %v", got, want)
+	if applied, err := old.Up(ctx); err != nil || len(applied) != 0 {
+		t.Fatalf("Up after the newer version was reverted: %v, %v; want nothing applied", applied, err)
 	}
-	for _, table := range []string{"jobs", "runs", "run_steps"} {
-		if tableExists(ctx, t, pool, schema, table) {
-			t.Errorf("after Down(0), table %s.%s still exists", schema, table)
+}
+
+// counting is a driver that counts MigrationLocked calls.
+type counting struct {
+	storage.Migrations
+	files fs.FS
+	calls atomic.Int32
+}
+
+func (c *counting) MigrationFiles() fs.FS { return c.files }
+
+func (c *counting) MigrationLocked(ctx context.Context, p storage.MigrationLockedParams) error {
+	c.calls.Add(1)
+	return c.Migrations.MigrationLocked(ctx, p)
+}
+
+// TestBadFilesTouchNothing: files Load refuses make Up, Down and Status
+// return its error without reaching the store.
+func TestBadFilesTouchNothing(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := &counting{Migrations: testdb.New(t, testdb.Options{MaxConns: 1}), files: files(map[string]string{"0002_gap.up.sql": "SELECT 1", "0002_gap.down.sql": "SELECT 1"})}
+	m := migrations.New(drv)
+	_, upErr := m.Up(ctx)
+	_, downErr := m.Down(ctx, 0)
+	_, statusErr := m.Status(ctx)
+	for _, err := range []error{upErr, downErr, statusErr} {
+		if err == nil || !strings.Contains(err.Error(), "without gaps") {
+			t.Errorf("err = %v, want the files' error", err)
 		}
 	}
-	if !tableExists(ctx, t, pool, schema, "schema_migrations") {
-		t.Error("Down(0) removed schema_migrations; it is documented to stay")
+	if n := drv.calls.Load(); n != 0 {
+		t.Errorf("MigrationLocked called %d times with bad files", n)
 	}
-	var fn bool
-	if err := pool.QueryRow(ctx, "SELECT to_regprocedure($1) IS NOT NULL", pgx.Identifier{schema}.Sanitize()+".job_state_bit(text)").Scan(&fn); err != nil {
-		t.Fatalf("to_regprocedure: %v", err)
+	if m.Latest() != 0 || m.Migrations() != nil {
+		t.Errorf("Latest = %d, Migrations = %v with bad files; want 0, none", m.Latest(), m.Migrations())
 	}
-	if fn {
-		t.Error("after Down(0), function job_state_bit still exists")
-	}
-	if rows := appliedRows(ctx, t, pool, schema); len(rows) != 0 {
-		t.Errorf("after Down(0), schema_migrations holds %v, want nothing", rows)
-	}
-	checkStatus(ctx, t, m, false)
-
-	// Down again has nothing to revert.
-	got, err = m.Down(ctx, 0)
-	if err != nil {
-		t.Fatalf("second Down(0): %v", err)
-	}
-	if len(got) != 0 {
-		t.Fatalf("second Down(0) reverted %v, want none", got)
-	}
-
-	// And Up works again.
-	got, err = m.Up(ctx)
-	if err != nil {
-		t.Fatalf("Up after Down: %v", err)
-	}
-	if !slices.Equal(got, allVersions(latest)) {
-		t.Fatalf("Up after Down applied %v, want %v", got, allVersions(latest))
-	}
-	if !tableExists(ctx, t, pool, schema, "jobs") {
-		t.Error("after Up following Down, jobs does not exist")
-	}
-	checkStatus(ctx, t, m, true)
-}
-
-func TestDownUnknownVersion(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	drv := testdb.New(t, testdb.Options{})
-	pool, schema := drv.Pool(), drv.Schema()
-	m := migrations.New(pool, schema)
-
-	for _, v := range []int{-1, m.Latest() + 1, 1 << 20} {
-		t.Run(fmt.Sprint(v), func(t *testing.T) {
-			t.Parallel()
-			got, err := m.Down(ctx, v)
-			if !errors.Is(err, migrations.ErrUnknownVersion) {
-				t.Fatalf("Down(%d) error = %v, want ErrUnknownVersion", v, err)
-			}
-			if got != nil {
-				t.Errorf("Down(%d) reverted %v alongside an error", v, got)
-			}
-			if !tableExists(ctx, t, pool, schema, "jobs") {
-				t.Errorf("Down(%d) dropped jobs despite failing", v)
-			}
-			if rows := appliedRows(ctx, t, pool, schema); !slices.Equal(rows, allVersions(m.Latest())) {
-				t.Errorf("after Down(%d), schema_migrations holds %v, want %v", v, rows, allVersions(m.Latest()))
-			}
-		})
+	if _, err := migrations.New(nil).Up(ctx); err == nil {
+		t.Error("Up without a driver succeeded")
 	}
 }
 
-// TestUpConcurrent runs Up from 8 migrators at once, on two pools: the
-// advisory lock makes exactly one of them do the work.
-func TestUpConcurrent(t *testing.T) {
+// TestMigrationsIsACopy: callers cannot change the migrator's migrations.
+func TestMigrationsIsACopy(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	drv := testdb.New(t, testdb.Options{Unmigrated: true})
-	pools := []*pgxpool.Pool{drv.Pool(), testdb.Pool(t, testdb.Options{})}
-	schema := drv.Schema()
-
-	const n = 8
-	var (
-		wg      sync.WaitGroup
-		start   = make(chan struct{})
-		results = make([][]int, n)
-		errs    = make([]error, n)
-	)
-	for i := range n {
-		m := migrations.New(pools[i%len(pools)], schema)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i], errs[i] = m.Up(ctx)
-		}()
+	m := migrations.New(testdb.New(t, testdb.Options{MaxConns: 1, Unmigrated: true}))
+	ms := m.Migrations()
+	if len(ms) != m.Latest() || len(ms) == 0 {
+		t.Fatalf("Migrations() has %d, Latest() = %d", len(ms), m.Latest())
 	}
-	close(start)
-	wg.Wait()
+	ms[0].Up = "mangled"
+	if m.Migrations()[0].Up == "mangled" {
+		t.Error("Migrations() shares its slice between calls")
+	}
+}
 
-	want := allVersions(migrations.New(nil, schema).Latest())
-	winners := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Up #%d: %v", i, errs[i])
-			continue
+func TestNewerStoreErrorText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		unknown []storage.AppliedMigration
+		want    string
+	}{
+		{[]storage.AppliedMigration{{Version: 10, Name: "cron"}},
+			"migrations: version 10_cron is applied but unknown to this build (it knows 1..9): a newer version of Acidic migrated the store"},
+		{[]storage.AppliedMigration{{Version: 10, Name: "cron"}, {Version: 11, Name: "limits"}},
+			"migrations: versions 10_cron, 11_limits are applied but unknown to this build (it knows 1..9): a newer version of Acidic migrated the store"},
+	} {
+		err := &migrations.NewerStoreError{Unknown: c.unknown, Latest: 9}
+		if got := err.Error(); got != c.want {
+			t.Errorf("Error() = %q, want %q", got, c.want)
 		}
-		switch {
-		case len(results[i]) == 0:
-		case slices.Equal(results[i], want):
-			winners++
-		default:
-			t.Errorf("Up #%d applied %v, want %v or nothing", i, results[i], want)
-		}
-	}
-	if winners != 1 {
-		t.Errorf("%d migrators reported applying %v, want exactly 1", winners, want)
-	}
-	if rows := appliedRows(ctx, t, drv.Pool(), schema); !slices.Equal(rows, want) {
-		t.Errorf("schema_migrations holds %v, want %v", rows, want)
-	}
-}
-
-// TestSchemaNeedsQuoting migrates a schema whose name is not a plain
-// identifier, to check that every statement quotes it, including those that
-// define functions (the name contains a dollar quote), and that the trigger
-// that deletes the step log of deleted runs works there.
-func TestSchemaNeedsQuoting(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	pool := testdb.Pool(t, testdb.Options{})
-	schema := testdb.SchemaName(t) + `-Odd "Name" $$`
-	t.Cleanup(func() { testdb.DropSchema(t, schema) })
-	m := migrations.New(pool, schema)
-
-	got, err := m.Up(ctx)
-	if err != nil {
-		t.Fatalf("Up on schema %q: %v", schema, err)
-	}
-	if !slices.Equal(got, allVersions(m.Latest())) {
-		t.Fatalf("Up applied %v, want %v", got, allVersions(m.Latest()))
-	}
-	if !tableExists(ctx, t, pool, schema, "jobs") {
-		t.Fatalf("jobs does not exist in schema %q", schema)
-	}
-	q := pgx.Identifier{schema}.Sanitize()
-	var left int
-	_, err = pool.Exec(ctx, `WITH r AS (
-		INSERT INTO `+q+`.runs (id, idempotency_key, workflow, args, queue, recovery_point, definition_hash)
-		VALUES (gen_random_uuid(), 'k', 'w', '{}', 'q', 's', 'h') RETURNING id)
-		INSERT INTO `+q+`.run_steps (run_id, position, name, state, attempt, started_at, finished_at)
-		SELECT id, 0, 's', 'succeeded', 1, now(), now() FROM r`)
-	if err != nil {
-		t.Fatalf("insert a run and its step: %v", err)
-	}
-	if _, err := pool.Exec(ctx, "DELETE FROM "+q+".runs"); err != nil {
-		t.Fatalf("delete runs: %v", err)
-	}
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+q+".run_steps").Scan(&left); err != nil || left != 0 {
-		t.Fatalf("after deleting the runs, %d step rows are left (%v)", left, err)
-	}
-	if _, err := m.Down(ctx, 0); err != nil {
-		t.Fatalf("Down(0) on schema %q: %v", schema, err)
-	}
-	if tableExists(ctx, t, pool, schema, "jobs") {
-		t.Fatalf("jobs still exists in schema %q after Down(0)", schema)
-	}
-}
-
-// Status and Down only read a schema that was never migrated: they report
-// nothing applied and create neither the schema nor its version table (an
-// operator's typo in -schema must leave no trace).
-func TestStatusAndDownCreateNothing(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	pool := testdb.Pool(t, testdb.Options{})
-	schema := testdb.SchemaName(t)
-	t.Cleanup(func() { testdb.DropSchema(t, schema) })
-	m := migrations.New(pool, schema)
-	status, err := m.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(status) != m.Latest() {
-		t.Fatalf("Status listed %d migrations, want %d", len(status), m.Latest())
-	}
-	for _, s := range status {
-		if s.Applied {
-			t.Errorf("migration %d applied on a schema that does not exist", s.Version)
-		}
-	}
-	if reverted, err := m.Down(ctx, 0); err != nil || len(reverted) != 0 {
-		t.Fatalf("Down(0) = %v, %v; want nothing reverted", reverted, err)
-	}
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil || exists {
-		t.Fatalf("schema %s exists after Status and Down (%v)", schema, err)
-	}
-}
-
-// TestUpWithNothingPendingOnlyReads: an application role that may only use
-// the schema and read schema_migrations calls Up at start-up; with nothing
-// pending it must succeed, creating nothing (it could not: the role may not
-// create schemas or tables).
-func TestUpWithNothingPendingOnlyReads(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	reader := testdb.Role(t, "")
-	drv := testdb.New(t, testdb.Options{})
-	admin, schema := drv.Pool(), drv.Schema()
-	q := pgx.Identifier{schema}.Sanitize()
-	if _, err := admin.Exec(ctx, "GRANT USAGE ON SCHEMA "+q+" TO "+reader+"; GRANT SELECT ON "+q+".schema_migrations TO "+reader); err != nil {
-		t.Fatal(err)
-	}
-	m := migrations.New(testdb.Pool(t, testdb.Options{User: reader, MaxConns: 2}), schema)
-	applied, err := m.Up(ctx)
-	if err != nil || len(applied) != 0 {
-		t.Fatalf("Up with nothing pending, as a role that can only read the version table: applied %v, err %v", applied, err)
-	}
-	checkStatus(ctx, t, m, true)
-}
-
-// TestUpInSchemaCreatedByAnotherRole: a DBA creates the schema for its owner,
-// a role without CREATE on the database; the owner migrates it.
-func TestUpInSchemaCreatedByAnotherRole(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	owner := testdb.Role(t, "NOCREATEDB")
-	admin := testdb.Pool(t, testdb.Options{MaxConns: 2})
-	schema := testdb.SchemaName(t)
-	t.Cleanup(func() { testdb.DropSchema(t, schema) })
-	var canCreate bool
-	if err := admin.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'CREATE')", owner).Scan(&canCreate); err != nil || canCreate {
-		t.Fatalf("the owner role may create schemas (%v); the test needs one that may not", err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()+" AUTHORIZATION "+owner); err != nil {
-		t.Fatal(err)
-	}
-	m := migrations.New(testdb.Pool(t, testdb.Options{User: owner, MaxConns: 2}), schema)
-	applied, err := m.Up(ctx)
-	if err != nil || !slices.Equal(applied, allVersions(m.Latest())) {
-		t.Fatalf("Up by the schema's owner: applied %v, err %v", applied, err)
-	}
-	if applied, err := m.Up(ctx); err != nil || len(applied) != 0 {
-		t.Fatalf("second Up: applied %v, err %v", applied, err)
-	}
-	if !tableExists(ctx, t, admin, schema, "jobs") {
-		t.Fatal("jobs does not exist after the owner's Up")
-	}
-	// Without the schema, the owner may not create it: Up says so.
-	other := migrations.New(testdb.Pool(t, testdb.Options{User: owner, MaxConns: 1}), schema+"_none")
-	if _, err := other.Up(ctx); err == nil || !strings.Contains(err.Error(), "create schema") {
-		t.Fatalf("Up of a missing schema by a role that may not create one: %v, want a create schema error", err)
-	}
-}
-
-// TestSchemaNameLimits: CheckSchema and the Migrator refuse names PostgreSQL
-// would not keep as given, before touching the database.
-func TestSchemaNameLimits(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	pool := testdb.Pool(t, testdb.Options{MaxConns: 1})
-	for _, bad := range []string{strings.Repeat("s", migrations.MaxSchemaBytes+1), "a\x00b", "a\nb", "\xff", "pg_acidic"} {
-		m := migrations.New(pool, bad)
-		_, upErr := m.Up(ctx)
-		_, downErr := m.Down(ctx, 0)
-		_, statusErr := m.Status(ctx)
-		for _, err := range []error{upErr, downErr, statusErr, migrations.CheckSchema(bad)} {
-			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, acidic.ErrInvalid) {
-				t.Errorf("schema %q: err = %v, want ErrInvalidSchema", bad, err)
-			}
-		}
-	}
-	if err := migrations.CheckSchema(strings.Repeat("s", migrations.MaxSchemaBytes)); err != nil {
-		t.Errorf("a %d-byte name: %v", migrations.MaxSchemaBytes, err)
 	}
 }

@@ -273,7 +273,9 @@ func (r *Relay) run(ctx, work context.Context) error {
 	defer halted()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.deliverLoop(ctx, work) })
-	wg.Go(func() { r.listenLoop(ctx) })
+	if r.drv.Capabilities().Notify != storage.NotifyNone {
+		wg.Go(func() { r.listenLoop(ctx) })
+	}
 	wg.Go(func() { r.pruneLoop(ctx) })
 	wg.Wait()
 	return nil

@@ -12,6 +12,11 @@
 // windows of a period, or for a period from the first insert; a dependency
 // graph (Graph) may be unique as a whole by its Key.
 //
+// A Kind[A] is a kind typed by its arguments: declare it once
+// (queue.NewKind[EmailArgs]("send_email")) and enqueue, batch, register
+// and read jobs through it, so the compiler checks the arguments the API by
+// name (Client.Enqueue(ctx, "send_email", args, opts)) takes as any value.
+//
 // # Job states
 //
 //	                   ScheduledAt passes
@@ -31,6 +36,17 @@
 // passed; no separate process moves it to available. Pending jobs wait for the
 // jobs they depend on. Completed, cancelled and discarded are final; they are
 // pruned after a retention period.
+//
+// # Nodes and the leader
+//
+// Every started Client is a node of its schema: it records a row (its host,
+// process, version and queues with their workers busy and free) with its
+// heartbeat, and takes part in the election of one leader, by a lease on the
+// database's clock (Config.LeaderLease). Only the leader runs the
+// maintenance (rescue, pruning) in the background; IsLeader tells whether
+// this client leads. When the leader dies another node leads within the
+// lease; one that stops cleanly hands the lead over at once. See
+// docs/operations.md, "Leader" and "Nodes".
 //
 // # Guarantees
 //

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -50,17 +48,6 @@ type EnqueueOptions struct {
 	// Replace, with Unique, updates a still-waiting duplicate instead of
 	// leaving it as it is; see ReplaceOptions.
 	Replace *ReplaceOptions
-
-	// runID links a workflow job to its run; set by package workflow through
-	// ForRun.
-	runID uuid.UUID
-}
-
-// ForRun returns a copy of o whose job belongs to the workflow run id. It is
-// meant for package workflow.
-func (o EnqueueOptions) ForRun(id uuid.UUID) EnqueueOptions {
-	o.runID = id
-	return o
 }
 
 // EnqueueParams is one job for EnqueueMany.
@@ -92,7 +79,6 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 		Queue:       o.Queue,
 		Kind:        p.Kind,
 		Args:        args,
-		RunID:       o.runID,
 		State:       acidic.JobAvailable,
 		Priority:    priority,
 		MaxAttempts: o.MaxAttempts,
@@ -261,14 +247,15 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	return jobs, nil
 }
 
-// ValidateEnqueue returns the error EnqueueTx would return for p's kind, args
-// and options, ErrInvalid wrapped with the reason (which also matches
-// acidic.ErrInvalid when a storage limit is broken), without writing
-// anything; nil when p can be enqueued. Package workflow checks a run's job
-// with it before it writes the run.
-func (c *Client) ValidateEnqueue(p EnqueueParams) error {
-	_, _, err := c.insertFor(p, c.cfg.Now())
-	return err
+// JobInsert returns the row EnqueueTx would insert for p, with its kind's
+// options (KindOptions) applied, without writing anything; a kind, args or options
+// EnqueueTx would refuse are the same error (ErrInvalid wrapped with the
+// reason, also matching acidic.ErrInvalid when a storage limit is broken).
+// Code that inserts jobs of its own through a storage.Executor starts from
+// it: package workflow sets the RunID of the job that carries a run.
+func (c *Client) JobInsert(p EnqueueParams) (storage.JobInsert, error) {
+	in, _, err := c.insertFor(p, c.cfg.Now())
+	return in, err
 }
 
 // insertFor turns p, with its kind's options applied, into the row to

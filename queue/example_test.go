@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
@@ -146,6 +147,64 @@ func ExampleUniqueOptions() {
 	// first: false
 	// second: true same job: true
 	// second's args: {"note": "first", "order": 42}
+}
+
+// EmailArgs are the arguments of the email jobs of the examples.
+type EmailArgs struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+}
+
+// sendEmail is the typed handle of the email kind: its enqueues take
+// EmailArgs, and its worker receives them decoded.
+var sendEmail = queue.NewKind[EmailArgs]("send_email")
+
+// This example declares a job kind with its argument type once, registers
+// its worker and enqueues jobs through it, one at a time and in a batch;
+// the compiler checks every argument.
+func ExampleKind() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	workers := queue.NewWorkers()
+	err := sendEmail.Handle(workers, func(ctx context.Context, job *acidic.Job, args EmailArgs) error {
+		fmt.Printf("to %s: %s\n", args.To, args.Subject)
+		return nil
+	}, queue.KindOptions{})
+	if err != nil {
+		panic(err)
+	}
+	client, err := queue.New(drv, queue.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+
+	job, err := sendEmail.Enqueue(ctx, client, EmailArgs{To: "ada@example.com", Subject: "welcome"}, queue.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	_, err = client.EnqueueMany(ctx, []queue.EnqueueParams{
+		sendEmail.Params(EmailArgs{To: "bob@example.com", Subject: "welcome"}, queue.EnqueueOptions{}),
+		sendEmail.Params(EmailArgs{To: "ada@example.com", Subject: "your first week"}, queue.EnqueueOptions{ScheduleIn: time.Hour}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := client.Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
+		panic(err)
+	}
+
+	// Args reads a stored job's arguments back, typed.
+	args, err := sendEmail.Args(job)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("first job was for", args.To)
+	// Output:
+	// to ada@example.com: welcome
+	// to bob@example.com: welcome
+	// first job was for ada@example.com
 }
 
 // This example defines a job kind in one place, as Oban's "use Oban.Worker,

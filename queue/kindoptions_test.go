@@ -180,7 +180,7 @@ func TestKindOptionsFillEveryOptionLeftUnset(t *testing.T) {
 }
 
 // Every way into the queue honours a kind's options: Enqueue, EnqueueTx,
-// EnqueueMany, EnqueueManyTx, EnqueueGraph, EnqueueGraphTx and Preview.
+// EnqueueMany, EnqueueManyTx, EnqueueGraph, EnqueueGraphTx and JobInsert.
 // (Jobs staged by workflow steps: workflow/kindoptions_test.go; the
 // acidictest helpers: acidictest/kindoptions_test.go.)
 func TestKindOptionsHonouredByEveryEnqueue(t *testing.T) {
@@ -235,11 +235,11 @@ func TestKindOptionsHonouredByEveryEnqueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("EnqueueGraph", graph["b"])
-	preview, err := c.Preview(queue.EnqueueParams{Kind: "defined"})
+	in, err := c.JobInsert(queue.EnqueueParams{Kind: "defined"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("Preview", preview)
+	check("JobInsert", &acidic.Job{Queue: in.Queue, Priority: in.Priority, MaxAttempts: in.MaxAttempts})
 }
 
 // A kind whose options every enqueue would refuse is refused when it is

@@ -32,7 +32,8 @@ func TestMain(m *testing.M) {
 // workerProcess works queue "default" of a schema. Every attempt is recorded
 // in the executions table, whose primary key (job_id, attempt) makes a
 // duplicate execution fail loudly. In mode "hang" each job blocks forever
-// after recording itself.
+// after recording itself. In mode "periodic" it runs the periodic pass of
+// an @every 1s schedule instead (periodicProcess).
 func workerProcess() int {
 	schema := os.Getenv("ACIDIC_TEST_SCHEMA")
 	mode := os.Getenv("ACIDIC_TEST_WORKER")
@@ -46,6 +47,9 @@ func workerProcess() int {
 	}
 	defer pool.Close()
 	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	if mode == "periodic" {
+		return periodicProcess(ctx, drv)
+	}
 	table := pgx.Identifier{schema, "executions"}.Sanitize()
 	ws := queue.NewWorkers()
 	_ = ws.Handle("record", func(ctx context.Context, job *acidic.Job) error {
@@ -64,7 +68,8 @@ func workerProcess() int {
 		Queues:            map[string]queue.QueueConfig{"default": {MaxWorkers: workers}},
 		PollInterval:      50 * time.Millisecond,
 		HeartbeatInterval: 50 * time.Millisecond,
-		RescueAfter:       time.Hour, // only the test rescues
+		RescueAfter:       time.Hour,              // only the test rescues
+		LeaderLease:       300 * time.Millisecond, // a killed worker's lead passes on soon
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

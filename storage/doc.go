@@ -5,7 +5,9 @@
 // driver lives in storage/postgres. A Driver is also an Executor that runs each
 // call as its own statement (READ COMMITTED, used for queue bookkeeping); a Tx is
 // an Executor inside a transaction, used for the SERIALIZABLE step transactions
-// where the user's writes and a run's recovery point commit together.
+// where the user's writes and a run's recovery point commit together. A
+// Driver also carries its migrations (Migrations): its files, and the few
+// primitives package migrations runs them with.
 //
 // Errors a caller may want to test for are exported as sentinels: acidic.ErrNotFound,
 // acidic.ErrClosed, acidic.ErrLeaseLost, acidic.ErrSerialization, acidic.ErrInvalid.

@@ -167,6 +167,8 @@ type Executor interface {
 	// pendingOnly is set.
 	OutboxList(ctx context.Context, p OutboxListParams) ([]*acidic.OutboxMessage, error)
 
+	// Periodic schedules: see PeriodicExecutor (periodic.go).
+	PeriodicExecutor
 	Uniqueness // unique periods from the first insert, unique job graphs (unique.go)
 }
 
@@ -242,6 +244,9 @@ const (
 // Driver is a database Acidic runs on.
 type Driver interface {
 	Executor
+	Migrations // the driver's migration files and how they run (migrate.go)
+	Nodes
+	JobAges
 	// InTx runs fn in a transaction at the given isolation and commits it
 	// when fn returns nil. A serialization failure or deadlock (from fn or
 	// from the commit; at ReadCommitted only deadlocks occur) rolls back and
@@ -258,13 +263,17 @@ type Driver interface {
 	// end costs one round trip to the database (once the connection has the
 	// statements prepared: its first step prepares them in one more).
 	InStepTx(ctx context.Context, fn StepFunc) (*acidic.Run, error)
-	// NewListener opens a Listener on its own connection.
+	// NewListener opens a Listener on its own connection. A driver whose
+	// Capabilities().Notify is NotifyNone returns an error.
 	NewListener(ctx context.Context) (Listener, error)
 	// QueueHints returns, in order, the payloads the insert notifications
 	// (TopicInsert) of the given queues carry: a keyed hash of the queue
 	// name, computable only by roles that may read the key, so a role that
 	// may listen but not read the tables learns no queue names.
 	QueueHints(ctx context.Context, p QueueHintsParams) ([]string, error)
+	// Capabilities says what the driver can do beyond the Executor
+	// contract; it never changes for a driver value.
+	Capabilities() Capabilities
 	// Stats returns counters kept by the driver.
 	Stats() Stats
 	// Schema is the database schema holding the tables.

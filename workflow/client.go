@@ -98,6 +98,11 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err != nil {
 		return nil, err
 	}
+	if h, ok := args.(handleArgs); ok {
+		if err := h.registeredAs(d); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := encodeArgs(args)
 	if err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)
@@ -152,7 +157,8 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
 	}
-	if err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts.ForRun(id)}); err != nil {
+	job, err := e.q.JobInsert(queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts})
+	if err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
 	}
 	rec, created, err := run.Create(ctx, ex, in)
@@ -162,7 +168,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if !created {
 		return &EnqueueResult{Run: rec, Duplicate: true}, nil
 	}
-	if _, err = e.q.EnqueueTx(ctx, ex, workflow, json.RawMessage("{}"), jobOpts.ForRun(rec.ID)); err != nil {
+	if err := insertRunJob(ctx, ex, job, rec.ID); err != nil {
 		return nil, err
 	}
 	return &EnqueueResult{Run: rec}, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -69,9 +70,7 @@ func TestTwoEnginesNeverRunOneRunConcurrently(t *testing.T) {
 			if k%2 == 1 {
 				q = b.Queue()
 			}
-			if _, err := q.Enqueue(ctx, "contended", json.RawMessage("{}"), queue.EnqueueOptions{}.ForRun(ids[i])); err != nil {
-				t.Fatal(err)
-			}
+			enginetest.DeliverRunJob(ctx, t, q, "contended", ids[i], queue.EnqueueOptions{})
 		}
 	}
 	// Start both only now, so the jobs of one run are fetched side by side.
@@ -195,10 +194,7 @@ func TestSlowStepKeepsLeaseWhileItsWorkerLives(t *testing.T) {
 	cfgB.LockedRetry = 20 * time.Millisecond
 	b := newEngine(t, drv, cfgB, define("B"))
 	startEngine(t, b)
-	dup, err := b.Queue().Enqueue(ctxT(t), "takeover", json.RawMessage("{}"), queue.EnqueueOptions{}.ForRun(id))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dup := enginetest.DeliverRunJob(ctxT(t), t, b.Queue(), "takeover", id, queue.EnqueueOptions{})
 	// B's job waits for the lease through several heartbeats of A's and
 	// many of its own lease attempts; it must not run step two.
 	deadline := time.Now().Add(10 * time.Second)

@@ -114,6 +114,7 @@ func (e *Engine) Register(defs ...Definition) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrAlreadyRegistered, err)
 		}
+		d.seal()
 		e.defs[d.Name()] = d
 	}
 	return nil
@@ -125,7 +126,7 @@ func (e *Engine) validateOptions(name string, opts Options) error {
 	if opts.Timeout < 0 {
 		return fmt.Errorf("%w: workflow %q: negative Timeout %s", ErrInvalidDefinition, name, opts.Timeout)
 	}
-	err := e.q.ValidateEnqueue(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
+	_, err := e.q.JobInsert(queue.EnqueueParams{Kind: name, Opts: queue.EnqueueOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts}})
 	if err != nil {
 		return fmt.Errorf("%w: workflow %q: %w", ErrInvalidDefinition, name, err)
 	}
@@ -153,6 +154,10 @@ func (e *Engine) Stop(ctx context.Context) error { return e.q.Stop(ctx) }
 
 // Queue returns the engine's job queue client, for plain jobs.
 func (e *Engine) Queue() *queue.Client { return e.q }
+
+// IsLeader reports whether this engine leads its schema's nodes now, and so
+// runs the maintenance: see queue.Client.IsLeader.
+func (e *Engine) IsLeader() bool { return e.q.IsLeader() }
 
 // Driver returns the engine's storage driver.
 func (e *Engine) Driver() storage.Driver { return e.drv }

@@ -180,8 +180,7 @@ func (e *Engine) stageFinish(ctx context.Context, ex storage.Executor, d Definit
 	if !hasFinish(d) {
 		return nil
 	}
-	_, err := e.q.EnqueueTx(ctx, ex, FinishKind, finishArgs{RunID: r.ID}, queue.EnqueueOptions{Queue: r.Queue}.ForRun(r.ID))
-	return err
+	return e.enqueueForRun(ctx, ex, r.ID, queue.EnqueueParams{Kind: FinishKind, Args: finishArgs{RunID: r.ID}, Opts: queue.EnqueueOptions{Queue: r.Queue}})
 }
 
 // enqueueRunJob enqueues the job that executes a run's next steps. The
@@ -192,8 +191,28 @@ func (e *Engine) enqueueRunJob(ctx context.Context, ex storage.Executor, r *acid
 	if d, err := e.definition(r.Workflow); err == nil {
 		opts.Priority, opts.MaxAttempts = d.options().Priority, d.options().MaxAttempts
 	}
-	_, err := e.q.EnqueueTx(ctx, ex, r.Workflow, json.RawMessage("{}"), opts.ForRun(r.ID))
-	return err
+	return e.enqueueForRun(ctx, ex, r.ID, queue.EnqueueParams{Kind: r.Workflow, Args: json.RawMessage("{}"), Opts: opts})
+}
+
+// enqueueForRun enqueues a job that belongs to the run id (its RunID set):
+// the job that executes the run, or its finish callback.
+func (e *Engine) enqueueForRun(ctx context.Context, ex storage.Executor, id uuid.UUID, p queue.EnqueueParams) error {
+	job, err := e.q.JobInsert(p)
+	if err != nil {
+		return err
+	}
+	return insertRunJob(ctx, ex, job, id)
+}
+
+// insertRunJob inserts job as the job of run id. Such jobs carry no unique
+// key of their own: the run's idempotency key is what makes them unique.
+func insertRunJob(ctx context.Context, ex storage.Executor, job storage.JobInsert, id uuid.UUID) error {
+	job.RunID = id
+	job.UniqueKey, job.UniqueStates = nil, 0
+	if _, err := ex.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job}}); err != nil {
+		return fmt.Errorf("workflow: enqueue the job of run %s: %w", id, err)
+	}
+	return nil
 }
 
 // definitionOrNil returns the registered workflow named name, or nil when

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -308,9 +309,7 @@ func TestHaltedRunDoesNotResumeByItself(t *testing.T) {
 	}
 	// Deliver the run's job again, twice: as a redelivery would.
 	for range 2 {
-		if _, err := e.Queue().Enqueue(ctxT(t), "halting", nil, queue.EnqueueOptions{}.ForRun(id)); err != nil {
-			t.Fatal(err)
-		}
+		enginetest.DeliverRunJob(ctxT(t), t, e.Queue(), "halting", id, queue.EnqueueOptions{})
 	}
 	waitJobsFinal(t, drv, id, "halting")
 	if r := getRun(t, e, id); r.State != acidic.RunHalted || r.RecoveryPoint != "apply" || next.Load() != 0 {
@@ -529,9 +528,7 @@ func TestStepCancelEndsTheRunWhateverElseCarriesIt(t *testing.T) {
 		}))
 	e := newEngine(t, drv, engineConfig(1), wf)
 	id := enqueue(t, e, "fraud", endArgs{})
-	if _, err := e.Queue().Enqueue(ctxT(t), "fraud", nil, queue.EnqueueOptions{ScheduleIn: 200 * time.Millisecond}.ForRun(id)); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.DeliverRunJob(ctxT(t), t, e.Queue(), "fraud", id, queue.EnqueueOptions{ScheduleIn: 200 * time.Millisecond})
 	startEngine(t, e)
 	r := requireEnded(t, e, drv, id, acidic.RunCancelled, "cancelled by step check: fraud suspected")
 	if n := decided.Load(); n != 1 {

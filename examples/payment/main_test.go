@@ -18,7 +18,7 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
-	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage/postgres"
 )
 
 // syncBuffer collects the output of steps (worker goroutines) and runPayment.
@@ -88,8 +88,9 @@ func checkPaidOnce(t *testing.T, rep report) {
 	if s := rep.Steps[0]; s.Name != "charge" || s.State != acidic.StepSucceeded || s.Executions != 1 {
 		t.Errorf("charge step %+v, want succeeded after 1 execution", s)
 	}
-	if !strings.Contains(string(rep.Receipt), `"ledger_id"`) || !strings.Contains(string(rep.Final), `"charge_id"`) {
-		t.Errorf("receipt %s, state %s", rep.Receipt, rep.Final)
+	if rep.Final.ChargeID == "" || rep.Final.LedgerID == 0 || rep.Receipt == nil ||
+		rep.Receipt.ChargeID != rep.Final.ChargeID || rep.Receipt.LedgerID != rep.Final.LedgerID {
+		t.Errorf("receipt %+v, state %+v", rep.Receipt, rep.Final)
 	}
 }
 
@@ -256,8 +257,8 @@ func TestProcessCrashAndResume(t *testing.T) {
 // so `acidic runs list` after the example shows its run with no flag.
 func TestTheCommandFindsTheExamplesRuns(t *testing.T) {
 	t.Parallel()
-	if got := defaultSchema(func(string) string { return "" }); got != migrations.DefaultSchema {
-		t.Errorf("the example's default schema is %q, want the acidic command's, %q", got, migrations.DefaultSchema)
+	if got := defaultSchema(func(string) string { return "" }); got != postgres.DefaultSchema {
+		t.Errorf("the example's default schema is %q, want the acidic command's, %q", got, postgres.DefaultSchema)
 	}
 	cfg, _ := testConfig(t)
 	env := map[string]string{"ACIDIC_SCHEMA": cfg.Schema, "DATABASE_URL": testdb.URL()}

@@ -14,8 +14,9 @@ import (
 // test's own orders table.
 func setup(t *testing.T) (*acidictest.Harness, *orders) {
 	t.Helper()
-	h := acidictest.New(t, acidictest.Options{})
-	shop, err := newOrders(context.Background(), h.Driver.Pool(), h.Driver.Schema())
+	pg := acidictest.NewDriver(t)
+	h := acidictest.New(t, acidictest.Options{Driver: pg})
+	shop, err := newOrders(context.Background(), pg.Pool(), pg.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestRetryingADiscardedRefundGivesItOneMoreAttempt(t *testing.T) {
 		t.Fatalf("perform: %s %v", outcome, err)
 	}
 	// The provider is fixed; an operator retries every discarded refund.
-	if _, err := h.Driver.Pool().Exec(ctx, "UPDATE "+shop.table+" SET total = 100 WHERE id = 8"); err != nil {
+	if _, err := shop.pool.Exec(ctx, "UPDATE "+shop.table+" SET total = 100 WHERE id = 8"); err != nil {
 		t.Fatal(err)
 	}
 	retried, err := h.Queue().RetryMany(ctx, acidic.JobFilter{Kind: RefundKind, States: []acidic.JobState{acidic.JobDiscarded}})

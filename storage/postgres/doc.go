@@ -1,7 +1,9 @@
 // Package postgres is Acidic's PostgreSQL driver, built on pgx/v5 and pgxpool.
 //
 // It is the only package that holds SQL: the queries live in the sql/ folder,
-// embedded in the binary, one named query per block. Every table is qualified
+// embedded in the binary, one named query per block, and the migrations that
+// make the tables in the migrations/ folder (NNNN_name.up.sql and
+// .down.sql, run by package migrations: drv.Migrator().Up(ctx)). Every table is qualified
 // with the driver's schema, so the driver works on any pool whatever its
 // search_path, and inside a caller's own transaction (WrapTx).
 //

@@ -22,8 +22,8 @@ import (
 
 // Options configure a Driver. The zero value is usable.
 type Options struct {
-	// Schema holds Acidic's tables. Default migrations.DefaultSchema ("acidic").
-	// It must pass migrations.CheckSchema (at most 63 bytes of UTF-8 without
+	// Schema holds Acidic's tables. Default DefaultSchema ("acidic").
+	// It must pass CheckSchema (at most 63 bytes of UTF-8 without
 	// control characters, not starting with "pg_"); any other character is
 	// fine, since the name is always quoted.
 	Schema string
@@ -52,13 +52,14 @@ var _ storage.Driver = (*Driver)(nil)
 
 // New returns a Driver on pool. It panics only if the embedded SQL is
 // malformed, which the package's tests rule out. A Schema that
-// migrations.CheckSchema refuses makes every call of the driver (and of its
-// Migrator) return that error, matching migrations.ErrInvalidSchema and
+// CheckSchema refuses makes every call of the driver (and of its
+// Migrator) return that error, matching ErrInvalidSchema and
 // acidic.ErrInvalid, without touching the database; check a schema name from
-// configuration with migrations.CheckSchema first to fail early.
+// configuration with CheckSchema first to fail early. A nil pool gives a
+// driver good only for MigrationFiles (and Migrator().Latest).
 func New(pool *pgxpool.Pool, opts Options) *Driver {
 	if opts.Schema == "" {
-		opts.Schema = migrations.DefaultSchema
+		opts.Schema = DefaultSchema
 	}
 	if opts.MaxTxRetries <= 0 {
 		opts.MaxTxRetries = 10
@@ -70,7 +71,7 @@ func New(pool *pgxpool.Pool, opts Options) *Driver {
 	if err != nil {
 		panic(err)
 	}
-	d := &Driver{opts: opts, all: pool, refused: migrations.CheckSchema(opts.Schema)}
+	d := &Driver{opts: opts, all: pool, refused: CheckSchema(opts.Schema)}
 	d.executor = executor{db: pool, q: q, channelPrefix: channelPrefix(opts.Schema), pool: pool}
 	if d.refused != nil {
 		d.executor = executor{db: refusedDB{d.refused}, q: q, channelPrefix: d.channelPrefix}
@@ -96,8 +97,15 @@ func (d *Driver) Pool() *pgxpool.Pool { return d.all }
 // Schema returns the schema holding the tables.
 func (d *Driver) Schema() string { return d.opts.Schema }
 
-// Migrator returns a migrator for the driver's pool and schema.
-func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d.all, d.opts.Schema) }
+// Migrator returns a migrator for the driver's schema: migrations.New(d).
+func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d) }
+
+// Capabilities reports what PostgreSQL gives: notifications across every
+// process on the database (LISTEN/NOTIFY), several processes on one schema,
+// and a step's closing write pipelined with its COMMIT.
+func (d *Driver) Capabilities() storage.Capabilities {
+	return storage.Capabilities{Notify: storage.NotifyCluster, MultiProcess: true, PipelinedCommit: true}
+}
 
 // Stats returns the driver's counters.
 func (d *Driver) Stats() storage.Stats {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
-	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
@@ -312,7 +311,7 @@ func TestErrorTextIsStoredClean(t *testing.T) {
 // so two longer names would share one schema (under two migration locks).
 // Such a name, and one with NUL, invalid UTF-8 or PostgreSQL's reserved
 // prefix, makes every call of the driver and its migrator fail with
-// migrations.ErrInvalidSchema (and acidic.ErrInvalid), and creates nothing.
+// postgres.ErrInvalidSchema (and acidic.ErrInvalid), and creates nothing.
 func TestInvalidSchemaNameIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -348,11 +347,11 @@ func TestInvalidSchemaNameIsRefused(t *testing.T) {
 		_, calls["WrapTx(...).JobGet"] = drv.WrapTx(tx).JobGet(ctx, storage.JobGetParams{ID: 1})
 		_ = tx.Rollback(ctx)
 		for name, err := range calls {
-			if !errors.Is(err, migrations.ErrInvalidSchema) || !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), c.mention) {
+			if !errors.Is(err, postgres.ErrInvalidSchema) || !errors.Is(err, acidic.ErrInvalid) || !strings.Contains(err.Error(), c.mention) {
 				t.Errorf("schema %q: %s: err = %v, want ErrInvalidSchema saying %q", c.schema, name, err, c.mention)
 			}
 		}
-		if err := migrations.CheckSchema(c.schema); !errors.Is(err, migrations.ErrInvalidSchema) {
+		if err := postgres.CheckSchema(c.schema); !errors.Is(err, postgres.ErrInvalidSchema) {
 			t.Errorf("CheckSchema(%q) = %v", c.schema, err)
 		}
 	}
@@ -361,7 +360,7 @@ func TestInvalidSchemaNameIsRefused(t *testing.T) {
 		t.Errorf("refused schema names created %d schemas (%v)", n, err)
 	}
 	for _, ok := range []string{"", "acidic", base + strings.Repeat("x", 63-len(base)), `a"b; DROP SCHEMA public; $$ --`, "Zähler"} {
-		if err := migrations.CheckSchema(ok); err != nil {
+		if err := postgres.CheckSchema(ok); err != nil {
 			t.Errorf("CheckSchema(%q) = %v, want nil", ok, err)
 		}
 	}

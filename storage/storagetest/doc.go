@@ -12,7 +12,7 @@
 //	}
 //
 // Run runs one parallel subtest per method group (Jobs, Runs, Tx, Notify,
-// Outbox) and, inside it, one parallel test per contract, each on stores of
+// Outbox, Capabilities, Migrate) and, inside it, one parallel test per contract, each on stores of
 // its own, so a failure names the contract broken. What passing proves:
 //
 //   - Jobs: inserts keep their order and take their state from schedule and
@@ -43,11 +43,23 @@
 //     when the lease was lost, and runs StepCommit.Then in the same
 //     transaction.
 //   - Notify: insert notifications are sent for eligible jobs only, once
-//     per queue, carry the queue's hint, and stay inside one store.
+//     per queue, carry the queue's hint, and stay inside one store. The
+//     group is skipped for a driver that declares no notifications.
 //   - Outbox: a key's messages are claimed one at a time in id order, a
 //     claim leases its message and is never handed to two relays, writes
 //     for a claim that is no longer current change nothing, a release does
 //     not count the attempt, and only delivered messages are pruned.
+//   - Capabilities: the driver does what its Capabilities declare
+//     (NewListener fails without notifications, and delivers with them);
+//     serializable transactions lose no update, whether the driver retries
+//     conflicts or serializes writers; JobMakeDue and JobStats.
+//   - Migrate: the driver's migration files load (package migrations'
+//     rules); the record lists every applied version with its name and
+//     time; MigrationApply and MigrationRevert run SQL and keep the record
+//     with the transaction, which an error or a panic rolls back, releasing
+//     the lock; concurrent MigrationLocked calls do not overlap; and package
+//     migrations, through these primitives alone, reverts every migration
+//     of a store and applies them again.
 //
 // Some tests wait a little over a second for heartbeats to become stale
 // (the suite cannot move a store's clock); they run in parallel with the

@@ -20,7 +20,8 @@ type conformanceTest struct {
 
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
-// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox).
+// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Capabilities,
+// Migrate, Periodic, Nodes, JobAges).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -32,11 +33,19 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Tx", txTests},
 		{"Notify", notifyTests},
 		{"Outbox", outboxTests},
+		{"Capabilities", capabilityTests},
+		{"Migrate", migrateTests},
+		{"Periodic", periodicTests},
+		{"Nodes", nodeTests},
+		{"JobAges", jobAgeTests},
 		{"Unique", uniqueTests}, // unique.go
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
+			if g.name == "Notify" && newDriver(t).Capabilities().Notify == storage.NotifyNone {
+				t.Skip("the driver declares no notifications (Capabilities.Notify); NotifyAsDeclared checks that")
+			}
 			for _, c := range g.tests {
 				// Each test calls t.Parallel itself.
 				t.Run(c.name, func(t *testing.T) { c.fn(t, newDriver) })

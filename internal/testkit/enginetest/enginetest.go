@@ -90,3 +90,20 @@ func WaitRun(t testing.TB, e *workflow.Engine, id uuid.UUID, want ...acidic.RunS
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// DeliverRunJob inserts one more job for run id through q, as a redelivery
+// of the run's job would: the job of workflow kind kind, with opts,
+// carrying the run.
+func DeliverRunJob(ctx context.Context, t testing.TB, q *queue.Client, kind string, id uuid.UUID, opts queue.EnqueueOptions) *acidic.Job {
+	t.Helper()
+	in, err := q.JobInsert(queue.EnqueueParams{Kind: kind, Opts: opts})
+	if err != nil {
+		t.Fatalf("job of run %s: %v", id, err)
+	}
+	in.RunID = id
+	jobs, err := q.Driver().JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{in}})
+	if err != nil {
+		t.Fatalf("insert a job of run %s: %v", id, err)
+	}
+	return jobs[0]
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
@@ -167,9 +168,7 @@ func TestContention(t *testing.T) {
 		id := byKey[k]
 		ids = append(ids, id)
 		for j := range extraJobs {
-			if _, err := engines[j%2].Queue().Enqueue(ctx, contendedName, json.RawMessage("{}"), queue.EnqueueOptions{}.ForRun(id)); err != nil {
-				t.Fatal(err)
-			}
+			enginetest.DeliverRunJob(ctx, t, engines[j%2].Queue(), contendedName, id, queue.EnqueueOptions{})
 		}
 	}
 

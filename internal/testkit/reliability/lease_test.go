@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/testkit/enginetest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
@@ -148,9 +148,7 @@ func TestLongStepKeepsItsLease(t *testing.T) {
 	b, bDrv, bLog := newLeaseEngine("B", n+1, false)
 	t.Cleanup(release)
 	for _, id := range ids {
-		if _, err := b.Queue().Enqueue(ctx, leaseName, json.RawMessage("{}"), queue.EnqueueOptions{}.ForRun(id)); err != nil {
-			t.Fatal(err)
-		}
+		enginetest.DeliverRunJob(ctx, t, b.Queue(), leaseName, id, queue.EnqueueOptions{})
 	}
 	// B tries the leases many times over many of A's heartbeats.
 	ok, saw := waitUntil(30*time.Second, 10*time.Millisecond, func() (bool, string) {

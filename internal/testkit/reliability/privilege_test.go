@@ -95,7 +95,7 @@ type privArgs struct {
 // workflows whose steps enqueue jobs, stage outbox messages and await child
 // runs to success, retries a failing job, enqueues a unique job, cancels a
 // run, relays (with a failure) and prunes the outbox, prunes jobs and deletes
-// a run with its step log. No step of it may hit a missing privilege.
+// a run with its step log, runs periodic passes. No step of it may hit a missing privilege.
 func TestLeastPrivilegeRole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -122,7 +122,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	}
 
 	ownerPool := testdb.Pool(t, testdb.Options{User: owner, MaxConns: 2})
-	m := migrations.New(ownerPool, schema)
+	m := migrations.New(postgres.New(ownerPool, postgres.Options{Schema: schema}))
 	if _, err := m.Up(ctx); err != nil {
 		t.Fatalf("the owner's Up: %v", err)
 	}
@@ -281,6 +281,20 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	}
 	if _, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: time.Hour, Limit: 10}); err != nil {
 		t.Fatalf("JobRescue: %v", err)
+	}
+	// A periodic job: registered by a first pass, its first period enqueued
+	// by a second.
+	now := time.Date(2030, 1, 1, 0, 0, 30, 0, time.UTC)
+	pc, err := queue.New(drv, queue.Config{Now: func() time.Time { return now }, Logger: logger,
+		Periodic: []queue.PeriodicJob{{Name: "tick", Spec: "* * * * *", Kind: "tick"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		now = now.Add(time.Duration(i) * time.Minute)
+		if res, err := pc.EnqueuePeriodic(ctx); err != nil || len(res.Enqueued) != i {
+			t.Fatalf("periodic pass %d as the application: %+v, %v", i+1, res, err)
+		}
 	}
 	if _, err := appPool.Exec(ctx, "DELETE FROM "+qualify(schema, "runs")+" WHERE id = $1", res.Run.ID); err != nil {
 		t.Fatalf("delete a run as the application: %v", err)

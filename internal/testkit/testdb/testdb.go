@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,3 +159,97 @@ func Role(t testing.TB, attrs string) string {
 	})
 	return role
 }
+
+// NewSchemas returns a pool of migrated schemas on one connection pool of
+// at most maxConns connections, each made ready by setup (when set), handed
+// out empty and dropped when the test ends. The pool's commits do not wait
+// for the WAL flush: it serves tests that inject faults in the process,
+// where the database does not crash, and run several times faster so.
+func NewSchemas(t *testing.T, maxConns int32, setup func(ctx context.Context, drv *postgres.Driver) error) *Schemas {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(URL())
+	if err != nil {
+		t.Fatalf("testdb: parse DATABASE_URL: %v", err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		t.Fatalf("testdb: cannot reach the test database at %s: %v", URL(), err)
+	}
+	t.Cleanup(pool.Close)
+	s := &Schemas{pool: pool, setup: setup, free: make(chan *postgres.Driver, 8)}
+	t.Cleanup(s.drop)
+	return s
+}
+
+// Schemas hands out migrated schemas, emptied between uses.
+type Schemas struct {
+	pool  *pgxpool.Pool
+	setup func(ctx context.Context, drv *postgres.Driver) error
+	free  chan *postgres.Driver
+	mu    sync.Mutex
+	all   []string
+}
+
+// Get returns an empty schema: a free one, emptied, or a new one.
+func (p *Schemas) Get(ctx context.Context, t *testing.T) *postgres.Driver {
+	t.Helper()
+	select {
+	case drv := <-p.free:
+		_, err := p.pool.Exec(ctx, `DO $$
+DECLARE tables text;
+BEGIN
+  SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') INTO tables
+  FROM pg_tables WHERE schemaname = `+quoteLiteral(drv.Schema())+` AND tablename <> 'schema_migrations';
+  IF tables IS NOT NULL THEN EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE'; END IF;
+END $$`)
+		if err != nil {
+			t.Fatalf("empty schema %s: %v", drv.Schema(), err)
+		}
+		return drv
+	default:
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "acidic_faults_" + hex.EncodeToString(b[:])
+	p.mu.Lock()
+	p.all = append(p.all, schema)
+	p.mu.Unlock()
+	drv := postgres.New(p.pool, postgres.Options{Schema: schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		t.Fatalf("migrate %s: %v", schema, err)
+	}
+	if p.setup != nil {
+		if err := p.setup(ctx, drv); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	return drv
+}
+
+// Put gives a schema back for another use.
+func (p *Schemas) Put(drv *postgres.Driver) {
+	select {
+	case p.free <- drv:
+	default:
+	}
+}
+
+// drop removes every schema the pool made.
+func (p *Schemas) drop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.all {
+		_, _ = p.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE")
+	}
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/tools/bench"
-	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -212,7 +211,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // schemaName is the schema the command works on: -schema, else
-// ACIDIC_SCHEMA, else migrations.DefaultSchema.
+// ACIDIC_SCHEMA, else postgres.DefaultSchema.
 func (e *env) schemaName() string {
 	if e.schema.set {
 		return e.schema.value
@@ -220,7 +219,7 @@ func (e *env) schemaName() string {
 	if v, _ := e.lookupEnv("ACIDIC_SCHEMA"); v != "" {
 		return v
 	}
-	return migrations.DefaultSchema
+	return postgres.DefaultSchema
 }
 
 // checkSchema refuses a schema name PostgreSQL would not keep as given.
@@ -229,7 +228,7 @@ func (e *env) checkSchema() error {
 	switch {
 	case e.schema.set && s == "":
 		return fmt.Errorf("%w: -schema is empty", errUsage)
-	case len(s) > 63:
+	case len(s) > postgres.MaxSchemaBytes:
 		return fmt.Errorf("%w: schema name %q is longer than PostgreSQL's 63 bytes", errUsage, s)
 	}
 	return nil

@@ -36,7 +36,15 @@ var commands = []*command{
 	{name: "migrate status", anySchema: true, setup: setupMigrateStatus,
 		forms: []usageLine{{"migrate status", "list migrations and whether they are applied"}}},
 	{name: "queues", setup: setupQueues,
-		forms: []usageLine{{"queues", "count jobs by queue and state"}}},
+		forms: []usageLine{{"queues", "count jobs by queue and state; the oldest available job's age"}},
+		about: "A job is available when it could run now: available, or scheduled or retryable\n" +
+			"and due. Its age is how long it has waited since it became due, on the\n" +
+			"database's clock."},
+	{name: "nodes", setup: setupNodes,
+		forms: []usageLine{{"nodes", "live nodes (started queue clients and engines), the leader marked"}},
+		about: "Each node records its row with its heartbeat: host, process, version, the\n" +
+			"queues it works with their workers busy and free. The leader (*) runs the\n" +
+			"maintenance and deletes the rows of nodes that stopped heartbeating."},
 	{name: "jobs list", setup: setupJobsList,
 		forms: []usageLine{{"jobs list [-state S] [-queue Q] [-kind K] [-limit N]", "list jobs, oldest first"}}},
 	{name: "jobs get", setup: setupJobGet,
@@ -64,6 +72,12 @@ var commands = []*command{
 			"were cancelled."},
 	{name: "runs cancel", setup: setupRunCancel,
 		forms: []usageLine{{"runs cancel ID", "cancel a run, its jobs and its children"}}},
+	{name: "cron list", setup: setupCronList,
+		forms: []usageLine{{"cron list", "periodic schedules with their last and next run"}},
+		about: "A schedule is written by the clients that register it (queue.PeriodicJob,\n" +
+			"workflow.Periodic) when they start. LAST RUN is the scheduled time of the last\n" +
+			"period enqueued; a NEXT RUN in the past is a period due now, or missed while\n" +
+			"no client ran (see docs/operations.md, \"Periodic jobs\")."},
 	{name: "bench",
 		forms: []usageLine{{"bench [flags]", "measure the engine (acidic bench -h)"}}},
 }
@@ -120,7 +134,7 @@ const exitText = `Exit status:
 // usageText is the whole help.
 func usageText() string {
 	var b strings.Builder
-	b.WriteString(`acidic operates the tables of an Acidic database: migrations, queues, jobs, runs.
+	b.WriteString(`acidic operates the tables of an Acidic database: migrations, queues, jobs, runs, nodes.
 
 Usage:
   acidic [-database URL] [-schema NAME] [-json] COMMAND [ARGUMENTS]

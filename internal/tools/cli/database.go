@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -108,7 +107,7 @@ var errNotMigrated = errors.New("schema not migrated")
 // which command fixes it.
 func (e *env) notMigrated(detail string) error {
 	hint := "acidic migrate up"
-	if s := e.schemaName(); s != migrations.DefaultSchema {
+	if s := e.schemaName(); s != postgres.DefaultSchema {
 		hint = "acidic -schema " + s + " migrate up"
 	}
 	return fmt.Errorf("%w: schema %q %s (run: %s)", errNotMigrated, e.schemaName(), detail, hint)

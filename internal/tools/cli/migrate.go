@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage/postgres"
 )
 
 func setupMigrateUp(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
@@ -44,7 +45,7 @@ func setupMigrateDown(e *env, _ *flag.FlagSet) func([]string) (func() error, err
 		if err != nil {
 			return nil, fmt.Errorf("%w: migrate down: version %q is not a number", errUsage, args[0])
 		}
-		if latest := migrations.All()[len(migrations.All())-1].Version; v < 0 || v > latest {
+		if latest := latestVersion(); v < 0 || v > latest {
 			return nil, fmt.Errorf("%w: migrate down: unknown version %d (known: 0..%d)", errUsage, v, latest)
 		}
 		return func() error {
@@ -90,6 +91,10 @@ func setupMigrateStatus(e *env, _ *flag.FlagSet) func([]string) (func() error, e
 		}, nil
 	}
 }
+
+// latestVersion is the highest migration version this build knows for
+// the database, without connecting to it.
+func latestVersion() int { return migrations.New(postgres.New(nil, postgres.Options{})).Latest() }
 
 // versions formats migration versions: "1, 2, 3".
 func versions(vs []int) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage"
 )
 
 // The types below are the shape of -json output, documented in docs/cli.md.
@@ -97,6 +98,10 @@ type QueueJSON struct {
 	State     string     `json:"state"`
 	Count     int64      `json:"count"`
 	OldestDue *time.Time `json:"oldest_due"`
+	// OldestAvailableAge is the queue's (the same on each of its rows): how
+	// long, in seconds, its oldest available job has waited; null when none
+	// is available.
+	OldestAvailableAge *float64 `json:"oldest_available_age_seconds"`
 }
 
 // MigrationJSON is one migration and whether it is applied.
@@ -263,10 +268,16 @@ func jobsJSON(jobs []*acidic.Job) []JobJSON {
 	return out
 }
 
-func queuesJSON(stats []acidic.QueueStats) []QueueJSON {
+func queuesJSON(stats []acidic.QueueStats, ages []storage.QueueAge) []QueueJSON {
+	age := map[string]*float64{}
+	for _, a := range ages {
+		secs := a.OldestAge.Seconds()
+		age[a.Queue] = &secs
+	}
 	out := make([]QueueJSON, 0, len(stats))
 	for _, s := range stats {
-		out = append(out, QueueJSON{Queue: s.Queue, State: string(s.State), Count: s.Count, OldestDue: nullTime(s.OldestDue)})
+		out = append(out, QueueJSON{Queue: s.Queue, State: string(s.State), Count: s.Count, OldestDue: nullTime(s.OldestDue),
+			OldestAvailableAge: age[s.Queue]})
 	}
 	return out
 }
