@@ -29,6 +29,7 @@ type Client struct {
 	running   map[storage.JobAttempt]context.CancelCauseFunc
 	working   map[storage.JobAttempt]workingJob // jobs whose goroutine has not returned
 	checkKick chan struct{}                     // asks controlLoop to check the running attempts
+	readKick  chan struct{}                     // asks controlsLoop to read the queues' controls
 	jobs      sync.WaitGroup                    // running jobs
 	completer *completer
 
@@ -65,6 +66,7 @@ func New(drv storage.Driver, cfg Config) (*Client, error) {
 		working:   map[storage.JobAttempt]workingJob{},
 		checkKick: make(chan struct{}, 1),
 		node:      nodeState{kick: make(chan struct{}, 1)},
+		readKick:  make(chan struct{}, 1),
 	}
 	if err := c.AddPeriodic(cfg.Periodic...); err != nil {
 		return nil, err
@@ -133,6 +135,7 @@ func (c *Client) run(ctx, work context.Context) error {
 			aux.Go(func() { c.listenLoop(auxCtx) })
 		}
 		aux.Go(func() { c.controlLoop(auxCtx) })
+		aux.Go(func() { c.controlsLoop(auxCtx) })
 	}
 
 	<-ctx.Done()

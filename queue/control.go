@@ -20,6 +20,8 @@ import (
 // A leader hint (a resignation) has no payload and makes the client try for
 // the lead at once; the leader table alone decides (storage.Nodes), so a
 // forged hint costs one election query.
+// A queue hint has no payload either and makes the client read the controls
+// of its queues (storage.Controls.QueueControls).
 
 // hintsTimeout bounds the query that loads the queues' hints when the
 // listener (re)connects.
@@ -27,7 +29,8 @@ const hintsTimeout = 5 * time.Second
 
 // listenLoop keeps a LISTEN connection open: insert wake-ups wake the
 // producer of their queue, control hints make the client check its running
-// attempts, leader hints (a resignation) make it try for the lead. While it
+// attempts, leader hints (a resignation) make it try for the lead, queue
+// hints make it read the queues' controls (controls.go). While it
 // is down (the database restarted, say), polling still
 // finds work and heartbeats still find cancellations; after it reconnects
 // every producer is woken, the attempts are checked and the client tries
@@ -38,12 +41,14 @@ func (c *Client) listenLoop(ctx context.Context) {
 	// wakes every producer. Only the listener's goroutine uses it.
 	var hints map[string]string
 	notifier.Run(ctx, c.drv, notifier.Config{
-		Topics: []string{storage.TopicInsert, storage.TopicLeader, storage.TopicControl}, // control last: tests wait for its LISTEN
+		// TopicControl last: tests wait for its LISTEN to know all are in place.
+		Topics: []string{storage.TopicInsert, storage.TopicLeader, storage.TopicQueues, storage.TopicControl},
 		OnConnect: func() {
 			hints = c.loadHints(ctx)
 			c.wakeAll()
 			c.checkAttemptsSoon()
 			c.electSoon()
+			c.readControlsSoon()
 		},
 		OnNotify: func(n storage.Notification) {
 			switch n.Topic {
@@ -57,6 +62,8 @@ func (c *Client) listenLoop(ctx context.Context) {
 				c.checkAttemptsSoon()
 			case storage.TopicLeader:
 				c.electSoon()
+			case storage.TopicQueues:
+				c.readControlsSoon()
 			}
 		},
 		Logger: c.cfg.Logger,

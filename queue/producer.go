@@ -28,10 +28,16 @@ type producer struct {
 	// known to be waiting, so a freed slot is refilled without the cooldown
 	// that debounces notifications.
 	backlog bool
+	// The queue's controls (see controls.go): max above is the workers in
+	// force, configured those of QueueConfig; nothing is fetched until the
+	// controls were read once (controlsAt set), nor while paused.
+	configured int
+	paused     bool
+	controlsAt time.Time
 }
 
 func newProducer(c *Client, queue string, max int) *producer {
-	return &producer{c: c, queue: queue, max: max, wake: make(chan struct{}, 1), mayHave: true}
+	return &producer{c: c, queue: queue, max: max, configured: max, wake: make(chan struct{}, 1), mayHave: true}
 }
 
 // wakeUp tells the producer that jobs may be waiting.
@@ -90,7 +96,7 @@ func (p *producer) run(fetchCtx, workCtx context.Context) {
 		}
 		p.mu.Lock()
 		free := p.max - p.active
-		want := p.mayHave && free > 0
+		want := p.mayHave && free > 0 && !p.paused && !p.controlsAt.IsZero()
 		wakes := p.wakes
 		p.mu.Unlock()
 		if !want {

@@ -30,7 +30,8 @@ type Executor interface {
 	// and returns how many it changed.
 	JobMakeDue(ctx context.Context, p JobMakeDueParams) (int, error)
 	// JobFetch claims up to Max eligible jobs of a queue, highest priority and
-	// earliest scheduled first, skipping rows other workers hold.
+	// earliest scheduled first, skipping rows other workers hold. It claims
+	// nothing while the queue is paused (Controls.QueuePause).
 	JobFetch(ctx context.Context, p JobFetchParams) ([]FetchedJob, error)
 	// JobClaim claims one job for workerID if it is available, scheduled or
 	// retryable (whatever its scheduled time), as a fetch would; otherwise it
@@ -247,6 +248,7 @@ type Driver interface {
 	Migrations // the driver's migration files and how they run (migrate.go)
 	Nodes
 	JobAges
+	Controls
 	// InTx runs fn in a transaction at the given isolation and commits it
 	// when fn returns nil. A serialization failure or deadlock (from fn or
 	// from the commit; at ReadCommitted only deadlocks occur) rolls back and

@@ -21,7 +21,7 @@ type conformanceTest struct {
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
 // in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Capabilities,
-// Migrate, Periodic, Nodes, JobAges).
+// Migrate, Periodic, Nodes, JobAges, Controls).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -38,6 +38,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Periodic", periodicTests},
 		{"Nodes", nodeTests},
 		{"JobAges", jobAgeTests},
+		{"Controls", controlTests},
 		{"Unique", uniqueTests}, // unique.go
 	}
 	for _, g := range groups {
@@ -82,6 +83,7 @@ var jobTests = []conformanceTest{
 var runTests = []conformanceTest{
 	{"RunInsert", testRunInsert},
 	{"RunInsertConcurrent", testRunInsertConcurrent},
+	{"RunInsertIDTaken", testRunInsertIDTaken},
 	{"RunInsertAttrs", testRunInsertAttrs}, // runattrs.go
 	{"RunLease", testRunLease},
 	{"RunUpdate", testRunUpdate},

@@ -242,6 +242,17 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	if jobs, err := drv.JobList(ctx, acidic.JobFilter{RunID: later.Run.ID}); err != nil || len(jobs) != 1 || jobs[0].State != acidic.JobCancelled {
 		t.Fatalf("the cancelled run's job: %v, %v", jobs, err)
 	}
+	// Queue controls: the engine registered and read its queue; an
+	// operator with the application's role pauses, scales and resumes it.
+	if _, err := e.PauseQueue(ctx, queue.DefaultQueue); err != nil {
+		t.Fatalf("PauseQueue as the application: %v", err)
+	}
+	if _, err := e.ScaleQueue(ctx, queue.DefaultQueue, 3); err != nil {
+		t.Fatalf("ScaleQueue as the application: %v", err)
+	}
+	if ctl, err := e.ResumeQueue(ctx, queue.DefaultQueue); err != nil || ctl.Paused || ctl.MaxWorkers != 3 {
+		t.Fatalf("ResumeQueue as the application: %+v, %v", ctl, err)
+	}
 
 	// The outbox: one failed delivery, then delivered, then pruned.
 	var publishes atomic.Int32

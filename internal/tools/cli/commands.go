@@ -45,6 +45,21 @@ var commands = []*command{
 		about: "Each node records its row with its heartbeat: host, process, version, the\n" +
 			"queues it works with their workers busy and free. The leader (*) runs the\n" +
 			"maintenance and deletes the rows of nodes that stopped heartbeating."},
+	{name: "queues pause", setup: setupQueuePause,
+		forms: []usageLine{{"queues pause QUEUE", "stop fetching the queue's jobs on every node"}},
+		about: "Once the command returns, no node fetches a job of the queue (a fetch\n" +
+			"already under way may still take some), nor do nodes started later;\n" +
+			"running jobs finish. QUEUE must be known: worked by a node, controlled\n" +
+			"before, or holding unfinished jobs."},
+	{name: "queues resume", setup: setupQueueResume,
+		forms: []usageLine{{"queues resume QUEUE", "fetch a paused queue's jobs again on every node"}}},
+	{name: "queues scale", setup: setupQueueScale,
+		forms: []usageLine{{"queues scale QUEUE WORKERS", "run WORKERS jobs of the queue at once per node; default: the node's own"}},
+		about: "WORKERS is a whole number from 1, or \"default\" to send every node back to\n" +
+			"its own configuration (QueueConfig.MaxWorkers). Scaled down, nodes start\n" +
+			"no job of the queue until their running ones are fewer; none is stopped."},
+	{name: "queues controls", setup: setupQueueControls,
+		forms: []usageLine{{"queues controls", "list the known queues: paused, workers per node"}}},
 	{name: "jobs list", setup: setupJobsList,
 		forms: []usageLine{{"jobs list [-state S] [-queue Q] [-kind K] [-limit N]", "list jobs, oldest first"}}},
 	{name: "jobs get", setup: setupJobGet,
@@ -127,7 +142,7 @@ const exitText = `Exit status:
   1  the operation failed (database unreachable or refusing, run not retryable, ...)
   2  usage: unknown command or flag, missing or extra argument, bad value, no database
   3  bench -check: a target was missed
-  4  not found: no job or run has that ID
+  4  not found: no job or run has that ID, no queue that name
   5  the schema is not migrated (run: acidic migrate up)
 `
 
@@ -204,7 +219,8 @@ func (e *env) groupHelp(group string) error {
 func (e *env) commandHelp(c *command) error {
 	var b strings.Builder
 	b.WriteString("Usage:\n")
-	writeForms(&b, []*command{c})
+	// A command that is also a group ("queues") shows the group's too.
+	writeForms(&b, append([]*command{c}, groupCommands(c.name)...))
 	fs := newFlagSet(c.name)
 	c.setup(&env{lookupEnv: e.lookupEnv}, fs)
 	first := true

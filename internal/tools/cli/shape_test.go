@@ -37,6 +37,7 @@ var views = []any{
 	cli.MigrationJSON{}, cli.MigrateUpJSON{}, cli.MigrateDownJSON{}, cli.RetryRunsJSON{}, cli.RetryJobsJSON{},
 	cli.CronJSON{},
 	cli.NodesJSON{}, cli.LeaderJSON{}, cli.NodeJSON{}, cli.NodeQueueJSON{},
+	cli.QueueControlJSON{},
 }
 
 // TestJSONShapeIsDocumented: every key of -json output is snake_case and

@@ -104,6 +104,19 @@ type QueueJSON struct {
 	OldestAvailableAge *float64 `json:"oldest_available_age_seconds"`
 }
 
+// QueueControlJSON is the controls of one queue: queues pause, resume,
+// scale and controls.
+type QueueControlJSON struct {
+	Queue    string     `json:"queue"`
+	Paused   bool       `json:"paused"`
+	PausedAt *time.Time `json:"paused_at"`
+	// MaxWorkers is the workers per node the queue was scaled to; null
+	// when each node runs its own configuration's.
+	MaxWorkers *int      `json:"max_workers"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
 // MigrationJSON is one migration and whether it is applied.
 type MigrationJSON struct {
 	Version   int        `json:"version"`
@@ -292,4 +305,14 @@ func migrationsJSON(st []migrations.Status) []MigrationJSON {
 		out = append(out, MigrationJSON{Version: s.Version, Name: s.Name, Applied: s.Applied, AppliedAt: at})
 	}
 	return out
+}
+
+func queueControlJSON(c *storage.QueueControl) QueueControlJSON {
+	var workers *int
+	if c.MaxWorkers > 0 {
+		n := c.MaxWorkers
+		workers = &n
+	}
+	return QueueControlJSON{Queue: c.Queue, Paused: c.Paused, PausedAt: nullTime(c.PausedAt), MaxWorkers: workers,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 }

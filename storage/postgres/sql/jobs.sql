@@ -51,6 +51,11 @@ WITH picked AS (
     AND queue = $1
     AND scheduled_at <= now()
     AND (NOT $4::boolean OR run_id IS NULL)
+    -- A paused queue hands out nothing (queue controls, controls.sql): once
+    -- a pause has committed, no fetch that starts later claims its jobs,
+    -- whichever node runs it and whatever that node has heard. One
+    -- primary-key probe per statement (an InitPlan).
+    AND NOT EXISTS (SELECT 1 FROM {schema}.queue_controls WHERE queue = $1 AND paused)
   ORDER BY priority, scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
