@@ -82,9 +82,15 @@ type Config struct {
 	// RescueAfter). A client that stops cleanly hands the lead over at
 	// once. At least 1ms; default 15s.
 	LeaderLease time.Duration
-	// Retention is how long completed, cancelled and discarded jobs are kept.
-	// Default 24h.
-	Retention time.Duration
+	// Retention is how long finished jobs are kept, per final state, and
+	// which queues keep theirs for ever. The zero value keeps completed and
+	// cancelled jobs 24h and discarded jobs 7 days (see Retention).
+	Retention Retention
+	// MaintainFunc, when set, runs in every maintenance pass (Maintain),
+	// after the jobs are pruned; an error it returns is logged.
+	// Package workflow prunes finished runs with it, so runs are pruned
+	// where jobs are.
+	MaintainFunc func(ctx context.Context) error
 	// StopTimeout is how long Stop waits for running jobs when its context
 	// has no deadline: past it, Stop cancels their contexts as it does at a
 	// deadline, waits up to 5 seconds more for them to record their
@@ -133,19 +139,22 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.RescueAfter, 30*time.Second)
 	def(&c.MaintenanceInterval, 5*time.Second)
 	def(&c.LeaderLease, 15*time.Second)
-	def(&c.Retention, 24*time.Hour)
 	def(&c.CompleteFlushInterval, 5*time.Millisecond)
 	def(&c.StopTimeout, 20*time.Second)
 	if c.CompleteBatchSize == 0 {
 		c.CompleteBatchSize = 500
 	}
-	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.Retention, c.CompleteFlushInterval, c.StopTimeout, c.LeaderLease} {
+	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.CompleteFlushInterval, c.StopTimeout, c.LeaderLease} {
 		if d < 0 {
 			return c, fmt.Errorf("%w: negative duration in Config", ErrInvalid)
 		}
 	}
 	if c.LeaderLease < time.Millisecond {
 		return c, fmt.Errorf("%w: LeaderLease %s is under a millisecond", ErrInvalid, c.LeaderLease)
+	}
+	var err error
+	if c.Retention, err = c.Retention.withDefaults(); err != nil {
+		return c, err
 	}
 	if c.RescueAfter <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: RescueAfter (%s) must exceed HeartbeatInterval (%s)", ErrInvalid, c.RescueAfter, c.HeartbeatInterval)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
@@ -274,4 +276,23 @@ func existingGraph(ctx context.Context, ex storage.Executor, ids map[string]int6
 		}
 	}
 	return out, nil
+}
+
+// pruneGraphKeys frees the keys of unique graphs whose jobs are all gone, in
+// a maintenance pass. A graph's jobs were all enqueued after its key, and a
+// finished job is pruned no sooner than the retention of its state, so only
+// graphs older than the shortest retention are looked at. With every state
+// kept for ever, jobs are not pruned and keys are not looked at.
+func (c *Client) pruneGraphKeys(ctx context.Context) {
+	byState := c.cfg.Retention.byState()
+	if len(byState) == 0 {
+		return
+	}
+	shortest := time.Duration(math.MaxInt64)
+	for _, d := range byState {
+		shortest = min(shortest, d)
+	}
+	if _, err := c.drv.JobGraphPrune(ctx, storage.JobGraphPruneParams{Retention: shortest, Limit: 10000}); err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: prune graph keys failed", "err", err)
+	}
 }

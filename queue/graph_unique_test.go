@@ -195,7 +195,7 @@ func TestUniqueGraphKeyIsFreedOnceItsJobsArePruned(t *testing.T) {
 	for _, k := range []string{"hex", "licence", "welcome", "notify"} {
 		_ = ws.Handle(k, noopWork, queue.KindOptions{})
 	}
-	c := newClient(t, drv, queue.Config{Workers: ws, Logger: quietLogger(), Retention: time.Hour})
+	c := newClient(t, drv, queue.Config{Workers: ws, Logger: quietLogger(), Retention: queue.Retention{Completed: time.Hour}})
 	ctx := ctxT(t)
 	first, err := c.EnqueueGraph(ctx, licenceGraph("licence:7"))
 	if err != nil {

@@ -52,9 +52,9 @@ func (m *maintenanceCounter) JobRescue(ctx context.Context, p storage.JobRescueP
 	return m.Driver.JobRescue(ctx, p)
 }
 
-func (m *maintenanceCounter) JobPrune(ctx context.Context, p storage.JobPruneParams) (int, error) {
-	m.count("JobPrune")
-	return m.Driver.JobPrune(ctx, p)
+func (m *maintenanceCounter) JobPruneByState(ctx context.Context, p storage.JobPruneByStateParams) (int, error) {
+	m.count("JobPruneByState")
+	return m.Driver.JobPruneByState(ctx, p)
 }
 
 func (m *maintenanceCounter) JobResolveDependencies(ctx context.Context, p storage.JobResolveDependenciesParams) (int, int, error) {
@@ -134,7 +134,7 @@ func TestOnlyTheLeaderMaintains(t *testing.T) {
 		t.Errorf("the client that does not lead ran maintenance queries: %v", got)
 	}
 	got := da.made()
-	for _, op := range []string{"JobRescue", "JobPrune", "JobResolveDependencies", "NodePrune"} {
+	for _, op := range []string{"JobRescue", "JobPruneByState", "JobResolveDependencies", "NodePrune"} {
 		if got[op] == 0 {
 			t.Errorf("the leader made no %s call (it made %v)", op, got)
 		}

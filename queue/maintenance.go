@@ -79,15 +79,12 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	if _, _, err := c.drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: nil}); err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: resolve dependencies failed", "err", err)
 	}
-	pruned, err := c.drv.JobPrune(ctx, storage.JobPruneParams{Retention: c.cfg.Retention, Limit: 10000})
+	pruned, err := c.prune(ctx)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)
 	}
 	res.Pruned = pruned
-	// Keys of unique graphs whose jobs are all pruned are free again.
-	if _, err := c.drv.JobGraphPrune(ctx, storage.JobGraphPruneParams{Retention: c.cfg.Retention, Limit: 10000}); err != nil && ctx.Err() == nil {
-		c.cfg.Logger.Warn("queue: prune graph keys failed", "err", err)
-	}
+	c.pruneGraphKeys(ctx)
 	nodes, err := c.drv.NodePrune(ctx, storage.NodePruneParams{Limit: 1000})
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune of dead nodes failed", "err", err)

@@ -14,6 +14,8 @@ import (
 // storage does not hold. Error texts are never refused: they are stored as
 // Text leaves them.
 type Executor interface {
+	Retention
+
 	// JobInsertMany inserts jobs and returns them in the same order, and wakes
 	// workers of the queues that received jobs eligible now (inside a
 	// transaction, the wake-up is delivered only on commit).

@@ -269,7 +269,7 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 	var out *acidic.Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		rec, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
+		rec, _, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
 		if err != nil {
 			return err
 		}
@@ -282,38 +282,40 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) 
 	return out, nil
 }
 
-func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*acidic.Run, error) {
+// cancelTx cancels run id in tx and reports whether it did (a finished run
+// is returned unchanged).
+func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*acidic.Run, bool, error) {
 	rec, changed, err := tx.RunSetState(ctx, storage.RunSetStateParams{ID: id, From: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}, To: acidic.RunCancelled, Error: reason})
 	if err != nil || !changed {
-		return rec, err
+		return rec, false, err
 	}
 	live, err := tx.JobList(ctx, acidic.JobFilter{RunID: id, States: []acidic.JobState{
 		acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRunning, acidic.JobRetryable}})
 	if err != nil {
-		return rec, err
+		return rec, true, err
 	}
 	for _, j := range live {
 		if j.Kind == FinishKind {
 			continue
 		}
 		if _, err := e.q.CancelTx(ctx, tx, j.ID); err != nil {
-			return rec, err
+			return rec, true, err
 		}
 	}
 	unfinished := acidic.RunFilter{ParentRunID: id, States: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}}
 	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*acidic.Run) error {
 		for _, c := range children {
-			if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
+			if _, _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return rec, err
+		return rec, true, err
 	}
 	// A workflow unknown in this process is nil: see hasFinish.
-	return rec, e.settle(ctx, tx, e.definitionOrNil(rec.Workflow), rec)
+	return rec, true, e.settle(ctx, tx, e.definitionOrNil(rec.Workflow), rec)
 }
 
 // Wait blocks until the run has finished (succeeded, failed or cancelled)

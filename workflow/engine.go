@@ -31,6 +31,12 @@ type Config struct {
 	LockedRetry time.Duration
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Retention is how long finished runs are kept with their step logs,
+	// per final state, and which workflows keep theirs for ever. The zero
+	// value keeps succeeded and cancelled runs 7 days and failed runs 30
+	// days (see Retention). The engine's queue prunes them in its
+	// maintenance passes, with the jobs (Queue.Retention).
+	Retention Retention
 }
 
 // Engine registers workflows, enqueues runs and executes them on the queue.
@@ -57,6 +63,10 @@ func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var err error
+	if cfg.Retention, err = cfg.Retention.withDefaults(); err != nil {
+		return nil, err
+	}
 	if cfg.Queue.Logger == nil {
 		cfg.Queue.Logger = cfg.Logger
 	}
@@ -80,6 +90,15 @@ func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
 			return userEnded(ctx, tx, jobs)
 		}
 		return nil
+	}
+	// Finished runs are pruned where finished jobs are.
+	userMaintain := qcfg.MaintainFunc
+	qcfg.MaintainFunc = func(ctx context.Context) error {
+		_, err := e.PruneRuns(ctx)
+		if userMaintain != nil {
+			return errors.Join(err, userMaintain(ctx))
+		}
+		return err
 	}
 	q, err := queue.New(drv, qcfg)
 	if err != nil {
@@ -200,6 +219,13 @@ func (e *Engine) runFinishCallback(ctx context.Context, job *acidic.Job) error {
 		return queue.Discard(fmt.Errorf("%w: %w", queue.ErrArgsDecode, err))
 	}
 	r, err := e.Get(ctx, args.RunID)
+	if errors.Is(err, acidic.ErrNotFound) && job.RunID == uuid.Nil {
+		// The run was deleted after this job was staged (the deletion
+		// detached the job): by this callback, which cannot run again
+		// without it (see DeleteRun).
+		e.cfg.Logger.Info("workflow: finish callback of a deleted run; nothing to do", "run", args.RunID, "job", job.ID)
+		return nil
+	}
 	if errors.Is(err, acidic.ErrNotFound) {
 		return queue.Discard(err)
 	}
@@ -214,7 +240,7 @@ func (e *Engine) runFinishCallback(ctx context.Context, job *acidic.Job) error {
 		return queue.Snooze(e.cfg.LockedRetry)
 	}
 	if fn := d.options().OnFinish; fn != nil {
-		return fn(ctx, r)
+		return fn(withFinishing(ctx, r.ID, job.ID), r)
 	}
 	return nil
 }

@@ -45,6 +45,8 @@ import (
 //	halted
 //	succeeded, failed,      settle: OnFinish staged, parent counted   (same)      settle, once per finish
 //	cancelled               off (RunSettle guards it)
+//	succeeded, failed,      retention passed, or DeleteRun            deleted     PruneRuns (RunPrune) or
+//	cancelled, settled      (nothing unfinished needs the run)                    DeleteRun (RunDelete)
 //
 // A run that rests (awaiting, halted) or has finished is never leased: a job
 // delivered for it again finds nothing to do. A lease is held by one job

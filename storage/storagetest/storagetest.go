@@ -39,6 +39,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Nodes", nodeTests},
 		{"JobAges", jobAgeTests},
 		{"Controls", controlTests},
+		{"Retention", retentionTests},
 		{"Unique", uniqueTests}, // unique.go
 	}
 	for _, g := range groups {

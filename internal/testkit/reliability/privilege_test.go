@@ -94,8 +94,9 @@ type privArgs struct {
 // PUBLIC is revoked; the application role then calls Migrator().Up, runs
 // workflows whose steps enqueue jobs, stage outbox messages and await child
 // runs to success, retries a failing job, enqueues a unique job, cancels a
-// run, relays (with a failure) and prunes the outbox, prunes jobs and deletes
-// a run with its step log, runs periodic passes. No step of it may hit a missing privilege.
+// run, relays (with a failure) and prunes the outbox, prunes jobs, deletes
+// a run with its step log (Engine.DeleteRun) and prunes runs, runs periodic
+// passes. No step of it may hit a missing privilege.
 func TestLeastPrivilegeRole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -307,11 +308,21 @@ func TestLeastPrivilegeRole(t *testing.T) {
 			t.Fatalf("periodic pass %d as the application: %+v, %v", i+1, res, err)
 		}
 	}
-	if _, err := appPool.Exec(ctx, "DELETE FROM "+qualify(schema, "runs")+" WHERE id = $1", res.Run.ID); err != nil {
+	if err := e.DeleteRun(ctx, res.Run.ID); err != nil {
 		t.Fatalf("delete a run as the application: %v", err)
 	}
 	if steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: res.Run.ID}); err != nil || len(steps) != 0 {
 		t.Fatalf("the deleted run's step log: %v, %v", steps, err)
+	}
+	// Pruning runs: the deleted run's children, detached, and the cancelled
+	// run.
+	pruner, err := workflow.NewEngine(drv, workflow.Config{Logger: logger,
+		Retention: workflow.Retention{Succeeded: time.Nanosecond, Cancelled: time.Nanosecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pruner.PruneRuns(ctx); err != nil || n != 3 {
+		t.Fatalf("PruneRuns as the application: %d, %v; want the 2 children and the cancelled run", n, err)
 	}
 	if denied := log.denied(); len(denied) > 0 {
 		t.Errorf("the application hit missing privileges:\n%s", strings.Join(denied, "\n"))

@@ -71,8 +71,14 @@ var commands = []*command{
 		},
 		about: "Without -state, the filter form retries the matching jobs that are discarded,\n" +
 			"cancelled, completed or retryable; running and pending jobs are skipped."},
-	{name: "jobs cancel", setup: setupJobCancel,
-		forms: []usageLine{{"jobs cancel ID", "cancel a job that has not finished"}}},
+	{name: "jobs cancel", setup: setupJobsCancel,
+		forms: []usageLine{
+			{"jobs cancel ID", "cancel a job that has not finished"},
+			{"jobs cancel [-state S] [-queue Q] [-kind K]", "cancel every matching job (one filter at least)"},
+		},
+		about: "Without -state, the filter form cancels the matching jobs that have not finished\n" +
+			"(pending, available, scheduled, running, retryable). A job that carries a\n" +
+			"workflow run ends the run with it."},
 	{name: "runs list", setup: setupRunsList,
 		forms: []usageLine{{"runs list [-state S] [-workflow W] [-limit N]", "list runs, oldest first"}}},
 	{name: "runs get", setup: setupRunGet,
@@ -85,8 +91,14 @@ var commands = []*command{
 		about: "Runs resume at their recovery point; steps that committed do not run again.\n" +
 			"Without -state, the filter form resumes the matching runs that failed or\n" +
 			"were cancelled."},
-	{name: "runs cancel", setup: setupRunCancel,
-		forms: []usageLine{{"runs cancel ID", "cancel a run, its jobs and its children"}}},
+	{name: "runs cancel", setup: setupRunsCancel,
+		forms: []usageLine{
+			{"runs cancel ID", "cancel a run, its jobs and its children"},
+			{"runs cancel [-state S] [-workflow W]", "cancel every matching run (one filter at least)"},
+		},
+		about: "Each run is cancelled with its jobs and its unfinished children, and its OnFinish\n" +
+			"runs. Without -state, the filter form cancels the matching runs that have not\n" +
+			"finished (pending, running, awaiting, halted)."},
 	{name: "cron list", setup: setupCronList,
 		forms: []usageLine{{"cron list", "periodic schedules with their last and next run"}},
 		about: "A schedule is written by the clients that register it (queue.PeriodicJob,\n" +

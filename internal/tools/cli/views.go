@@ -155,6 +155,25 @@ type RetryJobsJSON struct {
 	Skipped int       `json:"skipped"`
 }
 
+// CancelRunsJSON is what runs cancel by filter did.
+type CancelRunsJSON struct {
+	// Matched counts the runs the filter matched; Cancelled lists those
+	// cancelled; the others had finished when their turn came (a child
+	// cancelled with its parent, say).
+	Matched   int       `json:"matched"`
+	Cancelled []RunJSON `json:"cancelled"`
+	Skipped   int       `json:"skipped"`
+}
+
+// CancelJobsJSON is what jobs cancel by filter did.
+type CancelJobsJSON struct {
+	// Matched counts the jobs the filter matched; Cancelled lists those
+	// cancelled; the others had finished when their turn came.
+	Matched   int       `json:"matched"`
+	Cancelled []JobJSON `json:"cancelled"`
+	Skipped   int       `json:"skipped"`
+}
+
 func nullString(s string) *string {
 	if s == "" {
 		return nil

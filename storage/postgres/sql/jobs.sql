@@ -250,17 +250,6 @@ ended AS (
 {fragment:release_ended_leases}
 SELECT * FROM ended;
 
--- name: JobPrune
-WITH doomed AS (
-  SELECT id AS doomed_id
-  FROM {schema}.jobs
-  WHERE finalized_at < now() - $1::bigint * interval '1 microsecond'
-  ORDER BY finalized_at
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-)
-DELETE FROM {schema}.jobs USING doomed WHERE id = doomed_id;
-
 -- name: JobGet
 SELECT {job_columns} FROM {schema}.jobs WHERE id = $1;
 
