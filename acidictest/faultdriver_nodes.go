@@ -3,13 +3,14 @@ package acidictest
 import (
 	"context"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
 // The storage.Nodes and storage.JobAges methods of faultDriver: like every
 // other call, they pass through the fault injection.
 
-func (d *faultDriver) LeaderElect(ctx context.Context, p storage.LeaderElectParams) (r0 *storage.Leader, err error) {
+func (d *faultDriver) LeaderElect(ctx context.Context, p storage.LeaderElectParams) (r0 *acidic.Leader, err error) {
 	err = d.f.do(ctx, "LeaderElect", func() error {
 		r0, err = d.drv.LeaderElect(ctx, p)
 		return err
@@ -25,7 +26,7 @@ func (d *faultDriver) LeaderResign(ctx context.Context, p storage.LeaderResignPa
 	return
 }
 
-func (d *faultDriver) LeaderGet(ctx context.Context, p storage.LeaderGetParams) (r0 *storage.Leader, err error) {
+func (d *faultDriver) LeaderGet(ctx context.Context, p storage.LeaderGetParams) (r0 *acidic.Leader, err error) {
 	err = d.f.do(ctx, "LeaderGet", func() error {
 		r0, err = d.drv.LeaderGet(ctx, p)
 		return err
@@ -33,7 +34,7 @@ func (d *faultDriver) LeaderGet(ctx context.Context, p storage.LeaderGetParams) 
 	return
 }
 
-func (d *faultDriver) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (r0 *storage.Node, err error) {
+func (d *faultDriver) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (r0 *acidic.Node, err error) {
 	err = d.f.do(ctx, "NodeRecord", func() error {
 		r0, err = d.drv.NodeRecord(ctx, p)
 		return err
@@ -49,7 +50,7 @@ func (d *faultDriver) NodeDelete(ctx context.Context, p storage.NodeDeleteParams
 	return
 }
 
-func (d *faultDriver) NodeList(ctx context.Context, p storage.NodeListParams) (r0 []*storage.Node, err error) {
+func (d *faultDriver) NodeList(ctx context.Context, p storage.NodeListParams) (r0 []*acidic.Node, err error) {
 	err = d.f.do(ctx, "NodeList", func() error {
 		r0, err = d.drv.NodeList(ctx, p)
 		return err
@@ -65,7 +66,7 @@ func (d *faultDriver) NodePrune(ctx context.Context, p storage.NodePruneParams) 
 	return
 }
 
-func (d *faultDriver) JobQueueAges(ctx context.Context, p storage.JobQueueAgesParams) (r0 []storage.QueueAge, err error) {
+func (d *faultDriver) JobQueueAges(ctx context.Context, p storage.JobQueueAgesParams) (r0 []acidic.QueueAge, err error) {
 	err = d.f.do(ctx, "JobQueueAges", func() error {
 		r0, err = d.drv.JobQueueAges(ctx, p)
 		return err

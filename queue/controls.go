@@ -36,8 +36,8 @@ const controlsTimeout = 5 * time.Second
 //
 // A name storage cannot hold is ErrInvalid (also storage.ErrInvalid); a
 // queue no client ever worked, never controlled and without unfinished jobs
-// is storage.ErrUnknownQueue. Either way nothing is written.
-func (c *Client) PauseQueue(ctx context.Context, queue string) (*storage.QueueControl, error) {
+// is acidic.ErrUnknownQueue. Either way nothing is written.
+func (c *Client) PauseQueue(ctx context.Context, queue string) (*acidic.QueueControl, error) {
 	return c.setPaused(ctx, queue, true)
 }
 
@@ -45,11 +45,11 @@ func (c *Client) PauseQueue(ctx context.Context, queue string) (*storage.QueueCo
 // where the notification arrives (within PollInterval where it is lost).
 // Resuming a queue that is not paused changes nothing. Errors are those of
 // PauseQueue.
-func (c *Client) ResumeQueue(ctx context.Context, queue string) (*storage.QueueControl, error) {
+func (c *Client) ResumeQueue(ctx context.Context, queue string) (*acidic.QueueControl, error) {
 	return c.setPaused(ctx, queue, false)
 }
 
-func (c *Client) setPaused(ctx context.Context, queue string, paused bool) (*storage.QueueControl, error) {
+func (c *Client) setPaused(ctx context.Context, queue string, paused bool) (*acidic.QueueControl, error) {
 	verb := "resume"
 	if paused {
 		verb = "pause"
@@ -75,8 +75,8 @@ func (c *Client) setPaused(ctx context.Context, queue string, paused bool) (*sto
 //
 // workers below 1 (or above storage.MaxQueueWorkers) and a name storage
 // cannot hold are ErrInvalid (also storage.ErrInvalid); an unknown queue is
-// storage.ErrUnknownQueue (see PauseQueue). Either way nothing is written.
-func (c *Client) ScaleQueue(ctx context.Context, queue string, workers int) (*storage.QueueControl, error) {
+// acidic.ErrUnknownQueue (see PauseQueue). Either way nothing is written.
+func (c *Client) ScaleQueue(ctx context.Context, queue string, workers int) (*acidic.QueueControl, error) {
 	if err := storage.CheckName("queue", queue); err != nil {
 		return nil, fmt.Errorf("%w: scale queue: %w", ErrInvalid, err)
 	}
@@ -89,14 +89,14 @@ func (c *Client) ScaleQueue(ctx context.Context, queue string, workers int) (*st
 // ResetQueueScale undoes ScaleQueue: each node goes back to running as many
 // jobs of the queue at once as its own QueueConfig.MaxWorkers says. Errors
 // are those of PauseQueue.
-func (c *Client) ResetQueueScale(ctx context.Context, queue string) (*storage.QueueControl, error) {
+func (c *Client) ResetQueueScale(ctx context.Context, queue string) (*acidic.QueueControl, error) {
 	if err := storage.CheckName("queue", queue); err != nil {
 		return nil, fmt.Errorf("%w: scale queue: %w", ErrInvalid, err)
 	}
 	return c.scale(ctx, queue, 0)
 }
 
-func (c *Client) scale(ctx context.Context, queue string, workers int) (*storage.QueueControl, error) {
+func (c *Client) scale(ctx context.Context, queue string, workers int) (*acidic.QueueControl, error) {
 	ctl, err := c.drv.QueueScale(ctx, storage.QueueScaleParams{Queue: queue, MaxWorkers: workers})
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (c *Client) scale(ctx context.Context, queue string, workers int) (*storage
 // QueueControls returns the stored controls of the given queues, or of every
 // known queue when none is given, by name. A known queue without controls
 // (Paused false, MaxWorkers 0) is listed too; an unknown one is left out.
-func (c *Client) QueueControls(ctx context.Context, queues ...string) ([]*storage.QueueControl, error) {
+func (c *Client) QueueControls(ctx context.Context, queues ...string) ([]*acidic.QueueControl, error) {
 	p := storage.QueueControlsParams{Queues: queues}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: queue controls: %w", ErrInvalid, err)
@@ -213,7 +213,7 @@ func (c *Client) readControls(ctx context.Context, queues []string, producers ma
 		return
 	}
 	now := time.Now()
-	byQueue := make(map[string]*storage.QueueControl, len(ctls))
+	byQueue := make(map[string]*acidic.QueueControl, len(ctls))
 	for _, ctl := range ctls {
 		byQueue[ctl.Queue] = ctl
 	}

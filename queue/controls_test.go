@@ -424,26 +424,26 @@ func TestQueueControlsRefuseBadInput(t *testing.T) {
 	if _, err := c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "known"}); err != nil {
 		t.Fatal(err)
 	}
-	type call func() (*storage.QueueControl, error)
+	type call func() (*acidic.QueueControl, error)
 	unknown := map[string]call{
-		"PauseQueue(ghost)":      func() (*storage.QueueControl, error) { return c.PauseQueue(ctx, "ghost") },
-		"ResumeQueue(ghost)":     func() (*storage.QueueControl, error) { return c.ResumeQueue(ctx, "ghost") },
-		"ScaleQueue(ghost, 2)":   func() (*storage.QueueControl, error) { return c.ScaleQueue(ctx, "ghost", 2) },
-		"ResetQueueScale(ghost)": func() (*storage.QueueControl, error) { return c.ResetQueueScale(ctx, "ghost") },
+		"PauseQueue(ghost)":      func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "ghost") },
+		"ResumeQueue(ghost)":     func() (*acidic.QueueControl, error) { return c.ResumeQueue(ctx, "ghost") },
+		"ScaleQueue(ghost, 2)":   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "ghost", 2) },
+		"ResetQueueScale(ghost)": func() (*acidic.QueueControl, error) { return c.ResetQueueScale(ctx, "ghost") },
 	}
 	invalid := map[string]call{
-		`PauseQueue("")`:          func() (*storage.QueueControl, error) { return c.PauseQueue(ctx, "") },
-		`PauseQueue("a\x00")`:     func() (*storage.QueueControl, error) { return c.PauseQueue(ctx, "a\x00") },
-		`ResumeQueue(300 bytes)`:  func() (*storage.QueueControl, error) { return c.ResumeQueue(ctx, string(make([]byte, 300))) },
-		`ScaleQueue("\xff", 2)`:   func() (*storage.QueueControl, error) { return c.ScaleQueue(ctx, "\xff", 2) },
-		`ResetQueueScale("\n")`:   func() (*storage.QueueControl, error) { return c.ResetQueueScale(ctx, "\n") },
-		`ScaleQueue(known, 0)`:    func() (*storage.QueueControl, error) { return c.ScaleQueue(ctx, "known", 0) },
-		`ScaleQueue(known, -3)`:   func() (*storage.QueueControl, error) { return c.ScaleQueue(ctx, "known", -3) },
-		`ScaleQueue(known, 2^31)`: func() (*storage.QueueControl, error) { return c.ScaleQueue(ctx, "known", 1<<31) },
+		`PauseQueue("")`:          func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "") },
+		`PauseQueue("a\x00")`:     func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "a\x00") },
+		`ResumeQueue(300 bytes)`:  func() (*acidic.QueueControl, error) { return c.ResumeQueue(ctx, string(make([]byte, 300))) },
+		`ScaleQueue("\xff", 2)`:   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "\xff", 2) },
+		`ResetQueueScale("\n")`:   func() (*acidic.QueueControl, error) { return c.ResetQueueScale(ctx, "\n") },
+		`ScaleQueue(known, 0)`:    func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", 0) },
+		`ScaleQueue(known, -3)`:   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", -3) },
+		`ScaleQueue(known, 2^31)`: func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", 1<<31) },
 	}
 	for name, call := range unknown {
-		if ctl, err := call(); ctl != nil || !errors.Is(err, storage.ErrUnknownQueue) {
-			t.Errorf("%s = %+v, %v; want storage.ErrUnknownQueue", name, ctl, err)
+		if ctl, err := call(); ctl != nil || !errors.Is(err, acidic.ErrUnknownQueue) {
+			t.Errorf("%s = %+v, %v; want acidic.ErrUnknownQueue", name, ctl, err)
 		}
 	}
 	for name, call := range invalid {
@@ -477,7 +477,7 @@ func TestStartRegistersQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	operator := newClient(t, drv, queue.Config{})
-	if _, err := operator.PauseQueue(ctx, "fresh"); !errors.Is(err, storage.ErrUnknownQueue) {
+	if _, err := operator.PauseQueue(ctx, "fresh"); !errors.Is(err, acidic.ErrUnknownQueue) {
 		t.Fatalf("PauseQueue before any node worked the queue = %v, want ErrUnknownQueue", err)
 	}
 	c := newClient(t, drv, controlConfig(ws, "fresh", 1))

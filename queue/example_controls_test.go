@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // This example pauses a queue on every node, scales it and resumes it, as
@@ -42,7 +42,7 @@ func ExampleClient_PauseQueue() {
 	fmt.Println("paused:", ctl.Paused)
 
 	_, err = client.PauseQueue(ctx, "paymnets")
-	fmt.Println(errors.Is(err, storage.ErrUnknownQueue))
+	fmt.Println(errors.Is(err, acidic.ErrUnknownQueue))
 	// Output:
 	// paused: true
 	// workers per node: 2

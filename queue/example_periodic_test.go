@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // This example registers a job that runs at 09:00 in New York on weekdays.
@@ -32,7 +32,7 @@ func ExamplePeriodicJob() {
 			TimeZone: "America/New_York",
 			Kind:     "report",
 			Args:     map[string]string{"scope": "all"},
-			Missed:   storage.MissedRunOnce, // the default: run once for missed periods
+			Missed:   acidic.MissedRunOnce,
 		}},
 	})
 	if err != nil {

@@ -221,7 +221,7 @@ func TestNodeRows(t *testing.T) {
 	c := newClient(t, drv, cfg)
 	start(t, c)
 
-	row := func() *storage.Node {
+	row := func() *acidic.Node {
 		t.Helper()
 		nodes, err := drv.NodeList(ctx, storage.NodeListParams{})
 		if err != nil {
@@ -237,7 +237,7 @@ func TestNodeRows(t *testing.T) {
 	waitFor(t, "the node's row", func() bool { return row() != nil })
 	first := row()
 	host, _ := os.Hostname()
-	want := []storage.NodeQueue{{Queue: "default", MaxWorkers: 3}, {Queue: "mail", MaxWorkers: 1}}
+	want := []acidic.NodeQueue{{Queue: "default", MaxWorkers: 3}, {Queue: "mail", MaxWorkers: 1}}
 	if first.Hostname != host || first.PID != os.Getpid() || first.Version != acidic.Version || !reflect.DeepEqual(first.Queues, want) || !first.Live() {
 		t.Fatalf("node row %+v; want host %q, pid %d, version %s, queues %+v, live", first, host, os.Getpid(), acidic.Version, want)
 	}
@@ -296,7 +296,7 @@ func TestNodeRows(t *testing.T) {
 	}
 }
 
-func nodeNames(nodes []*storage.Node) []string {
+func nodeNames(nodes []*acidic.Node) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.ID)
@@ -312,7 +312,7 @@ func TestInsertOnlyClientIsANode(t *testing.T) {
 	c := newClient(t, drv, queue.Config{HeartbeatInterval: 20 * time.Millisecond, Logger: quietLogger()})
 	start(t, c)
 	waitFor(t, "the client to lead", c.IsLeader)
-	var nodes []*storage.Node
+	var nodes []*acidic.Node
 	var err error
 	waitFor(t, "the client's row", func() bool {
 		nodes, err = drv.NodeList(ctxT(t), storage.NodeListParams{})

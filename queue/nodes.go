@@ -42,15 +42,15 @@ func (c *Client) recordNode(ctx context.Context) {
 
 // nodeQueues returns the queues the client works, by name, with their
 // workers.
-func (c *Client) nodeQueues() []storage.NodeQueue {
+func (c *Client) nodeQueues() []acidic.NodeQueue {
 	c.mu.Lock()
-	out := make([]storage.NodeQueue, 0, len(c.producers))
+	out := make([]acidic.NodeQueue, 0, len(c.producers))
 	for name, p := range c.producers {
 		p.mu.Lock()
-		out = append(out, storage.NodeQueue{Queue: name, MaxWorkers: p.max, Busy: p.active})
+		out = append(out, acidic.NodeQueue{Queue: name, MaxWorkers: p.max, Busy: p.active})
 		p.mu.Unlock()
 	}
 	c.mu.Unlock()
-	slices.SortFunc(out, func(a, b storage.NodeQueue) int { return cmp.Compare(a.Queue, b.Queue) })
+	slices.SortFunc(out, func(a, b acidic.NodeQueue) int { return cmp.Compare(a.Queue, b.Queue) })
 	return out
 }

@@ -79,10 +79,10 @@ type PeriodicJob struct {
 	// the job after its period.
 	Opts EnqueueOptions
 	// Missed says what a pass does with periods it finds late. Default
-	// storage.MissedRunOnce: one job for all of them, now. With
-	// storage.MissedSkip, periods found more than MissedAfter late are not
+	// acidic.MissedRunOnce: one job for all of them, now. With
+	// acidic.MissedSkip, periods found more than MissedAfter late are not
 	// enqueued, and the schedule waits for its next period.
-	Missed storage.MissedPolicy
+	Missed acidic.MissedPolicy
 	// MissedAfter is how late a pass may find a period and still count it
 	// as on time (MissedSkip enqueues it). Default DefaultMissedAfter (a
 	// minute); it must not be negative.
@@ -178,7 +178,7 @@ func (c *Client) checkPeriodic(j PeriodicJob, now time.Time) (*periodic, error) 
 		return nil, fmt.Errorf("%w: periodic job %q: %w", ErrInvalid, j.Name, err)
 	}
 	if j.Missed == "" {
-		j.Missed = storage.MissedRunOnce
+		j.Missed = acidic.MissedRunOnce
 	}
 	if !j.Missed.Valid() {
 		return nil, fmt.Errorf("%w: periodic job %q: unknown Missed policy %q", ErrInvalid, j.Name, j.Missed)

@@ -183,7 +183,7 @@ func (c *Client) firePeriodic(ctx context.Context, p *periodic, now time.Time) (
 		at, count := p.sched.lastDue(row.NextRunAt, now)
 		f.period = Period{Name: p.job.Name, At: at.In(p.sched.loc), Missed: count - 1}
 		late := now.Sub(at) > p.job.MissedAfter
-		f.skipped = p.job.Missed == storage.MissedSkip && late
+		f.skipped = p.job.Missed == acidic.MissedSkip && late
 		var last *time.Time
 		if !f.skipped {
 			if p.job.EnqueueFunc != nil {
@@ -222,7 +222,7 @@ func (c *Client) logFired(p *periodic, f fired, now time.Time) {
 	switch {
 	case f.skipped:
 		log.Warn("queue: periodic job skipped missed periods", "missed", f.period.Missed+1, "policy", p.job.Missed)
-	case f.period.Missed > 0 && p.job.Missed == storage.MissedSkip:
+	case f.period.Missed > 0 && p.job.Missed == acidic.MissedSkip:
 		log.Warn("queue: periodic job skipped missed periods; enqueued the latest", "missed", f.period.Missed, "policy", p.job.Missed)
 	case f.period.Missed > 0:
 		log.Warn("queue: periodic job enqueued once for missed periods", "missed", f.period.Missed, "policy", p.job.Missed)

@@ -86,7 +86,7 @@ func wantPeriodJobs(ctx context.Context, t *testing.T, drv storage.Driver, name,
 	}
 }
 
-func schedule(ctx context.Context, t *testing.T, drv storage.Driver, name string) *storage.Periodic {
+func schedule(ctx context.Context, t *testing.T, drv storage.Driver, name string) *acidic.Periodic {
 	t.Helper()
 	rows, err := drv.PeriodicList(ctx, storage.PeriodicListParams{Names: []string{name}})
 	if err != nil || len(rows) != 1 {
@@ -256,18 +256,18 @@ func TestPeriodicJobAfterARestartThatSpannedAPeriod(t *testing.T) {
 	hour := func(h, m, s int) time.Time { return time.Date(2030, 6, 1, h, m, s, 0, time.UTC) }
 	cases := []struct {
 		name     string
-		policy   storage.MissedPolicy
+		policy   acidic.MissedPolicy
 		restart  time.Time   // when the second client runs its first pass
 		enqueued []time.Time // periods that pass enqueues
 		missed   int         // Missed of the period it enqueues
 		skipped  bool
 	}{
-		{"run once, one period 30 minutes late", storage.MissedRunOnce, hour(11, 30, 0), []time.Time{hour(11, 0, 0)}, 0, false},
-		{"run once, three periods missed", storage.MissedRunOnce, hour(13, 30, 0), []time.Time{hour(13, 0, 0)}, 2, false},
-		{"skip, one period 30 minutes late", storage.MissedSkip, hour(11, 30, 0), nil, 0, true},
-		{"skip, three periods missed", storage.MissedSkip, hour(13, 30, 0), nil, 0, true},
-		{"skip, a period within MissedAfter", storage.MissedSkip, hour(11, 0, 20), []time.Time{hour(11, 0, 0)}, 0, false},
-		{"skip, two periods missed, the latest within MissedAfter", storage.MissedSkip, hour(12, 0, 20), []time.Time{hour(12, 0, 0)}, 1, false},
+		{"run once, one period 30 minutes late", acidic.MissedRunOnce, hour(11, 30, 0), []time.Time{hour(11, 0, 0)}, 0, false},
+		{"run once, three periods missed", acidic.MissedRunOnce, hour(13, 30, 0), []time.Time{hour(13, 0, 0)}, 2, false},
+		{"skip, one period 30 minutes late", acidic.MissedSkip, hour(11, 30, 0), nil, 0, true},
+		{"skip, three periods missed", acidic.MissedSkip, hour(13, 30, 0), nil, 0, true},
+		{"skip, a period within MissedAfter", acidic.MissedSkip, hour(11, 0, 20), []time.Time{hour(11, 0, 0)}, 0, false},
+		{"skip, two periods missed, the latest within MissedAfter", acidic.MissedSkip, hour(12, 0, 20), []time.Time{hour(12, 0, 0)}, 1, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

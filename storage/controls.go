@@ -2,10 +2,8 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/acidic-go/acidic"
 )
@@ -16,33 +14,9 @@ import (
 // (Controls.QueueControls): the rows decide, the hint only says when to look.
 const TopicQueues = "queues"
 
-// ErrUnknownQueue is returned, and nothing is written, when a control names
-// a queue the store does not know: no node ever registered it
-// (Controls.QueueRegister), it was never controlled, and it has no unfinished
-// job. Such a name is most likely a typo.
-var ErrUnknownQueue = errors.New("storage: unknown queue")
-
 // MaxQueueWorkers is the most workers per node a queue may be scaled to: the
 // largest value the store keeps (a 32-bit integer).
 const MaxQueueWorkers = math.MaxInt32
-
-// QueueControl is what operators set for one queue, obeyed by every node
-// that works it.
-type QueueControl struct {
-	Queue string
-	// Paused: no node fetches jobs of the queue; the jobs already running
-	// finish.
-	Paused bool
-	// PausedAt is when the queue was paused; nil while it is not.
-	PausedAt *time.Time
-	// MaxWorkers is how many jobs of the queue each node runs at once; 0
-	// when not set, and each node runs as many as its own configuration
-	// says.
-	MaxWorkers int
-	// CreatedAt is when the queue became known here (a node registered it,
-	// or an operator first controlled it); UpdatedAt is the last change.
-	CreatedAt, UpdatedAt time.Time
-}
 
 // QueuePauseParams pauses or resumes a queue.
 type QueuePauseParams struct {
@@ -110,16 +84,16 @@ type Controls interface {
 	// ErrUnknownQueue, and nothing is written: a queue is known when it has
 	// controls (a node registered it, or it was controlled before) or jobs
 	// that have not finished.
-	QueuePause(ctx context.Context, p QueuePauseParams) (*QueueControl, error)
+	QueuePause(ctx context.Context, p QueuePauseParams) (*acidic.QueueControl, error)
 	// QueueScale sets (or, with 0, removes) the workers per node of a known
 	// queue, notifies TopicQueues (on commit) and returns the queue's
 	// controls as written. An unknown queue is ErrUnknownQueue, as for
 	// QueuePause.
-	QueueScale(ctx context.Context, p QueueScaleParams) (*QueueControl, error)
+	QueueScale(ctx context.Context, p QueueScaleParams) (*acidic.QueueControl, error)
 	// QueueControls returns the controls of the known queues among
 	// p.Queues (all known queues when nil), by queue name. A known queue
 	// no operator controlled has Paused false and MaxWorkers 0.
-	QueueControls(ctx context.Context, p QueueControlsParams) ([]*QueueControl, error)
+	QueueControls(ctx context.Context, p QueueControlsParams) ([]*acidic.QueueControl, error)
 	// QueueRegister makes the given queues known, leaving the controls of
 	// those already known as they are. A client registers the queues it
 	// works when it starts.

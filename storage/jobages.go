@@ -2,7 +2,8 @@ package storage
 
 import (
 	"context"
-	"time"
+
+	"github.com/acidic-go/acidic"
 )
 
 // JobAges tells how long jobs have been waiting for a worker.
@@ -12,21 +13,8 @@ type JobAges interface {
 	// are and how long the oldest of them has waited since it became due,
 	// on the store's clock; by queue name. A queue with no such job is left
 	// out.
-	JobQueueAges(ctx context.Context, p JobQueueAgesParams) ([]QueueAge, error)
+	JobQueueAges(ctx context.Context, p JobQueueAgesParams) ([]acidic.QueueAge, error)
 }
 
 // JobQueueAgesParams are the arguments of JobAges.JobQueueAges (none yet).
 type JobQueueAgesParams struct{}
-
-// QueueAge is how long the jobs of one queue that could run now have
-// waited.
-type QueueAge struct {
-	Queue string
-	// Available counts the queue's jobs that could run now.
-	Available int64
-	// OldestDueAt is the earliest due time (ScheduledAt) among them.
-	OldestDueAt time.Time
-	// OldestAge is how long the oldest of them has waited: the store's
-	// clock at the read less OldestDueAt.
-	OldestAge time.Duration
-}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/acidic-go/acidic"
 )
 
 // Nodes keeps the nodes of a store (every started queue client is one) and
@@ -28,7 +30,7 @@ type Nodes interface {
 	// is p.NodeID exactly when it leads now, or nil in the rare case that
 	// the leader could not be read (the lead changed hands during the
 	// attempt): try again.
-	LeaderElect(ctx context.Context, p LeaderElectParams) (*Leader, error)
+	LeaderElect(ctx context.Context, p LeaderElectParams) (*acidic.Leader, error)
 	// LeaderResign ends p.NodeID's lead at once, if it leads (whether or
 	// not its lease ran out), and then tells the other nodes so
 	// (TopicLeader), so that one of them takes the lead without waiting for
@@ -37,19 +39,19 @@ type Nodes interface {
 	// LeaderGet returns the leader, or acidic.ErrNotFound when no node leads. A
 	// leader whose lease ran out (a node that died) is returned, with
 	// ExpiresIn zero or less, until another node takes the lead.
-	LeaderGet(ctx context.Context, p LeaderGetParams) (*Leader, error)
+	LeaderGet(ctx context.Context, p LeaderGetParams) (*acidic.Leader, error)
 
 	// NodeRecord writes a node's row, created or replaced whole, and
 	// returns it as stored: HeartbeatAt is now, ExpiresAt p.TTL from now,
 	// and StartedAt p.StartedAt, or now when that is zero (the node's first
 	// record).
-	NodeRecord(ctx context.Context, p NodeRecordParams) (*Node, error)
+	NodeRecord(ctx context.Context, p NodeRecordParams) (*acidic.Node, error)
 	// NodeDelete deletes a node's row (the node stopped cleanly) and
 	// reports whether there was one.
 	NodeDelete(ctx context.Context, p NodeDeleteParams) (bool, error)
 	// NodeList returns every node's row, dead ones (ExpiresIn zero or less)
 	// included, by start time and then ID.
-	NodeList(ctx context.Context, p NodeListParams) ([]*Node, error)
+	NodeList(ctx context.Context, p NodeListParams) ([]*acidic.Node, error)
 	// NodePrune deletes up to p.Limit rows of dead nodes (their ExpiresAt
 	// has passed) and returns how many it deleted.
 	NodePrune(ctx context.Context, p NodePruneParams) (int, error)
@@ -59,75 +61,6 @@ type Nodes interface {
 // to take the lead at once (LeaderElect, which decides by the leader table
 // alone); it has no payload.
 const TopicLeader = "leader"
-
-// Leader is the node that leads, with its lease.
-type Leader struct {
-	// NodeID is the leading node's ID (a queue client's ID).
-	NodeID string
-	// ElectedAt is when the node took the lead, on the store's clock.
-	ElectedAt time.Time
-	// ExpiresAt is when its lease runs out unless renewed, on the store's
-	// clock.
-	ExpiresAt time.Time
-	// ExpiresIn is ExpiresAt less the store's clock at the read: zero or
-	// less once the lease has run out. Wait this long, on any clock, for
-	// the lease to run out.
-	ExpiresIn time.Duration
-}
-
-// Node is one running node: a started queue client.
-type Node struct {
-	// ID is the node's ID, its queue client's ID (recorded in the jobs it
-	// claims).
-	ID string
-	// Hostname and PID name the process.
-	Hostname string
-	PID      int
-	// Version is the version of Acidic the node runs.
-	Version string
-	// Queues are the queues the node works, by name.
-	Queues []NodeQueue
-	// StartedAt is when the node started (its first record), HeartbeatAt
-	// when it last recorded its row, and ExpiresAt when the row counts as a
-	// dead node's unless recorded again; on the store's clock.
-	StartedAt   time.Time
-	HeartbeatAt time.Time
-	ExpiresAt   time.Time
-	// ExpiresIn is ExpiresAt less the store's clock at the read: zero or
-	// less for a node that stopped heartbeating.
-	ExpiresIn time.Duration
-}
-
-// Live reports whether the node was heartbeating at the read.
-func (n *Node) Live() bool { return n.ExpiresIn > 0 }
-
-// WorkersBusy returns how many jobs the node was running, over its queues.
-func (n *Node) WorkersBusy() int {
-	busy := 0
-	for _, q := range n.Queues {
-		busy += q.Busy
-	}
-	return busy
-}
-
-// WorkersFree returns how many more jobs the node could have started, over
-// its queues.
-func (n *Node) WorkersFree() int {
-	free := 0
-	for _, q := range n.Queues {
-		free += max(q.MaxWorkers-q.Busy, 0)
-	}
-	return free
-}
-
-// NodeQueue is one queue a node works.
-type NodeQueue struct {
-	Queue string
-	// MaxWorkers is how many of the queue's jobs the node runs at once at
-	// most; Busy how many it was running.
-	MaxWorkers int
-	Busy       int
-}
 
 // LeaderElectParams are the arguments of Nodes.LeaderElect.
 type LeaderElectParams struct {
@@ -171,7 +104,7 @@ type NodeRecordParams struct {
 	Version string
 	// Queues are the queues the node works: valid names, each once, with
 	// MaxWorkers and Busy 0 to math.MaxInt32.
-	Queues []NodeQueue
+	Queues []acidic.NodeQueue
 	// StartedAt is the StartedAt of the node's first record, zero on that
 	// first record (the store's clock then sets it). Years 1 to MaxYear.
 	StartedAt time.Time

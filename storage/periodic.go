@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/acidic-go/acidic"
 )
 
 // PeriodicExecutor reads and writes periodic schedules: one row per
@@ -21,62 +23,21 @@ type PeriodicExecutor interface {
 	// returns the rows it inserted or changed, by name; a schedule stored
 	// exactly as given is not written again. Two schedules with one name
 	// are acidic.ErrInvalid, and nothing is written.
-	PeriodicRegister(ctx context.Context, p PeriodicRegisterParams) ([]*Periodic, error)
+	PeriodicRegister(ctx context.Context, p PeriodicRegisterParams) ([]*acidic.Periodic, error)
 	// PeriodicList returns the schedules named in p.Names (every schedule
 	// when Names is empty), by name.
-	PeriodicList(ctx context.Context, p PeriodicListParams) ([]*Periodic, error)
+	PeriodicList(ctx context.Context, p PeriodicListParams) ([]*acidic.Periodic, error)
 	// PeriodicDue returns up to p.Limit schedules named in p.Names whose
 	// next run is at or before p.Now, earliest first, and locks them until
 	// the transaction ends, skipping rows another transaction holds. Use it
 	// inside a transaction (outside one the lock ends with the statement).
-	PeriodicDue(ctx context.Context, p PeriodicDueParams) ([]*Periodic, error)
+	PeriodicDue(ctx context.Context, p PeriodicDueParams) ([]*acidic.Periodic, error)
 	// PeriodicAdvance moves a schedule on to p.NextRunAt, and its last run
 	// to p.LastRunAt when that is set, if its next run is still p.From;
 	// otherwise (another node moved it, or it was registered anew) it
 	// changes nothing and returns false. It returns the row as it is after
 	// the call (nil when the schedule does not exist).
-	PeriodicAdvance(ctx context.Context, p PeriodicAdvanceParams) (*Periodic, bool, error)
-}
-
-// MissedPolicy says what the periodic pass does with a period it finds
-// late: its time passed more than the schedule's grace ago (nodes were down,
-// say), or later periods are due too.
-type MissedPolicy string
-
-// Missed-period policies.
-const (
-	// MissedRunOnce enqueues one job now for every period found due, however
-	// many and however late: one job, not one per missed period.
-	MissedRunOnce MissedPolicy = "run_once"
-	// MissedSkip enqueues nothing for periods found late and waits for the
-	// next one; the latest due period is still enqueued when it is within
-	// the grace.
-	MissedSkip MissedPolicy = "skip"
-)
-
-// Valid reports whether p is one of the policies.
-func (p MissedPolicy) Valid() bool { return p == MissedRunOnce || p == MissedSkip }
-
-// Periodic is one periodic schedule as stored.
-type Periodic struct {
-	// Name identifies the schedule across nodes and restarts.
-	Name string
-	// Kind is the job kind, or the workflow, the schedule enqueues.
-	Kind string
-	// Spec is the cron expression, without a CRON_TZ= prefix.
-	Spec string
-	// TimeZone is the IANA zone Spec is read in ("UTC" when none was given).
-	TimeZone string
-	// Missed is what the pass does with periods found late.
-	Missed MissedPolicy
-	// LastRunAt is the scheduled time of the last period enqueued; nil
-	// before the first.
-	LastRunAt *time.Time
-	// NextRunAt is the scheduled time of the next period to enqueue. A
-	// time in the past means the period is due (or was missed).
-	NextRunAt time.Time
-	// UpdatedAt is when the row last changed.
-	UpdatedAt time.Time
+	PeriodicAdvance(ctx context.Context, p PeriodicAdvanceParams) (*acidic.Periodic, bool, error)
 }
 
 // PeriodicInsert is a schedule to register.
@@ -85,7 +46,7 @@ type PeriodicInsert struct {
 	Kind     string
 	Spec     string
 	TimeZone string
-	Missed   MissedPolicy
+	Missed   acidic.MissedPolicy
 	// NextRunAt is the first period, used for a new schedule or one whose
 	// spec or time zone changed.
 	NextRunAt time.Time

@@ -2,21 +2,12 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/google/uuid"
 )
-
-// ErrInUse is returned by RunDelete for a run that something still needs:
-// the run has not finished (or its finish has not been settled: its OnFinish
-// callback staged, its parent counted off), a job of it has not finished (its
-// OnFinish callback, say), a child run of it has not finished, or its parent
-// has not finished and may still read it. The error says which. Nothing was
-// deleted.
-var ErrInUse = errors.New("storage: still in use")
 
 // Retention is the part of an Executor that deletes finished work for good:
 // pruning finished jobs and runs past their retention, a batch at a time, and

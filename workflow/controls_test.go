@@ -9,7 +9,6 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -28,7 +27,7 @@ func TestEngineQueueControls(t *testing.T) {
 		return !s.ControlsReadAt.IsZero(), "not read"
 	})
 
-	if _, err := eng.PauseQueue(ctx, "nowhere"); !errors.Is(err, storage.ErrUnknownQueue) {
+	if _, err := eng.PauseQueue(ctx, "nowhere"); !errors.Is(err, acidic.ErrUnknownQueue) {
 		t.Fatalf("PauseQueue(nowhere) = %v, want ErrUnknownQueue", err)
 	}
 	if ctl, err := eng.PauseQueue(ctx, "default"); err != nil || !ctl.Paused {

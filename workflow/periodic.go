@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -34,7 +35,7 @@ type Periodic struct {
 	Opts EnqueueOptions
 	// Missed and MissedAfter say what is done with periods found late; see
 	// queue.PeriodicJob. Default: one run now for them all.
-	Missed      storage.MissedPolicy
+	Missed      acidic.MissedPolicy
 	MissedAfter time.Duration
 }
 

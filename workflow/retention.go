@@ -19,7 +19,7 @@ import (
 // off), its OnFinish callback (or another job of it) has not finished, a
 // child run of it has not finished, or it is a child whose parent has not
 // finished (the parent may still read its result). The error says which,
-// and also matches storage.ErrInUse. Nothing is deleted.
+// and also matches acidic.ErrInUse. Nothing is deleted.
 var ErrNotFinished = errors.New("workflow: run has not finished")
 
 // Default retentions of finished runs.
@@ -177,7 +177,7 @@ func (e *Engine) deleteRun(ctx context.Context, ex storage.Executor, id uuid.UUI
 		Except:        finishingJob(ctx, id),
 		KeepJobQueues: e.cfg.Queue.Retention.KeepQueues,
 	})
-	if errors.Is(err, storage.ErrInUse) {
+	if errors.Is(err, acidic.ErrInUse) {
 		return fmt.Errorf("%w: %w", ErrNotFinished, err)
 	}
 	if err != nil {

@@ -347,7 +347,7 @@ func TestDeleteRun(t *testing.T) {
 	for what, c := range refused {
 		before := record(t, e, c.id)
 		err := e.DeleteRun(ctx, c.id)
-		if !errors.Is(err, workflow.ErrNotFinished) || !errors.Is(err, storage.ErrInUse) || !strings.Contains(err.Error(), c.reason) {
+		if !errors.Is(err, workflow.ErrNotFinished) || !errors.Is(err, acidic.ErrInUse) || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("DeleteRun of %s: %v, want ErrNotFinished saying %q", what, err, c.reason)
 		}
 		wantUnchanged(t, e, "after DeleteRun of "+what, before)

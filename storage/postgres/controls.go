@@ -7,13 +7,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
 var _ storage.Controls = (*Driver)(nil)
 
 // QueuePause pauses or resumes a known queue; see storage.Controls.
-func (e *executor) QueuePause(ctx context.Context, p storage.QueuePauseParams) (*storage.QueueControl, error) {
+func (e *executor) QueuePause(ctx context.Context, p storage.QueuePauseParams) (*acidic.QueueControl, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -25,7 +26,7 @@ func (e *executor) QueuePause(ctx context.Context, p storage.QueuePauseParams) (
 }
 
 // QueueScale sets the workers per node of a known queue; see storage.Controls.
-func (e *executor) QueueScale(ctx context.Context, p storage.QueueScaleParams) (*storage.QueueControl, error) {
+func (e *executor) QueueScale(ctx context.Context, p storage.QueueScaleParams) (*acidic.QueueControl, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -35,19 +36,19 @@ func (e *executor) QueueScale(ctx context.Context, p storage.QueueScaleParams) (
 
 // writeControl runs a control's write, which returns no row when the queue
 // is unknown.
-func (e *executor) writeControl(ctx context.Context, verb, queue, query string, args ...any) (*storage.QueueControl, error) {
+func (e *executor) writeControl(ctx context.Context, verb, queue, query string, args ...any) (*acidic.QueueControl, error) {
 	got, err := readControls(e.db.Query(ctx, e.q.get(query), args...))
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", verb, err)
 	}
 	if len(got) == 0 {
-		return nil, fmt.Errorf("queue %s: %w %q: no node has registered it and it has no unfinished job", verb, storage.ErrUnknownQueue, queue)
+		return nil, fmt.Errorf("queue %s: %w %q: no node has registered it and it has no unfinished job", verb, acidic.ErrUnknownQueue, queue)
 	}
 	return got[0], nil
 }
 
 // QueueControls returns the controls of known queues; see storage.Controls.
-func (e *executor) QueueControls(ctx context.Context, p storage.QueueControlsParams) ([]*storage.QueueControl, error) {
+func (e *executor) QueueControls(ctx context.Context, p storage.QueueControlsParams) ([]*acidic.QueueControl, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -76,15 +77,15 @@ func (e *executor) QueueRegister(ctx context.Context, p storage.QueueRegisterPar
 	return nil
 }
 
-func readControls(rows pgx.Rows, err error) ([]*storage.QueueControl, error) {
+func readControls(rows pgx.Rows, err error) ([]*acidic.QueueControl, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
 	defer rows.Close()
-	var out []*storage.QueueControl
+	var out []*acidic.QueueControl
 	for rows.Next() {
 		var (
-			c        storage.QueueControl
+			c        acidic.QueueControl
 			pausedAt pgtype.Timestamptz
 			workers  int32
 		)

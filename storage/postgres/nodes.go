@@ -15,7 +15,7 @@ import (
 
 // The storage.Nodes methods: sql/nodes.sql, tables of migration 0010.
 
-func (e *executor) LeaderElect(ctx context.Context, p storage.LeaderElectParams) (*storage.Leader, error) {
+func (e *executor) LeaderElect(ctx context.Context, p storage.LeaderElectParams) (*acidic.Leader, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func (e *executor) LeaderResign(ctx context.Context, p storage.LeaderResignParam
 	return n > 0, nil
 }
 
-func (e *executor) LeaderGet(ctx context.Context, _ storage.LeaderGetParams) (*storage.Leader, error) {
+func (e *executor) LeaderGet(ctx context.Context, _ storage.LeaderGetParams) (*acidic.Leader, error) {
 	l, err := scanLeader(e.db.QueryRow(ctx, e.q.get("LeaderGet")))
 	if err != nil {
 		return nil, fmt.Errorf("leader get: %w", err)
@@ -45,8 +45,8 @@ func (e *executor) LeaderGet(ctx context.Context, _ storage.LeaderGetParams) (*s
 	return l, nil
 }
 
-func scanLeader(row pgx.Row) (*storage.Leader, error) {
-	var l storage.Leader
+func scanLeader(row pgx.Row) (*acidic.Leader, error) {
+	var l acidic.Leader
 	var left int64
 	if err := row.Scan(&l.NodeID, &l.ElectedAt, &l.ExpiresAt, &left); err != nil {
 		return nil, wrapErr(err)
@@ -62,7 +62,7 @@ type nodeQueueJSON struct {
 	Busy       int    `json:"busy"`
 }
 
-func (e *executor) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (*storage.Node, error) {
+func (e *executor) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (*acidic.Node, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -90,13 +90,13 @@ func (e *executor) NodeDelete(ctx context.Context, p storage.NodeDeleteParams) (
 	return tag.RowsAffected() > 0, nil
 }
 
-func (e *executor) NodeList(ctx context.Context, _ storage.NodeListParams) ([]*storage.Node, error) {
+func (e *executor) NodeList(ctx context.Context, _ storage.NodeListParams) ([]*acidic.Node, error) {
 	rows, err := e.db.Query(ctx, e.q.get("NodeList"))
 	if err != nil {
 		return nil, fmt.Errorf("node list: %w", wrapErr(err))
 	}
 	defer rows.Close()
-	var out []*storage.Node
+	var out []*acidic.Node
 	for rows.Next() {
 		n, err := scanNode(rows)
 		if err != nil {
@@ -121,9 +121,9 @@ func (e *executor) NodePrune(ctx context.Context, p storage.NodePruneParams) (in
 	return int(tag.RowsAffected()), nil
 }
 
-func scanNode(row pgx.Row) (*storage.Node, error) {
+func scanNode(row pgx.Row) (*acidic.Node, error) {
 	var (
-		n      storage.Node
+		n      acidic.Node
 		pid    int32
 		queues []byte
 		left   int64
@@ -136,9 +136,9 @@ func scanNode(row pgx.Row) (*storage.Node, error) {
 	if err := json.Unmarshal(queues, &qs); err != nil {
 		return nil, fmt.Errorf("node %s: queues %s: %w", n.ID, queues, err)
 	}
-	n.Queues = make([]storage.NodeQueue, len(qs))
+	n.Queues = make([]acidic.NodeQueue, len(qs))
 	for i, q := range qs {
-		n.Queues[i] = storage.NodeQueue(q)
+		n.Queues[i] = acidic.NodeQueue(q)
 	}
 	return &n, nil
 }

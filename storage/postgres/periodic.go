@@ -7,10 +7,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
-func (e *executor) PeriodicRegister(ctx context.Context, p storage.PeriodicRegisterParams) ([]*storage.Periodic, error) {
+func (e *executor) PeriodicRegister(ctx context.Context, p storage.PeriodicRegisterParams) ([]*acidic.Periodic, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -31,7 +32,7 @@ func (e *executor) PeriodicRegister(ctx context.Context, p storage.PeriodicRegis
 	return rows, nil
 }
 
-func (e *executor) PeriodicList(ctx context.Context, p storage.PeriodicListParams) ([]*storage.Periodic, error) {
+func (e *executor) PeriodicList(ctx context.Context, p storage.PeriodicListParams) ([]*acidic.Periodic, error) {
 	names := p.Names
 	if names == nil {
 		names = []string{}
@@ -43,7 +44,7 @@ func (e *executor) PeriodicList(ctx context.Context, p storage.PeriodicListParam
 	return rows, nil
 }
 
-func (e *executor) PeriodicDue(ctx context.Context, p storage.PeriodicDueParams) ([]*storage.Periodic, error) {
+func (e *executor) PeriodicDue(ctx context.Context, p storage.PeriodicDueParams) ([]*acidic.Periodic, error) {
 	if len(p.Names) == 0 {
 		return nil, nil
 	}
@@ -61,7 +62,7 @@ func (e *executor) PeriodicDue(ctx context.Context, p storage.PeriodicDueParams)
 	return rows, nil
 }
 
-func (e *executor) PeriodicAdvance(ctx context.Context, p storage.PeriodicAdvanceParams) (*storage.Periodic, bool, error) {
+func (e *executor) PeriodicAdvance(ctx context.Context, p storage.PeriodicAdvanceParams) (*acidic.Periodic, bool, error) {
 	if err := p.Validate(); err != nil {
 		return nil, false, err
 	}
@@ -80,9 +81,9 @@ func (e *executor) PeriodicAdvance(ctx context.Context, p storage.PeriodicAdvanc
 	return s, advanced, nil
 }
 
-func scanPeriodicWith(row pgx.Row, extra ...any) (*storage.Periodic, error) {
+func scanPeriodicWith(row pgx.Row, extra ...any) (*acidic.Periodic, error) {
 	var (
-		s      storage.Periodic
+		s      acidic.Periodic
 		policy string
 		last   pgtype.Timestamptz
 	)
@@ -90,16 +91,16 @@ func scanPeriodicWith(row pgx.Row, extra ...any) (*storage.Periodic, error) {
 	if err := row.Scan(dest...); err != nil {
 		return nil, wrapErr(err)
 	}
-	s.Missed, s.LastRunAt = storage.MissedPolicy(policy), timePtr(last)
+	s.Missed, s.LastRunAt = acidic.MissedPolicy(policy), timePtr(last)
 	return &s, nil
 }
 
-func collectPeriodic(rows pgx.Rows, err error) ([]*storage.Periodic, error) {
+func collectPeriodic(rows pgx.Rows, err error) ([]*acidic.Periodic, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
 	defer rows.Close()
-	var out []*storage.Periodic
+	var out []*acidic.Periodic
 	for rows.Next() {
 		s, err := scanPeriodicWith(rows)
 		if err != nil {

@@ -108,7 +108,7 @@ func (e *executor) runDelete(ctx context.Context, p storage.RunDeleteParams) (*a
 		return nil, fmt.Errorf("delete run %s: %w", p.ID, wrapErr(err))
 	}
 	if reason.Valid {
-		return nil, fmt.Errorf("%w: run %s: %s", storage.ErrInUse, p.ID, storage.Text(reason.String))
+		return nil, fmt.Errorf("%w: run %s: %s", acidic.ErrInUse, p.ID, storage.Text(reason.String))
 	}
 	return r.run(), nil
 }

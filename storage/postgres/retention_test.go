@@ -71,7 +71,7 @@ func TestRunDeleteSeesWhatTheRunsLastWriterCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := <-done
-	if !errors.Is(got.err, storage.ErrInUse) {
+	if !errors.Is(got.err, acidic.ErrInUse) {
 		t.Errorf("RunDelete of a run retried meanwhile = %+v, %v; want ErrInUse", got.r, got.err)
 	}
 	if now := getRun(ctx, t, drv, r.ID); now.State != acidic.RunPending {

@@ -29,7 +29,7 @@ func register(ctx context.Context, t *testing.T, drv storage.Driver, queues ...s
 	}
 }
 
-func pause(ctx context.Context, t *testing.T, drv storage.Driver, queue string, paused bool) *storage.QueueControl {
+func pause(ctx context.Context, t *testing.T, drv storage.Driver, queue string, paused bool) *acidic.QueueControl {
 	t.Helper()
 	c, err := drv.QueuePause(ctx, storage.QueuePauseParams{Queue: queue, Paused: paused})
 	if err != nil {
@@ -38,7 +38,7 @@ func pause(ctx context.Context, t *testing.T, drv storage.Driver, queue string, 
 	return c
 }
 
-func scale(ctx context.Context, t *testing.T, drv storage.Driver, queue string, workers int) *storage.QueueControl {
+func scale(ctx context.Context, t *testing.T, drv storage.Driver, queue string, workers int) *acidic.QueueControl {
 	t.Helper()
 	c, err := drv.QueueScale(ctx, storage.QueueScaleParams{Queue: queue, MaxWorkers: workers})
 	if err != nil {
@@ -62,7 +62,7 @@ func controls(ctx context.Context, t *testing.T, drv storage.Driver, queues []st
 	return out
 }
 
-func controlLine(c *storage.QueueControl) string {
+func controlLine(c *acidic.QueueControl) string {
 	return fmt.Sprintf("%s paused=%v workers=%d", c.Queue, c.Paused, c.MaxWorkers)
 }
 
@@ -165,11 +165,11 @@ func testQueueKnown(t *testing.T, newDriver NewDriverFunc) {
 
 	for _, q := range []string{"ghost", "finished"} {
 		_, err := drv.QueuePause(ctx, storage.QueuePauseParams{Queue: q, Paused: true})
-		if !errors.Is(err, storage.ErrUnknownQueue) {
+		if !errors.Is(err, acidic.ErrUnknownQueue) {
 			t.Errorf("QueuePause(%s) = %v, want ErrUnknownQueue", q, err)
 		}
 		_, err = drv.QueueScale(ctx, storage.QueueScaleParams{Queue: q, MaxWorkers: 2})
-		if !errors.Is(err, storage.ErrUnknownQueue) {
+		if !errors.Is(err, acidic.ErrUnknownQueue) {
 			t.Errorf("QueueScale(%s) = %v, want ErrUnknownQueue", q, err)
 		}
 	}

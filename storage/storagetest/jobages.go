@@ -20,7 +20,7 @@ func testJobQueueAges(t *testing.T, newDriver NewDriverFunc) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := newDriver(t)
-	ages := func() []storage.QueueAge {
+	ages := func() []acidic.QueueAge {
 		t.Helper()
 		got, err := drv.JobQueueAges(ctx, storage.JobQueueAgesParams{})
 		if err != nil {

@@ -36,7 +36,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func elect(t *testing.T, drv storage.Driver, node string, ttl time.Duration) *storage.Leader {
+func elect(t *testing.T, drv storage.Driver, node string, ttl time.Duration) *acidic.Leader {
 	t.Helper()
 	l, err := drv.LeaderElect(testCtx(t), storage.LeaderElectParams{NodeID: node, TTL: ttl})
 	if err != nil {
@@ -58,7 +58,7 @@ func resign(t *testing.T, drv storage.Driver, node string) bool {
 }
 
 // leader returns the leader, nil when nobody leads.
-func leader(t *testing.T, drv storage.Driver) *storage.Leader {
+func leader(t *testing.T, drv storage.Driver) *acidic.Leader {
 	t.Helper()
 	l, err := drv.LeaderGet(testCtx(t), storage.LeaderGetParams{})
 	if errors.Is(err, acidic.ErrNotFound) {
@@ -71,7 +71,7 @@ func leader(t *testing.T, drv storage.Driver) *storage.Leader {
 }
 
 // wantLease checks that l is node's lead with a lease of about ttl left.
-func wantLease(t *testing.T, what string, l *storage.Leader, node string, ttl time.Duration) {
+func wantLease(t *testing.T, what string, l *acidic.Leader, node string, ttl time.Duration) {
 	t.Helper()
 	if l == nil || l.NodeID != node {
 		t.Fatalf("%s: leader %+v, want %s", what, l, node)
@@ -145,7 +145,7 @@ func testLeaderElect(t *testing.T, newDriver NewDriverFunc) {
 }
 
 // stripLeft drops the time left on a lease, which changes between reads.
-func stripLeft(l *storage.Leader) *storage.Leader {
+func stripLeft(l *acidic.Leader) *acidic.Leader {
 	if l == nil {
 		return nil
 	}
@@ -194,7 +194,7 @@ func testLeaderElectConcurrent(t *testing.T, newDriver NewDriverFunc) {
 	drv := newDriver(t)
 	const n = 8
 	var wg sync.WaitGroup
-	results := make([]*storage.Leader, n)
+	results := make([]*acidic.Leader, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
 	for i := range n {
@@ -224,7 +224,7 @@ func testLeaderElectConcurrent(t *testing.T, newDriver NewDriverFunc) {
 	}
 }
 
-func recordNode(t *testing.T, drv storage.Driver, p storage.NodeRecordParams) *storage.Node {
+func recordNode(t *testing.T, drv storage.Driver, p storage.NodeRecordParams) *acidic.Node {
 	t.Helper()
 	n, err := drv.NodeRecord(testCtx(t), p)
 	if err != nil {
@@ -233,7 +233,7 @@ func recordNode(t *testing.T, drv storage.Driver, p storage.NodeRecordParams) *s
 	return n
 }
 
-func listNodes(t *testing.T, drv storage.Driver) []*storage.Node {
+func listNodes(t *testing.T, drv storage.Driver) []*acidic.Node {
 	t.Helper()
 	nodes, err := drv.NodeList(testCtx(t), storage.NodeListParams{})
 	if err != nil {
@@ -242,7 +242,7 @@ func listNodes(t *testing.T, drv storage.Driver) []*storage.Node {
 	return nodes
 }
 
-func nodeIDs(nodes []*storage.Node) []string {
+func nodeIDs(nodes []*acidic.Node) []string {
 	out := make([]string, len(nodes))
 	for i, n := range nodes {
 		out[i] = n.ID
@@ -251,7 +251,7 @@ func nodeIDs(nodes []*storage.Node) []string {
 }
 
 // sameNode compares two reads of a node, but for the time left on it.
-func sameNode(a, b *storage.Node) bool {
+func sameNode(a, b *acidic.Node) bool {
 	x, y := *a, *b
 	x.ExpiresIn, y.ExpiresIn = 0, 0
 	return reflect.DeepEqual(&x, &y)
@@ -266,11 +266,11 @@ func testNodeRecord(t *testing.T, newDriver NewDriverFunc) {
 	drv := newDriver(t)
 	p := storage.NodeRecordParams{
 		ID: "host-1-abc", Hostname: "höst.example", PID: 4242, Version: "1.2.3",
-		Queues: []storage.NodeQueue{{Queue: "default", MaxWorkers: 10, Busy: 3}, {Queue: "mail", MaxWorkers: 2}},
+		Queues: []acidic.NodeQueue{{Queue: "default", MaxWorkers: 10, Busy: 3}, {Queue: "mail", MaxWorkers: 2}},
 		TTL:    time.Hour,
 	}
 	first := recordNode(t, drv, p)
-	want := storage.Node{ID: p.ID, Hostname: p.Hostname, PID: p.PID, Version: p.Version, Queues: p.Queues,
+	want := acidic.Node{ID: p.ID, Hostname: p.Hostname, PID: p.PID, Version: p.Version, Queues: p.Queues,
 		StartedAt: first.StartedAt, HeartbeatAt: first.HeartbeatAt, ExpiresAt: first.ExpiresAt, ExpiresIn: first.ExpiresIn}
 	if !reflect.DeepEqual(first, &want) {
 		t.Errorf("first record:\n got %+v\nwant %+v", first, &want)
@@ -287,7 +287,7 @@ func testNodeRecord(t *testing.T, newDriver NewDriverFunc) {
 
 	p.StartedAt = first.StartedAt
 	p.PID, p.Version = 4243, "1.2.4"
-	p.Queues = []storage.NodeQueue{{Queue: "default", MaxWorkers: 10, Busy: 10}}
+	p.Queues = []acidic.NodeQueue{{Queue: "default", MaxWorkers: 10, Busy: 10}}
 	p.TTL = 2 * time.Hour
 	again := recordNode(t, drv, p)
 	if !again.StartedAt.Equal(first.StartedAt) || again.HeartbeatAt.Before(first.HeartbeatAt) || !again.ExpiresAt.After(first.ExpiresAt) {
@@ -380,7 +380,7 @@ func testNodeWritesRefuseInvalidValues(t *testing.T, newDriver NewDriverFunc) {
 	}
 
 	good := storage.NodeRecordParams{ID: "n", Hostname: "h", PID: 1, Version: "v", TTL: time.Hour,
-		Queues: []storage.NodeQueue{{Queue: "q", MaxWorkers: 1}}}
+		Queues: []acidic.NodeQueue{{Queue: "q", MaxWorkers: 1}}}
 	for name, change := range map[string]func(p *storage.NodeRecordParams){
 		"empty ID":            func(p *storage.NodeRecordParams) { p.ID = "" },
 		"ID with a tab":       func(p *storage.NodeRecordParams) { p.ID = "a\tb" },
@@ -392,15 +392,15 @@ func testNodeWritesRefuseInvalidValues(t *testing.T, newDriver NewDriverFunc) {
 		"PID past int32":      func(p *storage.NodeRecordParams) { p.PID = math.MaxInt32 + 1 },
 		"TTL of zero":         func(p *storage.NodeRecordParams) { p.TTL = 0 },
 		"start in year 10000": func(p *storage.NodeRecordParams) { p.StartedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"queue with no name":  func(p *storage.NodeRecordParams) { p.Queues = []storage.NodeQueue{{MaxWorkers: 1}} },
+		"queue with no name":  func(p *storage.NodeRecordParams) { p.Queues = []acidic.NodeQueue{{MaxWorkers: 1}} },
 		"queue listed twice":  func(p *storage.NodeRecordParams) { p.Queues = append(p.Queues, p.Queues[0]) },
 		"negative busy": func(p *storage.NodeRecordParams) {
-			p.Queues = []storage.NodeQueue{{Queue: "q", MaxWorkers: 1, Busy: -1}}
+			p.Queues = []acidic.NodeQueue{{Queue: "q", MaxWorkers: 1, Busy: -1}}
 		},
-		"negative max workers": func(p *storage.NodeRecordParams) { p.Queues = []storage.NodeQueue{{Queue: "q", MaxWorkers: -1}} },
+		"negative max workers": func(p *storage.NodeRecordParams) { p.Queues = []acidic.NodeQueue{{Queue: "q", MaxWorkers: -1}} },
 	} {
 		p := good
-		p.Queues = append([]storage.NodeQueue(nil), good.Queues...)
+		p.Queues = append([]acidic.NodeQueue(nil), good.Queues...)
 		change(&p)
 		if _, err := drv.NodeRecord(ctx, p); !errors.Is(err, acidic.ErrInvalid) {
 			t.Errorf("NodeRecord with %s = %v, want acidic.ErrInvalid", name, err)

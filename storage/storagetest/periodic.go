@@ -26,10 +26,10 @@ var periodicTests = []conformanceTest{
 var periodicBase = time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
 
 func periodicInsert(name string, next time.Time) storage.PeriodicInsert {
-	return storage.PeriodicInsert{Name: name, Kind: "report", Spec: "@hourly", TimeZone: "UTC", Missed: storage.MissedRunOnce, NextRunAt: next}
+	return storage.PeriodicInsert{Name: name, Kind: "report", Spec: "@hourly", TimeZone: "UTC", Missed: acidic.MissedRunOnce, NextRunAt: next}
 }
 
-func registerPeriodic(ctx context.Context, t *testing.T, e storage.Executor, s ...storage.PeriodicInsert) []*storage.Periodic {
+func registerPeriodic(ctx context.Context, t *testing.T, e storage.Executor, s ...storage.PeriodicInsert) []*acidic.Periodic {
 	t.Helper()
 	rows, err := e.PeriodicRegister(ctx, storage.PeriodicRegisterParams{Schedules: s})
 	if err != nil {
@@ -38,7 +38,7 @@ func registerPeriodic(ctx context.Context, t *testing.T, e storage.Executor, s .
 	return rows
 }
 
-func listPeriodic(ctx context.Context, t *testing.T, e storage.Executor, names ...string) []*storage.Periodic {
+func listPeriodic(ctx context.Context, t *testing.T, e storage.Executor, names ...string) []*acidic.Periodic {
 	t.Helper()
 	rows, err := e.PeriodicList(ctx, storage.PeriodicListParams{Names: names})
 	if err != nil {
@@ -47,7 +47,7 @@ func listPeriodic(ctx context.Context, t *testing.T, e storage.Executor, names .
 	return rows
 }
 
-func periodicNames(rows []*storage.Periodic) []string {
+func periodicNames(rows []*acidic.Periodic) []string {
 	out := make([]string, len(rows))
 	for i, r := range rows {
 		out[i] = r.Name
@@ -56,7 +56,7 @@ func periodicNames(rows []*storage.Periodic) []string {
 }
 
 // getPeriodic returns one schedule, failing the test when it is missing.
-func getPeriodic(ctx context.Context, t *testing.T, e storage.Executor, name string) *storage.Periodic {
+func getPeriodic(ctx context.Context, t *testing.T, e storage.Executor, name string) *acidic.Periodic {
 	t.Helper()
 	rows := listPeriodic(ctx, t, e, name)
 	if len(rows) != 1 {
@@ -97,9 +97,9 @@ func testPeriodicRegister(t *testing.T, newDriver NewDriverFunc) {
 
 	// A new kind and policy: written, next run kept.
 	changed := again
-	changed.Kind, changed.Missed = "report.v2", storage.MissedSkip
+	changed.Kind, changed.Missed = "report.v2", acidic.MissedSkip
 	got = registerPeriodic(ctx, t, drv, changed)
-	if len(got) != 1 || got[0].Kind != "report.v2" || got[0].Missed != storage.MissedSkip || !got[0].NextRunAt.Equal(periodicBase) {
+	if len(got) != 1 || got[0].Kind != "report.v2" || got[0].Missed != acidic.MissedSkip || !got[0].NextRunAt.Equal(periodicBase) {
 		t.Fatalf("registering a new kind and policy returned %+v, want them written and next run %s kept", got, periodicBase)
 	}
 

@@ -493,7 +493,7 @@ func testRunDeleteRefusesWhatIsInUse(t *testing.T, newDriver NewDriverFunc) {
 		stepsBefore := runSteps(ctx, t, drv, c.p.ID)
 		jobsBefore := listJobs(ctx, t, drv, acidic.JobFilter{RunID: c.p.ID})
 		_, err := drv.RunDelete(ctx, c.p)
-		if !errors.Is(err, storage.ErrInUse) || !strings.Contains(fmt.Sprint(err), c.reason) {
+		if !errors.Is(err, acidic.ErrInUse) || !strings.Contains(fmt.Sprint(err), c.reason) {
 			t.Errorf("RunDelete of %s: %v, want ErrInUse saying %q", c.what, err, c.reason)
 		}
 		after, err := drv.RunGet(ctx, storage.RunGetParams{ID: c.p.ID})

@@ -187,7 +187,7 @@ func TestLeaderAmongEngineProcesses(t *testing.T) {
 		}
 		return out
 	}
-	leader := func() *storage.Leader {
+	leader := func() *acidic.Leader {
 		t.Helper()
 		l, err := drv.LeaderGet(ctx, storage.LeaderGetParams{})
 		if errors.Is(err, acidic.ErrNotFound) {
@@ -221,7 +221,7 @@ func TestLeaderAmongEngineProcesses(t *testing.T) {
 	// that exactly the process the leader table names believes it leads.
 	// It returns the leader, or nil when the lead changed during the sample
 	// (the sample then proves nothing).
-	sample := func(pids ...int) *storage.Leader {
+	sample := func(pids ...int) *acidic.Leader {
 		t.Helper()
 		l := leader()
 		if l == nil {
@@ -250,7 +250,7 @@ func TestLeaderAmongEngineProcesses(t *testing.T) {
 	}); !ok {
 		t.Fatalf("the processes did not start: %s", saw)
 	}
-	var first *storage.Leader
+	var first *acidic.Leader
 	for valid, tries := 0, 0; valid < 10; tries++ {
 		if tries > 100 {
 			t.Fatalf("no stable lead in %d samples", tries)
@@ -291,7 +291,7 @@ func TestLeaderAmongEngineProcesses(t *testing.T) {
 	}
 	old := leader()
 	living := append(append([]int(nil), pids[:slot]...), pids[slot+1:]...)
-	var next *storage.Leader
+	var next *acidic.Leader
 	if ok, saw := waitUntil(60*time.Second, 5*time.Millisecond, func() (bool, string) {
 		next = leader()
 		return next != nil && next.NodeID != first.NodeID, fmt.Sprintf("leader %+v", next)

@@ -22,7 +22,6 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/tools/bench"
-	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -133,7 +132,7 @@ func (e *env) exit(err error) int {
 		code = ExitUsage
 	case errors.Is(err, errNotMigrated):
 		code = ExitNotMigrated
-	case errors.As(err, &nf) || errors.Is(err, acidic.ErrNotFound) || errors.Is(err, storage.ErrUnknownQueue):
+	case errors.As(err, &nf) || errors.Is(err, acidic.ErrNotFound) || errors.Is(err, acidic.ErrUnknownQueue):
 		code = ExitNotFound
 	}
 	msg := err.Error()

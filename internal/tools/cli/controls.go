@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -15,7 +16,7 @@ import (
 // works the queue (see queue.Client.PauseQueue); queues controls lists them.
 
 // controlAction is what a control command does once connected.
-type controlAction func(ctx context.Context, eng *workflow.Engine) (*storage.QueueControl, error)
+type controlAction func(ctx context.Context, eng *workflow.Engine) (*acidic.QueueControl, error)
 
 // queueByName sets up a control command whose first argument is a queue,
 // followed by the arguments more names; act gets those arguments after
@@ -53,18 +54,18 @@ func (e *env) controlQueue(do controlAction) error {
 
 var (
 	setupQueuePause = queueByName("queues pause", nil, func(q string, _ []string) (controlAction, error) {
-		return func(ctx context.Context, eng *workflow.Engine) (*storage.QueueControl, error) {
+		return func(ctx context.Context, eng *workflow.Engine) (*acidic.QueueControl, error) {
 			return eng.PauseQueue(ctx, q)
 		}, nil
 	})
 	setupQueueResume = queueByName("queues resume", nil, func(q string, _ []string) (controlAction, error) {
-		return func(ctx context.Context, eng *workflow.Engine) (*storage.QueueControl, error) {
+		return func(ctx context.Context, eng *workflow.Engine) (*acidic.QueueControl, error) {
 			return eng.ResumeQueue(ctx, q)
 		}, nil
 	})
 	setupQueueScale = queueByName("queues scale", []string{"WORKERS"}, func(q string, args []string) (controlAction, error) {
 		if args[0] == "default" {
-			return func(ctx context.Context, eng *workflow.Engine) (*storage.QueueControl, error) {
+			return func(ctx context.Context, eng *workflow.Engine) (*acidic.QueueControl, error) {
 				return eng.ResetQueueScale(ctx, q)
 			}, nil
 		}
@@ -72,7 +73,7 @@ var (
 		if err != nil || n < 1 || n > storage.MaxQueueWorkers {
 			return nil, fmt.Errorf("%w: queues scale: workers %q is not a whole number from 1 to %d, nor \"default\"", errUsage, args[0], storage.MaxQueueWorkers)
 		}
-		return func(ctx context.Context, eng *workflow.Engine) (*storage.QueueControl, error) {
+		return func(ctx context.Context, eng *workflow.Engine) (*acidic.QueueControl, error) {
 			return eng.ScaleQueue(ctx, q, n)
 		}, nil
 	})
@@ -112,14 +113,14 @@ func setupQueueControls(e *env, _ *flag.FlagSet) func([]string) (func() error, e
 	}
 }
 
-func controlStateText(c *storage.QueueControl) string {
+func controlStateText(c *acidic.QueueControl) string {
 	if !c.Paused {
 		return "active"
 	}
 	return "paused since " + timeText(c.PausedAt)
 }
 
-func workersText(c *storage.QueueControl) string {
+func workersText(c *acidic.QueueControl) string {
 	if c.MaxWorkers == 0 {
 		return "each node's own (MaxWorkers)"
 	}
@@ -127,7 +128,7 @@ func workersText(c *storage.QueueControl) string {
 }
 
 // printQueueControl writes one queue's controls.
-func printQueueControl(t *textOut, c *storage.QueueControl) {
+func printQueueControl(t *textOut, c *acidic.QueueControl) {
 	t.field("queue", c.Queue)
 	t.field("state", controlStateText(c))
 	t.field("workers", workersText(c))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -19,7 +20,7 @@ type CronJSON struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-func cronJSON(rows []*storage.Periodic) []CronJSON {
+func cronJSON(rows []*acidic.Periodic) []CronJSON {
 	out := make([]CronJSON, 0, len(rows))
 	for _, s := range rows {
 		out = append(out, CronJSON{Name: s.Name, Kind: s.Kind, Spec: s.Spec, TimeZone: s.TimeZone, Policy: string(s.Missed),

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // TestCronList: cron list shows each schedule with its kind, spec, time
@@ -33,7 +33,7 @@ func TestCronList(t *testing.T) {
 
 	now := time.Date(2030, 3, 1, 8, 30, 0, 0, time.UTC)
 	c, err := queue.New(drv, queue.Config{Now: func() time.Time { return now }, Periodic: []queue.PeriodicJob{
-		{Name: "nightly-report", Spec: "CRON_TZ=Europe/Paris 0 2 * * *", Kind: "report", Missed: storage.MissedSkip},
+		{Name: "nightly-report", Spec: "CRON_TZ=Europe/Paris 0 2 * * *", Kind: "report", Missed: acidic.MissedSkip},
 		{Name: "poll", Spec: "@every 1m", Kind: "poll"},
 	}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -47,7 +47,7 @@ func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 
 // printQueueAges writes, after the queues' table, how many jobs each queue
 // has available and how long the oldest has waited.
-func printQueueAges(t *textOut, ages []storage.QueueAge) {
+func printQueueAges(t *textOut, ages []acidic.QueueAge) {
 	if len(ages) == 0 {
 		return
 	}

@@ -74,7 +74,7 @@ func setupNodes(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 	}
 }
 
-func nodesJSON(leader *storage.Leader, nodes []*storage.Node) NodesJSON {
+func nodesJSON(leader *acidic.Leader, nodes []*acidic.Node) NodesJSON {
 	out := NodesJSON{Nodes: []NodeJSON{}}
 	if leader != nil {
 		out.Leader = &LeaderJSON{NodeID: leader.NodeID, ElectedAt: leader.ElectedAt, ExpiresAt: leader.ExpiresAt}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	root "github.com/acidic-go/acidic" // the tests name their command helper acidic
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
@@ -60,7 +61,7 @@ func TestNodesShowsTheLeader(t *testing.T) {
 	// Another live node, which does not lead, and a dead one.
 	for _, p := range []storage.NodeRecordParams{
 		{ID: "other-node", Hostname: "elsewhere", PID: 7, Version: "0.0.9", TTL: time.Hour,
-			Queues: []storage.NodeQueue{{Queue: "default", MaxWorkers: 2, Busy: 1}}},
+			Queues: []acidic.NodeQueue{{Queue: "default", MaxWorkers: 2, Busy: 1}}},
 		{ID: "dead-node", Version: "0.0.9", TTL: time.Microsecond},
 	} {
 		if _, err := drv.NodeRecord(ctx, p); err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/migrations"
-	"github.com/acidic-go/acidic/storage"
 )
 
 // The types below are the shape of -json output, documented in docs/cli.md.
@@ -300,7 +299,7 @@ func jobsJSON(jobs []*acidic.Job) []JobJSON {
 	return out
 }
 
-func queuesJSON(stats []acidic.QueueStats, ages []storage.QueueAge) []QueueJSON {
+func queuesJSON(stats []acidic.QueueStats, ages []acidic.QueueAge) []QueueJSON {
 	age := map[string]*float64{}
 	for _, a := range ages {
 		secs := a.OldestAge.Seconds()
@@ -326,7 +325,7 @@ func migrationsJSON(st []migrations.Status) []MigrationJSON {
 	return out
 }
 
-func queueControlJSON(c *storage.QueueControl) QueueControlJSON {
+func queueControlJSON(c *acidic.QueueControl) QueueControlJSON {
 	var workers *int
 	if c.MaxWorkers > 0 {
 		n := c.MaxWorkers
