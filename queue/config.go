@@ -22,10 +22,11 @@ type QueueConfig struct {
 	Limits QueueLimits
 }
 
-// Config configures a Client. Only Workers and Queues matter for a client that
-// works jobs; an insert-only client needs neither.
+// Config configures a Client. A client that only enqueues needs no Queues;
+// it needs Workers when the kinds it enqueues have options (KindOptions).
 type Config struct {
-	// Workers maps kinds to work functions.
+	// Workers defines the job kinds: the functions that work them and the
+	// options every enqueue of them through this client honours.
 	Workers *Workers
 	// Queues the client works, with their concurrency. Empty for an insert-only client.
 	Queues map[string]QueueConfig
@@ -37,14 +38,6 @@ type Config struct {
 	ID string
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
-	// KindDefaults holds default enqueue options per job kind: an enqueue
-	// of that kind takes each option it leaves zero (or nil) from here. The
-	// schedule counts as one option: ScheduledAt and ScheduleIn come from
-	// here only when the enqueue sets neither. Use it to make a kind unique
-	// or at-most-once everywhere it is enqueued, or to debounce it
-	// (ScheduleIn with Unique and Replace.ScheduledAt). A priority of 0 is
-	// zero too: an enqueue cannot override a kind's default priority with 0.
-	KindDefaults map[string]EnqueueOptions
 	// Now is the clock used to schedule jobs. Default time.Now.
 	Now func() time.Time
 	// EndedFunc, when set, is called inside every transaction that ends

@@ -3,8 +3,14 @@
 // with backoff, and rescue jobs whose worker died.
 //
 // A Client enqueues; a Client with Queues configured and started also works
-// jobs. Every job of a kind is handled by the function registered for that
-// kind in Workers.
+// jobs. A job kind is defined in one place, Workers.Handle: the function that
+// works its jobs and its KindOptions, which every enqueue of the kind honours
+// (queue, priority, attempts, uniqueness, ...) as well as how its jobs are
+// worked (backoff, timeout).
+//
+// Unique jobs (UniqueOptions) are enforced by the database, forever, in fixed
+// windows of a period, or for a period from the first insert; a dependency
+// graph (Graph) may be unique as a whole by its Key.
 //
 // A Kind[A] is a kind typed by its arguments: declare it once
 // (queue.NewKind[EmailArgs]("send_email")) and enqueue, batch, register

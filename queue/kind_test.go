@@ -37,7 +37,7 @@ func TestKindEnqueueAndHandle(t *testing.T) {
 	}
 	c := newClient(t, drv, queue.Config{Workers: ws, Logger: quietLogger()})
 
-	job, err := sendEmail.Enqueue(ctx, c, emailArgs{To: "ada@example.com", Subject: "one"}, queue.EnqueueOptions{Priority: 1})
+	job, err := sendEmail.Enqueue(ctx, c, emailArgs{To: "ada@example.com", Subject: "one"}, queue.EnqueueOptions{Priority: queue.PriorityOf(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +45,8 @@ func TestKindEnqueueAndHandle(t *testing.T) {
 		t.Errorf("job %+v", job)
 	}
 	if _, err := c.EnqueueMany(ctx, []queue.EnqueueParams{
-		sendEmail.Params(emailArgs{To: "bob@example.com", Subject: "two"}, queue.EnqueueOptions{Priority: 2}),
-		sendEmail.Params(emailArgs{To: "cy@example.com", Subject: "three"}, queue.EnqueueOptions{Priority: 3}),
+		sendEmail.Params(emailArgs{To: "bob@example.com", Subject: "two"}, queue.EnqueueOptions{Priority: queue.PriorityOf(2)}),
+		sendEmail.Params(emailArgs{To: "cy@example.com", Subject: "three"}, queue.EnqueueOptions{Priority: queue.PriorityOf(3)}),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestKindEnqueueAndHandle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sendEmail.EnqueueTx(ctx, c, drv.WrapTx(tx), emailArgs{To: "dee@example.com", Subject: "four"}, queue.EnqueueOptions{Priority: 3}); err != nil {
+		if _, err := sendEmail.EnqueueTx(ctx, c, drv.WrapTx(tx), emailArgs{To: "dee@example.com", Subject: "four"}, queue.EnqueueOptions{Priority: queue.PriorityOf(3)}); err != nil {
 			t.Fatal(err)
 		}
 		if commit {

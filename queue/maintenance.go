@@ -53,7 +53,8 @@ type MaintenanceResult struct {
 
 // Maintain runs one maintenance pass now: rescue jobs whose worker stopped
 // heartbeating more than RescueAfter ago, settle jobs whose dependencies
-// ended, prune finished jobs older than Retention and delete the rows of
+// ended, prune finished jobs older than Retention, free the keys of unique
+// graphs whose jobs are all pruned, and delete the rows of
 // nodes that stopped heartbeating, each in bounded batches. A started
 // client calls it every MaintenanceInterval while it leads its schema's
 // nodes (IsLeader). Maintain itself does not check the lead: tests and tools
@@ -83,6 +84,7 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)
 	}
 	res.Pruned = pruned
+	c.pruneGraphKeys(ctx)
 	nodes, err := c.drv.NodePrune(ctx, storage.NodePruneParams{Limit: 1000})
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune of dead nodes failed", "err", err)

@@ -73,8 +73,8 @@ type PeriodicJob struct {
 	Kind string
 	// Args are the job's arguments, encoded to JSON once, at registration.
 	Args any
-	// Opts are the job's options, with the kind's defaults
-	// (Config.KindDefaults) applied. The period makes the job unique:
+	// Opts are the job's options, with the kind's options (KindOptions)
+	// filling what they leave unset. The period makes the job unique:
 	// Unique and Replace are refused, as is ScheduledAt; ScheduleIn delays
 	// the job after its period.
 	Opts EnqueueOptions
@@ -234,8 +234,8 @@ func (c *Client) periodicJobs() []*periodic {
 
 // enqueuePeriod enqueues the job of one period through tx: unique by the
 // period, in every state, so a period's job is never enqueued twice (a
-// duplicate returns the existing job). Kind defaults apply as to any
-// enqueue, but the period's key replaces a default Unique.
+// duplicate returns the existing job). The kind's options apply as to any
+// enqueue, but the period's key replaces the kind's Unique.
 func (c *Client) enqueuePeriod(ctx context.Context, tx storage.Tx, p *periodic, period Period, now time.Time) (*acidic.Job, error) {
 	in, _, err := c.insertFor(EnqueueParams{Kind: p.job.Kind, Args: p.args, Opts: p.job.Opts}, now)
 	if err != nil {

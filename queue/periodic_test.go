@@ -413,7 +413,7 @@ func TestPeriodicJobBadInput(t *testing.T) {
 		{"Unique", []queue.PeriodicJob{mod(func(j *queue.PeriodicJob) { j.Opts.Unique = &queue.UniqueOptions{} })}, queue.ErrInvalid},
 		{"ScheduledAt", []queue.PeriodicJob{mod(func(j *queue.PeriodicJob) { j.Opts.ScheduledAt = time.Now() })}, queue.ErrInvalid},
 		{"args not JSON", []queue.PeriodicJob{mod(func(j *queue.PeriodicJob) { j.Args = func() {} })}, queue.ErrInvalid},
-		{"priority out of range", []queue.PeriodicJob{mod(func(j *queue.PeriodicJob) { j.Opts.Priority = 9 })}, queue.ErrInvalid},
+		{"priority out of range", []queue.PeriodicJob{mod(func(j *queue.PeriodicJob) { j.Opts.Priority = queue.PriorityOf(9) })}, queue.ErrInvalid},
 	}
 	for _, tc := range cases {
 		_, err := queue.New(drv, queue.Config{Now: clk.Now, Periodic: tc.jobs, Logger: quietLogger()})

@@ -51,6 +51,9 @@ type RunRequest struct {
 	Key string
 	// Queue overrides the workflow's queue.
 	Queue string
+	// State is the run's initial persisted state, as
+	// workflow.EnqueueOptions.State is.
+	State any
 }
 
 // Context is what a step's function receives: the run's arguments, its

@@ -172,6 +172,7 @@ type Executor interface {
 
 	// Periodic schedules: see PeriodicExecutor (periodic.go).
 	PeriodicExecutor
+	Uniqueness // unique periods from the first insert, unique job graphs (unique.go)
 }
 
 // Tx is an Executor inside a database transaction.

@@ -19,8 +19,10 @@ import (
 type EnqueueOptions struct {
 	// Queue overrides the workflow's queue.
 	Queue string
-	// Priority overrides the workflow's priority when positive.
-	Priority int
+	// Priority overrides the workflow's priority (Options.Priority) when
+	// set: queue.PriorityOf(0) runs the run's jobs at 0 whatever the
+	// workflow's priority.
+	Priority queue.Priority
 	// ScheduledAt or ScheduleIn delays the run's first step.
 	ScheduledAt time.Time
 	ScheduleIn  time.Duration
@@ -30,6 +32,19 @@ type EnqueueOptions struct {
 	// two workflows names two runs. A key, given or derived, is 1 to
 	// storage.MaxKeyBytes bytes of UTF-8 without NUL.
 	Key string
+	// State is the run's initial persisted state, which its first step
+	// sees in sc.State (AcidicJob's "providing"): a value of the
+	// workflow's state type S, or its JSON as a json.RawMessage. Nil starts
+	// from S's zero value. State that does not encode, or does not decode
+	// into S, is ErrStateDecode, and nothing is written; Workflow.WithState
+	// sets it with the compiler checking its type.
+	//
+	// State is not part of the run's identity: an enqueue whose key names
+	// an existing run with the same arguments returns that run (Duplicate)
+	// as it is, whatever State it gave, since the existing run's state may
+	// have moved on. What tells two requests apart belongs in the
+	// arguments, which an existing key compares (run.ErrMismatchedArgs).
+	State any
 }
 
 // EnqueueResult is what Enqueue did.
@@ -95,6 +110,10 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err := d.decodeArgs(raw); err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)
 	}
+	attrs, err := initialState(d, opts.State)
+	if err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: initial state: %w", ErrStateDecode, workflow, err)
+	}
 	wopts := d.options()
 	id := uuid.New()
 	key := run.WorkflowKey(workflow, opts.Key)
@@ -120,9 +139,10 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		DefinitionHash: d.definitionHash(),
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
+		Attrs:          attrs,
 	}
 	priority := wopts.Priority
-	if opts.Priority > 0 {
+	if _, set := opts.Priority.Value(); set {
 		priority = opts.Priority
 	}
 	jobOpts := queue.EnqueueOptions{

@@ -21,8 +21,9 @@ import (
 type Options struct {
 	// Queue runs the workflow's jobs. Default queue.DefaultQueue.
 	Queue string
-	// Priority of the workflow's jobs, 0 (highest, the default) to 3.
-	Priority int
+	// Priority of the workflow's jobs, queue.PriorityOf(0) (the highest)
+	// to queue.PriorityOf(3). Unset is 0.
+	Priority queue.Priority
 	// MaxAttempts is how many times a failing step is tried before the run
 	// fails for good. Default queue.DefaultMaxAttempts.
 	MaxAttempts int
@@ -68,6 +69,7 @@ type Definition interface {
 	stepNames() []string
 	definitionHash() string
 	decodeArgs(raw json.RawMessage) error
+	decodeState(raw json.RawMessage) error
 	execute(ctx context.Context, e *Engine, job *acidic.Job) error
 	seal()
 }

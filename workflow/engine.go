@@ -129,7 +129,7 @@ func (e *Engine) Register(defs ...Definition) error {
 		}
 		err := e.ws.Handle(d.Name(), func(ctx context.Context, job *acidic.Job) error {
 			return d.execute(ctx, e, job)
-		}, queue.KindOptions{Backoff: opts.Backoff, Timeout: opts.Timeout})
+		}, queue.KindOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts, Backoff: opts.Backoff, Timeout: opts.Timeout})
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrAlreadyRegistered, err)
 		}
@@ -202,7 +202,7 @@ func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *acidic
 	if awaited {
 		parent, parentStep = rec.ID, step
 	}
-	res, err := e.enqueue(ctx, tx, req.Workflow, req.Args, EnqueueOptions{Queue: req.Queue, Key: req.Key}, parent, parentStep)
+	res, err := e.enqueue(ctx, tx, req.Workflow, req.Args, EnqueueOptions{Queue: req.Queue, Key: req.Key, State: req.State}, parent, parentStep)
 	if err != nil {
 		return uuid.Nil, err
 	}

@@ -33,7 +33,9 @@ var (
 
 	// ErrStateDecode fails a run whose persisted state no longer decodes
 	// into the workflow's state type; a typed handle's Get or Wait returns
-	// it for such a run (with an *acidic.DecodeError).
+	// it for such a run (with an *acidic.DecodeError). An enqueue whose
+	// initial state (EnqueueOptions.State) does not encode or decode into
+	// that type returns it too, and writes nothing.
 	ErrStateDecode = errors.New("workflow: persisted state does not decode")
 
 	// ErrDefinitionChanged fails a run whose workflow's steps changed since

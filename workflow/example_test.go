@@ -355,3 +355,49 @@ func ExampleEngine_Retry() {
 	// charge card
 	// succeeded
 }
+
+// This example starts a run with a state (AcidicJob's `providing:`): the
+// first step finds the collection in sc.State, and a for-each step walks it.
+// WithState checks the state's type at compile time.
+func ExampleWorkflow_WithState() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	type Batch struct {
+		Items []int `json:"items"`
+		Sum   int   `json:"sum"`
+	}
+	sum := workflow.Define("sum", workflow.Options{},
+		steps.ForEach("add", func(sc *steps.Context[struct{}, Batch]) ([]int, error) { return sc.State.Items, nil },
+			func(ctx context.Context, sc *steps.Context[struct{}, Batch], item int) error {
+				sc.State.Sum += item
+				return nil
+			}, steps.ForEachOptions{}),
+		steps.Do("report", func(ctx context.Context, sc *steps.Context[struct{}, Batch]) error {
+			return sc.SetResult(sc.State.Sum)
+		}),
+	)
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(sum); err != nil {
+		panic(err)
+	}
+	res, err := eng.Enqueue(ctx, "sum", struct{}{}, sum.WithState(workflow.EnqueueOptions{}, Batch{Items: []int{1, 2, 3, 4, 5}}))
+	if err != nil {
+		panic(err)
+	}
+	// Work the run here, without starting the engine.
+	if _, err := eng.Queue().Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
+		panic(err)
+	}
+	r, err := eng.Get(ctx, res.Run.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State, string(r.Result))
+	// Output:
+	// succeeded 15
+}

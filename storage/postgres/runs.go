@@ -23,8 +23,12 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 	if r.ParentStep != "" {
 		parentStep = r.ParentStep
 	}
+	var attrs any
+	if len(r.Attrs) > 0 {
+		attrs = string(r.Attrs)
+	}
 	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
-		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep))
+		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep, attrs))
 	if err == nil {
 		return run, true, nil
 	}

@@ -41,6 +41,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Controls", controlTests},
 		{"Retention", retentionTests},
 		{"Limits", limitTests},
+		{"Unique", uniqueTests}, // unique.go
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -85,6 +86,7 @@ var runTests = []conformanceTest{
 	{"RunInsert", testRunInsert},
 	{"RunInsertConcurrent", testRunInsertConcurrent},
 	{"RunInsertIDTaken", testRunInsertIDTaken},
+	{"RunInsertAttrs", testRunInsertAttrs}, // runattrs.go
 	{"RunLease", testRunLease},
 	{"RunUpdate", testRunUpdate},
 	{"RunRelease", testRunRelease},
