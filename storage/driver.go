@@ -14,6 +14,7 @@ import (
 // storage does not hold. Error texts are never refused: they are stored as
 // Text leaves them.
 type Executor interface {
+	Awaits // the queue jobs runs await (awaits.go)
 	// JobInsertMany inserts jobs and returns them in the same order, and wakes
 	// workers of the queues that received jobs eligible now (inside a
 	// transaction, the wake-up is delivered only on commit).
