@@ -139,3 +139,11 @@ func (e *Engine) cancelAwaitedJobs(ctx context.Context, tx storage.Tx, id uuid.U
 	}
 	return nil
 }
+
+// AwaitedJobs returns the queue jobs the steps of run id awaited, by step
+// and job id: each as the run recorded it when it resumed (its final state
+// and errors), or, before that, as the job is now. A run that awaited no
+// job has none.
+func (e *Engine) AwaitedJobs(ctx context.Context, id uuid.UUID) ([]*acidic.AwaitedJob, error) {
+	return e.drv.AwaitedJobsList(ctx, storage.AwaitedJobsListParams{RunID: id})
+}
