@@ -183,7 +183,8 @@ func (c *Context[A, S]) Await(ctx context.Context, reqs ...RunRequest) error {
 //	jobs, err := sc.AwaitJobs(ctx, sendEmail.Params(EmailArgs{To: to}, queue.EnqueueOptions{}))
 //
 // A unique job that already exists is awaited as it is (its Duplicate is
-// set). A step awaits either jobs or runs (Await), not both: that is
+// set); should it end while this step commits, the run resumes at the
+// queue's next maintenance pass rather than at once. A step awaits either jobs or runs (Await), not both: that is
 // ErrInvalid, and the step fails. The next step reads what the jobs did
 // with ChildJobs. It returns the jobs in the order of jobs.
 func (c *Context[A, S]) AwaitJobs(ctx context.Context, jobs ...queue.EnqueueParams) ([]*acidic.Job, error) {
