@@ -1,6 +1,10 @@
 package steps
 
-import "context"
+import (
+	"context"
+
+	"github.com/acidic-go/acidic/queue"
+)
 
 // Binder makes steps whose code is a method of R, a value made afresh for
 // every execution of a step from the step's context. R is usually a struct
@@ -65,5 +69,24 @@ func (b Binder[A, S, R]) Await(name string, children func(r R, ctx context.Conte
 	}
 	return Await(name, func(ctx context.Context, sc *Context[A, S]) ([]RunRequest, error) {
 		return children(b.bind(sc), ctx)
+	}, opts)
+}
+
+// AwaitJobs returns a step awaiting a fixed list of queue jobs (see the
+// package function AwaitJobs), without type parameters:
+//
+//	on.AwaitJobs("notify", steps.AwaitOptions{}, sendEmail.Params(args, opts), sendSMS.Params(args, opts))
+func (b Binder[A, S, R]) AwaitJobs(name string, opts AwaitOptions, jobs ...queue.EnqueueParams) Step[A, S] {
+	return AwaitJobs[A, S](name, opts, jobs...)
+}
+
+// AwaitJobsFunc returns an await step (see the package function
+// AwaitJobsFunc) whose jobs method returns the queue jobs to await.
+func (b Binder[A, S, R]) AwaitJobsFunc(name string, jobs func(r R, ctx context.Context) ([]queue.EnqueueParams, error), opts AwaitOptions) Step[A, S] {
+	if jobs == nil || b.bind == nil {
+		return Step[A, S]{name: name, await: &opts}
+	}
+	return AwaitJobsFunc(name, func(ctx context.Context, sc *Context[A, S]) ([]queue.EnqueueParams, error) {
+		return jobs(b.bind(sc), ctx)
 	}, opts)
 }

@@ -15,7 +15,7 @@ import (
 // Text leaves them.
 type Executor interface {
 	Retention
-
+	Awaits // the queue jobs runs await (awaits.go)
 	// JobInsertMany inserts jobs and returns them in the same order, and wakes
 	// workers of the queues that received jobs eligible now (inside a
 	// transaction, the wake-up is delivered only on commit).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 )
 
@@ -30,6 +31,21 @@ func (w *Workflow[A, S]) Await(name string, children func(ctx context.Context, s
 // the end of w and returns w.
 func (w *Workflow[A, S]) AwaitRuns(name string, opts steps.AwaitOptions, reqs ...steps.RunRequest) *Workflow[A, S] {
 	return w.Add(steps.AwaitRuns[A, S](name, opts, reqs...))
+}
+
+// AwaitJobs adds a step awaiting a fixed list of queue jobs
+// (steps.AwaitJobs) at the end of w and returns w. Make the jobs with a
+// queue.Kind's Params; no type parameters are needed:
+//
+//	w.AwaitJobs("notify", steps.AwaitOptions{}, sendEmail.Params(email, opts), sendSMS.Params(sms, opts))
+func (w *Workflow[A, S]) AwaitJobs(name string, opts steps.AwaitOptions, jobs ...queue.EnqueueParams) *Workflow[A, S] {
+	return w.Add(steps.AwaitJobs[A, S](name, opts, jobs...))
+}
+
+// AwaitJobsFunc adds an await step (steps.AwaitJobsFunc) at the end of w and
+// returns w: jobs returns the queue jobs to await.
+func (w *Workflow[A, S]) AwaitJobsFunc(name string, jobs func(ctx context.Context, sc *steps.Context[A, S]) ([]queue.EnqueueParams, error), opts steps.AwaitOptions) *Workflow[A, S] {
+	return w.Add(steps.AwaitJobsFunc(name, jobs, opts))
 }
 
 // Add adds steps of any kind (a steps.ForEach, steps made with a

@@ -302,6 +302,9 @@ func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reas
 			return rec, true, err
 		}
 	}
+	if err := e.cancelAwaitedJobs(ctx, tx, id); err != nil {
+		return rec, true, err
+	}
 	unfinished := acidic.RunFilter{ParentRunID: id, States: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}}
 	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*acidic.Run) error {
 		for _, c := range children {

@@ -42,6 +42,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Retention", retentionTests},
 		{"Limits", limitTests},
 		{"Unique", uniqueTests}, // unique.go
+		{"Awaits", awaitTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
