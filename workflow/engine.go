@@ -31,6 +31,10 @@ type Config struct {
 	LockedRetry time.Duration
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
+	// StepMiddleware wraps every step the engine executes, the first
+	// outermost; see StepMiddleware. Queue.Middleware wraps every job
+	// attempt, the run's included. None by default.
+	StepMiddleware []StepMiddleware
 }
 
 // Engine registers workflows, enqueues runs and executes them on the queue.
