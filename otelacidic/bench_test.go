@@ -29,12 +29,13 @@ import (
 // benchmarks: every span sampled and exported to a no-op exporter through
 // the SDK's batcher, every metric recorded into a manual reader (collected
 // at the end, as a scrape would), the store gauges registered.
-func benchInst(b *testing.B) (*otelacidic.Instrumentation, trace.Tracer, *sdkmetric.ManualReader) {
+func benchInst(b *testing.B, mode string) (*otelacidic.Instrumentation, trace.Tracer, *sdkmetric.ManualReader) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	inst, err := otelacidic.New(otelacidic.Config{TracerProvider: tp, MeterProvider: mp})
+	inst, err := otelacidic.New(otelacidic.Config{TracerProvider: tp, MeterProvider: mp,
+		DisableTraces: mode == "metrics", DisableMetrics: mode == "traces"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,12 +56,13 @@ func benchCount(b *testing.B, drv *postgres.Driver, sql string) int {
 // OpenTelemetry instrumentation off and on (see benchInst); jobs enqueued
 // under a span, so every job carries a trace context in its Meta.
 func BenchmarkJobsObserved(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) { benchJobs(b, on) })
+	for _, mode := range []string{"off", "traces", "metrics", "on"} {
+		b.Run(mode, func(b *testing.B) { benchJobs(b, mode) })
 	}
 }
 
-func benchJobs(b *testing.B, on bool) {
+func benchJobs(b *testing.B, mode string) {
+	on := mode != "off"
 	drv := testdb.New(b, testdb.Options{MaxConns: 20})
 	ctx := context.Background()
 	n := int64(b.N)
@@ -79,7 +81,7 @@ func benchJobs(b *testing.B, on bool) {
 	var inst *otelacidic.Instrumentation
 	if on {
 		var tr trace.Tracer
-		inst, tr, reader = benchInst(b)
+		inst, tr, reader = benchInst(b, mode)
 		inst.ConfigureQueue(&cfg)
 		var span trace.Span
 		ctx, span = tr.Start(ctx, "request")
@@ -133,12 +135,13 @@ func benchJobs(b *testing.B, on bool) {
 // BenchmarkStepsObserved runs b.N/3 workflow runs of three empty steps
 // with 8 workers, instrumentation off and on; ns/op is per step.
 func BenchmarkStepsObserved(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) { benchSteps(b, on) })
+	for _, mode := range []string{"off", "traces", "metrics", "on"} {
+		b.Run(mode, func(b *testing.B) { benchSteps(b, mode) })
 	}
 }
 
-func benchSteps(b *testing.B, on bool) {
+func benchSteps(b *testing.B, mode string) {
+	on := mode != "off"
 	drv := testdb.New(b, testdb.Options{MaxConns: 20})
 	ctx := context.Background()
 	runs := max(b.N/3, 1)
@@ -152,7 +155,7 @@ func benchSteps(b *testing.B, on bool) {
 	var inst *otelacidic.Instrumentation
 	if on {
 		var tr trace.Tracer
-		inst, tr, reader = benchInst(b)
+		inst, tr, reader = benchInst(b, mode)
 		inst.Configure(&cfg)
 		var span trace.Span
 		ctx, span = tr.Start(ctx, "request")
