@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +51,13 @@ func benchCount(b *testing.B, drv *postgres.Driver, sql string) int {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkJobsObserved works b.N empty jobs with 8 workers, with the
@@ -109,6 +117,7 @@ func benchJobs(b *testing.B, mode string) {
 	}
 	done := "SELECT count(*) FROM " + table(drv, "jobs") + " WHERE state = 'completed'"
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	if err := c.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -122,6 +131,7 @@ func benchJobs(b *testing.B, mode string) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 	if reader != nil {
 		if err := reader.Collect(context.Background(), new(metricdata.ResourceMetrics)); err != nil {
 			b.Fatal(err)
@@ -182,6 +192,7 @@ func benchSteps(b *testing.B, mode string) {
 	}
 	done := "SELECT count(*) FROM " + table(drv, "runs") + " WHERE state = 'succeeded'"
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	if err := e.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -194,6 +205,7 @@ func benchSteps(b *testing.B, mode string) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(runs*3)/b.Elapsed().Seconds(), "steps/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(runs*3), "cpu-µs/step")
 	if reader != nil {
 		if err := reader.Collect(context.Background(), new(metricdata.ResourceMetrics)); err != nil {
 			b.Fatal(err)

@@ -209,4 +209,3 @@ func firstLine(err error) string {
 	}
 	return s
 }
-

@@ -340,4 +340,3 @@ func TestPrometheusHandlerServesAcidicMetrics(t *testing.T) {
 		t.Log(body)
 	}
 }
-
