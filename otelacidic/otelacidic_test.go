@@ -148,7 +148,7 @@ func TestSpanTreeRequestRunStepsChild(t *testing.T) {
 	}
 	for _, s := range sr.Ended() {
 		for _, kv := range s.Attributes() {
-			if strings.Contains(kv.Value.Emit(), "secret-customer-42") {
+			if strings.Contains(kv.Value.String(), "secret-customer-42") {
 				t.Fatalf("span %q carries the raw key in %s", s.Name(), kv.Key)
 			}
 		}
@@ -313,6 +313,10 @@ func TestPrometheusHandlerServesAcidicMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A job due later keeps a series in the queue depth gauge.
+	if _, err := c.Enqueue(ctx, "plain", nil, queue.EnqueueOptions{ScheduleIn: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +334,7 @@ func TestPrometheusHandlerServesAcidicMetrics(t *testing.T) {
 		body = string(b)
 		return strings.Contains(body, `acidic_jobs_total{`) && strings.Contains(body, `acidic_outcome="completed"`)
 	})
-	for _, want := range []string{"acidic_job_wait_seconds_bucket", "acidic_job_duration_seconds_bucket", "acidic_outbox_backlog", "acidic_queue_depth"} {
+	for _, want := range []string{"acidic_job_wait_seconds_bucket", "acidic_job_duration_seconds_bucket", "acidic_outbox_backlog", `acidic_queue_depth{acidic_queue="default",acidic_state="scheduled"`} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("/metrics lacks %s:\n%s", want, body)
 		}
