@@ -208,6 +208,11 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 		if err != nil {
 			return nil, err
 		}
+		if len(c.cfg.EnqueueHooks) > 0 {
+			if err := c.applyEnqueueHooks(ctx, &in); err != nil {
+				return nil, err
+			}
+		}
 		rows[i], replaces[i], expiries[i] = in, r, c.keyExpiry(p)
 		if in.UniqueKey == nil {
 			plain = append(plain, i)

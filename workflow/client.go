@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -157,7 +158,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
 	}
-	job, err := e.q.JobInsert(queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts})
+	job, err := e.q.JobInsertContext(ctx, queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts})
 	if err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
 	}
@@ -278,6 +279,9 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("workflow: cancel %s: %w", id, err)
+	}
+	if out != nil && out.State == acidic.RunCancelled {
+		e.publishRun(events.RunCancelled, nil, out)
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/base/leased"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
@@ -72,6 +73,7 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *acidic.Job
 		return err
 	}
 	x := &execution[A, S]{e: e, w: w, job: job, lease: lease, rec: rec}
+	e.publishRun(events.RunStarted, job, rec)
 	return x.run(ctx)
 }
 
@@ -105,6 +107,9 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 		tries := 0
 		next, err := e.drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 			if tries++; tries > 1 {
+				if bus := e.q.Events(); bus.Active() {
+					x.publishStep(events.StepRetried, idx, started, nil)
+				}
 				// A retry after a serialization failure: that failure may
 				// mean another worker took the run over. Check before running
 				// the step's code (and its outside calls) again.
@@ -118,9 +123,12 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 			}
 			var c storage.StepCommit
 			var err error
-			c, control, err = x.runStep(ctx, tx, idx, started)
+			c, control, err = x.runStep(ctx, tx, idx, started, tries)
 			return c, err
 		})
+		if err != nil && e.q.Events().Active() {
+			x.publishStep(events.StepFailed, idx, started, err)
+		}
 		var failure *stepFailure
 		switch {
 		case err == nil:
@@ -150,6 +158,9 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 			return x.recordFailure(ctx, idx, started, err)
 		}
 		x.rec = next
+		if e.q.Events().Active() {
+			x.publishAfterStep(idx, started)
+		}
 		switch {
 		case x.rec.State.Final():
 			if x.rec.SettledAt == nil && owes(w, x.rec) {
@@ -194,7 +205,7 @@ func (e *Engine) lease(ctx context.Context, job *acidic.Job) (*acidic.Run, run.L
 // runStep runs one step's code inside tx and returns the write that commits
 // its progress, and the control the step returned, if any. A panic in the
 // step's code is the step's failure.
-func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, started time.Time) (storage.StepCommit, *steps.Control, error) {
+func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, started time.Time, try int) (storage.StepCommit, *steps.Control, error) {
 	w, e, rec := x.w, x.e, x.rec
 	step := w.steps[idx]
 	// Decode the state afresh for every try of the transaction, so a
@@ -225,7 +236,10 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 			return jobs, err
 		},
 	}, x.args, &state)
-	stepErr := callStep(ctx, step, sc)
+	stepErr := callStep(ctx, step, sc, e.cfg.StepMiddleware, func() StepInfo {
+		return StepInfo{Tx: tx, Job: x.job, RunID: rec.ID, Workflow: w.name, IdempotencyKey: rec.IdempotencyKey,
+			Step: step.Name(), Position: idx, Attempt: x.job.Attempt, Try: try}
+	})
 	control, isControl := steps.AsControl(stepErr)
 	if stepErr != nil && (!isControl || control.Kind() == steps.KindCancel) {
 		return storage.StepCommit{}, nil, &stepFailure{stepErr}
@@ -314,14 +328,18 @@ func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting i
 	return upd
 }
 
-// callStep runs a step's code, turning a panic into the step's error (with
-// its stack), so that it is recorded like any failure of the step.
-func callStep[A, S any](ctx context.Context, step steps.Step[A, S], sc *steps.Context[A, S]) (err error) {
+// callStep runs a step's code through the step middlewares mw, turning a
+// panic (of the code or of a middleware) into the step's error (with its
+// stack), so that it is recorded like any failure of the step.
+func callStep[A, S any](ctx context.Context, step steps.Step[A, S], sc *steps.Context[A, S], mw []StepMiddleware, info func() StepInfo) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: step %q: %v\n%s", ErrPanic, step.Name(), p, debug.Stack())
 		}
 	}()
+	if len(mw) > 0 {
+		return chainStep(ctx, mw, info(), func(ctx context.Context) error { return step.Run(ctx, sc) })
+	}
 	return step.Run(ctx, sc)
 }
 
