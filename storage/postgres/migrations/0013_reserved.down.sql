@@ -1,0 +1,2 @@
+-- Placeholder on branch obslogs; see the up file.
+SELECT 1;
