@@ -128,6 +128,21 @@ type Step struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+
+	// Logs are the records the step wrote through its logger in the tries
+	// that committed, oldest first, up to the caps per step
+	// (storage.MaxStepLogRecords records, storage.MaxStepLogBytes bytes).
+	// When records were dropped beyond them, the last record is a marker
+	// saying how many (level WARN, attrs {"dropped": n}) and LogsDropped
+	// counts them. Read with the run (workflow's Get, acidic runs get);
+	// empty in a bare RunSteps.
+	Logs        []LogRecord
+	LogsDropped int
+	// Failures are the step's failed attempts, oldest first: the latest
+	// storage.MaxStepFailures of them; FailuresDropped counts the older ones
+	// no longer kept. A step that later succeeded keeps its failures.
+	Failures        []StepFailure
+	FailuresDropped int
 }
 
 // RunFilter selects runs to list. Zero fields match everything.

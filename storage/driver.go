@@ -170,6 +170,7 @@ type Executor interface {
 
 	// Periodic schedules: see PeriodicExecutor (periodic.go).
 	PeriodicExecutor
+	StepLogs // the logs and failed attempts kept with each step (steplogs.go)
 }
 
 // Tx is an Executor inside a database transaction.

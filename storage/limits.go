@@ -332,3 +332,21 @@ func invalidIf(problem string) error {
 	}
 	return fmt.Errorf("%w: %s", acidic.ErrInvalid, problem)
 }
+
+// Caps of what is kept with each step of a run (StepLogs), and of tags.
+const (
+	// MaxStepLogRecords is how many log records are kept per step of a run,
+	// over all its executions; later records are dropped and counted.
+	MaxStepLogRecords = 100
+	// MaxStepLogBytes is how many bytes of log records (message and
+	// attributes, see LogRecordSize) are kept per step of a run; a record
+	// that would pass it is dropped, and every one after it.
+	MaxStepLogBytes = 64 << 10
+	// MaxLogRecordBytes bounds one log record's message, and separately its
+	// attributes' JSON; LogRecordOf cuts a message and replaces attributes
+	// beyond it.
+	MaxLogRecordBytes = 4 << 10
+	// MaxStepFailures is how many failed attempts of one step are kept; the
+	// oldest are forgotten first, and counted.
+	MaxStepFailures = 25
+)

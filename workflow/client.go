@@ -187,7 +187,7 @@ func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*acidic.Ru
 
 // withSteps returns rec with its step log.
 func (e *Engine) withSteps(ctx context.Context, rec *acidic.Run) (*acidic.Run, error) {
-	log, err := e.drv.RunSteps(ctx, storage.RunStepsParams{ID: rec.ID})
+	log, err := storage.StepsWithDetails(ctx, e.drv, rec.ID)
 	if err != nil {
 		return nil, err
 	}
