@@ -16,7 +16,8 @@ CREATE TABLE {schema}.run_step_logs (
   at       timestamptz NOT NULL,
   level    text NOT NULL,
   message  text NOT NULL,
-  attrs    jsonb,
+  -- json, not jsonb: the attributes keep their order and spelling.
+  attrs    json,
   -- Bytes of message and attrs, counted against the cap.
   bytes    integer NOT NULL,
   dropped  integer NOT NULL DEFAULT 0,

@@ -11,7 +11,7 @@
 WITH cur AS (
   SELECT coalesce(max(seq), 0) AS n,
          coalesce(sum(bytes), 0) AS b,
-         bool_or(seq = 0) AS full
+         bool_or(seq = 0) AS capped
   FROM {schema}.run_step_logs
   WHERE run_id = $1 AND position = $2
 ),
@@ -19,16 +19,16 @@ new AS (
   SELECT r.attempt, r.at, r.level, r.message, r.attrs, r.bytes,
          cur.n + r.ord AS seq,
          cur.b + sum(r.bytes) OVER (ORDER BY r.ord) AS total,
-         coalesce(cur.full, false) AS full
+         coalesce(cur.capped, false) AS capped
   FROM unnest($3::integer[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::integer[])
        WITH ORDINALITY AS r(attempt, at, level, message, attrs, bytes, ord),
        cur
 ),
 kept AS (
   INSERT INTO {schema}.run_step_logs (run_id, position, seq, attempt, at, level, message, attrs, bytes)
-  SELECT $1, $2, seq, attempt, at, level, message, attrs::jsonb, bytes
+  SELECT $1, $2, seq, attempt, at, level, message, attrs::json, bytes
   FROM new
-  WHERE NOT full AND seq <= $10 AND total <= $11
+  WHERE NOT capped AND seq <= $10 AND total <= $11
   RETURNING 1
 ),
 counted AS (
