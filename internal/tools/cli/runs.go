@@ -256,7 +256,7 @@ func printRun(t *textOut, r *acidic.Run) {
 	}
 	tb.flush()
 	for _, s := range r.Steps {
-		if s.Error == "" && (len(s.Result) == 0 || string(s.Result) == "null") {
+		if s.Error == "" && (len(s.Result) == 0 || string(s.Result) == "null") && len(s.Logs) == 0 && len(s.Failures) == 0 {
 			continue
 		}
 		t.blank()
@@ -267,5 +267,6 @@ func printRun(t *textOut, r *acidic.Run) {
 		if len(s.Result) > 0 && string(s.Result) != "null" {
 			t.jsonField("  result", s.Result)
 		}
+		printStepDetails(t, s)
 	}
 }

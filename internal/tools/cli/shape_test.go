@@ -38,6 +38,7 @@ var views = []any{
 	cli.CronJSON{},
 	cli.NodesJSON{}, cli.LeaderJSON{}, cli.NodeJSON{}, cli.NodeQueueJSON{},
 	cli.QueueControlJSON{},
+	cli.LogRecordJSON{}, cli.StepFailureJSON{},
 }
 
 // TestJSONShapeIsDocumented: every key of -json output is snake_case and
