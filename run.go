@@ -86,6 +86,9 @@ type Run struct {
 	// (its OnFinish callback staged, its parent counted off); nil while the
 	// run has not finished, or has finished and not yet settled.
 	SettledAt *time.Time
+	// Tags were set at enqueue (workflow.EnqueueOptions.Tags); nil when
+	// none. The run's jobs do not carry them.
+	Tags []string
 
 	// Steps is the step log: one entry per step that committed, failed or
 	// is awaiting, in step order. A run read on its own (workflow's Get)
@@ -161,4 +164,6 @@ type RunFilter struct {
 	// Pass the last run of the previous page.
 	AfterCreatedAt time.Time
 	AfterID        uuid.UUID
+	// Tags lists only runs that carry every one of these tags.
+	Tags []string
 }

@@ -19,6 +19,8 @@ type RunInsertParams struct {
 	DefinitionHash string
 	ParentRunID    uuid.UUID
 	ParentStep     string
+	// Tags are the run's tags (see CheckTags); nil or empty for none.
+	Tags []string
 }
 
 // RunLeaseParams asks to take a run's lock lease.

@@ -30,6 +30,12 @@ type EnqueueOptions struct {
 	// two workflows names two runs. A key, given or derived, is 1 to
 	// storage.MaxKeyBytes bytes of UTF-8 without NUL.
 	Key string
+	// Tags label the run for finding it again (acidic.RunFilter.Tags,
+	// acidic runs list -tag); the run's jobs do not carry them. At most
+	// storage.MaxTags, each 1 to storage.MaxTagBytes bytes of printable
+	// UTF-8, none twice; otherwise ErrInvalid, and nothing is written. A
+	// duplicate enqueue (same key) keeps the existing run's tags.
+	Tags []string
 }
 
 // EnqueueResult is what Enqueue did.
@@ -120,6 +126,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		DefinitionHash: d.definitionHash(),
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
+		Tags:           opts.Tags,
 	}
 	priority := wopts.Priority
 	if opts.Priority > 0 {

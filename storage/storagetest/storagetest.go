@@ -39,6 +39,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Nodes", nodeTests},
 		{"JobAges", jobAgeTests},
 		{"Controls", controlTests},
+		{"StepLogs", stepLogTests}, // steplogs.go: step logs, failures, tags
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

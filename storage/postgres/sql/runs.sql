@@ -8,8 +8,8 @@
 -- second waits for the first and then does nothing, where ON CONFLICT on the
 -- key alone would fail on the primary key).
 INSERT INTO {schema}.runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                           definition_hash, parent_run_id, parent_step)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                           definition_hash, parent_run_id, parent_step, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT DO NOTHING
 RETURNING {run_columns};
 
@@ -26,6 +26,7 @@ WHERE ($1::text[] IS NULL OR state = ANY($1))
   AND ($2::text = '' OR workflow = $2)
   AND ($3::uuid IS NULL OR parent_run_id = $3)
   AND ($7::text = '' OR parent_step = $7)
+  AND ($8::text[] IS NULL OR tags @> $8)
   AND (created_at, id) > ($4, $6)
 ORDER BY created_at, id
 LIMIT $5;
