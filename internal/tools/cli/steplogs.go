@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"time"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/storage"
 )
 
 // printStepDetails writes what is kept with a step beside its step log
@@ -35,4 +37,28 @@ func printStepDetails(t *textOut, s acidic.Step) {
 			t.linef("    %s %-5s%s  %s%s", l.Time.Format("15:04:05.000"), l.Level, attempt, l.Message, attrs)
 		}
 	}
+}
+
+// tagFlag defines the repeatable -tag flag of a list command into tags.
+func tagFlag(fs *flag.FlagSet, tags *[]string, what string) {
+	fs.Func("tag", "only "+what+" carrying this `tag` (repeat it: all must match)", func(s string) error {
+		*tags = append(*tags, s)
+		return nil
+	})
+}
+
+// checkTagFlags refuses tags no row can carry as a usage error.
+func checkTagFlags(cmd string, tags []string) error {
+	if err := storage.CheckTags(tags); err != nil {
+		return fmt.Errorf("%w: %s: -tag: %w", errUsage, cmd, err)
+	}
+	return nil
+}
+
+// tagList is tags for -json: [] when none.
+func tagList(tags []string) []string {
+	if tags == nil {
+		return []string{}
+	}
+	return tags
 }

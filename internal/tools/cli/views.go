@@ -40,6 +40,7 @@ type RunJSON struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	FinishedAt     *time.Time      `json:"finished_at"`
+	Tags           []string        `json:"tags"`
 }
 
 // RunDetailJSON is a run with its step log: runs get, retry ID, cancel ID.
@@ -108,6 +109,7 @@ type JobJSON struct {
 	DependsOn         []int64            `json:"depends_on"`
 	DependencyFailure *string            `json:"dependency_failure"`
 	UniqueKey         *string            `json:"unique_key"`
+	Tags              []string           `json:"tags"`
 }
 
 // AttemptErrorJSON is one failed attempt of a job.
@@ -232,6 +234,7 @@ func runJSON(r *acidic.Run) RunJSON {
 		CreatedAt:      r.CreatedAt,
 		UpdatedAt:      r.UpdatedAt,
 		FinishedAt:     nullTime(r.FinishedAt),
+		Tags:           tagList(r.Tags),
 	}
 }
 
@@ -300,6 +303,7 @@ func jobJSON(j *acidic.Job) JobJSON {
 		DependsOn:         deps,
 		DependencyFailure: nullString(j.DependencyFailure),
 		UniqueKey:         key,
+		Tags:              tagList(j.Tags),
 	}
 }
 
