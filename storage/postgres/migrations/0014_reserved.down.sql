@@ -1,2 +1,2 @@
 -- Placeholder on branch obslogs; see the up file.
-SELECT 1;
+SELECT 1 FROM {schema}.runs WHERE false;
