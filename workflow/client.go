@@ -46,6 +46,12 @@ type EnqueueOptions struct {
 	// have moved on. What tells two requests apart belongs in the
 	// arguments, which an existing key compares (run.ErrMismatchedArgs).
 	State any
+	// Tags label the run for finding it again (acidic.RunFilter.Tags,
+	// acidic runs list -tag); the run's jobs do not carry them. At most
+	// storage.MaxTags, each 1 to storage.MaxTagBytes bytes of printable
+	// UTF-8, none twice; otherwise ErrInvalid, and nothing is written. A
+	// duplicate enqueue (same key) keeps the existing run's tags.
+	Tags []string
 }
 
 // EnqueueResult is what Enqueue did.
@@ -141,6 +147,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
 		Attrs:          attrs,
+		Tags:           opts.Tags,
 	}
 	priority := wopts.Priority
 	if _, set := opts.Priority.Value(); set {
@@ -208,7 +215,7 @@ func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*acidic.Ru
 
 // withSteps returns rec with its step log.
 func (e *Engine) withSteps(ctx context.Context, rec *acidic.Run) (*acidic.Run, error) {
-	log, err := e.drv.RunSteps(ctx, storage.RunStepsParams{ID: rec.ID})
+	log, err := storage.StepsWithDetails(ctx, e.drv, rec.ID)
 	if err != nil {
 		return nil, err
 	}

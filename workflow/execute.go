@@ -13,6 +13,7 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/base/leased"
+	"github.com/acidic-go/acidic/internal/base/steplog"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
@@ -215,7 +216,8 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
 	}
-	var awaited []*acidic.Job // the queue jobs the step awaits
+	var awaited []*acidic.Job                // the queue jobs the step awaits
+	logs := steplog.NewBuffer(x.job.Attempt) // this try's records
 	sc := steps.NewContext(steps.Env{
 		Tx:       tx,
 		RunID:    rec.ID,
@@ -223,7 +225,7 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 		Step:     step.Name(),
 		Attempt:  x.job.Attempt,
 		Cursor:   rec.Cursor,
-		Logger:   e.cfg.Logger,
+		Logger:   e.stepLogger(logs),
 		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
 			return e.q.EnqueueTx(ctx, tx, kind, args, opts)
 		},
@@ -256,6 +258,9 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 	attrs, err := json.Marshal(sc.State)
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("workflow: step %q: encode state: %w", step.Name(), err)}
+	}
+	if err := keepStepLogs(ctx, tx, rec, idx, logs); err != nil {
+		return storage.StepCommit{}, nil, err
 	}
 	upd := x.stepUpdate(idx, control, sc.Awaiting(), sc.NextCursor(), sc.Result(), attrs, started)
 	c := storage.StepCommit{Update: upd}
@@ -386,7 +391,7 @@ func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started ti
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	rel := storage.RunReleaseParams{ID: rec.ID, Token: x.lease.Token, State: acidic.RunPending, Error: stepErr.Error(), Step: step}
-	if _, err := e.drv.RunRelease(wctx, rel); err != nil {
+	if err := e.releaseFailed(wctx, rel, started); err != nil {
 		e.cfg.Logger.Warn("workflow: could not record step failure", "run", rec.ID, "err", err)
 	}
 	e.cfg.Logger.Info("workflow: step failed", "run", rec.ID, "workflow", rec.Workflow, "step", rec.RecoveryPoint,
