@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic"
-	root "github.com/acidic-go/acidic" // the tests name their command helper acidic
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/queue"
@@ -92,7 +91,7 @@ func TestNodesShowsTheLeader(t *testing.T) {
 		byID[n.ID] = n
 	}
 	me, other := byID[id], byID["other-node"]
-	if !me.Leader || me.Hostname == nil || *me.Hostname != host || me.PID != os.Getpid() || me.Version != root.Version ||
+	if !me.Leader || me.Hostname == nil || *me.Hostname != host || me.PID != os.Getpid() || me.Version != acidic.Version ||
 		!reflect.DeepEqual(me.Queues, []cli.NodeQueueJSON{{Queue: "mail", MaxWorkers: 4}}) || me.WorkersBusy != 0 || me.WorkersFree != 4 {
 		t.Errorf("nodes -json: the engine's node is %+v", me)
 	}
@@ -112,7 +111,7 @@ func TestNodesShowsTheLeader(t *testing.T) {
 	for _, r := range rows {
 		marks[r[0]] = r
 	}
-	if r := marks[id]; len(r) != 10 || r[1] != "*" || r[2] != host || r[3] != strconv.Itoa(os.Getpid()) || r[4] != root.Version || r[7] != "mail=0/4" {
+	if r := marks[id]; len(r) != 10 || r[1] != "*" || r[2] != host || r[3] != strconv.Itoa(os.Getpid()) || r[4] != acidic.Version || r[7] != "mail=0/4" {
 		t.Errorf("nodes: the engine's row is %q", r)
 	}
 	if r := marks["other-node"]; len(r) != 10 || r[1] != "-" || r[7] != "default=1/2" {
