@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/sqlite"
 	"github.com/acidic-go/acidic/storage/storagetest"
@@ -32,3 +34,6 @@ func newDriver(t testing.TB, opts sqlite.Options) *sqlite.Driver {
 	t.Cleanup(func() { _ = drv.Close() })
 	return drv
 }
+
+// newID returns a fresh run id.
+func newID() uuid.UUID { return uuid.New() }

@@ -75,6 +75,7 @@ type Driver struct {
 	wdb      *sql.DB
 	wconn    *sql.Conn
 	wstmts   map[string]*sql.Stmt
+	wctl     [3]*sql.Stmt // BEGIN IMMEDIATE, COMMIT, ROLLBACK
 	syncMode string
 	// aborted is set when SQLite rolls the open transaction back by itself
 	// (an interrupted statement, a full disk): the statements after it
@@ -279,6 +280,11 @@ func (d *Driver) closeConns() error {
 	var errs []error
 	for _, st := range d.wstmts {
 		errs = append(errs, st.Close())
+	}
+	for _, st := range d.wctl {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	d.rmu.Lock()
 	for _, st := range d.rstmts {

@@ -123,13 +123,14 @@ func (d *Driver) beginTx(ctx context.Context, bookkeeping bool) error {
 		d.syncMode = mode
 	}
 	d.aborted.Store(false)
-	// The wait for another process's lock ends with ctx.
-	_, err := d.wconn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	// The wait for another process's lock ends with ctx; without a deadline
+	// or cancellation there is nothing to watch.
+	_, err := d.control(ctx, ctlBegin)
 	if err != nil && strings.Contains(err.Error(), "within a transaction") {
 		// A ROLLBACK that failed left a transaction open: end it.
-		_, _ = d.wconn.ExecContext(context.Background(), "ROLLBACK")
+		_, _ = d.control(context.Background(), ctlRollback)
 		d.aborted.Store(false)
-		_, err = d.wconn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		_, err = d.control(ctx, ctlBegin)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -138,6 +139,29 @@ func (d *Driver) beginTx(ctx context.Context, bookkeeping bool) error {
 		return fmt.Errorf("sqlite: begin: %w", wrapErr(err))
 	}
 	return nil
+}
+
+// The statements that begin and end the writer's transactions, prepared
+// once.
+const (
+	ctlBegin = iota
+	ctlCommit
+	ctlRollback
+)
+
+var controlSQL = [...]string{ctlBegin: "BEGIN IMMEDIATE", ctlCommit: "COMMIT", ctlRollback: "ROLLBACK"}
+
+// control runs BEGIN IMMEDIATE, COMMIT or ROLLBACK on the writer.
+func (d *Driver) control(ctx context.Context, which int) (sql.Result, error) {
+	st := d.wctl[which]
+	if st == nil {
+		var err error
+		if st, err = d.wconn.PrepareContext(context.Background(), controlSQL[which]); err != nil {
+			return nil, err
+		}
+		d.wctl[which] = st
+	}
+	return st.ExecContext(ctx)
 }
 
 // commit commits the transaction and delivers its notifications. A
@@ -158,7 +182,7 @@ func (s *txState) commit(ctx context.Context) error {
 	}
 	// Once the work is done the caller's context no longer decides: the
 	// COMMIT runs to its end.
-	_, err := s.d.wconn.ExecContext(context.WithoutCancel(ctx), "COMMIT")
+	_, err := s.d.control(context.WithoutCancel(ctx), ctlCommit)
 	if err != nil {
 		s.end()
 		// An I/O error while the commit was written or synced may leave
@@ -180,7 +204,7 @@ func (s *txState) commit(ctx context.Context) error {
 // runs also when the transaction's function panics.
 func (s *txState) end() {
 	if s.held.Load() {
-		_, _ = s.d.wconn.ExecContext(context.Background(), "ROLLBACK")
+		_, _ = s.d.control(context.Background(), ctlRollback)
 		s.held.Store(false)
 		s.d.unlock()
 	}
