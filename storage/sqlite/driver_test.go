@@ -37,8 +37,8 @@ func openFile(t *testing.T, path string, opts sqlite.Options) *sqlite.Driver {
 	return drv
 }
 
-// exec runs SQL of the test's own in a transaction of drv.
-func exec(t *testing.T, drv *sqlite.Driver, query string, args ...any) {
+// execSQL runs SQL of the test's own in a transaction of drv.
+func execSQL(t *testing.T, drv *sqlite.Driver, query string, args ...any) {
 	t.Helper()
 	err := drv.InTx(testCtx(t), storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
 		_, err := sqlite.SQLTx(tx).ExecContext(ctx, query, args...)
@@ -92,7 +92,7 @@ func TestStepBodyRunsOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "acidic.db")
 	a := openFile(t, path, sqlite.Options{Migrate: true})
 	b := openFile(t, path, sqlite.Options{})
-	exec(t, a, "CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO counter VALUES (1, 0)")
+	execSQL(t, a, "CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO counter VALUES (1, 0)")
 
 	const steps = 8
 	var bodies atomic.Int64
@@ -147,7 +147,7 @@ func TestOpenRefusesNewerStore(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "acidic.db")
 	drv := openFile(t, path, sqlite.Options{Migrate: true})
-	exec(t, drv, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from_the_future', 0)")
+	execSQL(t, drv, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from_the_future', 0)")
 	if err := drv.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestRolledBackBySQLite(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	drv := newDriver(t, sqlite.Options{})
-	exec(t, drv, "CREATE TABLE sink (x INTEGER)")
+	execSQL(t, drv, "CREATE TABLE sink (x INTEGER)")
 	r := leased(t, drv, "r")
 	_, err := drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 		if _, err := tx.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{{Queue: "staged",
@@ -432,13 +432,13 @@ func TestUniqueStatesMatchTheIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exec(t, drv, "UPDATE jobs SET state = ? WHERE id = ?", string(s), first.ID)
+		execSQL(t, drv, "UPDATE jobs SET state = ? WHERE id = ?", string(s), first.ID)
 		if dup, err := drv.JobInsertUnique(ctx, storage.JobInsertUniqueParams{Job: in}); err != nil || !dup.Duplicate || dup.ID != first.ID {
 			t.Errorf("%s: insert over a job in a state its mask covers = %+v, %v; want it, duplicate", s, dup, err)
 		}
 		other := in
 		other.UniqueStates = acidic.NewJobStates(acidic.AllJobStates...) &^ acidic.NewJobStates(s)
-		exec(t, drv, "UPDATE jobs SET unique_states = 255 & ~unique_states WHERE id = ?", first.ID)
+		execSQL(t, drv, "UPDATE jobs SET unique_states = 255 & ~unique_states WHERE id = ?", first.ID)
 		got, err := drv.JobInsertUnique(ctx, storage.JobInsertUniqueParams{Job: other})
 		if err != nil || got.Duplicate {
 			t.Errorf("%s: insert over a job whose mask does not cover its state = %+v, %v; want a new job", s, got, err)
