@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,3 +38,6 @@ func newDriver(t testing.TB, opts sqlite.Options) *sqlite.Driver {
 
 // newID returns a fresh run id.
 func newID() uuid.UUID { return uuid.New() }
+
+// discard is a logger that drops everything.
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
