@@ -376,13 +376,13 @@ func (e *executor) Notify(ctx context.Context, p storage.NotifyParams) error {
 		if e.tx.done {
 			return ErrTxDone
 		}
-		e.tx.notes = append(e.tx.notes, storage.Notification{Topic: p.Topic, Payload: p.Payload})
+		e.tx.notes = append(e.tx.notes, storage.Notification(p))
 		return nil
 	}
 	if e.d.closed.Load() {
 		return errClosed()
 	}
-	e.d.hub.publish([]storage.Notification{{Topic: p.Topic, Payload: p.Payload}})
+	e.d.hub.publish([]storage.Notification{storage.Notification(p)})
 	return nil
 }
 
