@@ -169,6 +169,12 @@ func (d *Driver) dsn(abs string, reader bool) string {
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
+		// 8 MiB of page cache (SQLite's default is 2 MiB): enqueues insert
+		// runs by random ids all over the runs' primary key, and with
+		// 100,000 runs the default cache made them read pages back from
+		// the file at every insert (1.5 to 2.7 times slower; the peak RSS
+		// of 100,000 runs enqueued and worked went from 24 to 35 MiB).
+		q.Add("_pragma", "cache_size(-8192)")
 	}
 	return (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String()
 }

@@ -234,3 +234,15 @@ func percentile(xs []float64, p float64) float64 {
 	slices.Sort(s)
 	return s[min(len(s)-1, int(float64(len(s))*p/100))]
 }
+
+// BenchmarkEngineEnqueue enqueues runs of a workflow in transactions of
+// 1,000 (the engine is not started); one iteration is one run.
+func BenchmarkEngineEnqueue(b *testing.B) {
+	drv, _ := benchFile(b)
+	var done atomic.Int64
+	wf := emptySteps("bench.enqueue", 1, &done)
+	e := quietEngine(b, drv, 1, wf)
+	b.ResetTimer()
+	enqueueRuns(b, drv, e, wf.Name(), b.N, 1000)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+}
