@@ -72,6 +72,11 @@ type txState struct {
 	held  atomic.Bool
 	done  bool // committed or rolled back
 	notes []storage.Notification
+	// failed is the error of a method that failed after it may have
+	// written part of what it writes (the second job of a batch broke a
+	// unique key, say): the transaction can then only roll back, as a
+	// PostgreSQL transaction aborted by an error does.
+	failed error
 }
 
 // begin begins the transaction unless it has begun.
@@ -179,6 +184,10 @@ func (s *txState) commit(ctx context.Context) error {
 	if s.d.aborted.Load() {
 		s.end()
 		return fmt.Errorf("%w: SQLite rolled it back after an error", ErrTxDone)
+	}
+	if s.failed != nil {
+		s.end()
+		return fmt.Errorf("%w: rolled back, as a statement in it failed: %w", ErrTxDone, s.failed)
 	}
 	// Once the work is done the caller's context no longer decides: the
 	// COMMIT runs to its end.
@@ -339,7 +348,13 @@ func (e *executor) write(ctx context.Context, bookkeeping bool, fn func(q wq) er
 		if err := e.tx.begin(ctx); err != nil {
 			return err
 		}
-		return fn(wq{e.tx})
+		err := fn(wq{e.tx})
+		if err != nil && !errors.Is(err, acidic.ErrNotFound) && !errors.Is(err, acidic.ErrLeaseLost) && e.tx.failed == nil {
+			// Not-found and lease-lost results write nothing; any other
+			// failure may have left part of the method's writes.
+			e.tx.failed = err
+		}
+		return err
 	}
 	s := &txState{d: e.d, bookkeeping: bookkeeping}
 	if err := s.begin(ctx); err != nil {
