@@ -31,6 +31,12 @@
 // the write lock from its first statement to its commit. Make calls to other
 // systems before the step's first statement, or in a step of their own.
 //
+// As in PostgreSQL, a method that fails inside a transaction after it may
+// have written part of its work (a batch whose second job breaks a unique
+// key) leaves the transaction able only to roll back: its commit fails with
+// ErrTxDone naming the error. Not-found and lease-lost results write
+// nothing and leave it as it was.
+//
 // Reads made outside a transaction (JobGet, RunList, ...) run on reader
 // connections (Options.MaxReaders), which WAL mode lets read while a write is
 // under way; they see what was committed. Reads inside a transaction run in

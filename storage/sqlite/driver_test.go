@@ -445,3 +445,33 @@ func TestUniqueStatesMatchTheIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedMethodFailsTheTransaction: a method that fails inside a
+// transaction after writing part of its work (here the second job of a
+// batch breaks a unique key) makes the transaction roll back, as an error
+// aborts a PostgreSQL transaction: committing it anyway fails, and nothing
+// of it is stored.
+func TestFailedMethodFailsTheTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := newDriver(t, sqlite.Options{})
+	uniq := storage.JobInsert{Queue: "q", Kind: "k", Args: json.RawMessage(`{}`), State: acidic.JobAvailable, MaxAttempts: 1,
+		UniqueKey: []byte("k"), UniqueStates: acidic.NewJobStates(acidic.JobAvailable)}
+	if _, err := drv.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{uniq}}); err != nil {
+		t.Fatal(err)
+	}
+	plain := uniq
+	plain.UniqueKey, plain.UniqueStates, plain.Queue = nil, 0, "batch"
+	err := drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+		if _, err := tx.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{plain, uniq}}); !errors.Is(err, acidic.ErrConflict) {
+			t.Errorf("batch with a duplicate = %v, want ErrConflict", err)
+		}
+		return nil // and commit anyway
+	})
+	if !errors.Is(err, sqlite.ErrTxDone) || !errors.Is(err, acidic.ErrConflict) {
+		t.Errorf("committing after a failed batch = %v, want ErrTxDone naming the conflict", err)
+	}
+	if jobs, err := drv.JobList(ctx, acidic.JobFilter{Queue: "batch"}); err != nil || len(jobs) != 0 {
+		t.Errorf("%d jobs of the failed batch stored (%v), want none", len(jobs), err)
+	}
+}
