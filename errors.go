@@ -48,3 +48,17 @@ var (
 	// may not have committed. Read what it wrote before doing it again.
 	ErrCommitUnknown = errors.New("acidic: commit outcome unknown")
 )
+
+// ErrUnknownQueue is returned, and nothing is written, when a control names
+// a queue the store does not know: no node ever registered it
+// (storage.Controls.QueueRegister), it was never controlled, and it has no unfinished
+// job. Such a name is most likely a typo.
+var ErrUnknownQueue = errors.New("acidic: unknown queue")
+
+// ErrInUse is returned by a driver's RunDelete (and workflow.Engine.DeleteRun) for a run that something still needs:
+// the run has not finished (or its finish has not been settled: its OnFinish
+// callback staged, its parent counted off), a job of it has not finished (its
+// OnFinish callback, say), a child run of it has not finished, or its parent
+// has not finished and may still read it. The error says which. Nothing was
+// deleted.
+var ErrInUse = errors.New("acidic: still in use")

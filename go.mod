@@ -7,6 +7,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/puddle/v2 v2.2.3
+	github.com/robfig/cron/v3 v3.0.1
 	golang.org/x/term v0.48.0
 	modernc.org/sqlite v1.62.0
 )

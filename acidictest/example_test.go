@@ -101,16 +101,14 @@ func ExampleHarness_PerformWorker() {
 	defer t.finish()
 	ctx := context.Background()
 
-	h := acidictest.New(t, acidictest.Options{KindDefaults: map[string]queue.EnqueueOptions{
-		"receipt": {MaxAttempts: 3, Unique: &queue.UniqueOptions{}},
-	}})
+	h := acidictest.New(t, acidictest.Options{})
 	err := queue.HandleArgs(h.Workers, "receipt", func(ctx context.Context, job *acidic.Job, a ReceiptArgs) error {
 		if a.Email == "" {
 			return fmt.Errorf("order %d: %w", a.OrderID, errNoAddress)
 		}
 		fmt.Printf("receipt for order %d to %s, attempt %d of %d\n", a.OrderID, a.Email, job.Attempt, job.MaxAttempts)
 		return nil
-	}, queue.KindOptions{})
+	}, queue.KindOptions{MaxAttempts: 3, Unique: &queue.UniqueOptions{}})
 	if err != nil {
 		t.Fatal(err)
 	}

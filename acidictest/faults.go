@@ -60,8 +60,8 @@ type FaultOptions struct {
 	// rescue of a crash. It multiplies the cases that crash by 2 ×
 	// RescueFaults × len(Faults); MaxCases caps them too.
 	RescueFaults int
-	// Harness holds the options of every case's harnesses (Logger,
-	// KindDefaults); their Mode and Workers are EachFault's.
+	// Harness holds the options of every case's harnesses (Logger);
+	// their Mode and Workers are EachFault's.
 	Harness Options
 }
 

@@ -92,6 +92,9 @@ func suiteWorkflows(drv *postgres.Driver) []workflow.Definition {
 		steps.AwaitRuns[order, orderState]("fan-out", steps.AwaitOptions{},
 			steps.RunRequest{Workflow: "child", Args: child{N: 1}, Queue: "children"},
 			steps.RunRequest{Workflow: "child", Args: child{N: 2}, Queue: "children"}),
+		steps.AwaitJobs[order, orderState]("notify", steps.AwaitOptions{},
+			notice.Params(notify{Order: "o"}, queue.EnqueueOptions{Queue: "notices"}),
+			notice.Params(notify{Order: "p"}, queue.EnqueueOptions{Queue: "receipts"})),
 		steps.ForEach("items", func(sc *steps.Context[order, orderState]) ([]int, error) { return []int{1, 2, 3}, nil },
 			func(ctx context.Context, sc *steps.Context[order, orderState], item int) error {
 				return effect(ctx, sc.Tx(), sc.RunID(), "items", item)
@@ -154,9 +157,18 @@ func suiteWorkflows(drv *postgres.Driver) []workflow.Definition {
 
 func fastBackoff(int, error) time.Duration { return time.Millisecond }
 
+type notify struct {
+	Order string `json:"order"`
+}
+
+// notice is the queue job the every-kind workflow awaits, twice, on two
+// queues.
+var notice = queue.NewKind[notify]("notice")
+
 func suiteWorkers() *queue.Workers {
 	ws := queue.NewWorkers()
 	_ = ws.Handle("receipt", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+	_ = notice.Handle(ws, func(ctx context.Context, job *acidic.Job, _ notify) error { return nil }, queue.KindOptions{})
 	return ws
 }
 
@@ -206,6 +218,15 @@ func suiteCheck(t testing.TB, c *acidictest.FaultCase) {
 			}
 			if keys := outsideKeys(r.ID, "charge"); keys != 1 {
 				t.Errorf("run %s: the outside charge was called with %d keys, want 1 (one charge)", r.ID, keys)
+			}
+			awaited, err := c.Driver().AwaitedJobsList(ctx, storage.AwaitedJobsListParams{RunID: r.ID})
+			if err != nil || len(awaited) != 2 || !awaited[0].Succeeded() || !awaited[1].Succeeded() {
+				t.Errorf("run %s: awaited jobs %+v (%v), want two completed", r.ID, awaited, err)
+			}
+			if r.State == acidic.RunSucceeded {
+				if s := r.Steps[2]; s.Name != "notify" || s.State != acidic.StepSucceeded {
+					t.Errorf("run %s: step %s %s, want notify succeeded", r.ID, s.Name, s.State)
+				}
 			}
 			kids, err := c.Harness.Engine.List(ctx, acidic.RunFilter{ParentRunID: r.ID})
 			if err != nil || len(kids) != 2 {

@@ -61,11 +61,10 @@ func (m Mode) String() string {
 type Options struct {
 	// Mode is Manual (default), Inline or InlineUntilDone.
 	Mode Mode
-	// Workers holds the plain job kinds the code under test uses.
+	// Workers defines the plain job kinds the code under test uses: their
+	// functions and options (queue.KindOptions), which every enqueue
+	// through the harness honours.
 	Workers *queue.Workers
-	// KindDefaults are default enqueue options per job kind, as in
-	// queue.Config.
-	KindDefaults map[string]queue.EnqueueOptions
 	// Logger receives the engine's logs; default discards them.
 	Logger *slog.Logger
 	// Driver is the store the harness runs on: a driver on an empty,
@@ -124,7 +123,7 @@ func newHarness(t testing.TB, drv storage.Driver, base storage.Driver, opts Opti
 	if ws == nil {
 		ws = queue.NewWorkers()
 	}
-	qcfg.Workers, qcfg.KindDefaults, qcfg.Logger = ws, opts.KindDefaults, logger
+	qcfg.Workers, qcfg.Logger = ws, logger
 	if qcfg.ID == "" {
 		qcfg.ID = "acidictest"
 	}

@@ -39,14 +39,12 @@ func TestPerformWorkerRunsTheWorkerAndWritesNothing(t *testing.T) {
 			return fmt.Errorf("charge %d: %w", a.N, errCard)
 		}
 		return nil
-	}, queue.KindOptions{})
-	h := acidictest.New(t, acidictest.Options{Workers: ws, KindDefaults: map[string]queue.EnqueueOptions{
-		"charge": {Queue: "payments", MaxAttempts: 3, Unique: &queue.UniqueOptions{States: queue.AllStates()}},
-	}}, fanOut()...)
+	}, queue.KindOptions{Queue: "payments", MaxAttempts: 3, Unique: &queue.UniqueOptions{States: queue.AllStates()}})
+	h := acidictest.New(t, acidictest.Options{Workers: ws}, fanOut()...)
 	ctx := context.Background()
 
 	for range 2 {
-		outcome, err := h.PerformWorker(ctx, "charge", args{N: 5}, queue.EnqueueOptions{Priority: 2})
+		outcome, err := h.PerformWorker(ctx, "charge", args{N: 5}, queue.EnqueueOptions{Priority: queue.PriorityOf(2)})
 		if err != nil || outcome != queue.OutcomeCompleted {
 			t.Fatalf("perform unique worker: %s, %v; want completed, nil", outcome, err)
 		}

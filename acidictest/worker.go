@@ -14,7 +14,7 @@ import (
 // PerformWorker runs the worker registered for a plain job kind once, in
 // the test's goroutine, on a job built in memory as the enqueue would store
 // it: args encoded as Enqueue encodes them, queue, priority, attempts and
-// meta from opts and the kind's defaults (Options.KindDefaults), attempt 1,
+// meta from opts and the kind's options (queue.KindOptions), attempt 1,
 // state running, ID 0. Nothing is read from or written to the database, so
 // a unique worker can be performed again and again, and the test is a unit
 // test of the worker.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,8 +29,14 @@ type Client struct {
 	running   map[storage.JobAttempt]context.CancelCauseFunc
 	working   map[storage.JobAttempt]workingJob // jobs whose goroutine has not returned
 	checkKick chan struct{}                     // asks controlLoop to check the running attempts
+	readKick  chan struct{}                     // asks controlsLoop to read the queues' controls
 	jobs      sync.WaitGroup                    // running jobs
 	completer *completer
+
+	periodic           map[string]*periodic // periodic jobs by name (periodic.go)
+	periodicFrozen     bool                 // Start was called: AddPeriodic is refused
+	periodicRegistered atomic.Bool          // this run wrote the schedules to the database
+	node               nodeState            // the client as a node: its lead and its row (leader.go)
 }
 
 var (
@@ -52,13 +59,19 @@ func New(drv storage.Driver, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{
+	c := &Client{
 		drv:       drv,
 		cfg:       cfg,
 		running:   map[storage.JobAttempt]context.CancelCauseFunc{},
 		working:   map[storage.JobAttempt]workingJob{},
 		checkKick: make(chan struct{}, 1),
-	}, nil
+		node:      nodeState{kick: make(chan struct{}, 1)},
+		readKick:  make(chan struct{}, 1),
+	}
+	if err := c.AddPeriodic(cfg.Periodic...); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // ID is the client's worker id, recorded in the jobs it claims.
@@ -72,6 +85,9 @@ func (c *Client) Driver() storage.Driver { return c.drv }
 // running client (or one whose Stop has not finished) returns
 // ErrAlreadyStarted; a stopped client may be started again.
 func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.periodicFrozen = true
+	c.mu.Unlock()
 	err := c.svc.Start(ctx, c.run)
 	if errors.Is(err, service.ErrStarted) {
 		return ErrAlreadyStarted
@@ -81,15 +97,16 @@ func (c *Client) Start(ctx context.Context) error {
 
 // run works the queues until ctx ends (Stop), then shuts down in order: the
 // producers stop fetching, the running jobs finish, their completions are
-// written, and only then do the heartbeat, maintenance, listener and
-// control loops end (running jobs need their heartbeats). Jobs run under
+// written, and only then do the heartbeat, leader, maintenance, listener
+// and control loops end (running jobs need their heartbeats); last, the
+// node resigns the lead and deletes its row. Jobs run under
 // work, which Stop ends when its deadline passes: the jobs still running
 // stopGrace later are abandoned, named in the error run returns.
 func (c *Client) run(ctx, work context.Context) error {
 	cp := newCompleter(c)
 	producers := map[string]*producer{}
 	for name, q := range c.cfg.Queues {
-		producers[name] = newProducer(c, name, q.MaxWorkers)
+		producers[name] = newProducer(c, name, q)
 	}
 	c.mu.Lock()
 	c.completer, c.producers = cp, producers
@@ -102,21 +119,32 @@ func (c *Client) run(ctx, work context.Context) error {
 	for _, p := range producers {
 		fetch.Go(func() { p.run(ctx, work) })
 	}
+	if len(c.periodicJobs()) > 0 {
+		// Enqueues periodic jobs until Stop, like a producer fetches.
+		c.periodicRegistered.Store(false)
+		fetch.Go(func() { c.periodicLoop(ctx) })
+	}
+	// Every started client is a node: it records itself with its
+	// heartbeat, tries for the lead and, while it leads, maintains.
+	c.joinNodes()
+	aux.Go(func() { c.heartbeatLoop(auxCtx) })
+	aux.Go(func() { c.leaderLoop(auxCtx) })
+	aux.Go(func() { c.maintenanceLoop(auxCtx) })
 	if len(producers) > 0 {
-		aux.Go(func() { c.heartbeatLoop(auxCtx) })
-		aux.Go(func() { c.maintenanceLoop(auxCtx) })
 		if c.drv.Capabilities().Notify != storage.NotifyNone {
 			aux.Go(func() { c.listenLoop(auxCtx) })
 		}
 		aux.Go(func() { c.controlLoop(auxCtx) })
+		aux.Go(func() { c.controlsLoop(auxCtx) })
 	}
 
-	<-ctx.Done() // a client that works no queue has no loop to wait for
+	<-ctx.Done()
 	fetch.Wait()
 	err := c.waitJobs(work)
 	cp.drain()
 	stopAux()
 	aux.Wait()
+	c.leaveNodes(work)
 	return err
 }
 

@@ -33,8 +33,8 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 		{"empty kind", context.Background(), "", nil, queue.EnqueueOptions{}, queue.ErrInvalid},
 		{"args do not encode", context.Background(), "k", map[string]any{"c": make(chan int)}, queue.EnqueueOptions{}, queue.ErrInvalid},
 		{"invalid raw JSON", context.Background(), "k", json.RawMessage(`{"a":`), queue.EnqueueOptions{}, queue.ErrInvalid},
-		{"negative priority", context.Background(), "k", nil, queue.EnqueueOptions{Priority: -1}, queue.ErrInvalid},
-		{"priority too low", context.Background(), "k", nil, queue.EnqueueOptions{Priority: 4}, queue.ErrInvalid},
+		{"negative priority", context.Background(), "k", nil, queue.EnqueueOptions{Priority: queue.PriorityOf(-1)}, queue.ErrInvalid},
+		{"priority too low", context.Background(), "k", nil, queue.EnqueueOptions{Priority: queue.PriorityOf(4)}, queue.ErrInvalid},
 		{"negative max attempts", context.Background(), "k", nil, queue.EnqueueOptions{MaxAttempts: -1}, queue.ErrInvalid},
 		{"max attempts past int32", context.Background(), "k", nil, queue.EnqueueOptions{MaxAttempts: 1 << 32}, queue.ErrInvalid},
 		{"negative schedule", context.Background(), "k", nil, queue.EnqueueOptions{ScheduleIn: -time.Second}, queue.ErrInvalid},
@@ -82,7 +82,7 @@ func TestEnqueueDefaultsAndOptions(t *testing.T) {
 	if j.Queue != queue.DefaultQueue || j.Priority != 0 || j.MaxAttempts != queue.DefaultMaxAttempts || j.State != acidic.JobAvailable || string(j.Args) != `{"n": 1}` {
 		t.Fatalf("defaults: %+v", j)
 	}
-	j, err = c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "q", Priority: 3, MaxAttempts: 1, ScheduleIn: time.Minute})
+	j, err = c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "q", Priority: queue.PriorityOf(3), MaxAttempts: 1, ScheduleIn: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,18 +247,18 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 	ctx := ctxT(t)
 	base := time.Now().Add(-time.Hour)
 	params := []queue.EnqueueParams{
-		{Kind: "k", Args: "p2-early", Opts: queue.EnqueueOptions{Priority: 2, ScheduledAt: base}},
-		{Kind: "k", Args: "p0-late", Opts: queue.EnqueueOptions{Priority: 0, ScheduledAt: base.Add(2 * time.Minute)}},
-		{Kind: "k", Args: "p3", Opts: queue.EnqueueOptions{Priority: 3, ScheduledAt: base}},
-		{Kind: "k", Args: "p0-early", Opts: queue.EnqueueOptions{Priority: 0, ScheduledAt: base.Add(time.Minute)}},
-		{Kind: "k", Args: "p1", Opts: queue.EnqueueOptions{Priority: 1, ScheduledAt: base}},
+		{Kind: "k", Args: "p2-early", Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(2), ScheduledAt: base}},
+		{Kind: "k", Args: "p0-late", Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(0), ScheduledAt: base.Add(2 * time.Minute)}},
+		{Kind: "k", Args: "p3", Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(3), ScheduledAt: base}},
+		{Kind: "k", Args: "p0-early", Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(0), ScheduledAt: base.Add(time.Minute)}},
+		{Kind: "k", Args: "p1", Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(1), ScheduledAt: base}},
 	}
 	if _, err := c.EnqueueMany(ctx, params); err != nil {
 		t.Fatal(err)
 	}
 	// The lowest priority too: under load the first five may still be
 	// running when it becomes due, and it must come after p3 then as well.
-	future, err := c.Enqueue(ctx, "k", "future", queue.EnqueueOptions{Priority: 3, ScheduleIn: 300 * time.Millisecond})
+	future, err := c.Enqueue(ctx, "k", "future", queue.EnqueueOptions{Priority: queue.PriorityOf(3), ScheduleIn: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,5 +75,6 @@ func (cp *completer) flush() {
 		})
 		cp.c.untrack(batch...)
 		cp.flushed.Add(-n)
+		cp.c.wakeHeld()
 	}
 }

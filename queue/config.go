@@ -17,29 +17,27 @@ import (
 type QueueConfig struct {
 	// MaxWorkers is how many jobs of this queue the client runs at once. Required, at least 1.
 	MaxWorkers int
+	// Limits caps the jobs of this queue running and starting across all
+	// clients (see QueueLimits); the zero value sets none.
+	Limits QueueLimits
 }
 
-// Config configures a Client. Only Workers and Queues matter for a client that
-// works jobs; an insert-only client needs neither.
+// Config configures a Client. A client that only enqueues needs no Queues;
+// it needs Workers when the kinds it enqueues have options (KindOptions).
 type Config struct {
-	// Workers maps kinds to work functions.
+	// Workers defines the job kinds: the functions that work them and the
+	// options every enqueue of them through this client honours.
 	Workers *Workers
 	// Queues the client works, with their concurrency. Empty for an insert-only client.
 	Queues map[string]QueueConfig
-	// ID names this client in jobs' attempted_by. Default: host-pid-random.
-	// It must be a valid name (storage.CheckName), as must every queue in
-	// Queues.
+	// ID names this client in jobs' attempted_by, and as a node (its row in
+	// the nodes table, the leader's). Default: host-pid-random. It must be a
+	// valid name (storage.CheckName), as must every queue in Queues. Give
+	// every started client its own: two clients with one ID share one node
+	// row and one lead.
 	ID string
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
-	// KindDefaults holds default enqueue options per job kind: an enqueue
-	// of that kind takes each option it leaves zero (or nil) from here. The
-	// schedule counts as one option: ScheduledAt and ScheduleIn come from
-	// here only when the enqueue sets neither. Use it to make a kind unique
-	// or at-most-once everywhere it is enqueued, or to debounce it
-	// (ScheduleIn with Unique and Replace.ScheduledAt). A priority of 0 is
-	// zero too: an enqueue cannot override a kind's default priority with 0.
-	KindDefaults map[string]EnqueueOptions
 	// Now is the clock used to schedule jobs. Default time.Now.
 	Now func() time.Time
 	// EndedFunc, when set, is called inside every transaction that ends
@@ -55,6 +53,11 @@ type Config struct {
 	// rescues nor cancels jobs that carry workflow runs: it could not end
 	// their runs with them (work those queues with a workflow.Engine).
 	EndedFunc func(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error
+	// Periodic lists jobs to enqueue on a schedule (see PeriodicJob and
+	// AddPeriodic): a started client writes them to the database and
+	// enqueues each period's job, once across all clients. New refuses a
+	// bad one with the error AddPeriodic would return.
+	Periodic []PeriodicJob
 
 	// PollInterval is how often an idle queue looks for work when no
 	// notification arrives (notifications may be lost while the listener
@@ -67,16 +70,30 @@ type Config struct {
 	// the jobs it runs. Default 2s.
 	HeartbeatInterval time.Duration
 	// RescueAfter is how long a running job may go without a heartbeat before
-	// any client rescues it (retryable, or discarded when out of attempts).
+	// the leading client rescues it (retryable, or discarded when out of
+	// attempts).
 	// Must exceed HeartbeatInterval; default 30s.
 	RescueAfter time.Duration
-	// MaintenanceInterval is how often the client rescues and prunes jobs.
-	// Default 5s. Every client does maintenance; the queries skip rows
-	// another client holds, so running it in many places is safe.
+	// MaintenanceInterval is how often the client rescues and prunes jobs
+	// while it leads its schema's nodes (see LeaderLease). Default 5s.
 	MaintenanceInterval time.Duration
-	// Retention is how long completed, cancelled and discarded jobs are kept.
-	// Default 24h.
-	Retention time.Duration
+	// LeaderLease is the term of the lead this client takes when it is
+	// elected leader of its schema's nodes: only the leader runs the
+	// maintenance. The leader renews its lease every LeaderLease/3; when
+	// it dies, another node takes the lead once the lease runs out, so
+	// nobody rescues jobs or prunes for up to this long (keep it well under
+	// RescueAfter). A client that stops cleanly hands the lead over at
+	// once. At least 1ms; default 15s.
+	LeaderLease time.Duration
+	// Retention is how long finished jobs are kept, per final state, and
+	// which queues keep theirs for ever. The zero value keeps completed and
+	// cancelled jobs 24h and discarded jobs 7 days (see Retention).
+	Retention Retention
+	// MaintainFunc, when set, runs in every maintenance pass (Maintain),
+	// after the jobs are pruned; an error it returns is logged.
+	// Package workflow prunes finished runs with it, so runs are pruned
+	// where jobs are.
+	MaintainFunc func(ctx context.Context) error
 	// StopTimeout is how long Stop waits for running jobs when its context
 	// has no deadline: past it, Stop cancels their contexts as it does at a
 	// deadline, waits up to 5 seconds more for them to record their
@@ -124,16 +141,23 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HeartbeatInterval, 2*time.Second)
 	def(&c.RescueAfter, 30*time.Second)
 	def(&c.MaintenanceInterval, 5*time.Second)
-	def(&c.Retention, 24*time.Hour)
+	def(&c.LeaderLease, 15*time.Second)
 	def(&c.CompleteFlushInterval, 5*time.Millisecond)
 	def(&c.StopTimeout, 20*time.Second)
 	if c.CompleteBatchSize == 0 {
 		c.CompleteBatchSize = 500
 	}
-	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.Retention, c.CompleteFlushInterval, c.StopTimeout} {
+	for _, d := range []time.Duration{c.PollInterval, c.FetchCooldown, c.HeartbeatInterval, c.RescueAfter, c.MaintenanceInterval, c.CompleteFlushInterval, c.StopTimeout, c.LeaderLease} {
 		if d < 0 {
 			return c, fmt.Errorf("%w: negative duration in Config", ErrInvalid)
 		}
+	}
+	if c.LeaderLease < time.Millisecond {
+		return c, fmt.Errorf("%w: LeaderLease %s is under a millisecond", ErrInvalid, c.LeaderLease)
+	}
+	var err error
+	if c.Retention, err = c.Retention.withDefaults(); err != nil {
+		return c, err
 	}
 	if c.RescueAfter <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: RescueAfter (%s) must exceed HeartbeatInterval (%s)", ErrInvalid, c.RescueAfter, c.HeartbeatInterval)
@@ -150,6 +174,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		if q.MaxWorkers < 1 {
 			return c, fmt.Errorf("%w: queue %q: MaxWorkers %d must be at least 1", ErrInvalid, name, q.MaxWorkers)
+		}
+		if q.Limits.set() {
+			if err := q.Limits.check(name); err != nil {
+				return c, err
+			}
 		}
 	}
 	if len(c.Queues) > 0 && c.Workers == nil {

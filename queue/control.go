@@ -17,6 +17,11 @@ import (
 // has no payload and makes the client re-read the rows of the attempts it
 // runs (storage.Executor.JobLostAttempts); only a job that the jobs table
 // says is cancelled (or no longer this attempt's) has its context cancelled.
+// A leader hint (a resignation) has no payload and makes the client try for
+// the lead at once; the leader table alone decides (storage.Nodes), so a
+// forged hint costs one election query.
+// A queue hint has no payload either and makes the client read the controls
+// of its queues (storage.Controls.QueueControls).
 
 // hintsTimeout bounds the query that loads the queues' hints when the
 // listener (re)connects.
@@ -24,21 +29,26 @@ const hintsTimeout = 5 * time.Second
 
 // listenLoop keeps a LISTEN connection open: insert wake-ups wake the
 // producer of their queue, control hints make the client check its running
-// attempts. While it is down (the database restarted, say), polling still
+// attempts, leader hints (a resignation) make it try for the lead, queue
+// hints make it read the queues' controls (controls.go). While it
+// is down (the database restarted, say), polling still
 // finds work and heartbeats still find cancellations; after it reconnects
-// every producer is woken and the attempts are checked, as notifications
-// may have been missed.
+// every producer is woken, the attempts are checked and the client tries
+// for the lead, as notifications may have been missed.
 func (c *Client) listenLoop(ctx context.Context) {
 	// hints maps the payload of each worked queue's insert wake-up to the
 	// queue; nil while unknown (the query failed), when any insert wake-up
 	// wakes every producer. Only the listener's goroutine uses it.
 	var hints map[string]string
 	notifier.Run(ctx, c.drv, notifier.Config{
-		Topics: []string{storage.TopicInsert, storage.TopicControl},
+		// TopicControl last: tests wait for its LISTEN to know all are in place.
+		Topics: []string{storage.TopicInsert, storage.TopicLeader, storage.TopicQueues, storage.TopicControl},
 		OnConnect: func() {
 			hints = c.loadHints(ctx)
 			c.wakeAll()
 			c.checkAttemptsSoon()
+			c.electSoon()
+			c.readControlsSoon()
 		},
 		OnNotify: func(n storage.Notification) {
 			switch n.Topic {
@@ -50,6 +60,10 @@ func (c *Client) listenLoop(ctx context.Context) {
 				}
 			case storage.TopicControl:
 				c.checkAttemptsSoon()
+			case storage.TopicLeader:
+				c.electSoon()
+			case storage.TopicQueues:
+				c.readControlsSoon()
 			}
 		},
 		Logger: c.cfg.Logger,

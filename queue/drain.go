@@ -37,7 +37,9 @@ func (r DrainResult) Total() int {
 // each job runs exactly as it would in a started client, its outcome is
 // recorded at once, and jobs enqueued by drained jobs (staged jobs, the next
 // step of a workflow) are drained too. It is meant for tests and tools; the
-// client need not be started, and the queue need not be configured.
+// client need not be started, and the queue need not be configured. A
+// paused queue (PauseQueue) drains nothing; a scale does not apply. It
+// claims jobs without the queue's QueueLimits.
 func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (DrainResult, error) {
 	var res DrainResult
 	limit := opts.MaxJobs

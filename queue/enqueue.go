@@ -20,15 +20,18 @@ const (
 	LowestPriority = acidic.LowestJobPriority
 )
 
-// EnqueueOptions tune one enqueued job. The zero value is usable: queue
-// "default", priority 0 (the highest), 20 attempts, eligible now.
+// EnqueueOptions tune one enqueued job. The zero value is usable: the
+// options of the job's kind (KindOptions), and where those say nothing
+// queue "default", priority 0 (the highest), 20 attempts, eligible now.
 type EnqueueOptions struct {
 	// Queue to put the job on. Default DefaultQueue. A queue name is 1 to
 	// storage.MaxNameBytes bytes of UTF-8 without control characters.
 	Queue string
-	// Priority from 0 (highest, the default) to 3 (lowest). Within a queue,
-	// higher priority jobs are fetched first, then earlier scheduled ones.
-	Priority int
+	// Priority from PriorityOf(0) (the highest) to
+	// PriorityOf(LowestPriority). Unset takes the kind's priority, or 0.
+	// Within a queue, higher priority jobs are fetched first, then earlier
+	// scheduled ones.
+	Priority Priority
 	// MaxAttempts before the job is discarded. Zero means DefaultMaxAttempts;
 	// 1 means at most once: the job is discarded after its first failure.
 	// Negative values are invalid.
@@ -71,12 +74,13 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	if len(o.Meta) > 0 && !json.Valid(o.Meta) {
 		return storage.JobInsert{}, fmt.Errorf("%w: kind %q: Meta is not valid JSON", ErrInvalid, p.Kind)
 	}
+	priority, _ := o.Priority.Value() // unset is 0
 	in := storage.JobInsert{
 		Queue:       o.Queue,
 		Kind:        p.Kind,
 		Args:        args,
 		State:       acidic.JobAvailable,
-		Priority:    o.Priority,
+		Priority:    priority,
 		MaxAttempts: o.MaxAttempts,
 		ScheduledAt: o.ScheduledAt,
 		Meta:        o.Meta,
@@ -108,21 +112,19 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 	return in, nil
 }
 
-// withKindDefaults fills options the caller left zero from the kind's
-// defaults (Config.KindDefaults). The schedule is one option: ScheduledAt
-// and ScheduleIn are taken from the defaults only when the caller set
-// neither, so a caller's ScheduleIn is not overruled by a default
-// ScheduledAt. The run a job belongs to is never a default.
-func (o EnqueueOptions) withKindDefaults(d EnqueueOptions) EnqueueOptions {
+// withKind fills the options the caller left unset from the kind's
+// (KindOptions). The schedule is one option: ScheduleIn is taken from the
+// kind only when the caller set neither ScheduledAt nor ScheduleIn. The run
+// a job belongs to is never the kind's.
+func (o EnqueueOptions) withKind(k KindOptions) EnqueueOptions {
+	d := k.enqueueOptions()
 	if o.Queue == "" {
 		o.Queue = d.Queue
 	}
 	if o.ScheduledAt.IsZero() && o.ScheduleIn == 0 {
-		o.ScheduledAt, o.ScheduleIn = d.ScheduledAt, d.ScheduleIn
+		o.ScheduleIn = d.ScheduleIn
 	}
-	if o.Priority == 0 {
-		o.Priority = d.Priority
-	}
+	o.Priority = o.Priority.or(d.Priority)
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = d.MaxAttempts
 	}
@@ -199,13 +201,14 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 	now := c.cfg.Now()
 	rows := make([]storage.JobInsert, len(params))
 	replaces := make([]storage.JobReplace, len(params))
+	expiries := make([]time.Duration, len(params))
 	var plain []int // rows without unique options: inserted in one statement
 	for i, p := range params {
 		in, r, err := c.insertFor(p, now)
 		if err != nil {
 			return nil, err
 		}
-		rows[i], replaces[i] = in, r
+		rows[i], replaces[i], expiries[i] = in, r, c.keyExpiry(p)
 		if in.UniqueKey == nil {
 			plain = append(plain, i)
 		}
@@ -229,6 +232,13 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 		if in.UniqueKey == nil {
 			continue
 		}
+		if expiries[i] > 0 {
+			// Unique for a period from the first insert: a holder older
+			// than that gives up the key first (see UniqueOptions).
+			if _, err := ex.JobUniqueRelease(ctx, storage.JobUniqueReleaseParams{Key: in.UniqueKey, OlderThan: expiries[i]}); err != nil {
+				return nil, fmt.Errorf("queue: enqueue: %w", err)
+			}
+		}
 		var err error
 		if jobs[i], err = ex.JobInsertUnique(ctx, storage.JobInsertUniqueParams{Job: in, Replace: replaces[i]}); err != nil {
 			return nil, fmt.Errorf("queue: enqueue: %w", err)
@@ -238,7 +248,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 }
 
 // JobInsert returns the row EnqueueTx would insert for p, with its kind's
-// defaults applied, without writing anything; a kind, args or options
+// options (KindOptions) applied, without writing anything; a kind, args or options
 // EnqueueTx would refuse are the same error (ErrInvalid wrapped with the
 // reason, also matching acidic.ErrInvalid when a storage limit is broken).
 // Code that inserts jobs of its own through a storage.Executor starts from
@@ -248,11 +258,11 @@ func (c *Client) JobInsert(p EnqueueParams) (storage.JobInsert, error) {
 	return in, err
 }
 
-// insertFor turns p, with its kind's defaults applied, into the row to
+// insertFor turns p, with its kind's options applied, into the row to
 // insert and what a conflicting unique job gets replaced with.
 func (c *Client) insertFor(p EnqueueParams, now time.Time) (storage.JobInsert, storage.JobReplace, error) {
-	if d, ok := c.cfg.KindDefaults[p.Kind]; ok {
-		p.Opts = p.Opts.withKindDefaults(d)
+	if k, ok := c.cfg.Workers.lookup(p.Kind); ok {
+		p.Opts = p.Opts.withKind(k.opts)
 	}
 	in, err := p.toInsert(now)
 	if err != nil {
@@ -263,4 +273,17 @@ func (c *Client) insertFor(p EnqueueParams, now time.Time) (storage.JobInsert, s
 		r = storage.JobReplace(*p.Opts.Replace)
 	}
 	return in, r, nil
+}
+
+// keyExpiry is how long the holder of p's unique key keeps it when p is
+// unique for a period from the first insert (UniqueOptions.PeriodFrom
+// FirstInsert), with its kind's options applied; zero otherwise.
+func (c *Client) keyExpiry(p EnqueueParams) time.Duration {
+	if k, ok := c.cfg.Workers.lookup(p.Kind); ok {
+		p.Opts = p.Opts.withKind(k.opts)
+	}
+	if u := p.Opts.Unique; u.fromFirstInsert() {
+		return u.Period
+	}
+	return 0
 }

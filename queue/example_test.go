@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
@@ -96,8 +97,8 @@ func ExampleClient_Drain() {
 
 	// Lower priorities run first: 0 is the highest.
 	_, err = client.EnqueueMany(ctx, []queue.EnqueueParams{
-		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 640}, Opts: queue.EnqueueOptions{Priority: 1}},
-		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 64}, Opts: queue.EnqueueOptions{Priority: 0}},
+		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 640}, Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(1)}},
+		{Kind: "resize", Args: ResizeArgs{Image: "cat.png", Width: 64}, Opts: queue.EnqueueOptions{Priority: queue.PriorityOf(0)}},
 	})
 	if err != nil {
 		panic(err)
@@ -146,4 +147,144 @@ func ExampleUniqueOptions() {
 	// first: false
 	// second: true same job: true
 	// second's args: {"note": "first", "order": 42}
+}
+
+// EmailArgs are the arguments of the email jobs of the examples.
+type EmailArgs struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+}
+
+// sendEmail is the typed handle of the email kind: its enqueues take
+// EmailArgs, and its worker receives them decoded.
+var sendEmail = queue.NewKind[EmailArgs]("send_email")
+
+// This example declares a job kind with its argument type once, registers
+// its worker and enqueues jobs through it, one at a time and in a batch;
+// the compiler checks every argument.
+func ExampleKind() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	workers := queue.NewWorkers()
+	err := sendEmail.Handle(workers, func(ctx context.Context, job *acidic.Job, args EmailArgs) error {
+		fmt.Printf("to %s: %s\n", args.To, args.Subject)
+		return nil
+	}, queue.KindOptions{})
+	if err != nil {
+		panic(err)
+	}
+	client, err := queue.New(drv, queue.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+
+	job, err := sendEmail.Enqueue(ctx, client, EmailArgs{To: "ada@example.com", Subject: "welcome"}, queue.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	_, err = client.EnqueueMany(ctx, []queue.EnqueueParams{
+		sendEmail.Params(EmailArgs{To: "bob@example.com", Subject: "welcome"}, queue.EnqueueOptions{}),
+		sendEmail.Params(EmailArgs{To: "ada@example.com", Subject: "your first week"}, queue.EnqueueOptions{ScheduleIn: time.Hour}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := client.Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
+		panic(err)
+	}
+
+	// Args reads a stored job's arguments back, typed.
+	args, err := sendEmail.Args(job)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("first job was for", args.To)
+	// Output:
+	// to ada@example.com: welcome
+	// to bob@example.com: welcome
+	// first job was for ada@example.com
+}
+
+// This example defines a job kind in one place, as Oban's "use Oban.Worker,
+// queue: :payments, max_attempts: 1, priority: 1, unique: [...]" does: its
+// worker and the options every enqueue of it takes, unless the enqueue sets
+// its own. PriorityOf(0) is a priority, not "unset": it overrides the kind's.
+func ExampleKindOptions() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	workers := queue.NewWorkers()
+	err := workers.Handle("refund", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{
+		Queue:       "payments",
+		Priority:    queue.PriorityOf(1),
+		MaxAttempts: 1,
+		Unique:      &queue.UniqueOptions{ArgKeys: []string{"order"}, States: queue.AllStates()},
+	})
+	if err != nil {
+		panic(err)
+	}
+	client, err := queue.New(drv, queue.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	first, err := client.Enqueue(ctx, "refund", map[string]int{"order": 7}, queue.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(first.Queue, first.Priority, first.MaxAttempts)
+	again, err := client.Enqueue(ctx, "refund", map[string]int{"order": 7}, queue.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("again a duplicate:", again.Duplicate)
+	urgent, err := client.Enqueue(ctx, "refund", map[string]int{"order": 8}, queue.EnqueueOptions{Priority: queue.PriorityOf(0)})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("urgent priority:", urgent.Priority)
+	// Output:
+	// payments 1 1
+	// again a duplicate: true
+	// urgent priority: 0
+}
+
+// This example makes a whole graph unique by a key: a redelivered webhook
+// enqueues the licence workflow again, and gets the first one's jobs back.
+func ExampleGraph_unique() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	client, err := queue.New(drv, queue.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	licence := func(webhookID string) *queue.Graph {
+		g := &queue.Graph{Key: "licence:" + webhookID}
+		g.Add(queue.GraphJob{Name: "hex", Kind: "hex"}).
+			Add(queue.GraphJob{Name: "licence", Kind: "licence"}).
+			Add(queue.GraphJob{Name: "welcome", Kind: "welcome", After: []string{"hex", "licence"}}).
+			Add(queue.GraphJob{Name: "notify", Kind: "notify", After: []string{"hex", "licence"}})
+		return g
+	}
+	first, err := client.EnqueueGraph(ctx, licence("wh_1"))
+	if err != nil {
+		panic(err)
+	}
+	redelivered, err := client.EnqueueGraph(ctx, licence("wh_1"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("duplicate:", redelivered["welcome"].Duplicate, "same job:", redelivered["welcome"].ID == first["welcome"].ID)
+	all, err := client.List(ctx, acidic.JobFilter{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("jobs stored:", len(all))
+	// Output:
+	// duplicate: true same job: true
+	// jobs stored: 4
 }

@@ -103,7 +103,7 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 			o.Error = &acidic.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
 		}
 		if outcome == OutcomeCompleted {
-			cp.add(job.ID, job.Attempt)
+			c.complete(cp, job)
 			return
 		}
 		if err != nil && outcome != OutcomeSnoozed {

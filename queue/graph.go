@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
@@ -56,7 +58,23 @@ type GraphJob struct {
 //	g.Add(queue.GraphJob{Name: "b", Kind: "fetch"})
 //	g.Add(queue.GraphJob{Name: "c", Kind: "merge", After: []string{"a", "b"}})
 //	jobs, err := client.EnqueueGraph(ctx, &g)
+//
+// A graph with a Key is unique: see Key.
 type Graph struct {
+	// Key, when set, makes the whole graph unique by it: an enqueue of a
+	// graph whose Key another graph holds inserts nothing and returns that
+	// graph's jobs, by the names they were enqueued under, each marked
+	// Duplicate (whatever jobs this graph holds). A redelivered webhook
+	// that enqueues the graph again with the webhook's id as Key makes no
+	// second graph. The database decides, so concurrent enqueues of one
+	// Key make one graph. A key is held for as long as a job of its graph
+	// is stored, whatever the jobs' states, and freed once all of them have
+	// been pruned (Config.Retention after they finished). It is 1 to
+	// storage.MaxKeyBytes bytes of UTF-8 without NUL; keys are shared by
+	// every graph of the schema, so prefix them with what the graph does
+	// ("licence:" + id).
+	Key string
+
 	jobs []GraphJob
 }
 
@@ -144,7 +162,8 @@ func (g *Graph) order() ([][]int, error) {
 
 // EnqueueGraph inserts every job of the graph in one transaction and returns
 // them by name. Jobs with dependencies wait (pending) until every job they
-// run after has completed.
+// run after has completed. A graph whose Key another graph holds inserts
+// nothing and returns that graph's jobs (see Graph.Key).
 func (c *Client) EnqueueGraph(ctx context.Context, g *Graph) (map[string]*acidic.Job, error) {
 	var out map[string]*acidic.Job
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
@@ -156,10 +175,22 @@ func (c *Client) EnqueueGraph(ctx context.Context, g *Graph) (map[string]*acidic
 }
 
 // EnqueueGraphTx is EnqueueGraph through ex, a transaction of the caller's.
+// A graph with a Key needs ex to be a transaction (a storage.Tx), so that
+// the key and the jobs commit together; anything else is ErrInvalid, and
+// nothing is written.
 func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Graph) (map[string]*acidic.Job, error) {
 	levels, err := g.order()
 	if err != nil {
 		return nil, err
+	}
+	tx, isTx := ex.(storage.Tx)
+	if g.Key != "" {
+		if err := (storage.JobGraphReserveParams{Key: g.Key}).Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if !isTx {
+			return nil, fmt.Errorf("%w: graph %q: a graph with a Key is enqueued in a transaction", ErrInvalid, g.Key)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -175,10 +206,19 @@ func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Gra
 		if in.UniqueKey != nil {
 			// A duplicate would leave its dependents waiting on a job of
 			// another graph; uniqueness and graphs do not mix.
-			return nil, fmt.Errorf("%w: job %q is unique (its options or its kind's defaults); graph jobs cannot be", ErrInvalidGraph, j.Name)
+			return nil, fmt.Errorf("%w: job %q is unique (its options or its kind's); graph jobs cannot be (give the graph a Key)", ErrInvalidGraph, j.Name)
 		}
 		in.DependencyFailure = string(j.OnDependencyFailure)
 		rows[i] = in
+	}
+	if g.Key != "" {
+		res, err := tx.JobGraphReserve(ctx, storage.JobGraphReserveParams{Key: g.Key})
+		if err != nil {
+			return nil, fmt.Errorf("queue: enqueue graph: %w", err)
+		}
+		if !res.Reserved {
+			return existingGraph(ctx, tx, res.Jobs)
+		}
 	}
 	out := make(map[string]*acidic.Job, len(g.jobs))
 	for _, level := range levels {
@@ -201,5 +241,58 @@ func (c *Client) EnqueueGraphTx(ctx context.Context, ex storage.Executor, g *Gra
 			out[g.jobs[i].Name] = jobs[k]
 		}
 	}
+	if g.Key != "" {
+		ids := make(map[string]int64, len(out))
+		for name, j := range out {
+			ids[name] = j.ID
+		}
+		if err := tx.JobGraphRecord(ctx, storage.JobGraphRecordParams{Key: g.Key, Jobs: ids}); err != nil {
+			return nil, fmt.Errorf("queue: enqueue graph: %w", err)
+		}
+	}
 	return out, nil
+}
+
+// existingGraph returns the jobs of the graph that holds a key, by name,
+// marked Duplicate. A job deleted since is left out.
+func existingGraph(ctx context.Context, ex storage.Executor, ids map[string]int64) (map[string]*acidic.Job, error) {
+	list := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		list = append(list, id)
+	}
+	jobs, err := ex.JobList(ctx, acidic.JobFilter{IDs: list, Limit: len(list) + 1})
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue graph: %w", err)
+	}
+	byID := make(map[int64]*acidic.Job, len(jobs))
+	for _, j := range jobs {
+		j.Duplicate = true
+		byID[j.ID] = j
+	}
+	out := make(map[string]*acidic.Job, len(ids))
+	for name, id := range ids {
+		if j := byID[id]; j != nil {
+			out[name] = j
+		}
+	}
+	return out, nil
+}
+
+// pruneGraphKeys frees the keys of unique graphs whose jobs are all gone, in
+// a maintenance pass. A graph's jobs were all enqueued after its key, and a
+// finished job is pruned no sooner than the retention of its state, so only
+// graphs older than the shortest retention are looked at. With every state
+// kept for ever, jobs are not pruned and keys are not looked at.
+func (c *Client) pruneGraphKeys(ctx context.Context) {
+	byState := c.cfg.Retention.byState()
+	if len(byState) == 0 {
+		return
+	}
+	shortest := time.Duration(math.MaxInt64)
+	for _, d := range byState {
+		shortest = min(shortest, d)
+	}
+	if _, err := c.drv.JobGraphPrune(ctx, storage.JobGraphPruneParams{Retention: shortest, Limit: 10000}); err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: prune graph keys failed", "err", err)
+	}
 }

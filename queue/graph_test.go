@@ -141,18 +141,18 @@ func TestGraphRejectsBadShapes(t *testing.T) {
 	}
 }
 
-// A graph's jobs get their kinds' defaults like any enqueue, and a unique
-// one (by its options or its kind's defaults) is refused before anything is
-// written: a duplicate would leave its dependents waiting on another graph.
-func TestGraphAppliesKindDefaultsAndRefusesUniqueJobs(t *testing.T) {
+// A graph's jobs get their kinds' options like any enqueue, and a unique
+// one (by its options or its kind's) is refused before anything is
+// written: a duplicate would leave its dependents waiting on another graph
+// (a whole graph is made unique by its Key instead).
+func TestGraphAppliesKindOptionsAndRefusesUniqueJobs(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
-	cfg := fastConfig(queue.NewWorkers(), 1)
-	cfg.KindDefaults = map[string]queue.EnqueueOptions{
-		"slow":   {Priority: 3, MaxAttempts: 7, Queue: "default"},
-		"single": {Unique: &queue.UniqueOptions{}},
-	}
-	c := newClient(t, drv, cfg)
+	ws := queue.NewWorkers()
+	noop := func(context.Context, *acidic.Job) error { return nil }
+	_ = ws.Handle("slow", noop, queue.KindOptions{Priority: queue.PriorityOf(3), MaxAttempts: 7, Queue: "default"})
+	_ = ws.Handle("single", noop, queue.KindOptions{Unique: &queue.UniqueOptions{}})
+	c := newClient(t, drv, fastConfig(ws, 1))
 	ctx := ctxT(t)
 	var g queue.Graph
 	g.Add(queue.GraphJob{Name: "a", Kind: "slow"}).Add(queue.GraphJob{Name: "b", Kind: "plain", After: []string{"a"}})
@@ -165,8 +165,8 @@ func TestGraphAppliesKindDefaultsAndRefusesUniqueJobs(t *testing.T) {
 	}
 	before := countRows(t, drv, "jobs")
 	for name, job := range map[string]queue.GraphJob{
-		"by kind defaults": {Name: "u", Kind: "single"},
-		"by options":       {Name: "u", Kind: "plain", Opts: queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}},
+		"by kind options": {Name: "u", Kind: "single"},
+		"by options":      {Name: "u", Kind: "plain", Opts: queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}},
 	} {
 		var g queue.Graph
 		g.Add(queue.GraphJob{Name: "first", Kind: "plain"}).Add(job)

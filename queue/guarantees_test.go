@@ -582,11 +582,11 @@ func TestGuaranteeUniqueReplacePriorityAndMaxAttemptsOnlyWhileWaiting(t *testing
 	unique := &queue.UniqueOptions{}
 	args := map[string]int{"order_id": 7}
 	replace := &queue.ReplaceOptions{Priority: true, MaxAttempts: true}
-	orig, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: 1, MaxAttempts: 3, Unique: unique})
+	orig, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: queue.PriorityOf(1), MaxAttempts: 3, Unique: unique})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dup, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: 2, MaxAttempts: 9, Unique: unique, Replace: replace})
+	dup, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: queue.PriorityOf(2), MaxAttempts: 9, Unique: unique, Replace: replace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,7 +610,7 @@ func TestGuaranteeUniqueReplacePriorityAndMaxAttemptsOnlyWhileWaiting(t *testing
 	}
 	before := claimed[0]
 	replace = &queue.ReplaceOptions{Priority: true, MaxAttempts: true, ScheduledAt: true}
-	again, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: 3, MaxAttempts: 5, ScheduleIn: time.Hour, Unique: unique, Replace: replace})
+	again, err := c.Enqueue(ctx, "debounce", args, queue.EnqueueOptions{Priority: queue.PriorityOf(3), MaxAttempts: 5, ScheduleIn: time.Hour, Unique: unique, Replace: replace})
 	if err != nil {
 		t.Fatal(err)
 	}

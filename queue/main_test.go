@@ -32,7 +32,10 @@ func TestMain(m *testing.M) {
 // workerProcess works queue "default" of a schema. Every attempt is recorded
 // in the executions table, whose primary key (job_id, attempt) makes a
 // duplicate execution fail loudly. In mode "hang" each job blocks forever
-// after recording itself.
+// after recording itself. In mode "periodic" it runs the periodic pass of
+// an @every 1s schedule instead (periodicProcess).
+// In mode "report" the process also keeps its
+// queue state in the node_states table (reportQueueState).
 func workerProcess() int {
 	schema := os.Getenv("ACIDIC_TEST_SCHEMA")
 	mode := os.Getenv("ACIDIC_TEST_WORKER")
@@ -46,6 +49,9 @@ func workerProcess() int {
 	}
 	defer pool.Close()
 	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	if mode == "periodic" {
+		return periodicProcess(ctx, drv)
+	}
 	table := pgx.Identifier{schema, "executions"}.Sanitize()
 	ws := queue.NewWorkers()
 	_ = ws.Handle("record", func(ctx context.Context, job *acidic.Job) error {
@@ -64,7 +70,8 @@ func workerProcess() int {
 		Queues:            map[string]queue.QueueConfig{"default": {MaxWorkers: workers}},
 		PollInterval:      50 * time.Millisecond,
 		HeartbeatInterval: 50 * time.Millisecond,
-		RescueAfter:       time.Hour, // only the test rescues
+		RescueAfter:       time.Hour,              // only the test rescues
+		LeaderLease:       300 * time.Millisecond, // a killed worker's lead passes on soon
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -74,11 +81,30 @@ func workerProcess() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if mode == "report" {
+		go reportQueueState(ctx, pool, schema, client)
+	}
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = client.Stop(stopCtx)
 	return 0
+}
+
+// reportQueueState keeps this process's row of the node_states table (made
+// by the test) up to date with how its client works queue "default", so
+// the test can tell when a process has read the controls.
+func reportQueueState(ctx context.Context, pool *pgxpool.Pool, schema string, c *queue.Client) {
+	q := "INSERT INTO " + pgx.Identifier{schema, "node_states"}.Sanitize() + ` (pid, paused, read_at) VALUES ($1, $2, $3)
+		ON CONFLICT (pid) DO UPDATE SET paused = excluded.paused, read_at = excluded.read_at`
+	for ctx.Err() == nil {
+		if s, ok := c.QueueState("default"); ok && !s.ControlsReadAt.IsZero() {
+			if _, err := pool.Exec(ctx, q, os.Getpid(), s.Paused, s.ControlsReadAt); err != nil && ctx.Err() == nil {
+				fmt.Fprintln(os.Stderr, "report:", err)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // startWorkerProcess runs this test binary as a worker process on schema.

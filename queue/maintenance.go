@@ -11,36 +11,57 @@ import (
 )
 
 // heartbeatLoop refreshes the heartbeat of the jobs this client runs, so no
-// other client rescues them.
+// other client rescues them, and the node's row (recorded first at once).
 func (c *Client) heartbeatLoop(ctx context.Context) {
+	c.recordNode(ctx)
 	tick.Every(ctx, c.cfg.HeartbeatInterval, c.heartbeat)
 }
 
 // heartbeat refreshes the running attempts and stops those that are no
-// longer this client's.
+// longer this client's, then the node's row.
 func (c *Client) heartbeat(ctx context.Context) {
 	lost, err := c.drv.JobHeartbeat(ctx, storage.JobHeartbeatParams{Attempts: c.runningAttempts()})
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: heartbeat failed", "err", err)
 	}
 	c.stopLost(lost)
+	c.recordNode(ctx)
 }
 
-// maintenanceLoop rescues jobs of dead workers and prunes old finished jobs.
+// maintenanceLoop rescues jobs of dead workers and prunes old finished jobs
+// and dead nodes, while this node leads (see leader.go); a node that does
+// not lead runs no maintenance query.
 func (c *Client) maintenanceLoop(ctx context.Context) {
-	tick.Every(ctx, c.cfg.MaintenanceInterval, func(ctx context.Context) { c.Maintain(ctx) })
+	tick.Every(ctx, c.cfg.MaintenanceInterval, func(ctx context.Context) {
+		lead := c.IsLeader()
+		if lead {
+			c.Maintain(ctx)
+		}
+		if c.node.maintained != nil {
+			c.node.maintained(lead)
+		}
+	})
 }
 
 // MaintenanceResult tells what one maintenance pass did.
 type MaintenanceResult struct {
 	Rescued []*acidic.Job
 	Pruned  int
+	// NodesPruned counts the rows of dead nodes deleted.
+	NodesPruned int
 }
 
 // Maintain runs one maintenance pass now: rescue jobs whose worker stopped
-// heartbeating more than RescueAfter ago, and prune finished jobs older than
-// Retention. Started clients call it every MaintenanceInterval; tests and
-// tools may call it directly.
+// heartbeating more than RescueAfter ago, settle jobs whose dependencies
+// ended, prune finished jobs older than Retention, free the keys of unique
+// graphs whose jobs are all pruned, and delete the rows of
+// nodes that stopped heartbeating, each in bounded batches. A started
+// client calls it every MaintenanceInterval while it leads its schema's
+// nodes (IsLeader). Maintain itself does not check the lead: tests and tools
+// may call it directly, on any client, started or not. Every query of the
+// pass is safe to run on several clients at once (they skip rows another
+// holds); the lead only keeps the other nodes from running them for
+// nothing.
 func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	var res MaintenanceResult
 	rescued, err := c.rescue(ctx)
@@ -58,11 +79,17 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	if _, _, err := c.drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: nil}); err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: resolve dependencies failed", "err", err)
 	}
-	pruned, err := c.drv.JobPrune(ctx, storage.JobPruneParams{Retention: c.cfg.Retention, Limit: 10000})
+	pruned, err := c.prune(ctx)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: prune failed", "err", err)
 	}
 	res.Pruned = pruned
+	c.pruneGraphKeys(ctx)
+	nodes, err := c.drv.NodePrune(ctx, storage.NodePruneParams{Limit: 1000})
+	if err != nil && ctx.Err() == nil {
+		c.cfg.Logger.Warn("queue: prune of dead nodes failed", "err", err)
+	}
+	res.NodesPruned = nodes
 	return res
 }
 

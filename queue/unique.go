@@ -25,11 +25,30 @@ const (
 // one of States, enqueueing another returns that job (marked Duplicate)
 // instead of inserting. The database enforces it with a unique index, so
 // concurrent enqueues make exactly one job.
+//
+// Uniqueness lasts forever (while the job is stored and in one of States),
+// or for a Period, counted one of two ways (PeriodFrom):
+//
+//   - WindowStart, the default: time is cut into fixed windows of Period
+//     from the Unix epoch, and the key names its window. With a Period of
+//     a minute, jobs enqueued at 10:00:10 and 10:00:50 are one job, while
+//     jobs enqueued at 10:00:50 and 10:01:10 are two, 20 seconds apart.
+//     The key is computed by the enqueuing client, with its clock.
+//   - FirstInsert: Oban's "unique for 60 seconds". A duplicate enqueued
+//     less than Period after the job holding the key was inserted is
+//     refused; from then on, the next enqueue inserts a new job, which
+//     holds the key for the next Period (the old job keeps running, if it
+//     runs, but no longer counts). Measured by the database's clock from
+//     the holder's insert (Job.CreatedAt); concurrent enqueues still make
+//     one job.
 type UniqueOptions struct {
-	// Period is how long uniqueness lasts, counted in fixed windows of this
-	// length (a job enqueued in the next window is not a duplicate). Zero
+	// Period is how long uniqueness lasts, counted as PeriodFrom says. Zero
 	// means forever.
 	Period time.Duration
+	// PeriodFrom says how Period is counted: WindowStart (fixed windows,
+	// the default) or FirstInsert (from the insert of the job holding the
+	// key; needs a Period).
+	PeriodFrom PeriodStart
 	// Fields compared. Default: kind, queue and args.
 	Fields []UniqueField
 	// ArgKeys, when set, compares only these top-level keys of the args
@@ -40,6 +59,18 @@ type UniqueOptions struct {
 	// its whole life: with MaxAttempts 1 that is "at most once, ever".
 	States []acidic.JobState
 }
+
+// PeriodStart says how a unique job's Period is counted; see UniqueOptions.
+type PeriodStart string
+
+// How a unique Period is counted.
+const (
+	// WindowStart counts Period in fixed windows of its length from the
+	// Unix epoch. The default.
+	WindowStart PeriodStart = "window"
+	// FirstInsert counts Period from the insert of the job holding the key.
+	FirstInsert PeriodStart = "first_insert"
+)
 
 // ReplaceOptions debounce a unique job: when an enqueue finds the existing
 // job still available or scheduled, it overwrites these fields with the new
@@ -74,6 +105,15 @@ func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, 
 	if u.Period < 0 {
 		return nil, 0, fmt.Errorf("%w: kind %q: negative unique Period", ErrInvalid, in.Kind)
 	}
+	switch u.PeriodFrom {
+	case "", WindowStart:
+	case FirstInsert:
+		if u.Period == 0 {
+			return nil, 0, fmt.Errorf("%w: kind %q: unique PeriodFrom FirstInsert needs a Period", ErrInvalid, in.Kind)
+		}
+	default:
+		return nil, 0, fmt.Errorf("%w: kind %q: unknown unique PeriodFrom %q", ErrInvalid, in.Kind, u.PeriodFrom)
+	}
 	fields := u.Fields
 	if len(fields) == 0 {
 		fields = []UniqueField{UniqueByKind, UniqueByQueue, UniqueByArgs}
@@ -106,7 +146,12 @@ func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, 
 			return nil, 0, fmt.Errorf("%w: kind %q: unknown unique field %q", ErrInvalid, in.Kind, f)
 		}
 	}
-	if u.Period > 0 {
+	switch {
+	case u.fromFirstInsert():
+		// Never the key of a job unique forever or in windows: the holder
+		// of this key gives it up once its period has passed.
+		parts["period_from"] = string(FirstInsert)
+	case u.Period > 0:
 		parts["window"] = now.UnixNano() / int64(u.Period)
 	}
 	// encoding/json sorts map keys: the encoding is canonical.
@@ -125,4 +170,10 @@ func (u *UniqueOptions) uniqueKey(in storage.JobInsert, now time.Time) ([]byte, 
 		}
 	}
 	return sum[:], acidic.NewJobStates(states...), nil
+}
+
+// fromFirstInsert reports whether the period is counted from the holder's
+// insert.
+func (u *UniqueOptions) fromFirstInsert() bool {
+	return u != nil && u.PeriodFrom == FirstInsert && u.Period > 0
 }

@@ -179,10 +179,8 @@ func TestAtMostOnceAndRetryOfDiscardedWork(t *testing.T) {
 			return errors.New("unknown order")
 		}
 		return nil
-	}, queue.KindOptions{})
-	c := newClient(t, drv, queue.Config{Workers: ws, KindDefaults: map[string]queue.EnqueueOptions{
-		"refund": {MaxAttempts: 1, Unique: &queue.UniqueOptions{ArgKeys: []string{"order_id"}, States: queue.AllStates()}},
-	}})
+	}, queue.KindOptions{MaxAttempts: 1, Unique: &queue.UniqueOptions{ArgKeys: []string{"order_id"}, States: queue.AllStates()}})
+	c := newClient(t, drv, queue.Config{Workers: ws})
 	ctx := ctxT(t)
 	j, err := c.Enqueue(ctx, "refund", refundArgs{99, "doesn't matter"}, queue.EnqueueOptions{})
 	if err != nil {
@@ -253,14 +251,14 @@ func TestDrainRunsScheduledWhenAsked(t *testing.T) {
 }
 
 // EnqueueMany with unique and plain jobs mixed returns them in the caller's
-// order, applies the kinds' defaults without writing them into the caller's
+// order, applies the kinds' options without writing them into the caller's
 // params, and reports the duplicate.
 func TestEnqueueManyMixesUniqueAndPlainJobs(t *testing.T) {
 	t.Parallel()
 	drv := testdb.New(t, testdb.Options{})
-	c := newClient(t, drv, queue.Config{Workers: queue.NewWorkers(), KindDefaults: map[string]queue.EnqueueOptions{
-		"once": {MaxAttempts: 2, Unique: &queue.UniqueOptions{}},
-	}})
+	ws := queue.NewWorkers()
+	_ = ws.Handle("once", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{MaxAttempts: 2, Unique: &queue.UniqueOptions{}})
+	c := newClient(t, drv, queue.Config{Workers: ws})
 	ctx := ctxT(t)
 	params := []queue.EnqueueParams{
 		{Kind: "plain", Args: map[string]int{"n": 1}},
@@ -346,7 +344,7 @@ func TestDuplicateEnqueueWritesNothingAndWakesNobody(t *testing.T) {
 	due := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	unique := &queue.UniqueOptions{ArgKeys: []string{"order_id"}}
 	every := &queue.ReplaceOptions{ScheduledAt: true, Args: true, Priority: true, MaxAttempts: true}
-	opts := queue.EnqueueOptions{Unique: unique, ScheduledAt: due, Priority: 2, MaxAttempts: 5}
+	opts := queue.EnqueueOptions{Unique: unique, ScheduledAt: due, Priority: queue.PriorityOf(2), MaxAttempts: 5}
 	first := enqueue(refundArgs{1, "late"}, opts)
 	if n := wakeUps(); n != 1 || first.State != acidic.JobAvailable {
 		t.Fatalf("a new available job sent %d wake-ups (state %s), want 1", n, first.State)
@@ -420,7 +418,7 @@ func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
 			defer wg.Done()
 			<-start
 			o := opts
-			o.Priority = i % 4
+			o.Priority = queue.PriorityOf(i % 4)
 			jobs[i], errs[i] = c.Enqueue(context.Background(), "refund", refundArgs{1, fmt.Sprint(i)}, o)
 		}()
 	}

@@ -38,6 +38,9 @@ type Env struct {
 	// EnqueueRun stages a workflow run in Tx, as a child of this run and
 	// step when awaited is true; see Context.EnqueueRun and Context.Await.
 	EnqueueRun func(ctx context.Context, req RunRequest, awaited bool) (uuid.UUID, error)
+	// AwaitJobs stages queue jobs in Tx that this run and step await; see
+	// Context.AwaitJobs.
+	AwaitJobs func(ctx context.Context, jobs []queue.EnqueueParams) ([]*acidic.Job, error)
 }
 
 // RunRequest asks for a workflow run to be enqueued from a step.
@@ -51,6 +54,9 @@ type RunRequest struct {
 	Key string
 	// Queue overrides the workflow's queue.
 	Queue string
+	// State is the run's initial persisted state, as
+	// workflow.EnqueueOptions.State is.
+	State any
 }
 
 // Context is what a step's function receives: the run's arguments, its
@@ -66,6 +72,8 @@ type Context[A, S any] struct {
 	result   json.RawMessage
 	next     int64
 	awaiting int
+	// awaitingJobs counts the queue jobs staged with AwaitJobs.
+	awaitingJobs int
 }
 
 // NewContext returns a step context. The engine makes one for every step; call
@@ -155,6 +163,9 @@ func (c *Context[A, S]) Await(ctx context.Context, reqs ...RunRequest) error {
 	if c.env.EnqueueRun == nil {
 		return fmt.Errorf("steps: this context cannot enqueue runs (no Env.EnqueueRun)")
 	}
+	if len(reqs) > 0 && c.awaitingJobs > 0 {
+		return fmt.Errorf("%w: step %q awaits queue jobs and runs; await each in a step of its own", ErrInvalid, c.env.Step)
+	}
 	for _, r := range reqs {
 		if _, err := c.env.EnqueueRun(ctx, r, true); err != nil {
 			return err
@@ -162,6 +173,48 @@ func (c *Context[A, S]) Await(ctx context.Context, reqs ...RunRequest) error {
 		c.awaiting++
 	}
 	return nil
+}
+
+// AwaitJobs stages queue jobs (of any kind, on any queue) in the step's
+// transaction and parks this run once the step commits: the next step runs
+// once every job has ended (completed, or failed for good, or was
+// cancelled), exactly once, after the last. Jobs run in parallel, worked by
+// whichever clients work their queues. By default a job that did not
+// complete fails this run with ErrChildFailed; see AwaitOptions. Make the
+// jobs with a queue.Kind's Params, so the compiler checks their arguments:
+//
+//	jobs, err := sc.AwaitJobs(ctx, sendEmail.Params(EmailArgs{To: to}, queue.EnqueueOptions{}))
+//
+// A unique job that already exists is awaited as it is (its Duplicate is
+// set); should it end while this step commits, the run resumes at the
+// queue's next maintenance pass rather than at once. A step awaits either jobs or runs (Await), not both: that is
+// ErrInvalid, and the step fails. The next step reads what the jobs did
+// with ChildJobs. It returns the jobs in the order of jobs.
+func (c *Context[A, S]) AwaitJobs(ctx context.Context, jobs ...queue.EnqueueParams) ([]*acidic.Job, error) {
+	if c.env.AwaitJobs == nil {
+		return nil, fmt.Errorf("steps: this context cannot await jobs (no Env.AwaitJobs)")
+	}
+	if len(jobs) > 0 && c.awaiting > c.awaitingJobs {
+		return nil, fmt.Errorf("%w: step %q awaits runs and queue jobs; await each in a step of its own", ErrInvalid, c.env.Step)
+	}
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	out, err := c.env.AwaitJobs(ctx, jobs)
+	if err != nil {
+		return nil, err
+	}
+	c.awaiting += len(jobs)
+	c.awaitingJobs += len(jobs)
+	return out, nil
+}
+
+// ChildJobs returns the queue jobs awaited by step awaitStep of this run
+// (see AwaitJobs), by job id: each with the state it ended in and its
+// errors, as they were when this run resumed. Jobs return no result; see
+// acidic.AwaitedJob.
+func (c *Context[A, S]) ChildJobs(ctx context.Context, awaitStep string) ([]*acidic.AwaitedJob, error) {
+	return c.env.Tx.AwaitedJobsList(ctx, storage.AwaitedJobsListParams{RunID: c.env.RunID, Step: awaitStep})
 }
 
 // Publish stages a message for a system outside the database (a broker, a
@@ -179,7 +232,8 @@ func (c *Context[A, S]) Publish(ctx context.Context, topic, key string, payload 
 	return c.env.Tx.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: topic, Key: key, Payload: b, RunID: c.env.RunID}}})
 }
 
-// Awaiting is how many child runs the step has staged with Await.
+// Awaiting is how many child runs and queue jobs the step has staged with
+// Await and AwaitJobs.
 func (c *Context[A, S]) Awaiting() int { return c.awaiting }
 
 // Children returns the runs awaited by step awaitStep of this run, with their

@@ -17,4 +17,18 @@
 //
 // A step returns nil to go on to the next step, an error to roll back and
 // retry, or one of the control results: Halt, Repeat, Snooze and Cancel.
+//
+// A step's function names its context's types, *Context[Args, State]. To
+// write them once per workflow, make the steps methods of a struct that
+// embeds the context and bind it (see Bind):
+//
+//	type paymentRun struct {
+//		*steps.Context[Args, State]
+//		gateway *Gateway
+//	}
+//
+//	func (r paymentRun) charge(ctx context.Context) error { ... r.Args, r.State, r.IdempotencyKey() ... }
+//
+//	on := steps.Bind(func(sc *steps.Context[Args, State]) paymentRun { return paymentRun{sc, gw} })
+//	payment := workflow.Define("payment", opts, on.Do("charge", paymentRun.charge), ...)
 package steps

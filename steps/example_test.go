@@ -200,6 +200,97 @@ func ExampleHalt() {
 	// succeeded
 }
 
+// RideArgs are the arguments of the ride workflow of the examples.
+type RideArgs struct {
+	Rider string `json:"rider"`
+	Cents int    `json:"cents"`
+}
+
+// RideState is the ride workflow's persisted state.
+type RideState struct {
+	RideID   string `json:"ride_id"`
+	ChargeID string `json:"charge_id"`
+}
+
+// ReceiptArgs are the arguments of the receipt jobs of the examples.
+type ReceiptArgs struct {
+	Rider string `json:"rider"`
+	Ride  string `json:"ride"`
+}
+
+// rideCreate is what every step of the ride workflow is a method of, as in
+// AcidicJob's RideCreateJob: the step's context, typed once here, and what
+// the steps use.
+type rideCreate struct {
+	*steps.Context[RideArgs, RideState]
+	receipts queue.Kind[ReceiptArgs]
+}
+
+func (r rideCreate) createRide(ctx context.Context) error {
+	r.State.RideID = "ride-" + r.Args.Rider
+	return nil
+}
+
+func (r rideCreate) createCharge(ctx context.Context) error {
+	// A real step calls the payment provider with r.IdempotencyKey().
+	r.State.ChargeID = fmt.Sprintf("ch-%d", r.Args.Cents)
+	return nil
+}
+
+func (r rideCreate) sendReceipt(ctx context.Context) error {
+	// The step's context stages a typed job: it exists only if the step
+	// commits.
+	_, err := r.receipts.Enqueue(ctx, r, ReceiptArgs{Rider: r.Args.Rider, Ride: r.State.RideID}, queue.EnqueueOptions{})
+	return err
+}
+
+// This example writes a workflow's steps as methods of a value that embeds
+// the step's typed context: the types are written once, in the struct, and
+// no step repeats them.
+func ExampleBind() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	receipts := queue.NewKind[ReceiptArgs]("ride_receipt")
+	on := steps.Bind(func(sc *steps.Context[RideArgs, RideState]) rideCreate {
+		return rideCreate{Context: sc, receipts: receipts}
+	})
+	ride := workflow.Define("ride_create", workflow.Options{},
+		on.Do("create_ride", rideCreate.createRide),
+		on.Do("create_charge", rideCreate.createCharge),
+		on.Do("send_receipt", rideCreate.sendReceipt),
+	)
+	workers := queue.NewWorkers()
+	if err := receipts.Handle(workers, func(ctx context.Context, job *acidic.Job, args ReceiptArgs) error {
+		fmt.Println("receipt for", args.Rider, "of", args.Ride)
+		return nil
+	}, queue.KindOptions{}); err != nil {
+		panic(err)
+	}
+	eng, err := workflow.NewEngine(drv, workflow.Config{Queue: queue.Config{Workers: workers}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(ride); err != nil {
+		panic(err)
+	}
+
+	res, err := ride.Enqueue(ctx, eng, RideArgs{Rider: "ada", Cents: 2000}, workflow.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	drainRun(eng, res.Run.ID)
+	r, err := ride.Get(ctx, eng, res.Run.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State, r.Attrs.RideID, r.Attrs.ChargeID)
+	// Output:
+	// receipt for ada of ride-ada
+	// succeeded ride-ada ch-2000
+}
+
 // exampleEngine returns an engine on drv with defs registered. It is not
 // started: the examples work its queue with performRun and drainRun.
 func exampleEngine(drv *postgres.Driver, defs ...workflow.Definition) *workflow.Engine {

@@ -14,6 +14,8 @@ import (
 // storage does not hold. Error texts are never refused: they are stored as
 // Text leaves them.
 type Executor interface {
+	Retention
+	Awaits // the queue jobs runs await (awaits.go)
 	// JobInsertMany inserts jobs and returns them in the same order, and wakes
 	// workers of the queues that received jobs eligible now (inside a
 	// transaction, the wake-up is delivered only on commit).
@@ -30,7 +32,8 @@ type Executor interface {
 	// and returns how many it changed.
 	JobMakeDue(ctx context.Context, p JobMakeDueParams) (int, error)
 	// JobFetch claims up to Max eligible jobs of a queue, highest priority and
-	// earliest scheduled first, skipping rows other workers hold.
+	// earliest scheduled first, skipping rows other workers hold. It claims
+	// nothing while the queue is paused (Controls.QueuePause).
 	JobFetch(ctx context.Context, p JobFetchParams) ([]FetchedJob, error)
 	// JobClaim claims one job for workerID if it is available, scheduled or
 	// retryable (whatever its scheduled time), as a fetch would; otherwise it
@@ -166,6 +169,10 @@ type Executor interface {
 	// OutboxList returns messages by ascending id, undelivered only when
 	// pendingOnly is set.
 	OutboxList(ctx context.Context, p OutboxListParams) ([]*acidic.OutboxMessage, error)
+
+	// Periodic schedules: see PeriodicExecutor (periodic.go).
+	PeriodicExecutor
+	Uniqueness // unique periods from the first insert, unique job graphs (unique.go)
 }
 
 // Tx is an Executor inside a database transaction.
@@ -241,6 +248,10 @@ const (
 type Driver interface {
 	Executor
 	Migrations // the driver's migration files and how they run (migrate.go)
+	Nodes
+	JobAges
+	Controls
+	LimitedFetcher
 	// InTx runs fn in a transaction at the given isolation and commits it
 	// when fn returns nil. A serialization failure or deadlock (from fn or
 	// from the commit; at ReadCommitted only deadlocks occur) rolls back and

@@ -19,6 +19,8 @@ type RunInsertParams struct {
 	DefinitionHash string
 	ParentRunID    uuid.UUID
 	ParentStep     string
+	// Attrs is the run's initial persisted state; empty is JSON null.
+	Attrs json.RawMessage
 }
 
 // RunLeaseParams asks to take a run's lock lease.

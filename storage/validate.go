@@ -106,6 +106,11 @@ func (r RunInsertParams) problem() string {
 	if p := textProblem("definition hash", r.DefinitionHash, MaxNameBytes); p != "" {
 		return p
 	}
+	if len(r.Attrs) > 0 {
+		if p := jsonProblem("initial persisted state", r.Attrs); p != "" {
+			return p
+		}
+	}
 	if r.ParentStep != "" {
 		return nameProblem("parent step", r.ParentStep)
 	}

@@ -19,8 +19,10 @@ import (
 type EnqueueOptions struct {
 	// Queue overrides the workflow's queue.
 	Queue string
-	// Priority overrides the workflow's priority when positive.
-	Priority int
+	// Priority overrides the workflow's priority (Options.Priority) when
+	// set: queue.PriorityOf(0) runs the run's jobs at 0 whatever the
+	// workflow's priority.
+	Priority queue.Priority
 	// ScheduledAt or ScheduleIn delays the run's first step.
 	ScheduledAt time.Time
 	ScheduleIn  time.Duration
@@ -30,6 +32,19 @@ type EnqueueOptions struct {
 	// two workflows names two runs. A key, given or derived, is 1 to
 	// storage.MaxKeyBytes bytes of UTF-8 without NUL.
 	Key string
+	// State is the run's initial persisted state, which its first step
+	// sees in sc.State (AcidicJob's "providing"): a value of the
+	// workflow's state type S, or its JSON as a json.RawMessage. Nil starts
+	// from S's zero value. State that does not encode, or does not decode
+	// into S, is ErrStateDecode, and nothing is written; Workflow.WithState
+	// sets it with the compiler checking its type.
+	//
+	// State is not part of the run's identity: an enqueue whose key names
+	// an existing run with the same arguments returns that run (Duplicate)
+	// as it is, whatever State it gave, since the existing run's state may
+	// have moved on. What tells two requests apart belongs in the
+	// arguments, which an existing key compares (run.ErrMismatchedArgs).
+	State any
 }
 
 // EnqueueResult is what Enqueue did.
@@ -83,12 +98,21 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err != nil {
 		return nil, err
 	}
+	if h, ok := args.(handleArgs); ok {
+		if err := h.registeredAs(d); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := encodeArgs(args)
 	if err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)
 	}
 	if err := d.decodeArgs(raw); err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrArgsDecode, workflow, err)
+	}
+	attrs, err := initialState(d, opts.State)
+	if err != nil {
+		return nil, fmt.Errorf("%w: workflow %q: initial state: %w", ErrStateDecode, workflow, err)
 	}
 	wopts := d.options()
 	id := uuid.New()
@@ -115,9 +139,10 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		DefinitionHash: d.definitionHash(),
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
+		Attrs:          attrs,
 	}
 	priority := wopts.Priority
-	if opts.Priority > 0 {
+	if _, set := opts.Priority.Value(); set {
 		priority = opts.Priority
 	}
 	jobOpts := queue.EnqueueOptions{
@@ -244,7 +269,7 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 	var out *acidic.Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		rec, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
+		rec, _, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
 		if err != nil {
 			return err
 		}
@@ -257,38 +282,43 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) 
 	return out, nil
 }
 
-func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*acidic.Run, error) {
+// cancelTx cancels run id in tx and reports whether it did (a finished run
+// is returned unchanged).
+func (e *Engine) cancelTx(ctx context.Context, tx storage.Tx, id uuid.UUID, reason string) (*acidic.Run, bool, error) {
 	rec, changed, err := tx.RunSetState(ctx, storage.RunSetStateParams{ID: id, From: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}, To: acidic.RunCancelled, Error: reason})
 	if err != nil || !changed {
-		return rec, err
+		return rec, false, err
 	}
 	live, err := tx.JobList(ctx, acidic.JobFilter{RunID: id, States: []acidic.JobState{
 		acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRunning, acidic.JobRetryable}})
 	if err != nil {
-		return rec, err
+		return rec, true, err
 	}
 	for _, j := range live {
 		if j.Kind == FinishKind {
 			continue
 		}
 		if _, err := e.q.CancelTx(ctx, tx, j.ID); err != nil {
-			return rec, err
+			return rec, true, err
 		}
+	}
+	if err := e.cancelAwaitedJobs(ctx, tx, id); err != nil {
+		return rec, true, err
 	}
 	unfinished := acidic.RunFilter{ParentRunID: id, States: []acidic.RunState{acidic.RunPending, acidic.RunRunning, acidic.RunAwaiting, acidic.RunHalted}}
 	err = storage.EachRunPage(ctx, tx, unfinished, func(children []*acidic.Run) error {
 		for _, c := range children {
-			if _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
+			if _, _, err := e.cancelTx(ctx, tx, c.ID, "parent run cancelled"); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return rec, err
+		return rec, true, err
 	}
 	// A workflow unknown in this process is nil: see hasFinish.
-	return rec, e.settle(ctx, tx, e.definitionOrNil(rec.Workflow), rec)
+	return rec, true, e.settle(ctx, tx, e.definitionOrNil(rec.Workflow), rec)
 }
 
 // Wait blocks until the run has finished (succeeded, failed or cancelled)

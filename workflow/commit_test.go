@@ -9,6 +9,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -57,8 +58,8 @@ func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 		opts workflow.Options
 		says string
 	}{
-		{workflow.Options{Priority: 9}, "priority"},
-		{workflow.Options{Priority: -1}, "priority"},
+		{workflow.Options{Priority: queue.PriorityOf(9)}, "priority"},
+		{workflow.Options{Priority: queue.PriorityOf(-1)}, "priority"},
 		{workflow.Options{MaxAttempts: -5}, "attempt"},
 		{workflow.Options{Timeout: -time.Second}, "Timeout"},
 	} {
@@ -68,7 +69,7 @@ func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 		}
 	}
 	// Nothing was registered: a good definition under the name still is.
-	if err := e.Register(workflow.Define("bad", workflow.Options{Priority: 3, MaxAttempts: 1}, noop)); err != nil {
+	if err := e.Register(workflow.Define("bad", workflow.Options{Priority: queue.PriorityOf(3), MaxAttempts: 1}, noop)); err != nil {
 		t.Errorf("Register after refusals: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/acidic-go/acidic"
@@ -20,8 +21,9 @@ import (
 type Options struct {
 	// Queue runs the workflow's jobs. Default queue.DefaultQueue.
 	Queue string
-	// Priority of the workflow's jobs, 0 (highest, the default) to 3.
-	Priority int
+	// Priority of the workflow's jobs, queue.PriorityOf(0) (the highest)
+	// to queue.PriorityOf(3). Unset is 0.
+	Priority queue.Priority
 	// MaxAttempts is how many times a failing step is tried before the run
 	// fails for good. Default queue.DefaultMaxAttempts.
 	MaxAttempts int
@@ -41,11 +43,18 @@ type Options struct {
 // Workflow is a named, ordered list of steps with arguments of type A and
 // persisted state of type S. Make one with Define and register it with an
 // Engine. A and S must encode to and decode from JSON.
+//
+// A Workflow is also the workflow's typed handle: its Enqueue, EnqueueTx,
+// Get, GetByKey, Wait and Request take and return arguments of type A and
+// state of type S, so the compiler checks what Engine.Enqueue (by name, with
+// any arguments) checks only at run time. See handle.go.
 type Workflow[A, S any] struct {
 	name  string
 	opts  Options
 	steps []steps.Step[A, S]
 	hash  string
+	// sealed is set by Register: the steps no longer change.
+	sealed atomic.Bool
 }
 
 // Definition is a workflow of any argument and state types, as Register takes
@@ -60,14 +69,21 @@ type Definition interface {
 	stepNames() []string
 	definitionHash() string
 	decodeArgs(raw json.RawMessage) error
+	decodeState(raw json.RawMessage) error
 	execute(ctx context.Context, e *Engine, job *acidic.Job) error
+	seal()
 }
 
-// Define returns a workflow. Nothing is checked until Register (or Validate).
+// Define returns a workflow. Nothing is checked until Register (or
+// Validate). Steps may also be added after Define, until Register, with
+// Step, Await, AwaitRuns and Add; then the types are given once, explicitly:
+//
+//	payment := workflow.Define[PaymentArgs, PaymentState]("payment", opts).
+//		Step("charge", charge).
+//		Step("receipt", receipt)
 func Define[A, S any](name string, opts Options, list ...steps.Step[A, S]) *Workflow[A, S] {
-	w := &Workflow[A, S]{name: name, opts: opts, steps: list}
-	w.hash = hashSteps(w.stepNames())
-	return w
+	w := &Workflow[A, S]{name: name, opts: opts}
+	return w.Add(list...)
 }
 
 // Name is the workflow's name.
@@ -95,6 +111,8 @@ func (w *Workflow[A, S]) Validate() error {
 }
 
 func (w *Workflow[A, S]) options() Options { return w.opts }
+
+func (w *Workflow[A, S]) seal() { w.sealed.Store(true) }
 
 func (w *Workflow[A, S]) definitionHash() string { return w.hash }
 

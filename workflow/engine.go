@@ -31,6 +31,12 @@ type Config struct {
 	LockedRetry time.Duration
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Retention is how long finished runs are kept with their step logs,
+	// per final state, and which workflows keep theirs for ever. The zero
+	// value keeps succeeded and cancelled runs 7 days and failed runs 30
+	// days (see Retention). The engine's queue prunes them in its
+	// maintenance passes, with the jobs (Queue.Retention).
+	Retention Retention
 }
 
 // Engine registers workflows, enqueues runs and executes them on the queue.
@@ -57,6 +63,10 @@ func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var err error
+	if cfg.Retention, err = cfg.Retention.withDefaults(); err != nil {
+		return nil, err
+	}
 	if cfg.Queue.Logger == nil {
 		cfg.Queue.Logger = cfg.Logger
 	}
@@ -80,6 +90,15 @@ func NewEngine(drv storage.Driver, cfg Config) (*Engine, error) {
 			return userEnded(ctx, tx, jobs)
 		}
 		return nil
+	}
+	// Finished runs are pruned where finished jobs are.
+	userMaintain := qcfg.MaintainFunc
+	qcfg.MaintainFunc = func(ctx context.Context) error {
+		_, err := e.PruneRuns(ctx)
+		if userMaintain != nil {
+			return errors.Join(err, userMaintain(ctx))
+		}
+		return err
 	}
 	q, err := queue.New(drv, qcfg)
 	if err != nil {
@@ -110,10 +129,11 @@ func (e *Engine) Register(defs ...Definition) error {
 		}
 		err := e.ws.Handle(d.Name(), func(ctx context.Context, job *acidic.Job) error {
 			return d.execute(ctx, e, job)
-		}, queue.KindOptions{Backoff: opts.Backoff, Timeout: opts.Timeout})
+		}, queue.KindOptions{Queue: opts.Queue, Priority: opts.Priority, MaxAttempts: opts.MaxAttempts, Backoff: opts.Backoff, Timeout: opts.Timeout})
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrAlreadyRegistered, err)
 		}
+		d.seal()
 		e.defs[d.Name()] = d
 	}
 	return nil
@@ -154,6 +174,10 @@ func (e *Engine) Stop(ctx context.Context) error { return e.q.Stop(ctx) }
 // Queue returns the engine's job queue client, for plain jobs.
 func (e *Engine) Queue() *queue.Client { return e.q }
 
+// IsLeader reports whether this engine leads its schema's nodes now, and so
+// runs the maintenance: see queue.Client.IsLeader.
+func (e *Engine) IsLeader() bool { return e.q.IsLeader() }
+
 // Driver returns the engine's storage driver.
 func (e *Engine) Driver() storage.Driver { return e.drv }
 
@@ -178,7 +202,7 @@ func (e *Engine) enqueueFromStep(ctx context.Context, tx storage.Tx, rec *acidic
 	if awaited {
 		parent, parentStep = rec.ID, step
 	}
-	res, err := e.enqueue(ctx, tx, req.Workflow, req.Args, EnqueueOptions{Queue: req.Queue, Key: req.Key}, parent, parentStep)
+	res, err := e.enqueue(ctx, tx, req.Workflow, req.Args, EnqueueOptions{Queue: req.Queue, Key: req.Key, State: req.State}, parent, parentStep)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -195,6 +219,13 @@ func (e *Engine) runFinishCallback(ctx context.Context, job *acidic.Job) error {
 		return queue.Discard(fmt.Errorf("%w: %w", queue.ErrArgsDecode, err))
 	}
 	r, err := e.Get(ctx, args.RunID)
+	if errors.Is(err, acidic.ErrNotFound) && job.RunID == uuid.Nil {
+		// The run was deleted after this job was staged (the deletion
+		// detached the job): by this callback, which cannot run again
+		// without it (see DeleteRun).
+		e.cfg.Logger.Info("workflow: finish callback of a deleted run; nothing to do", "run", args.RunID, "job", job.ID)
+		return nil
+	}
 	if errors.Is(err, acidic.ErrNotFound) {
 		return queue.Discard(err)
 	}
@@ -209,7 +240,7 @@ func (e *Engine) runFinishCallback(ctx context.Context, job *acidic.Job) error {
 		return queue.Snooze(e.cfg.LockedRetry)
 	}
 	if fn := d.options().OnFinish; fn != nil {
-		return fn(ctx, r)
+		return fn(withFinishing(ctx, r.ID, job.ID), r)
 	}
 	return nil
 }

@@ -9,7 +9,9 @@ import (
 
 var (
 	// ErrUnknownWorkflow is returned when enqueuing a workflow no Register
-	// call named. Nothing is written.
+	// call named, and by every call of a typed handle (Workflow's Enqueue,
+	// Get, ...) whose workflow the engine does not have registered under its
+	// name with its argument and state types. Nothing is written.
 	ErrUnknownWorkflow = errors.New("workflow: unknown workflow")
 
 	// ErrInvalid is returned, wrapped with the reason, when an enqueue's
@@ -24,12 +26,16 @@ var (
 	ErrInvalidDefinition = errors.New("workflow: invalid definition")
 
 	// ErrArgsDecode is returned when a run's arguments do not decode into the
-	// workflow's argument type: at enqueue (nothing is written), or when
-	// stored arguments no longer decode (the run fails with this reason).
+	// workflow's argument type: at enqueue (nothing is written), when
+	// stored arguments no longer decode (the run fails with this reason), and
+	// by a typed handle's Get or Wait (with an *acidic.DecodeError).
 	ErrArgsDecode = errors.New("workflow: arguments do not decode")
 
 	// ErrStateDecode fails a run whose persisted state no longer decodes
-	// into the workflow's state type.
+	// into the workflow's state type; a typed handle's Get or Wait returns
+	// it for such a run (with an *acidic.DecodeError). An enqueue whose
+	// initial state (EnqueueOptions.State) does not encode or decode into
+	// that type returns it too, and writes nothing.
 	ErrStateDecode = errors.New("workflow: persisted state does not decode")
 
 	// ErrDefinitionChanged fails a run whose workflow's steps changed since

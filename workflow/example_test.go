@@ -29,28 +29,29 @@ type OrderState struct {
 }
 
 // This example defines a workflow of three steps, registers it, enqueues a
-// run and lets a started engine work it.
+// run through the workflow's typed handle and lets a started engine work it.
+// The types are given once, to Define; each step's function is checked
+// against them, and so are the arguments of Enqueue.
 func Example() {
 	ctx := context.Background()
 	drv, cleanup := testdb.ExampleDriver()
 	defer cleanup()
 
-	order := workflow.Define("order", workflow.Options{},
-		steps.Do("price", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+	order := workflow.Define[OrderArgs, OrderState]("order", workflow.Options{}).
+		Step("price", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
 			sc.State.Total = sc.Args.Cents + 500 // shipping
 			return nil
-		}),
-		steps.Do("charge", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+		}).
+		Step("charge", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
 			// A real step calls a payment gateway here, passing
 			// sc.IdempotencyKey() so that a retried call charges once.
 			sc.State.ChargeID = "ch_" + sc.Args.OrderID
 			return nil
-		}),
-		steps.Do("receipt", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
+		}).
+		Step("receipt", func(ctx context.Context, sc *steps.Context[OrderArgs, OrderState]) error {
 			// The last step's result is the run's result.
 			return sc.SetResult(fmt.Sprintf("%s: %d cents charged (%s)", sc.Args.OrderID, sc.State.Total, sc.State.ChargeID))
-		}),
-	)
+		})
 
 	eng, err := workflow.NewEngine(drv, workflow.Config{
 		Queue:  queue.Config{Queues: map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 4}}},
@@ -67,28 +68,117 @@ func Example() {
 	}
 	defer eng.Stop(ctx)
 
-	res, err := eng.Enqueue(ctx, "order", OrderArgs{OrderID: "o-1", Cents: 4200}, workflow.EnqueueOptions{})
+	res, err := order.Enqueue(ctx, eng, OrderArgs{OrderID: "o-1", Cents: 4200}, workflow.EnqueueOptions{})
 	if err != nil {
 		panic(err)
 	}
-	// Wait returns once the run has finished (or halted).
+	// Wait returns once the run has finished (or halted), with its
+	// arguments and persisted state decoded.
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	r, err := eng.Wait(waitCtx, res.Run.ID)
+	r, err := order.Wait(waitCtx, eng, res.Run.ID)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(r.State)
-	fmt.Println(string(r.Result))
+	fmt.Println(r.State, r.Args.OrderID, r.Attrs.Total, r.Attrs.ChargeID)
+	receipt, err := acidic.DecodeResult[string](r.Run)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(receipt)
 	for _, s := range r.Steps {
 		fmt.Println(s.Name, s.State)
 	}
 	// Output:
-	// succeeded
-	// "o-1: 4700 cents charged (ch_o-1)"
+	// succeeded o-1 4700 ch_o-1
+	// o-1: 4700 cents charged (ch_o-1)
 	// price succeeded
 	// charge succeeded
 	// receipt succeeded
+}
+
+// QuoteArgs are the arguments of the quote workflow of the examples.
+type QuoteArgs struct {
+	Carrier string `json:"carrier"`
+}
+
+// Quote is the result of a quote run.
+type Quote struct {
+	Carrier string `json:"carrier"`
+	Cents   int    `json:"cents"`
+}
+
+// This example shows what the typed handle checks: a step awaits runs of
+// another workflow made with that workflow's Request (arguments of its
+// type), reads their results typed, and the run's own result is decoded
+// into its type. A handle whose workflow the engine does not have is
+// ErrUnknownWorkflow, and nothing is written.
+func ExampleWorkflow_Request() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	quote := workflow.Define[QuoteArgs, struct{}]("quote", workflow.Options{}).
+		Step("price", func(ctx context.Context, sc *steps.Context[QuoteArgs, struct{}]) error {
+			return sc.SetResult(Quote{Carrier: sc.Args.Carrier, Cents: 300 * len(sc.Args.Carrier)})
+		})
+	shipping := workflow.Define[OrderArgs, struct{}]("shipping", workflow.Options{}).
+		AwaitRuns("quote", steps.AwaitOptions{},
+			quote.Request(QuoteArgs{Carrier: "ups"}),
+			quote.Request(QuoteArgs{Carrier: "dhl-express"}),
+		).
+		Step("choose", func(ctx context.Context, sc *steps.Context[OrderArgs, struct{}]) error {
+			quotes, err := steps.ChildResults[Quote](ctx, sc, "quote")
+			if err != nil {
+				return err
+			}
+			best := quotes[0]
+			for _, q := range quotes[1:] {
+				if q.Cents < best.Cents {
+					best = q
+				}
+			}
+			return sc.SetResult(best)
+		})
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(quote, shipping); err != nil {
+		panic(err)
+	}
+
+	res, err := shipping.Enqueue(ctx, eng, OrderArgs{OrderID: "o-9"}, workflow.EnqueueOptions{})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := eng.Queue().Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
+		panic(err)
+	}
+	r, err := shipping.Get(ctx, eng, res.Run.ID)
+	if err != nil {
+		panic(err)
+	}
+	best, err := acidic.DecodeResult[Quote](r.Run)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(r.Args.OrderID, r.State, "ships with", best.Carrier, "for", best.Cents)
+
+	// Decoding the result into another type is a typed error.
+	_, err = acidic.DecodeResult[[]string](r.Run)
+	var de *acidic.DecodeError
+	fmt.Println(errors.As(err, &de), de.What, "into", de.Type)
+
+	// "refund" is not registered with this engine.
+	refund := workflow.Define[OrderArgs, struct{}]("refund", workflow.Options{}).
+		Step("pay", func(ctx context.Context, sc *steps.Context[OrderArgs, struct{}]) error { return nil })
+	_, err = refund.Enqueue(ctx, eng, OrderArgs{OrderID: "o-9"}, workflow.EnqueueOptions{})
+	fmt.Println(errors.Is(err, workflow.ErrUnknownWorkflow))
+	// Output:
+	// o-9 succeeded ships with ups for 900
+	// true result into []string
+	// true
 }
 
 // WelcomeArgs are the arguments of the welcome workflow of the examples.
@@ -264,4 +354,50 @@ func ExampleEngine_Retry() {
 	// failed at charge: attempts exhausted (1 of 1): card expired
 	// charge card
 	// succeeded
+}
+
+// This example starts a run with a state (AcidicJob's `providing:`): the
+// first step finds the collection in sc.State, and a for-each step walks it.
+// WithState checks the state's type at compile time.
+func ExampleWorkflow_WithState() {
+	ctx := context.Background()
+	drv, cleanup := testdb.ExampleDriver()
+	defer cleanup()
+
+	type Batch struct {
+		Items []int `json:"items"`
+		Sum   int   `json:"sum"`
+	}
+	sum := workflow.Define("sum", workflow.Options{},
+		steps.ForEach("add", func(sc *steps.Context[struct{}, Batch]) ([]int, error) { return sc.State.Items, nil },
+			func(ctx context.Context, sc *steps.Context[struct{}, Batch], item int) error {
+				sc.State.Sum += item
+				return nil
+			}, steps.ForEachOptions{}),
+		steps.Do("report", func(ctx context.Context, sc *steps.Context[struct{}, Batch]) error {
+			return sc.SetResult(sc.State.Sum)
+		}),
+	)
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := eng.Register(sum); err != nil {
+		panic(err)
+	}
+	res, err := eng.Enqueue(ctx, "sum", struct{}{}, sum.WithState(workflow.EnqueueOptions{}, Batch{Items: []int{1, 2, 3, 4, 5}}))
+	if err != nil {
+		panic(err)
+	}
+	// Work the run here, without starting the engine.
+	if _, err := eng.Queue().Drain(ctx, queue.DefaultQueue, queue.DrainOptions{}); err != nil {
+		panic(err)
+	}
+	r, err := eng.Get(ctx, res.Run.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State, string(r.Result))
+	// Output:
+	// succeeded 15
 }

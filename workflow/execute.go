@@ -41,6 +41,18 @@ type execution[A, S any] struct {
 // finishes, rests (awaiting, halted), snoozes, or a step fails.
 func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *acidic.Job) error {
 	rec, lease, err := e.lease(ctx, job)
+	if errors.Is(err, run.ErrAwaiting) {
+		// The run's resume job, once the jobs it awaits have ended, resumes it.
+		var resumed bool
+		if resumed, err = w.resume(ctx, e, job, rec); err != nil {
+			return err
+		}
+		if resumed {
+			rec, lease, err = e.lease(ctx, job)
+		} else {
+			err = run.ErrAwaiting
+		}
+	}
 	switch {
 	case errors.Is(err, run.ErrFinished):
 		// A redelivered job, or the executor died after the step that
@@ -192,6 +204,7 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
 	}
+	var awaited []*acidic.Job // the queue jobs the step awaits
 	sc := steps.NewContext(steps.Env{
 		Tx:       tx,
 		RunID:    rec.ID,
@@ -206,6 +219,11 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 		EnqueueRun: func(ctx context.Context, req steps.RunRequest, awaited bool) (uuid.UUID, error) {
 			return e.enqueueFromStep(ctx, tx, rec, step.Name(), req, awaited)
 		},
+		AwaitJobs: func(ctx context.Context, params []queue.EnqueueParams) ([]*acidic.Job, error) {
+			jobs, err := e.awaitJobs(ctx, tx, rec, step.Name(), params)
+			awaited = append(awaited, jobs...)
+			return jobs, err
+		},
 	}, x.args, &state)
 	stepErr := callStep(ctx, step, sc)
 	control, isControl := steps.AsControl(stepErr)
@@ -215,6 +233,11 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 	if control != nil && sc.Awaiting() > 0 {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: step %q awaited children and returned %v; an await step parks the run and must return nil",
 			steps.ErrInvalid, step.Name(), control)}
+	}
+	if len(awaited) > 0 {
+		if err := e.stageResume(ctx, tx, rec, step.Name(), awaited); err != nil {
+			return storage.StepCommit{}, nil, err
+		}
 	}
 	attrs, err := json.Marshal(sc.State)
 	if err != nil {
@@ -312,6 +335,9 @@ func (w *Workflow[A, S]) checkChildren(ctx context.Context, e *Engine, rec *acid
 	opts, awaits := prev.Awaits()
 	if !awaits || opts.ContinueOnFailure {
 		return nil
+	}
+	if err := checkJobs(ctx, e, rec, prev.Name()); err != nil {
+		return err
 	}
 	failed, err := e.drv.RunList(ctx, acidic.RunFilter{ParentRunID: rec.ID, ParentStep: prev.Name(),
 		States: []acidic.RunState{acidic.RunFailed, acidic.RunCancelled}, Limit: 1})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,6 +46,8 @@ import (
 //	halted
 //	succeeded, failed,      settle: OnFinish staged, parent counted   (same)      settle, once per finish
 //	cancelled               off (RunSettle guards it)
+//	succeeded, failed,      retention passed, or DeleteRun            deleted     PruneRuns (RunPrune) or
+//	cancelled, settled      (nothing unfinished needs the run)                    DeleteRun (RunDelete)
 //
 // A run that rests (awaiting, halted) or has finished is never leased: a job
 // delivered for it again finds nothing to do. A lease is held by one job
@@ -72,6 +75,13 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*acidic.Jo
 		if err != nil {
 			return err
 		}
+		if !ended && r.State == acidic.RunAwaiting && e.resumes(j, r) {
+			// The job that was to resume the run ended without doing so:
+			// nothing else will, so the run ends with it.
+			if r, ended, err = tx.RunSetState(ctx, storage.RunSetStateParams{ID: r.ID, From: []acidic.RunState{acidic.RunAwaiting}, To: state, Error: endReason(j)}); err != nil {
+				return err
+			}
+		}
 		if ended {
 			e.cfg.Logger.Info("workflow: run ended with its job", "run", r.ID, "workflow", r.Workflow, "state", r.State,
 				"step", r.RecoveryPoint, "job", j.ID, "err", r.Error)
@@ -83,6 +93,22 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*acidic.Jo
 		}
 	}
 	return nil
+}
+
+// resumes reports whether job is the resume job (awaitjobs.go) of the
+// await run r rests at.
+func (e *Engine) resumes(job *acidic.Job, r *acidic.Run) bool {
+	var args resumeArgs
+	if json.Unmarshal(job.Args, &args) != nil || args.Resume == "" || len(job.DependsOn) == 0 {
+		return false
+	}
+	d := e.definitionOrNil(r.Workflow)
+	if d == nil {
+		return true
+	}
+	names := d.stepNames()
+	i := slices.Index(names, r.RecoveryPoint)
+	return i > 0 && names[i-1] == args.Resume
 }
 
 // endRun ends a run its lease holder decided to end for good (a step's

@@ -118,7 +118,8 @@ func workflowWorkerProcess() int {
 			Queues:            map[string]queue.QueueConfig{"default": {MaxWorkers: 1}},
 			PollInterval:      20 * time.Millisecond,
 			HeartbeatInterval: 50 * time.Millisecond,
-			RescueAfter:       time.Hour, // only the test's engine rescues
+			RescueAfter:       time.Hour,              // only the test's engine rescues
+			LeaderLease:       300 * time.Millisecond, // a killed worker's lead passes on soon
 		},
 		Logger: logger,
 	})

@@ -31,8 +31,10 @@ func TestPaymentSurvivesAFailureAtEveryBoundary(t *testing.T) {
 		},
 		Start: func(ctx context.Context, h *acidictest.Harness) error {
 			// The run's key is the order id: a caller retrying after an
-			// error gets the same run back.
-			_, err := h.Enqueue(ctx, "payment", paymentArgs{OrderID: "o-1", AmountCents: 4200}, workflow.EnqueueOptions{})
+			// error gets the same run back. Any handle of the payment's
+			// types enqueues it; the harness (an Enqueuer) runs it with the
+			// definition this case registered.
+			_, err := (&payment{}).workflow().Enqueue(ctx, h, paymentArgs{OrderID: "o-1", AmountCents: 4200}, workflow.EnqueueOptions{})
 			return err
 		},
 		Check: func(t testing.TB, c *acidictest.FaultCase) {

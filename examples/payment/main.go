@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,12 +64,12 @@ type report struct {
 	State      acidic.RunState
 	Error      string
 	Steps      []acidic.Step
-	Final      json.RawMessage // the run's persisted state
-	Receipt    json.RawMessage // the run's result
-	Charges    int             // gateway charges for the run, by any process
-	NewCharges int             // gateway charges made by this invocation
-	LedgerRows int             // ledger rows for the order
-	Receipts   int             // receipts for the order
+	Final      paymentState // the run's persisted state
+	Receipt    *receipt     // the run's result, once it succeeded
+	Charges    int          // gateway charges for the run, by any process
+	NewCharges int          // gateway charges made by this invocation
+	LedgerRows int          // ledger rows for the order
+	Receipts   int          // receipts for the order
 }
 
 func main() {
@@ -149,7 +148,9 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	if err := eng.Register(p.workflow()); err != nil {
+	// The workflow is its own typed handle: enqueue and wait through it.
+	payments := p.workflow()
+	if err := eng.Register(payments); err != nil {
 		return rep, err
 	}
 
@@ -163,7 +164,7 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 		if err != nil {
 			return err
 		}
-		res, err = eng.EnqueueTx(ctx, drv.WrapTx(tx), "payment", args, workflow.EnqueueOptions{})
+		res, err = payments.EnqueueTx(ctx, eng, drv.WrapTx(tx), args, workflow.EnqueueOptions{})
 		return err
 	})
 	if err != nil {
@@ -200,7 +201,7 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 		return eng.Stop(stopCtx)
 	}
 	defer func() { _ = stopEngine() }()
-	r, err := waitForRun(ctx, eng, res.Run.ID, p.crashed)
+	r, err := waitForRun(ctx, eng, payments, res.Run.ID, p.crashed)
 	if err != nil {
 		return rep, err
 	}
@@ -208,7 +209,14 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 		return rep, fmt.Errorf("stop engine: %w", err)
 	}
 
-	rep.State, rep.Error, rep.Steps, rep.Final, rep.Receipt = r.State, r.Error, r.Steps, r.Attrs, r.Result
+	rep.State, rep.Error, rep.Steps, rep.Final = r.State, r.Error, r.Steps, r.Attrs
+	if r.State == acidic.RunSucceeded {
+		rc, err := acidic.DecodeResult[receipt](r.Run)
+		if err != nil {
+			return rep, err
+		}
+		rep.Receipt = &rc
+	}
 	rep.NewCharges = gw.Created()
 	if rep.Charges, err = gw.Charges(ctx, r.ID.String()); err != nil {
 		return rep, err
@@ -240,9 +248,9 @@ func engineConfig(logger *slog.Logger) workflow.Config {
 	}
 }
 
-// waitForRun waits for the run to finish (Engine.Wait), for the context to
-// end, or for the crash hook to return (tests).
-func waitForRun(ctx context.Context, eng *workflow.Engine, id uuid.UUID, crashed <-chan error) (*acidic.Run, error) {
+// waitForRun waits for the run to finish (the handle's Wait), for the
+// context to end, or for the crash hook to return (tests).
+func waitForRun(ctx context.Context, eng *workflow.Engine, payments *workflow.Workflow[paymentArgs, paymentState], id uuid.UUID, crashed <-chan error) (*workflow.RunOf[paymentArgs, paymentState], error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -252,7 +260,7 @@ func waitForRun(ctx context.Context, eng *workflow.Engine, id uuid.UUID, crashed
 		case <-ctx.Done():
 		}
 	}()
-	r, err := eng.Wait(ctx, id)
+	r, err := payments.Wait(ctx, eng, id)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errCrashed) {
 		return nil, cause
 	}
@@ -269,9 +277,9 @@ func (r report) print(w io.Writer) {
 	for _, s := range r.Steps {
 		fmt.Fprintf(w, "  step %-8s %-10s executions=%d\n", s.Name, s.State, s.Executions)
 	}
-	fmt.Fprintf(w, "state:   %s\n", r.Final)
-	if len(r.Receipt) > 0 {
-		fmt.Fprintf(w, "receipt: %s\n", r.Receipt)
+	fmt.Fprintf(w, "state:   charge %s, ledger entry %d\n", r.Final.ChargeID, r.Final.LedgerID)
+	if r.Receipt != nil {
+		fmt.Fprintf(w, "receipt: order %s, %d cents, sent %s\n", r.Receipt.OrderID, r.Receipt.AmountCents, r.Receipt.SentAt.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "gateway charges for this run: %d (new in this process: %d)\n", r.Charges, r.NewCharges)
 	fmt.Fprintf(w, "ledger entries for the order: %d\n", r.LedgerRows)

@@ -88,8 +88,9 @@ func checkPaidOnce(t *testing.T, rep report) {
 	if s := rep.Steps[0]; s.Name != "charge" || s.State != acidic.StepSucceeded || s.Executions != 1 {
 		t.Errorf("charge step %+v, want succeeded after 1 execution", s)
 	}
-	if !strings.Contains(string(rep.Receipt), `"ledger_id"`) || !strings.Contains(string(rep.Final), `"charge_id"`) {
-		t.Errorf("receipt %s, state %s", rep.Receipt, rep.Final)
+	if rep.Final.ChargeID == "" || rep.Final.LedgerID == 0 || rep.Receipt == nil ||
+		rep.Receipt.ChargeID != rep.Final.ChargeID || rep.Receipt.LedgerID != rep.Final.LedgerID {
+		t.Errorf("receipt %+v, state %+v", rep.Receipt, rep.Final)
 	}
 }
 

@@ -38,9 +38,6 @@ type receipt struct {
 	SentAt      time.Time `json:"sent_at"`
 }
 
-// paymentContext is what every step of the payment workflow receives.
-type paymentContext = steps.Context[paymentArgs, paymentState]
-
 // payment holds what the steps need besides their context.
 type payment struct {
 	schema  string
@@ -52,16 +49,28 @@ type payment struct {
 	crashed    chan error
 }
 
+// paymentRun is what each step of the payment works on: the step's context
+// (the run's arguments in Args, its persisted state in State, the step's
+// transaction and idempotency key), typed here once, and the payment's
+// collaborators. Each step is a method of it.
+type paymentRun struct {
+	*steps.Context[paymentArgs, paymentState]
+	*payment
+}
+
 // workflow defines the payment: three steps, each committed in its own
-// transaction together with the run's progress.
+// transaction together with the run's progress. The workflow is also its
+// typed handle: p.workflow().EnqueueTx(ctx, eng, tx, paymentArgs{...}, opts)
+// takes paymentArgs, and its Wait returns the run with its state decoded.
 func (p *payment) workflow() *workflow.Workflow[paymentArgs, paymentState] {
+	on := steps.Bind(func(sc *steps.Context[paymentArgs, paymentState]) paymentRun { return paymentRun{sc, p} })
 	return workflow.Define("payment", workflow.Options{
 		// One run per order: enqueueing order-1 again returns its run.
 		Key: run.By(func(a paymentArgs) (string, error) { return a.OrderID, nil }),
 	},
-		steps.Do("charge", p.charge),
-		steps.Do("ledger", p.ledger),
-		steps.Do("receipt", p.receipt),
+		on.Do("charge", paymentRun.charge),
+		on.Do("ledger", paymentRun.ledger),
+		on.Do("receipt", paymentRun.receipt),
 	)
 }
 
@@ -70,17 +79,17 @@ func (p *payment) workflow() *workflow.Workflow[paymentArgs, paymentState] {
 // before the step committed, the step would run again. It passes the step's
 // idempotency key, the same on every retry of this step of this run, so the
 // gateway then returns the first charge instead of charging twice.
-func (p *payment) charge(ctx context.Context, sc *paymentContext) error {
-	c, err := p.gateway.Charge(ctx, sc.IdempotencyKey(), sc.Args.AmountCents)
+func (r paymentRun) charge(ctx context.Context) error {
+	c, err := r.gateway.Charge(ctx, r.IdempotencyKey(), r.Args.AmountCents)
 	if err != nil {
 		return err // nothing committed; the step is retried with backoff
 	}
-	sc.State.ChargeID = c.ID // persisted when the step commits
+	r.State.ChargeID = c.ID // persisted when the step commits
 	how := "new charge"
 	if !c.New {
 		how = "replayed earlier charge"
 	}
-	fmt.Fprintf(p.out, "  charge:  gateway %s %s (%d cents)\n", how, c.ID, c.AmountCents)
+	fmt.Fprintf(r.out, "  charge:  gateway %s %s (%d cents)\n", how, c.ID, c.AmountCents)
 	return nil
 }
 
@@ -88,37 +97,37 @@ func (p *payment) charge(ctx context.Context, sc *paymentContext) error {
 // transaction: these writes commit together with "ledger is done", or not at
 // all, so a retry never finds half of them. unique(order_id) is only a
 // safety net.
-func (p *payment) ledger(ctx context.Context, sc *paymentContext) error {
-	if err := p.crashPoint("charge", "ledger"); err != nil {
+func (r paymentRun) ledger(ctx context.Context) error {
+	if err := r.crashPoint("charge", "ledger"); err != nil {
 		return err
 	}
-	tx := postgres.PgxTx(sc.Tx())
-	err := tx.QueryRow(ctx, p.sql(`INSERT INTO {schema}.ledger (order_id, amount_cents, charge_id)
-		VALUES ($1, $2, $3) RETURNING id`), sc.Args.OrderID, sc.Args.AmountCents, sc.State.ChargeID).Scan(&sc.State.LedgerID)
+	tx := postgres.PgxTx(r.Tx())
+	err := tx.QueryRow(ctx, r.sql(`INSERT INTO {schema}.ledger (order_id, amount_cents, charge_id)
+		VALUES ($1, $2, $3) RETURNING id`), r.Args.OrderID, r.Args.AmountCents, r.State.ChargeID).Scan(&r.State.LedgerID)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	if _, err := tx.Exec(ctx, p.sql(`UPDATE {schema}.orders SET status = 'paid' WHERE id = $1`), sc.Args.OrderID); err != nil {
+	if _, err := tx.Exec(ctx, r.sql(`UPDATE {schema}.orders SET status = 'paid' WHERE id = $1`), r.Args.OrderID); err != nil {
 		return fmt.Errorf("mark order paid: %w", err)
 	}
-	fmt.Fprintf(p.out, "  ledger:  entry %d for charge %s; order %s paid\n", sc.State.LedgerID, sc.State.ChargeID, sc.Args.OrderID)
+	fmt.Fprintf(r.out, "  ledger:  entry %d for charge %s; order %s paid\n", r.State.LedgerID, r.State.ChargeID, r.Args.OrderID)
 	return nil
 }
 
 // receipt records the receipt in the step's transaction and makes it the
 // run's result.
-func (p *payment) receipt(ctx context.Context, sc *paymentContext) error {
-	if err := p.crashPoint("ledger", "receipt"); err != nil {
+func (r paymentRun) receipt(ctx context.Context) error {
+	if err := r.crashPoint("ledger", "receipt"); err != nil {
 		return err
 	}
-	r := receipt{OrderID: sc.Args.OrderID, AmountCents: sc.Args.AmountCents, ChargeID: sc.State.ChargeID, LedgerID: sc.State.LedgerID}
-	err := postgres.PgxTx(sc.Tx()).QueryRow(ctx, p.sql(`INSERT INTO {schema}.receipts (order_id, sent_at)
-		VALUES ($1, now()) RETURNING sent_at`), sc.Args.OrderID).Scan(&r.SentAt)
+	rc := receipt{OrderID: r.Args.OrderID, AmountCents: r.Args.AmountCents, ChargeID: r.State.ChargeID, LedgerID: r.State.LedgerID}
+	err := postgres.PgxTx(r.Tx()).QueryRow(ctx, r.sql(`INSERT INTO {schema}.receipts (order_id, sent_at)
+		VALUES ($1, now()) RETURNING sent_at`), r.Args.OrderID).Scan(&rc.SentAt)
 	if err != nil {
 		return fmt.Errorf("receipt: %w", err)
 	}
-	fmt.Fprintf(p.out, "  receipt: sent for order %s\n", sc.Args.OrderID)
-	return sc.SetResult(r)
+	fmt.Fprintf(r.out, "  receipt: sent for order %s\n", r.Args.OrderID)
+	return r.SetResult(rc)
 }
 
 // crashPoint simulates the process dying right after step `after` committed.

@@ -57,10 +57,9 @@ func run(url, schema string, orderID int64, total int, debounce time.Duration) e
 		return err
 	}
 	client, err := queue.New(drv, queue.Config{
-		Workers:      shop.workers(),
-		Queues:       map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 2}},
-		KindDefaults: refundDefaults(),
-		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Workers: shop.workers(),
+		Queues:  map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 2}},
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err

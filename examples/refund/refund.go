@@ -26,17 +26,16 @@ type RefundArgs struct {
 // in this example: the refund fails.
 var errUnknownOrder = errors.New("payment provider: unknown order")
 
-// refundDefaults make every refund, wherever it is enqueued, unique forever
-// per order (whatever the reason), over every state, with a single attempt:
-// a refund is tried at most once, ever.
-func refundDefaults() map[string]queue.EnqueueOptions {
-	return map[string]queue.EnqueueOptions{
-		RefundKind: {
-			MaxAttempts: 1,
-			Unique: &queue.UniqueOptions{
-				ArgKeys: []string{"order_id"},
-				States:  queue.AllStates(),
-			},
+// refundOptions define the refund kind in one place, beside its worker:
+// every refund, wherever it is enqueued, is unique forever per order
+// (whatever the reason), over every state, with a single attempt: a refund
+// is tried at most once, ever.
+func refundOptions() queue.KindOptions {
+	return queue.KindOptions{
+		MaxAttempts: 1,
+		Unique: &queue.UniqueOptions{
+			ArgKeys: []string{"order_id"},
+			States:  queue.AllStates(),
 		},
 	}
 }
@@ -46,7 +45,7 @@ func refundDefaults() map[string]queue.EnqueueOptions {
 func debounced(delay time.Duration) queue.EnqueueOptions {
 	return queue.EnqueueOptions{
 		ScheduleIn: delay,
-		Unique:     refundDefaults()[RefundKind].Unique,
+		Unique:     refundOptions().Unique,
 		Replace:    &queue.ReplaceOptions{ScheduledAt: true, Args: true},
 	}
 }
@@ -83,10 +82,10 @@ func (o *orders) refund(ctx context.Context, job *acidic.Job, args RefundArgs) e
 	return err
 }
 
-// workers registers the refund worker.
+// workers defines the refund kind: its worker and its options.
 func (o *orders) workers() *queue.Workers {
 	ws := queue.NewWorkers()
-	if err := queue.HandleArgs(ws, RefundKind, o.refund, queue.KindOptions{}); err != nil {
+	if err := queue.HandleArgs(ws, RefundKind, o.refund, refundOptions()); err != nil {
 		panic(err) // a fresh registry cannot already hold the kind
 	}
 	return ws

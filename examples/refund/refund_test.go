@@ -15,12 +15,12 @@ import (
 func setup(t *testing.T) (*acidictest.Harness, *orders) {
 	t.Helper()
 	pg := acidictest.NewDriver(t)
-	h := acidictest.New(t, acidictest.Options{KindDefaults: refundDefaults(), Driver: pg})
+	h := acidictest.New(t, acidictest.Options{Driver: pg})
 	shop, err := newOrders(context.Background(), pg.Pool(), pg.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := queue.HandleArgs(h.Workers, RefundKind, shop.refund, queue.KindOptions{}); err != nil {
+	if err := queue.HandleArgs(h.Workers, RefundKind, shop.refund, refundOptions()); err != nil {
 		t.Fatal(err)
 	}
 	return h, shop

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -286,11 +287,9 @@ func (e *executor) JobRescue(ctx context.Context, p storage.JobRescueParams) ([]
 
 func (e *executor) JobPrune(ctx context.Context, p storage.JobPruneParams) (int, error) {
 	retention, limit := p.Retention, p.Limit
-	tag, err := e.db.Exec(ctx, e.q.get("JobPrune"), retention.Microseconds(), limit)
-	if err != nil {
-		return 0, fmt.Errorf("prune jobs: %w", wrapErr(err))
-	}
-	return int(tag.RowsAffected()), nil
+	// One retention for every final state (see retention.go).
+	return e.JobPruneByState(ctx, storage.JobPruneByStateParams{Limit: limit, Retention: map[acidic.JobState]time.Duration{
+		acidic.JobCompleted: retention, acidic.JobCancelled: retention, acidic.JobDiscarded: retention}})
 }
 
 func (e *executor) JobStats(ctx context.Context) ([]acidic.QueueStats, error) {

@@ -23,17 +23,25 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 	if r.ParentStep != "" {
 		parentStep = r.ParentStep
 	}
+	var attrs any
+	if len(r.Attrs) > 0 {
+		attrs = string(r.Attrs)
+	}
 	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
-		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep))
+		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep, attrs))
 	if err == nil {
 		return run, true, nil
 	}
 	if !isNotFound(err) {
 		return nil, false, fmt.Errorf("insert run: %w", err)
 	}
-	// The key exists: ON CONFLICT waited for its inserter to commit, so the
-	// row is visible to this next statement.
+	// The key or the id exists: ON CONFLICT waited for its inserter to
+	// commit, so the row is visible to this next statement.
 	run, err = e.RunGetByKey(ctx, storage.RunGetByKeyParams{Key: r.IdempotencyKey})
+	if errors.Is(err, acidic.ErrNotFound) {
+		// Not the key: the id belongs to a run of another key.
+		return nil, false, fmt.Errorf("insert run: %w: run id %s is taken by a run of another key", acidic.ErrConflict, r.ID)
+	}
 	if err != nil {
 		return nil, false, err
 	}

@@ -20,7 +20,8 @@ type conformanceTest struct {
 
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
-// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Migrate).
+// in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Capabilities,
+// Migrate, Periodic, Nodes, JobAges, Controls, Retention, Limits).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -34,6 +35,14 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Outbox", outboxTests},
 		{"Capabilities", capabilityTests},
 		{"Migrate", migrateTests},
+		{"Periodic", periodicTests},
+		{"Nodes", nodeTests},
+		{"JobAges", jobAgeTests},
+		{"Controls", controlTests},
+		{"Retention", retentionTests},
+		{"Limits", limitTests},
+		{"Unique", uniqueTests}, // unique.go
+		{"Awaits", awaitTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -77,6 +86,8 @@ var jobTests = []conformanceTest{
 var runTests = []conformanceTest{
 	{"RunInsert", testRunInsert},
 	{"RunInsertConcurrent", testRunInsertConcurrent},
+	{"RunInsertIDTaken", testRunInsertIDTaken},
+	{"RunInsertAttrs", testRunInsertAttrs}, // runattrs.go
 	{"RunLease", testRunLease},
 	{"RunUpdate", testRunUpdate},
 	{"RunRelease", testRunRelease},

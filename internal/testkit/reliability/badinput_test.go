@@ -147,7 +147,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, eerr := eng.EnqueueTx(ctx, drv.WrapTx(tx), "typed", typedArgs{N: 4}, workflow.EnqueueOptions{Priority: 9})
+			_, eerr := eng.EnqueueTx(ctx, drv.WrapTx(tx), "typed", typedArgs{N: 4}, workflow.EnqueueOptions{Priority: queue.PriorityOf(9)})
 			if err := tx.Commit(ctx); err != nil {
 				return err
 			}
@@ -155,7 +155,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}, queue.ErrInvalid, "priority"},
 		{"workflow: key strategy gives an empty key", wfEnqueue(ctx, "empty-key", typedArgs{N: 1}, workflow.EnqueueOptions{}), run.ErrKey, "empty key"},
 		{"workflow: key strategy fails", wfEnqueue(ctx, "failing-key", typedArgs{N: 1}, workflow.EnqueueOptions{}), run.ErrKey, "no key for you"},
-		{"workflow: priority out of range", wfEnqueue(ctx, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{Priority: 9}), queue.ErrInvalid, "priority"},
+		{"workflow: priority out of range", wfEnqueue(ctx, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{Priority: queue.PriorityOf(9)}), queue.ErrInvalid, "priority"},
 		{"workflow: negative ScheduleIn", wfEnqueue(ctx, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{ScheduleIn: -time.Minute}), queue.ErrInvalid, "ScheduleIn"},
 		{"workflow: cancelled context", wfEnqueue(cancelled, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{}), context.Canceled, "cancel"},
 		{"workflow: expired deadline", wfEnqueue(expired, "typed", typedArgs{N: 3}, workflow.EnqueueOptions{}), context.DeadlineExceeded, "deadline"},
@@ -174,8 +174,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 		// queue.Client
 		{"queue: empty kind", qEnqueue(ctx, "", nil, queue.EnqueueOptions{}), queue.ErrInvalid, "kind"},
-		{"queue: negative priority", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Priority: -1}), queue.ErrInvalid, "priority"},
-		{"queue: priority past the lowest", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Priority: queue.LowestPriority + 1}), queue.ErrInvalid, "priority"},
+		{"queue: negative priority", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Priority: queue.PriorityOf(-1)}), queue.ErrInvalid, "priority"},
+		{"queue: priority past the lowest", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{Priority: queue.PriorityOf(queue.LowestPriority + 1)}), queue.ErrInvalid, "priority"},
 		{"queue: negative MaxAttempts", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{MaxAttempts: -1}), queue.ErrInvalid, "MaxAttempts"},
 		{"queue: negative ScheduleIn", qEnqueue(ctx, "k", nil, queue.EnqueueOptions{ScheduleIn: -time.Second}), queue.ErrInvalid, "ScheduleIn"},
 		{"queue: args that do not encode (chan)", qEnqueue(ctx, "k", map[string]any{"c": make(chan int)}, queue.EnqueueOptions{}), queue.ErrInvalid, "k"},

@@ -23,6 +23,7 @@ func resilientEngineConfig(workers int) workflow.Config {
 			HeartbeatInterval:   100 * time.Millisecond,
 			RescueAfter:         3 * time.Second,
 			MaintenanceInterval: 200 * time.Millisecond,
+			LeaderLease:         time.Second,
 		},
 		LockedRetry: 50 * time.Millisecond,
 	}

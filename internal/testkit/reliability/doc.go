@@ -23,6 +23,9 @@
 //     database is unreachable; once it is back, the run resumes at once.
 //   - TestConnectionLostResumingAwaitingRunIsRetried: a lost connection while
 //     an awaiting run resumes is retried, not fatal to the run.
+//   - TestLeaderAmongEngineProcesses: three engine processes elect exactly
+//     one leader; it is SIGKILLed, and another takes the lead once its lease
+//     has run out (never before), and deletes the dead node's row.
 //   - TestBadInputChangesNothing: malformed input through the public API gets
 //     a clear error and leaves every row as it was.
 //

@@ -94,8 +94,9 @@ type privArgs struct {
 // PUBLIC is revoked; the application role then calls Migrator().Up, runs
 // workflows whose steps enqueue jobs, stage outbox messages and await child
 // runs to success, retries a failing job, enqueues a unique job, cancels a
-// run, relays (with a failure) and prunes the outbox, prunes jobs and deletes
-// a run with its step log. No step of it may hit a missing privilege.
+// run, relays (with a failure) and prunes the outbox, prunes jobs, deletes
+// a run with its step log (Engine.DeleteRun) and prunes runs, runs periodic
+// passes. No step of it may hit a missing privilege.
 func TestLeastPrivilegeRole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -242,6 +243,17 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	if jobs, err := drv.JobList(ctx, acidic.JobFilter{RunID: later.Run.ID}); err != nil || len(jobs) != 1 || jobs[0].State != acidic.JobCancelled {
 		t.Fatalf("the cancelled run's job: %v, %v", jobs, err)
 	}
+	// Queue controls: the engine registered and read its queue; an
+	// operator with the application's role pauses, scales and resumes it.
+	if _, err := e.PauseQueue(ctx, queue.DefaultQueue); err != nil {
+		t.Fatalf("PauseQueue as the application: %v", err)
+	}
+	if _, err := e.ScaleQueue(ctx, queue.DefaultQueue, 3); err != nil {
+		t.Fatalf("ScaleQueue as the application: %v", err)
+	}
+	if ctl, err := e.ResumeQueue(ctx, queue.DefaultQueue); err != nil || ctl.Paused || ctl.MaxWorkers != 3 {
+		t.Fatalf("ResumeQueue as the application: %+v, %v", ctl, err)
+	}
 
 	// The outbox: one failed delivery, then delivered, then pruned.
 	var publishes atomic.Int32
@@ -282,11 +294,35 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	if _, err := drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: time.Hour, Limit: 10}); err != nil {
 		t.Fatalf("JobRescue: %v", err)
 	}
-	if _, err := appPool.Exec(ctx, "DELETE FROM "+qualify(schema, "runs")+" WHERE id = $1", res.Run.ID); err != nil {
+	// A periodic job: registered by a first pass, its first period enqueued
+	// by a second.
+	now := time.Date(2030, 1, 1, 0, 0, 30, 0, time.UTC)
+	pc, err := queue.New(drv, queue.Config{Now: func() time.Time { return now }, Logger: logger,
+		Periodic: []queue.PeriodicJob{{Name: "tick", Spec: "* * * * *", Kind: "tick"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		now = now.Add(time.Duration(i) * time.Minute)
+		if res, err := pc.EnqueuePeriodic(ctx); err != nil || len(res.Enqueued) != i {
+			t.Fatalf("periodic pass %d as the application: %+v, %v", i+1, res, err)
+		}
+	}
+	if err := e.DeleteRun(ctx, res.Run.ID); err != nil {
 		t.Fatalf("delete a run as the application: %v", err)
 	}
 	if steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: res.Run.ID}); err != nil || len(steps) != 0 {
 		t.Fatalf("the deleted run's step log: %v, %v", steps, err)
+	}
+	// Pruning runs: the deleted run's children, detached, and the cancelled
+	// run.
+	pruner, err := workflow.NewEngine(drv, workflow.Config{Logger: logger,
+		Retention: workflow.Retention{Succeeded: time.Nanosecond, Cancelled: time.Nanosecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pruner.PruneRuns(ctx); err != nil || n != 3 {
+		t.Fatalf("PruneRuns as the application: %d, %v; want the 2 children and the cancelled run", n, err)
 	}
 	if denied := log.denied(); len(denied) > 0 {
 		t.Errorf("the application hit missing privileges:\n%s", strings.Join(denied, "\n"))

@@ -17,8 +17,9 @@ import (
 )
 
 // crashEngineConfig is the engine config of a crash-scenario worker: short
-// heartbeats, rescue and maintenance, so the jobs of a killed worker are
-// rescued within about half a second.
+// heartbeats, rescue, maintenance and lead, so the jobs of a killed worker
+// are rescued within about half a second (a second when the killed worker
+// led).
 func crashEngineConfig(workers int) workflow.Config {
 	return workflow.Config{
 		Queue: queue.Config{
@@ -27,6 +28,7 @@ func crashEngineConfig(workers int) workflow.Config {
 			HeartbeatInterval:   50 * time.Millisecond,
 			RescueAfter:         500 * time.Millisecond,
 			MaintenanceInterval: 100 * time.Millisecond,
+			LeaderLease:         500 * time.Millisecond, // a killed leader is replaced soon
 		},
 		LockedRetry: 50 * time.Millisecond,
 	}
@@ -36,6 +38,9 @@ func crashEngineConfig(workers int) workflow.Config {
 // named by the environment until SIGTERM, SIGKILL or its parent's death,
 // and reports its serialization retries in worker_stats every 100ms.
 func workerMain(mode string) int {
+	if mode == "leader" {
+		return leaderWorkerMain()
+	}
 	if mode != "chaos" {
 		fmt.Fprintf(os.Stderr, "reliability worker: unknown mode %q\n", mode)
 		return 2

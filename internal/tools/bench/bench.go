@@ -36,7 +36,7 @@ const (
 
 // Scenario names, in the order of the issue's numbering. A scenario may be
 // named by its number too.
-var scenarioNames = []string{"enqueue", "jobs", "workflows", "baseline", "latency", "memory", "growth"}
+var scenarioNames = []string{"enqueue", "jobs", "workflows", "baseline", "latency", "memory", "growth", "limits"}
 
 // config is what the flags say.
 type config struct {
@@ -76,6 +76,8 @@ Scenarios (-scenario takes names or numbers):
   5 latency    enqueue-to-start and step commit latency, idle and under load
   6 memory     peak RSS and Go heap while many runs are queued and worked
   7 growth     per-job fetch+complete cost with many finished rows in the table
+  8 limits     jobs/s of 3 clients without and with a global limit of 50, and
+               the ratio: trivial jobs, and jobs of 20 ms (target ≥ 0.8)
 
 Flags:
 `

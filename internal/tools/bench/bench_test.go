@@ -49,6 +49,12 @@ func TestQuickBench(t *testing.T) {
 		"6 memory     peak Go heap",
 		"7 growth     fetch+complete",
 		"7 growth     ratio",
+		"8 limits     trivial jobs, no limit",
+		"8 limits     trivial jobs, GlobalLimit 50",
+		"8 limits     trivial jobs: with the limit ÷ without",
+		"8 limits     jobs of 20ms, no limit",
+		"8 limits     jobs of 20ms, GlobalLimit 50",
+		"8 limits     jobs of 20ms: with the limit ÷ without",
 		"targets met",
 	} {
 		if !strings.Contains(out, want) {

@@ -97,6 +97,7 @@ func run(ctx context.Context, url string, cfg config, tbl *table, rep *Report, p
 		{"latency", b.latencyScenario},
 		{"memory", b.memoryScenario},
 		{"growth", b.growthScenario},
+		{"limits", b.limitsScenario},
 	}
 	for _, s := range steps {
 		if s.name == "workflows" && !cfg.has("workflows") && !cfg.has("baseline") {
@@ -144,7 +145,8 @@ func (b *bench) table(name string) string { return pgx.Identifier{b.schema, name
 // reset empties the engine's tables, so rows left by one measurement never
 // slow the next.
 func (b *bench) reset(ctx context.Context) error {
-	_, err := b.pool.Exec(ctx, "TRUNCATE "+b.table("jobs")+", "+b.table("run_steps")+", "+b.table("runs")+", "+b.table("outbox")+" RESTART IDENTITY")
+	_, err := b.pool.Exec(ctx, "TRUNCATE "+b.table("jobs")+", "+b.table("run_steps")+", "+b.table("runs")+", "+b.table("outbox")+", "+
+		b.table("queue_slots")+", "+b.table("queue_limits")+" RESTART IDENTITY")
 	if err != nil {
 		return fmt.Errorf("truncate: %w", err)
 	}

@@ -37,7 +37,7 @@ const (
 	ExitUsage = 2
 	// ExitTargetMissed: bench -check found a target missed.
 	ExitTargetMissed = 3
-	// ExitNotFound: no job or run has the ID given.
+	// ExitNotFound: no job or run has the ID given, or no queue the name.
 	ExitNotFound = 4
 	// ExitNotMigrated: the schema lacks Acidic's tables, or some of its
 	// migrations; acidic migrate up fixes it.
@@ -132,7 +132,7 @@ func (e *env) exit(err error) int {
 		code = ExitUsage
 	case errors.Is(err, errNotMigrated):
 		code = ExitNotMigrated
-	case errors.As(err, &nf) || errors.Is(err, acidic.ErrNotFound):
+	case errors.As(err, &nf) || errors.Is(err, acidic.ErrNotFound) || errors.Is(err, acidic.ErrUnknownQueue):
 		code = ExitNotFound
 	}
 	msg := err.Error()
@@ -306,22 +306,31 @@ func (e *env) run(args []string) error {
 // helped when it printed the help of a group instead.
 func (e *env) find(rest []string) (cmd *command, args []string, helped bool, err error) {
 	word := rest[0]
-	if c := lookupCommand(word); c != nil {
-		return c, rest[1:], false, nil
-	}
+	bare := lookupCommand(word)
 	subs := groupCommands(word)
+	if bare != nil && len(subs) == 0 {
+		return bare, rest[1:], false, nil
+	}
 	if len(subs) == 0 {
 		return nil, nil, false, fmt.Errorf("%w: unknown command %q", errUsage, word)
 	}
 	fs := newFlagSet("acidic " + word)
 	e.globalFlags(fs)
 	if err := fs.Parse(rest[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		switch {
+		case errors.Is(err, flag.ErrHelp) && bare != nil:
+			return nil, nil, true, e.commandHelp(bare)
+		case errors.Is(err, flag.ErrHelp):
 			return nil, nil, true, e.groupHelp(word)
 		}
 		return nil, nil, false, fmt.Errorf("%w: %s: %w", errUsage, word, err)
 	}
 	more := fs.Args()
+	if bare != nil && (len(more) == 0 || lookupCommand(word+" "+more[0]) == nil) {
+		// A word that is a command and a group ("queues"): the command,
+		// unless a command of the group follows.
+		return bare, more, false, nil
+	}
 	if len(more) == 0 {
 		return nil, nil, false, fmt.Errorf("%w: %s needs %s", errUsage, word, subNames(word))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -733,9 +734,28 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	if len(stats) < 4 {
 		t.Fatalf("set-up: job stats %+v, want at least 4 queue/state pairs", stats)
 	}
+	ages, err := drv.JobQueueAges(ctx, storage.JobQueueAgesParams{})
+	if err != nil || len(ages) == 0 {
+		t.Fatalf("set-up: queue ages %+v, %v; want some queue with available jobs", ages, err)
+	}
 	out = a.text("queues")
+	out, agesOut, _ := strings.Cut(out, "\n\n")
 	rows = table(t, out, "QUEUE STATE JOBS OLDEST DUE")
 	columns(t, "queues", out)
+	// Then the queues with available jobs, and how long the oldest waited.
+	ageRows := table(t, agesOut, "QUEUE AVAILABLE OLDEST AVAILABLE FOR")
+	columns(t, "queues (ages)", agesOut)
+	if len(ageRows) != len(ages) {
+		t.Errorf("queues: %d rows of ages, want %d\n%s", len(ageRows), len(ages), agesOut)
+	} else {
+		for i, g := range ages {
+			if r := ageRows[i]; len(r) != 3 || r[0] != g.Queue || r[1] != fmt.Sprint(g.Available) {
+				t.Errorf("queues: age row %d is %q, want %s with %d available", i, r, g.Queue, g.Available)
+			} else if d, err := time.ParseDuration(r[2]); err != nil || d < 0 || d > g.OldestAge+time.Minute {
+				t.Errorf("queues: age row %d: %q is not an age near %s", i, r[2], g.OldestAge)
+			}
+		}
+	}
 	if len(rows) != len(stats) {
 		t.Errorf("queues: %d rows, want %d\n%s", len(rows), len(stats), out)
 	} else {
@@ -759,6 +779,15 @@ func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 			if g.Queue != s.Queue || g.State != string(s.State) || g.Count != s.Count || !sameTime(g.OldestDue, s.OldestDue) {
 				t.Errorf("queues -json: row %d is %+v, want %+v", i, g, s)
 			}
+		}
+	}
+	aged := map[string]bool{}
+	for _, g := range ages {
+		aged[g.Queue] = true
+	}
+	for _, s := range gotStats {
+		if got := s.OldestAvailableAge; (got != nil) != aged[s.Queue] || (got != nil && *got < 0) {
+			t.Errorf("queues -json: queue %s (%s): oldest_available_age_seconds %v; want a positive age exactly when it has available jobs", s.Queue, s.State, got)
 		}
 	}
 	parkedAvailable := 0

@@ -36,7 +36,30 @@ var commands = []*command{
 	{name: "migrate status", anySchema: true, setup: setupMigrateStatus,
 		forms: []usageLine{{"migrate status", "list migrations and whether they are applied"}}},
 	{name: "queues", setup: setupQueues,
-		forms: []usageLine{{"queues", "count jobs by queue and state"}}},
+		forms: []usageLine{{"queues", "count jobs by queue and state; the oldest available job's age"}},
+		about: "A job is available when it could run now: available, or scheduled or retryable\n" +
+			"and due. Its age is how long it has waited since it became due, on the\n" +
+			"database's clock."},
+	{name: "nodes", setup: setupNodes,
+		forms: []usageLine{{"nodes", "live nodes (started queue clients and engines), the leader marked"}},
+		about: "Each node records its row with its heartbeat: host, process, version, the\n" +
+			"queues it works with their workers busy and free. The leader (*) runs the\n" +
+			"maintenance and deletes the rows of nodes that stopped heartbeating."},
+	{name: "queues pause", setup: setupQueuePause,
+		forms: []usageLine{{"queues pause QUEUE", "stop fetching the queue's jobs on every node"}},
+		about: "Once the command returns, no node fetches a job of the queue (a fetch\n" +
+			"already under way may still take some), nor do nodes started later;\n" +
+			"running jobs finish. QUEUE must be known: worked by a node, controlled\n" +
+			"before, or holding unfinished jobs."},
+	{name: "queues resume", setup: setupQueueResume,
+		forms: []usageLine{{"queues resume QUEUE", "fetch a paused queue's jobs again on every node"}}},
+	{name: "queues scale", setup: setupQueueScale,
+		forms: []usageLine{{"queues scale QUEUE WORKERS", "run WORKERS jobs of the queue at once per node; default: the node's own"}},
+		about: "WORKERS is a whole number from 1, or \"default\" to send every node back to\n" +
+			"its own configuration (QueueConfig.MaxWorkers). Scaled down, nodes start\n" +
+			"no job of the queue until their running ones are fewer; none is stopped."},
+	{name: "queues controls", setup: setupQueueControls,
+		forms: []usageLine{{"queues controls", "list the known queues: paused, workers per node"}}},
 	{name: "jobs list", setup: setupJobsList,
 		forms: []usageLine{{"jobs list [-state S] [-queue Q] [-kind K] [-limit N]", "list jobs, oldest first"}}},
 	{name: "jobs get", setup: setupJobGet,
@@ -48,8 +71,14 @@ var commands = []*command{
 		},
 		about: "Without -state, the filter form retries the matching jobs that are discarded,\n" +
 			"cancelled, completed or retryable; running and pending jobs are skipped."},
-	{name: "jobs cancel", setup: setupJobCancel,
-		forms: []usageLine{{"jobs cancel ID", "cancel a job that has not finished"}}},
+	{name: "jobs cancel", setup: setupJobsCancel,
+		forms: []usageLine{
+			{"jobs cancel ID", "cancel a job that has not finished"},
+			{"jobs cancel [-state S] [-queue Q] [-kind K]", "cancel every matching job (one filter at least)"},
+		},
+		about: "Without -state, the filter form cancels the matching jobs that have not finished\n" +
+			"(pending, available, scheduled, running, retryable). A job that carries a\n" +
+			"workflow run ends the run with it."},
 	{name: "runs list", setup: setupRunsList,
 		forms: []usageLine{{"runs list [-state S] [-workflow W] [-limit N]", "list runs, oldest first"}}},
 	{name: "runs get", setup: setupRunGet,
@@ -62,8 +91,20 @@ var commands = []*command{
 		about: "Runs resume at their recovery point; steps that committed do not run again.\n" +
 			"Without -state, the filter form resumes the matching runs that failed or\n" +
 			"were cancelled."},
-	{name: "runs cancel", setup: setupRunCancel,
-		forms: []usageLine{{"runs cancel ID", "cancel a run, its jobs and its children"}}},
+	{name: "runs cancel", setup: setupRunsCancel,
+		forms: []usageLine{
+			{"runs cancel ID", "cancel a run, its jobs and its children"},
+			{"runs cancel [-state S] [-workflow W]", "cancel every matching run (one filter at least)"},
+		},
+		about: "Each run is cancelled with its jobs and its unfinished children, and its OnFinish\n" +
+			"runs. Without -state, the filter form cancels the matching runs that have not\n" +
+			"finished (pending, running, awaiting, halted)."},
+	{name: "cron list", setup: setupCronList,
+		forms: []usageLine{{"cron list", "periodic schedules with their last and next run"}},
+		about: "A schedule is written by the clients that register it (queue.PeriodicJob,\n" +
+			"workflow.Periodic) when they start. LAST RUN is the scheduled time of the last\n" +
+			"period enqueued; a NEXT RUN in the past is a period due now, or missed while\n" +
+			"no client ran (see docs/operations.md, \"Periodic jobs\")."},
 	{name: "bench",
 		forms: []usageLine{{"bench [flags]", "measure the engine (acidic bench -h)"}}},
 }
@@ -113,14 +154,14 @@ const exitText = `Exit status:
   1  the operation failed (database unreachable or refusing, run not retryable, ...)
   2  usage: unknown command or flag, missing or extra argument, bad value, no database
   3  bench -check: a target was missed
-  4  not found: no job or run has that ID
+  4  not found: no job or run has that ID, no queue that name
   5  the schema is not migrated (run: acidic migrate up)
 `
 
 // usageText is the whole help.
 func usageText() string {
 	var b strings.Builder
-	b.WriteString(`acidic operates the tables of an Acidic database: migrations, queues, jobs, runs.
+	b.WriteString(`acidic operates the tables of an Acidic database: migrations, queues, jobs, runs, nodes.
 
 Usage:
   acidic [-database URL] [-schema NAME] [-json] COMMAND [ARGUMENTS]
@@ -190,7 +231,8 @@ func (e *env) groupHelp(group string) error {
 func (e *env) commandHelp(c *command) error {
 	var b strings.Builder
 	b.WriteString("Usage:\n")
-	writeForms(&b, []*command{c})
+	// A command that is also a group ("queues") shows the group's too.
+	writeForms(&b, append([]*command{c}, groupCommands(c.name)...))
 	fs := newFlagSet(c.name)
 	c.setup(&env{lookupEnv: e.lookupEnv}, fs)
 	first := true

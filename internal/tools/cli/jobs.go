@@ -12,6 +12,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
 )
 
 func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
@@ -24,7 +25,11 @@ func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 			if err != nil {
 				return err
 			}
-			return e.printer().emit(queuesJSON(stats), func(t *textOut) {
+			ages, err := e.drv.JobQueueAges(e.ctx, storage.JobQueueAgesParams{})
+			if err != nil {
+				return err
+			}
+			return e.printer().emit(queuesJSON(stats, ages), func(t *textOut) {
 				if len(stats) == 0 {
 					t.linef("no jobs in schema %s", e.schemaName())
 					return
@@ -34,9 +39,24 @@ func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 					tb.row(s.Queue, string(s.State), strconv.FormatInt(s.Count, 10), timeText(s.OldestDue))
 				}
 				tb.flush()
+				printQueueAges(t, ages)
 			})
 		}, nil
 	}
+}
+
+// printQueueAges writes, after the queues' table, how many jobs each queue
+// has available and how long the oldest has waited.
+func printQueueAges(t *textOut, ages []acidic.QueueAge) {
+	if len(ages) == 0 {
+		return
+	}
+	t.blank()
+	tb := t.table("QUEUE", "AVAILABLE", "OLDEST AVAILABLE FOR")
+	for _, a := range ages {
+		tb.row(a.Queue, strconv.FormatInt(a.Available, 10), durationText(a.OldestAge))
+	}
+	tb.flush()
 }
 
 // jobFilterFlags defines -state, -queue and -kind into f; the states are

@@ -35,6 +35,10 @@ func jsonKeys(t reflect.Type) []string {
 var views = []any{
 	cli.RunJSON{}, cli.RunDetailJSON{}, cli.StepJSON{}, cli.JobJSON{}, cli.AttemptErrorJSON{}, cli.QueueJSON{},
 	cli.MigrationJSON{}, cli.MigrateUpJSON{}, cli.MigrateDownJSON{}, cli.RetryRunsJSON{}, cli.RetryJobsJSON{},
+	cli.CronJSON{},
+	cli.NodesJSON{}, cli.LeaderJSON{}, cli.NodeJSON{}, cli.NodeQueueJSON{},
+	cli.QueueControlJSON{},
+	cli.CancelRunsJSON{}, cli.CancelJobsJSON{},
 }
 
 // TestJSONShapeIsDocumented: every key of -json output is snake_case and

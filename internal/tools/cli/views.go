@@ -97,6 +97,23 @@ type QueueJSON struct {
 	State     string     `json:"state"`
 	Count     int64      `json:"count"`
 	OldestDue *time.Time `json:"oldest_due"`
+	// OldestAvailableAge is the queue's (the same on each of its rows): how
+	// long, in seconds, its oldest available job has waited; null when none
+	// is available.
+	OldestAvailableAge *float64 `json:"oldest_available_age_seconds"`
+}
+
+// QueueControlJSON is the controls of one queue: queues pause, resume,
+// scale and controls.
+type QueueControlJSON struct {
+	Queue    string     `json:"queue"`
+	Paused   bool       `json:"paused"`
+	PausedAt *time.Time `json:"paused_at"`
+	// MaxWorkers is the workers per node the queue was scaled to; null
+	// when each node runs its own configuration's.
+	MaxWorkers *int      `json:"max_workers"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // MigrationJSON is one migration and whether it is applied.
@@ -135,6 +152,25 @@ type RetryJobsJSON struct {
 	Matched int       `json:"matched"`
 	Retried []JobJSON `json:"retried"`
 	Skipped int       `json:"skipped"`
+}
+
+// CancelRunsJSON is what runs cancel by filter did.
+type CancelRunsJSON struct {
+	// Matched counts the runs the filter matched; Cancelled lists those
+	// cancelled; the others had finished when their turn came (a child
+	// cancelled with its parent, say).
+	Matched   int       `json:"matched"`
+	Cancelled []RunJSON `json:"cancelled"`
+	Skipped   int       `json:"skipped"`
+}
+
+// CancelJobsJSON is what jobs cancel by filter did.
+type CancelJobsJSON struct {
+	// Matched counts the jobs the filter matched; Cancelled lists those
+	// cancelled; the others had finished when their turn came.
+	Matched   int       `json:"matched"`
+	Cancelled []JobJSON `json:"cancelled"`
+	Skipped   int       `json:"skipped"`
 }
 
 func nullString(s string) *string {
@@ -263,10 +299,16 @@ func jobsJSON(jobs []*acidic.Job) []JobJSON {
 	return out
 }
 
-func queuesJSON(stats []acidic.QueueStats) []QueueJSON {
+func queuesJSON(stats []acidic.QueueStats, ages []acidic.QueueAge) []QueueJSON {
+	age := map[string]*float64{}
+	for _, a := range ages {
+		secs := a.OldestAge.Seconds()
+		age[a.Queue] = &secs
+	}
 	out := make([]QueueJSON, 0, len(stats))
 	for _, s := range stats {
-		out = append(out, QueueJSON{Queue: s.Queue, State: string(s.State), Count: s.Count, OldestDue: nullTime(s.OldestDue)})
+		out = append(out, QueueJSON{Queue: s.Queue, State: string(s.State), Count: s.Count, OldestDue: nullTime(s.OldestDue),
+			OldestAvailableAge: age[s.Queue]})
 	}
 	return out
 }
@@ -281,4 +323,14 @@ func migrationsJSON(st []migrations.Status) []MigrationJSON {
 		out = append(out, MigrationJSON{Version: s.Version, Name: s.Name, Applied: s.Applied, AppliedAt: at})
 	}
 	return out
+}
+
+func queueControlJSON(c *acidic.QueueControl) QueueControlJSON {
+	var workers *int
+	if c.MaxWorkers > 0 {
+		n := c.MaxWorkers
+		workers = &n
+	}
+	return QueueControlJSON{Queue: c.Queue, Paused: c.Paused, PausedAt: nullTime(c.PausedAt), MaxWorkers: workers,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 }

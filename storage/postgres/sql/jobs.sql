@@ -51,6 +51,11 @@ WITH picked AS (
     AND queue = $1
     AND scheduled_at <= now()
     AND (NOT $4::boolean OR run_id IS NULL)
+    -- A paused queue hands out nothing (queue controls, controls.sql): once
+    -- a pause has committed, no fetch that starts later claims its jobs,
+    -- whichever node runs it and whatever that node has heard. One
+    -- primary-key probe per statement (an InitPlan).
+    AND NOT EXISTS (SELECT 1 FROM {schema}.queue_controls WHERE queue = $1 AND paused)
   ORDER BY priority, scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -66,26 +71,7 @@ claimed AS (
   WHERE id = picked_id
   RETURNING {job_columns}
 ),
-leased AS (
-  UPDATE {schema}.runs r
-  -- The token names the attempt for operators and is unique besides: a
-  -- claim lost in a database crash (claims commit asynchronously) gives the
-  -- same attempt number to the next claim, and the old holder, still
-  -- running, must not pass the new holder's fence.
-  SET locked_by = 'job:' || c.id || ':' || c.attempt || ':' || md5(random()::text || clock_timestamp()::text),
-      locked_at = now(),
-      locked_job_id = c.id,
-      locked_attempt = c.attempt,
-      last_run_at = now(),
-      state = 'running',
-      updated_at = now()
-  FROM claimed c
-  WHERE r.id = c.run_id
-    AND r.workflow = c.kind
-    AND r.state IN ('pending', 'running')
-    AND (r.locked_by IS NULL OR (r.locked_job_id = c.id AND r.locked_attempt < c.attempt))
-  RETURNING c.id AS leased_job_id, {run_columns_r}
-)
+{fragment:lease_claimed_runs}
 SELECT c.*, l.*
 FROM claimed c
 LEFT JOIN leased l ON l.leased_job_id = c.id;
@@ -244,17 +230,6 @@ ended AS (
 ),
 {fragment:release_ended_leases}
 SELECT * FROM ended;
-
--- name: JobPrune
-WITH doomed AS (
-  SELECT id AS doomed_id
-  FROM {schema}.jobs
-  WHERE finalized_at < now() - $1::bigint * interval '1 microsecond'
-  ORDER BY finalized_at
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-)
-DELETE FROM {schema}.jobs USING doomed WHERE id = doomed_id;
 
 -- name: JobGet
 SELECT {job_columns} FROM {schema}.jobs WHERE id = $1;
@@ -423,3 +398,28 @@ encode(substr(sha256((SELECT key FROM {schema}.notify_key) || convert_to(queue, 
 -- (cancelled, discarded) and j ignores failures.
 (d.state = 'completed'
  OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded')))
+
+-- fragment: lease_claimed_runs
+-- The CTE that leases the runs of the jobs of the CTE "claimed" (columns
+-- id, attempt, run_id, kind) to their new attempts where the lease is free;
+-- JobFetch and JobFetchLimited share it.
+leased AS (
+  UPDATE {schema}.runs r
+  -- The token names the attempt for operators and is unique besides: a
+  -- claim lost in a database crash (claims commit asynchronously) gives the
+  -- same attempt number to the next claim, and the old holder, still
+  -- running, must not pass the new holder's fence.
+  SET locked_by = 'job:' || c.id || ':' || c.attempt || ':' || md5(random()::text || clock_timestamp()::text),
+      locked_at = now(),
+      locked_job_id = c.id,
+      locked_attempt = c.attempt,
+      last_run_at = now(),
+      state = 'running',
+      updated_at = now()
+  FROM claimed c
+  WHERE r.id = c.run_id
+    AND r.workflow = c.kind
+    AND r.state IN ('pending', 'running')
+    AND (r.locked_by IS NULL OR (r.locked_job_id = c.id AND r.locked_attempt < c.attempt))
+  RETURNING c.id AS leased_job_id, {run_columns_r}
+)

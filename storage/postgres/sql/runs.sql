@@ -2,11 +2,16 @@
 -- scanRun reads.
 
 -- name: RunInsert
--- A new run's state (attrs) is the column default, JSON null.
+-- A new run's state (attrs) is $10, the initial state given at enqueue, or
+-- JSON null when none was. Any unique conflict does nothing: with the key
+-- (the run exists), and with the id too (two inserts of one run, same id and
+-- key, racing: without a target the second waits for the first and then
+-- does nothing, where ON CONFLICT on the key alone would fail on the primary
+-- key).
 INSERT INTO {schema}.runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                           definition_hash, parent_run_id, parent_step)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (idempotency_key) DO NOTHING
+                           definition_hash, parent_run_id, parent_step, attrs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::jsonb, 'null'::jsonb))
+ON CONFLICT DO NOTHING
 RETURNING {run_columns};
 
 -- name: RunGet

@@ -1,0 +1,240 @@
+// Command iterate shows a for-each step: an order's line items are reserved
+// one at a time, each in its own transaction with the step's cursor. The
+// warehouse fails at one item (-fail-at); the run fails there, with the
+// items before it committed. Run the program again for the same order and it
+// retries the run, which resumes at the failed item: no item is reserved
+// twice. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/run"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+const defaultURL = "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"
+
+type lineItem struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+// orderArgs are the run's arguments; one run per order (the key).
+type orderArgs struct {
+	Order string     `json:"order"`
+	Items []lineItem `json:"items"`
+}
+
+// orderState is the run's persisted state, committed with each item.
+type orderState struct {
+	Reserved int `json:"reserved"` // units reserved so far
+}
+
+// errWarehouse is the warehouse's failure at the item -fail-at names.
+var errWarehouse = errors.New("warehouse unavailable")
+
+// reservations reserves the items of orders. failAt is the 1-based item at
+// which the warehouse fails (0: never).
+type reservations struct {
+	pool   *pgxpool.Pool
+	schema string
+	failAt int
+}
+
+// reserve reserves one item: the warehouse call (outside, logged on its own
+// connection) and the reservation row, written in the step's transaction
+// with the advanced cursor, so a committed item is never reserved again.
+func (res *reservations) reserve(ctx context.Context, sc *steps.Context[orderArgs, orderState], item lineItem) error {
+	n := int(sc.Cursor()) + 1
+	if _, err := res.pool.Exec(ctx, inSchema(res.schema, `INSERT INTO {schema}.warehouse_calls (order_id, sku) VALUES ($1, $2)`), sc.Args.Order, item.SKU); err != nil {
+		return err
+	}
+	if n == res.failAt {
+		return fmt.Errorf("item %d (%s): %w", n, item.SKU, errWarehouse)
+	}
+	if _, err := postgres.PgxTx(sc.Tx()).Exec(ctx, inSchema(res.schema,
+		`INSERT INTO {schema}.reservations (order_id, sku, qty) VALUES ($1, $2, $3)`), sc.Args.Order, item.SKU, item.Qty); err != nil {
+		return err
+	}
+	sc.State.Reserved += item.Qty
+	return nil
+}
+
+// workflow is the order's reservation: every item, then the confirmation.
+// One attempt per step: a failure fails the run at once, to be retried by
+// the next invocation.
+func (res *reservations) workflow() *workflow.Workflow[orderArgs, orderState] {
+	return workflow.Define[orderArgs, orderState]("reserve_order", workflow.Options{
+		MaxAttempts: 1,
+		Key:         run.By(func(a orderArgs) (string, error) { return a.Order, nil }),
+	}).
+		Add(steps.ForEach("reserve_items",
+			func(sc *steps.Context[orderArgs, orderState]) ([]lineItem, error) { return sc.Args.Items, nil },
+			res.reserve, steps.ForEachOptions{})).
+		Step("confirm", func(ctx context.Context, sc *steps.Context[orderArgs, orderState]) error {
+			return sc.SetResult(fmt.Sprintf("%d units reserved", sc.State.Reserved))
+		})
+}
+
+// config is what one invocation does.
+type config struct {
+	URL     string
+	Pool    *pgxpool.Pool // used instead of URL when set (tests)
+	Schema  string
+	Order   string
+	FailAt  int
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// report is what runOrder found once the run finished.
+type report struct {
+	RunID   uuid.UUID
+	Retried bool // the run had failed, and this invocation retried it
+	State   acidic.RunState
+	Error   string
+	Result  string
+	Steps   []acidic.Step
+	// Reserved and Calls count reservation rows and warehouse calls per SKU.
+	Reserved, Calls map[string]int
+}
+
+func main() {
+	cfg := config{URL: os.Getenv("DATABASE_URL"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	if cfg.URL == "" {
+		cfg.URL = defaultURL
+	}
+	flag.StringVar(&cfg.Schema, "schema", "acidic_iterate", "schema for Acidic's and the example's tables")
+	flag.StringVar(&cfg.Order, "order", "order-1", "order id (one run per order)")
+	flag.IntVar(&cfg.FailAt, "fail-at", 0, "the warehouse fails at this item (1 to 5; 0: never)")
+	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "give up if the run has not finished by then")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	rep, err := runOrder(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iterate:", err)
+		os.Exit(1)
+	}
+	rep.print(os.Stdout)
+}
+
+// items are the order's five line items.
+var items = []lineItem{{"apple", 3}, {"bread", 1}, {"cheese", 2}, {"dates", 6}, {"eggs", 12}}
+
+// runOrder enqueues the order's run, or retries it if it failed, works it
+// until it finishes, and reports.
+func runOrder(ctx context.Context, cfg config) (rep report, err error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	pool := cfg.Pool
+	if pool == nil {
+		if pool, err = pgxpool.New(ctx, cfg.URL); err != nil {
+			return rep, err
+		}
+		defer pool.Close()
+	}
+	drv := postgres.New(pool, postgres.Options{Schema: cfg.Schema})
+	if _, err := drv.Migrator().Up(ctx); err != nil {
+		return rep, err
+	}
+	if _, err := pool.Exec(ctx, inSchema(cfg.Schema, `
+		CREATE TABLE IF NOT EXISTS {schema}.reservations (order_id text, sku text, qty int);
+		CREATE TABLE IF NOT EXISTS {schema}.warehouse_calls (order_id text, sku text)`)); err != nil {
+		return rep, err
+	}
+	res := &reservations{pool: pool, schema: cfg.Schema, failAt: cfg.FailAt}
+	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: cfg.Logger, Queue: queue.Config{
+		Queues: map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 1}},
+	}})
+	if err != nil {
+		return rep, err
+	}
+	wf := res.workflow()
+	if err := eng.Register(wf); err != nil {
+		return rep, err
+	}
+	enq, err := wf.Enqueue(ctx, eng, orderArgs{Order: cfg.Order, Items: items}, workflow.EnqueueOptions{})
+	if err != nil {
+		return rep, err
+	}
+	rep.RunID = enq.Run.ID
+	if enq.Duplicate && enq.Run.State == acidic.RunFailed {
+		// Resume the failed run at its recovery point: the item that failed.
+		if _, err := eng.Retry(ctx, enq.Run.ID); err != nil {
+			return rep, err
+		}
+		rep.Retried = true
+	}
+	if err := eng.Start(ctx); err != nil {
+		return rep, err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = eng.Stop(stopCtx)
+	}()
+	r, err := wf.Wait(ctx, eng, enq.Run.ID)
+	if err != nil {
+		return rep, err
+	}
+	rep.State, rep.Error, rep.Steps = r.State, r.Error, r.Steps
+	if r.State == acidic.RunSucceeded {
+		if rep.Result, err = acidic.DecodeResult[string](r.Run); err != nil {
+			return rep, err
+		}
+	}
+	rep.Reserved, rep.Calls = map[string]int{}, map[string]int{}
+	for sql, m := range map[string]map[string]int{
+		`SELECT sku, count(*) FROM {schema}.reservations WHERE order_id = $1 GROUP BY sku`:    rep.Reserved,
+		`SELECT sku, count(*) FROM {schema}.warehouse_calls WHERE order_id = $1 GROUP BY sku`: rep.Calls,
+	} {
+		rows, err := pool.Query(ctx, inSchema(cfg.Schema, sql), cfg.Order)
+		if err != nil {
+			return rep, err
+		}
+		var sku string
+		var n int
+		if _, err := pgx.ForEachRow(rows, []any{&sku, &n}, func() error { m[sku] = n; return nil }); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+func (r report) print(w io.Writer) {
+	fmt.Fprintf(w, "run %s %s (retried: %v)", r.RunID, r.State, r.Retried)
+	if r.Error != "" {
+		fmt.Fprintf(w, ": %s", r.Error)
+	}
+	if r.Result != "" {
+		fmt.Fprintf(w, ": %s", r.Result)
+	}
+	fmt.Fprintln(w)
+	for _, it := range items {
+		fmt.Fprintf(w, "  %-7s reserved %d time(s), warehouse called %d time(s)\n", it.SKU, r.Reserved[it.SKU], r.Calls[it.SKU])
+	}
+}
+
+// inSchema puts the quoted schema name into a statement.
+func inSchema(schema, sql string) string {
+	return strings.ReplaceAll(sql, "{schema}", pgx.Identifier{schema}.Sanitize())
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS {schema}.nodes;
+DROP TABLE IF EXISTS {schema}.leader;

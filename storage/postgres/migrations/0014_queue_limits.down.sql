@@ -1,0 +1,2 @@
+DROP TABLE {schema}.queue_limits;
+DROP TABLE {schema}.queue_slots;
