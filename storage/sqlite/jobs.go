@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -542,19 +543,10 @@ func (e *executor) JobPrune(ctx context.Context, p storage.JobPruneParams) (int,
 	if p.Limit <= 0 {
 		return 0, nil
 	}
-	var n int64
-	err := e.write(ctx, false, func(q wq) error {
-		res, err := q.exec("JobPrune", q.now()-p.Retention.Microseconds(), p.Limit)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune jobs: %w", err)
-	}
-	return int(n), nil
+	// One retention for every final state (see retention.go).
+	r := p.Retention
+	return e.JobPruneByState(ctx, storage.JobPruneByStateParams{Limit: p.Limit, Retention: map[acidic.JobState]time.Duration{
+		acidic.JobCompleted: r, acidic.JobCancelled: r, acidic.JobDiscarded: r}})
 }
 
 func (e *executor) JobStats(ctx context.Context) ([]acidic.QueueStats, error) {

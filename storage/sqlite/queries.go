@@ -20,7 +20,9 @@ const (
 	runColumns = "id, idempotency_key, workflow, args, state, queue, recovery_point, definition_hash, " +
 		"attrs, cursor, coalesce(locked_by, ''), locked_at, last_run_at, parent_run_id, " +
 		"coalesce(parent_step, ''), awaiting, coalesce(error, ''), result, created_at, updated_at, finished_at, settled_at"
-	outboxColumns = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"
+	periodicColumns = "name, kind, spec, tz, policy, last_run_at, next_run_at, updated_at"
+	nodeColumns     = "id, hostname, pid, version, queues, started_at, heartbeat_at, expires_at"
+	outboxColumns   = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"
 )
 
 // queries holds every named query. A query may use a piece of SQL shared with
@@ -32,6 +34,8 @@ func loadQueries() (queries, error) {
 		"{job_columns}", jobColumns,
 		"{run_columns}", runColumns,
 		"{outbox_columns}", outboxColumns,
+		"{node_columns}", nodeColumns,
+		"{periodic_columns}", periodicColumns,
 	)
 	out := queries{}
 	err := fs.WalkDir(sqlFiles, "sql", func(path string, d fs.DirEntry, err error) error {

@@ -34,8 +34,14 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 			created = false
 			return err
 		}
+		if _, err := scanRun(q.queryRow("RunGet", blobID(r.ID))); !isNotFound(err) {
+			if err == nil {
+				err = fmt.Errorf("%w: run id %s is taken by a run of another key", acidic.ErrConflict, r.ID)
+			}
+			return err
+		}
 		run, err = scanRun(q.queryRow("RunInsert", blobID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
-			r.Queue, r.RecoveryPoint, r.DefinitionHash, blobID(r.ParentRunID), parentStep, q.now()))
+			r.Queue, r.RecoveryPoint, r.DefinitionHash, blobID(r.ParentRunID), parentStep, q.now(), jsonParam(r.Attrs)))
 		created = err == nil
 		return err
 	})

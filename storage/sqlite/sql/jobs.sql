@@ -53,6 +53,8 @@ WHERE id IN (
     AND queue = $1
     AND scheduled_at <= $4
     AND (NOT $5 OR run_id IS NULL)
+    -- A paused queue hands out nothing (queue controls, controls.sql).
+    AND NOT EXISTS (SELECT 1 FROM queue_controls WHERE queue = $1 AND paused)
   ORDER BY priority, scheduled_at, id
   LIMIT $2)
 RETURNING {job_columns};
@@ -202,10 +204,6 @@ WHERE id IN (
   ORDER BY heartbeat_at
   LIMIT $2)
 RETURNING {job_columns};
-
--- name: JobPrune
-DELETE FROM jobs
-WHERE id IN (SELECT id FROM jobs WHERE finalized_at < $1 ORDER BY finalized_at LIMIT $2);
 
 -- name: JobGet
 SELECT {job_columns} FROM jobs WHERE id = $1;

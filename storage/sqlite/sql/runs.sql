@@ -3,11 +3,11 @@
 -- Unix epoch, passed in by the driver.
 
 -- name: RunInsert
--- A new run's state (attrs) is the column default, JSON null. The driver
--- looked the key up first, in the same write transaction.
+-- A new run's state (attrs) is $11, or JSON null when NULL. The driver
+-- looked the key and the id up first, in the same write transaction.
 INSERT INTO runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                  definition_hash, parent_run_id, parent_step, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                  definition_hash, parent_run_id, parent_step, created_at, updated_at, attrs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, coalesce($11, 'null'))
 RETURNING {run_columns};
 
 -- name: RunGet
