@@ -325,7 +325,7 @@ func (d *Driver) Migrator() *migrations.Migrator { return migrations.New(d) }
 // enqueued is found by polling), and no pipelining (there is no round trip
 // to save).
 func (d *Driver) Capabilities() storage.Capabilities {
-	return storage.Capabilities{Notify: storage.NotifyProcess, MultiProcess: true, PipelinedCommit: false}
+	return storage.Capabilities{Notify: storage.NotifyProcess, MultiProcess: true, PipelinedCommit: false, SingleWriter: true}
 }
 
 // Stats returns the driver's counters.
