@@ -37,6 +37,12 @@
 // ErrTxDone naming the error. Not-found and lease-lost results write
 // nothing and leave it as it was.
 //
+// With one writer, what the PostgreSQL driver gets from row locks and SKIP
+// LOCKED (periodic schedules a pass holds, a limited fetch's slots and
+// partitions, graph keys) comes from the write lock: a transaction that read
+// a row holds it until it ends, and the next sees what it committed. The
+// driver declares it (storage.Capabilities.SingleWriter).
+//
 // Reads made outside a transaction (JobGet, RunList, ...) run on reader
 // connections (Options.MaxReaders), which WAL mode lets read while a write is
 // under way; they see what was committed. Reads inside a transaction run in
