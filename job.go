@@ -122,6 +122,8 @@ type Job struct {
 	// DependsOn lists the jobs this one waits for.
 	DependsOn         []int64
 	DependencyFailure string
+	// Tags were set at enqueue (queue.EnqueueOptions.Tags); nil when none.
+	Tags []string
 
 	// Duplicate is set on the job an enqueue returns when a unique job with
 	// the same key already existed: nothing was inserted, and this is the
@@ -140,6 +142,8 @@ type JobFilter struct {
 	Limit int
 	// AfterID lists jobs with a larger id, for paging.
 	AfterID int64
+	// Tags lists only jobs that carry every one of these tags.
+	Tags []string
 }
 
 // QueueStats counts the jobs of one queue in one state.

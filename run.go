@@ -86,6 +86,9 @@ type Run struct {
 	// (its OnFinish callback staged, its parent counted off); nil while the
 	// run has not finished, or has finished and not yet settled.
 	SettledAt *time.Time
+	// Tags were set at enqueue (workflow.EnqueueOptions.Tags); nil when
+	// none. The run's jobs do not carry them.
+	Tags []string
 
 	// Steps is the step log: one entry per step that committed, failed or
 	// is awaiting, in step order. A run read on its own (workflow's Get)
@@ -128,6 +131,21 @@ type Step struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+
+	// Logs are the records the step wrote through its logger in the tries
+	// that committed, oldest first, up to the caps per step
+	// (storage.MaxStepLogRecords records, storage.MaxStepLogBytes bytes).
+	// When records were dropped beyond them, the last record is a marker
+	// saying how many (level WARN, attrs {"dropped": n}) and LogsDropped
+	// counts them. Read with the run (workflow's Get, acidic runs get);
+	// empty in a bare RunSteps.
+	Logs        []LogRecord
+	LogsDropped int
+	// Failures are the step's failed attempts, oldest first: the latest
+	// storage.MaxStepFailures of them; FailuresDropped counts the older ones
+	// no longer kept. A step that later succeeded keeps its failures.
+	Failures        []StepFailure
+	FailuresDropped int
 }
 
 // RunFilter selects runs to list. Zero fields match everything.
@@ -146,4 +164,6 @@ type RunFilter struct {
 	// Pass the last run of the previous page.
 	AfterCreatedAt time.Time
 	AfterID        uuid.UUID
+	// Tags lists only runs that carry every one of these tags.
+	Tags []string
 }

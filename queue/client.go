@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/base/service"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -32,6 +33,7 @@ type Client struct {
 	readKick  chan struct{}                     // asks controlsLoop to read the queues' controls
 	jobs      sync.WaitGroup                    // running jobs
 	completer *completer
+	bus       *events.Bus // job events (observe.go); the engine adds its own
 
 	periodic           map[string]*periodic // periodic jobs by name (periodic.go)
 	periodicFrozen     bool                 // Start was called: AddPeriodic is refused
@@ -67,6 +69,7 @@ func New(drv storage.Driver, cfg Config) (*Client, error) {
 		checkKick: make(chan struct{}, 1),
 		node:      nodeState{kick: make(chan struct{}, 1)},
 		readKick:  make(chan struct{}, 1),
+		bus:       &events.Bus{},
 	}
 	if err := c.AddPeriodic(cfg.Periodic...); err != nil {
 		return nil, err

@@ -58,6 +58,12 @@ type Config struct {
 	// enqueues each period's job, once across all clients. New refuses a
 	// bad one with the error AddPeriodic would return.
 	Periodic []PeriodicJob
+	// Middleware wraps every job attempt this client works, the first
+	// outermost; see JobMiddleware. None by default.
+	Middleware []JobMiddleware
+	// EnqueueHooks see every job enqueued through this client; see
+	// EnqueueHook. None by default.
+	EnqueueHooks []EnqueueHook
 
 	// PollInterval is how often an idle queue looks for work when no
 	// notification arrives (notifications may be lost while the listener

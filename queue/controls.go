@@ -34,7 +34,7 @@ const controlsTimeout = 5 * time.Second
 // stored, so clients started later obey it too. Pausing a paused queue
 // changes nothing. It returns the queue's controls as written.
 //
-// A name storage cannot hold is ErrInvalid (also storage.ErrInvalid); a
+// A name storage cannot hold is ErrInvalid (also acidic.ErrInvalid); a
 // queue no client ever worked, never controlled and without unfinished jobs
 // is acidic.ErrUnknownQueue. Either way nothing is written.
 func (c *Client) PauseQueue(ctx context.Context, queue string) (*acidic.QueueControl, error) {
@@ -74,7 +74,7 @@ func (c *Client) setPaused(ctx context.Context, queue string, paused bool) (*aci
 // written.
 //
 // workers below 1 (or above storage.MaxQueueWorkers) and a name storage
-// cannot hold are ErrInvalid (also storage.ErrInvalid); an unknown queue is
+// cannot hold are ErrInvalid (also acidic.ErrInvalid); an unknown queue is
 // acidic.ErrUnknownQueue (see PauseQueue). Either way nothing is written.
 func (c *Client) ScaleQueue(ctx context.Context, queue string, workers int) (*acidic.QueueControl, error) {
 	if err := storage.CheckName("queue", queue); err != nil {

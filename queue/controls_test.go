@@ -448,7 +448,7 @@ func TestQueueControlsRefuseBadInput(t *testing.T) {
 	}
 	for name, call := range invalid {
 		if ctl, err := call(); ctl != nil || !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, acidic.ErrInvalid) {
-			t.Errorf("%s = %+v, %v; want queue.ErrInvalid and storage.ErrInvalid", name, ctl, err)
+			t.Errorf("%s = %+v, %v; want queue.ErrInvalid and acidic.ErrInvalid", name, ctl, err)
 		}
 	}
 	if _, err := c.QueueControls(ctx, "ok", "bad\x00"); !errors.Is(err, queue.ErrInvalid) {

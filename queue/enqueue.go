@@ -48,6 +48,12 @@ type EnqueueOptions struct {
 	// Replace, with Unique, updates a still-waiting duplicate instead of
 	// leaving it as it is; see ReplaceOptions.
 	Replace *ReplaceOptions
+	// Tags label the job for finding it again (acidic.JobFilter.Tags,
+	// acidic jobs list -tag). At most storage.MaxTags, each 1 to
+	// storage.MaxTagBytes bytes of printable UTF-8, none twice; otherwise
+	// ErrInvalid, and nothing is written. Tags are not part of a unique
+	// job's key, and a duplicate keeps its own.
+	Tags []string
 }
 
 // EnqueueParams is one job for EnqueueMany.
@@ -84,6 +90,7 @@ func (p EnqueueParams) toInsert(now time.Time) (storage.JobInsert, error) {
 		MaxAttempts: o.MaxAttempts,
 		ScheduledAt: o.ScheduledAt,
 		Meta:        o.Meta,
+		Tags:        o.Tags,
 	}
 	if in.Queue == "" {
 		in.Queue = DefaultQueue
@@ -136,6 +143,9 @@ func (o EnqueueOptions) withKind(k KindOptions) EnqueueOptions {
 	}
 	if len(o.Meta) == 0 {
 		o.Meta = d.Meta
+	}
+	if o.Tags == nil {
+		o.Tags = d.Tags
 	}
 	return o
 }
@@ -207,6 +217,11 @@ func (c *Client) EnqueueManyTx(ctx context.Context, ex storage.Executor, params 
 		in, r, err := c.insertFor(p, now)
 		if err != nil {
 			return nil, err
+		}
+		if len(c.cfg.EnqueueHooks) > 0 {
+			if err := c.applyEnqueueHooks(ctx, &in); err != nil {
+				return nil, err
+			}
 		}
 		rows[i], replaces[i], expiries[i] = in, r, c.keyExpiry(p)
 		if in.UniqueKey == nil {

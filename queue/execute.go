@@ -88,7 +88,8 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		defer c.jobs.Done()
 		defer done()
 		defer cancel(nil)
-		err := c.cfg.Workers.Work(ctx, job)
+		started := time.Now()
+		err := c.workChain(ctx, job)
 		var stopped error
 		if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
 			// The client's own stop cut the attempt short (its deadline
@@ -104,12 +105,18 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		}
 		if outcome == OutcomeCompleted {
 			c.complete(cp, job)
+			if c.bus.Active() {
+				c.publishOutcome(job, outcome, "", started, nil)
+			}
 			return
 		}
 		if err != nil && outcome != OutcomeSnoozed {
 			c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
 		}
 		c.finish(job, o)
+		if c.bus.Active() {
+			c.publishOutcome(job, outcome, o.State, started, err)
+		}
 	}()
 }
 

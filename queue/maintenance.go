@@ -69,6 +69,7 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 		c.cfg.Logger.Warn("queue: rescue failed", "err", err)
 	}
 	res.Rescued = rescued
+	c.publishRescued(rescued)
 	for _, j := range rescued {
 		c.cfg.Logger.Warn("queue: rescued job of a worker that stopped heartbeating",
 			"job", j.ID, "kind", j.Kind, "worker", j.AttemptedBy, "state", j.State)

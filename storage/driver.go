@@ -173,6 +173,7 @@ type Executor interface {
 	// Periodic schedules: see PeriodicExecutor (periodic.go).
 	PeriodicExecutor
 	Uniqueness // unique periods from the first insert, unique job graphs (unique.go)
+	StepLogs   // the logs and failed attempts kept with each step (steplogs.go)
 }
 
 // Tx is an Executor inside a database transaction.

@@ -40,6 +40,8 @@ type JobInsert struct {
 	// DependencyFailure says what a failed (cancelled or discarded)
 	// dependency does to this job: "cancel" (default), "discard" or "ignore".
 	DependencyFailure string
+	// Tags are the job's tags (see CheckTags); nil or empty for none.
+	Tags []string
 }
 
 // JobFetchParams asks for up to Max eligible jobs of one queue, claimed for WorkerID.

@@ -332,3 +332,52 @@ func invalidIf(problem string) error {
 	}
 	return fmt.Errorf("%w: %s", acidic.ErrInvalid, problem)
 }
+
+// Caps of what is kept with each step of a run (StepLogs), and of tags.
+const (
+	// MaxStepLogRecords is how many log records are kept per step of a run,
+	// over all its executions; later records are dropped and counted.
+	MaxStepLogRecords = 100
+	// MaxStepLogBytes is how many bytes of log records (message and
+	// attributes, see LogRecordSize) are kept per step of a run; a record
+	// that would pass it is dropped, and every one after it.
+	MaxStepLogBytes = 64 << 10
+	// MaxLogRecordBytes bounds one log record's message, and separately its
+	// attributes' JSON; LogRecordOf cuts a message and replaces attributes
+	// beyond it.
+	MaxLogRecordBytes = 4 << 10
+	// MaxStepFailures is how many failed attempts of one step are kept; the
+	// oldest are forgotten first, and counted.
+	MaxStepFailures = 25
+	// MaxTags is how many tags a job or a run may carry.
+	MaxTags = 16
+	// MaxTagBytes bounds a tag: 1 to MaxTagBytes bytes of UTF-8 without
+	// control characters, as a name.
+	MaxTagBytes = 128
+)
+
+// CheckTags returns nil if tags are valid tags for a job or a run (at most
+// MaxTags, each 1 to MaxTagBytes bytes of printable UTF-8, no tag twice),
+// and otherwise acidic.ErrInvalid naming the problem. Filters
+// (acidic.JobFilter.Tags, acidic.RunFilter.Tags) are checked the same way.
+func CheckTags(tags []string) error { return invalidIf(tagsProblem(tags)) }
+
+func tagsProblem(tags []string) string {
+	if len(tags) > MaxTags {
+		return fmt.Sprintf("%d tags; at most %d are allowed", len(tags), MaxTags)
+	}
+	for i, tag := range tags {
+		if len(tag) > MaxTagBytes {
+			return fmt.Sprintf("tag %s is %d bytes; a tag is at most %d", short(tag), len(tag), MaxTagBytes)
+		}
+		if p := nameProblem("tag", tag); p != "" {
+			return p
+		}
+		for _, prev := range tags[:i] {
+			if prev == tag {
+				return fmt.Sprintf("tag %s given twice", short(tag))
+			}
+		}
+	}
+	return ""
+}

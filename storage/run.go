@@ -21,6 +21,8 @@ type RunInsertParams struct {
 	ParentStep     string
 	// Attrs is the run's initial persisted state; empty is JSON null.
 	Attrs json.RawMessage
+	// Tags are the run's tags (see CheckTags); nil or empty for none.
+	Tags []string
 }
 
 // RunLeaseParams asks to take a run's lock lease.

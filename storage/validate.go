@@ -36,6 +36,9 @@ func (j JobInsert) problem() string {
 	if p := nameProblem("queue", j.Queue); p != "" {
 		return p
 	}
+	if p := tagsProblem(j.Tags); p != "" {
+		return p
+	}
 	if p := jsonProblem("args", j.Args); p != "" {
 		return p
 	}
@@ -89,6 +92,9 @@ func (r RunInsertParams) Validate() error {
 
 func (r RunInsertParams) problem() string {
 	if p := keyProblem("idempotency key", r.IdempotencyKey); p != "" {
+		return p
+	}
+	if p := tagsProblem(r.Tags); p != "" {
 		return p
 	}
 	if p := nameProblem("workflow", r.Workflow); p != "" {

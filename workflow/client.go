@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -45,6 +46,12 @@ type EnqueueOptions struct {
 	// have moved on. What tells two requests apart belongs in the
 	// arguments, which an existing key compares (run.ErrMismatchedArgs).
 	State any
+	// Tags label the run for finding it again (acidic.RunFilter.Tags,
+	// acidic runs list -tag); the run's jobs do not carry them. At most
+	// storage.MaxTags, each 1 to storage.MaxTagBytes bytes of printable
+	// UTF-8, none twice; otherwise ErrInvalid, and nothing is written. A
+	// duplicate enqueue (same key) keeps the existing run's tags.
+	Tags []string
 }
 
 // EnqueueResult is what Enqueue did.
@@ -140,6 +147,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 		ParentRunID:    parent,
 		ParentStep:     parentStep,
 		Attrs:          attrs,
+		Tags:           opts.Tags,
 	}
 	priority := wopts.Priority
 	if _, set := opts.Priority.Value(); set {
@@ -157,7 +165,7 @@ func (e *Engine) enqueue(ctx context.Context, ex storage.Executor, workflow stri
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
 	}
-	job, err := e.q.JobInsert(queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts})
+	job, err := e.q.JobInsertContext(ctx, queue.EnqueueParams{Kind: workflow, Args: json.RawMessage("{}"), Opts: jobOpts})
 	if err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, workflow, err)
 	}
@@ -207,7 +215,7 @@ func (e *Engine) GetByKey(ctx context.Context, workflow, key string) (*acidic.Ru
 
 // withSteps returns rec with its step log.
 func (e *Engine) withSteps(ctx context.Context, rec *acidic.Run) (*acidic.Run, error) {
-	log, err := e.drv.RunSteps(ctx, storage.RunStepsParams{ID: rec.ID})
+	log, err := storage.StepsWithDetails(ctx, e.drv, rec.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +286,9 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("workflow: cancel %s: %w", id, err)
+	}
+	if out != nil && out.State == acidic.RunCancelled {
+		e.publishRun(events.RunCancelled, nil, out)
 	}
 	return out, nil
 }

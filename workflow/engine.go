@@ -37,6 +37,10 @@ type Config struct {
 	// days (see Retention). The engine's queue prunes them in its
 	// maintenance passes, with the jobs (Queue.Retention).
 	Retention Retention
+	// StepMiddleware wraps every step the engine executes, the first
+	// outermost; see StepMiddleware. Queue.Middleware wraps every job
+	// attempt, the run's included. None by default.
+	StepMiddleware []StepMiddleware
 }
 
 // Engine registers workflows, enqueues runs and executes them on the queue.

@@ -11,7 +11,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/base/leased"
+	"github.com/acidic-go/acidic/internal/base/steplog"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
@@ -72,6 +74,7 @@ func (w *Workflow[A, S]) execute(ctx context.Context, e *Engine, job *acidic.Job
 		return err
 	}
 	x := &execution[A, S]{e: e, w: w, job: job, lease: lease, rec: rec}
+	e.publishRun(events.RunStarted, job, rec)
 	return x.run(ctx)
 }
 
@@ -105,6 +108,9 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 		tries := 0
 		next, err := e.drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
 			if tries++; tries > 1 {
+				if bus := e.q.Events(); bus.Active() {
+					x.publishStep(events.StepRetried, idx, started, nil)
+				}
 				// A retry after a serialization failure: that failure may
 				// mean another worker took the run over. Check before running
 				// the step's code (and its outside calls) again.
@@ -118,9 +124,12 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 			}
 			var c storage.StepCommit
 			var err error
-			c, control, err = x.runStep(ctx, tx, idx, started)
+			c, control, err = x.runStep(ctx, tx, idx, started, tries)
 			return c, err
 		})
+		if err != nil && e.q.Events().Active() {
+			x.publishStep(events.StepFailed, idx, started, err)
+		}
 		var failure *stepFailure
 		switch {
 		case err == nil:
@@ -150,6 +159,9 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 			return x.recordFailure(ctx, idx, started, err)
 		}
 		x.rec = next
+		if e.q.Events().Active() {
+			x.publishAfterStep(idx, started)
+		}
 		switch {
 		case x.rec.State.Final():
 			if x.rec.SettledAt == nil && owes(w, x.rec) {
@@ -194,7 +206,7 @@ func (e *Engine) lease(ctx context.Context, job *acidic.Job) (*acidic.Run, run.L
 // runStep runs one step's code inside tx and returns the write that commits
 // its progress, and the control the step returned, if any. A panic in the
 // step's code is the step's failure.
-func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, started time.Time) (storage.StepCommit, *steps.Control, error) {
+func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, started time.Time, try int) (storage.StepCommit, *steps.Control, error) {
 	w, e, rec := x.w, x.e, x.rec
 	step := w.steps[idx]
 	// Decode the state afresh for every try of the transaction, so a
@@ -204,7 +216,8 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("%w: %w", ErrStateDecode, err)}
 	}
-	var awaited []*acidic.Job // the queue jobs the step awaits
+	var awaited []*acidic.Job                // the queue jobs the step awaits
+	logs := steplog.NewBuffer(x.job.Attempt) // this try's records
 	sc := steps.NewContext(steps.Env{
 		Tx:       tx,
 		RunID:    rec.ID,
@@ -212,7 +225,7 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 		Step:     step.Name(),
 		Attempt:  x.job.Attempt,
 		Cursor:   rec.Cursor,
-		Logger:   e.cfg.Logger,
+		Logger:   e.stepLogger(logs),
 		Enqueue: func(ctx context.Context, kind string, args any, opts queue.EnqueueOptions) (*acidic.Job, error) {
 			return e.q.EnqueueTx(ctx, tx, kind, args, opts)
 		},
@@ -225,7 +238,10 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 			return jobs, err
 		},
 	}, x.args, &state)
-	stepErr := callStep(ctx, step, sc)
+	stepErr := callStep(ctx, step, sc, e.cfg.StepMiddleware, func() StepInfo {
+		return StepInfo{Tx: tx, Job: x.job, RunID: rec.ID, Workflow: w.name, IdempotencyKey: rec.IdempotencyKey,
+			Step: step.Name(), Position: idx, Attempt: x.job.Attempt, Try: try}
+	})
 	control, isControl := steps.AsControl(stepErr)
 	if stepErr != nil && (!isControl || control.Kind() == steps.KindCancel) {
 		return storage.StepCommit{}, nil, &stepFailure{stepErr}
@@ -242,6 +258,9 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 	attrs, err := json.Marshal(sc.State)
 	if err != nil {
 		return storage.StepCommit{}, nil, &stepFailure{fmt.Errorf("workflow: step %q: encode state: %w", step.Name(), err)}
+	}
+	if err := keepStepLogs(ctx, tx, rec, idx, logs); err != nil {
+		return storage.StepCommit{}, nil, err
 	}
 	upd := x.stepUpdate(idx, control, sc.Awaiting(), sc.NextCursor(), sc.Result(), attrs, started)
 	c := storage.StepCommit{Update: upd}
@@ -314,14 +333,18 @@ func (x *execution[A, S]) stepUpdate(idx int, control *steps.Control, awaiting i
 	return upd
 }
 
-// callStep runs a step's code, turning a panic into the step's error (with
-// its stack), so that it is recorded like any failure of the step.
-func callStep[A, S any](ctx context.Context, step steps.Step[A, S], sc *steps.Context[A, S]) (err error) {
+// callStep runs a step's code through the step middlewares mw, turning a
+// panic (of the code or of a middleware) into the step's error (with its
+// stack), so that it is recorded like any failure of the step.
+func callStep[A, S any](ctx context.Context, step steps.Step[A, S], sc *steps.Context[A, S], mw []StepMiddleware, info func() StepInfo) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: step %q: %v\n%s", ErrPanic, step.Name(), p, debug.Stack())
 		}
 	}()
+	if len(mw) > 0 {
+		return chainStep(ctx, mw, info(), func(ctx context.Context) error { return step.Run(ctx, sc) })
+	}
 	return step.Run(ctx, sc)
 }
 
@@ -368,7 +391,7 @@ func (x *execution[A, S]) recordFailure(ctx context.Context, idx int, started ti
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	rel := storage.RunReleaseParams{ID: rec.ID, Token: x.lease.Token, State: acidic.RunPending, Error: stepErr.Error(), Step: step}
-	if _, err := e.drv.RunRelease(wctx, rel); err != nil {
+	if err := e.releaseFailed(wctx, rel, started); err != nil {
 		e.cfg.Logger.Warn("workflow: could not record step failure", "run", rec.ID, "err", err)
 	}
 	e.cfg.Logger.Info("workflow: step failed", "run", rec.ID, "workflow", rec.Workflow, "step", rec.RecoveryPoint,

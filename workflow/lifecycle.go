@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -83,6 +84,7 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*acidic.Jo
 			}
 		}
 		if ended {
+			e.publishRun(events.RunFinished, j, r)
 			e.cfg.Logger.Info("workflow: run ended with its job", "run", r.ID, "workflow", r.Workflow, "state", r.State,
 				"step", r.RecoveryPoint, "job", j.ID, "err", r.Error)
 		}
@@ -120,13 +122,18 @@ func (e *Engine) resumes(job *acidic.Job, r *acidic.Run) bool {
 func (e *Engine) endRun(ctx context.Context, d Definition, rec *acidic.Run, lease run.Lease, state acidic.RunState, reason string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	var ended *acidic.Run
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
 		next, err := tx.RunRelease(ctx, storage.RunReleaseParams{ID: rec.ID, Token: lease.Token, State: state, Error: reason})
 		if err != nil {
 			return err
 		}
+		ended = next
 		return e.settle(ctx, tx, d, next)
 	})
+	if err == nil {
+		e.publishRun(events.RunFinished, nil, ended)
+	}
 	if err != nil {
 		e.cfg.Logger.Warn("workflow: could not end the run; its job's end will", "run", rec.ID, "state", state, "err", err)
 	}
@@ -223,7 +230,7 @@ func (e *Engine) enqueueRunJob(ctx context.Context, ex storage.Executor, r *acid
 // enqueueForRun enqueues a job that belongs to the run id (its RunID set):
 // the job that executes the run, or its finish callback.
 func (e *Engine) enqueueForRun(ctx context.Context, ex storage.Executor, id uuid.UUID, p queue.EnqueueParams) error {
-	job, err := e.q.JobInsert(p)
+	job, err := e.q.JobInsertContext(ctx, p)
 	if err != nil {
 		return err
 	}

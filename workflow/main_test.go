@@ -47,6 +47,7 @@ func crashyWorkflow(drv *postgres.Driver, hangAt string) *workflow.Workflow[cras
 			if err := recordEffect(ctx, drv, sc.Tx(), sc.RunID(), name, 0); err != nil {
 				return err
 			}
+			sc.Logger().Info("effect recorded", "pid", os.Getpid())
 			sc.State.Done = append(sc.State.Done, name)
 			if name == hangAt {
 				if _, err := drv.Pool().Exec(context.WithoutCancel(ctx), "INSERT INTO "+table(drv, "markers")+" (run_id, step, pid) VALUES ($1, $2, $3)",

@@ -151,7 +151,7 @@ func (e *Engine) PruneRuns(ctx context.Context) (int, error) {
 //
 // A run that cannot be deleted yet is ErrNotFinished, saying why (see
 // ErrNotFinished), and nothing is deleted; an unknown id matches
-// storage.ErrNotFound.
+// acidic.ErrNotFound.
 //
 // A run's OnFinish callback may delete its own run: called with the
 // callback's ctx, DeleteRun lets the callback's own job be unfinished (it is

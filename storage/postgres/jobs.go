@@ -41,6 +41,7 @@ func (e *executor) JobInsertMany(ctx context.Context, p storage.JobInsertManyPar
 		uniqueStates = make([]pgtype.Int2, n)
 		dependsOn    = make([]string, n)
 		depFailure   = make([]string, n)
+		tags         = make([]*string, n)
 	)
 	for i, j := range jobs {
 		queues[i] = j.Queue
@@ -56,10 +57,11 @@ func (e *executor) JobInsertMany(ctx context.Context, p storage.JobInsertManyPar
 		uniqueStates[i] = pgtype.Int2{Int16: stateMask(j.UniqueStates), Valid: j.UniqueKey != nil}
 		dependsOn[i] = int64ArrayLiteral(j.DependsOn)
 		depFailure[i] = j.DependencyFailure
+		tags[i] = tagsJSON(j.Tags)
 	}
 	out, err := collectJobs(e.db.Query(ctx, e.q.get("JobInsertMany"),
 		queues, kinds, args, runIDs, states, priorities, maxAttempts, scheduledAt, metas,
-		uniqueKeys, uniqueStates, e.channelPrefix+storage.TopicInsert, dependsOn, depFailure))
+		uniqueKeys, uniqueStates, e.channelPrefix+storage.TopicInsert, dependsOn, depFailure, tags))
 	if err != nil {
 		return nil, fmt.Errorf("insert jobs: %w", err)
 	}
@@ -78,7 +80,7 @@ func (e *executor) JobInsertUnique(ctx context.Context, p storage.JobInsertUniqu
 	}
 	args := []any{j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
 		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, stateMask(j.UniqueStates),
-		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix + storage.TopicInsert}
+		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix + storage.TopicInsert, tagsParam(j.Tags)}
 	// No row means the statement lost a race with a concurrent insert or
 	// change of the job it could not see from its snapshot; a fresh
 	// statement sees it.
@@ -322,6 +324,9 @@ func (e *executor) JobGet(ctx context.Context, p storage.JobGetParams) (*acidic.
 }
 
 func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.Job, error) {
+	if err := storage.CheckTags(f.Tags); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
 	var states []string
 	for _, s := range f.States {
 		states = append(states, string(s))
@@ -334,7 +339,7 @@ func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.J
 	if limit <= 0 {
 		limit = 1000
 	}
-	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobList"), states, f.Queue, f.Kind, nullUUID(f.RunID), ids, f.AfterID, limit))
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobList"), states, f.Queue, f.Kind, nullUUID(f.RunID), ids, f.AfterID, limit, tagsParam(f.Tags)))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

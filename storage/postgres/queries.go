@@ -18,7 +18,7 @@ var sqlFiles embed.FS
 const (
 	jobColumns = "id, queue, kind, args, run_id, state, priority, attempt, max_attempts, " +
 		"scheduled_at, attempted_at, coalesce(attempted_by, ''), finalized_at, errors, meta, " +
-		"unique_key, coalesce(unique_states, 0), created_at, depends_on, dependency_failure"
+		"unique_key, coalesce(unique_states, 0), created_at, depends_on, dependency_failure, tags"
 	outboxColumns = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"
 )
 
@@ -27,7 +27,7 @@ const (
 func runColumnList(prefix string) string {
 	cols := []string{"id", "idempotency_key", "workflow", "args", "state", "queue", "recovery_point", "definition_hash",
 		"attrs", "cursor", "coalesce(%slocked_by, '')", "locked_at", "last_run_at", "parent_run_id",
-		"coalesce(%sparent_step, '')", "awaiting", "coalesce(%serror, '')", "result", "created_at", "updated_at", "finished_at", "settled_at"}
+		"coalesce(%sparent_step, '')", "awaiting", "coalesce(%serror, '')", "result", "created_at", "updated_at", "finished_at", "settled_at", "tags"}
 	for i, c := range cols {
 		if strings.Contains(c, "%s") {
 			cols[i] = strings.ReplaceAll(c, "%s", prefix)

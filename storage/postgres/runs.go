@@ -28,7 +28,7 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 		attrs = string(r.Attrs)
 	}
 	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
-		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep, attrs))
+		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep, attrs, tagsParam(r.Tags)))
 	if err == nil {
 		return run, true, nil
 	}
@@ -67,6 +67,9 @@ func (e *executor) RunGetByKey(ctx context.Context, p storage.RunGetByKeyParams)
 }
 
 func (e *executor) RunList(ctx context.Context, f acidic.RunFilter) ([]*acidic.Run, error) {
+	if err := storage.CheckTags(f.Tags); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
 	var states []string
 	for _, s := range f.States {
 		states = append(states, string(s))
@@ -75,7 +78,7 @@ func (e *executor) RunList(ctx context.Context, f acidic.RunFilter) ([]*acidic.R
 	if limit <= 0 {
 		limit = 1000
 	}
-	runs, err := collectRuns(e.db.Query(ctx, e.q.get("RunList"), states, f.Workflow, nullUUID(f.ParentRunID), f.AfterCreatedAt, limit, f.AfterID, f.ParentStep))
+	runs, err := collectRuns(e.db.Query(ctx, e.q.get("RunList"), states, f.Workflow, nullUUID(f.ParentRunID), f.AfterCreatedAt, limit, f.AfterID, f.ParentStep, tagsParam(f.Tags)))
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}

@@ -51,7 +51,7 @@ func scanJobWith(row pgx.Row, extra ...any) (*acidic.Job, error) {
 	)
 	dest := append([]any{&j.ID, &j.Queue, &j.Kind, &j.Args, &runID, &state, &priority, &j.Attempt, &j.MaxAttempts,
 		&j.ScheduledAt, &attemptedAt, &j.AttemptedBy, &finalizedAt, &errorsJSON, &j.Meta,
-		&j.UniqueKey, &uniqueStates, &j.CreatedAt, &j.DependsOn, &j.DependencyFailure}, extra...)
+		&j.UniqueKey, &uniqueStates, &j.CreatedAt, &j.DependsOn, &j.DependencyFailure, &j.Tags}, extra...)
 	err := row.Scan(dest...)
 	if err != nil {
 		return nil, wrapErr(err)
@@ -111,12 +111,13 @@ type runRow struct {
 	awaiting                                              pgtype.Int4
 	lockedAt, lastRunAt, createdAt, updatedAt, finishedAt pgtype.Timestamptz
 	settledAt                                             pgtype.Timestamptz
+	tags                                                  []string
 }
 
 func (r *runRow) dest() []any {
 	return []any{&r.id, &r.key, &r.workflow, &r.args, &r.state, &r.queue, &r.recoveryPoint,
 		&r.hash, &r.attrs, &r.cursor, &r.lockedBy, &r.lockedAt, &r.lastRunAt, &r.parent,
-		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finishedAt, &r.settledAt}
+		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finishedAt, &r.settledAt, &r.tags}
 }
 
 // run returns the run scanned, or nil when the row had none.
@@ -146,6 +147,7 @@ func (r *runRow) run() *acidic.Run {
 		UpdatedAt:      r.updatedAt.Time,
 		FinishedAt:     timePtr(r.finishedAt),
 		SettledAt:      timePtr(r.settledAt),
+		Tags:           r.tags,
 	}
 	if r.parent.Valid {
 		out.ParentRunID = r.parent.Bytes

@@ -43,6 +43,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Limits", limitTests},
 		{"Unique", uniqueTests}, // unique.go
 		{"Awaits", awaitTests},
+		{"StepLogs", stepLogTests}, // steplogs.go: step logs, failures, tags
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -123,8 +123,8 @@ func TestNamesAreData(t *testing.T) {
 		t.Fatalf("the canary table: %d rows, %v", canaryRows, err)
 	}
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&tables); err != nil || tables != 14 {
-		t.Errorf("schema %q holds %d tables (%v), want jobs, runs, run_steps, outbox, notify_key, leader, nodes, periodic_schedules, queue_controls, queue_slots, queue_limits, job_graphs, awaited_jobs, schema_migrations", schema, tables, err)
+		WHERE n.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&tables); err != nil || tables != 16 {
+		t.Errorf("schema %q holds %d tables (%v), want jobs, runs, run_steps, run_step_logs, run_step_failures, outbox, notify_key, leader, nodes, periodic_schedules, queue_controls, queue_slots, queue_limits, job_graphs, awaited_jobs, schema_migrations", schema, tables, err)
 	}
 	if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1 || '%'", schema[:5]).Scan(&schemas); err != nil || schemas != 1 {
 		t.Errorf("%d schemas start like %q (%v), want only it", schemas, schema, err)

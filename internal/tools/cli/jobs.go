@@ -85,8 +85,12 @@ func setupJobsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error
 	var f acidic.JobFilter
 	parseStates := jobFilterFlags(fs, &f)
 	fs.IntVar(&f.Limit, "limit", 100, "list at most `N` jobs")
+	tagFlag(fs, &f.Tags, "jobs")
 	return func(args []string) (func() error, error) {
 		if err := wantArgs("jobs list", args); err != nil {
+			return nil, err
+		}
+		if err := checkTagFlags("jobs list", f.Tags); err != nil {
 			return nil, err
 		}
 		if err := parseStates(); err != nil {
@@ -249,6 +253,9 @@ func printJob(t *textOut, j *acidic.Job) {
 	t.field("queue", j.Queue)
 	t.field("kind", j.Kind)
 	t.field("state", string(j.State))
+	if len(j.Tags) > 0 {
+		t.field("tags", strings.Join(j.Tags, ", "))
+	}
 	t.field("priority", strconv.Itoa(j.Priority))
 	t.field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
 	if j.RunID != uuid.Nil {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,8 +38,12 @@ func setupRunsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error
 	var f acidic.RunFilter
 	parseStates := runFilterFlags(fs, &f)
 	fs.IntVar(&f.Limit, "limit", 100, "list at most `N` runs")
+	tagFlag(fs, &f.Tags, "runs")
 	return func(args []string) (func() error, error) {
 		if err := wantArgs("runs list", args); err != nil {
+			return nil, err
+		}
+		if err := checkTagFlags("runs list", f.Tags); err != nil {
 			return nil, err
 		}
 		if err := parseStates(); err != nil {
@@ -211,6 +216,9 @@ func printRun(t *textOut, r *acidic.Run) {
 	t.field("state", string(r.State))
 	t.field("queue", r.Queue)
 	t.field("key", r.IdempotencyKey)
+	if len(r.Tags) > 0 {
+		t.field("tags", strings.Join(r.Tags, ", "))
+	}
 	t.field("recovery point", orDash(r.RecoveryPoint))
 	if r.ParentRunID != uuid.Nil {
 		t.field("parent", fmt.Sprintf("%s (step %s)", r.ParentRunID, r.ParentStep))
@@ -256,7 +264,7 @@ func printRun(t *textOut, r *acidic.Run) {
 	}
 	tb.flush()
 	for _, s := range r.Steps {
-		if s.Error == "" && (len(s.Result) == 0 || string(s.Result) == "null") {
+		if s.Error == "" && (len(s.Result) == 0 || string(s.Result) == "null") && len(s.Logs) == 0 && len(s.Failures) == 0 {
 			continue
 		}
 		t.blank()
@@ -267,5 +275,6 @@ func printRun(t *textOut, r *acidic.Run) {
 		if len(s.Result) > 0 && string(s.Result) != "null" {
 			t.jsonField("  result", s.Result)
 		}
+		printStepDetails(t, s)
 	}
 }

@@ -39,6 +39,7 @@ var views = []any{
 	cli.NodesJSON{}, cli.LeaderJSON{}, cli.NodeJSON{}, cli.NodeQueueJSON{},
 	cli.QueueControlJSON{},
 	cli.CancelRunsJSON{}, cli.CancelJobsJSON{},
+	cli.LogRecordJSON{}, cli.StepFailureJSON{},
 }
 
 // TestJSONShapeIsDocumented: every key of -json output is snake_case and

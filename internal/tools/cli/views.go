@@ -39,6 +39,7 @@ type RunJSON struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	FinishedAt     *time.Time      `json:"finished_at"`
+	Tags           []string        `json:"tags"`
 }
 
 // RunDetailJSON is a run with its step log: runs get, retry ID, cancel ID.
@@ -59,6 +60,31 @@ type StepJSON struct {
 	Error      *string         `json:"error"`
 	StartedAt  *time.Time      `json:"started_at"`
 	FinishedAt *time.Time      `json:"finished_at"`
+	// Logs are the records the step wrote through its logger (capped per
+	// step; a drop marker last when some were dropped).
+	Logs        []LogRecordJSON `json:"logs"`
+	LogsDropped int             `json:"logs_dropped"`
+	// Failures are the step's failed attempts, oldest first (the latest
+	// ones, capped per step).
+	Failures        []StepFailureJSON `json:"failures"`
+	FailuresDropped int               `json:"failures_dropped"`
+}
+
+// LogRecordJSON is one log record kept with a step.
+type LogRecordJSON struct {
+	Time    time.Time       `json:"time"`
+	Level   string          `json:"level"`
+	Message string          `json:"message"`
+	Attrs   json.RawMessage `json:"attrs"`
+	Attempt int             `json:"attempt"`
+}
+
+// StepFailureJSON is one failed attempt of a step.
+type StepFailureJSON struct {
+	Attempt   int       `json:"attempt"`
+	Error     string    `json:"error"`
+	StartedAt time.Time `json:"started_at"`
+	FailedAt  time.Time `json:"failed_at"`
 }
 
 // JobJSON is a job in -json output.
@@ -82,6 +108,7 @@ type JobJSON struct {
 	DependsOn         []int64            `json:"depends_on"`
 	DependencyFailure *string            `json:"dependency_failure"`
 	UniqueKey         *string            `json:"unique_key"`
+	Tags              []string           `json:"tags"`
 }
 
 // AttemptErrorJSON is one failed attempt of a job.
@@ -225,6 +252,7 @@ func runJSON(r *acidic.Run) RunJSON {
 		CreatedAt:      r.CreatedAt,
 		UpdatedAt:      r.UpdatedAt,
 		FinishedAt:     nullTime(r.FinishedAt),
+		Tags:           tagList(r.Tags),
 	}
 }
 
@@ -249,6 +277,11 @@ func runDetailJSON(r *acidic.Run) RunDetailJSON {
 			Error:      nullString(s.Error),
 			StartedAt:  nullTime(&s.StartedAt),
 			FinishedAt: nullTime(&s.FinishedAt),
+
+			Logs:            logsJSON(s.Logs),
+			LogsDropped:     s.LogsDropped,
+			Failures:        failuresJSON(s.Failures),
+			FailuresDropped: s.FailuresDropped,
 		})
 	}
 	return RunDetailJSON{RunJSON: runJSON(r), Steps: steps}
@@ -288,6 +321,7 @@ func jobJSON(j *acidic.Job) JobJSON {
 		DependsOn:         deps,
 		DependencyFailure: nullString(j.DependencyFailure),
 		UniqueKey:         key,
+		Tags:              tagList(j.Tags),
 	}
 }
 
@@ -333,4 +367,20 @@ func queueControlJSON(c *acidic.QueueControl) QueueControlJSON {
 	}
 	return QueueControlJSON{Queue: c.Queue, Paused: c.Paused, PausedAt: nullTime(c.PausedAt), MaxWorkers: workers,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
+
+func logsJSON(logs []acidic.LogRecord) []LogRecordJSON {
+	out := make([]LogRecordJSON, 0, len(logs))
+	for _, l := range logs {
+		out = append(out, LogRecordJSON{Time: l.Time, Level: l.Level, Message: l.Message, Attrs: nullRaw(l.Attrs), Attempt: l.Attempt})
+	}
+	return out
+}
+
+func failuresJSON(fs []acidic.StepFailure) []StepFailureJSON {
+	out := make([]StepFailureJSON, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, StepFailureJSON{Attempt: f.Attempt, Error: f.Error, StartedAt: f.StartedAt, FailedAt: f.FailedAt})
+	}
+	return out
 }

@@ -11,21 +11,23 @@ WITH input AS (
   SELECT * FROM unnest(
     $1::text[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::smallint[],
     $7::integer[], $8::timestamptz[], $9::jsonb[], $10::bytea[], $11::smallint[],
-    $13::text[], $14::text[]
+    $13::text[], $14::text[], $15::jsonb[]
   ) WITH ORDINALITY AS t(queue, kind, args, run_id, state, priority, max_attempts,
                          scheduled_at, meta, unique_key, unique_states, depends_on,
-                         dependency_failure, ord)
+                         dependency_failure, tags, ord)
 ),
 inserted AS (
   INSERT INTO {schema}.jobs (queue, kind, args, run_id, state, priority, max_attempts,
                              scheduled_at, meta, unique_key, unique_states, depends_on,
-                             dependency_failure)
+                             dependency_failure, tags)
   SELECT queue, kind, args, run_id,
          CASE WHEN state = 'pending' THEN 'pending'
               WHEN coalesce(scheduled_at, now()) > now() THEN 'scheduled'
               ELSE 'available' END,
          priority, max_attempts, coalesce(scheduled_at, now()), meta, unique_key, unique_states,
-         nullif(depends_on, '')::bigint[], coalesce(nullif(dependency_failure, ''), 'cancel')
+         nullif(depends_on, '')::bigint[], coalesce(nullif(dependency_failure, ''), 'cancel'),
+         -- Tags come as JSON arrays (arrays of arrays must be rectangular).
+         CASE WHEN tags IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(tags)) END
   FROM input ORDER BY ord
   RETURNING {job_columns}
 ),
@@ -242,6 +244,7 @@ WHERE ($1::text[] IS NULL OR state = ANY($1))
   AND ($3::text = '' OR kind = $3)
   AND ($4::uuid IS NULL OR run_id = $4)
   AND ($5::bigint[] IS NULL OR id = ANY($5))
+  AND ($8::text[] IS NULL OR tags @> $8)
   AND id > $6
 ORDER BY id
 LIMIT $7;
@@ -304,10 +307,10 @@ existing AS (
 ),
 inserted AS (
   INSERT INTO {schema}.jobs (queue, kind, args, run_id, state, priority, max_attempts,
-                             scheduled_at, meta, unique_key, unique_states)
+                             scheduled_at, meta, unique_key, unique_states, tags)
   SELECT $1, $2, $3::jsonb, $4::uuid,
          CASE WHEN new_scheduled_at > now() THEN 'scheduled' ELSE 'available' END,
-         $5::smallint, $6::integer, new_scheduled_at, $7::jsonb, $9::bytea, $10::smallint
+         $5::smallint, $6::integer, new_scheduled_at, $7::jsonb, $9::bytea, $10::smallint, $16::text[]
   FROM new
   WHERE NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND (unique_states & {schema}.job_state_bit(state)) <> 0

@@ -9,8 +9,8 @@
 -- does nothing, where ON CONFLICT on the key alone would fail on the primary
 -- key).
 INSERT INTO {schema}.runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                           definition_hash, parent_run_id, parent_step, attrs)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::jsonb, 'null'::jsonb))
+                           definition_hash, parent_run_id, parent_step, attrs, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::jsonb, 'null'::jsonb), $11)
 ON CONFLICT DO NOTHING
 RETURNING {run_columns};
 
@@ -27,6 +27,7 @@ WHERE ($1::text[] IS NULL OR state = ANY($1))
   AND ($2::text = '' OR workflow = $2)
   AND ($3::uuid IS NULL OR parent_run_id = $3)
   AND ($7::text = '' OR parent_step = $7)
+  AND ($8::text[] IS NULL OR tags @> $8)
   AND (created_at, id) > ($4, $6)
 ORDER BY created_at, id
 LIMIT $5;

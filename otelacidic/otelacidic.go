@@ -1,0 +1,211 @@
+package otelacidic
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// ScopeName is the instrumentation scope of the tracer and the meter.
+const ScopeName = "github.com/acidic-go/acidic/otelacidic"
+
+// MetaKey is the key of the job Meta object that carries the trace
+// context (W3C traceparent and tracestate, as the propagator writes them).
+const MetaKey = "otel"
+
+// Config configures the instrumentation. The zero value uses the global
+// providers and the W3C trace context propagator.
+type Config struct {
+	// TracerProvider makes the spans. Default otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes the instruments. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Propagator writes the trace context into a job's Meta and reads it
+	// back. Default propagation.TraceContext{}.
+	Propagator propagation.TextMapPropagator
+	// DisableTraces and DisableMetrics turn one half off.
+	DisableTraces, DisableMetrics bool
+}
+
+// Instrumentation holds the tracer and the instruments.
+type Instrumentation struct {
+	cfg    Config
+	tracer trace.Tracer
+	m      *instruments
+}
+
+// New returns the instrumentation; wire it with Configure (before the
+// engine or client is made) and Observe (after).
+func New(cfg Config) (*Instrumentation, error) {
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = otel.GetMeterProvider()
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.TraceContext{}
+	}
+	in := &Instrumentation{cfg: cfg, tracer: cfg.TracerProvider.Tracer(ScopeName)}
+	if !cfg.DisableMetrics {
+		m, err := newInstruments(cfg.MeterProvider.Meter(ScopeName))
+		if err != nil {
+			return nil, fmt.Errorf("otelacidic: %w", err)
+		}
+		in.m = m
+	}
+	return in, nil
+}
+
+// Configure adds the instrumentation's middlewares and enqueue hook to an
+// engine's configuration: call it before workflow.NewEngine.
+func (in *Instrumentation) Configure(cfg *workflow.Config) {
+	in.ConfigureQueue(&cfg.Queue)
+	if !in.cfg.DisableTraces {
+		cfg.StepMiddleware = append(cfg.StepMiddleware, in.StepMiddleware)
+	}
+}
+
+// ConfigureQueue adds the job middleware and the enqueue hook to a queue
+// client's configuration: call it before queue.New.
+func (in *Instrumentation) ConfigureQueue(cfg *queue.Config) {
+	if in.cfg.DisableTraces {
+		return
+	}
+	cfg.Middleware = append(cfg.Middleware, in.JobMiddleware)
+	cfg.EnqueueHooks = append(cfg.EnqueueHooks, in.EnqueueHook)
+}
+
+// EnqueueHook writes the trace context of ctx into the job's Meta, under
+// MetaKey, when ctx carries a span. Meta that is not a JSON object is left
+// alone.
+func (in *Instrumentation) EnqueueHook(ctx context.Context, kind string, meta json.RawMessage) (json.RawMessage, error) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil, nil
+	}
+	carrier := propagation.MapCarrier{}
+	in.cfg.Propagator.Inject(ctx, carrier)
+	if len(carrier) == 0 {
+		return nil, nil
+	}
+	m := map[string]json.RawMessage{}
+	if len(meta) > 0 && string(meta) != "null" {
+		if err := json.Unmarshal(meta, &m); err != nil {
+			return nil, nil // not an object: leave the user's Meta as it is
+		}
+	}
+	b, err := json.Marshal(carrier)
+	if err != nil {
+		return nil, err
+	}
+	m[MetaKey] = b
+	return json.Marshal(m)
+}
+
+// extract returns ctx with the trace context carried in job's Meta.
+func (in *Instrumentation) extract(ctx context.Context, job *acidic.Job) context.Context {
+	if len(job.Meta) < len(`{"otel":{}}`) {
+		return ctx
+	}
+	var m struct {
+		Otel propagation.MapCarrier `json:"otel"`
+	}
+	if json.Unmarshal(job.Meta, &m) != nil || len(m.Otel) == 0 {
+		return ctx
+	}
+	return in.cfg.Propagator.Extract(ctx, m.Otel)
+}
+
+// Attribute keys of the spans and metrics.
+const (
+	AttrJobID    = attribute.Key("acidic.job.id")
+	AttrJobKind  = attribute.Key("acidic.job.kind")
+	AttrQueue    = attribute.Key("acidic.queue")
+	AttrAttempt  = attribute.Key("acidic.attempt")
+	AttrRunID    = attribute.Key("acidic.run.id")
+	AttrWorkflow = attribute.Key("acidic.workflow")
+	AttrStep     = attribute.Key("acidic.step")
+	AttrKeyHash  = attribute.Key("acidic.idempotency_key.sha256")
+	AttrOutcome  = attribute.Key("acidic.outcome")
+	AttrState    = attribute.Key("acidic.state")
+)
+
+// JobMiddleware makes a span for every job attempt ("acidic.job KIND",
+// "acidic.run WORKFLOW" for a job that executes a run), the child of the
+// span that enqueued the job when its Meta carries one.
+func (in *Instrumentation) JobMiddleware(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
+	ctx = in.extract(ctx, job)
+	name := "acidic.job " + job.Kind
+	attrs := []attribute.KeyValue{AttrJobID.Int64(job.ID), AttrJobKind.String(job.Kind), AttrQueue.String(job.Queue), AttrAttempt.Int(job.Attempt)}
+	if job.RunID != [16]byte{} {
+		name = "acidic.run " + job.Kind
+		attrs = append(attrs, AttrRunID.String(job.RunID.String()), AttrWorkflow.String(job.Kind))
+	}
+	ctx, span := in.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	defer span.End()
+	err := next(ctx)
+	endSpan(span, err)
+	return err
+}
+
+// StepMiddleware makes a span for every step ("acidic.step STEP"), the
+// child of its job attempt's.
+func (in *Instrumentation) StepMiddleware(ctx context.Context, s workflow.StepInfo, next func(context.Context) error) error {
+	ctx, span := in.tracer.Start(ctx, "acidic.step "+s.Step, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
+		AttrRunID.String(s.RunID.String()), AttrWorkflow.String(s.Workflow), AttrStep.String(s.Step),
+		AttrAttempt.Int(s.Attempt), AttrQueue.String(s.Job.Queue), AttrKeyHash.String(KeyHash(s.IdempotencyKey))))
+	defer span.End()
+	err := next(ctx)
+	endSpan(span, err)
+	return err
+}
+
+// endSpan records err on span; control results (a snooze, a halt, a
+// repeat) are not failures.
+func endSpan(span trace.Span, err error) {
+	if err == nil {
+		return
+	}
+	if c, ok := steps.AsControl(err); ok && c.Kind() != steps.KindCancel {
+		span.SetAttributes(AttrOutcome.String(c.Error()))
+		return
+	}
+	if _, ok := queue.IsSnooze(err); ok {
+		span.SetAttributes(AttrOutcome.String("snoozed"))
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, firstLine(err))
+}
+
+// KeyHash is the hex SHA-256 of an idempotency key, truncated to 16 bytes:
+// what spans carry instead of the key, which may hold what the caller put
+// in it.
+func KeyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	for i := range len(s) {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
