@@ -62,7 +62,7 @@ func insertJob(q wq, j storage.JobInsert, now int64) (*acidic.Job, error) {
 	}
 	job, err := scanJob(q.queryRow("JobInsert", j.Queue, j.Kind, string(j.Args), blobID(j.RunID),
 		string(newState(j, scheduledAt, now)), j.Priority, j.MaxAttempts, scheduledAt, metaParam(j.Meta),
-		key, uniqueStates, deps, depFailure, now))
+		key, uniqueStates, deps, depFailure, now, tagsParam(j.Tags)))
 	if err != nil {
 		return nil, err
 	}
@@ -586,6 +586,9 @@ func (e *executor) JobGet(ctx context.Context, p storage.JobGetParams) (*acidic.
 }
 
 func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.Job, error) {
+	if err := storage.CheckTags(f.Tags); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
@@ -602,7 +605,7 @@ func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.J
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	jobs, err := collectJobs(r.query(ctx, name, stringList(f.States), f.Queue, f.Kind, blobID(f.RunID), ids, f.AfterID, limit))
+	jobs, err := collectJobs(r.query(ctx, name, stringList(f.States), f.Queue, f.Kind, blobID(f.RunID), ids, f.AfterID, limit, tagsParam(f.Tags)))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

@@ -16,10 +16,10 @@ var sqlFiles embed.FS
 const (
 	jobColumns = "id, queue, kind, args, run_id, state, priority, attempt, max_attempts, " +
 		"scheduled_at, attempted_at, coalesce(attempted_by, ''), finalized_at, errors, meta, " +
-		"unique_key, coalesce(unique_states, 0), created_at, depends_on, dependency_failure"
+		"unique_key, coalesce(unique_states, 0), created_at, depends_on, dependency_failure, tags"
 	runColumns = "id, idempotency_key, workflow, args, state, queue, recovery_point, definition_hash, " +
 		"attrs, cursor, coalesce(locked_by, ''), locked_at, last_run_at, parent_run_id, " +
-		"coalesce(parent_step, ''), awaiting, coalesce(error, ''), result, created_at, updated_at, finished_at, settled_at"
+		"coalesce(parent_step, ''), awaiting, coalesce(error, ''), result, created_at, updated_at, finished_at, settled_at, tags"
 	periodicColumns = "name, kind, spec, tz, policy, last_run_at, next_run_at, updated_at"
 	nodeColumns     = "id, hostname, pid, version, queues, started_at, heartbeat_at, expires_at"
 	outboxColumns   = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"

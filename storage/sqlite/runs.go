@@ -41,7 +41,7 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 			return err
 		}
 		run, err = scanRun(q.queryRow("RunInsert", blobID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
-			r.Queue, r.RecoveryPoint, r.DefinitionHash, blobID(r.ParentRunID), parentStep, q.now(), jsonParam(r.Attrs)))
+			r.Queue, r.RecoveryPoint, r.DefinitionHash, blobID(r.ParentRunID), parentStep, q.now(), jsonParam(r.Attrs), tagsParam(r.Tags)))
 		created = err == nil
 		return err
 	})
@@ -76,6 +76,9 @@ func (e *executor) RunGetByKey(ctx context.Context, p storage.RunGetByKeyParams)
 }
 
 func (e *executor) RunList(ctx context.Context, f acidic.RunFilter) ([]*acidic.Run, error) {
+	if err := storage.CheckTags(f.Tags); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
@@ -93,7 +96,7 @@ func (e *executor) RunList(ctx context.Context, f acidic.RunFilter) ([]*acidic.R
 	}
 	after := f.AfterID
 	runs, err := collectRuns(r.query(ctx, name, stringList(f.States), f.Workflow, blobID(f.ParentRunID),
-		f.AfterCreatedAt.UnixMicro(), limit, after[:], f.ParentStep))
+		f.AfterCreatedAt.UnixMicro(), limit, after[:], f.ParentStep, tagsParam(f.Tags)))
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}

@@ -120,11 +120,11 @@ func scanJobWith(r row, extra ...any) (*acidic.Job, error) {
 		attemptedAt, finalizedAt sql.NullInt64
 		errorsJSON, args, meta   []byte
 		uniqueStates             int64
-		deps                     sql.NullString
+		deps, tags               sql.NullString
 	)
 	dest := append([]any{&j.ID, &j.Queue, &j.Kind, &args, &runID, &state, &j.Priority, &j.Attempt, &j.MaxAttempts,
 		&scheduledAt, &attemptedAt, &j.AttemptedBy, &finalizedAt, &errorsJSON, &meta,
-		&j.UniqueKey, &uniqueStates, &createdAt, &deps, &depFailure}, extra...)
+		&j.UniqueKey, &uniqueStates, &createdAt, &deps, &depFailure, &tags}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, wrapErr(err)
 	}
@@ -138,6 +138,9 @@ func scanJobWith(r row, extra ...any) (*acidic.Job, error) {
 	j.AttemptedAt, j.FinalizedAt = nullTimeOf(attemptedAt), nullTimeOf(finalizedAt)
 	j.UniqueStates = statesOf(uniqueStates)
 	j.DependencyFailure = depFailure
+	if j.Tags, err = tagsOf(tags); err != nil {
+		return nil, fmt.Errorf("sqlite: job %d: decode tags: %w", j.ID, err)
+	}
 	if j.DependsOn, err = dependsOn(deps); err != nil {
 		return nil, fmt.Errorf("sqlite: job %d: decode depends_on: %w", j.ID, err)
 	}
@@ -176,12 +179,13 @@ type runRow struct {
 	awaiting                             int
 	createdAt, updatedAt                 int64
 	lockedAt, lastRunAt, finished, settl sql.NullInt64
+	tags                                 sql.NullString
 }
 
 func (r *runRow) dest() []any {
 	return []any{&r.id, &r.key, &r.workflow, &r.args, &r.state, &r.queue, &r.rp,
 		&r.h, &r.attrs, &r.cursor, &r.lockedBy, &r.lockedAt, &r.lastRunAt, &r.parent,
-		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finished, &r.settl}
+		&r.parentStep, &r.awaiting, &r.errText, &r.result, &r.createdAt, &r.updatedAt, &r.finished, &r.settl, &r.tags}
 }
 
 func (r *runRow) run() (*acidic.Run, error) {
@@ -193,7 +197,12 @@ func (r *runRow) run() (*acidic.Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: run %s: parent id: %w", id, err)
 	}
+	tags, err := tagsOf(r.tags)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: run %s: decode tags: %w", id, err)
+	}
 	return &acidic.Run{
+		Tags:           tags,
 		ID:             id,
 		IdempotencyKey: r.key,
 		Workflow:       r.workflow,
@@ -281,4 +290,25 @@ func collectOutbox(rows *sql.Rows, err error) ([]*acidic.OutboxMessage, error) {
 		out = append(out, m)
 	}
 	return out, wrapErr(rows.Err())
+}
+
+// tagsParam passes tags as a JSON array; none (nil or empty) as NULL, which
+// the column stores for an untagged row and the list filters read as "any".
+func tagsParam(tags []string) any {
+	if len(tags) == 0 {
+		return nil
+	}
+	return stringList(tags)
+}
+
+// tagsOf reads a tags column; nil for NULL.
+func tagsOf(s sql.NullString) ([]string, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var tags []string
+	if err := json.Unmarshal([]byte(s.String), &tags); err != nil {
+		return nil, err
+	}
+	return tags, nil
 }

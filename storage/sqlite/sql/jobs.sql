@@ -9,8 +9,8 @@
 -- name: JobInsert
 -- The driver chose the state (available, scheduled or pending) and the time.
 INSERT INTO jobs (queue, kind, args, run_id, state, priority, max_attempts, scheduled_at, meta,
-                  unique_key, unique_states, depends_on, dependency_failure, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  unique_key, unique_states, depends_on, dependency_failure, created_at, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING {job_columns};
 
 -- name: JobDepsInsert
@@ -250,8 +250,12 @@ ORDER BY queue, state;
 -- fragment: job_filter
 -- The JobList filter: $1 states (JSON array, NULL for any), $2 queue, $3
 -- kind ('' for any), $4 run id (NULL for any), $5 ids (JSON array, NULL for
--- any), $6 the id to list after.
+-- any), $6 the id to list after, $8 tags every job listed has (JSON array,
+-- NULL for any).
 ($1 IS NULL OR state IN (SELECT value FROM json_each($1)))
+  AND ($8 IS NULL OR NOT EXISTS (
+    SELECT 1 FROM json_each($8) AS want
+    WHERE want.value NOT IN (SELECT value FROM json_each(coalesce(jobs.tags, '[]')))))
   AND ($2 = '' OR queue = $2)
   AND ($3 = '' OR kind = $3)
   AND ($4 IS NULL OR run_id = $4)

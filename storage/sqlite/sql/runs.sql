@@ -6,8 +6,8 @@
 -- A new run's state (attrs) is $11, or JSON null when NULL. The driver
 -- looked the key and the id up first, in the same write transaction.
 INSERT INTO runs (id, idempotency_key, workflow, args, queue, recovery_point,
-                  definition_hash, parent_run_id, parent_step, created_at, updated_at, attrs)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, coalesce($11, 'null'))
+                  definition_hash, parent_run_id, parent_step, created_at, updated_at, attrs, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, coalesce($11, 'null'), $12)
 RETURNING {run_columns};
 
 -- name: RunGet
@@ -186,8 +186,12 @@ WHERE run_id = $1 AND name = $2 AND state = 'awaiting';
 -- fragment: run_filter
 -- The RunList filter: $1 states (JSON array, NULL for any), $2 workflow,
 -- $7 parent step ('' for any), $3 parent run (NULL for any), and the run to
--- list after ($4 created_at, $6 id).
+-- list after ($4 created_at, $6 id), $8 tags every run listed has (JSON
+-- array, NULL for any).
 ($1 IS NULL OR state IN (SELECT value FROM json_each($1)))
+  AND ($8 IS NULL OR NOT EXISTS (
+    SELECT 1 FROM json_each($8) AS want
+    WHERE want.value NOT IN (SELECT value FROM json_each(coalesce(runs.tags, '[]')))))
   AND ($2 = '' OR workflow = $2)
   AND ($3 IS NULL OR parent_run_id = $3)
   AND ($7 = '' OR parent_step = $7)
