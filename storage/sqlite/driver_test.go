@@ -475,3 +475,33 @@ func TestFailedMethodFailsTheTransaction(t *testing.T) {
 		t.Errorf("%d jobs of the failed batch stored (%v), want none", len(jobs), err)
 	}
 }
+
+// TestRefusalLeavesTheTransaction: a method refused on what it read, before
+// it wrote anything (RunDelete of a run still in use), leaves the caller's transaction as it was: it commits,
+// with the writes made before the refusal, as on PostgreSQL.
+func TestRefusalLeavesTheTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := newDriver(t, sqlite.Options{})
+	run, _, err := drv.RunInsert(ctx, storage.RunInsertParams{ID: newID(), IdempotencyKey: "k", Workflow: "wf",
+		Args: json.RawMessage(`{}`), Queue: "q", RecoveryPoint: "start", DefinitionHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := storage.JobInsert{Queue: "kept", Kind: "k", Args: json.RawMessage(`{}`), State: acidic.JobAvailable, MaxAttempts: 1}
+	err = drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+		if _, err := tx.JobInsertMany(ctx, storage.JobInsertManyParams{Jobs: []storage.JobInsert{job}}); err != nil {
+			return err
+		}
+		if _, err := tx.RunDelete(ctx, storage.RunDeleteParams{ID: run.ID}); !errors.Is(err, acidic.ErrInUse) {
+			t.Errorf("RunDelete of a pending run = %v, want ErrInUse", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the transaction did not commit after the refusals: %v", err)
+	}
+	if jobs, err := drv.JobList(ctx, acidic.JobFilter{Queue: "kept"}); err != nil || len(jobs) != 1 {
+		t.Errorf("%d jobs of the transaction stored (%v), want 1", len(jobs), err)
+	}
+}

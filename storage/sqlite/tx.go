@@ -349,9 +349,9 @@ func (e *executor) write(ctx context.Context, bookkeeping bool, fn func(q wq) er
 			return err
 		}
 		err := fn(wq{e.tx})
-		if err != nil && !errors.Is(err, acidic.ErrNotFound) && !errors.Is(err, acidic.ErrLeaseLost) && e.tx.failed == nil {
-			// Not-found and lease-lost results write nothing; any other
-			// failure may have left part of the method's writes.
+		if err != nil && !writesNothing(err) && e.tx.failed == nil {
+			// Not-found, lease-lost and in-use results write nothing; any other failure may have left part of the
+			// method's writes.
 			e.tx.failed = err
 		}
 		return err
@@ -365,6 +365,12 @@ func (e *executor) write(ctx context.Context, bookkeeping bool, fn func(q wq) er
 		return err
 	}
 	return s.commit(ctx)
+}
+
+// writesNothing tells the errors a method returns before it writes
+// anything: a missing row, a lost lease, a run RunDelete must keep.
+func writesNothing(err error) bool {
+	return errors.Is(err, acidic.ErrNotFound) || errors.Is(err, acidic.ErrLeaseLost) || errors.Is(err, acidic.ErrInUse)
 }
 
 // reader returns what reads run through.
