@@ -23,6 +23,7 @@ var layers = map[string][]string{
 	"internal/base":       {".", "storage", "internal/base"},
 	"migrations":          {".", "storage", "internal/base"},
 	"storage/postgres":    {".", "storage", "internal/base", "migrations"},
+	"storage/sqlite":      {".", "storage", "internal/base", "migrations"},
 	"storage/storagetest": {".", "storage", "internal/base", "migrations"},
 	"run":                 {".", "storage", "internal/base"},
 	"events":              {"."},

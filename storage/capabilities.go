@@ -49,4 +49,10 @@ type Capabilities struct {
 	// it the closing write is a statement of its own; the guarantees are
 	// the same.
 	PipelinedCommit bool
+	// SingleWriter: one write transaction runs at a time; another waits
+	// for it to end before its first statement (SQLite). Rows a
+	// transaction reads are then held from every other writer until it
+	// ends, so "skipping rows another transaction holds" never happens:
+	// the other transaction runs after it, on what it committed.
+	SingleWriter bool
 }

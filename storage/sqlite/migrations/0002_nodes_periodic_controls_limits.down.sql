@@ -1,0 +1,11 @@
+DROP TRIGGER runs_delete_awaited_jobs;
+DROP TABLE awaited_jobs;
+DROP TABLE job_graphs;
+DROP TABLE queue_limits;
+DROP TABLE queue_slots;
+CREATE INDEX jobs_finalized ON jobs (finalized_at) WHERE finalized_at IS NOT NULL;
+DROP INDEX jobs_final;
+DROP TABLE queue_controls;
+DROP TABLE periodic_schedules;
+DROP TABLE nodes;
+DROP TABLE leader;
