@@ -39,9 +39,11 @@ const periodicMaxWait = time.Minute
 // another node (which moves it on in a moment) from spinning.
 const periodicMinWait = 50 * time.Millisecond
 
-// periodicLoop registers the client's periodic jobs and runs a pass at each
-// due period until ctx ends. Every client runs it: the pass's transactions
-// make one job per period however many do.
+// periodicLoop registers the client's periodic jobs (its first pass) and
+// then, while the client leads, runs a pass at each due period until ctx
+// ends. The lead only saves queries: the pass's transactions make one job
+// per period however many clients run it at once (a lead that just passed
+// on, say).
 func (c *Client) periodicLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -52,6 +54,13 @@ func (c *Client) periodicLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		wait := c.cfg.PollInterval
+		if c.periodicRegistered.Load() && !c.IsLeader() {
+			// Periodic passes are maintenance: only the leader runs them,
+			// for the schedules of its own configuration. Every node still
+			// registers its schedules (the first pass), so they are listed.
+			timer.Reset(wait)
+			continue
+		}
 		res, err := c.EnqueuePeriodic(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
