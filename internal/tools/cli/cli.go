@@ -18,10 +18,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/tools/bench"
+	"github.com/acidic-go/acidic/migrations"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -76,8 +76,8 @@ func (c Command) Run(ctx context.Context, args []string) int {
 		e.lookupEnv = os.LookupEnv
 	}
 	err := e.run(args)
-	if e.pool != nil {
-		e.pool.Close()
+	if e.close != nil {
+		e.close()
 	}
 	return e.exit(err)
 }
@@ -95,8 +95,16 @@ type env struct {
 	schema   optString
 	json     bool
 
-	pool *pgxpool.Pool
-	drv  *postgres.Driver
+	// drv is the database once connected, and close releases it.
+	drv   driver
+	close func()
+}
+
+// driver is what the commands need of a database: the storage contract and
+// the driver's migrations.
+type driver interface {
+	storage.Driver
+	Migrator() *migrations.Migrator
 }
 
 // errUsage marks errors in how the command was called.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage/sqlite"
 )
 
 // connectTimeout bounds connecting to the database and checking its schema.
@@ -32,7 +33,7 @@ type database struct {
 func (e *env) resolveDatabase() (database, error) {
 	if e.database.set {
 		if strings.TrimSpace(e.database.value) == "" {
-			return database{}, fmt.Errorf("%w: -database is empty: give a PostgreSQL URL (postgres://user@host/db) or key=value connection string", errUsage)
+			return database{}, fmt.Errorf("%w: -database is empty: give a PostgreSQL URL (postgres://user@host/db) or key=value connection string, or sqlite:PATH", errUsage)
 		}
 		return database{conn: e.database.value, source: "-database"}, nil
 	}
@@ -74,11 +75,19 @@ func (d database) config() (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
-// connect opens a pool on the database and checks that it answers.
+// sqlitePrefix marks a connection string that names a SQLite file:
+// sqlite:PATH.
+const sqlitePrefix = "sqlite:"
+
+// connect opens the database (a pool on PostgreSQL, or a SQLite file) and
+// checks that it answers.
 func (e *env) connect() error {
 	db, err := e.resolveDatabase()
 	if err != nil {
 		return err
+	}
+	if path, ok := strings.CutPrefix(db.conn, sqlitePrefix); ok {
+		return e.connectSQLite(db, path)
 	}
 	cfg, err := db.config()
 	if err != nil {
@@ -95,8 +104,24 @@ func (e *env) connect() error {
 		pool.Close()
 		return fmt.Errorf("cannot reach the database (%s): %w", db.source, err)
 	}
-	e.pool = pool
-	e.drv = postgres.New(pool, postgres.Options{Schema: e.schemaName()})
+	e.drv, e.close = postgres.New(pool, postgres.Options{Schema: e.schemaName()}), pool.Close
+	return nil
+}
+
+// connectSQLite opens the SQLite file at path, creating it when missing
+// (commands other than "migrate" then find it not migrated). The -schema
+// flag does not apply: a file holds one instance.
+func (e *env) connectSQLite(db database, path string) error {
+	if strings.TrimSpace(path) == "" {
+		return fmt.Errorf("%w: %s: sqlite: needs a file path (sqlite:./acidic.db)", errUsage, db.source)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
+	defer cancel()
+	drv, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		return fmt.Errorf("database (%s): %w", db.source, err)
+	}
+	e.drv, e.close = drv, func() { _ = drv.Close() }
 	return nil
 }
 
