@@ -21,7 +21,7 @@ func (e *executor) AwaitedJobsInsert(ctx context.Context, p storage.AwaitedJobsI
 	if len(p.JobIDs) == 0 {
 		return nil
 	}
-	if _, err := e.db.Exec(ctx, e.q.get("AwaitedJobsInsert"), runID(p.RunID), p.Step, p.JobIDs); err != nil {
+	if _, err := e.db.Exec(ctx, e.q.Get("AwaitedJobsInsert"), runID(p.RunID), p.Step, p.JobIDs); err != nil {
 		return fmt.Errorf("record awaited jobs of run %s: %w", p.RunID, wrapErr(err))
 	}
 	return nil
@@ -31,7 +31,7 @@ func (e *executor) AwaitedJobsInsert(ctx context.Context, p storage.AwaitedJobsI
 func (e *executor) AwaitedJobsResume(ctx context.Context, p storage.AwaitedJobsResumeParams) (*acidic.Run, bool, error) {
 	var resumed bool
 	var r runRow
-	err := e.db.QueryRow(ctx, e.q.get("AwaitedJobsResume"), runID(p.ID), p.Step, p.RecoveryPoint).
+	err := e.db.QueryRow(ctx, e.q.Get("AwaitedJobsResume"), runID(p.ID), p.Step, p.RecoveryPoint).
 		Scan(append([]any{&resumed}, r.dest()...)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("resume run %s: %w", p.ID, wrapErr(err))
@@ -41,7 +41,7 @@ func (e *executor) AwaitedJobsResume(ctx context.Context, p storage.AwaitedJobsR
 
 // AwaitedJobsList lists the jobs a run awaited; see storage.Awaits.
 func (e *executor) AwaitedJobsList(ctx context.Context, p storage.AwaitedJobsListParams) ([]*acidic.AwaitedJob, error) {
-	rows, err := e.db.Query(ctx, e.q.get("AwaitedJobsList"), runID(p.RunID), p.Step)
+	rows, err := e.db.Query(ctx, e.q.Get("AwaitedJobsList"), runID(p.RunID), p.Step)
 	if err != nil {
 		return nil, fmt.Errorf("list awaited jobs of run %s: %w", p.RunID, wrapErr(err))
 	}

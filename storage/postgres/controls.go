@@ -37,7 +37,7 @@ func (e *executor) QueueScale(ctx context.Context, p storage.QueueScaleParams) (
 // writeControl runs a control's write, which returns no row when the queue
 // is unknown.
 func (e *executor) writeControl(ctx context.Context, verb, queue, query string, args ...any) (*acidic.QueueControl, error) {
-	got, err := readControls(e.db.Query(ctx, e.q.get(query), args...))
+	got, err := readControls(e.db.Query(ctx, e.q.Get(query), args...))
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", verb, err)
 	}
@@ -56,7 +56,7 @@ func (e *executor) QueueControls(ctx context.Context, p storage.QueueControlsPar
 	if p.Queues != nil {
 		queues = append(make([]string, 0, len(p.Queues)), p.Queues...)
 	}
-	got, err := readControls(e.db.Query(ctx, e.q.get("QueueControls"), queues))
+	got, err := readControls(e.db.Query(ctx, e.q.Get("QueueControls"), queues))
 	if err != nil {
 		return nil, fmt.Errorf("queue controls: %w", err)
 	}
@@ -71,7 +71,7 @@ func (e *executor) QueueRegister(ctx context.Context, p storage.QueueRegisterPar
 	if len(p.Queues) == 0 {
 		return nil
 	}
-	if _, err := e.db.Exec(ctx, e.q.get("QueueRegister"), p.Queues); err != nil {
+	if _, err := e.db.Exec(ctx, e.q.Get("QueueRegister"), p.Queues); err != nil {
 		return fmt.Errorf("queue register: %w", wrapErr(err))
 	}
 	return nil

@@ -237,7 +237,7 @@ func (d *Driver) retrying(ctx context.Context, attempt func() error) error {
 // in order; see storage.Driver.
 func (d *Driver) QueueHints(ctx context.Context, p storage.QueueHintsParams) ([]string, error) {
 	queues := p.Queues
-	rows, err := d.pool.Query(ctx, d.q.get("QueueHints"), queues)
+	rows, err := d.pool.Query(ctx, d.q.Get("QueueHints"), queues)
 	if err != nil {
 		return nil, fmt.Errorf("queue hints: %w", wrapErr(err))
 	}

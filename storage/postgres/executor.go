@@ -117,6 +117,6 @@ func (t *txExecutor) Rollback(ctx context.Context) error { return wrapErr(t.tx.R
 // transaction, PostgreSQL delivers it on commit.
 func (e *executor) Notify(ctx context.Context, p storage.NotifyParams) error {
 	topic, payload := p.Topic, p.Payload
-	_, err := e.db.Exec(ctx, e.q.get("Notify"), e.channelPrefix+topic, payload)
+	_, err := e.db.Exec(ctx, e.q.Get("Notify"), e.channelPrefix+topic, payload)
 	return wrapErr(err)
 }

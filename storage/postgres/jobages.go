@@ -14,7 +14,7 @@ import (
 // The storage.JobAges method: sql/jobages.sql.
 
 func (e *executor) JobQueueAges(ctx context.Context, _ storage.JobQueueAgesParams) ([]acidic.QueueAge, error) {
-	rows, err := e.db.Query(ctx, e.q.get("JobQueueAges"))
+	rows, err := e.db.Query(ctx, e.q.Get("JobQueueAges"))
 	if err != nil {
 		return nil, fmt.Errorf("job queue ages: %w", wrapErr(err))
 	}

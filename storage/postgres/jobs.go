@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/statebits"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -54,12 +55,12 @@ func (e *executor) JobInsertMany(ctx context.Context, p storage.JobInsertManyPar
 		scheduledAt[i] = nullTime(j.ScheduledAt)
 		metas[i] = metaParam(j.Meta)
 		uniqueKeys[i] = j.UniqueKey
-		uniqueStates[i] = pgtype.Int2{Int16: stateMask(j.UniqueStates), Valid: j.UniqueKey != nil}
+		uniqueStates[i] = pgtype.Int2{Int16: int16(statebits.Mask(j.UniqueStates)), Valid: j.UniqueKey != nil}
 		dependsOn[i] = int64ArrayLiteral(j.DependsOn)
 		depFailure[i] = j.DependencyFailure
 		tags[i] = tagsJSON(j.Tags)
 	}
-	out, err := collectJobs(e.db.Query(ctx, e.q.get("JobInsertMany"),
+	out, err := collectJobs(e.db.Query(ctx, e.q.Get("JobInsertMany"),
 		queues, kinds, args, runIDs, states, priorities, maxAttempts, scheduledAt, metas,
 		uniqueKeys, uniqueStates, e.channelPrefix+storage.TopicInsert, dependsOn, depFailure, tags))
 	if err != nil {
@@ -79,14 +80,14 @@ func (e *executor) JobInsertUnique(ctx context.Context, p storage.JobInsertUniqu
 		return nil, fmt.Errorf("%w: unique job of kind %q: a unique job cannot wait for dependencies", acidic.ErrInvalid, j.Kind)
 	}
 	args := []any{j.Queue, j.Kind, string(j.Args), nullUUID(j.RunID),
-		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, stateMask(j.UniqueStates),
+		int16(j.Priority), int32(j.MaxAttempts), metaParam(j.Meta), nullTime(j.ScheduledAt), j.UniqueKey, int16(statebits.Mask(j.UniqueStates)),
 		r.ScheduledAt, r.Args, r.Priority, r.MaxAttempts, e.channelPrefix + storage.TopicInsert, tagsParam(j.Tags)}
 	// No row means the statement lost a race with a concurrent insert or
 	// change of the job it could not see from its snapshot; a fresh
 	// statement sees it.
 	for try := 1; ; try++ {
 		var woke, duplicate bool
-		job, err := scanJobWith(e.db.QueryRow(ctx, e.q.get("JobInsertUnique"), args...), &woke, &duplicate)
+		job, err := scanJobWith(e.db.QueryRow(ctx, e.q.Get("JobInsertUnique"), args...), &woke, &duplicate)
 		if err == nil {
 			job.Duplicate = duplicate
 			return job, nil
@@ -115,7 +116,7 @@ func metaParam(meta json.RawMessage) string {
 
 func (e *executor) JobMakeDue(ctx context.Context, p storage.JobMakeDueParams) (int, error) {
 	queue := p.Queue
-	tag, err := e.db.Exec(ctx, e.q.get("JobMakeDue"), queue)
+	tag, err := e.db.Exec(ctx, e.q.Get("JobMakeDue"), queue)
 	if err != nil {
 		return 0, fmt.Errorf("make jobs due: %w", wrapErr(err))
 	}
@@ -124,7 +125,7 @@ func (e *executor) JobMakeDue(ctx context.Context, p storage.JobMakeDueParams) (
 
 func (e *executor) JobFetch(ctx context.Context, p storage.JobFetchParams) ([]storage.FetchedJob, error) {
 	var jobs []storage.FetchedJob
-	err := e.bookkeeping(ctx, e.q.get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID, p.SkipRunJobs}, func(rows pgx.Rows) error {
+	err := e.bookkeeping(ctx, e.q.Get("JobFetch"), []any{p.Queue, p.Max, p.WorkerID, p.SkipRunJobs}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				leasedJob pgtype.Int8
@@ -155,7 +156,7 @@ func (e *executor) JobFetch(ctx context.Context, p storage.JobFetchParams) ([]st
 
 func (e *executor) JobClaim(ctx context.Context, p storage.JobClaimParams) (*acidic.Job, error) {
 	id, workerID := p.ID, p.WorkerID
-	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobClaim"), id, workerID))
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.Get("JobClaim"), id, workerID))
 	if err != nil {
 		return nil, fmt.Errorf("claim job %d: %w", id, err)
 	}
@@ -176,7 +177,7 @@ func (e *executor) JobComplete(ctx context.Context, p storage.JobCompleteParams)
 	attempts := p.Attempts
 	ids, nums := attemptArrays(attempts)
 	done := make([]int64, 0, len(attempts))
-	err := e.bookkeeping(ctx, e.q.get("JobComplete"), []any{ids, nums, e.channelPrefix + storage.TopicInsert}, func(rows pgx.Rows) error {
+	err := e.bookkeeping(ctx, e.q.Get("JobComplete"), []any{ids, nums, e.channelPrefix + storage.TopicInsert}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id int64
 			if err := rows.Scan(&id); err != nil {
@@ -207,7 +208,7 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobFinishParams) (bo
 		errJSON = string(b)
 	}
 	var updated bool
-	err := e.bookkeeping(ctx, e.q.get("JobFinish"), []any{o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON},
+	err := e.bookkeeping(ctx, e.q.Get("JobFinish"), []any{o.ID, o.Attempt, string(o.State), nullTime(o.ScheduledAt), errJSON},
 		func(rows pgx.Rows) error {
 			for rows.Next() {
 				updated = true
@@ -227,7 +228,7 @@ func (e *executor) JobHeartbeat(ctx context.Context, p storage.JobHeartbeatParam
 	}
 	ids, nums := attemptArrays(attempts)
 	var lost []storage.JobStatus
-	err := e.bookkeeping(ctx, e.q.get("JobHeartbeat"), []any{ids, nums}, func(rows pgx.Rows) error {
+	err := e.bookkeeping(ctx, e.q.Get("JobHeartbeat"), []any{ids, nums}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			s, err := scanJobStatus(rows)
 			if err != nil {
@@ -249,7 +250,7 @@ func (e *executor) JobLostAttempts(ctx context.Context, p storage.JobLostAttempt
 		return nil, nil
 	}
 	ids, nums := attemptArrays(attempts)
-	rows, err := e.db.Query(ctx, e.q.get("JobLostAttempts"), ids, nums)
+	rows, err := e.db.Query(ctx, e.q.Get("JobLostAttempts"), ids, nums)
 	if err != nil {
 		return nil, fmt.Errorf("check job attempts: %w", wrapErr(err))
 	}
@@ -280,7 +281,7 @@ func scanJobStatus(rows pgx.Rows) (storage.JobStatus, error) {
 }
 
 func (e *executor) JobRescue(ctx context.Context, p storage.JobRescueParams) ([]*acidic.Job, error) {
-	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobRescue"), p.StaleAfter.Microseconds(), p.Limit, p.SkipRunJobs, p.Except))
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.Get("JobRescue"), p.StaleAfter.Microseconds(), p.Limit, p.SkipRunJobs, p.Except))
 	if err != nil {
 		return nil, fmt.Errorf("rescue jobs: %w", err)
 	}
@@ -295,7 +296,7 @@ func (e *executor) JobPrune(ctx context.Context, p storage.JobPruneParams) (int,
 }
 
 func (e *executor) JobStats(ctx context.Context) ([]acidic.QueueStats, error) {
-	rows, err := e.db.Query(ctx, e.q.get("JobStats"))
+	rows, err := e.db.Query(ctx, e.q.Get("JobStats"))
 	if err != nil {
 		return nil, fmt.Errorf("job stats: %w", wrapErr(err))
 	}
@@ -316,7 +317,7 @@ func (e *executor) JobStats(ctx context.Context) ([]acidic.QueueStats, error) {
 
 func (e *executor) JobGet(ctx context.Context, p storage.JobGetParams) (*acidic.Job, error) {
 	id := p.ID
-	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobGet"), id))
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.Get("JobGet"), id))
 	if err != nil {
 		return nil, fmt.Errorf("get job %d: %w", id, err)
 	}
@@ -339,7 +340,7 @@ func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.J
 	if limit <= 0 {
 		limit = 1000
 	}
-	jobs, err := collectJobs(e.db.Query(ctx, e.q.get("JobList"), states, f.Queue, f.Kind, nullUUID(f.RunID), ids, f.AfterID, limit, tagsParam(f.Tags)))
+	jobs, err := collectJobs(e.db.Query(ctx, e.q.Get("JobList"), states, f.Queue, f.Kind, nullUUID(f.RunID), ids, f.AfterID, limit, tagsParam(f.Tags)))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -348,7 +349,7 @@ func (e *executor) JobList(ctx context.Context, f acidic.JobFilter) ([]*acidic.J
 
 func (e *executor) JobCancel(ctx context.Context, p storage.JobCancelParams) (*acidic.Job, error) {
 	id := p.ID
-	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobCancel"), id))
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.Get("JobCancel"), id))
 	if err == nil {
 		return j, nil
 	}
@@ -360,7 +361,7 @@ func (e *executor) JobCancel(ctx context.Context, p storage.JobCancelParams) (*a
 
 func (e *executor) JobRetry(ctx context.Context, p storage.JobRetryParams) (*acidic.Job, error) {
 	id := p.ID
-	j, err := scanJob(e.db.QueryRow(ctx, e.q.get("JobRetry"), id, e.channelPrefix+storage.TopicInsert))
+	j, err := scanJob(e.db.QueryRow(ctx, e.q.Get("JobRetry"), id, e.channelPrefix+storage.TopicInsert))
 	if err == nil {
 		return j, nil
 	}
@@ -384,7 +385,7 @@ func (e *executor) JobResolveDependencies(ctx context.Context, p storage.JobReso
 		}
 		var failedIDs []int64
 		var r int
-		if err := e.db.QueryRow(ctx, e.q.get("JobResolveDependencies"), e.channelPrefix+storage.TopicInsert, seeds).Scan(&failedIDs, &r); err != nil {
+		if err := e.db.QueryRow(ctx, e.q.Get("JobResolveDependencies"), e.channelPrefix+storage.TopicInsert, seeds).Scan(&failedIDs, &r); err != nil {
 			return failed, released, fmt.Errorf("resolve dependencies: %w", wrapErr(err))
 		}
 		failed, released = failed+len(failedIDs), released+r

@@ -45,16 +45,16 @@ func (d *Driver) JobFetchLimited(ctx context.Context, p storage.JobFetchLimitedP
 	b.Queue(bookkeepingSettings)
 	if len(p.Complete) > 0 {
 		ids, nums := attemptArrays(p.Complete)
-		b.Queue(d.q.get("JobComplete"), ids, nums, d.channelPrefix+storage.TopicInsert)
+		b.Queue(d.q.Get("JobComplete"), ids, nums, d.channelPrefix+storage.TopicInsert)
 	}
 	args := []any{p.Queue, p.Max, p.WorkerID, p.SkipRunJobs, fields,
 		int64(p.Limits.Concurrency), int64(p.Limits.RateLimit), p.Limits.RatePeriod.Microseconds(), lookahead}
 	if len(fields) == 0 {
-		b.Queue(d.q.get("JobFetchLimitedSlots"), p.Queue, int64(p.Limits.Concurrency), int64(p.Limits.RateLimit))
-		b.Queue(d.q.get("JobFetchLimitedQueue"), args[:8]...)
+		b.Queue(d.q.Get("JobFetchLimitedSlots"), p.Queue, int64(p.Limits.Concurrency), int64(p.Limits.RateLimit))
+		b.Queue(d.q.Get("JobFetchLimitedQueue"), args[:8]...)
 	} else {
-		b.Queue(d.q.get("JobFetchLimitedLock"), p.Queue)
-		b.Queue(d.q.get("JobFetchLimited"), args...)
+		b.Queue(d.q.Get("JobFetchLimitedLock"), p.Queue)
+		b.Queue(d.q.Get("JobFetchLimited"), args...)
 	}
 	b.Queue("COMMIT")
 	err := func() error {

@@ -44,11 +44,11 @@ func (d *Driver) MigrationLocked(ctx context.Context, p storage.MigrationLockedP
 		return d.refused
 	}
 	return pgx.BeginFunc(ctx, d.all, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, d.q.get("MigrationLock"), d.opts.Schema); err != nil {
+		if _, err := tx.Exec(ctx, d.q.Get("MigrationLock"), d.opts.Schema); err != nil {
 			return fmt.Errorf("migrations: take lock: %w", err)
 		}
 		var schemaExists, tableExists bool
-		if err := tx.QueryRow(ctx, d.q.get("MigrationFind"), d.opts.Schema).Scan(&schemaExists, &tableExists); err != nil {
+		if err := tx.QueryRow(ctx, d.q.Get("MigrationFind"), d.opts.Schema).Scan(&schemaExists, &tableExists); err != nil {
 			return fmt.Errorf("migrations: find schema: %w", err)
 		}
 		mtx := &migrationTx{tx: tx, q: d.q, quoted: pgx.Identifier{d.opts.Schema}.Sanitize()}
@@ -57,15 +57,15 @@ func (d *Driver) MigrationLocked(ctx context.Context, p storage.MigrationLockedP
 			return p.Func(ctx, mtx, nil)
 		case !tableExists:
 			if !schemaExists {
-				if _, err := tx.Exec(ctx, d.q.get("MigrationCreateSchema")); err != nil {
+				if _, err := tx.Exec(ctx, d.q.Get("MigrationCreateSchema")); err != nil {
 					return fmt.Errorf("migrations: create schema: %w", err)
 				}
 			}
-			if _, err := tx.Exec(ctx, d.q.get("MigrationCreateTable")); err != nil {
+			if _, err := tx.Exec(ctx, d.q.Get("MigrationCreateTable")); err != nil {
 				return fmt.Errorf("migrations: create version table: %w", err)
 			}
 		}
-		rows, err := tx.Query(ctx, d.q.get("MigrationApplied"))
+		rows, err := tx.Query(ctx, d.q.Get("MigrationApplied"))
 		if err != nil {
 			return fmt.Errorf("migrations: read versions: %w", err)
 		}
@@ -90,7 +90,7 @@ func (m *migrationTx) MigrationApply(ctx context.Context, p storage.MigrationApp
 	if _, err := m.tx.Exec(ctx, m.render(p.SQL)); err != nil {
 		return err
 	}
-	if _, err := m.tx.Exec(ctx, m.q.get("MigrationRecord"), p.Version, p.Name); err != nil {
+	if _, err := m.tx.Exec(ctx, m.q.Get("MigrationRecord"), p.Version, p.Name); err != nil {
 		return fmt.Errorf("record version %d: %w", p.Version, err)
 	}
 	return nil
@@ -102,7 +102,7 @@ func (m *migrationTx) MigrationRevert(ctx context.Context, p storage.MigrationRe
 	if _, err := m.tx.Exec(ctx, m.render(p.SQL)); err != nil {
 		return err
 	}
-	if _, err := m.tx.Exec(ctx, m.q.get("MigrationUnrecord"), p.Version); err != nil {
+	if _, err := m.tx.Exec(ctx, m.q.Get("MigrationUnrecord"), p.Version); err != nil {
 		return fmt.Errorf("unrecord version %d: %w", p.Version, err)
 	}
 	return nil

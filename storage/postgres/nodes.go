@@ -19,7 +19,7 @@ func (e *executor) LeaderElect(ctx context.Context, p storage.LeaderElectParams)
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	l, err := scanLeader(e.db.QueryRow(ctx, e.q.get("LeaderElect"), p.NodeID, p.TTL.Microseconds()))
+	l, err := scanLeader(e.db.QueryRow(ctx, e.q.Get("LeaderElect"), p.NodeID, p.TTL.Microseconds()))
 	if errors.Is(err, acidic.ErrNotFound) {
 		return nil, nil
 	}
@@ -31,14 +31,14 @@ func (e *executor) LeaderElect(ctx context.Context, p storage.LeaderElectParams)
 
 func (e *executor) LeaderResign(ctx context.Context, p storage.LeaderResignParams) (bool, error) {
 	var n int64
-	if err := e.db.QueryRow(ctx, e.q.get("LeaderResign"), p.NodeID, e.channelPrefix+storage.TopicLeader).Scan(&n); err != nil {
+	if err := e.db.QueryRow(ctx, e.q.Get("LeaderResign"), p.NodeID, e.channelPrefix+storage.TopicLeader).Scan(&n); err != nil {
 		return false, fmt.Errorf("leader resign %s: %w", p.NodeID, wrapErr(err))
 	}
 	return n > 0, nil
 }
 
 func (e *executor) LeaderGet(ctx context.Context, _ storage.LeaderGetParams) (*acidic.Leader, error) {
-	l, err := scanLeader(e.db.QueryRow(ctx, e.q.get("LeaderGet")))
+	l, err := scanLeader(e.db.QueryRow(ctx, e.q.Get("LeaderGet")))
 	if err != nil {
 		return nil, fmt.Errorf("leader get: %w", err)
 	}
@@ -74,7 +74,7 @@ func (e *executor) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (
 	if err != nil {
 		return nil, fmt.Errorf("node record %s: %w", p.ID, err)
 	}
-	n, err := scanNode(e.db.QueryRow(ctx, e.q.get("NodeRecord"),
+	n, err := scanNode(e.db.QueryRow(ctx, e.q.Get("NodeRecord"),
 		p.ID, p.Hostname, int32(p.PID), p.Version, string(doc), nullTime(p.StartedAt), p.TTL.Microseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("node record %s: %w", p.ID, err)
@@ -83,7 +83,7 @@ func (e *executor) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (
 }
 
 func (e *executor) NodeDelete(ctx context.Context, p storage.NodeDeleteParams) (bool, error) {
-	tag, err := e.db.Exec(ctx, e.q.get("NodeDelete"), p.ID)
+	tag, err := e.db.Exec(ctx, e.q.Get("NodeDelete"), p.ID)
 	if err != nil {
 		return false, fmt.Errorf("node delete %s: %w", p.ID, wrapErr(err))
 	}
@@ -91,7 +91,7 @@ func (e *executor) NodeDelete(ctx context.Context, p storage.NodeDeleteParams) (
 }
 
 func (e *executor) NodeList(ctx context.Context, _ storage.NodeListParams) ([]*acidic.Node, error) {
-	rows, err := e.db.Query(ctx, e.q.get("NodeList"))
+	rows, err := e.db.Query(ctx, e.q.Get("NodeList"))
 	if err != nil {
 		return nil, fmt.Errorf("node list: %w", wrapErr(err))
 	}
@@ -114,7 +114,7 @@ func (e *executor) NodePrune(ctx context.Context, p storage.NodePruneParams) (in
 	if p.Limit < 1 {
 		return 0, fmt.Errorf("%w: node prune: limit %d is under 1", acidic.ErrInvalid, p.Limit)
 	}
-	tag, err := e.db.Exec(ctx, e.q.get("NodePrune"), p.Limit)
+	tag, err := e.db.Exec(ctx, e.q.Get("NodePrune"), p.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("node prune: %w", wrapErr(err))
 	}

@@ -27,7 +27,7 @@ func (e *executor) OutboxInsert(ctx context.Context, p storage.OutboxInsertParam
 		topics[i], keys[i], runs[i] = m.Topic, m.Key, nullUUID(m.RunID)
 		payloads[i] = pgtype.Text{String: string(m.Payload), Valid: len(m.Payload) > 0}
 	}
-	_, err := e.db.Exec(ctx, e.q.get("OutboxInsert"), topics, keys, payloads, runs, e.channelPrefix+storage.TopicOutbox)
+	_, err := e.db.Exec(ctx, e.q.Get("OutboxInsert"), topics, keys, payloads, runs, e.channelPrefix+storage.TopicOutbox)
 	if err != nil {
 		return fmt.Errorf("outbox insert: %w", wrapErr(err))
 	}
@@ -36,7 +36,7 @@ func (e *executor) OutboxInsert(ctx context.Context, p storage.OutboxInsertParam
 
 func (e *executor) OutboxClaim(ctx context.Context, p storage.OutboxClaimParams) ([]*acidic.OutboxMessage, error) {
 	limit, lease := p.Limit, p.Lease
-	msgs, err := collectOutbox(e.db.Query(ctx, e.q.get("OutboxClaim"), limit, lease.Microseconds()))
+	msgs, err := collectOutbox(e.db.Query(ctx, e.q.Get("OutboxClaim"), limit, lease.Microseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("outbox claim: %w", err)
 	}
@@ -45,7 +45,7 @@ func (e *executor) OutboxClaim(ctx context.Context, p storage.OutboxClaimParams)
 
 func (e *executor) OutboxDelivered(ctx context.Context, p storage.OutboxDeliveredParams) error {
 	ids := p.IDs
-	if _, err := e.db.Exec(ctx, e.q.get("OutboxDelivered"), ids); err != nil {
+	if _, err := e.db.Exec(ctx, e.q.Get("OutboxDelivered"), ids); err != nil {
 		return fmt.Errorf("outbox delivered: %w", wrapErr(err))
 	}
 	return nil
@@ -53,7 +53,7 @@ func (e *executor) OutboxDelivered(ctx context.Context, p storage.OutboxDelivere
 
 func (e *executor) OutboxFailed(ctx context.Context, p storage.OutboxFailedParams) error {
 	id, attempt, retryIn, errText := p.ID, p.Attempt, p.RetryIn, p.Error
-	if _, err := e.db.Exec(ctx, e.q.get("OutboxFailed"), id, attempt, retryIn.Microseconds(), storage.Text(errText)); err != nil {
+	if _, err := e.db.Exec(ctx, e.q.Get("OutboxFailed"), id, attempt, retryIn.Microseconds(), storage.Text(errText)); err != nil {
 		return fmt.Errorf("outbox failed: %w", wrapErr(err))
 	}
 	return nil
@@ -65,7 +65,7 @@ func (e *executor) OutboxRelease(ctx context.Context, p storage.OutboxReleasePar
 	for i, c := range claims {
 		ids[i], attempts[i] = c.ID, int32(c.Attempt)
 	}
-	if _, err := e.db.Exec(ctx, e.q.get("OutboxRelease"), ids, attempts); err != nil {
+	if _, err := e.db.Exec(ctx, e.q.Get("OutboxRelease"), ids, attempts); err != nil {
 		return fmt.Errorf("outbox release: %w", wrapErr(err))
 	}
 	return nil
@@ -73,7 +73,7 @@ func (e *executor) OutboxRelease(ctx context.Context, p storage.OutboxReleasePar
 
 func (e *executor) OutboxPrune(ctx context.Context, p storage.OutboxPruneParams) (int, error) {
 	retention, limit := p.Retention, p.Limit
-	tag, err := e.db.Exec(ctx, e.q.get("OutboxPrune"), retention.Microseconds(), limit)
+	tag, err := e.db.Exec(ctx, e.q.Get("OutboxPrune"), retention.Microseconds(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("outbox prune: %w", wrapErr(err))
 	}
@@ -85,7 +85,7 @@ func (e *executor) OutboxList(ctx context.Context, p storage.OutboxListParams) (
 	if limit <= 0 {
 		limit = 1000
 	}
-	msgs, err := collectOutbox(e.db.Query(ctx, e.q.get("OutboxList"), pendingOnly, limit))
+	msgs, err := collectOutbox(e.db.Query(ctx, e.q.Get("OutboxList"), pendingOnly, limit))
 	if err != nil {
 		return nil, fmt.Errorf("outbox list: %w", err)
 	}

@@ -25,7 +25,7 @@ func (e *executor) PeriodicRegister(ctx context.Context, p storage.PeriodicRegis
 		names[i], kinds[i], specs[i], zones[i], policies[i] = s.Name, s.Kind, s.Spec, s.TimeZone, string(s.Missed)
 		next[i] = nullTime(s.NextRunAt)
 	}
-	rows, err := collectPeriodic(e.db.Query(ctx, e.q.get("PeriodicRegister"), names, kinds, specs, zones, policies, next))
+	rows, err := collectPeriodic(e.db.Query(ctx, e.q.Get("PeriodicRegister"), names, kinds, specs, zones, policies, next))
 	if err != nil {
 		return nil, fmt.Errorf("periodic register: %w", err)
 	}
@@ -37,7 +37,7 @@ func (e *executor) PeriodicList(ctx context.Context, p storage.PeriodicListParam
 	if names == nil {
 		names = []string{}
 	}
-	rows, err := collectPeriodic(e.db.Query(ctx, e.q.get("PeriodicList"), names))
+	rows, err := collectPeriodic(e.db.Query(ctx, e.q.Get("PeriodicList"), names))
 	if err != nil {
 		return nil, fmt.Errorf("periodic list: %w", err)
 	}
@@ -55,7 +55,7 @@ func (e *executor) PeriodicDue(ctx context.Context, p storage.PeriodicDueParams)
 	if err := storage.CheckTime("Now", p.Now); err != nil {
 		return nil, fmt.Errorf("periodic due: %w", err)
 	}
-	rows, err := collectPeriodic(e.db.Query(ctx, e.q.get("PeriodicDue"), p.Names, p.Now, limit))
+	rows, err := collectPeriodic(e.db.Query(ctx, e.q.Get("PeriodicDue"), p.Names, p.Now, limit))
 	if err != nil {
 		return nil, fmt.Errorf("periodic due: %w", err)
 	}
@@ -71,7 +71,7 @@ func (e *executor) PeriodicAdvance(ctx context.Context, p storage.PeriodicAdvanc
 		last = nullTime(*p.LastRunAt)
 	}
 	var advanced bool
-	s, err := scanPeriodicWith(e.db.QueryRow(ctx, e.q.get("PeriodicAdvance"), p.Name, p.From, p.NextRunAt, last), &advanced)
+	s, err := scanPeriodicWith(e.db.QueryRow(ctx, e.q.Get("PeriodicAdvance"), p.Name, p.From, p.NextRunAt, last), &advanced)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, false, nil

@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"bufio"
 	"embed"
-	"fmt"
-	"io/fs"
 	"strings"
 
+	"github.com/acidic-go/acidic/internal/base/sqlfile"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -40,99 +38,16 @@ func runColumnList(prefix string) string {
 
 var runColumns = runColumnList("")
 
-// queries holds every named query with the schema filled in. A query may use
-// a piece of SQL shared with others, defined after a "-- fragment: NAME" line,
-// as {fragment:NAME}.
-type queries map[string]string
+// queries holds every named query with the schema filled in (see package
+// sqlfile for the files' form).
+type queries = sqlfile.Queries // the driver's name for them
 
 func loadQueries(schema string) (queries, error) {
-	quoted := pgx.Identifier{schema}.Sanitize()
-	replacer := strings.NewReplacer(
-		"{schema}", quoted,
+	return sqlfile.Load(sqlFiles, "sql", "postgres", strings.NewReplacer(
+		"{schema}", pgx.Identifier{schema}.Sanitize(),
 		"{job_columns}", jobColumns,
 		"{run_columns}", runColumns,
 		"{run_columns_r}", runColumnList("r."),
 		"{outbox_columns}", outboxColumns,
-	)
-	out := queries{}
-	err := fs.WalkDir(sqlFiles, "sql", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		body, err := sqlFiles.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		var name string
-		var b strings.Builder
-		flush := func() error {
-			if name == "" {
-				return nil
-			}
-			if _, dup := out[name]; dup {
-				return fmt.Errorf("postgres: query %q defined twice", name)
-			}
-			out[name] = replacer.Replace(strings.TrimSpace(b.String()))
-			b.Reset()
-			return nil
-		}
-		sc := bufio.NewScanner(strings.NewReader(string(body)))
-		for sc.Scan() {
-			line := sc.Text()
-			if n, ok := strings.CutPrefix(line, "-- name: "); ok {
-				if err := flush(); err != nil {
-					return err
-				}
-				name = strings.TrimSpace(n)
-				continue
-			}
-			if n, ok := strings.CutPrefix(line, "-- fragment: "); ok {
-				if err := flush(); err != nil {
-					return err
-				}
-				name = fragmentRef(strings.TrimSpace(n))
-				continue
-			}
-			if name != "" && !strings.HasPrefix(strings.TrimSpace(line), "--") {
-				b.WriteString(line)
-				b.WriteByte('\n')
-			}
-		}
-		return flush()
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out.expandFragments()
-}
-
-func fragmentRef(name string) string { return "{fragment:" + name + "}" }
-
-// expandFragments puts the fragments into the queries that use them and
-// drops them from q.
-func (q queries) expandFragments() (queries, error) {
-	var pairs []string
-	for name, body := range q {
-		if strings.HasPrefix(name, "{fragment:") {
-			pairs = append(pairs, name, body)
-			delete(q, name)
-		}
-	}
-	expand := strings.NewReplacer(pairs...)
-	for name, body := range q {
-		q[name] = expand.Replace(body)
-		if strings.Contains(q[name], "{fragment:") {
-			return nil, fmt.Errorf("postgres: query %q uses an undefined fragment", name)
-		}
-	}
-	return q, nil
-}
-
-func (q queries) get(name string) string {
-	s, ok := q[name]
-	if !ok {
-		// Query names are constants in this package; the tests load every one.
-		panic("postgres: no query named " + name)
-	}
-	return s
+	))
 }

@@ -24,20 +24,8 @@ func TestQueriesHaveEveryPlaceholderFilled(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"JobFinish", "JobRescue", "JobCancel"} {
-		if !strings.Contains(q.get(name), "released AS (") {
+		if !strings.Contains(q.Get(name), "released AS (") {
 			t.Errorf("%s does not free the leases of the attempts it ends", name)
 		}
-	}
-}
-
-func TestUndefinedFragmentIsAnError(t *testing.T) {
-	q := queries{"A": "SELECT {fragment:missing}", "{fragment:cols}": "1"}
-	if _, err := q.expandFragments(); err == nil {
-		t.Fatal("a query using an undefined fragment loaded")
-	}
-	q = queries{"A": "SELECT {fragment:cols}", "{fragment:cols}": "1"}
-	got, err := q.expandFragments()
-	if err != nil || got["A"] != "SELECT 1" || len(got) != 1 {
-		t.Fatalf("expandFragments = %v, %v", got, err)
 	}
 }

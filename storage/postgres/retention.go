@@ -45,7 +45,7 @@ func (e *executor) JobPruneByState(ctx context.Context, p storage.JobPruneByStat
 		return 0, nil
 	}
 	states, keep := retentionArrays(p.Retention)
-	tag, err := e.db.Exec(ctx, e.q.get("JobPruneByState"), states, keep, names(p.KeepQueues), p.Limit)
+	tag, err := e.db.Exec(ctx, e.q.Get("JobPruneByState"), states, keep, names(p.KeepQueues), p.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune jobs: %w", wrapErr(err))
 	}
@@ -61,7 +61,7 @@ func (e *executor) RunPrune(ctx context.Context, p storage.RunPruneParams) (int,
 	}
 	states, keep := retentionArrays(p.Retention)
 	var n int
-	err := e.db.QueryRow(ctx, e.q.get("RunPrune"), states, keep, names(p.KeepWorkflows), names(p.KeepJobQueues), p.Limit).Scan(&n)
+	err := e.db.QueryRow(ctx, e.q.Get("RunPrune"), states, keep, names(p.KeepWorkflows), names(p.KeepJobQueues), p.Limit).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("prune runs: %w", wrapErr(err))
 	}
@@ -95,12 +95,12 @@ func (e *executor) RunDelete(ctx context.Context, p storage.RunDeleteParams) (*a
 // runDelete locks the run, then checks and deletes it in a statement whose
 // snapshot follows the lock.
 func (e *executor) runDelete(ctx context.Context, p storage.RunDeleteParams) (*acidic.Run, error) {
-	if _, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunLock"), runID(p.ID))); err != nil {
+	if _, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunLock"), runID(p.ID))); err != nil {
 		return nil, fmt.Errorf("delete run %s: %w", p.ID, err)
 	}
 	var reason pgtype.Text
 	var r runRow
-	err := e.db.QueryRow(ctx, e.q.get("RunDelete"), runID(p.ID), p.Except, names(p.KeepJobQueues)).
+	err := e.db.QueryRow(ctx, e.q.Get("RunDelete"), runID(p.ID), p.Except, names(p.KeepJobQueues)).
 		Scan(append([]any{&reason}, r.dest()...)...)
 	if err != nil {
 		// No row: the run went between the lock and the delete (only a

@@ -27,7 +27,7 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 	if len(r.Attrs) > 0 {
 		attrs = string(r.Attrs)
 	}
-	run, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
+	run, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunInsert"), runID(r.ID), r.IdempotencyKey, r.Workflow, string(r.Args),
 		r.Queue, r.RecoveryPoint, r.DefinitionHash, nullUUID(r.ParentRunID), parentStep, attrs, tagsParam(r.Tags)))
 	if err == nil {
 		return run, true, nil
@@ -50,7 +50,7 @@ func (e *executor) RunInsert(ctx context.Context, r storage.RunInsertParams) (*a
 
 func (e *executor) RunGet(ctx context.Context, p storage.RunGetParams) (*acidic.Run, error) {
 	id := p.ID
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGet"), runID(id)))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunGet"), runID(id)))
 	if err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
 	}
@@ -59,7 +59,7 @@ func (e *executor) RunGet(ctx context.Context, p storage.RunGetParams) (*acidic.
 
 func (e *executor) RunGetByKey(ctx context.Context, p storage.RunGetByKeyParams) (*acidic.Run, error) {
 	key := p.Key
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunGetByKey"), key))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunGetByKey"), key))
 	if err != nil {
 		return nil, fmt.Errorf("get run by key %q: %w", key, err)
 	}
@@ -78,7 +78,7 @@ func (e *executor) RunList(ctx context.Context, f acidic.RunFilter) ([]*acidic.R
 	if limit <= 0 {
 		limit = 1000
 	}
-	runs, err := collectRuns(e.db.Query(ctx, e.q.get("RunList"), states, f.Workflow, nullUUID(f.ParentRunID), f.AfterCreatedAt, limit, f.AfterID, f.ParentStep, tagsParam(f.Tags)))
+	runs, err := collectRuns(e.db.Query(ctx, e.q.Get("RunList"), states, f.Workflow, nullUUID(f.ParentRunID), f.AfterCreatedAt, limit, f.AfterID, f.ParentStep, tagsParam(f.Tags)))
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -91,7 +91,7 @@ func (e *executor) RunLease(ctx context.Context, p storage.RunLeaseParams) (*aci
 			p.ID, acidic.ErrInvalid, p.Job.ID, p.Job.Attempt)
 	}
 	var leased *acidic.Run
-	err := e.bookkeeping(ctx, e.q.get("RunLease"), []any{runID(p.ID), p.Token, p.Job.ID, p.Job.Attempt},
+	err := e.bookkeeping(ctx, e.q.Get("RunLease"), []any{runID(p.ID), p.Token, p.Job.ID, p.Job.Attempt},
 		func(rows pgx.Rows) error {
 			if rows.Next() {
 				var err error
@@ -117,14 +117,14 @@ func (e *executor) RunEnd(ctx context.Context, p storage.RunEndParams) (*acidic.
 	if err := p.Validate(); err != nil {
 		return nil, false, err
 	}
-	locked, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunLock"), runID(p.ID)))
+	locked, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunLock"), runID(p.ID)))
 	if err != nil {
 		return nil, false, fmt.Errorf("end run %s: %w", p.ID, err)
 	}
 	if !locked.State.Live() || locked.Workflow != p.Kind {
 		return locked, false, nil
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunEnd"), runID(p.ID), p.Job, string(p.State), storage.Text(p.Error), p.Kind))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunEnd"), runID(p.ID), p.Job, string(p.State), storage.Text(p.Error), p.Kind))
 	if isNotFound(err) {
 		return locked, false, nil // another job carries it on
 	}
@@ -136,7 +136,7 @@ func (e *executor) RunEnd(ctx context.Context, p storage.RunEndParams) (*acidic.
 
 func (e *executor) RunSettle(ctx context.Context, p storage.RunSettleParams) (*acidic.Run, bool, error) {
 	id := p.ID
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSettle"), runID(id)))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunSettle"), runID(id)))
 	switch {
 	case err == nil:
 		return r, true, nil
@@ -171,7 +171,7 @@ func (e *executor) runUpdateStatement(u storage.RunUpdateParams) (string, []any,
 		attrs = []byte("null")
 	}
 	s := stepArgsOf(u.Step)
-	return e.q.get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
+	return e.q.Get("RunUpdate"), []any{runID(u.ID), u.Token, string(u.State), u.RecoveryPoint,
 		string(attrs), u.Cursor, u.Awaiting, u.Release, storage.Text(u.Error), jsonParam(u.Result),
 		s.pos, s.name, s.state, s.attempt, s.result, s.err, s.startedAt, u.Settle}, nil
 }
@@ -196,7 +196,7 @@ func (e *executor) RunRelease(ctx context.Context, rr storage.RunReleaseParams) 
 		return nil, err
 	}
 	s := stepArgsOf(rr.Step)
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), storage.Text(rr.Error),
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunRelease"), runID(rr.ID), rr.Token, string(rr.State), storage.Text(rr.Error),
 		s.pos, s.name, s.state, s.attempt, s.err, s.startedAt))
 	if isNotFound(err) {
 		return nil, fmt.Errorf("release run %s: %w", rr.ID, acidic.ErrLeaseLost)
@@ -216,7 +216,7 @@ func (e *executor) RunSetState(ctx context.Context, p storage.RunSetStateParams)
 	for i, s := range from {
 		states[i] = string(s)
 	}
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunSetState"), runID(id), states, string(to), storage.Text(errText)))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunSetState"), runID(id), states, string(to), storage.Text(errText)))
 	if err == nil {
 		return r, true, nil
 	}
@@ -232,7 +232,7 @@ func (e *executor) RunSetState(ctx context.Context, p storage.RunSetStateParams)
 
 func (e *executor) RunSteps(ctx context.Context, p storage.RunStepsParams) ([]acidic.Step, error) {
 	id := p.ID
-	rows, err := e.db.Query(ctx, e.q.get("RunSteps"), runID(id))
+	rows, err := e.db.Query(ctx, e.q.Get("RunSteps"), runID(id))
 	if err != nil {
 		return nil, fmt.Errorf("run %s steps: %w", id, wrapErr(err))
 	}
@@ -253,7 +253,7 @@ func (e *executor) RunSteps(ctx context.Context, p storage.RunStepsParams) ([]ac
 
 func (e *executor) RunChildFinished(ctx context.Context, p storage.RunChildFinishedParams) (*acidic.Run, bool, error) {
 	childID := p.ChildID
-	r, err := scanRun(e.db.QueryRow(ctx, e.q.get("RunChildFinished"), runID(childID)))
+	r, err := scanRun(e.db.QueryRow(ctx, e.q.Get("RunChildFinished"), runID(childID)))
 	if isNotFound(err) {
 		return nil, false, nil // not awaiting: nothing to count
 	}

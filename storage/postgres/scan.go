@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/statebits"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -63,7 +64,7 @@ func scanJobWith(row pgx.Row, extra ...any) (*acidic.Job, error) {
 	j.Priority = int(priority)
 	j.AttemptedAt = timePtr(attemptedAt)
 	j.FinalizedAt = timePtr(finalizedAt)
-	j.UniqueStates = statesOf(int16(uniqueStates))
+	j.UniqueStates = statebits.Set(int64(uniqueStates))
 	if len(errorsJSON) > 2 { // "[]" is the common case; skip the decode
 		if err := json.Unmarshal(errorsJSON, &j.Errors); err != nil {
 			return nil, fmt.Errorf("postgres: job %d: decode error history: %w", j.ID, err)

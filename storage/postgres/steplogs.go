@@ -33,7 +33,7 @@ func (e *executor) StepLogInsert(ctx context.Context, p storage.StepLogInsertPar
 			attrs[i] = &s
 		}
 	}
-	_, err := e.db.Exec(ctx, e.q.get("StepLogInsert"), runID(p.RunID), p.Position, attempts, times, levels, messages, attrs, bytes,
+	_, err := e.db.Exec(ctx, e.q.Get("StepLogInsert"), runID(p.RunID), p.Position, attempts, times, levels, messages, attrs, bytes,
 		p.Dropped, storage.MaxStepLogRecords, storage.MaxStepLogBytes)
 	if err != nil {
 		return fmt.Errorf("run %s step %d: keep logs: %w", p.RunID, p.Position, wrapErr(err))
@@ -48,7 +48,7 @@ func (e *executor) StepFailureInsert(ctx context.Context, p storage.StepFailureI
 		return err
 	}
 	f := p.Failure
-	_, err := e.db.Exec(ctx, e.q.get("StepFailureInsert"), runID(p.RunID), p.Position, f.Attempt, storage.Text(f.Error),
+	_, err := e.db.Exec(ctx, e.q.Get("StepFailureInsert"), runID(p.RunID), p.Position, f.Attempt, storage.Text(f.Error),
 		nullTimeParam(f.StartedAt), nullTimeParam(f.FailedAt), storage.MaxStepFailures)
 	if err != nil {
 		return fmt.Errorf("run %s step %d: keep failure: %w", p.RunID, p.Position, wrapErr(err))
@@ -72,7 +72,7 @@ func (e *executor) StepDetails(ctx context.Context, p storage.StepDetailsParams)
 		out = append(out, storage.StepDetail{Position: pos})
 		return &out[len(out)-1]
 	}
-	rows, err := e.db.Query(ctx, e.q.get("StepLogs"), runID(p.RunID))
+	rows, err := e.db.Query(ctx, e.q.Get("StepLogs"), runID(p.RunID))
 	if err != nil {
 		return nil, fmt.Errorf("run %s step logs: %w", p.RunID, wrapErr(err))
 	}
@@ -109,7 +109,7 @@ func (e *executor) StepDetails(ctx context.Context, p storage.StepDetailsParams)
 	if err := rows.Err(); err != nil {
 		return nil, wrapErr(err)
 	}
-	rows, err = e.db.Query(ctx, e.q.get("StepFailures"), runID(p.RunID))
+	rows, err = e.db.Query(ctx, e.q.Get("StepFailures"), runID(p.RunID))
 	if err != nil {
 		return nil, fmt.Errorf("run %s step failures: %w", p.RunID, wrapErr(err))
 	}

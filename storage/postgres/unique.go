@@ -19,7 +19,7 @@ func (e *executor) JobUniqueRelease(ctx context.Context, p storage.JobUniqueRele
 	if p.OlderThan < 0 {
 		return 0, fmt.Errorf("%w: release of unique keys older than %s", acidic.ErrInvalid, p.OlderThan)
 	}
-	tag, err := e.db.Exec(ctx, e.q.get("JobUniqueRelease"), p.Key, p.OlderThan.Microseconds())
+	tag, err := e.db.Exec(ctx, e.q.Get("JobUniqueRelease"), p.Key, p.OlderThan.Microseconds())
 	if err != nil {
 		return 0, fmt.Errorf("release unique key: %w", wrapErr(err))
 	}
@@ -41,7 +41,7 @@ func (e *executor) JobGraphReserve(ctx context.Context, p storage.JobGraphReserv
 	}
 	for try := 1; try <= graphReserveTries; try++ {
 		var key string
-		err := e.db.QueryRow(ctx, e.q.get("JobGraphReserve"), p.Key).Scan(&key)
+		err := e.db.QueryRow(ctx, e.q.Get("JobGraphReserve"), p.Key).Scan(&key)
 		if err == nil {
 			return storage.JobGraphReservation{Reserved: true}, nil
 		}
@@ -50,7 +50,7 @@ func (e *executor) JobGraphReserve(ctx context.Context, p storage.JobGraphReserv
 		}
 		var names []string
 		var ids []int64
-		err = e.db.QueryRow(ctx, e.q.get("JobGraphGet"), p.Key).Scan(&names, &ids)
+		err = e.db.QueryRow(ctx, e.q.Get("JobGraphGet"), p.Key).Scan(&names, &ids)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // pruned between the two statements: the key is free again
 		}
@@ -82,7 +82,7 @@ func (e *executor) JobGraphRecord(ctx context.Context, p storage.JobGraphRecordP
 	for i, n := range names {
 		ids[i] = p.Jobs[n]
 	}
-	tag, err := e.db.Exec(ctx, e.q.get("JobGraphRecord"), p.Key, names, ids)
+	tag, err := e.db.Exec(ctx, e.q.Get("JobGraphRecord"), p.Key, names, ids)
 	if err != nil {
 		return fmt.Errorf("record graph: %w", wrapErr(err))
 	}
@@ -96,7 +96,7 @@ func (e *executor) JobGraphPrune(ctx context.Context, p storage.JobGraphPrunePar
 	if p.Retention < 0 || p.Limit < 0 {
 		return 0, fmt.Errorf("%w: prune graphs: negative retention or limit", acidic.ErrInvalid)
 	}
-	tag, err := e.db.Exec(ctx, e.q.get("JobGraphPrune"), p.Retention.Microseconds(), p.Limit)
+	tag, err := e.db.Exec(ctx, e.q.Get("JobGraphPrune"), p.Retention.Microseconds(), p.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune graphs: %w", wrapErr(err))
 	}

@@ -238,13 +238,13 @@ func (d *Driver) checkStore(ctx context.Context) error {
 		return nil
 	}
 	var exists int
-	if err := d.rdb.QueryRowContext(ctx, d.q.get("MigrationFind")).Scan(&exists); err != nil {
+	if err := d.rdb.QueryRowContext(ctx, d.q.Get("MigrationFind")).Scan(&exists); err != nil {
 		return openErr(d.path, err)
 	}
 	if exists == 0 {
 		return nil
 	}
-	applied, err := scanApplied(d.rdb.QueryContext(ctx, d.q.get("MigrationApplied")))
+	applied, err := scanApplied(d.rdb.QueryContext(ctx, d.q.Get("MigrationApplied")))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/statebits"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -47,7 +48,7 @@ func insertJob(q wq, j storage.JobInsert, now int64) (*acidic.Job, error) {
 	}
 	var uniqueStates, deps any
 	if j.UniqueKey != nil {
-		uniqueStates = stateMask(j.UniqueStates)
+		uniqueStates = statebits.Mask(j.UniqueStates)
 	}
 	if len(j.DependsOn) > 0 {
 		deps = idList(j.DependsOn)

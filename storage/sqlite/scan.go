@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/statebits"
 )
 
 // row is what both *sql.Row and *sql.Rows offer.
@@ -136,7 +137,7 @@ func scanJobWith(r row, extra ...any) (*acidic.Job, error) {
 	j.State = acidic.JobState(state)
 	j.ScheduledAt, j.CreatedAt = timeOf(scheduledAt), timeOf(createdAt)
 	j.AttemptedAt, j.FinalizedAt = nullTimeOf(attemptedAt), nullTimeOf(finalizedAt)
-	j.UniqueStates = statesOf(uniqueStates)
+	j.UniqueStates = statebits.Set(uniqueStates)
 	j.DependencyFailure = depFailure
 	if j.Tags, err = tagsOf(tags); err != nil {
 		return nil, fmt.Errorf("sqlite: job %d: decode tags: %w", j.ID, err)

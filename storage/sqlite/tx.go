@@ -232,7 +232,7 @@ func (q wq) stmt(name string) (*sql.Stmt, error) {
 	if st := d.wstmts[name]; st != nil {
 		return st, nil
 	}
-	st, err := d.wconn.PrepareContext(context.Background(), d.q.get(name))
+	st, err := d.wconn.PrepareContext(context.Background(), d.q.Get(name))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", name, wrapErr(err))
 	}
@@ -288,7 +288,7 @@ func (q rq) stmt(ctx context.Context, name string) (*sql.Stmt, error) {
 	if st := d.rstmts[name]; st != nil {
 		return st, nil
 	}
-	st, err := d.rdb.PrepareContext(ctx, d.q.get(name))
+	st, err := d.rdb.PrepareContext(ctx, d.q.Get(name))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", name, wrapErr(err))
 	}
