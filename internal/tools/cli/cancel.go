@@ -59,35 +59,14 @@ func (e *env) cancelJobs(f acidic.JobFilter) error {
 	if err != nil {
 		return err
 	}
-	var ids []int64
-	page := f
-	page.Limit = 1000
-	for {
-		jobs, err := client.List(e.ctx, page)
-		if err != nil {
-			return err
-		}
-		for _, j := range jobs {
-			ids = append(ids, j.ID)
-		}
-		if len(jobs) < page.Limit {
-			break
-		}
-		page.AfterID = jobs[len(jobs)-1].ID
+	ids, err := e.matchingJobIDs(client, f)
+	if err != nil {
+		return err
 	}
-	p := newProgress(e.stderr, "cancelling jobs", len(ids))
-	cancelled := []*acidic.Job{}
-	for start := 0; start < len(ids); start += countEvery {
-		batch := ids[start:min(start+countEvery, len(ids))]
-		got, err := client.CancelMany(e.ctx, acidic.JobFilter{IDs: batch, States: f.States})
-		cancelled = append(cancelled, got...)
-		p.add(len(batch))
-		if err != nil {
-			p.finish()
-			return fmt.Errorf("cancelled %d of %d matching jobs, then: %w", len(cancelled), len(ids), err)
-		}
+	cancelled, err := e.eachJobBatch(ids, f.States, "cancelling jobs", "cancelled", client.CancelMany)
+	if err != nil {
+		return err
 	}
-	p.finish()
 	res := CancelJobsJSON{Matched: len(ids), Cancelled: jobsJSON(cancelled), Skipped: len(ids) - len(cancelled)}
 	return e.printer().emit(res, func(t *textOut) {
 		t.linef("cancelled %d of %d matching jobs (%d skipped: finished before their turn)", len(cancelled), len(ids), res.Skipped)

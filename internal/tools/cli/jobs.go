@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -186,35 +187,14 @@ func (e *env) retryJobs(f acidic.JobFilter) error {
 	if err != nil {
 		return err
 	}
-	var ids []int64
-	page := f
-	page.Limit = 1000
-	for {
-		jobs, err := client.List(e.ctx, page)
-		if err != nil {
-			return err
-		}
-		for _, j := range jobs {
-			ids = append(ids, j.ID)
-		}
-		if len(jobs) < page.Limit {
-			break
-		}
-		page.AfterID = jobs[len(jobs)-1].ID
+	ids, err := e.matchingJobIDs(client, f)
+	if err != nil {
+		return err
 	}
-	p := newProgress(e.stderr, "retrying jobs", len(ids))
-	retried := []*acidic.Job{}
-	for start := 0; start < len(ids); start += countEvery {
-		batch := ids[start:min(start+countEvery, len(ids))]
-		got, err := client.RetryMany(e.ctx, acidic.JobFilter{IDs: batch, States: f.States})
-		retried = append(retried, got...)
-		p.add(len(batch))
-		if err != nil {
-			p.finish()
-			return fmt.Errorf("retried %d of %d matching jobs, then: %w", len(retried), len(ids), err)
-		}
+	retried, err := e.eachJobBatch(ids, f.States, "retrying jobs", "retried", client.RetryMany)
+	if err != nil {
+		return err
 	}
-	p.finish()
 	res := RetryJobsJSON{Matched: len(ids), Retried: jobsJSON(retried), Skipped: len(ids) - len(retried)}
 	return e.printer().emit(res, func(t *textOut) {
 		t.linef("retried %d of %d matching jobs (%d skipped: not in a state that can be retried)", len(retried), len(ids), res.Skipped)
@@ -312,4 +292,44 @@ func parseStates[S state](list string) ([]S, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// matchingJobIDs lists the ids of every job f matches, a page at a time.
+func (e *env) matchingJobIDs(client *queue.Client, f acidic.JobFilter) ([]int64, error) {
+	var ids []int64
+	page := f
+	page.Limit = 1000
+	for {
+		jobs, err := client.List(e.ctx, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			ids = append(ids, j.ID)
+		}
+		if len(jobs) < page.Limit {
+			return ids, nil
+		}
+		page.AfterID = jobs[len(jobs)-1].ID
+	}
+}
+
+// eachJobBatch applies act to ids a batch at a time (restricted to states),
+// with progress on stderr labelled doing, and returns the jobs act changed.
+// An error names how far it got, in past (the verb's past tense).
+func (e *env) eachJobBatch(ids []int64, states []acidic.JobState, doing, past string,
+	act func(context.Context, acidic.JobFilter) ([]*acidic.Job, error)) ([]*acidic.Job, error) {
+	p := newProgress(e.stderr, doing, len(ids))
+	defer p.finish()
+	done := []*acidic.Job{}
+	for start := 0; start < len(ids); start += countEvery {
+		batch := ids[start:min(start+countEvery, len(ids))]
+		got, err := act(e.ctx, acidic.JobFilter{IDs: batch, States: states})
+		done = append(done, got...)
+		p.add(len(batch))
+		if err != nil {
+			return done, fmt.Errorf("%s %d of %d matching jobs, then: %w", past, len(done), len(ids), err)
+		}
+	}
+	return done, nil
 }
