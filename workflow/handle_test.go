@@ -15,6 +15,7 @@ import (
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -69,75 +70,76 @@ func runsAndJobs(t *testing.T, drv *postgres.Driver) (runs, jobs int) {
 // and Wait with its arguments and persisted state decoded, and its result
 // and step results decode into their types.
 func TestHandleEnqueueGetWaitDecode(t *testing.T) {
-	t.Parallel()
-	ctx := ctxT(t)
-	drv := testdb.New(t, testdb.Options{})
-	invoice := invoiceWorkflow()
-	e := newEngine(t, drv, engineConfig(1), invoice)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		invoice := invoiceWorkflow()
+		e := newEngine(t, drv, engineConfig(1), invoice)
 
-	args := invoiceArgs{Customer: "acme", Lines: []int{100, 250}}
-	res, err := invoice.Enqueue(ctx, e, args, workflow.EnqueueOptions{Key: "acme-1"})
-	if err != nil {
-		t.Fatalf("Enqueue: %v", err)
-	}
-	pending, err := invoice.Get(ctx, e, res.Run.ID)
-	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	if pending.State != acidic.RunPending || pending.Args.Customer != "acme" || len(pending.Args.Lines) != 2 || pending.Attrs != (invoiceState{}) {
-		t.Errorf("pending run: %s args %+v attrs %+v", pending.State, pending.Args, pending.Attrs)
-	}
-	if _, err := acidic.DecodeResult[invoiceResult](pending.Run); !errors.Is(err, acidic.ErrNoResult) {
-		t.Errorf("DecodeResult of a pending run: %v, want ErrNoResult", err)
-	}
-
-	drain(t, e)
-	for name, get := range map[string]func() (*workflow.RunOf[invoiceArgs, invoiceState], error){
-		"Get":      func() (*workflow.RunOf[invoiceArgs, invoiceState], error) { return invoice.Get(ctx, e, res.Run.ID) },
-		"GetByKey": func() (*workflow.RunOf[invoiceArgs, invoiceState], error) { return invoice.GetByKey(ctx, e, "acme-1") },
-		"Wait":     func() (*workflow.RunOf[invoiceArgs, invoiceState], error) { return invoice.Wait(ctx, e, res.Run.ID) },
-	} {
-		r, err := get()
+		args := invoiceArgs{Customer: "acme", Lines: []int{100, 250}}
+		res, err := invoice.Enqueue(ctx, e, args, workflow.EnqueueOptions{Key: "acme-1"})
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("Enqueue: %v", err)
 		}
-		if r.ID != res.Run.ID || r.State != acidic.RunSucceeded || len(r.Steps) != 2 {
-			t.Errorf("%s: run %s %s with %d steps", name, r.ID, r.State, len(r.Steps))
+		pending, err := invoice.Get(ctx, e, res.Run.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
 		}
-		if r.Args.Customer != "acme" || r.Attrs != (invoiceState{Total: 350, Sent: "to acme"}) {
-			t.Errorf("%s: args %+v attrs %+v", name, r.Args, r.Attrs)
+		if pending.State != acidic.RunPending || pending.Args.Customer != "acme" || len(pending.Args.Lines) != 2 || pending.Attrs != (invoiceState{}) {
+			t.Errorf("pending run: %s args %+v attrs %+v", pending.State, pending.Args, pending.Attrs)
 		}
-		got, err := acidic.DecodeResult[invoiceResult](r.Run)
-		if err != nil || got != (invoiceResult{Number: "INV-acme", Total: 350}) {
-			t.Errorf("%s: DecodeResult = %+v, %v", name, got, err)
+		if _, err := acidic.DecodeResult[invoiceResult](pending.Run); !errors.Is(err, acidic.ErrNoResult) {
+			t.Errorf("DecodeResult of a pending run: %v, want ErrNoResult", err)
 		}
-		lines, err := acidic.DecodeStepResult[map[string]int](r.Run, "total")
-		if err != nil || lines["lines"] != 2 {
-			t.Errorf("%s: DecodeStepResult(total) = %v, %v", name, lines, err)
-		}
-	}
 
-	r, err := invoice.Get(ctx, e, res.Run.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A result of another shape is a typed decode error.
-	_, err = acidic.DecodeResult[[]string](r.Run)
-	var de *acidic.DecodeError
-	if !errors.Is(err, acidic.ErrDecode) || !errors.As(err, &de) || de.What != "result" || de.RunID != r.ID || de.Type != "[]string" {
-		t.Errorf("DecodeResult into []string: %v (%+v)", err, de)
-	}
-	var jsonErr *json.UnmarshalTypeError
-	if !errors.As(err, &jsonErr) {
-		t.Errorf("DecodeResult error does not carry the JSON error: %v", err)
-	}
-	_, err = acidic.DecodeStepResult[int](r.Run, "total")
-	if !errors.As(err, &de) || de.What != "step result" || de.Step != "total" {
-		t.Errorf("DecodeStepResult into int: %v", err)
-	}
-	if _, err := acidic.DecodeStepResult[int](r.Run, "nope"); !errors.Is(err, acidic.ErrNotFound) {
-		t.Errorf("DecodeStepResult of an unknown step: %v, want ErrNotFound", err)
-	}
+		drain(t, e)
+		for name, get := range map[string]func() (*workflow.RunOf[invoiceArgs, invoiceState], error){
+			"Get":      func() (*workflow.RunOf[invoiceArgs, invoiceState], error) { return invoice.Get(ctx, e, res.Run.ID) },
+			"GetByKey": func() (*workflow.RunOf[invoiceArgs, invoiceState], error) { return invoice.GetByKey(ctx, e, "acme-1") },
+			"Wait":     func() (*workflow.RunOf[invoiceArgs, invoiceState], error) { return invoice.Wait(ctx, e, res.Run.ID) },
+		} {
+			r, err := get()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if r.ID != res.Run.ID || r.State != acidic.RunSucceeded || len(r.Steps) != 2 {
+				t.Errorf("%s: run %s %s with %d steps", name, r.ID, r.State, len(r.Steps))
+			}
+			if r.Args.Customer != "acme" || r.Attrs != (invoiceState{Total: 350, Sent: "to acme"}) {
+				t.Errorf("%s: args %+v attrs %+v", name, r.Args, r.Attrs)
+			}
+			got, err := acidic.DecodeResult[invoiceResult](r.Run)
+			if err != nil || got != (invoiceResult{Number: "INV-acme", Total: 350}) {
+				t.Errorf("%s: DecodeResult = %+v, %v", name, got, err)
+			}
+			lines, err := acidic.DecodeStepResult[map[string]int](r.Run, "total")
+			if err != nil || lines["lines"] != 2 {
+				t.Errorf("%s: DecodeStepResult(total) = %v, %v", name, lines, err)
+			}
+		}
+
+		r, err := invoice.Get(ctx, e, res.Run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A result of another shape is a typed decode error.
+		_, err = acidic.DecodeResult[[]string](r.Run)
+		var de *acidic.DecodeError
+		if !errors.Is(err, acidic.ErrDecode) || !errors.As(err, &de) || de.What != "result" || de.RunID != r.ID || de.Type != "[]string" {
+			t.Errorf("DecodeResult into []string: %v (%+v)", err, de)
+		}
+		var jsonErr *json.UnmarshalTypeError
+		if !errors.As(err, &jsonErr) {
+			t.Errorf("DecodeResult error does not carry the JSON error: %v", err)
+		}
+		_, err = acidic.DecodeStepResult[int](r.Run, "total")
+		if !errors.As(err, &de) || de.What != "step result" || de.Step != "total" {
+			t.Errorf("DecodeStepResult into int: %v", err)
+		}
+		if _, err := acidic.DecodeStepResult[int](r.Run, "nope"); !errors.Is(err, acidic.ErrNotFound) {
+			t.Errorf("DecodeStepResult of an unknown step: %v, want ErrNotFound", err)
+		}
+	})
 }
 
 // A handle whose workflow the engine does not have (by name, or by its
