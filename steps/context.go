@@ -88,12 +88,20 @@ func NewContext[A, S any](env Env, args A, state *S) *Context[A, S] {
 	return &Context[A, S]{Args: args, State: state, env: env, next: env.Cursor}
 }
 
-// Tx is the step's SERIALIZABLE transaction. With the PostgreSQL driver,
-// postgres.PgxTx(sc.Tx()) returns the pgx.Tx to run your own queries in:
-// they commit with the step, or not at all. The transaction begins at its
-// first use, so a step that does not touch it holds no connection while it
-// runs. The engine commits it; to roll it back, return an error.
+// Tx is the step's SERIALIZABLE transaction. SQL runs your own statements
+// in it on any driver; for SQL of one database, postgres.PgxTx(sc.Tx())
+// returns the pgx.Tx and sqlite.SQLTx(sc.Tx()) the SQLite transaction.
+// What runs in it commits with the step, or not at all. The transaction
+// begins at its first use, so a step that does not touch it holds no
+// connection (and on SQLite no lock) while it runs. The engine commits it;
+// to roll it back, return an error.
 func (c *Context[A, S]) Tx() storage.Tx { return c.env.Tx }
+
+// SQL runs your own statements in the step's transaction, the same on
+// every driver: storage.SQLOf(sc.Tx()). Your writes commit with the step
+// and its progress, or not at all. See storage.SQL for the SQL and the Go
+// types that work on both SQLite and PostgreSQL.
+func (c *Context[A, S]) SQL() storage.SQL { return storage.SQLOf(c.env.Tx) }
 
 // RunID is the id of the run.
 func (c *Context[A, S]) RunID() uuid.UUID { return c.env.RunID }

@@ -21,7 +21,8 @@ type conformanceTest struct {
 // Run runs the conformance suite against drivers made by newDriver: each
 // call returns a driver on a fresh, migrated, empty store. The subtests run
 // in parallel, grouped by method (Jobs, Runs, Tx, Notify, Outbox, Capabilities,
-// Migrate, Periodic, Nodes, JobAges, Controls, Retention, Limits).
+// Migrate, Periodic, Nodes, JobAges, Controls, Retention, Limits, Unique,
+// Awaits, StepLogs, SQL).
 func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 	t.Helper()
 	groups := []struct {
@@ -44,6 +45,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Unique", uniqueTests}, // unique.go
 		{"Awaits", awaitTests},
 		{"StepLogs", stepLogTests}, // steplogs.go: step logs, failures, tags
+		{"SQL", sqlTests},          // sql.go: the caller's own SQL
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
