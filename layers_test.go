@@ -25,6 +25,7 @@ var layers = map[string][]string{
 	"storage/postgres":    {".", "storage", "internal/base", "migrations"},
 	"storage/sqlite":      {".", "storage", "internal/base", "migrations"},
 	"storage/storagetest": {".", "storage", "internal/base", "migrations"},
+	"storage/storeurl":    {".", "storage", "internal/base", "migrations", "storage/postgres", "storage/sqlite"},
 	"run":                 {".", "storage", "internal/base"},
 	"events":              {"."},
 	"queue":               {".", "storage", "internal/base", "events"},
@@ -41,8 +42,9 @@ var layers = map[string][]string{
 }
 
 // pgxAllowed are the packages whose non-test code may import pgx: the
-// PostgreSQL driver, and the tools and test kit that open connections.
-var pgxAllowed = []string{"storage/postgres", "internal/tools", "internal/testkit", "examples", "cmd"}
+// PostgreSQL driver, storeurl (which opens a pool for a PostgreSQL URL),
+// and the tools and test kit that open connections.
+var pgxAllowed = []string{"storage/postgres", "storage/storeurl", "internal/tools", "internal/testkit", "examples", "cmd"}
 
 // TestLayers checks the imports of every package's non-test files against
 // the layers: nothing imports upwards, and nothing above the driver speaks

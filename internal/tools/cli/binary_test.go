@@ -16,7 +16,7 @@ import (
 
 // TestBinaryExitStatuses builds cmd/acidic and runs it as a process with an
 // environment of its own, checking the exit status and output of each
-// documented outcome: success, failure, usage (including no database),
+// documented outcome: success, failure, usage (including an empty database),
 // not found, not migrated; DATABASE_URL and ACIDIC_SCHEMA from the
 // environment; global flags before and after the command.
 func TestBinaryExitStatuses(t *testing.T) {
@@ -51,8 +51,11 @@ func TestBinaryExitStatuses(t *testing.T) {
 	}{
 		{"help", nil, []string{"help"}, 0, "Exit status:", ""},
 		{"no command", nil, nil, 2, "", "no command given"},
-		{"no database", pg, []string{"queues"}, 2, "", "acidic: no database: set DATABASE_URL or pass -database\n"},
-		{"an empty DATABASE_URL", append([]string{"DATABASE_URL="}, pg...), []string{"queues"}, 2, "", "no database: set DATABASE_URL or pass -database (DATABASE_URL is empty)"},
+		// No database named: the default store, ./acidic.db (created, not
+		// migrated), never libpq's PG* variables.
+		{"no database", pg, []string{"queues"}, 5, "", "acidic: the SQLite file acidic.db (default) is not migrated (run: acidic migrate up)\n"},
+		{"an empty DATABASE_URL", append([]string{"DATABASE_URL="}, pg...), []string{"queues"}, 2, "", "DATABASE_URL is set but empty: unset it to use the SQLite file"},
+		{"an empty ACIDIC_DB", append([]string{"ACIDIC_DB="}, pg...), []string{"queues"}, 2, "", "ACIDIC_DB is set but empty"},
 		{"an empty -database", append([]string{db}, pg...), []string{"-database", "", "queues"}, 2, "", "-database is empty"},
 		{"an empty -database after the command", []string{db}, []string{"queues", "-database="}, 2, "", "-database is empty"},
 		{"bench without a database", pg, []string{"bench", "-quick"}, 2, "", "no database: set DATABASE_URL or pass -database"},

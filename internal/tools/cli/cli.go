@@ -22,6 +22,7 @@ import (
 	"github.com/acidic-go/acidic/internal/tools/bench"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/storeurl"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -98,6 +99,7 @@ type env struct {
 	// drv is the database once connected, and close releases it.
 	drv   driver
 	close func()
+	store *storeurl.Store // what drv runs on
 }
 
 // driver is what the commands need of a database: the storage contract and
@@ -379,7 +381,7 @@ func (e *env) bench(args []string) error {
 		}
 		return nil
 	}
-	db, err := e.resolveDatabase()
+	db, err := e.explicitDatabase()
 	if err != nil {
 		return err
 	}

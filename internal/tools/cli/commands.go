@@ -142,17 +142,19 @@ func subNames(group string) string {
 }
 
 const globalFlagsText = `Global flags (before or after the command's name):
-  -database URL   PostgreSQL connection string: a URL (postgres://user@host:5432/db)
-                  or key=value pairs (host=h user=u dbname=db). Default: $DATABASE_URL.
-                  There is no built-in database: without either, acidic stops.
-  -schema NAME    schema holding Acidic's tables. Default: $ACIDIC_SCHEMA, else acidic.
+  -database URL   the store: a PostgreSQL URL (postgres://user@host:5432/db) or
+                  key=value pairs (host=h user=u dbname=db), or sqlite:PATH for a
+                  SQLite file. Default: $DATABASE_URL, else the SQLite file at
+                  $ACIDIC_DB, else ./acidic.db (as the examples choose).
+  -schema NAME    schema holding Acidic's tables on PostgreSQL. Default:
+                  $ACIDIC_SCHEMA, else acidic. A SQLite file has no schemas.
   -json           print JSON instead of text (its shape: docs/cli.md).
 `
 
 const exitText = `Exit status:
   0  success
   1  the operation failed (database unreachable or refusing, run not retryable, ...)
-  2  usage: unknown command or flag, missing or extra argument, bad value, no database
+  2  usage: unknown command or flag, missing or extra argument, bad value, empty database
   3  bench -check: a target was missed
   4  not found: no job or run has that ID, no queue that name
   5  the schema is not migrated (run: acidic migrate up)
@@ -177,7 +179,8 @@ acidic help COMMAND says more about one command.
 	b.WriteString(globalFlagsText)
 	b.WriteString(`
 Environment:
-  DATABASE_URL    the database, when -database is not given
+  DATABASE_URL    the store, when -database is not given: PostgreSQL, or sqlite:PATH
+  ACIDIC_DB       the SQLite file, when neither is given (default ./acidic.db)
   ACIDIC_SCHEMA   the schema, when -schema is not given
 
 `)

@@ -11,25 +11,29 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/storage/postgres"
-	"github.com/acidic-go/acidic/storage/sqlite"
+	"github.com/acidic-go/acidic/storage/storeurl"
 )
 
 // connectTimeout bounds connecting to the database and checking its schema.
 const connectTimeout = 10 * time.Second
 
 // database is the connection string the command was given and where it
-// came from ("-database" or "DATABASE_URL"). The string itself is never
-// printed: it may hold a password.
+// came from ("-database", "DATABASE_URL", "ACIDIC_DB" or "default"). The
+// string itself is never printed: it may hold a password.
 type database struct {
 	conn   string
 	source string
 }
 
+func (d database) src() storeurl.Source { return storeurl.Source{URL: d.conn, From: d.source} }
+
 // resolveDatabase finds the connection string: -database when given (it
-// must not be empty), else DATABASE_URL. There is no default: without
-// either, it is a usage error rather than a silent connection to some
-// database, and an empty string is refused too, since the driver would fill
-// it from libpq's PG* variables.
+// must not be empty), else the store the environment names
+// (storeurl.FromEnv: DATABASE_URL, else the SQLite file at ACIDIC_DB, else
+// ./acidic.db), the same choice the examples make. A variable set to
+// nothing is a usage error rather than a silent fall back to another store;
+// an empty string would also make the PostgreSQL driver fill it from
+// libpq's PG* variables.
 func (e *env) resolveDatabase() (database, error) {
 	if e.database.set {
 		if strings.TrimSpace(e.database.value) == "" {
@@ -37,91 +41,59 @@ func (e *env) resolveDatabase() (database, error) {
 		}
 		return database{conn: e.database.value, source: "-database"}, nil
 	}
-	v, ok := e.lookupEnv("DATABASE_URL")
-	if strings.TrimSpace(v) == "" {
-		why := ""
-		if ok {
-			why = " (DATABASE_URL is empty)"
-		}
-		return database{}, fmt.Errorf("%w: no database: set DATABASE_URL or pass -database%s", errUsage, why)
+	src, err := storeurl.FromEnv(e.lookupEnv)
+	if err != nil {
+		return database{}, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return database{conn: v, source: "DATABASE_URL"}, nil
+	return database{conn: src.URL, source: src.From}, nil
 }
 
-// config parses the connection string. Its errors never quote the string
-// (the driver's own parse errors do, with best-effort redaction). A host
-// containing "@" means a password with an unescaped "@" that the parser
-// split in the wrong place: connecting would name a host made of part of
-// the password, so it is refused too.
-func (d database) config() (*pgxpool.Config, error) {
-	cfg, err := pgxpool.ParseConfig(d.conn)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not a valid PostgreSQL connection string: use a URL (postgres://user:password@host:5432/db) or key=value pairs (host=h user=u password=p dbname=db), and percent-encode @ : / ? # in a URL's password (%%40 %%3A %%2F %%3F %%23)",
-			errUsage, d.source)
-	}
-	hosts := []string{cfg.ConnConfig.Host}
-	for _, f := range cfg.ConnConfig.Fallbacks {
-		hosts = append(hosts, f.Host)
-	}
-	for _, h := range hosts {
-		if strings.Contains(h, "@") {
-			return nil, fmt.Errorf("%w: %s: the host part contains \"@\": percent-encode \"@\" in the user name or password as %%40",
-				errUsage, d.source)
+// explicitDatabase is resolveDatabase without the SQLite default: -database
+// or DATABASE_URL (acidic bench measures the database it is pointed at, not
+// a file it would create).
+func (e *env) explicitDatabase() (database, error) {
+	if !e.database.set {
+		if v, ok := e.lookupEnv(storeurl.EnvDatabaseURL); !ok || strings.TrimSpace(v) == "" {
+			return database{}, fmt.Errorf("%w: no database: set DATABASE_URL or pass -database", errUsage)
 		}
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "acidic"
+	return e.resolveDatabase()
+}
+
+// config parses a PostgreSQL connection string (storeurl.Source.PoolConfig):
+// its errors never quote the string.
+func (d database) config() (*pgxpool.Config, error) {
+	cfg, err := d.src().PoolConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return cfg, nil
 }
 
-// sqlitePrefix marks a connection string that names a SQLite file:
-// sqlite:PATH.
-const sqlitePrefix = "sqlite:"
-
-// connect opens the database (a pool on PostgreSQL, or a SQLite file) and
-// checks that it answers.
+// connect opens the database (a pool on PostgreSQL, or a SQLite file,
+// created when missing: commands other than "migrate" then find it not
+// migrated) and checks that it answers. The -schema flag does not apply to
+// a SQLite file: it holds one instance.
 func (e *env) connect() error {
 	db, err := e.resolveDatabase()
 	if err != nil {
 		return err
 	}
-	if path, ok := strings.CutPrefix(db.conn, sqlitePrefix); ok {
-		return e.connectSQLite(db, path)
+	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
+	defer cancel()
+	st, err := storeurl.Open(ctx, db.src(), storeurl.Options{Schema: e.schemaName(), MaxConns: 4})
+	if errors.Is(err, storeurl.ErrInvalid) {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	cfg, err := db.config()
 	if err != nil {
 		return err
 	}
-	cfg.MaxConns = 4
-	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
-	defer cancel()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("database (%s): %w", db.source, err)
+	drv, ok := st.Driver.(driver)
+	if !ok {
+		st.Close()
+		return fmt.Errorf("database (%s): the driver %T has no Migrator", db.source, st.Driver)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return fmt.Errorf("cannot reach the database (%s): %w", db.source, err)
-	}
-	e.drv, e.close = postgres.New(pool, postgres.Options{Schema: e.schemaName()}), pool.Close
-	return nil
-}
-
-// connectSQLite opens the SQLite file at path, creating it when missing
-// (commands other than "migrate" then find it not migrated). The -schema
-// flag does not apply: a file holds one instance.
-func (e *env) connectSQLite(db database, path string) error {
-	if strings.TrimSpace(path) == "" {
-		return fmt.Errorf("%w: %s: sqlite: needs a file path (sqlite:./acidic.db)", errUsage, db.source)
-	}
-	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
-	defer cancel()
-	drv, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		return fmt.Errorf("database (%s): %w", db.source, err)
-	}
-	e.drv, e.close = drv, func() { _ = drv.Close() }
+	e.drv, e.close, e.store = drv, st.Close, st
 	return nil
 }
 
@@ -132,6 +104,9 @@ var errNotMigrated = errors.New("schema not migrated")
 // which command fixes it.
 func (e *env) notMigrated(detail string) error {
 	hint := "acidic migrate up"
+	if e.store != nil && e.store.SQLite() {
+		return fmt.Errorf("%w: the %s %s (run: %s)", errNotMigrated, e.store.Source, detail, hint)
+	}
 	if s := e.schemaName(); s != postgres.DefaultSchema {
 		hint = "acidic -schema " + s + " migrate up"
 	}

@@ -183,10 +183,18 @@ func binary(t *testing.T) string {
 }
 
 // exe runs the built binary with args and exactly the environment env
-// (plus PATH and HOME, which Go needs), and returns what it did.
+// (plus PATH and HOME, which Go needs), in a directory of its own (where
+// the default store, ./acidic.db, would be), and returns what it did.
 func exe(t *testing.T, bin string, env []string, args ...string) result {
 	t.Helper()
+	return exeIn(t, t.TempDir(), bin, env, args...)
+}
+
+// exeIn is exe in the directory dir.
+func exeIn(t *testing.T, dir, bin string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -1,0 +1,82 @@
+package storeurl_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/acidic-go/acidic/storage/sqlite"
+	"github.com/acidic-go/acidic/storage/storeurl"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+}
+
+// TestFromEnv: DATABASE_URL, else ACIDIC_DB, else ./acidic.db; a variable
+// set to nothing is refused, not skipped.
+func TestFromEnv(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		vars      map[string]string
+		url, from string
+		err       string
+	}{
+		{"nothing set", nil, "sqlite:acidic.db", "default", ""},
+		{"ACIDIC_DB", map[string]string{"ACIDIC_DB": "/tmp/x.db"}, "sqlite:/tmp/x.db", "ACIDIC_DB", ""},
+		{"DATABASE_URL wins", map[string]string{"ACIDIC_DB": "/tmp/x.db", "DATABASE_URL": "postgres://u@h/db"}, "postgres://u@h/db", "DATABASE_URL", ""},
+		{"DATABASE_URL names a SQLite file", map[string]string{"DATABASE_URL": "sqlite:y.db"}, "sqlite:y.db", "DATABASE_URL", ""},
+		{"empty DATABASE_URL", map[string]string{"DATABASE_URL": " ", "ACIDIC_DB": "/tmp/x.db"}, "", "", "DATABASE_URL is set but empty"},
+		{"empty ACIDIC_DB", map[string]string{"ACIDIC_DB": ""}, "", "", "ACIDIC_DB is set but empty"},
+	} {
+		src, err := storeurl.FromEnv(env(c.vars))
+		switch {
+		case c.err != "" && (!errors.Is(err, storeurl.ErrInvalid) || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: err = %v, want ErrInvalid saying %q", c.name, err, c.err)
+		case c.err == "" && (err != nil || src.URL != c.url || src.From != c.from):
+			t.Errorf("%s: FromEnv = %+v, %v; want %s from %s", c.name, src, err, c.url, c.from)
+		}
+	}
+}
+
+// TestErrorsNeverQuoteTheURL: a malformed PostgreSQL URL's error names where
+// it came from, not its text (which may hold a password).
+func TestErrorsNeverQuoteTheURL(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"postgres://user:s3cret@[::1", "postgres://user:p@ss@host/db", "sqlite:"} {
+		_, err := storeurl.Open(context.Background(), storeurl.Source{URL: u, From: "DATABASE_URL"}, storeurl.Options{})
+		if !errors.Is(err, storeurl.ErrInvalid) || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "ss@host") ||
+			!strings.Contains(err.Error(), "DATABASE_URL") {
+			t.Errorf("Open(%q): %v; want ErrInvalid naming DATABASE_URL, without the URL", u, err)
+		}
+	}
+}
+
+// TestOpenSQLite: a sqlite: URL opens (and migrates) the file; a path that
+// cannot be opened is sqlite.ErrCannotOpen, naming where it came from.
+func TestOpenSQLite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "a.db")
+	st, err := storeurl.Open(ctx, storeurl.Source{URL: "sqlite:" + path, From: "ACIDIC_DB"}, storeurl.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !st.SQLite() || st.Source.String() != "SQLite file "+path+" (ACIDIC_DB)" {
+		t.Errorf("store %v, SQLite() = %v", st.Source, st.SQLite())
+	}
+	if s, err := st.Driver.(*sqlite.Driver).Migrator().Status(ctx); err != nil || !s[len(s)-1].Applied {
+		t.Errorf("Options.Migrate left %+v, %v", s, err)
+	}
+	_, err = storeurl.Open(ctx, storeurl.Source{URL: "sqlite:" + filepath.Join(path, "sub", "b.db"), From: "ACIDIC_DB"}, storeurl.Options{})
+	if !errors.Is(err, sqlite.ErrCannotOpen) || !strings.Contains(err.Error(), "(ACIDIC_DB)") {
+		t.Errorf("Open of a path under a file: %v, want ErrCannotOpen naming ACIDIC_DB", err)
+	}
+}
