@@ -22,8 +22,8 @@ import (
 	"github.com/acidic-go/acidic/internal/tools/bench"
 	"github.com/acidic-go/acidic/migrations"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/storeurl"
 	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage/storeurl"
 )
 
 // Exit statuses of the command, listed in its help and in docs/cli.md.
