@@ -4,21 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync/atomic"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/acidic-go/acidic/storage"
 )
 
 // gateway is a fake payment gateway. A real gateway is somebody else's
 // system: once it has charged a card, the charge stays made, whatever happens
 // to our transaction afterwards. To be honest about that, this one writes its
-// table on its own connection from the pool, never in a step's transaction,
-// so a step that rolls back does not roll the charge back.
+// table outside any transaction of a step (db is the store's SQL, each
+// statement committed on its own: storage.SQLOf(drv)), so a step that rolls
+// back does not roll the charge back.
 type gateway struct {
-	pool    *pgxpool.Pool
+	db      storage.SQL
 	schema  string
 	created atomic.Int64 // new charges made by this process
 }
@@ -34,12 +33,12 @@ type charge struct {
 
 // newGateway returns a gateway keeping its charges in schema, creating its
 // table if missing.
-func newGateway(ctx context.Context, pool *pgxpool.Pool, schema string) (*gateway, error) {
-	g := &gateway{pool: pool, schema: schema}
-	_, err := pool.Exec(ctx, g.sql(`CREATE TABLE IF NOT EXISTS {schema}.gateway_charges (
-		idempotency_key text PRIMARY KEY,
-		charge_id       text NOT NULL,
-		amount_cents    int  NOT NULL)`))
+func newGateway(ctx context.Context, db storage.SQL, schema string) (*gateway, error) {
+	g := &gateway{db: db, schema: schema}
+	_, err := db.Exec(ctx, g.sql(`CREATE TABLE IF NOT EXISTS {schema}.gateway_charges (
+		idempotency_key TEXT   PRIMARY KEY,
+		charge_id       TEXT   NOT NULL,
+		amount_cents    BIGINT NOT NULL)`))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: create table: %w", err)
 	}
@@ -52,19 +51,18 @@ func newGateway(ctx context.Context, pool *pgxpool.Pool, schema string) (*gatewa
 // amount is an error.
 func (g *gateway) Charge(ctx context.Context, key string, amountCents int) (charge, error) {
 	id := "ch_" + randomHex(6)
-	err := g.pool.QueryRow(ctx, g.sql(`INSERT INTO {schema}.gateway_charges (idempotency_key, charge_id, amount_cents)
-		VALUES ($1, $2, $3) ON CONFLICT (idempotency_key) DO NOTHING RETURNING charge_id`),
-		key, id, amountCents).Scan(&id)
+	n, err := g.db.Exec(ctx, g.sql(`INSERT INTO {schema}.gateway_charges (idempotency_key, charge_id, amount_cents)
+		VALUES ($1, $2, $3) ON CONFLICT (idempotency_key) DO NOTHING`), key, id, amountCents)
 	switch {
-	case err == nil:
+	case err != nil:
+		return charge{}, fmt.Errorf("gateway: charge: %w", err)
+	case n == 1:
 		g.created.Add(1)
 		return charge{ID: id, AmountCents: amountCents, New: true}, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return charge{}, fmt.Errorf("gateway: charge: %w", err)
 	}
 	// The key exists: replay the earlier charge.
 	c := charge{}
-	err = g.pool.QueryRow(ctx, g.sql(`SELECT charge_id, amount_cents FROM {schema}.gateway_charges WHERE idempotency_key = $1`),
+	err = g.db.QueryRow(ctx, g.sql(`SELECT charge_id, amount_cents FROM {schema}.gateway_charges WHERE idempotency_key = $1`),
 		key).Scan(&c.ID, &c.AmountCents)
 	if err != nil {
 		return charge{}, fmt.Errorf("gateway: look up key %q: %w", key, err)
@@ -76,12 +74,12 @@ func (g *gateway) Charge(ctx context.Context, key string, amountCents int) (char
 }
 
 // Charges counts the charges made, by any process, under keys that start with
-// prefix. A step's idempotency key starts with its run's id, so passing the
+// prefix (which holds no LIKE wildcard: a run id does not). A step's idempotency key starts with its run's id, so passing the
 // run id counts every charge the run made, whatever key it used.
 func (g *gateway) Charges(ctx context.Context, prefix string) (int, error) {
 	var n int
-	err := g.pool.QueryRow(ctx, g.sql(`SELECT count(*) FROM {schema}.gateway_charges WHERE starts_with(idempotency_key, $1)`),
-		prefix).Scan(&n)
+	err := g.db.QueryRow(ctx, g.sql(`SELECT count(*) FROM {schema}.gateway_charges WHERE idempotency_key LIKE $1`),
+		prefix+"%").Scan(&n)
 	return n, err
 }
 

@@ -17,21 +17,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage/storeurl"
 	"github.com/acidic-go/acidic/workflow"
 )
 
-const defaultURL = "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"
-
 // config is what one invocation does.
 type config struct {
-	URL        string
-	Pool       *pgxpool.Pool // used instead of URL when set (tests)
+	// Store is the store to open (storeurl.FromEnv: DATABASE_URL, else the
+	// SQLite file at ACIDIC_DB, else ./acidic.db).
+	Store storeurl.Source
+	// Driver is used instead of Store when set (tests); it must be
+	// migrated.
+	Driver storage.Driver
+	// Schema holds Acidic's and the example's tables on PostgreSQL; a
+	// SQLite file has none.
 	Schema     string
 	Order      string
 	Amount     int
@@ -44,7 +48,7 @@ type config struct {
 	Logger  *slog.Logger
 }
 
-// defaultSchema is the schema the acidic command reads by default:
+// defaultSchema is the PostgreSQL schema the acidic command reads by default:
 // ACIDIC_SCHEMA, else Acidic's default schema. Using it here means that
 // `acidic runs list` finds the example's runs with no flag.
 func defaultSchema(getenv func(string) string) string {
@@ -74,7 +78,6 @@ type report struct {
 
 func main() {
 	cfg := config{
-		URL: os.Getenv("DATABASE_URL"),
 		Crash: func(string) error {
 			os.Exit(3) // a real crash: no deferred cleanup, no graceful stop
 			return nil
@@ -82,15 +85,21 @@ func main() {
 		Out:    os.Stdout,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	if cfg.URL == "" {
-		cfg.URL = defaultURL
-	}
-	flag.StringVar(&cfg.Schema, "schema", defaultSchema(os.Getenv), "schema for Acidic's and the example's tables: $ACIDIC_SCHEMA when set, as for the acidic command")
+	flag.StringVar(&cfg.Schema, "schema", defaultSchema(os.Getenv), "PostgreSQL schema for Acidic's and the example's tables: $ACIDIC_SCHEMA when set, as for the acidic command")
 	flag.StringVar(&cfg.Order, "order", "order-1", "order id (one payment run per order)")
 	flag.IntVar(&cfg.Amount, "amount", 4200, "amount in cents")
 	flag.StringVar(&cfg.CrashAfter, "crash-after", "", `exit with status 3 right after this step commits: "charge" or "ledger"`)
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "give up if the run has not finished by then")
 	flag.Parse()
+	// The store: DATABASE_URL (PostgreSQL, or sqlite:PATH), else the
+	// SQLite file at ACIDIC_DB, else ./acidic.db; the acidic command
+	// chooses the same way.
+	src, err := storeurl.FromEnv(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payment:", err)
+		os.Exit(2)
+	}
+	cfg.Store = src
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	rep, err := runPayment(ctx, cfg)
@@ -122,27 +131,28 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	// Connect, migrate Acidic's schema, create the example's tables.
-	pool := cfg.Pool
-	if pool == nil {
-		if pool, err = pgxpool.New(ctx, cfg.URL); err != nil {
+	// Open the store (a bad path or URL fails here, before anything is
+	// written), migrate Acidic's tables, create the example's.
+	drv := cfg.Driver
+	if drv == nil {
+		st, err := storeurl.Open(ctx, cfg.Store, storeurl.Options{Schema: cfg.Schema, Migrate: true})
+		if err != nil {
 			return rep, err
 		}
-		defer pool.Close()
+		defer st.Close()
+		drv = st.Driver
+		fmt.Fprintf(cfg.Out, "store: %s\n", st.Source)
 	}
-	drv := postgres.New(pool, postgres.Options{Schema: cfg.Schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
+	db := storage.SQLOf(drv) // the store's SQL, outside any transaction
+	if err := createTables(ctx, db, drv.Schema()); err != nil {
 		return rep, err
 	}
-	if err := createTables(ctx, pool, cfg.Schema); err != nil {
-		return rep, err
-	}
-	gw, err := newGateway(ctx, pool, cfg.Schema)
+	gw, err := newGateway(ctx, db, drv.Schema())
 	if err != nil {
 		return rep, err
 	}
 
-	p := &payment{schema: cfg.Schema, gateway: gw, out: cfg.Out,
+	p := &payment{schema: drv.Schema(), gateway: gw, out: cfg.Out,
 		crashAfter: cfg.CrashAfter, crash: cfg.Crash, crashed: make(chan error, 1)}
 	eng, err := workflow.NewEngine(drv, engineConfig(cfg.Logger))
 	if err != nil {
@@ -158,13 +168,13 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 	// order without its payment, nor a payment without its order.
 	args := paymentArgs{OrderID: cfg.Order, AmountCents: cfg.Amount}
 	var res *workflow.EnqueueResult
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, inSchema(cfg.Schema, `INSERT INTO {schema}.orders (id, amount_cents, status)
+	err = drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		_, err := storage.SQLOf(tx).Exec(ctx, inSchema(drv.Schema(), `INSERT INTO {schema}.orders (id, amount_cents, status)
 			VALUES ($1, $2, 'pending') ON CONFLICT (id) DO NOTHING`), args.OrderID, args.AmountCents)
 		if err != nil {
 			return err
 		}
-		res, err = payments.EnqueueTx(ctx, eng, drv.WrapTx(tx), args, workflow.EnqueueOptions{})
+		res, err = payments.EnqueueTx(ctx, eng, tx, args, workflow.EnqueueOptions{})
 		return err
 	})
 	if err != nil {
@@ -225,7 +235,7 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 		`SELECT count(*) FROM {schema}.ledger WHERE order_id = $1`:   &rep.LedgerRows,
 		`SELECT count(*) FROM {schema}.receipts WHERE order_id = $1`: &rep.Receipts,
 	} {
-		if err := pool.QueryRow(ctx, inSchema(cfg.Schema, sql), args.OrderID).Scan(n); err != nil {
+		if err := db.QueryRow(ctx, inSchema(drv.Schema(), sql), args.OrderID).Scan(n); err != nil {
 			return rep, err
 		}
 	}

@@ -7,12 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -94,20 +91,24 @@ func (r paymentRun) charge(ctx context.Context) error {
 }
 
 // ledger books the payment and marks the order paid, in the step's own
-// transaction: these writes commit together with "ledger is done", or not at
-// all, so a retry never finds half of them. unique(order_id) is only a
-// safety net.
+// transaction (sc.SQL(), the same on SQLite and PostgreSQL): these writes
+// commit together with "ledger is done", or not at all, so a retry never
+// finds half of them. The entry's number is the next one in the ledger,
+// computed in the same transaction (serializable on both drivers);
+// unique(order_id) is only a safety net.
 func (r paymentRun) ledger(ctx context.Context) error {
 	if err := r.crashPoint("charge", "ledger"); err != nil {
 		return err
 	}
-	tx := postgres.PgxTx(r.Tx())
-	err := tx.QueryRow(ctx, r.sql(`INSERT INTO {schema}.ledger (order_id, amount_cents, charge_id)
-		VALUES ($1, $2, $3) RETURNING id`), r.Args.OrderID, r.Args.AmountCents, r.State.ChargeID).Scan(&r.State.LedgerID)
+	db := r.SQL()
+	err := db.QueryRow(ctx, r.sql(`INSERT INTO {schema}.ledger (id, order_id, amount_cents, charge_id)
+		SELECT coalesce(max(id), 0) + 1, CAST($1 AS TEXT), CAST($2 AS BIGINT), CAST($3 AS TEXT) FROM {schema}.ledger
+		RETURNING id`),
+		r.Args.OrderID, r.Args.AmountCents, r.State.ChargeID).Scan(&r.State.LedgerID)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	if _, err := tx.Exec(ctx, r.sql(`UPDATE {schema}.orders SET status = 'paid' WHERE id = $1`), r.Args.OrderID); err != nil {
+	if _, err := db.Exec(ctx, r.sql(`UPDATE {schema}.orders SET status = 'paid' WHERE id = $1`), r.Args.OrderID); err != nil {
 		return fmt.Errorf("mark order paid: %w", err)
 	}
 	fmt.Fprintf(r.out, "  ledger:  entry %d for charge %s; order %s paid\n", r.State.LedgerID, r.State.ChargeID, r.Args.OrderID)
@@ -115,14 +116,15 @@ func (r paymentRun) ledger(ctx context.Context) error {
 }
 
 // receipt records the receipt in the step's transaction and makes it the
-// run's result.
+// run's result. Its time is taken in Go and stored as Unix microseconds:
+// the portable way to keep a time on both drivers (see storage.SQL).
 func (r paymentRun) receipt(ctx context.Context) error {
 	if err := r.crashPoint("ledger", "receipt"); err != nil {
 		return err
 	}
-	rc := receipt{OrderID: r.Args.OrderID, AmountCents: r.Args.AmountCents, ChargeID: r.State.ChargeID, LedgerID: r.State.LedgerID}
-	err := postgres.PgxTx(r.Tx()).QueryRow(ctx, r.sql(`INSERT INTO {schema}.receipts (order_id, sent_at)
-		VALUES ($1, now()) RETURNING sent_at`), r.Args.OrderID).Scan(&rc.SentAt)
+	sent := time.Now().UTC().Truncate(time.Microsecond)
+	rc := receipt{OrderID: r.Args.OrderID, AmountCents: r.Args.AmountCents, ChargeID: r.State.ChargeID, LedgerID: r.State.LedgerID, SentAt: sent}
+	_, err := r.SQL().Exec(ctx, r.sql(`INSERT INTO {schema}.receipts (order_id, sent_at_us) VALUES ($1, $2)`), r.Args.OrderID, sent.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("receipt: %w", err)
 	}
@@ -152,28 +154,32 @@ func (p *payment) crashPoint(after, next string) error {
 
 func (p *payment) sql(s string) string { return inSchema(p.schema, s) }
 
-// createTables makes the example's own tables, next to Acidic's.
-func createTables(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	_, err := pool.Exec(ctx, inSchema(schema, `
-		CREATE TABLE IF NOT EXISTS {schema}.orders (
-			id           text PRIMARY KEY,
-			amount_cents int  NOT NULL,
-			status       text NOT NULL);
-		CREATE TABLE IF NOT EXISTS {schema}.ledger (
-			id           bigserial PRIMARY KEY,
-			order_id     text NOT NULL UNIQUE,
-			amount_cents int  NOT NULL,
-			charge_id    text NOT NULL);
-		CREATE TABLE IF NOT EXISTS {schema}.receipts (
-			order_id text PRIMARY KEY,
-			sent_at  timestamptz NOT NULL);`))
-	if err != nil {
-		return fmt.Errorf("create tables: %w", err)
+// createTables makes the example's own tables, next to Acidic's, with DDL
+// both SQLite and PostgreSQL accept. schema is the driver's (drv.Schema():
+// the PostgreSQL schema, or "main", a SQLite file's own).
+func createTables(ctx context.Context, db storage.SQL, schema string) error {
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS {schema}.orders (
+			id           TEXT   PRIMARY KEY,
+			amount_cents BIGINT NOT NULL,
+			status       TEXT   NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS {schema}.ledger (
+			id           BIGINT PRIMARY KEY,
+			order_id     TEXT   NOT NULL UNIQUE,
+			amount_cents BIGINT NOT NULL,
+			charge_id    TEXT   NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS {schema}.receipts (
+			order_id   TEXT   PRIMARY KEY,
+			sent_at_us BIGINT NOT NULL)`,
+	} {
+		if _, err := db.Exec(ctx, inSchema(schema, ddl)); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
 	}
 	return nil
 }
 
 // inSchema replaces {schema} in s with the quoted schema name.
 func inSchema(schema, s string) string {
-	return strings.ReplaceAll(s, "{schema}", pgx.Identifier{schema}.Sanitize())
+	return strings.ReplaceAll(s, "{schema}", `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
 }
