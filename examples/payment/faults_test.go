@@ -7,6 +7,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -19,14 +20,14 @@ import (
 func TestPaymentSurvivesAFailureAtEveryBoundary(t *testing.T) {
 	rep := acidictest.EachFault(t, acidictest.FaultOptions{
 		Workflows: func(drv *postgres.Driver) []workflow.Definition {
-			p := &payment{schema: drv.Schema(), gateway: &gateway{pool: drv.Pool(), schema: drv.Schema()}, out: io.Discard}
+			p := &payment{schema: drv.Schema(), gateway: &gateway{db: storage.SQLOf(drv), schema: drv.Schema()}, out: io.Discard}
 			return []workflow.Definition{p.workflow()}
 		},
 		Setup: func(ctx context.Context, drv *postgres.Driver) error {
-			if err := createTables(ctx, drv.Pool(), drv.Schema()); err != nil {
+			if err := createTables(ctx, storage.SQLOf(drv), drv.Schema()); err != nil {
 				return err
 			}
-			_, err := newGateway(ctx, drv.Pool(), drv.Schema())
+			_, err := newGateway(ctx, storage.SQLOf(drv), drv.Schema())
 			return err
 		},
 		Start: func(ctx context.Context, h *acidictest.Harness) error {
