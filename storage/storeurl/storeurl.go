@@ -135,8 +135,8 @@ func (s Source) PoolConfig() (*pgxpool.Config, error) {
 // Options configure Open. The zero value is usable.
 type Options struct {
 	// Schema holds Acidic's tables on PostgreSQL (postgres.Options.Schema;
-	// default postgres.DefaultSchema). A SQLite file holds one store: the
-	// schema does not apply to it.
+	// default postgres.DefaultSchema). A SQLite file holds one store: Open
+	// refuses any other schema for it (ErrInvalid) rather than ignore it.
 	Schema string
 	// MaxConns caps the PostgreSQL pool; 0 keeps pgxpool's default.
 	MaxConns int32
@@ -173,6 +173,10 @@ func Open(ctx context.Context, src Source, opts Options) (*Store, error) {
 	if path, ok := src.SQLitePath(); ok {
 		if strings.TrimSpace(path) == "" {
 			return nil, fmt.Errorf("%w: %s: sqlite: needs a file path (sqlite:./%s)", ErrInvalid, src.From, DefaultSQLitePath)
+		}
+		if opts.Schema != "" && opts.Schema != postgres.DefaultSchema {
+			return nil, fmt.Errorf("%w: schema %q: a SQLite file has no schemas (it holds one store; use another file): the schema applies to PostgreSQL only",
+				ErrInvalid, opts.Schema)
 		}
 		so := opts.SQLite
 		so.Migrate = so.Migrate || opts.Migrate

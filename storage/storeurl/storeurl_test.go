@@ -75,6 +75,10 @@ func TestOpenSQLite(t *testing.T) {
 	if s, err := st.Driver.(*sqlite.Driver).Migrator().Status(ctx); err != nil || !s[len(s)-1].Applied {
 		t.Errorf("Options.Migrate left %+v, %v", s, err)
 	}
+	_, err = storeurl.Open(ctx, storeurl.Source{URL: "sqlite:" + path, From: "ACIDIC_DB"}, storeurl.Options{Schema: "tenant_1"})
+	if !errors.Is(err, storeurl.ErrInvalid) || !strings.Contains(err.Error(), "no schemas") {
+		t.Errorf("Open of a SQLite file with a schema: %v, want ErrInvalid (not a schema silently ignored)", err)
+	}
 	_, err = storeurl.Open(ctx, storeurl.Source{URL: "sqlite:" + filepath.Join(path, "sub", "b.db"), From: "ACIDIC_DB"}, storeurl.Options{})
 	if !errors.Is(err, sqlite.ErrCannotOpen) || !strings.Contains(err.Error(), "(ACIDIC_DB)") {
 		t.Errorf("Open of a path under a file: %v, want ErrCannotOpen naming ACIDIC_DB", err)
