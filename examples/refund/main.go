@@ -15,41 +15,48 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
-	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage/storeurl"
 )
 
 func main() {
 	var (
-		url      = flag.String("database", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"), "PostgreSQL URL")
-		schema   = flag.String("schema", "acidic_refund_example", "schema for Acidic's tables and the example's orders")
+		url      = flag.String("database", "", "the store: a PostgreSQL URL or sqlite:PATH (default: $DATABASE_URL, else the SQLite file at $ACIDIC_DB, else ./acidic.db)")
+		schema   = flag.String("schema", "acidic_refund_example", "PostgreSQL schema for Acidic's tables and the example's orders")
 		order    = flag.Int64("order", 1, "order id")
 		total    = flag.Int("total", 2500, "order total in cents (99 makes the provider fail)")
 		debounce = flag.Duration("debounce", 0, "schedule the refund this far out, and show a second request pushing it later")
 	)
 	flag.Parse()
-	if err := run(*url, *schema, *order, *total, *debounce); err != nil {
+	src, err := storeurl.FromEnv(nil)
+	if *url != "" {
+		src, err = storeurl.Source{URL: *url, From: "-database"}, nil
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "refund:", err)
+		os.Exit(2)
+	}
+	if _, ok := src.SQLitePath(); ok {
+		*schema = "" // a SQLite file has no schemas
+	}
+	if err := run(src, *schema, *order, *total, *debounce); err != nil {
 		fmt.Fprintln(os.Stderr, "refund:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url, schema string, orderID int64, total int, debounce time.Duration) error {
+func run(src storeurl.Source, schema string, orderID int64, total int, debounce time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, url)
+	st, err := storeurl.Open(ctx, src, storeurl.Options{Schema: schema, Migrate: true})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	drv := postgres.New(pool, postgres.Options{Schema: schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		return err
-	}
-	shop, err := newOrders(ctx, pool, schema)
+	defer st.Close()
+	drv := st.Driver
+	fmt.Printf("store: %s\n", st.Source)
+	shop, err := newOrders(ctx, drv)
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func run(url, schema string, orderID int64, total int, debounce time.Duration) e
 	}
 	client, err := queue.New(drv, queue.Config{
 		Workers: shop.workers(),
-		Queues:  map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 2}},
+		Queues:  map[string]queue.QueueConfig{RefundQueue: {MaxWorkers: 2}},
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -132,11 +139,4 @@ func waitFinal(ctx context.Context, c *queue.Client, id int64) (*acidic.Job, err
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

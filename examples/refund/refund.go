@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
 )
 
 // RefundKind is the job kind of a refund.
 const RefundKind = "refund"
+
+// RefundQueue is the refunds' queue: a queue of their own, so that the
+// example's client, working only it, never takes another example's jobs
+// from a store they share (./acidic.db).
+const RefundQueue = "refunds"
 
 // RefundArgs are a refund job's arguments.
 type RefundArgs struct {
@@ -32,6 +36,7 @@ var errUnknownOrder = errors.New("payment provider: unknown order")
 // is tried at most once, ever.
 func refundOptions() queue.KindOptions {
 	return queue.KindOptions{
+		Queue:       RefundQueue,
 		MaxAttempts: 1,
 		Unique: &queue.UniqueOptions{
 			ArgKeys: []string{"order_id"},
@@ -50,21 +55,22 @@ func debounced(delay time.Duration) queue.EnqueueOptions {
 	}
 }
 
-// orders is the shop's order table.
+// orders is the shop's order table, next to Acidic's (in the driver's
+// schema), written with SQL both drivers accept (storage.SQL).
 type orders struct {
-	pool  *pgxpool.Pool
+	db    storage.SQL
 	table string
 }
 
-func newOrders(ctx context.Context, pool *pgxpool.Pool, schema string) (*orders, error) {
-	o := &orders{pool: pool, table: pgx.Identifier{schema, "orders"}.Sanitize()}
-	_, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+o.table+
-		" (id bigint PRIMARY KEY, total int NOT NULL, refunded_at timestamptz, refund_reason text)")
+func newOrders(ctx context.Context, drv storage.Driver) (*orders, error) {
+	o := &orders{db: storage.SQLOf(drv), table: `"` + strings.ReplaceAll(drv.Schema(), `"`, `""`) + `".refund_orders`}
+	_, err := o.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+o.table+
+		" (id BIGINT PRIMARY KEY, total BIGINT NOT NULL, refunded_at_us BIGINT, refund_reason TEXT)")
 	return o, err
 }
 
 func (o *orders) add(ctx context.Context, id int64, total int) error {
-	_, err := o.pool.Exec(ctx, "INSERT INTO "+o.table+" (id, total) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", id, total)
+	_, err := o.db.Exec(ctx, "INSERT INTO "+o.table+" (id, total) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", id, total)
 	return err
 }
 
@@ -72,13 +78,14 @@ func (o *orders) add(ctx context.Context, id int64, total int) error {
 // provider and records it.
 func (o *orders) refund(ctx context.Context, job *acidic.Job, args RefundArgs) error {
 	var total int
-	if err := o.pool.QueryRow(ctx, "SELECT total FROM "+o.table+" WHERE id = $1", args.OrderID).Scan(&total); err != nil {
+	if err := o.db.QueryRow(ctx, "SELECT total FROM "+o.table+" WHERE id = $1", args.OrderID).Scan(&total); err != nil {
 		return fmt.Errorf("order %d: %w", args.OrderID, err)
 	}
 	if total == 99 {
 		return errUnknownOrder
 	}
-	_, err := o.pool.Exec(ctx, "UPDATE "+o.table+" SET refunded_at = now(), refund_reason = $2 WHERE id = $1", args.OrderID, args.Reason)
+	_, err := o.db.Exec(ctx, "UPDATE "+o.table+" SET refunded_at_us = $3, refund_reason = $2 WHERE id = $1",
+		args.OrderID, args.Reason, time.Now().UnixMicro())
 	return err
 }
 

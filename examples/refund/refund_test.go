@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage/storeurl"
 )
 
 // setup returns a harness in manual mode whose refund worker works on the
@@ -16,7 +19,7 @@ func setup(t *testing.T) (*acidictest.Harness, *orders) {
 	t.Helper()
 	pg := acidictest.NewDriver(t)
 	h := acidictest.New(t, acidictest.Options{Driver: pg})
-	shop, err := newOrders(context.Background(), pg.Pool(), pg.Schema())
+	shop, err := newOrders(context.Background(), pg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +53,7 @@ func TestFailedRefundIsDiscardedAndNeverEnqueuedAgain(t *testing.T) {
 	if _, err := h.EnqueueJob(ctx, RefundKind, RefundArgs{OrderID: 7, Reason: "Doesn't matter"}, queue.EnqueueOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	res := h.Drain(queue.DefaultQueue, queue.DrainOptions{})
+	res := h.Drain(RefundQueue, queue.DrainOptions{})
 	if res.Discarded != 1 || res.Success != 0 {
 		t.Fatalf("drain %+v, want discard 1, success 0", res)
 	}
@@ -76,7 +79,7 @@ func TestRetryingADiscardedRefundGivesItOneMoreAttempt(t *testing.T) {
 		t.Fatalf("perform: %s %v", outcome, err)
 	}
 	// The provider is fixed; an operator retries every discarded refund.
-	if _, err := shop.pool.Exec(ctx, "UPDATE "+shop.table+" SET total = 100 WHERE id = 8"); err != nil {
+	if _, err := shop.db.Exec(ctx, "UPDATE "+shop.table+" SET total = 100 WHERE id = 8"); err != nil {
 		t.Fatal(err)
 	}
 	retried, err := h.Queue().RetryMany(ctx, acidic.JobFilter{Kind: RefundKind, States: []acidic.JobState{acidic.JobDiscarded}})
@@ -86,7 +89,7 @@ func TestRetryingADiscardedRefundGivesItOneMoreAttempt(t *testing.T) {
 	if r := retried[0]; r.ID != job.ID || r.State != acidic.JobAvailable || r.Attempt != 1 || r.MaxAttempts != 2 {
 		t.Fatalf("retried job: state %s attempt %d of %d; want available, attempt 1 of 2", r.State, r.Attempt, r.MaxAttempts)
 	}
-	if res := h.Drain(queue.DefaultQueue, queue.DrainOptions{}); res.Success != 1 {
+	if res := h.Drain(RefundQueue, queue.DrainOptions{}); res.Success != 1 {
 		t.Fatalf("drain after retry %+v", res)
 	}
 }
@@ -115,7 +118,31 @@ func TestDebouncePushesTheRefundLater(t *testing.T) {
 	if job.State != acidic.JobScheduled {
 		t.Fatalf("state %s", job.State)
 	}
-	if res := h.Drain(queue.DefaultQueue, queue.DrainOptions{}); res.Total() != 0 {
+	if res := h.Drain(RefundQueue, queue.DrainOptions{}); res.Total() != 0 {
 		t.Fatalf("a refund scheduled 10 minutes out ran: %+v", res)
 	}
+}
+
+// TestProgramOnBothDrivers runs the program's run on a SQLite file and on a
+// PostgreSQL schema: the same code, the store chosen by its URL.
+func TestProgramOnBothDrivers(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		src := storeurl.Source{URL: "sqlite:" + filepath.Join(t.TempDir(), "acidic.db"), From: "test"}
+		if err := run(src, "", 1, 2500, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(src, "", 2, 99, 0); err != nil { // the provider fails: discarded
+			t.Fatal(err)
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		schema := testdb.SchemaName(t)
+		t.Cleanup(func() { testdb.DropSchema(t, schema) })
+		if err := run(storeurl.Source{URL: testdb.URL(), From: "test"}, schema, 1, 2500, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
