@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -27,21 +29,27 @@ func Table(drv storage.Driver, name string) string {
 }
 
 // Exec runs a statement on drv's store in a transaction of its own and
-// fails t if it fails: a test's way to set a row up, or to break one, on
+// fails t if it fails, returning the number of rows it changed: a test's way to set a row up, or to break one, on
 // either driver. Both drivers take $1, $2, ... for args; what else the
 // statement may say is the database's own dialect (times, for one, are
 // timestamptz on PostgreSQL and microseconds since the epoch on SQLite).
-func Exec(t testing.TB, drv storage.Driver, sql string, args ...any) {
+func Exec(t testing.TB, drv storage.Driver, sql string, args ...any) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var n int64
 	var err error
 	switch d := drv.(type) {
 	case *postgres.Driver:
-		_, err = d.Pool().Exec(ctx, sql, args...)
+		var tag pgconn.CommandTag
+		tag, err = d.Pool().Exec(ctx, sql, args...)
+		n = tag.RowsAffected()
 	case *sqlite.Driver:
 		err = inSQLiteTx(ctx, d, func(q sqlite.Querier) error {
-			_, err := q.ExecContext(ctx, sql, args...)
+			res, err := q.ExecContext(ctx, sql, args...)
+			if err == nil {
+				n, err = res.RowsAffected()
+			}
 			return err
 		})
 	default:
@@ -50,6 +58,7 @@ func Exec(t testing.TB, drv storage.Driver, sql string, args ...any) {
 	if err != nil {
 		t.Fatalf("testdb: exec %q: %v", sql, err)
 	}
+	return n
 }
 
 // QueryInt runs a query whose one row holds one integer (a count, say) on
@@ -221,4 +230,13 @@ func sqliteReader(t testing.TB, d *sqlite.Driver) *sqlpkg.DB {
 		_ = db.Close()
 	})
 	return db
+}
+
+// UUID is id as a statement's argument in drv's store: a uuid on
+// PostgreSQL, its 16 bytes on SQLite.
+func UUID(drv storage.Driver, id uuid.UUID) any {
+	if Dialect(drv) == PostgreSQL {
+		return id
+	}
+	return id[:]
 }
