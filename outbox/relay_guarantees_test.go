@@ -401,6 +401,7 @@ func TestGuaranteeBackoffAttemptNumbers(t *testing.T) {
 // notifications sent while it was down are lost, and the poll may be far off.
 func TestGuaranteeWakesAfterListenerReconnects(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: it kills the listener's backend (pg_terminate_backend); SQLite's listeners are in-process and have no connection to lose.
 	base := testdb.New(t, testdb.Options{})
 	admin := base.Pool()
 

@@ -228,91 +228,95 @@ func TestLeaseExpiry(t *testing.T) {
 
 	t.Run("relay died after claiming", func(t *testing.T) {
 		t.Parallel()
-		drv := testdb.New(t, testdb.Options{})
-		stage(t, drv, []string{"a"}, 0, 2)
-		claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: lease})
-		if err != nil || len(claimed) != 1 {
-			t.Fatalf("claim: %v, %d messages", err, len(claimed))
-		}
-		var calls atomic.Int64
-		cfg := cfg
-		cfg.Publisher = outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { calls.Add(1); return nil })
-		r := newRelay(t, drv, cfg)
-		if res, err := r.RunOnce(ctxT(t)); err != nil || res.Claimed != 0 {
-			t.Fatalf("RunOnce under lease: %+v, %v; want nothing claimed", res, err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for calls.Load() < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("message not redelivered after its lease")
+		testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+			t.Parallel()
+			stage(t, drv, []string{"a"}, 0, 2)
+			claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: lease})
+			if err != nil || len(claimed) != 1 {
+				t.Fatalf("claim: %v, %d messages", err, len(claimed))
 			}
-			if _, err := r.RunOnce(ctxT(t)); err != nil {
-				t.Fatal(err)
+			var calls atomic.Int64
+			cfg := cfg
+			cfg.Publisher = outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { calls.Add(1); return nil })
+			r := newRelay(t, drv, cfg)
+			if res, err := r.RunOnce(ctxT(t)); err != nil || res.Claimed != 0 {
+				t.Fatalf("RunOnce under lease: %+v, %v; want nothing claimed", res, err)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		for _, m := range listAll(t, drv) {
-			if m.DeliveredAt == nil {
-				t.Errorf("message %+v not delivered", *m)
+			deadline := time.Now().Add(10 * time.Second)
+			for calls.Load() < 2 {
+				if time.Now().After(deadline) {
+					t.Fatal("message not redelivered after its lease")
+				}
+				if _, err := r.RunOnce(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-		}
-		if m := listAll(t, drv)[0]; m.Attempts != 2 {
-			t.Errorf("attempts %d, want 2 (the dead relay's and the redelivery)", m.Attempts)
-		}
+			for _, m := range listAll(t, drv) {
+				if m.DeliveredAt == nil {
+					t.Errorf("message %+v not delivered", *m)
+				}
+			}
+			if m := listAll(t, drv)[0]; m.Attempts != 2 {
+				t.Errorf("attempts %d, want 2 (the dead relay's and the redelivery)", m.Attempts)
+			}
+		})
 	})
 
 	t.Run("publish hangs past the lease", func(t *testing.T) {
 		t.Parallel()
-		drv := testdb.New(t, testdb.Options{})
-		stage(t, drv, []string{"a"}, 0, 1)
-		started := make(chan struct{})
-		release := make(chan struct{})
-		var calls, successes atomic.Int64
-		cfg := cfg
-		cfg.Publisher = outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error {
-			if calls.Add(1) == 1 {
-				close(started)
-				<-release // ignores its context: hangs past the lease
-				return errors.New("too late")
+		testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+			t.Parallel()
+			stage(t, drv, []string{"a"}, 0, 1)
+			started := make(chan struct{})
+			release := make(chan struct{})
+			var calls, successes atomic.Int64
+			cfg := cfg
+			cfg.Publisher = outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error {
+				if calls.Add(1) == 1 {
+					close(started)
+					<-release // ignores its context: hangs past the lease
+					return errors.New("too late")
+				}
+				successes.Add(1)
+				return nil
+			})
+			hung := newRelay(t, drv, cfg)
+			other := newRelay(t, drv, cfg)
+			type outcome struct {
+				res outbox.Result
+				err error
 			}
-			successes.Add(1)
-			return nil
+			hungDone := make(chan outcome, 1)
+			go func() {
+				res, err := hung.RunOnce(context.Background())
+				hungDone <- outcome{res, err}
+			}()
+			<-started
+			if res, err := other.RunOnce(ctxT(t)); err != nil || res.Claimed != 0 {
+				t.Fatalf("RunOnce under lease: %+v, %v; want nothing claimed", res, err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for successes.Load() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("message not redelivered after its lease")
+				}
+				if _, err := other.RunOnce(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			close(release)
+			out := <-hungDone
+			if out.err != nil || out.res.Failed != 1 {
+				t.Fatalf("hung relay: %+v, %v", out.res, out.err)
+			}
+			m := listAll(t, drv)[0]
+			// The hung relay's late failure must not undo the redelivery.
+			if m.DeliveredAt == nil || m.Attempts != 2 || m.LastError != "" {
+				t.Fatalf("message %+v", *m)
+			}
 		})
-		hung := newRelay(t, drv, cfg)
-		other := newRelay(t, drv, cfg)
-		type outcome struct {
-			res outbox.Result
-			err error
-		}
-		hungDone := make(chan outcome, 1)
-		go func() {
-			res, err := hung.RunOnce(context.Background())
-			hungDone <- outcome{res, err}
-		}()
-		<-started
-		if res, err := other.RunOnce(ctxT(t)); err != nil || res.Claimed != 0 {
-			t.Fatalf("RunOnce under lease: %+v, %v; want nothing claimed", res, err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for successes.Load() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("message not redelivered after its lease")
-			}
-			if _, err := other.RunOnce(ctxT(t)); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		close(release)
-		out := <-hungDone
-		if out.err != nil || out.res.Failed != 1 {
-			t.Fatalf("hung relay: %+v, %v", out.res, out.err)
-		}
-		m := listAll(t, drv)[0]
-		// The hung relay's late failure must not undo the redelivery.
-		if m.DeliveredAt == nil || m.Attempts != 2 || m.LastError != "" {
-			t.Fatalf("message %+v", *m)
-		}
 	})
 }
 
