@@ -283,6 +283,7 @@ func suiteOptions() acidictest.FaultOptions {
 }
 
 func TestEveryBoundary(t *testing.T) {
+	// PostgreSQL only: acidictest.EachFault runs on a pool of PostgreSQL schemas (FaultOptions.Setup and Workflows take a *postgres.Driver).
 	opts := suiteOptions()
 	full := os.Getenv("ACIDIC_FAULTS_FULL") != ""
 	opts.RescueFaults = 2

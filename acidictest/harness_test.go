@@ -10,8 +10,10 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -41,122 +43,137 @@ func fanOut() []workflow.Definition {
 
 func TestPerformRunsAWorkflowAcrossQueuesAndRetries(t *testing.T) {
 	t.Parallel()
-	h := acidictest.New(t, acidictest.Options{}, fanOut()...)
-	_ = h.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
-	r, err := h.Perform(context.Background(), "parent", args{N: 21})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.State != acidic.RunSucceeded || len(r.Steps) != 2 || r.Steps[1].Executions != 2 {
-		t.Fatalf("run %s, steps %+v", r.State, r.Steps)
-	}
-	h.RequireNotEnqueued(acidictest.JobFilter{})
-	done := h.AllEnqueued(acidictest.JobFilter{Kind: "notify", States: []acidic.JobState{acidic.JobCompleted}, Args: map[string]int{"n": 21}})
-	if len(done) != 1 {
-		t.Fatalf("%d completed notify jobs with n=21, want 1", len(done))
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		h := acidictest.New(t, acidictest.Options{Driver: drv}, fanOut()...)
+		_ = h.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+		r, err := h.Perform(context.Background(), "parent", args{N: 21})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != acidic.RunSucceeded || len(r.Steps) != 2 || r.Steps[1].Executions != 2 {
+			t.Fatalf("run %s, steps %+v", r.State, r.Steps)
+		}
+		h.RequireNotEnqueued(acidictest.JobFilter{})
+		done := h.AllEnqueued(acidictest.JobFilter{Kind: "notify", States: []acidic.JobState{acidic.JobCompleted}, Args: map[string]int{"n": 21}})
+		if len(done) != 1 {
+			t.Fatalf("%d completed notify jobs with n=21, want 1", len(done))
+		}
+	})
 }
 
 func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	manual := acidictest.New(t, acidictest.Options{}, fanOut()...)
-	res, err := manual.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := manual.RequireEnqueued(acidictest.JobFilter{Kind: "parent", RunID: res.Run.ID})
-	if job.State != acidic.JobAvailable {
-		t.Fatalf("manual mode: job %s", job.State)
-	}
-	manual.RequireNotEnqueued(acidictest.JobFilter{Kind: "child"})
-	if got := manual.Drain("default", queue.DrainOptions{}); got.Success != 1 {
-		t.Fatalf("drain default: %+v", got)
-	}
-	if children := manual.AllEnqueued(acidictest.JobFilter{Kind: "child", Queue: "other"}); len(children) != 2 {
-		t.Fatalf("%d child jobs on queue other, want 2", len(children))
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := context.Background()
+		manual := acidictest.New(t, acidictest.Options{Driver: drv}, fanOut()...)
+		res, err := manual.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job := manual.RequireEnqueued(acidictest.JobFilter{Kind: "parent", RunID: res.Run.ID})
+		if job.State != acidic.JobAvailable {
+			t.Fatalf("manual mode: job %s", job.State)
+		}
+		manual.RequireNotEnqueued(acidictest.JobFilter{Kind: "child"})
+		if got := manual.Drain("default", queue.DrainOptions{}); got.Success != 1 {
+			t.Fatalf("drain default: %+v", got)
+		}
+		if children := manual.AllEnqueued(acidictest.JobFilter{Kind: "child", Queue: "other"}); len(children) != 2 {
+			t.Fatalf("%d child jobs on queue other, want 2", len(children))
+		}
 
-	inline := acidictest.New(t, acidictest.Options{Mode: acidictest.InlineUntilDone}, fanOut()...)
-	_ = inline.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
-	res, err = inline.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Run.State != acidic.RunSucceeded {
-		t.Fatalf("inline mode: run %s", res.Run.State)
-	}
+		inline := acidictest.New(t, acidictest.Options{Driver: testdb.Driver(t, testdb.Dialect(drv), testdb.Options{}), Mode: acidictest.InlineUntilDone}, fanOut()...)
+		_ = inline.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+		res, err = inline.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Run.State != acidic.RunSucceeded {
+			t.Fatalf("inline mode: run %s", res.Run.State)
+		}
+	})
 }
 
 func TestPerformJobAndFilters(t *testing.T) {
 	t.Parallel()
-	h := acidictest.New(t, acidictest.Options{})
-	_ = h.Workers.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
-	_ = h.Workers.Handle("no", func(ctx context.Context, job *acidic.Job) error { return queue.Cancel(nil) }, queue.KindOptions{})
-	ctx := context.Background()
-	later := time.Now().Add(time.Hour)
-	if _, err := h.EnqueueJob(ctx, "ok", map[string]any{"a": 1, "b": map[string]any{"c": 2, "d": 3}}, queue.EnqueueOptions{ScheduledAt: later}); err != nil {
-		t.Fatal(err)
-	}
-	outcome, job, err := h.PerformJob(ctx, "no", nil, queue.EnqueueOptions{ScheduleIn: time.Hour})
-	if err != nil || outcome != queue.OutcomeCancelled || job.State != acidic.JobCancelled {
-		t.Fatalf("perform scheduled job: %s %v %v", outcome, job, err)
-	}
-	match := func(f acidictest.JobFilter) int { return len(h.AllEnqueued(f)) }
-	cases := []struct {
-		f    acidictest.JobFilter
-		want int
-	}{
-		{acidictest.JobFilter{Kind: "ok"}, 1},
-		{acidictest.JobFilter{Args: map[string]any{"b": map[string]any{"c": 2}}}, 1},
-		{acidictest.JobFilter{Args: map[string]any{"b": map[string]any{"c": 3}}}, 0},
-		{acidictest.JobFilter{Args: map[string]any{"z": 1}}, 0},
-		{acidictest.JobFilter{ScheduledAfter: later.Add(-time.Minute), ScheduledBefore: later.Add(time.Minute)}, 1},
-		{acidictest.JobFilter{ScheduledBefore: later.Add(-time.Minute)}, 0},
-		{acidictest.JobFilter{Queue: "elsewhere"}, 0},
-		{acidictest.JobFilter{Kind: "no", States: []acidic.JobState{acidic.JobCancelled}}, 1},
-	}
-	for i, tc := range cases {
-		if got := match(tc.f); got != tc.want {
-			t.Errorf("case %d %+v: %d jobs, want %d", i, tc.f, got, tc.want)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		h := acidictest.New(t, acidictest.Options{Driver: drv})
+		_ = h.Workers.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+		_ = h.Workers.Handle("no", func(ctx context.Context, job *acidic.Job) error { return queue.Cancel(nil) }, queue.KindOptions{})
+		ctx := context.Background()
+		later := time.Now().Add(time.Hour)
+		if _, err := h.EnqueueJob(ctx, "ok", map[string]any{"a": 1, "b": map[string]any{"c": 2, "d": 3}}, queue.EnqueueOptions{ScheduledAt: later}); err != nil {
+			t.Fatal(err)
 		}
-	}
+		outcome, job, err := h.PerformJob(ctx, "no", nil, queue.EnqueueOptions{ScheduleIn: time.Hour})
+		if err != nil || outcome != queue.OutcomeCancelled || job.State != acidic.JobCancelled {
+			t.Fatalf("perform scheduled job: %s %v %v", outcome, job, err)
+		}
+		match := func(f acidictest.JobFilter) int { return len(h.AllEnqueued(f)) }
+		cases := []struct {
+			f    acidictest.JobFilter
+			want int
+		}{
+			{acidictest.JobFilter{Kind: "ok"}, 1},
+			{acidictest.JobFilter{Args: map[string]any{"b": map[string]any{"c": 2}}}, 1},
+			{acidictest.JobFilter{Args: map[string]any{"b": map[string]any{"c": 3}}}, 0},
+			{acidictest.JobFilter{Args: map[string]any{"z": 1}}, 0},
+			{acidictest.JobFilter{ScheduledAfter: later.Add(-time.Minute), ScheduledBefore: later.Add(time.Minute)}, 1},
+			{acidictest.JobFilter{ScheduledBefore: later.Add(-time.Minute)}, 0},
+			{acidictest.JobFilter{Queue: "elsewhere"}, 0},
+			{acidictest.JobFilter{Kind: "no", States: []acidic.JobState{acidic.JobCancelled}}, 1},
+		}
+		for i, tc := range cases {
+			if got := match(tc.f); got != tc.want {
+				t.Errorf("case %d %+v: %d jobs, want %d", i, tc.f, got, tc.want)
+			}
+		}
+	})
 }
 
 // DrainAll's MaxJobs caps the whole call, across queues and rounds: a job
 // that always snoozes stops it there instead of looping.
 func TestDrainAllStopsAtMaxJobs(t *testing.T) {
 	t.Parallel()
-	ws := queue.NewWorkers()
-	_ = ws.Handle("again", func(ctx context.Context, job *acidic.Job) error { return queue.Snooze(0) }, queue.KindOptions{})
-	h := acidictest.New(t, acidictest.Options{Workers: ws})
-	ctx := context.Background()
-	for _, q := range []string{"a", "b"} {
-		if _, err := h.EnqueueJob(ctx, "again", nil, queue.EnqueueOptions{Queue: q}); err != nil {
-			t.Fatal(err)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ws := queue.NewWorkers()
+		_ = ws.Handle("again", func(ctx context.Context, job *acidic.Job) error { return queue.Snooze(0) }, queue.KindOptions{})
+		h := acidictest.New(t, acidictest.Options{Driver: drv, Workers: ws})
+		ctx := context.Background()
+		for _, q := range []string{"a", "b"} {
+			if _, err := h.EnqueueJob(ctx, "again", nil, queue.EnqueueOptions{Queue: q}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if res := h.DrainAll(queue.DrainOptions{WithScheduled: true, MaxJobs: 5}); res.Snoozed != 5 || res.Total() != 5 {
-		t.Fatalf("DrainAll(MaxJobs 5) = %+v, want 5 snoozes", res)
-	}
+		if res := h.DrainAll(queue.DrainOptions{WithScheduled: true, MaxJobs: 5}); res.Snoozed != 5 || res.Total() != 5 {
+			t.Fatalf("DrainAll(MaxJobs 5) = %+v, want 5 snoozes", res)
+		}
+	})
 }
 
 // In Inline mode EnqueueJob still says whether the job was a duplicate.
 func TestInlineEnqueueJobReportsDuplicates(t *testing.T) {
 	t.Parallel()
-	ws := queue.NewWorkers()
-	_ = ws.Handle("once", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
-	h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline, Workers: ws})
-	ctx := context.Background()
-	opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{States: queue.AllStates()}}
-	first, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
-	if err != nil || first.Duplicate || first.State != acidic.JobCompleted {
-		t.Fatalf("first enqueue: %+v, %v; want a completed new job", first, err)
-	}
-	again, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
-	if err != nil || !again.Duplicate || again.ID != first.ID {
-		t.Fatalf("second enqueue: %+v, %v; want the first job, marked duplicate", again, err)
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ws := queue.NewWorkers()
+		_ = ws.Handle("once", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+		h := acidictest.New(t, acidictest.Options{Driver: drv, Mode: acidictest.Inline, Workers: ws})
+		ctx := context.Background()
+		opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{States: queue.AllStates()}}
+		first, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
+		if err != nil || first.Duplicate || first.State != acidic.JobCompleted {
+			t.Fatalf("first enqueue: %+v, %v; want a completed new job", first, err)
+		}
+		again, err := h.EnqueueJob(ctx, "once", args{N: 1}, opts)
+		if err != nil || !again.Duplicate || again.ID != first.ID {
+			t.Fatalf("second enqueue: %+v, %v; want the first job, marked duplicate", again, err)
+		}
+	})
 }
 
 // fatalTB records a Fatalf instead of ending the test.
@@ -190,28 +207,31 @@ func fails(tb *fatalTB, fn func()) (msg string) {
 
 func TestRequireEnqueuedAndNotEnqueuedFail(t *testing.T) {
 	t.Parallel()
-	tb := &fatalTB{TB: t}
-	h := acidictest.New(tb, acidictest.Options{})
-	ctx := context.Background()
-	var ids []int64
-	for n := range 2 {
-		j, err := h.EnqueueJob(ctx, "mail", args{N: n}, queue.EnqueueOptions{})
-		if err != nil {
-			t.Fatal(err)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		tb := &fatalTB{TB: t}
+		h := acidictest.New(tb, acidictest.Options{Driver: drv})
+		ctx := context.Background()
+		var ids []int64
+		for n := range 2 {
+			j, err := h.EnqueueJob(ctx, "mail", args{N: n}, queue.EnqueueOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
 		}
-		ids = append(ids, j.ID)
-	}
-	var got *acidic.Job
-	if msg := fails(tb, func() { got = h.RequireEnqueued(acidictest.JobFilter{Kind: "mail"}) }); msg != "" || got.ID != ids[0] {
-		t.Errorf("RequireEnqueued of two jobs: failed %q, returned %v; want the first, %d", msg, got, ids[0])
-	}
-	if msg := fails(tb, func() { h.RequireEnqueued(acidictest.JobFilter{Kind: "sms"}) }); !strings.Contains(msg, "no job enqueued") {
-		t.Errorf("RequireEnqueued with no match failed with %q", msg)
-	}
-	if msg := fails(tb, func() { h.RequireNotEnqueued(acidictest.JobFilter{Kind: "mail"}) }); !strings.Contains(msg, "2 job(s) enqueued") {
-		t.Errorf("RequireNotEnqueued with two matches failed with %q", msg)
-	}
-	if msg := fails(tb, func() { h.RequireNotEnqueued(acidictest.JobFilter{Kind: "sms"}) }); msg != "" {
-		t.Errorf("RequireNotEnqueued with no match failed: %q", msg)
-	}
+		var got *acidic.Job
+		if msg := fails(tb, func() { got = h.RequireEnqueued(acidictest.JobFilter{Kind: "mail"}) }); msg != "" || got.ID != ids[0] {
+			t.Errorf("RequireEnqueued of two jobs: failed %q, returned %v; want the first, %d", msg, got, ids[0])
+		}
+		if msg := fails(tb, func() { h.RequireEnqueued(acidictest.JobFilter{Kind: "sms"}) }); !strings.Contains(msg, "no job enqueued") {
+			t.Errorf("RequireEnqueued with no match failed with %q", msg)
+		}
+		if msg := fails(tb, func() { h.RequireNotEnqueued(acidictest.JobFilter{Kind: "mail"}) }); !strings.Contains(msg, "2 job(s) enqueued") {
+			t.Errorf("RequireNotEnqueued with two matches failed with %q", msg)
+		}
+		if msg := fails(tb, func() { h.RequireNotEnqueued(acidictest.JobFilter{Kind: "sms"}) }); msg != "" {
+			t.Errorf("RequireNotEnqueued with no match failed: %q", msg)
+		}
+	})
 }

@@ -20,35 +20,37 @@ import (
 // message waited for its lease instead.
 func TestDirtyPublishErrorIsRecorded(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	stage(t, drv, []string{"dirty", "huge"}, 0, 1)
-	huge := strings.Repeat("é", 1<<19)
-	r := newRelay(t, drv, outbox.Config{
-		Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		stage(t, drv, []string{"dirty", "huge"}, 0, 1)
+		huge := strings.Repeat("é", 1<<19)
+		r := newRelay(t, drv, outbox.Config{
+			Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
+				if m.Key == "dirty" {
+					return errors.New("broker \x00 said \xff no")
+				}
+				return errors.New(huge)
+			}),
+			Backoff: func(int, error) time.Duration { return time.Hour },
+			Lease:   time.Minute,
+			Logger:  quiet,
+		})
+		res, err := r.RunOnce(ctxT(t))
+		if err != nil || res.Failed != 2 {
+			t.Fatalf("RunOnce: %+v, %v; want two failures recorded", res, err)
+		}
+		for _, m := range listAll(t, drv) {
+			want := storage.Text(huge)
 			if m.Key == "dirty" {
-				return errors.New("broker \x00 said \xff no")
+				want = "broker  said \uFFFD no"
 			}
-			return errors.New(huge)
-		}),
-		Backoff: func(int, error) time.Duration { return time.Hour },
-		Lease:   time.Minute,
-		Logger:  quiet,
+			if m.LastError != want || m.Attempts != 1 || !m.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
+				t.Errorf("message %s: last error %.40q (%d bytes), attempts %d, next attempt %v; want the cleaned error, due in an hour",
+					m.Key, m.LastError, len(m.LastError), m.Attempts, m.NextAttemptAt)
+			}
+			if len(m.LastError) > storage.MaxTextBytes {
+				t.Errorf("message %s: last error of %d bytes", m.Key, len(m.LastError))
+			}
+		}
 	})
-	res, err := r.RunOnce(ctxT(t))
-	if err != nil || res.Failed != 2 {
-		t.Fatalf("RunOnce: %+v, %v; want two failures recorded", res, err)
-	}
-	for _, m := range listAll(t, drv) {
-		want := storage.Text(huge)
-		if m.Key == "dirty" {
-			want = "broker  said \uFFFD no"
-		}
-		if m.LastError != want || m.Attempts != 1 || !m.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
-			t.Errorf("message %s: last error %.40q (%d bytes), attempts %d, next attempt %v; want the cleaned error, due in an hour",
-				m.Key, m.LastError, len(m.LastError), m.Attempts, m.NextAttemptAt)
-		}
-		if len(m.LastError) > storage.MaxTextBytes {
-			t.Errorf("message %s: last error of %d bytes", m.Key, len(m.LastError))
-		}
-	}
 }

@@ -71,6 +71,7 @@ func connectAsRoleWithoutGrants(t *testing.T, drv *postgres.Driver) *pgx.Conn {
 // cancelled but learns no queue name and no job id.
 func TestGuaranteeNotificationsAreOnlyHints(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: it proves NOTIFY is only a hint with a role that may not LISTEN and pg_stat_activity.
 	drv := testdb.New(t, testdb.Options{})
 	ctx := ctxT(t)
 	// Job ids long enough that finding one in a payload means something.

@@ -20,9 +20,9 @@ import (
 // node is a client on a pool of its own, on drv's schema: a separate
 // process as far as the database can tell. It returns the count of fetch
 // statements the client has sent.
-func node(t *testing.T, drv *postgres.Driver, cfg queue.Config) (*queue.Client, *atomic.Int64) {
+func node(t *testing.T, drv storage.Driver, cfg queue.Config) (*queue.Client, *atomic.Int64) {
 	t.Helper()
-	own := postgres.New(testdb.Pool(t, testdb.Options{MaxConns: 4}), postgres.Options{Schema: drv.Schema()})
+	own := testdb.Reopen(t, drv, testdb.Options{MaxConns: 4})
 	fetches := new(atomic.Int64)
 	return newClient(t, countingDriver{own, fetches}, cfg), fetches
 }
@@ -158,107 +158,111 @@ func controlConfig(ws *queue.Workers, q string, workers int) queue.Config {
 // through another node restarts them all.
 func TestPauseStopsFetchingOnEveryNode(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	const poll = 20 * time.Millisecond
-	ws := queue.NewWorkers()
-	if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	nodes := make([]*queue.Client, 3)
-	fetches := make([]*atomic.Int64, 3)
-	for i := range nodes {
-		nodes[i], fetches[i] = node(t, drv, controlConfig(ws, "mail", 2))
-		start(t, nodes[i])
-	}
-	enqueueN(ctx, t, nodes[0], "mail", "work", 6)
-	eventually(ctx, t, "the first jobs to complete", func() bool { return countState(ctx, t, drv, "mail", acidic.JobCompleted) == 6 })
-
-	ctl, err := nodes[0].PauseQueue(ctx, "mail")
-	if err != nil {
-		t.Fatalf("PauseQueue: %v", err)
-	}
-	if !ctl.Paused || ctl.PausedAt == nil || ctl.Queue != "mail" {
-		t.Fatalf("PauseQueue = %+v, want mail paused", ctl)
-	}
-	for i, n := range nodes {
-		eventually(ctx, t, fmt.Sprintf("node %d to pause", i), func() bool { return queueState(t, n, "mail").Paused })
-	}
-	before := make([]int64, len(nodes))
-	for i := range nodes {
-		before[i] = fetches[i].Load()
-	}
-	enqueueN(ctx, t, nodes[1], "mail", "work", 10)
-	enqueued := time.Now()
-	waitControlsRead(ctx, t, "mail", enqueued, 3, poll, nodes...)
-	if n := countState(ctx, t, drv, "mail", acidic.JobAvailable); n != 10 {
-		t.Fatalf("%d of 10 jobs enqueued into the paused queue are available, want all 10 (a node fetched)", n)
-	}
-	for i := range nodes {
-		if n := fetches[i].Load() - before[i]; n != 0 {
-			t.Errorf("paused node %d sent %d fetches after 10 inserts woke it, want none", i, n)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		const poll = 20 * time.Millisecond
+		ws := queue.NewWorkers()
+		if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	}
-
-	// A node started after the pause (or restarted) obeys it from its
-	// first fetch on: it sends none.
-	late, lateFetches := node(t, drv, controlConfig(ws, "mail", 2))
-	start(t, late)
-	started := time.Now()
-	waitControlsRead(ctx, t, "mail", started, 3, poll, late)
-	if s := queueState(t, late, "mail"); !s.Paused {
-		t.Fatalf("node started after the pause: %+v, want paused", s)
-	}
-	if n := countState(ctx, t, drv, "mail", acidic.JobAvailable); n != 10 {
-		t.Fatalf("%d of 10 jobs available after a node started, want 10 (the new node fetched)", n)
-	}
-	if n := lateFetches.Load(); n != 0 {
-		t.Errorf("the node started after the pause sent %d fetches, want none", n)
-	}
-
-	if _, err := nodes[2].ResumeQueue(ctx, "mail"); err != nil {
-		t.Fatalf("ResumeQueue: %v", err)
-	}
-	eventually(ctx, t, "the jobs of the resumed queue to complete", func() bool { return countState(ctx, t, drv, "mail", acidic.JobCompleted) == 16 })
-	for i, n := range append(nodes, late) {
-		if s := queueState(t, n, "mail"); s.Paused {
-			t.Errorf("node %d after ResumeQueue: %+v, want not paused", i, s)
+		nodes := make([]*queue.Client, 3)
+		fetches := make([]*atomic.Int64, 3)
+		for i := range nodes {
+			nodes[i], fetches[i] = node(t, drv, controlConfig(ws, "mail", 2))
+			start(t, nodes[i])
 		}
-	}
+		enqueueN(ctx, t, nodes[0], "mail", "work", 6)
+		eventually(ctx, t, "the first jobs to complete", func() bool { return countState(ctx, t, drv, "mail", acidic.JobCompleted) == 6 })
+
+		ctl, err := nodes[0].PauseQueue(ctx, "mail")
+		if err != nil {
+			t.Fatalf("PauseQueue: %v", err)
+		}
+		if !ctl.Paused || ctl.PausedAt == nil || ctl.Queue != "mail" {
+			t.Fatalf("PauseQueue = %+v, want mail paused", ctl)
+		}
+		for i, n := range nodes {
+			eventually(ctx, t, fmt.Sprintf("node %d to pause", i), func() bool { return queueState(t, n, "mail").Paused })
+		}
+		before := make([]int64, len(nodes))
+		for i := range nodes {
+			before[i] = fetches[i].Load()
+		}
+		enqueueN(ctx, t, nodes[1], "mail", "work", 10)
+		enqueued := time.Now()
+		waitControlsRead(ctx, t, "mail", enqueued, 3, poll, nodes...)
+		if n := countState(ctx, t, drv, "mail", acidic.JobAvailable); n != 10 {
+			t.Fatalf("%d of 10 jobs enqueued into the paused queue are available, want all 10 (a node fetched)", n)
+		}
+		for i := range nodes {
+			if n := fetches[i].Load() - before[i]; n != 0 {
+				t.Errorf("paused node %d sent %d fetches after 10 inserts woke it, want none", i, n)
+			}
+		}
+
+		// A node started after the pause (or restarted) obeys it from its
+		// first fetch on: it sends none.
+		late, lateFetches := node(t, drv, controlConfig(ws, "mail", 2))
+		start(t, late)
+		started := time.Now()
+		waitControlsRead(ctx, t, "mail", started, 3, poll, late)
+		if s := queueState(t, late, "mail"); !s.Paused {
+			t.Fatalf("node started after the pause: %+v, want paused", s)
+		}
+		if n := countState(ctx, t, drv, "mail", acidic.JobAvailable); n != 10 {
+			t.Fatalf("%d of 10 jobs available after a node started, want 10 (the new node fetched)", n)
+		}
+		if n := lateFetches.Load(); n != 0 {
+			t.Errorf("the node started after the pause sent %d fetches, want none", n)
+		}
+
+		if _, err := nodes[2].ResumeQueue(ctx, "mail"); err != nil {
+			t.Fatalf("ResumeQueue: %v", err)
+		}
+		eventually(ctx, t, "the jobs of the resumed queue to complete", func() bool { return countState(ctx, t, drv, "mail", acidic.JobCompleted) == 16 })
+		for i, n := range append(nodes, late) {
+			if s := queueState(t, n, "mail"); s.Paused {
+				t.Errorf("node %d after ResumeQueue: %+v, want not paused", i, s)
+			}
+		}
+	})
 }
 
 // Jobs running when their queue is paused finish (their contexts are not
 // cancelled); the queue's other jobs wait.
 func TestPauseLetsRunningJobsFinish(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	g := newGate()
-	ws := queue.NewWorkers()
-	if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, drv, controlConfig(ws, "q", 2))
-	start(t, c)
-	enqueueN(ctx, t, c, "q", "gated", 5)
-	eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
-	if _, err := c.PauseQueue(ctx, "q"); err != nil {
-		t.Fatalf("PauseQueue: %v", err)
-	}
-	eventually(ctx, t, "the client to pause", func() bool { return queueState(t, c, "q").Paused })
-	g.releaseOne(ctx, t)
-	g.releaseOne(ctx, t)
-	paused := time.Now()
-	waitControlsRead(ctx, t, "q", paused, 3, 20*time.Millisecond, c)
-	if n := countState(ctx, t, drv, "q", acidic.JobCompleted); n != 2 {
-		t.Fatalf("%d jobs completed, want the 2 that ran when the queue was paused", n)
-	}
-	if n := countState(ctx, t, drv, "q", acidic.JobAvailable); n != 3 {
-		t.Fatalf("%d jobs available, want 3 waiting in the paused queue", n)
-	}
-	if r, _, _ := g.counts(); r != 0 {
-		t.Fatalf("%d jobs running in the paused queue, want 0", r)
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		g := newGate()
+		ws := queue.NewWorkers()
+		if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, drv, controlConfig(ws, "q", 2))
+		start(t, c)
+		enqueueN(ctx, t, c, "q", "gated", 5)
+		eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
+		if _, err := c.PauseQueue(ctx, "q"); err != nil {
+			t.Fatalf("PauseQueue: %v", err)
+		}
+		eventually(ctx, t, "the client to pause", func() bool { return queueState(t, c, "q").Paused })
+		g.releaseOne(ctx, t)
+		g.releaseOne(ctx, t)
+		paused := time.Now()
+		waitControlsRead(ctx, t, "q", paused, 3, 20*time.Millisecond, c)
+		if n := countState(ctx, t, drv, "q", acidic.JobCompleted); n != 2 {
+			t.Fatalf("%d jobs completed, want the 2 that ran when the queue was paused", n)
+		}
+		if n := countState(ctx, t, drv, "q", acidic.JobAvailable); n != 3 {
+			t.Fatalf("%d jobs available, want 3 waiting in the paused queue", n)
+		}
+		if r, _, _ := g.counts(); r != 0 {
+			t.Fatalf("%d jobs running in the paused queue, want 0", r)
+		}
+	})
 }
 
 // Scaling changes how many jobs of the queue a node runs at once, up at
@@ -266,66 +270,69 @@ func TestPauseLetsRunningJobsFinish(t *testing.T) {
 // The running count is sampled by the worker itself (its peak), not timed.
 func TestScaleChangesConcurrency(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	g := newGate()
-	ws := queue.NewWorkers()
-	if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, drv, controlConfig(ws, "q", 2))
-	start(t, c)
-	const total = 12
-	enqueueN(ctx, t, c, "q", "gated", total)
-	eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		g := newGate()
+		ws := queue.NewWorkers()
+		if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, drv, controlConfig(ws, "q", 2))
+		start(t, c)
+		const total = 12
+		enqueueN(ctx, t, c, "q", "gated", total)
+		eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
 
-	ctl, err := c.ScaleQueue(ctx, "q", 5)
-	if err != nil || ctl.MaxWorkers != 5 {
-		t.Fatalf("ScaleQueue(5) = %+v, %v", ctl, err)
-	}
-	eventually(ctx, t, "five jobs to run", func() bool { r, _, _ := g.counts(); return r == 5 })
-	if s := queueState(t, c, "q"); s.MaxWorkers != 5 || s.Running != 5 {
-		t.Fatalf("QueueState after scaling up = %+v, want 5 workers, 5 running", s)
-	}
+		ctl, err := c.ScaleQueue(ctx, "q", 5)
+		if err != nil || ctl.MaxWorkers != 5 {
+			t.Fatalf("ScaleQueue(5) = %+v, %v", ctl, err)
+		}
+		eventually(ctx, t, "five jobs to run", func() bool { r, _, _ := g.counts(); return r == 5 })
+		if s := queueState(t, c, "q"); s.MaxWorkers != 5 || s.Running != 5 {
+			t.Fatalf("QueueState after scaling up = %+v, want 5 workers, 5 running", s)
+		}
 
-	if _, err := c.ScaleQueue(ctx, "q", 1); err != nil {
-		t.Fatalf("ScaleQueue(1): %v", err)
-	}
-	eventually(ctx, t, "the client to scale down", func() bool { return queueState(t, c, "q").MaxWorkers == 1 })
-	// The five running finish undisturbed; no job starts until they have,
-	// and then one at a time.
-	g.mark()
-	for range 5 {
-		g.releaseOne(ctx, t)
-	}
-	if _, peak, _ := g.counts(); peak > 5 {
-		t.Fatalf("%d jobs ran at once while the five started before the scale down finished", peak)
-	}
-	g.mark()
-	for range 3 {
-		g.releaseOne(ctx, t)
-	}
-	if _, peak, _ := g.counts(); peak > 1 {
-		t.Fatalf("%d jobs ran at once once the queue was scaled to 1, want at most 1", peak)
-	}
+		if _, err := c.ScaleQueue(ctx, "q", 1); err != nil {
+			t.Fatalf("ScaleQueue(1): %v", err)
+		}
+		eventually(ctx, t, "the client to scale down", func() bool { return queueState(t, c, "q").MaxWorkers == 1 })
+		// The five running finish undisturbed; no job starts until they have,
+		// and then one at a time.
+		g.mark()
+		for range 5 {
+			g.releaseOne(ctx, t)
+		}
+		if _, peak, _ := g.counts(); peak > 5 {
+			t.Fatalf("%d jobs ran at once while the five started before the scale down finished", peak)
+		}
+		g.mark()
+		for range 3 {
+			g.releaseOne(ctx, t)
+		}
+		if _, peak, _ := g.counts(); peak > 1 {
+			t.Fatalf("%d jobs ran at once once the queue was scaled to 1, want at most 1", peak)
+		}
 
-	ctl, err = c.ResetQueueScale(ctx, "q")
-	if err != nil || ctl.MaxWorkers != 0 {
-		t.Fatalf("ResetQueueScale = %+v, %v; want MaxWorkers 0", ctl, err)
-	}
-	eventually(ctx, t, "the configured two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
-	if s := queueState(t, c, "q"); s.MaxWorkers != 2 {
-		t.Fatalf("QueueState after ResetQueueScale = %+v, want the configured 2 workers", s)
-	}
-	for _, _, finished := g.counts(); finished < total; _, _, finished = g.counts() {
-		g.releaseOne(ctx, t)
-	}
+		ctl, err = c.ResetQueueScale(ctx, "q")
+		if err != nil || ctl.MaxWorkers != 0 {
+			t.Fatalf("ResetQueueScale = %+v, %v; want MaxWorkers 0", ctl, err)
+		}
+		eventually(ctx, t, "the configured two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
+		if s := queueState(t, c, "q"); s.MaxWorkers != 2 {
+			t.Fatalf("QueueState after ResetQueueScale = %+v, want the configured 2 workers", s)
+		}
+		for _, _, finished := g.counts(); finished < total; _, _, finished = g.counts() {
+			g.releaseOne(ctx, t)
+		}
+	})
 }
 
 // A control reaches a node through its notification: with a poll interval
 // of an hour, only the hint can make the node read the controls again.
 func TestControlsReachNodesByNotification(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: SQLite's notifications stay within one Driver value; another process (here a second handle) learns of a control by polling, which TestControlsObeyedWhenTheNotificationIsLost tests on both.
 	drv := testdb.New(t, testdb.Options{})
 	ctx := ctxT(t)
 	ws := queue.NewWorkers()
@@ -380,116 +387,122 @@ func (l deafListener) Wait(ctx context.Context) (storage.Notification, error) {
 // resume: it reads the controls again every poll interval.
 func TestControlsObeyedWhenTheNotificationIsLost(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	ws := queue.NewWorkers()
-	if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	own := postgres.New(testdb.Pool(t, testdb.Options{MaxConns: 4}), postgres.Options{Schema: drv.Schema()})
-	worker := newClient(t, deafDriver{own}, controlConfig(ws, "q", 2))
-	start(t, worker)
-	eventually(ctx, t, "the first read of the controls", func() bool { return !queueState(t, worker, "q").ControlsReadAt.IsZero() })
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		ws := queue.NewWorkers()
+		if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		own := testdb.Reopen(t, drv, testdb.Options{MaxConns: 4})
+		worker := newClient(t, deafDriver{own}, controlConfig(ws, "q", 2))
+		start(t, worker)
+		eventually(ctx, t, "the first read of the controls", func() bool { return !queueState(t, worker, "q").ControlsReadAt.IsZero() })
 
-	operator := newClient(t, drv, queue.Config{})
-	if _, err := operator.PauseQueue(ctx, "q"); err != nil {
-		t.Fatalf("PauseQueue: %v", err)
-	}
-	eventually(ctx, t, "the deaf node to pause", func() bool { return queueState(t, worker, "q").Paused })
-	job, err := operator.Enqueue(ctx, "work", nil, queue.EnqueueOptions{Queue: "q"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitControlsRead(ctx, t, "q", time.Now(), 3, 20*time.Millisecond, worker)
-	if j, err := drv.JobGet(ctx, storage.JobGetParams{ID: job.ID}); err != nil || j.State != acidic.JobAvailable {
-		t.Fatalf("job in the paused queue: %+v, %v; want it available", j, err)
-	}
-	if _, err := operator.ScaleQueue(ctx, "q", 4); err != nil {
-		t.Fatalf("ScaleQueue: %v", err)
-	}
-	eventually(ctx, t, "the deaf node to scale", func() bool { return queueState(t, worker, "q").MaxWorkers == 4 })
-	if _, err := operator.ResumeQueue(ctx, "q"); err != nil {
-		t.Fatalf("ResumeQueue: %v", err)
-	}
-	waitJob(t, drv, job.ID, acidic.JobCompleted)
+		operator := newClient(t, drv, queue.Config{})
+		if _, err := operator.PauseQueue(ctx, "q"); err != nil {
+			t.Fatalf("PauseQueue: %v", err)
+		}
+		eventually(ctx, t, "the deaf node to pause", func() bool { return queueState(t, worker, "q").Paused })
+		job, err := operator.Enqueue(ctx, "work", nil, queue.EnqueueOptions{Queue: "q"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitControlsRead(ctx, t, "q", time.Now(), 3, 20*time.Millisecond, worker)
+		if j, err := drv.JobGet(ctx, storage.JobGetParams{ID: job.ID}); err != nil || j.State != acidic.JobAvailable {
+			t.Fatalf("job in the paused queue: %+v, %v; want it available", j, err)
+		}
+		if _, err := operator.ScaleQueue(ctx, "q", 4); err != nil {
+			t.Fatalf("ScaleQueue: %v", err)
+		}
+		eventually(ctx, t, "the deaf node to scale", func() bool { return queueState(t, worker, "q").MaxWorkers == 4 })
+		if _, err := operator.ResumeQueue(ctx, "q"); err != nil {
+			t.Fatalf("ResumeQueue: %v", err)
+		}
+		waitJob(t, drv, job.ID, acidic.JobCompleted)
+	})
 }
 
 // Bad input is refused with a typed error, and nothing is written: an
 // unknown queue, a name storage cannot hold, workers below 1.
 func TestQueueControlsRefuseBadInput(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	c := newClient(t, drv, queue.Config{})
-	if _, err := c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "known"}); err != nil {
-		t.Fatal(err)
-	}
-	type call func() (*acidic.QueueControl, error)
-	unknown := map[string]call{
-		"PauseQueue(ghost)":      func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "ghost") },
-		"ResumeQueue(ghost)":     func() (*acidic.QueueControl, error) { return c.ResumeQueue(ctx, "ghost") },
-		"ScaleQueue(ghost, 2)":   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "ghost", 2) },
-		"ResetQueueScale(ghost)": func() (*acidic.QueueControl, error) { return c.ResetQueueScale(ctx, "ghost") },
-	}
-	invalid := map[string]call{
-		`PauseQueue("")`:          func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "") },
-		`PauseQueue("a\x00")`:     func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "a\x00") },
-		`ResumeQueue(300 bytes)`:  func() (*acidic.QueueControl, error) { return c.ResumeQueue(ctx, string(make([]byte, 300))) },
-		`ScaleQueue("\xff", 2)`:   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "\xff", 2) },
-		`ResetQueueScale("\n")`:   func() (*acidic.QueueControl, error) { return c.ResetQueueScale(ctx, "\n") },
-		`ScaleQueue(known, 0)`:    func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", 0) },
-		`ScaleQueue(known, -3)`:   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", -3) },
-		`ScaleQueue(known, 2^31)`: func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", 1<<31) },
-	}
-	for name, call := range unknown {
-		if ctl, err := call(); ctl != nil || !errors.Is(err, acidic.ErrUnknownQueue) {
-			t.Errorf("%s = %+v, %v; want acidic.ErrUnknownQueue", name, ctl, err)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		c := newClient(t, drv, queue.Config{})
+		if _, err := c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "known"}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	for name, call := range invalid {
-		if ctl, err := call(); ctl != nil || !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, acidic.ErrInvalid) {
-			t.Errorf("%s = %+v, %v; want queue.ErrInvalid and acidic.ErrInvalid", name, ctl, err)
+		type call func() (*acidic.QueueControl, error)
+		unknown := map[string]call{
+			"PauseQueue(ghost)":      func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "ghost") },
+			"ResumeQueue(ghost)":     func() (*acidic.QueueControl, error) { return c.ResumeQueue(ctx, "ghost") },
+			"ScaleQueue(ghost, 2)":   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "ghost", 2) },
+			"ResetQueueScale(ghost)": func() (*acidic.QueueControl, error) { return c.ResetQueueScale(ctx, "ghost") },
 		}
-	}
-	if _, err := c.QueueControls(ctx, "ok", "bad\x00"); !errors.Is(err, queue.ErrInvalid) {
-		t.Errorf("QueueControls(bad name) = %v, want ErrInvalid", err)
-	}
-	if got, err := c.QueueControls(ctx); err != nil || len(got) != 0 {
-		t.Fatalf("QueueControls after refused calls = %v, %v; want nothing written", got, err)
-	}
-	if n := countRows(t, drv, "queue_controls"); n != 0 {
-		t.Fatalf("queue_controls has %d rows after refused calls, want 0", n)
-	}
-	// The queue known through its job may be controlled.
-	if ctl, err := c.ScaleQueue(ctx, "known", 3); err != nil || ctl.MaxWorkers != 3 {
-		t.Fatalf("ScaleQueue(known, 3) = %+v, %v", ctl, err)
-	}
+		invalid := map[string]call{
+			`PauseQueue("")`:          func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "") },
+			`PauseQueue("a\x00")`:     func() (*acidic.QueueControl, error) { return c.PauseQueue(ctx, "a\x00") },
+			`ResumeQueue(300 bytes)`:  func() (*acidic.QueueControl, error) { return c.ResumeQueue(ctx, string(make([]byte, 300))) },
+			`ScaleQueue("\xff", 2)`:   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "\xff", 2) },
+			`ResetQueueScale("\n")`:   func() (*acidic.QueueControl, error) { return c.ResetQueueScale(ctx, "\n") },
+			`ScaleQueue(known, 0)`:    func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", 0) },
+			`ScaleQueue(known, -3)`:   func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", -3) },
+			`ScaleQueue(known, 2^31)`: func() (*acidic.QueueControl, error) { return c.ScaleQueue(ctx, "known", 1<<31) },
+		}
+		for name, call := range unknown {
+			if ctl, err := call(); ctl != nil || !errors.Is(err, acidic.ErrUnknownQueue) {
+				t.Errorf("%s = %+v, %v; want acidic.ErrUnknownQueue", name, ctl, err)
+			}
+		}
+		for name, call := range invalid {
+			if ctl, err := call(); ctl != nil || !errors.Is(err, queue.ErrInvalid) || !errors.Is(err, acidic.ErrInvalid) {
+				t.Errorf("%s = %+v, %v; want queue.ErrInvalid and acidic.ErrInvalid", name, ctl, err)
+			}
+		}
+		if _, err := c.QueueControls(ctx, "ok", "bad\x00"); !errors.Is(err, queue.ErrInvalid) {
+			t.Errorf("QueueControls(bad name) = %v, want ErrInvalid", err)
+		}
+		if got, err := c.QueueControls(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("QueueControls after refused calls = %v, %v; want nothing written", got, err)
+		}
+		if n := countRows(t, drv, "queue_controls"); n != 0 {
+			t.Fatalf("queue_controls has %d rows after refused calls, want 0", n)
+		}
+		// The queue known through its job may be controlled.
+		if ctl, err := c.ScaleQueue(ctx, "known", 3); err != nil || ctl.MaxWorkers != 3 {
+			t.Fatalf("ScaleQueue(known, 3) = %+v, %v", ctl, err)
+		}
+	})
 }
 
 // A client registers the queues it works when it starts, which makes them
 // known to controls before any job was enqueued.
 func TestStartRegistersQueues(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	ws := queue.NewWorkers()
-	if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	operator := newClient(t, drv, queue.Config{})
-	if _, err := operator.PauseQueue(ctx, "fresh"); !errors.Is(err, acidic.ErrUnknownQueue) {
-		t.Fatalf("PauseQueue before any node worked the queue = %v, want ErrUnknownQueue", err)
-	}
-	c := newClient(t, drv, controlConfig(ws, "fresh", 1))
-	start(t, c)
-	eventually(ctx, t, "the queue to be registered", func() bool {
-		got, err := operator.QueueControls(ctx, "fresh")
-		return err == nil && len(got) == 1
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		ws := queue.NewWorkers()
+		if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		operator := newClient(t, drv, queue.Config{})
+		if _, err := operator.PauseQueue(ctx, "fresh"); !errors.Is(err, acidic.ErrUnknownQueue) {
+			t.Fatalf("PauseQueue before any node worked the queue = %v, want ErrUnknownQueue", err)
+		}
+		c := newClient(t, drv, controlConfig(ws, "fresh", 1))
+		start(t, c)
+		eventually(ctx, t, "the queue to be registered", func() bool {
+			got, err := operator.QueueControls(ctx, "fresh")
+			return err == nil && len(got) == 1
+		})
+		if _, err := operator.PauseQueue(ctx, "fresh"); err != nil {
+			t.Fatalf("PauseQueue after a node registered the queue: %v", err)
+		}
+		eventually(ctx, t, "the node to pause", func() bool { return queueState(t, c, "fresh").Paused })
 	})
-	if _, err := operator.PauseQueue(ctx, "fresh"); err != nil {
-		t.Fatalf("PauseQueue after a node registered the queue: %v", err)
-	}
-	eventually(ctx, t, "the node to pause", func() bool { return queueState(t, c, "fresh").Paused })
 }
 
 // nodeStates reads the node_states rows the worker processes report: pid →
@@ -521,6 +534,7 @@ func nodeStates(ctx context.Context, t *testing.T, drv *postgres.Driver) map[int
 // paused stays paused; a resume runs every job.
 func TestPauseStopsFetchingInEveryProcess(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker processes (workerProcess) connect to PostgreSQL; SQLite's processes are tested in storage/sqlite.
 	drv := testdb.New(t, testdb.Options{})
 	ctx := ctxT(t)
 	createExecutions(t, drv)

@@ -2,18 +2,16 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 )
 
 func testURL() string { return testdb.URL() }
@@ -88,24 +86,75 @@ func waitJob(t *testing.T, drv storage.Driver, id int64, want ...acidic.JobState
 	}
 }
 
-// countRows counts the rows of a table in the driver's schema.
-func countRows(t *testing.T, drv *postgres.Driver, table string) int {
+// countRows counts the rows of a table in the driver's store.
+func countRows(t *testing.T, drv storage.Driver, table string) int {
 	t.Helper()
-	var n int
-	q := "SELECT count(*) FROM " + pgx.Identifier{drv.Schema(), table}.Sanitize()
-	if err := drv.Pool().QueryRow(context.Background(), q).Scan(&n); err != nil {
-		t.Fatalf("count %s: %v", table, err)
-	}
-	return n
+	return testdb.Count(t, drv, table)
 }
 
-func execSQL(t *testing.T, drv *postgres.Driver, sql string, args ...any) {
+// execSQL runs a statement on the driver's store (see testdb.Exec).
+func execSQL(t *testing.T, drv storage.Driver, sql string, args ...any) {
 	t.Helper()
-	if _, err := drv.Pool().Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	testdb.Exec(t, drv, sql, args...)
 }
 
-func table(drv *postgres.Driver, name string) string {
-	return pgx.Identifier{drv.Schema(), name}.Sanitize()
+// table names a table of the driver's store (see testdb.Table).
+func table(drv storage.Driver, name string) string { return testdb.Table(drv, name) }
+
+// watchListening wraps drv so that a test can wait until a client made on
+// the wrapper listens to every topic (it subscribes to TopicControl last,
+// see control.go): from then on no notification passes it by. It works on
+// both drivers, where waitQueueListening reads pg_stat_activity.
+func watchListening(drv storage.Driver) (storage.Driver, func(t *testing.T)) {
+	listened := make(chan struct{}, 64)
+	wait := func(t *testing.T) {
+		t.Helper()
+		select {
+		case <-listened:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no listener subscribed to the control topic")
+		}
+	}
+	return listeningDriver{drv, listened}, wait
+}
+
+type listeningDriver struct {
+	storage.Driver
+	listened chan struct{}
+}
+
+func (d listeningDriver) NewListener(ctx context.Context) (storage.Listener, error) {
+	l, err := d.Driver.NewListener(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return listeningListener{l, d.listened}, nil
+}
+
+type listeningListener struct {
+	storage.Listener
+	listened chan struct{}
+}
+
+func (l listeningListener) Listen(ctx context.Context, topic string) error {
+	err := l.Listener.Listen(ctx, topic)
+	if err == nil && topic == storage.TopicControl {
+		select {
+		case l.listened <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// jsonHas tells whether the JSON object doc holds key with the number
+// want. PostgreSQL's jsonb and SQLite's text spell a document differently
+// (spaces, key order), so tests compare what it says.
+func jsonHas(doc []byte, key string, want float64) bool {
+	var m map[string]any
+	if json.Unmarshal(doc, &m) != nil {
+		return false
+	}
+	got, ok := m[key].(float64)
+	return ok && got == want
 }

@@ -111,58 +111,60 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 // until the job was rescued, holding the slot all along.
 func TestDirtyErrorTextEndsTheAttemptAtOnce(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ws := queue.NewWorkers()
-	huge := strings.Repeat("é", 1<<19)
-	fail := func(msg string) queue.WorkFunc {
-		return func(context.Context, *acidic.Job) error { return errors.New(msg) }
-	}
-	never := queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Hour }}
-	for kind, fn := range map[string]queue.WorkFunc{
-		"dirty": fail("bad \x00 byte \xff here"),
-		"huge":  fail(huge),
-		"clean": func(context.Context, *acidic.Job) error { return nil },
-	} {
-		if err := ws.Handle(kind, fn, never); err != nil {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ws := queue.NewWorkers()
+		huge := strings.Repeat("é", 1<<19)
+		fail := func(msg string) queue.WorkFunc {
+			return func(context.Context, *acidic.Job) error { return errors.New(msg) }
+		}
+		never := queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Hour }}
+		for kind, fn := range map[string]queue.WorkFunc{
+			"dirty": fail("bad \x00 byte \xff here"),
+			"huge":  fail(huge),
+			"clean": func(context.Context, *acidic.Job) error { return nil },
+		} {
+			if err := ws.Handle(kind, fn, never); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := newClient(t, drv, fastConfig(ws, 1)) // RescueAfter: an hour
+		ctx := ctxT(t)
+		dirty, err := c.Enqueue(ctx, "dirty", nil, queue.EnqueueOptions{MaxAttempts: 3})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	c := newClient(t, drv, fastConfig(ws, 1)) // RescueAfter: an hour
-	ctx := ctxT(t)
-	dirty, err := c.Enqueue(ctx, "dirty", nil, queue.EnqueueOptions{MaxAttempts: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	big, err := c.Enqueue(ctx, "huge", nil, queue.EnqueueOptions{MaxAttempts: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clean, err := c.Enqueue(ctx, "clean", nil, queue.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, c)
+		big, err := c.Enqueue(ctx, "huge", nil, queue.EnqueueOptions{MaxAttempts: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clean, err := c.Enqueue(ctx, "clean", nil, queue.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, c)
 
-	j := waitJob(t, drv, dirty.ID, acidic.JobRetryable)
-	if len(j.Errors) != 1 || j.Errors[0].Error != "bad  byte \uFFFD here" {
-		t.Errorf("dirty job's errors = %+v, want the cleaned text", j.Errors)
-	}
-	j = waitJob(t, drv, big.ID, acidic.JobRetryable)
-	if len(j.Errors) != 1 || len(j.Errors[0].Error) > storage.MaxTextBytes || !utf8.ValidString(j.Errors[0].Error) ||
-		!strings.HasPrefix(j.Errors[0].Error, "éé") || !strings.Contains(j.Errors[0].Error, "bytes in all") {
-		t.Errorf("1 MB error stored as %d bytes, want at most %d, cut with a note", len(j.Errors[0].Error), storage.MaxTextBytes)
-	}
-	waitJob(t, drv, clean.ID, acidic.JobCompleted)
+		j := waitJob(t, drv, dirty.ID, acidic.JobRetryable)
+		if len(j.Errors) != 1 || j.Errors[0].Error != "bad  byte \uFFFD here" {
+			t.Errorf("dirty job's errors = %+v, want the cleaned text", j.Errors)
+		}
+		j = waitJob(t, drv, big.ID, acidic.JobRetryable)
+		if len(j.Errors) != 1 || len(j.Errors[0].Error) > storage.MaxTextBytes || !utf8.ValidString(j.Errors[0].Error) ||
+			!strings.HasPrefix(j.Errors[0].Error, "éé") || !strings.Contains(j.Errors[0].Error, "bytes in all") {
+			t.Errorf("1 MB error stored as %d bytes, want at most %d, cut with a note", len(j.Errors[0].Error), storage.MaxTextBytes)
+		}
+		waitJob(t, drv, clean.ID, acidic.JobCompleted)
 
-	// Drained in the caller's goroutine, the outcome is recorded at once too.
-	again, err := c.Enqueue(ctx, "dirty", nil, queue.EnqueueOptions{MaxAttempts: 1, Queue: "drained"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := c.Drain(ctx, "drained", queue.DrainOptions{}); err != nil || res.Discarded != 1 {
-		t.Fatalf("Drain: %+v, %v", res, err)
-	}
-	if j := waitJob(t, drv, again.ID, acidic.JobDiscarded); j.Errors[0].Error != "bad  byte \uFFFD here" {
-		t.Errorf("drained dirty job's error = %q", j.Errors[0].Error)
-	}
+		// Drained in the caller's goroutine, the outcome is recorded at once too.
+		again, err := c.Enqueue(ctx, "dirty", nil, queue.EnqueueOptions{MaxAttempts: 1, Queue: "drained"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := c.Drain(ctx, "drained", queue.DrainOptions{}); err != nil || res.Discarded != 1 {
+			t.Fatalf("Drain: %+v, %v", res, err)
+		}
+		if j := waitJob(t, drv, again.ID, acidic.JobDiscarded); j.Errors[0].Error != "bad  byte \uFFFD here" {
+			t.Errorf("drained dirty job's error = %q", j.Errors[0].Error)
+		}
+	})
 }

@@ -164,60 +164,55 @@ func TestPeriodicJobOncePerPeriodAcrossThreeClients(t *testing.T) {
 // own or in one that stands for it (a pass that came late).
 func TestPeriodicJobFiresFromStartedClients(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{MaxConns: 12})
-	createPeriods(t, drv)
-	job := queue.PeriodicJob{Name: "tick", Spec: "@every 1s", Kind: "tick", EnqueueFunc: recordPeriod(drv, 0)}
-	for range 3 {
-		start(t, newClient(t, drv, queue.Config{Periodic: []queue.PeriodicJob{job}, Logger: quietLogger()}))
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for countRows(t, drv, "periods") < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d periods enqueued in 30 s", countRows(t, drv, "periods"))
+	testdb.Each(t, testdb.Options{MaxConns: 12}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		createPeriods(t, drv)
+		job := queue.PeriodicJob{Name: "tick", Spec: "@every 1s", Kind: "tick", EnqueueFunc: recordPeriod(drv, 0)}
+		for range 3 {
+			start(t, newClient(t, drv, queue.Config{Periodic: []queue.PeriodicJob{job}, Logger: quietLogger()}))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	checkPeriods(t, drv, time.Second)
+		deadline := time.Now().Add(30 * time.Second)
+		for countRows(t, drv, "periods") < 4 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d periods enqueued in 30 s", countRows(t, drv, "periods"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		checkPeriods(t, drv, time.Second)
+	})
 }
 
 // createPeriods makes the table recordPeriod writes to. It has no key, so
-// a period recorded twice shows.
-func createPeriods(t *testing.T, drv *postgres.Driver) {
-	execSQL(t, drv, "CREATE TABLE "+table(drv, "periods")+" (at timestamptz NOT NULL, missed int NOT NULL, pid int NOT NULL)")
+// a period recorded twice shows. Periods are kept as microseconds since
+// the epoch, which both drivers' SQL can hold the same way.
+func createPeriods(t *testing.T, drv storage.Driver) {
+	execSQL(t, drv, "CREATE TABLE "+table(drv, "periods")+" (at bigint NOT NULL, missed int NOT NULL, pid int NOT NULL)")
 }
 
 // recordPeriod is an EnqueueFunc that records the period in the pass's
 // transaction.
-func recordPeriod(drv *postgres.Driver, pid int) func(context.Context, storage.Tx, queue.Period) error {
+func recordPeriod(drv storage.Driver, pid int) func(context.Context, storage.Tx, queue.Period) error {
 	return func(ctx context.Context, tx storage.Tx, p queue.Period) error {
-		_, err := postgres.PgxTx(tx).Exec(ctx, "INSERT INTO "+table(drv, "periods")+" (at, missed, pid) VALUES ($1, $2, $3)", p.At, p.Missed, pid)
-		return err
+		return testdb.ExecTx(ctx, tx, "INSERT INTO "+table(drv, "periods")+" (at, missed, pid) VALUES ($1, $2, $3)", p.At.UnixMicro(), p.Missed, pid)
 	}
 }
 
 // checkPeriods checks the recorded periods of an @every schedule: none
 // twice, and none lost: each follows the one before by its own missed
 // periods plus one.
-func checkPeriods(t *testing.T, drv *postgres.Driver, every time.Duration) {
+func checkPeriods(t *testing.T, drv storage.Driver, every time.Duration) {
 	t.Helper()
-	rows, err := drv.Pool().Query(context.Background(), "SELECT at, missed FROM "+table(drv, "periods")+" ORDER BY at")
-	if err != nil {
-		t.Fatal(err)
-	}
 	type rec struct {
 		at     time.Time
 		missed int
 	}
 	var recs []rec
-	for rows.Next() {
-		var r rec
-		if err := rows.Scan(&r.at, &r.missed); err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	n := countRows(t, drv, "periods")
+	for i := range n {
+		q := "SELECT %s FROM " + table(drv, "periods") + " ORDER BY at, missed LIMIT 1 OFFSET $1"
+		at := testdb.QueryInt(t, drv, fmt.Sprintf(q, "at"), i)
+		missed := testdb.QueryInt(t, drv, fmt.Sprintf(q, "missed"), i)
+		recs = append(recs, rec{time.UnixMicro(int64(at)), missed})
 	}
 	for i := 1; i < len(recs); i++ {
 		if want := recs[i-1].at.Add(time.Duration(recs[i].missed+1) * every); !recs[i].at.Equal(want) {
@@ -231,6 +226,7 @@ func checkPeriods(t *testing.T, drv *postgres.Driver, every time.Duration) {
 // is recorded once (or stood for by a later one), never twice.
 func TestPeriodicJobOncePerPeriodAcrossProcesses(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker processes (workerProcess) connect to PostgreSQL; SQLite's processes are tested in storage/sqlite.
 	drv := testdb.New(t, testdb.Options{})
 	createPeriods(t, drv)
 	for range 3 {

@@ -20,6 +20,7 @@ func createExecutions(t *testing.T, drv *postgres.Driver) {
 
 func TestJobRunsOncePerAttemptAcrossTwoProcesses(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker processes (workerProcess) connect to PostgreSQL; SQLite's processes are tested in storage/sqlite.
 	drv := testdb.New(t, testdb.Options{})
 	createExecutions(t, drv)
 	c := newClient(t, drv, queue.Config{})
@@ -68,6 +69,7 @@ func TestJobRunsOncePerAttemptAcrossTwoProcesses(t *testing.T) {
 
 func TestJobOfKilledWorkerIsRescuedAndRunsAgain(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker processes (workerProcess) connect to PostgreSQL; SQLite's processes are tested in storage/sqlite.
 	drv := testdb.New(t, testdb.Options{})
 	createExecutions(t, drv)
 	ctx := ctxT(t)

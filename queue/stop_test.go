@@ -124,45 +124,47 @@ func TestGuaranteeStopReturnsWhenAJobIgnoresItsContext(t *testing.T) {
 // its outcome recorded, as at a deadline; Stop reports ErrStopTimeout.
 func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ws := queue.NewWorkers()
-	started := make(chan struct{})
-	_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
-		close(started)
-		<-ctx.Done()
-		return ctx.Err()
-	}, queue.KindOptions{})
-	cfg := fastConfig(ws, 1)
-	cfg.StopTimeout = 50 * time.Millisecond
-	c := newClient(t, drv, cfg)
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	j, err := c.Enqueue(ctxT(t), "stuck", nil, queue.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-started
-	stopped := make(chan error, 1)
-	go func() { stopped <- c.Stop(context.Background()) }()
-	select {
-	case err = <-stopped:
-	case <-time.After(60 * time.Second):
-		t.Fatal("Stop did not return within a minute of its StopTimeout")
-	}
-	if !errors.Is(err, queue.ErrStopTimeout) {
-		t.Fatalf("Stop: %v, want ErrStopTimeout", err)
-	}
-	var running *queue.JobsRunningError
-	if errors.As(err, &running) {
-		t.Fatalf("Stop reported jobs still running: %v", err)
-	}
-	// Cut short by the client's stop: due again at once, the attempt not
-	// spent, the interruption recorded.
-	if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
-		!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
-		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ws := queue.NewWorkers()
+		started := make(chan struct{})
+		_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
+			close(started)
+			<-ctx.Done()
+			return ctx.Err()
+		}, queue.KindOptions{})
+		cfg := fastConfig(ws, 1)
+		cfg.StopTimeout = 50 * time.Millisecond
+		c := newClient(t, drv, cfg)
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		j, err := c.Enqueue(ctxT(t), "stuck", nil, queue.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		stopped := make(chan error, 1)
+		go func() { stopped <- c.Stop(context.Background()) }()
+		select {
+		case err = <-stopped:
+		case <-time.After(60 * time.Second):
+			t.Fatal("Stop did not return within a minute of its StopTimeout")
+		}
+		if !errors.Is(err, queue.ErrStopTimeout) {
+			t.Fatalf("Stop: %v, want ErrStopTimeout", err)
+		}
+		var running *queue.JobsRunningError
+		if errors.As(err, &running) {
+			t.Fatalf("Stop reported jobs still running: %v", err)
+		}
+		// Cut short by the client's stop: due again at once, the attempt not
+		// spent, the interruption recorded.
+		if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
+			!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
+			t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
+		}
+	})
 }
 
 // Stop may be called twice, also at once: every call returns nil once the
@@ -171,87 +173,91 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 // started returns ErrNotStarted.
 func TestStopTwice(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ws := queue.NewWorkers()
-	started := make(chan struct{})
-	release := make(chan struct{})
-	_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
-		close(started)
-		<-release
-		return ctx.Err() // nil unless the job's context was cancelled
-	}, queue.KindOptions{})
-	c := newClient(t, drv, fastConfig(ws, 1))
-	if err := c.Stop(ctxT(t)); !errors.Is(err, queue.ErrNotStarted) {
-		t.Fatalf("Stop before Start: %v, want ErrNotStarted", err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
-		t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
-	}
-	j, err := c.Enqueue(ctxT(t), "slow", nil, queue.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-started
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ws := queue.NewWorkers()
+		started := make(chan struct{})
+		release := make(chan struct{})
+		_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
+			close(started)
+			<-release
+			return ctx.Err() // nil unless the job's context was cancelled
+		}, queue.KindOptions{})
+		c := newClient(t, drv, fastConfig(ws, 1))
+		if err := c.Stop(ctxT(t)); !errors.Is(err, queue.ErrNotStarted) {
+			t.Fatalf("Stop before Start: %v, want ErrNotStarted", err)
+		}
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
+			t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
+		}
+		j, err := c.Enqueue(ctxT(t), "slow", nil, queue.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-started
 
-	const stops = 2
-	type result struct {
-		err   error
-		state acidic.JobState
-	}
-	results := make(chan result, stops)
-	for range stops {
-		go func() {
-			err := c.Stop(ctxT(t))
-			got, getErr := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID})
-			if getErr != nil {
-				t.Errorf("JobGet: %v", getErr)
-				got = &acidic.Job{}
+		const stops = 2
+		type result struct {
+			err   error
+			state acidic.JobState
+		}
+		results := make(chan result, stops)
+		for range stops {
+			go func() {
+				err := c.Stop(ctxT(t))
+				got, getErr := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID})
+				if getErr != nil {
+					t.Errorf("JobGet: %v", getErr)
+					got = &acidic.Job{}
+				}
+				results <- result{err, got.State}
+			}()
+		}
+		close(release)
+		for range stops {
+			r := <-results
+			if r.err != nil {
+				t.Errorf("concurrent Stop: %v, want nil", r.err)
 			}
-			results <- result{err, got.State}
-		}()
-	}
-	close(release)
-	for range stops {
-		r := <-results
-		if r.err != nil {
-			t.Errorf("concurrent Stop: %v, want nil", r.err)
+			if r.state != acidic.JobCompleted {
+				t.Errorf("a Stop returned with the job %s, before the client stopped", r.state)
+			}
 		}
-		if r.state != acidic.JobCompleted {
-			t.Errorf("a Stop returned with the job %s, before the client stopped", r.state)
+		if err := c.Stop(ctxT(t)); err != nil {
+			t.Fatalf("Stop after stopped: %v, want nil", err)
 		}
-	}
-	if err := c.Stop(ctxT(t)); err != nil {
-		t.Fatalf("Stop after stopped: %v, want nil", err)
-	}
+	})
 }
 
 // A client that works no queue (it only enqueues) is started until Stop
 // like any other: a second Start is refused.
 func TestStartTwiceWithoutQueues(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	cfg := fastConfig(queue.NewWorkers(), 1)
-	cfg.Queues = nil
-	c := newClient(t, drv, cfg)
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// A round trip to the database: the client's goroutines have had time
-	// to give up, had they nothing to wait for.
-	if _, err := c.List(ctxT(t), acidic.JobFilter{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
-		t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
-	}
-	for i := range 2 {
-		if err := c.Stop(ctxT(t)); err != nil {
-			t.Fatalf("Stop %d: %v", i+1, err)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		cfg := fastConfig(queue.NewWorkers(), 1)
+		cfg.Queues = nil
+		c := newClient(t, drv, cfg)
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-	}
+		// A round trip to the database: the client's goroutines have had time
+		// to give up, had they nothing to wait for.
+		if _, err := c.List(ctxT(t), acidic.JobFilter{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(context.Background()); !errors.Is(err, queue.ErrAlreadyStarted) {
+			t.Fatalf("second Start: %v, want ErrAlreadyStarted", err)
+		}
+		for i := range 2 {
+			if err := c.Stop(ctxT(t)); err != nil {
+				t.Fatalf("Stop %d: %v", i+1, err)
+			}
+		}
+	})
 }
 
 // A job whose end EndedFunc cannot write does not hold back the rescue of
@@ -259,59 +265,61 @@ func TestStartTwiceWithoutQueues(t *testing.T) {
 // (still running) and rescued once its end can be written.
 func TestRescueSetsAsideAJobWhoseEndFails(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ctx := ctxT(t)
-	var mu sync.Mutex
-	var poisoned int64
-	var ended []int64
-	cfg := fastConfig(queue.NewWorkers(), 1)
-	cfg.Queues = nil
-	cfg.RescueAfter = time.Minute
-	cfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		var mu sync.Mutex
+		var poisoned int64
+		var ended []int64
+		cfg := fastConfig(queue.NewWorkers(), 1)
+		cfg.Queues = nil
+		cfg.RescueAfter = time.Minute
+		cfg.EndedFunc = func(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, j := range jobs {
+				if j.ID == poisoned {
+					return errors.New("cannot end this one")
+				}
+			}
+			for _, j := range jobs {
+				ended = append(ended, j.ID)
+			}
+			return nil
+		}
+		c := newClient(t, drv, cfg)
+		var ids []int64
+		for i := range 3 {
+			j, err := c.Enqueue(ctx, "k", i, queue.EnqueueOptions{MaxAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: j.ID, WorkerID: "dead"}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
+		}
+		execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = "+testdb.Earlier(drv, "now()", 1*time.Hour))
+		mu.Lock()
+		poisoned = ids[1]
+		mu.Unlock()
+		res := c.Maintain(ctx)
+		if len(res.Rescued) != 2 {
+			t.Fatalf("rescued %d jobs, want the 2 whose end could be written", len(res.Rescued))
+		}
+		if j, _ := drv.JobGet(ctx, storage.JobGetParams{ID: ids[1]}); j.State != acidic.JobRunning {
+			t.Fatalf("the job whose end failed is %s, want still running", j.State)
+		}
+		mu.Lock()
+		poisoned = 0
+		mu.Unlock()
+		if res := c.Maintain(ctx); len(res.Rescued) != 1 || res.Rescued[0].ID != ids[1] {
+			t.Fatalf("second pass rescued %v, want the job set aside", res.Rescued)
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		for _, j := range jobs {
-			if j.ID == poisoned {
-				return errors.New("cannot end this one")
-			}
+		if len(ended) != 3 {
+			t.Errorf("EndedFunc saw %v, want all three jobs once", ended)
 		}
-		for _, j := range jobs {
-			ended = append(ended, j.ID)
-		}
-		return nil
-	}
-	c := newClient(t, drv, cfg)
-	var ids []int64
-	for i := range 3 {
-		j, err := c.Enqueue(ctx, "k", i, queue.EnqueueOptions{MaxAttempts: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := drv.JobClaim(ctx, storage.JobClaimParams{ID: j.ID, WorkerID: "dead"}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, j.ID)
-	}
-	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = now() - interval '1 hour'")
-	mu.Lock()
-	poisoned = ids[1]
-	mu.Unlock()
-	res := c.Maintain(ctx)
-	if len(res.Rescued) != 2 {
-		t.Fatalf("rescued %d jobs, want the 2 whose end could be written", len(res.Rescued))
-	}
-	if j, _ := drv.JobGet(ctx, storage.JobGetParams{ID: ids[1]}); j.State != acidic.JobRunning {
-		t.Fatalf("the job whose end failed is %s, want still running", j.State)
-	}
-	mu.Lock()
-	poisoned = 0
-	mu.Unlock()
-	if res := c.Maintain(ctx); len(res.Rescued) != 1 || res.Rescued[0].ID != ids[1] {
-		t.Fatalf("second pass rescued %v, want the job set aside", res.Rescued)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(ended) != 3 {
-		t.Errorf("EndedFunc saw %v, want all three jobs once", ended)
-	}
+	})
 }

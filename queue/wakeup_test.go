@@ -8,6 +8,7 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
 )
 
 // A wake-up that arrives while the producer is fetching is not lost: it
@@ -18,40 +19,43 @@ import (
 // announced waited for the next poll.
 func TestGuaranteeWakeUpDuringFetchIsNotLost(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	ws := queue.NewWorkers()
-	started := make(chan int64, 64)
-	_ = ws.Handle("burst", func(ctx context.Context, job *acidic.Job) error {
-		started <- job.ID
-		return nil
-	}, queue.KindOptions{})
-	cfg := fastConfig(ws, 8)
-	cfg.PollInterval = time.Hour
-	cfg.HeartbeatInterval, cfg.RescueAfter = time.Hour, 2*time.Hour
-	c := newClient(t, drv, cfg)
-	start(t, c)
-	waitQueueListening(t, drv)
-	ctx := ctxT(t)
-	const bursts = 100
-	for b := range bursts {
-		want := map[int64]bool{}
-		for range 2 + b%2 {
-			j, err := c.Enqueue(ctx, "burst", nil, queue.EnqueueOptions{})
-			if err != nil {
-				t.Fatal(err)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ws := queue.NewWorkers()
+		started := make(chan int64, 64)
+		_ = ws.Handle("burst", func(ctx context.Context, job *acidic.Job) error {
+			started <- job.ID
+			return nil
+		}, queue.KindOptions{})
+		cfg := fastConfig(ws, 8)
+		cfg.PollInterval = time.Hour
+		cfg.HeartbeatInterval, cfg.RescueAfter = time.Hour, 2*time.Hour
+		drv, listening := watchListening(drv)
+		c := newClient(t, drv, cfg)
+		start(t, c)
+		listening(t)
+		ctx := ctxT(t)
+		const bursts = 100
+		for b := range bursts {
+			want := map[int64]bool{}
+			for range 2 + b%2 {
+				j, err := c.Enqueue(ctx, "burst", nil, queue.EnqueueOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[j.ID] = true
 			}
-			want[j.ID] = true
-		}
-		timeout := time.After(10 * time.Second)
-		for len(want) > 0 {
-			select {
-			case id := <-started:
-				delete(want, id)
-			case <-timeout:
-				t.Fatalf("burst %d of %d: jobs %v enqueued 10s ago never started: a wake-up was lost", b+1, bursts, keys(want))
+			timeout := time.After(10 * time.Second)
+			for len(want) > 0 {
+				select {
+				case id := <-started:
+					delete(want, id)
+				case <-timeout:
+					t.Fatalf("burst %d of %d: jobs %v enqueued 10s ago never started: a wake-up was lost", b+1, bursts, keys(want))
+				}
 			}
 		}
-	}
+	})
 }
 
 func keys(m map[int64]bool) []int64 {

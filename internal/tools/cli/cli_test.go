@@ -33,6 +33,7 @@ import (
 // or run_steps.
 func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: it fingerprints the tables with PostgreSQL SQL (md5, string_agg) and drops a schema by name.
 	drv := testdb.New(t, testdb.Options{MaxConns: 4})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -147,7 +148,7 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 			`schema "` + halfSchema + `" has 3 of ` + fmt.Sprint(half.Migrator().Latest()) + ` migrations applied (run: acidic -schema ` + halfSchema + ` migrate up)`},
 	}
 
-	base := []string{"-database", testdb.URL(), "-schema", drv.Schema()}
+	base := dbFlags(drv)
 	for _, group := range [][]tc{usage, operation} {
 		for _, c := range group {
 			before := digest(t, drv)
@@ -516,11 +517,12 @@ func checkRunDetailJSON(t *testing.T, what string, g cli.RunDetailJSON, w *acidi
 // rows they name.
 func TestCommandsShowWhatIsInTheDatabase(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: it migrates unmigrated PostgreSQL schemas step by step (-schema); TestSQLiteDatabase covers migrate on a SQLite file.
 	drv := testdb.New(t, testdb.Options{MaxConns: 4, Unmigrated: true})
 	fresh := testdb.New(t, testdb.Options{MaxConns: 2, Unmigrated: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: dbFlags(drv)}
 	b := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", fresh.Schema()}}
 
 	var versions []int

@@ -100,7 +100,7 @@ func setupQueueControls(e *env, _ *flag.FlagSet) func([]string) (func() error, e
 			}
 			return e.printer().emit(out, func(t *textOut) {
 				if len(ctls) == 0 {
-					t.linef("no queue registered or controlled in schema %s", e.schemaName())
+					t.linef("no queue registered or controlled in %s", e.place())
 					return
 				}
 				tb := t.table("QUEUE", "STATE", "WORKERS", "UPDATED")

@@ -41,7 +41,7 @@ func setupCronList(e *env, _ *flag.FlagSet) func([]string) (func() error, error)
 			}
 			return e.printer().emit(cronJSON(rows), func(t *textOut) {
 				if len(rows) == 0 {
-					t.linef("no periodic schedules in schema %s", e.schemaName())
+					t.linef("no periodic schedules in %s", e.place())
 					return
 				}
 				tb := t.table("NAME", "KIND", "SPEC", "TIME ZONE", "MISSED", "LAST RUN", "NEXT RUN")

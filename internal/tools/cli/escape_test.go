@@ -70,6 +70,7 @@ func rawControl(out string) (string, bool) {
 // every such value exactly.
 func TestStoredControlBytesAreEscapedInText(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: it stores the control bytes with raw PostgreSQL SQL.
 	drv := testdb.New(t, testdb.Options{MaxConns: 4})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -119,7 +120,7 @@ func TestStoredControlBytesAreEscapedInText(t *testing.T) {
 	}
 	runJob := jobs[0]
 
-	a := shell{t: t, ctx: ctx, base: []string{"-database", testdb.URL(), "-schema", drv.Schema()}}
+	a := shell{t: t, ctx: ctx, base: dbFlags(drv)}
 	escaped := cli.Clean(hostile)
 	for _, args := range [][]string{
 		{"runs", "list"}, {"runs", "get", runID.String()}, {"jobs", "list"}, {"queues"},

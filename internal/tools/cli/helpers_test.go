@@ -13,8 +13,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage/sqlite"
 )
 
 // result is what one run of the command did.
@@ -208,4 +211,21 @@ func exeIn(t *testing.T, dir, bin string, env []string, args ...string) result {
 		code = ee.ExitCode()
 	}
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// dbFlags are the flags that point the command at drv's store: -database
+// and -schema on PostgreSQL, -database sqlite:PATH on SQLite.
+func dbFlags(drv storage.Driver) []string {
+	if s, ok := drv.(*sqlite.Driver); ok {
+		return []string{"-database", "sqlite:" + s.Path()}
+	}
+	return []string{"-database", testdb.URL(), "-schema", drv.Schema()}
+}
+
+// place is how the command names drv's store in its messages.
+func place(drv storage.Driver) string {
+	if s, ok := drv.(*sqlite.Driver); ok {
+		return "file " + s.Path()
+	}
+	return "schema " + drv.Schema()
 }

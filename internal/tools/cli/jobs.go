@@ -32,7 +32,7 @@ func setupQueues(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 			}
 			return e.printer().emit(queuesJSON(stats, ages), func(t *textOut) {
 				if len(stats) == 0 {
-					t.linef("no jobs in schema %s", e.schemaName())
+					t.linef("no jobs in %s", e.place())
 					return
 				}
 				tb := t.table("QUEUE", "STATE", "JOBS", "OLDEST DUE")
@@ -109,7 +109,7 @@ func setupJobsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error
 			if err != nil {
 				return err
 			}
-			return e.printer().emit(jobsJSON(jobs), func(t *textOut) { printJobTable(t, jobs, "no jobs match in schema "+e.schemaName()) })
+			return e.printer().emit(jobsJSON(jobs), func(t *textOut) { printJobTable(t, jobs, "no jobs match in "+e.place()) })
 		}, nil
 	}
 }
@@ -137,7 +137,7 @@ func (e *env) jobAction(id int64, act func(e *env, c *queue.Client, id int64) (*
 	}
 	job, err := act(e, client, id)
 	if errors.Is(err, acidic.ErrNotFound) {
-		return notFound{msg: fmt.Sprintf("job %d not found in schema %s", id, e.schemaName())}
+		return notFound{msg: fmt.Sprintf("job %d not found in %s", id, e.place())}
 	}
 	if err != nil {
 		return err

@@ -61,7 +61,7 @@ func setupMigrateDown(e *env, _ *flag.FlagSet) func([]string) (func() error, err
 					t.linef("schema %s has nothing above version %d to revert", e.schemaName(), v)
 					return
 				}
-				t.linef("reverted %s in schema %s (now at version %d)", versions(reverted), e.schemaName(), v)
+				t.linef("reverted %s in %s (now at version %d)", versions(reverted), e.place(), v)
 			})
 		}, nil
 	}

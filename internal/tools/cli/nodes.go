@@ -69,7 +69,7 @@ func setupNodes(e *env, _ *flag.FlagSet) func([]string) (func() error, error) {
 				return err
 			}
 			out := nodesJSON(leader, nodes)
-			return e.printer().emit(out, func(t *textOut) { printNodes(t, out, e.schemaName()) })
+			return e.printer().emit(out, func(t *textOut) { printNodes(t, out, e.place()) })
 		}, nil
 	}
 }
@@ -98,7 +98,7 @@ func nodesJSON(leader *acidic.Leader, nodes []*acidic.Node) NodesJSON {
 }
 
 // printNodes writes the nodes as a table, the leader marked with a "*".
-func printNodes(t *textOut, out NodesJSON, schema string) {
+func printNodes(t *textOut, out NodesJSON, place string) {
 	switch {
 	case out.Leader == nil:
 		t.line("leader: none")
@@ -107,7 +107,7 @@ func printNodes(t *textOut, out NodesJSON, schema string) {
 			out.Leader.ElectedAt.Format(time.RFC3339), out.Leader.ExpiresAt.Format(time.RFC3339))
 	}
 	if len(out.Nodes) == 0 {
-		t.linef("no live nodes in schema %s", schema)
+		t.linef("no live nodes in %s", place)
 	} else {
 		t.blank()
 		tb := t.table("NODE", "LEADER", "HOST", "PID", "VERSION", "BUSY", "FREE", "QUEUES", "STARTED", "HEARTBEAT")

@@ -62,7 +62,7 @@ func setupRunsList(e *env, fs *flag.FlagSet) func([]string) (func() error, error
 				return err
 			}
 			return e.printer().emit(runsJSON(runs), func(t *textOut) {
-				printRunTable(t, runs, "no runs match in schema "+e.schemaName())
+				printRunTable(t, runs, "no runs match in "+e.place())
 			})
 		}, nil
 	}
@@ -98,7 +98,7 @@ func (e *env) runAction(id uuid.UUID, act func(e *env, eng *workflow.Engine, id 
 		r, err = eng.Get(e.ctx, id)
 	}
 	if errors.Is(err, acidic.ErrNotFound) {
-		return notFound{msg: fmt.Sprintf("run %s not found in schema %s", id, e.schemaName())}
+		return notFound{msg: fmt.Sprintf("run %s not found in %s", id, e.place())}
 	}
 	if err != nil {
 		return err

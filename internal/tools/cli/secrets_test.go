@@ -104,6 +104,7 @@ func TestPasswordIsNeverPrinted(t *testing.T) {
 // output of commands that work shows none of it.
 func TestPasswordIsNotPrintedOnSuccess(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: passwords live in PostgreSQL connection strings; a SQLite path holds none.
 	drv := testdb.New(t, testdb.Options{MaxConns: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
