@@ -110,3 +110,41 @@ func BenchmarkRecord(b *testing.B) {
 		bus.Publish(step)
 	}
 }
+
+// BenchmarkAttempt is the instrumentation of one empty job attempt as the
+// engine runs it: the job middleware around nothing, then the attempt's
+// event through the bus into the metrics. Besides ns/op (this goroutine),
+// cpu-ns/op is the process's CPU per attempt (getrusage): the batcher's
+// goroutine and the garbage collector included.
+func BenchmarkAttempt(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+		sampled bool
+	}{
+		{"all-sampled", nil, true},
+		{"parent-based-1pct-unsampled", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01)), false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			inst := hotInst(b, c.sampler)
+			bus := &events.Bus{}
+			stop, err := inst.Observe(bus, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stop()
+			job := hotJob(b, c.sampled)
+			job.RunID = [16]byte{} // a plain job
+			next := func(context.Context) error { return nil }
+			ctx := context.Background()
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				_ = inst.JobMiddleware(ctx, job, next)
+				bus.Publish(events.Event{Kind: events.JobCompleted, JobID: job.ID, JobKind: job.Kind, Queue: job.Queue,
+					Attempt: job.Attempt, Duration: time.Microsecond, Wait: time.Millisecond})
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
