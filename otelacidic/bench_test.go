@@ -31,7 +31,13 @@ import (
 // the SDK's batcher, every metric recorded into a manual reader (collected
 // at the end, as a scrape would), the store gauges registered.
 func benchInst(b *testing.B, mode string) (*otelacidic.Instrumentation, trace.Tracer, *sdkmetric.ManualReader) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(tracetest.NewNoopExporter())}
+	if mode == "sampled" {
+		// The requests are sampled at 1%: all but one in a hundred
+		// benchmarks see an unsampled request.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -64,7 +70,7 @@ func cpuTime() time.Duration {
 // OpenTelemetry instrumentation off and on (see benchInst); jobs enqueued
 // under a span, so every job carries a trace context in its Meta.
 func BenchmarkJobsObserved(b *testing.B) {
-	for _, mode := range []string{"off", "traces", "metrics", "on"} {
+	for _, mode := range []string{"off", "traces", "metrics", "on", "sampled"} {
 		b.Run(mode, func(b *testing.B) { benchJobs(b, mode) })
 	}
 }
@@ -145,7 +151,7 @@ func benchJobs(b *testing.B, mode string) {
 // BenchmarkStepsObserved runs b.N/3 workflow runs of three empty steps
 // with 8 workers, instrumentation off and on; ns/op is per step.
 func BenchmarkStepsObserved(b *testing.B) {
-	for _, mode := range []string{"off", "traces", "metrics", "on"} {
+	for _, mode := range []string{"off", "traces", "metrics", "on", "sampled"} {
 		b.Run(mode, func(b *testing.B) { benchSteps(b, mode) })
 	}
 }

@@ -25,6 +25,34 @@ type instruments struct {
 	stepDur     metric.Float64Histogram
 	serRetries  metric.Int64Counter
 	runs        metric.Int64Counter
+
+	// The attribute sets of the measurements, made once per combination
+	// (attribute.NewSet sorts and allocates) with the options that carry
+	// them, so that recording an event allocates nothing.
+	jobAttrs, rescueAttrs, stepAttrs, retryAttrs, runAttrs *cache[attrKey, attrOpts]
+	waitAttrs                                              *cache[attrKey, attrOpts]
+}
+
+// attrKey is the attribute values of one measurement, in the order of
+// the instrument's attribute keys.
+type attrKey [3]string
+
+// attrOpts is an attribute set as the options of Add and Record.
+type attrOpts struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+// attrCache makes attrOpts of keys (as many as the key's values used).
+func attrCache(keys ...attribute.Key) *cache[attrKey, attrOpts] {
+	return newCache(func(v attrKey) attrOpts {
+		kvs := make([]attribute.KeyValue, len(keys))
+		for i, k := range keys {
+			kvs[i] = k.String(v[i])
+		}
+		o := metric.WithAttributeSet(attribute.NewSet(kvs...))
+		return attrOpts{add: []metric.AddOption{o}, record: []metric.RecordOption{o}}
+	})
 }
 
 // Metric names (Prometheus shows them with dots as underscores and the
@@ -47,7 +75,14 @@ const (
 var durations = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
 func newInstruments(m metric.Meter) (*instruments, error) {
-	in := &instruments{meter: m}
+	in := &instruments{meter: m,
+		jobAttrs:    attrCache(AttrQueue, AttrJobKind, AttrOutcome),
+		waitAttrs:   attrCache(AttrQueue, AttrJobKind),
+		rescueAttrs: attrCache(AttrQueue, AttrJobKind, AttrState),
+		stepAttrs:   attrCache(AttrWorkflow, AttrStep, AttrOutcome),
+		retryAttrs:  attrCache(AttrWorkflow, AttrStep),
+		runAttrs:    attrCache(AttrWorkflow, AttrState),
+	}
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
 	var err error
@@ -76,22 +111,20 @@ func (in *instruments) record(ev events.Event) {
 	ctx := context.Background()
 	switch ev.Kind {
 	case events.JobCompleted, events.JobFailed, events.JobSnoozed, events.JobCancelled, events.JobDiscarded:
-		attrs := metric.WithAttributeSet(attribute.NewSet(AttrQueue.String(ev.Queue), AttrJobKind.String(ev.JobKind),
-			AttrOutcome.String(strings.TrimPrefix(string(ev.Kind), "job."))))
-		in.jobs.Add(ctx, 1, attrs)
-		in.jobDuration.Record(ctx, ev.Duration.Seconds(), attrs)
-		in.jobWait.Record(ctx, ev.Wait.Seconds(), metric.WithAttributeSet(attribute.NewSet(AttrQueue.String(ev.Queue), AttrJobKind.String(ev.JobKind))))
+		attrs := in.jobAttrs.get(attrKey{ev.Queue, ev.JobKind, strings.TrimPrefix(string(ev.Kind), "job.")})
+		in.jobs.Add(ctx, 1, attrs.add...)
+		in.jobDuration.Record(ctx, ev.Duration.Seconds(), attrs.record...)
+		in.jobWait.Record(ctx, ev.Wait.Seconds(), in.waitAttrs.get(attrKey{ev.Queue, ev.JobKind}).record...)
 	case events.JobRescued:
-		in.rescues.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(AttrQueue.String(ev.Queue), AttrJobKind.String(ev.JobKind), AttrState.String(string(ev.JobState)))))
+		in.rescues.Add(ctx, 1, in.rescueAttrs.get(attrKey{ev.Queue, ev.JobKind, string(ev.JobState)}).add...)
 	case events.StepCommitted, events.StepFailed:
-		attrs := metric.WithAttributeSet(attribute.NewSet(AttrWorkflow.String(ev.Workflow), AttrStep.String(ev.Step),
-			AttrOutcome.String(strings.TrimPrefix(string(ev.Kind), "step."))))
-		in.steps.Add(ctx, 1, attrs)
-		in.stepDur.Record(ctx, ev.Duration.Seconds(), attrs)
+		attrs := in.stepAttrs.get(attrKey{ev.Workflow, ev.Step, strings.TrimPrefix(string(ev.Kind), "step.")})
+		in.steps.Add(ctx, 1, attrs.add...)
+		in.stepDur.Record(ctx, ev.Duration.Seconds(), attrs.record...)
 	case events.StepRetried:
-		in.serRetries.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(AttrWorkflow.String(ev.Workflow), AttrStep.String(ev.Step))))
+		in.serRetries.Add(ctx, 1, in.retryAttrs.get(attrKey{ev.Workflow, ev.Step}).add...)
 	case events.RunFinished:
-		in.runs.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(AttrWorkflow.String(ev.Workflow), AttrState.String(string(ev.RunState)))))
+		in.runs.Add(ctx, 1, in.runAttrs.get(attrKey{ev.Workflow, string(ev.RunState)}).add...)
 	}
 }
 

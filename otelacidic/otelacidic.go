@@ -46,7 +46,16 @@ type Instrumentation struct {
 	cfg    Config
 	tracer trace.Tracer
 	m      *instruments
+
+	// Made once per kind or step, not per attempt.
+	jobNames, runNames, stepNames *cache[string, string]
 }
+
+// The options of the spans, built once.
+var (
+	jobSpanStart  = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	stepSpanStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+)
 
 // New returns the instrumentation; wire it with Configure (before the
 // engine or client is made) and Observe (after).
@@ -60,7 +69,11 @@ func New(cfg Config) (*Instrumentation, error) {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.TraceContext{}
 	}
-	in := &Instrumentation{cfg: cfg, tracer: cfg.TracerProvider.Tracer(ScopeName)}
+	in := &Instrumentation{cfg: cfg, tracer: cfg.TracerProvider.Tracer(ScopeName),
+		jobNames:  newCache(func(kind string) string { return "acidic.job " + kind }),
+		runNames:  newCache(func(kind string) string { return "acidic.run " + kind }),
+		stepNames: newCache(func(step string) string { return "acidic.step " + step }),
+	}
 	if !cfg.DisableMetrics {
 		m, err := newInstruments(cfg.MeterProvider.Meter(ScopeName))
 		if err != nil {
@@ -116,18 +129,18 @@ func (in *Instrumentation) EnqueueHook(ctx context.Context, kind string, meta js
 	return json.Marshal(m)
 }
 
-// extract returns ctx with the trace context carried in job's Meta.
+// extract returns ctx with the trace context carried in job's Meta. It
+// reads only Meta's MetaKey member (see metaCarrier): no decoding of the
+// whole Meta per attempt.
 func (in *Instrumentation) extract(ctx context.Context, job *acidic.Job) context.Context {
 	if len(job.Meta) < len(`{"otel":{}}`) {
 		return ctx
 	}
-	var m struct {
-		Otel propagation.MapCarrier `json:"otel"`
-	}
-	if json.Unmarshal(job.Meta, &m) != nil || len(m.Otel) == 0 {
+	otel := member(job.Meta, MetaKey)
+	if len(otel) < 2 || otel[0] != '{' {
 		return ctx
 	}
-	return in.cfg.Propagator.Extract(ctx, m.Otel)
+	return in.cfg.Propagator.Extract(ctx, metaCarrier(otel))
 }
 
 // Attribute keys of the spans and metrics.
@@ -146,29 +159,48 @@ const (
 
 // JobMiddleware makes a span for every job attempt ("acidic.job KIND",
 // "acidic.run WORKFLOW" for a job that executes a run), the child of the
-// span that enqueued the job when its Meta carries one.
+// span that enqueued the job when its Meta carries one. The attributes are
+// set once the span is started, and only on a span that records: a sampler
+// sees the span's name, kind and parent, not its attributes.
 func (in *Instrumentation) JobMiddleware(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
 	ctx = in.extract(ctx, job)
-	name := "acidic.job " + job.Kind
-	attrs := []attribute.KeyValue{AttrJobID.Int64(job.ID), AttrJobKind.String(job.Kind), AttrQueue.String(job.Queue), AttrAttempt.Int(job.Attempt)}
-	if job.RunID != [16]byte{} {
-		name = "acidic.run " + job.Kind
-		attrs = append(attrs, AttrRunID.String(job.RunID.String()), AttrWorkflow.String(job.Kind))
+	isRun := job.RunID != [16]byte{}
+	var name string
+	if isRun {
+		name = in.runNames.get(job.Kind)
+	} else {
+		name = in.jobNames.get(job.Kind)
 	}
-	ctx, span := in.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	ctx, span := in.tracer.Start(ctx, name, jobSpanStart...)
 	defer span.End()
+	if span.IsRecording() {
+		attrs := []attribute.KeyValue{AttrJobID.Int64(job.ID), AttrJobKind.String(job.Kind), AttrQueue.String(job.Queue), AttrAttempt.Int(job.Attempt), {}, {}}
+		if isRun {
+			attrs[4], attrs[5] = AttrRunID.String(job.RunID.String()), AttrWorkflow.String(job.Kind)
+		} else {
+			attrs = attrs[:4]
+		}
+		span.SetAttributes(attrs...)
+	}
 	err := next(ctx)
 	endSpan(span, err)
 	return err
 }
 
 // StepMiddleware makes a span for every step ("acidic.step STEP"), the
-// child of its job attempt's.
+// child of its job attempt's. Its attributes are set as JobMiddleware's
+// are.
 func (in *Instrumentation) StepMiddleware(ctx context.Context, s workflow.StepInfo, next func(context.Context) error) error {
-	ctx, span := in.tracer.Start(ctx, "acidic.step "+s.Step, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
-		AttrRunID.String(s.RunID.String()), AttrWorkflow.String(s.Workflow), AttrStep.String(s.Step),
-		AttrAttempt.Int(s.Attempt), AttrQueue.String(s.Job.Queue), AttrKeyHash.String(KeyHash(s.IdempotencyKey))))
+	ctx, span := in.tracer.Start(ctx, in.stepNames.get(s.Step), stepSpanStart...)
 	defer span.End()
+	if span.IsRecording() {
+		queue := ""
+		if s.Job != nil {
+			queue = s.Job.Queue
+		}
+		span.SetAttributes(AttrRunID.String(s.RunID.String()), AttrWorkflow.String(s.Workflow), AttrStep.String(s.Step),
+			AttrAttempt.Int(s.Attempt), AttrQueue.String(queue), AttrKeyHash.String(KeyHash(s.IdempotencyKey)))
+	}
 	err := next(ctx)
 	endSpan(span, err)
 	return err
@@ -197,7 +229,9 @@ func endSpan(span trace.Span, err error) {
 // in it.
 func KeyHash(key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:16])
+	var buf [32]byte
+	hex.Encode(buf[:], sum[:16])
+	return string(buf[:])
 }
 
 func firstLine(err error) string {

@@ -36,7 +36,7 @@ const (
 
 // Scenario names, in the order of the issue's numbering. A scenario may be
 // named by its number too.
-var scenarioNames = []string{"enqueue", "jobs", "workflows", "baseline", "latency", "memory", "growth", "limits"}
+var scenarioNames = []string{"enqueue", "jobs", "workflows", "baseline", "latency", "memory", "growth", "limits", "otel"}
 
 // config is what the flags say.
 type config struct {
@@ -78,6 +78,9 @@ Scenarios (-scenario takes names or numbers):
   7 growth     per-job fetch+complete cost with many finished rows in the table
   8 limits     jobs/s of 3 clients without and with a global limit of 50, and
                the ratio: trivial jobs, and jobs of 20 ms (target ≥ 0.8)
+  9 otel       throughput with OpenTelemetry traces and metrics on ÷ off
+               (package otelacidic): empty jobs, steps, jobs of 1 ms
+               (target ≥ 0.95); also with a parent-based 1% sampler
 
 Flags:
 `

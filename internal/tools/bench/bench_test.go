@@ -55,6 +55,12 @@ func TestQuickBench(t *testing.T) {
 		"8 limits     jobs of 20ms, no limit",
 		"8 limits     jobs of 20ms, GlobalLimit 50",
 		"8 limits     jobs of 20ms: with the limit ÷ without",
+		"9 otel       empty jobs, off",
+		"9 otel       empty jobs: on (all spans) ÷ off",
+		"9 otel       empty jobs: on (1% sampled) ÷ off",
+		"9 otel       steps of 3-step runs: on (all spans) ÷ off",
+		"9 otel       steps of 3-step runs: on (1% sampled) ÷ off",
+		"9 otel       jobs of 1ms: on (all spans) ÷ off",
 		"targets met",
 	} {
 		if !strings.Contains(out, want) {
@@ -89,7 +95,7 @@ func TestQuickBench(t *testing.T) {
 			t.Errorf("row %q: negative value %v", r.Figure, r.Value)
 		}
 	}
-	for _, s := range []string{"1 enqueue", "2 jobs", "3 workflows", "4 baseline", "5 latency", "6 memory", "7 growth"} {
+	for _, s := range []string{"1 enqueue", "2 jobs", "3 workflows", "4 baseline", "5 latency", "6 memory", "7 growth", "9 otel"} {
 		if scenarios[s] == 0 {
 			t.Errorf("JSON has no row of scenario %q", s)
 		}

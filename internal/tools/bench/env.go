@@ -98,6 +98,7 @@ func run(ctx context.Context, url string, cfg config, tbl *table, rep *Report, p
 		{"memory", b.memoryScenario},
 		{"growth", b.growthScenario},
 		{"limits", b.limitsScenario},
+		{"otel", b.otelScenario},
 	}
 	for _, s := range steps {
 		if s.name == "workflows" && !cfg.has("workflows") && !cfg.has("baseline") {
