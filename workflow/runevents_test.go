@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -12,6 +13,7 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
@@ -111,6 +113,73 @@ func TestRunAndStepEventsForEachOutcome(t *testing.T) {
 			if ev.Kind == events.RunCancelled && (ev.Workflow != "ev-idle" || ev.RunState != acidic.RunCancelled) {
 				t.Errorf("run.cancelled event %+v", ev)
 			}
+		}
+	})
+}
+
+// A job middleware that panics around the job executing a run is a failed
+// attempt; on the last attempt the run ends with it: failed, the panic as
+// its reason, OnFinish called once, one run.finished event. The steps it
+// never reached did not run. On both drivers.
+func TestJobMiddlewarePanicEndsRunRight(t *testing.T) {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		var mu sync.Mutex
+		finished, ran := 0, 0
+		opts := fastOptions(2)
+		opts.OnFinish = func(ctx context.Context, r *acidic.Run) error {
+			mu.Lock()
+			finished++
+			mu.Unlock()
+			return nil
+		}
+		wf := workflow.Define("jmw-panic", opts,
+			steps.Do("only", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+				mu.Lock()
+				ran++
+				mu.Unlock()
+				return nil
+			}))
+		cfg := engineConfig(1)
+		cfg.Queue.Middleware = []queue.JobMiddleware{func(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
+			if job.Kind == "jmw-panic" {
+				panic("exporter exploded")
+			}
+			return next(ctx)
+		}}
+		e := newEngine(t, drv, cfg, wf)
+		sub := e.Subscribe(events.Options{Buffer: 64})
+		defer sub.Close()
+		id := enqueue(t, e, "jmw-panic", profileArgs{})
+		drain(t, e)
+
+		r := getRun(t, e, id)
+		if r.State != acidic.RunFailed || !strings.Contains(r.Error, "exporter exploded") || r.FinishedAt == nil {
+			t.Fatalf("run %s, error %q; want failed with the middleware's panic", r.State, r.Error)
+		}
+		sub.Close()
+		var evs []events.Event
+		for ev := range sub.C {
+			evs = append(evs, ev)
+		}
+		// The run's events: its job failed, then was discarded, and the run
+		// ended with it (the attempt never started the run: no run.started).
+		finishedEvents := 0
+		for _, ev := range evs {
+			if ev.RunID == id && ev.Kind == events.RunFinished {
+				finishedEvents++
+				if ev.RunState != acidic.RunFailed {
+					t.Errorf("run.finished with state %s", ev.RunState)
+				}
+			}
+		}
+		if got := describeEvents(evs, id); !strings.HasPrefix(got, "job.failed #1, ") || !strings.Contains(got, "job.discarded #2") || finishedEvents != 1 {
+			t.Errorf("events %s; want job.failed #1, job.discarded #2 and one run.finished", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if finished != 1 || ran != 0 {
+			t.Errorf("OnFinish called %d times (want 1), the step ran %d times (want 0)", finished, ran)
 		}
 	})
 }
