@@ -129,7 +129,7 @@ func TestOutboxMessageSpanInRunTrace(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, kv := range order.Attributes() {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		if attrs[string(otelacidic.AttrRunID)] != res.Run.ID.String() || attrs[string(otelacidic.AttrOutboxTopic)] != "orders" ||
 			attrs[string(otelacidic.AttrAttempt)] != "1" || attrs[string(otelacidic.AttrOutboxID)] == "" {
