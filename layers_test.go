@@ -32,7 +32,7 @@ var layers = map[string][]string{
 	"steps":               {".", "storage", "internal/base", "run", "queue", "events"},
 	"workflow":            {".", "storage", "internal/base", "run", "queue", "steps", "events"},
 	"outbox":              {".", "storage", "internal/base", "queue", "events"},
-	"otelacidic":          {".", "storage", "events", "queue", "steps", "workflow"},
+	"otelacidic":          {".", "storage", "events", "queue", "steps", "workflow", "outbox"},
 	"acidictest": {".", "storage", "internal/base", "run", "queue", "steps", "workflow", "outbox",
 		"events", "migrations", "storage/postgres", "internal/testkit/testdb"},
 	"internal/tools":   nil,

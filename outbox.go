@@ -21,6 +21,13 @@ type OutboxMessage struct {
 	Payload json.RawMessage
 	// RunID is the run whose step staged the message, if any.
 	RunID uuid.UUID
+	// Meta is data about the message that is not its payload, a JSON
+	// object, nil when there is none: what the stager set
+	// (storage.OutboxInsert.Meta) or the engine's publish hooks wrote
+	// (workflow.Config.PublishHooks). Package otelacidic keeps the trace
+	// context of the code that staged the message there, under "otel", so
+	// that the span of its delivery continues that trace.
+	Meta json.RawMessage
 	// Attempts counts delivery attempts so far.
 	Attempts      int
 	NextAttemptAt time.Time

@@ -84,12 +84,15 @@ func New(cfg Config) (*Instrumentation, error) {
 	return in, nil
 }
 
-// Configure adds the instrumentation's middlewares and enqueue hook to an
-// engine's configuration: call it before workflow.NewEngine.
+// Configure adds the instrumentation's middlewares, enqueue hook and
+// publish hook to an engine's configuration: call it before
+// workflow.NewEngine. (An outbox relay's Publisher is wrapped by
+// ConfigureOutbox.)
 func (in *Instrumentation) Configure(cfg *workflow.Config) {
 	in.ConfigureQueue(&cfg.Queue)
 	if !in.cfg.DisableTraces {
 		cfg.StepMiddleware = append(cfg.StepMiddleware, in.StepMiddleware)
+		cfg.PublishHooks = append(cfg.PublishHooks, in.PublishHook)
 	}
 }
 

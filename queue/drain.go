@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/base/leased"
@@ -34,7 +35,8 @@ func (r DrainResult) Total() int {
 }
 
 // Drain works the queue in the caller's goroutine until no job is eligible:
-// each job runs exactly as it would in a started client, its outcome is
+// each job runs exactly as it would in a started client (through
+// Config.Middleware, its outcome's event published), its outcome is
 // recorded at once, and jobs enqueued by drained jobs (staged jobs, the next
 // step of a workflow) are drained too. It is meant for tests and tools; the
 // client need not be started, and the queue need not be configured. A
@@ -87,15 +89,25 @@ func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, err
 	defer cancel(nil)
 	c.track(job, cancel)
 	defer c.untrack(attemptOf(job))
-	err := c.cfg.Workers.Work(jobCtx, job)
+	started := time.Now()
+	// Through the middlewares, as in a started client, which also
+	// publishes the attempt's event once its outcome is written.
+	err := c.workChain(jobCtx, job)
 	outcome, o := c.outcomeOf(job, err)
 	if outcome == OutcomeCompleted {
 		if _, err := c.drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{o.JobAttempt}}); err != nil {
 			return outcome, fmt.Errorf("queue: record completion of job %d: %w", job.ID, err)
 		}
+		if c.bus.Active() {
+			c.publishOutcome(job, outcome, "", started, nil)
+		}
 		return outcome, nil
 	}
-	return outcome, c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
+	werr := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
 		return write(ctx)
 	})
+	if werr == nil && c.bus.Active() {
+		c.publishOutcome(job, outcome, o.State, started, err)
+	}
+	return outcome, werr
 }

@@ -41,6 +41,10 @@ type Env struct {
 	// AwaitJobs stages queue jobs in Tx that this run and step await; see
 	// Context.AwaitJobs.
 	AwaitJobs func(ctx context.Context, jobs []queue.EnqueueParams) ([]*acidic.Job, error)
+	// Publish stages an outbox message in Tx; see Context.Publish. Nil
+	// stages it with Tx.OutboxInsert as it is (the engine's applies its
+	// publish hooks first).
+	Publish func(ctx context.Context, msg storage.OutboxInsert) error
 }
 
 // RunRequest asks for a workflow run to be enqueued from a step.
@@ -228,7 +232,9 @@ func (c *Context[A, S]) ChildJobs(ctx context.Context, awaitStep string) ([]*aci
 // Publish stages a message for a system outside the database (a broker, a
 // webhook, a mailer) in the step's transaction. An outbox relay delivers it
 // after the step commits, at least once, in order with the other messages of
-// the same key; a step that fails leaves no message.
+// the same key; a step that fails leaves no message. The engine's publish
+// hooks (workflow.Config.PublishHooks) see ctx: pass the step's, so that the
+// message carries its trace context.
 func (c *Context[A, S]) Publish(ctx context.Context, topic, key string, payload any) error {
 	b, err := json.Marshal(payload)
 	if err != nil {
@@ -237,7 +243,11 @@ func (c *Context[A, S]) Publish(ctx context.Context, topic, key string, payload 
 	if topic == "" {
 		return fmt.Errorf("steps: publish needs a topic")
 	}
-	return c.env.Tx.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{{Topic: topic, Key: key, Payload: b, RunID: c.env.RunID}}})
+	msg := storage.OutboxInsert{Topic: topic, Key: key, Payload: b, RunID: c.env.RunID}
+	if c.env.Publish != nil {
+		return c.env.Publish(ctx, msg)
+	}
+	return c.env.Tx.OutboxInsert(ctx, storage.OutboxInsertParams{Messages: []storage.OutboxInsert{msg}})
 }
 
 // Awaiting is how many child runs and queue jobs the step has staged with

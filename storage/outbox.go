@@ -12,6 +12,10 @@ type OutboxInsert struct {
 	Key     string
 	Payload json.RawMessage
 	RunID   uuid.UUID
+	// Meta is stored with the message and handed to the Publisher
+	// (acidic.OutboxMessage.Meta): one JSON value, a JSON object by
+	// convention; nil stores none.
+	Meta json.RawMessage
 }
 
 // OutboxClaim names one claim of a message: its id and the attempt number

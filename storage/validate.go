@@ -203,7 +203,10 @@ func (m OutboxInsert) problem() string {
 	if p := textProblem("key", m.Key, MaxKeyBytes); p != "" {
 		return p
 	}
-	return jsonProblem("payload", m.Payload)
+	if p := jsonProblem("payload", m.Payload); p != "" {
+		return p
+	}
+	return optionalJSONProblem("meta", m.Meta)
 }
 
 func runStateProblem(s acidic.RunState) string {

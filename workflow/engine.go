@@ -41,6 +41,10 @@ type Config struct {
 	// outermost; see StepMiddleware. Queue.Middleware wraps every job
 	// attempt, the run's included. None by default.
 	StepMiddleware []StepMiddleware
+	// PublishHooks see every outbox message staged through the engine (a
+	// step's Publish, Engine.PublishTx) and may set its Meta; see
+	// PublishHook. None by default.
+	PublishHooks []PublishHook
 }
 
 // Engine registers workflows, enqueues runs and executes them on the queue.

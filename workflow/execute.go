@@ -237,6 +237,9 @@ func (x *execution[A, S]) runStep(ctx context.Context, tx storage.Tx, idx int, s
 			awaited = append(awaited, jobs...)
 			return jobs, err
 		},
+		Publish: func(ctx context.Context, msg storage.OutboxInsert) error {
+			return e.stageMessage(ctx, tx, msg)
+		},
 	}, x.args, &state)
 	stepErr := callStep(ctx, step, sc, e.cfg.StepMiddleware, func() StepInfo {
 		return StepInfo{Tx: tx, Job: x.job, RunID: rec.ID, Workflow: w.name, IdempotencyKey: rec.IdempotencyKey,

@@ -20,14 +20,16 @@ func (e *executor) OutboxInsert(ctx context.Context, p storage.OutboxInsertParam
 	keys := make([]string, len(msgs))
 	payloads := make([]pgtype.Text, len(msgs))
 	runs := make([]pgtype.UUID, len(msgs))
+	metas := make([]pgtype.Text, len(msgs))
 	for i, m := range msgs {
 		if err := m.Validate(); err != nil {
 			return err
 		}
 		topics[i], keys[i], runs[i] = m.Topic, m.Key, nullUUID(m.RunID)
 		payloads[i] = pgtype.Text{String: string(m.Payload), Valid: len(m.Payload) > 0}
+		metas[i] = pgtype.Text{String: string(m.Meta), Valid: len(m.Meta) > 0}
 	}
-	_, err := e.db.Exec(ctx, e.q.Get("OutboxInsert"), topics, keys, payloads, runs, e.channelPrefix+storage.TopicOutbox)
+	_, err := e.db.Exec(ctx, e.q.Get("OutboxInsert"), topics, keys, payloads, runs, e.channelPrefix+storage.TopicOutbox, metas)
 	if err != nil {
 		return fmt.Errorf("outbox insert: %w", wrapErr(err))
 	}
@@ -103,10 +105,14 @@ func collectOutbox(rows pgx.Rows, err error) ([]*acidic.OutboxMessage, error) {
 			m         acidic.OutboxMessage
 			runID     pgtype.UUID
 			delivered pgtype.Timestamptz
+			meta      []byte
 		)
 		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &m.Payload, &runID, &m.Attempts, &m.NextAttemptAt,
-			&delivered, &m.LastError, &m.CreatedAt); err != nil {
+			&delivered, &m.LastError, &m.CreatedAt, &meta); err != nil {
 			return nil, wrapErr(err)
+		}
+		if len(meta) > 0 {
+			m.Meta = meta
 		}
 		if runID.Valid {
 			m.RunID = runID.Bytes

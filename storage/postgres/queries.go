@@ -17,7 +17,7 @@ const (
 	jobColumns = "id, queue, kind, args, run_id, state, priority, attempt, max_attempts, " +
 		"scheduled_at, attempted_at, coalesce(attempted_by, ''), finalized_at, errors, meta, " +
 		"unique_key, coalesce(unique_states, 0), created_at, depends_on, dependency_failure, tags"
-	outboxColumns = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"
+	outboxColumns = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at, meta"
 )
 
 // runColumnList is runColumns with each column name prefixed: "r." for

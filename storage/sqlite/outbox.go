@@ -21,7 +21,7 @@ func (e *executor) OutboxInsert(ctx context.Context, p storage.OutboxInsertParam
 	err := e.write(ctx, false, func(q wq) error {
 		now := q.now()
 		for _, m := range p.Messages {
-			if _, err := q.exec("OutboxInsert", m.Topic, m.Key, jsonParam(m.Payload), blobID(m.RunID), now); err != nil {
+			if _, err := q.exec("OutboxInsert", m.Topic, m.Key, jsonParam(m.Payload), blobID(m.RunID), now, jsonParam(m.Meta)); err != nil {
 				return err
 			}
 		}

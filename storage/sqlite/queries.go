@@ -21,7 +21,7 @@ const (
 		"coalesce(parent_step, ''), awaiting, coalesce(error, ''), result, created_at, updated_at, finished_at, settled_at, tags"
 	periodicColumns = "name, kind, spec, tz, policy, last_run_at, next_run_at, updated_at"
 	nodeColumns     = "id, hostname, pid, version, queues, started_at, heartbeat_at, expires_at"
-	outboxColumns   = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at"
+	outboxColumns   = "id, topic, key, payload, run_id, attempts, next_attempt_at, delivered_at, coalesce(last_error, ''), created_at, meta"
 )
 
 // queries holds every named query (see package sqlfile for the files'

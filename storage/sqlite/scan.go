@@ -261,9 +261,9 @@ func scanOutbox(r row) (*acidic.OutboxMessage, error) {
 		next, created int64
 		delivered     sql.NullInt64
 	)
-	var payload []byte
+	var payload, meta []byte
 	if err := r.Scan(&m.ID, &m.Topic, &m.Key, &payload, &runID, &m.Attempts, &next,
-		&delivered, &m.LastError, &created); err != nil {
+		&delivered, &m.LastError, &created, &meta); err != nil {
 		return nil, wrapErr(err)
 	}
 	var err error
@@ -271,6 +271,9 @@ func scanOutbox(r row) (*acidic.OutboxMessage, error) {
 		return nil, fmt.Errorf("sqlite: outbox message %d: run id: %w", m.ID, err)
 	}
 	m.Payload = payload
+	if len(meta) > 0 {
+		m.Meta = meta
+	}
 	m.NextAttemptAt, m.CreatedAt = timeOf(next), timeOf(created)
 	m.DeliveredAt = nullTimeOf(delivered)
 	return &m, nil

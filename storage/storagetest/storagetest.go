@@ -118,6 +118,7 @@ var notifyTests = []conformanceTest{
 var outboxTests = []conformanceTest{
 	{"Outbox", testOutbox},
 	{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
+	{"OutboxMeta", testOutboxMeta},
 }
 
 var errBoom = errors.New("boom")

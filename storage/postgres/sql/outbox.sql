@@ -2,9 +2,9 @@
 
 -- name: OutboxInsert
 WITH inserted AS (
-  INSERT INTO {schema}.outbox (topic, key, payload, run_id)
-  SELECT topic, key, coalesce(payload, 'null'::jsonb), run_id
-  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::uuid[]) AS m(topic, key, payload, run_id)
+  INSERT INTO {schema}.outbox (topic, key, payload, run_id, meta)
+  SELECT topic, key, coalesce(payload, 'null'::jsonb), run_id, meta
+  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::uuid[], $6::jsonb[]) AS m(topic, key, payload, run_id, meta)
   RETURNING id
 )
 SELECT count(*), pg_notify($5, '') FROM inserted;

@@ -1,8 +1,8 @@
 -- Outbox queries. {outbox_columns} are the columns scanOutbox reads.
 
 -- name: OutboxInsert
-INSERT INTO outbox (topic, key, payload, run_id, next_attempt_at, created_at)
-VALUES ($1, $2, coalesce($3, 'null'), $4, $5, $5);
+INSERT INTO outbox (topic, key, payload, run_id, next_attempt_at, created_at, meta)
+VALUES ($1, $2, coalesce($3, 'null'), $4, $5, $5, $6);
 
 -- name: OutboxClaim
 -- The head of a key is its oldest undelivered message; only heads that are

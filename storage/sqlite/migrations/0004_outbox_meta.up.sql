@@ -1,0 +1,5 @@
+-- Data about an outbox message that is not its payload, as a JSON object:
+-- what the engine's publish hooks (workflow.Config.PublishHooks) or the
+-- stager wrote, such as the trace context package otelacidic keeps under
+-- "otel". NULL when there is none.
+ALTER TABLE outbox ADD COLUMN meta TEXT;

@@ -1,0 +1,185 @@
+package workflow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/workflow"
+)
+
+// describeEvents names events of run id, in order: kind, then the step or
+// the final state.
+func describeEvents(evs []events.Event, id uuid.UUID) string {
+	var out []string
+	for _, ev := range evs {
+		if ev.RunID != id {
+			continue
+		}
+		s := string(ev.Kind)
+		switch {
+		case ev.Step != "":
+			s += " " + ev.Step
+		case ev.Kind == events.RunFinished:
+			s += " " + string(ev.RunState)
+		}
+		if ev.Attempt > 0 {
+			s += fmt.Sprintf(" #%d", ev.Attempt)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
+}
+
+// Every step and run outcome the issue lists is published, in order per
+// run: a step that fails (and its job's retry), a step's transaction run
+// again after a serialization failure, a halt, an operator's cancel, and a
+// run's end, each with its attempt. On both drivers.
+func TestRunAndStepEventsForEachOutcome(t *testing.T) {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		flaky := workflow.Define("ev-flaky", fastOptions(2),
+			noop[profileArgs, noState]("a"),
+			steps.Do("b", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+				if sc.Attempt() == 1 {
+					return errors.New("flaky")
+				}
+				return nil
+			}))
+		tries := 0
+		retried := workflow.Define("ev-retried", fastOptions(1),
+			steps.Do("s", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+				if tries++; tries == 1 {
+					return fmt.Errorf("step s: %w", acidic.ErrSerialization)
+				}
+				return nil
+			}))
+		halting := workflow.Define("ev-halt", fastOptions(1),
+			steps.Do("h", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+				return steps.Halt()
+			}),
+			noop[profileArgs, noState]("after"))
+		idle := workflow.Define("ev-idle", fastOptions(1), noop[profileArgs, noState]("never"))
+		e := newEngine(t, drv, engineConfig(1), flaky, retried, halting, idle)
+		sub := e.Subscribe(events.Options{Buffer: 1024})
+		defer sub.Close()
+
+		ids := map[string]uuid.UUID{}
+		for _, name := range []string{"ev-flaky", "ev-retried", "ev-halt"} {
+			ids[name] = enqueue(t, e, name, profileArgs{})
+		}
+		drain(t, e)
+		cancelled := enqueue(t, e, "ev-idle", profileArgs{})
+		if r, err := e.Cancel(ctx, cancelled); err != nil || r.State != acidic.RunCancelled {
+			t.Fatalf("Cancel = %v, %v", r, err)
+		}
+		sub.Close()
+		var evs []events.Event
+		for ev := range sub.C {
+			evs = append(evs, ev)
+		}
+		if sub.Dropped() != 0 {
+			t.Fatalf("%d events dropped", sub.Dropped())
+		}
+
+		want := map[uuid.UUID]string{
+			ids["ev-flaky"]: "run.started #1, step.committed a #1, step.failed b #1, job.failed #1, " +
+				"run.started #2, step.committed b #2, run.finished succeeded #2, job.completed #2",
+			ids["ev-retried"]: "run.started #1, step.retried s #1, step.committed s #1, run.finished succeeded #1, job.completed #1",
+			ids["ev-halt"]:    "run.started #1, step.committed h #1, run.halted #1, job.completed #1",
+			cancelled:         "run.cancelled",
+		}
+		for id, w := range want {
+			if got := describeEvents(evs, id); got != w {
+				t.Errorf("run %s events:\n got %s\nwant %s", id, got, w)
+			}
+		}
+		for _, ev := range evs {
+			if ev.Kind == events.StepFailed && (ev.Err == nil || ev.Err.Error() == "" || ev.Workflow != "ev-flaky" || ev.Queue != "default") {
+				t.Errorf("step.failed event %+v: want the error, workflow and queue", ev)
+			}
+			if ev.Kind == events.RunCancelled && (ev.Workflow != "ev-idle" || ev.RunState != acidic.RunCancelled) {
+				t.Errorf("run.cancelled event %+v", ev)
+			}
+		}
+	})
+}
+
+// A job middleware that panics around the job executing a run is a failed
+// attempt; on the last attempt the run ends with it: failed, the panic as
+// its reason, OnFinish called once, one run.finished event. The steps it
+// never reached did not run. On both drivers.
+func TestJobMiddlewarePanicEndsRunRight(t *testing.T) {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		var mu sync.Mutex
+		finished, ran := 0, 0
+		opts := fastOptions(2)
+		opts.OnFinish = func(ctx context.Context, r *acidic.Run) error {
+			mu.Lock()
+			finished++
+			mu.Unlock()
+			return nil
+		}
+		wf := workflow.Define("jmw-panic", opts,
+			steps.Do("only", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+				mu.Lock()
+				ran++
+				mu.Unlock()
+				return nil
+			}))
+		cfg := engineConfig(1)
+		cfg.Queue.Middleware = []queue.JobMiddleware{func(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
+			if job.Kind == "jmw-panic" {
+				panic("exporter exploded")
+			}
+			return next(ctx)
+		}}
+		e := newEngine(t, drv, cfg, wf)
+		sub := e.Subscribe(events.Options{Buffer: 64})
+		defer sub.Close()
+		id := enqueue(t, e, "jmw-panic", profileArgs{})
+		drain(t, e)
+
+		r := getRun(t, e, id)
+		if r.State != acidic.RunFailed || !strings.Contains(r.Error, "exporter exploded") || r.FinishedAt == nil {
+			t.Fatalf("run %s, error %q; want failed with the middleware's panic", r.State, r.Error)
+		}
+		sub.Close()
+		var evs []events.Event
+		for ev := range sub.C {
+			evs = append(evs, ev)
+		}
+		// The run's events: its job failed, then was discarded, and the run
+		// ended with it (the attempt never started the run: no run.started).
+		finishedEvents := 0
+		for _, ev := range evs {
+			if ev.RunID == id && ev.Kind == events.RunFinished {
+				finishedEvents++
+				if ev.RunState != acidic.RunFailed {
+					t.Errorf("run.finished with state %s", ev.RunState)
+				}
+			}
+		}
+		if got := describeEvents(evs, id); !strings.HasPrefix(got, "job.failed #1, ") || !strings.Contains(got, "job.discarded #2") || finishedEvents != 1 {
+			t.Errorf("events %s; want job.failed #1, job.discarded #2 and one run.finished", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if finished != 1 || ran != 0 {
+			t.Errorf("OnFinish called %d times (want 1), the step ran %d times (want 0)", finished, ran)
+		}
+	})
+}
