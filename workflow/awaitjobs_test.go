@@ -243,7 +243,7 @@ func TestAwaitJobsRescueOfLastAttempt(t *testing.T) {
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v %d", err, len(claimed))
 	}
-	execSQL(t, f.drv, "UPDATE "+table(f.drv, "jobs")+" SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", claimed[0].Job.ID)
+	ageHeartbeat(t, f.drv, claimed[0].Job.ID)
 	cfg := enginetest.Config(1)
 	cfg.Queue.RescueAfter = time.Minute
 	cfg.Queue.Workers = queue.NewWorkers()
@@ -351,86 +351,90 @@ func TestAwaitJobsCompletedInBatchesByABareClient(t *testing.T) {
 // resume job ends the run, which would otherwise rest for ever.
 func TestAwaitJobsResumeJobBelongsToItsAwait(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	var third atomic.Int32
-	wf := workflow.Define[notifyArgs, struct{}]("twice", fastOptions(3)).
-		AwaitJobs("first", steps.AwaitOptions{}, sendEmail.Params(emailArgs{To: "a"}, queue.EnqueueOptions{Queue: "email"})).
-		AwaitJobs("second", steps.AwaitOptions{}, sendEmail.Params(emailArgs{To: "b"}, queue.EnqueueOptions{Queue: "email"})).
-		Step("third", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { third.Add(1); return nil })
-	cfg := enginetest.Config(1)
-	cfg.Queue.Workers = queue.NewWorkers()
-	_ = sendEmail.Handle(cfg.Queue.Workers, func(context.Context, *acidic.Job, emailArgs) error { return nil }, queue.KindOptions{})
-	e := enginetest.New(t, drv, cfg, wf)
-	res, err := wf.Enqueue(ctxT(t), e, notifyArgs{}, workflow.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	drain := func(q string) {
-		if _, err := e.Queue().Drain(ctxT(t), q, queue.DrainOptions{}); err != nil {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		var third atomic.Int32
+		wf := workflow.Define[notifyArgs, struct{}]("twice", fastOptions(3)).
+			AwaitJobs("first", steps.AwaitOptions{}, sendEmail.Params(emailArgs{To: "a"}, queue.EnqueueOptions{Queue: "email"})).
+			AwaitJobs("second", steps.AwaitOptions{}, sendEmail.Params(emailArgs{To: "b"}, queue.EnqueueOptions{Queue: "email"})).
+			Step("third", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { third.Add(1); return nil })
+		cfg := enginetest.Config(1)
+		cfg.Queue.Workers = queue.NewWorkers()
+		_ = sendEmail.Handle(cfg.Queue.Workers, func(context.Context, *acidic.Job, emailArgs) error { return nil }, queue.KindOptions{})
+		e := enginetest.New(t, drv, cfg, wf)
+		res, err := wf.Enqueue(ctxT(t), e, notifyArgs{}, workflow.EnqueueOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	drain("default")
-	drain("email")
-	drain("default") // resumes at step "second", which parks again
-	r := getRun(t, e, res.Run.ID)
-	if r.State != acidic.RunAwaiting || r.RecoveryPoint != "third" {
-		t.Fatalf("run %s at %s", r.State, r.RecoveryPoint)
-	}
-	var firstResume, secondResume *acidic.Job
-	for _, j := range jobsOf(t, drv, r.ID, "twice") {
-		if len(j.DependsOn) > 0 && j.State == acidic.JobCompleted {
-			firstResume = j
-		} else if len(j.DependsOn) > 0 {
-			secondResume = j
+		drain := func(q string) {
+			if _, err := e.Queue().Drain(ctxT(t), q, queue.DrainOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if firstResume == nil || secondResume == nil {
-		t.Fatalf("resume jobs: %s", describeJobs(jobsOf(t, drv, r.ID, "")))
-	}
-	if _, err := e.Queue().Retry(ctxT(t), firstResume.ID); err != nil {
-		t.Fatal(err)
-	}
-	drain("default")
-	if r := getRun(t, e, res.Run.ID); r.State != acidic.RunAwaiting || third.Load() != 0 {
-		t.Fatalf("the first await's resume job moved the run: %s, step third ran %d times", r.State, third.Load())
-	}
-	if _, err := e.Queue().Cancel(ctxT(t), secondResume.ID); err != nil {
-		t.Fatal(err)
-	}
-	if r := getRun(t, e, res.Run.ID); r.State != acidic.RunCancelled || r.SettledAt == nil {
-		t.Fatalf("run %s (settled %v) after its resume job was cancelled, want cancelled", r.State, r.SettledAt)
-	}
+		drain("default")
+		drain("email")
+		drain("default") // resumes at step "second", which parks again
+		r := getRun(t, e, res.Run.ID)
+		if r.State != acidic.RunAwaiting || r.RecoveryPoint != "third" {
+			t.Fatalf("run %s at %s", r.State, r.RecoveryPoint)
+		}
+		var firstResume, secondResume *acidic.Job
+		for _, j := range jobsOf(t, drv, r.ID, "twice") {
+			if len(j.DependsOn) > 0 && j.State == acidic.JobCompleted {
+				firstResume = j
+			} else if len(j.DependsOn) > 0 {
+				secondResume = j
+			}
+		}
+		if firstResume == nil || secondResume == nil {
+			t.Fatalf("resume jobs: %s", describeJobs(jobsOf(t, drv, r.ID, "")))
+		}
+		if _, err := e.Queue().Retry(ctxT(t), firstResume.ID); err != nil {
+			t.Fatal(err)
+		}
+		drain("default")
+		if r := getRun(t, e, res.Run.ID); r.State != acidic.RunAwaiting || third.Load() != 0 {
+			t.Fatalf("the first await's resume job moved the run: %s, step third ran %d times", r.State, third.Load())
+		}
+		if _, err := e.Queue().Cancel(ctxT(t), secondResume.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r := getRun(t, e, res.Run.ID); r.State != acidic.RunCancelled || r.SettledAt == nil {
+			t.Fatalf("run %s (settled %v) after its resume job was cancelled, want cancelled", r.State, r.SettledAt)
+		}
+	})
 }
 
 // A step that awaits runs and jobs fails: each kind of await is a step of
 // its own.
 func TestAwaitJobsAndRunsInOneStepIsInvalid(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	kid := workflow.Define[notifyArgs, struct{}]("kid", workflow.Options{}).
-		Step("x", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { return nil })
-	wf := workflow.Define[notifyArgs, struct{}]("mixed", fastOptions(1)).
-		Await("both", func(ctx context.Context, sc *steps.Context[notifyArgs, struct{}]) ([]steps.RunRequest, error) {
-			if _, err := sc.AwaitJobs(ctx, sendEmail.Params(emailArgs{}, queue.EnqueueOptions{})); err != nil {
-				return nil, err
-			}
-			return []steps.RunRequest{kid.Request(notifyArgs{})}, nil
-		}, steps.AwaitOptions{}).
-		Step("after", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { return nil })
-	e := enginetest.New(t, drv, enginetest.Config(1), kid, wf)
-	res, err := wf.Enqueue(ctxT(t), e, notifyArgs{}, workflow.EnqueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Queue().Drain(ctxT(t), "default", queue.DrainOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	r := getRun(t, e, res.Run.ID)
-	if r.State != acidic.RunFailed || !strings.Contains(r.Error, "await each in a step of its own") {
-		t.Fatalf("run %s (%s)", r.State, r.Error)
-	}
-	if jobs, _ := drv.JobList(ctxT(t), acidic.JobFilter{Kind: "send_email"}); len(jobs) != 0 {
-		t.Fatalf("%d jobs staged by the failed step", len(jobs))
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		kid := workflow.Define[notifyArgs, struct{}]("kid", workflow.Options{}).
+			Step("x", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { return nil })
+		wf := workflow.Define[notifyArgs, struct{}]("mixed", fastOptions(1)).
+			Await("both", func(ctx context.Context, sc *steps.Context[notifyArgs, struct{}]) ([]steps.RunRequest, error) {
+				if _, err := sc.AwaitJobs(ctx, sendEmail.Params(emailArgs{}, queue.EnqueueOptions{})); err != nil {
+					return nil, err
+				}
+				return []steps.RunRequest{kid.Request(notifyArgs{})}, nil
+			}, steps.AwaitOptions{}).
+			Step("after", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { return nil })
+		e := enginetest.New(t, drv, enginetest.Config(1), kid, wf)
+		res, err := wf.Enqueue(ctxT(t), e, notifyArgs{}, workflow.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Queue().Drain(ctxT(t), "default", queue.DrainOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r := getRun(t, e, res.Run.ID)
+		if r.State != acidic.RunFailed || !strings.Contains(r.Error, "await each in a step of its own") {
+			t.Fatalf("run %s (%s)", r.State, r.Error)
+		}
+		if jobs, _ := drv.JobList(ctxT(t), acidic.JobFilter{Kind: "send_email"}); len(jobs) != 0 {
+			t.Fatalf("%d jobs staged by the failed step", len(jobs))
+		}
+	})
 }
