@@ -181,15 +181,29 @@ func TestCancelRunningStep(t *testing.T) {
 		entered := make(chan struct{})
 		returned := make(chan error, 1)
 		var calls counter
+		// On SQLite a step that has written holds the file's one write lock
+		// until it returns, and every other write waits for it, Cancel's
+		// included (docs/architecture.md, Drivers): a step blocked there
+		// cannot be cancelled. There the step writes its effect only once
+		// its context ended, in its transaction, which must not commit.
+		writeFirst := !testdb.IsSQLite(drv)
 		wf := workflow.Define("blocking", fastOptions(5),
 			steps.Do("wait", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
-				if err := recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "wait", calls.inc("wait")); err != nil {
-					return err
+				n := calls.inc("wait")
+				if writeFirst {
+					if err := recordEffect(ctx, drv, sc.Tx(), sc.RunID(), "wait", n); err != nil {
+						return err
+					}
 				}
-				if calls.get("wait") == 1 {
+				if n == 1 {
 					close(entered)
 				}
 				<-ctx.Done()
+				if !writeFirst {
+					if err := recordEffect(context.WithoutCancel(ctx), drv, sc.Tx(), sc.RunID(), "wait", n); err != nil {
+						return err
+					}
+				}
 				select {
 				case returned <- context.Cause(ctx):
 				default:
@@ -389,7 +403,7 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 			t.Fatalf("after Retry the run has jobs %s; want only the job that was backing off", describeJobs(jobs))
 		}
 		j := jobs[0]
-		due := countRows(t, drv, "jobs", "id = $1 AND scheduled_at <= now()", j.ID) == 1
+		due := countRows(t, drv, "jobs", "id = $1 AND scheduled_at <= $2", j.ID, time.Now()) == 1
 		if j.ID != backingOff.ID || j.State != acidic.JobAvailable || !due || j.Attempt != 1 {
 			t.Fatalf("after Retry: job %d %s, attempt %d, scheduled at %s (due now: %v); want job %d available now, attempt 1",
 				j.ID, j.State, j.Attempt, j.ScheduledAt.Format(time.RFC3339Nano), due, backingOff.ID)
