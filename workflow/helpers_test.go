@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -141,6 +142,20 @@ func countRows(t *testing.T, drv storage.Driver, name, where string, args ...any
 func ageHeartbeat(t *testing.T, drv storage.Driver, jobID int64) {
 	t.Helper()
 	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = $2 WHERE id = $1", jobID, time.Now().Add(-time.Hour))
+}
+
+// argN decodes the field n of a run's arguments. (Tests compare decoded
+// arguments: PostgreSQL's jsonb renders {"n": 1}, SQLite keeps the
+// canonical {"n":1} enqueue wrote.)
+func argN(t *testing.T, r *acidic.Run) int {
+	t.Helper()
+	var a struct {
+		N int `json:"n"`
+	}
+	if err := json.Unmarshal(r.Args, &a); err != nil {
+		t.Fatalf("run %s args %s: %v", r.ID, r.Args, err)
+	}
+	return a.N
 }
 
 // stepLog returns the step log entry of a step by name.

@@ -210,9 +210,9 @@ func TestRescueOfLastAttemptFailsTheRun(t *testing.T) {
 func stopHeartbeats(t *testing.T, drv storage.Driver, jobID int64) {
 	t.Helper()
 	if testdb.IsSQLite(drv) { // no trigger functions; an AFTER trigger writes the row again
-		execSQL(t, drv, fmt.Sprintf("CREATE TRIGGER freeze_heartbeat AFTER UPDATE OF heartbeat_at ON %s"+
+		execSQL(t, drv, fmt.Sprintf("CREATE TRIGGER freeze_heartbeat AFTER UPDATE ON %s"+
 			" WHEN NEW.id = %d AND NEW.state = 'running' AND OLD.state = 'running' AND NEW.attempt = OLD.attempt"+
-			" BEGIN UPDATE %[1]s SET heartbeat_at = NEW.heartbeat_at - %d WHERE id = NEW.id; END",
+			" BEGIN UPDATE %[1]s SET heartbeat_at = NEW.heartbeat_at - %[3]d WHERE id = NEW.id; END",
 			table(drv, "jobs"), jobID, time.Hour.Microseconds()))
 		execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = $2 WHERE id = $1", jobID, time.Now())
 		return
@@ -461,7 +461,7 @@ func TestRetriedChildIsCountedOffOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, k := range kids {
-				if string(k.Args) == `{"n": 1}` && k.State == acidic.RunFailed && k.SettledAt != nil {
+				if argN(t, k) == 1 && k.State == acidic.RunFailed && k.SettledAt != nil {
 					a = k.ID
 					return true, ""
 				}
@@ -698,7 +698,7 @@ func TestEveryEndOfAChildCountsItOffItsParentOnce(t *testing.T) {
 			t.Fatalf("children: %v, %v", kids, err)
 		}
 		for _, k := range kids {
-			if string(k.Args) == `{"n": 4}` {
+			if argN(t, k) == 4 {
 				if _, err := e.Queue().Cancel(ctxT(t), jobsOf(t, drv, k.ID, "ending-child")[0].ID); err != nil {
 					t.Fatal(err)
 				}
@@ -708,17 +708,17 @@ func TestEveryEndOfAChildCountsItOffItsParentOnce(t *testing.T) {
 		if p.State != acidic.RunSucceeded || p.Awaiting != 0 || after.Load() != 1 {
 			t.Fatalf("parent %s awaiting %d, next step ran %d times; want succeeded once", p.State, p.Awaiting, after.Load())
 		}
-		want := map[string]struct {
+		want := map[int]struct {
 			state acidic.RunState
 			err   string
 		}{
-			`{"n": 1}`: {acidic.RunFailed, "panicked"},
-			`{"n": 2}`: {acidic.RunFailed, "bad card"},
-			`{"n": 3}`: {acidic.RunCancelled, "cancelled by step end: fraud"},
-			`{"n": 4}`: {acidic.RunCancelled, "cancelled by an operator"},
+			1: {acidic.RunFailed, "panicked"},
+			2: {acidic.RunFailed, "bad card"},
+			3: {acidic.RunCancelled, "cancelled by step end: fraud"},
+			4: {acidic.RunCancelled, "cancelled by an operator"},
 		}
 		for _, k := range kids {
-			r := requireEnded(t, e, drv, k.ID, want[string(k.Args)].state, want[string(k.Args)].err)
+			r := requireEnded(t, e, drv, k.ID, want[argN(t, k)].state, want[argN(t, k)].err)
 			if r.ParentRunID != id {
 				t.Errorf("child %s lost its parent", r.ID)
 			}
