@@ -22,6 +22,7 @@ import (
 // second run.)
 func TestEnqueueDeadlineDuringCommitKeepsTheAnswerTrue(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: a deferred plpgsql trigger (pg_sleep) makes the COMMIT slow; SQLite has no way to stall its COMMIT from SQL.
 	drv := testdb.New(t, testdb.Options{})
 	wf := workflow.Define("slow-commit", workflow.Options{},
 		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
@@ -82,6 +83,7 @@ func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 // the error names the run it concerns.
 func TestEnqueueWhoseSessionDiesAtCommitIsUnknown(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: a trigger kills the session at COMMIT (pg_terminate_backend); an embedded SQLite has no session to lose.
 	drv := testdb.New(t, testdb.Options{})
 	wf := workflow.Define("dies-at-commit", workflow.Options{},
 		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))

@@ -16,6 +16,7 @@ import (
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage/sqlite"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -231,16 +232,27 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 			t.Errorf("after refused enqueues: %d runs, %d jobs; want none", r, j)
 		}
 
-		// A driver whose pool was closed.
-		pool := testdb.Pool(t, testdb.Options{MaxConns: 2})
-		closedDrv := postgres.New(pool, postgres.Options{Schema: drv.Schema()})
+		// A driver on the same store, closed: its pool (PostgreSQL), its
+		// connections to the file (SQLite).
+		var closedDrv storage.Driver
+		var closeDrv func()
+		if sd, ok := drv.(*sqlite.Driver); ok {
+			other, err := sqlite.Open(ctx, sd.Path(), sqlite.Options{})
+			if err != nil {
+				t.Fatalf("open the file again: %v", err)
+			}
+			closedDrv, closeDrv = other, func() { _ = other.Close() }
+		} else {
+			pool := testdb.Pool(t, testdb.Options{MaxConns: 2})
+			closedDrv, closeDrv = postgres.New(pool, postgres.Options{Schema: drv.Schema()}), pool.Close
+		}
 		closed := newEngine(t, closedDrv, engineConfig(1), workflow.Define("order", workflow.Options{}, noop[orderArgs, orderState]("charge")))
-		pool.Close()
+		closeDrv()
 		if _, err := closed.Enqueue(ctx, "order", orderArgs{OrderID: "o"}, workflow.EnqueueOptions{}); !errors.Is(err, acidic.ErrClosed) {
-			t.Errorf("closed pool: Enqueue err %v, want acidic.ErrClosed", err)
+			t.Errorf("closed driver: Enqueue err %v, want acidic.ErrClosed", err)
 		}
 		if _, err := closed.Get(ctx, uuid.New()); !errors.Is(err, acidic.ErrClosed) {
-			t.Errorf("closed pool: Get err %v, want acidic.ErrClosed", err)
+			t.Errorf("closed driver: Get err %v, want acidic.ErrClosed", err)
 		}
 		if r := countRows(t, drv, "runs", ""); r != 0 {
 			t.Errorf("%d runs, want none", r)

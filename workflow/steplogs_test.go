@@ -28,6 +28,7 @@ import (
 // step's next attempt keeps only its own.
 func TestStepLogsSurviveAKilledWorker(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker process is reached by DATABASE_URL and schema (see startWorkflowWorker), and waitSessionsGone reads pg_stat_activity.
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
 	execSQL(t, drv, "CREATE TABLE "+table(drv, "markers")+" (run_id uuid NOT NULL, step text NOT NULL, pid int NOT NULL)")
