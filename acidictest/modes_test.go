@@ -286,7 +286,7 @@ func TestEnqueueTxStoresOnCommitOnly(t *testing.T) {
 		h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline, Driver: drv}, fanOut()...)
 		ran := counter(h.Workers, "mail", func(int) error { return nil })
 		enqueue := func() storage.Tx {
-			tx := testdb.Begin(t, ctx, drv)
+			tx := testdb.Begin(t, drv)
 			if _, err := h.EnqueueJobTx(ctx, tx, "mail", args{N: 1}, queue.EnqueueOptions{}); err != nil {
 				t.Fatal(err)
 			}

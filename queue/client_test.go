@@ -116,14 +116,14 @@ func TestJobEnqueuedInRolledBackTxNeverRuns(t *testing.T) {
 		start(t, c)
 		ctx := ctxT(t)
 
-		tx := testdb.Begin(t, ctx, drv)
+		tx := testdb.Begin(t, drv)
 		if _, err := c.EnqueueTx(ctx, tx, "k", "rolled-back", queue.EnqueueOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Rollback(ctx); err != nil {
 			t.Fatal(err)
 		}
-		tx = testdb.Begin(t, ctx, drv)
+		tx = testdb.Begin(t, drv)
 		committed, err := c.EnqueueTx(ctx, tx, "k", "committed", queue.EnqueueOptions{})
 		if err != nil {
 			t.Fatal(err)

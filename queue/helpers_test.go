@@ -89,7 +89,7 @@ func waitJob(t *testing.T, drv storage.Driver, id int64, want ...acidic.JobState
 // countRows counts the rows of a table in the driver's store.
 func countRows(t *testing.T, drv storage.Driver, table string) int {
 	t.Helper()
-	return testdb.Count(t, drv, table)
+	return testdb.Count(t, drv, table, "")
 }
 
 // execSQL runs a statement on the driver's store (see testdb.Exec).

@@ -193,7 +193,7 @@ func createPeriods(t *testing.T, drv storage.Driver) {
 // transaction.
 func recordPeriod(drv storage.Driver, pid int) func(context.Context, storage.Tx, queue.Period) error {
 	return func(ctx context.Context, tx storage.Tx, p queue.Period) error {
-		return testdb.ExecTx(ctx, tx, "INSERT INTO "+table(drv, "periods")+" (at, missed, pid) VALUES ($1, $2, $3)", p.At.UnixMicro(), p.Missed, pid)
+		return testdb.TxExec(ctx, tx, "INSERT INTO "+table(drv, "periods")+" (at, missed, pid) VALUES ($1, $2, $3)", p.At.UnixMicro(), p.Missed, pid)
 	}
 }
 

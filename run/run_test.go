@@ -35,7 +35,7 @@ func insert(key, workflow, args string) storage.RunInsertParams {
 
 func countRuns(t *testing.T, drv storage.Driver) int {
 	t.Helper()
-	return testdb.Count(t, drv, "runs")
+	return testdb.Count(t, drv, "runs", "")
 }
 
 func TestCreate(t *testing.T) {

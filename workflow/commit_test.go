@@ -11,6 +11,7 @@ import (
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -21,6 +22,7 @@ import (
 // second run.)
 func TestEnqueueDeadlineDuringCommitKeepsTheAnswerTrue(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: a deferred plpgsql trigger (pg_sleep) makes the COMMIT slow; SQLite has no way to stall its COMMIT from SQL.
 	drv := testdb.New(t, testdb.Options{})
 	wf := workflow.Define("slow-commit", workflow.Options{},
 		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
@@ -48,30 +50,32 @@ func TestEnqueueDeadlineDuringCommitKeepsTheAnswerTrue(t *testing.T) {
 // Register refuses options that every enqueue of the workflow would refuse.
 func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	e, err := workflow.NewEngine(drv, engineConfig(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	noop := steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil })
-	for _, c := range []struct {
-		opts workflow.Options
-		says string
-	}{
-		{workflow.Options{Priority: queue.PriorityOf(9)}, "priority"},
-		{workflow.Options{Priority: queue.PriorityOf(-1)}, "priority"},
-		{workflow.Options{MaxAttempts: -5}, "attempt"},
-		{workflow.Options{Timeout: -time.Second}, "Timeout"},
-	} {
-		err := e.Register(workflow.Define("bad", c.opts, noop))
-		if !errors.Is(err, workflow.ErrInvalidDefinition) || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.says)) {
-			t.Errorf("Register with %+v: %v; want ErrInvalidDefinition about %s", c.opts, err, c.says)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		e, err := workflow.NewEngine(drv, engineConfig(1))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// Nothing was registered: a good definition under the name still is.
-	if err := e.Register(workflow.Define("bad", workflow.Options{Priority: queue.PriorityOf(3), MaxAttempts: 1}, noop)); err != nil {
-		t.Errorf("Register after refusals: %v", err)
-	}
+		noop := steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil })
+		for _, c := range []struct {
+			opts workflow.Options
+			says string
+		}{
+			{workflow.Options{Priority: queue.PriorityOf(9)}, "priority"},
+			{workflow.Options{Priority: queue.PriorityOf(-1)}, "priority"},
+			{workflow.Options{MaxAttempts: -5}, "attempt"},
+			{workflow.Options{Timeout: -time.Second}, "Timeout"},
+		} {
+			err := e.Register(workflow.Define("bad", c.opts, noop))
+			if !errors.Is(err, workflow.ErrInvalidDefinition) || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.says)) {
+				t.Errorf("Register with %+v: %v; want ErrInvalidDefinition about %s", c.opts, err, c.says)
+			}
+		}
+		// Nothing was registered: a good definition under the name still is.
+		if err := e.Register(workflow.Define("bad", workflow.Options{Priority: queue.PriorityOf(3), MaxAttempts: 1}, noop)); err != nil {
+			t.Errorf("Register after refusals: %v", err)
+		}
+	})
 }
 
 // A session terminated while it commits (FATAL, not an ERROR) says nothing
@@ -79,6 +83,7 @@ func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 // the error names the run it concerns.
 func TestEnqueueWhoseSessionDiesAtCommitIsUnknown(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: a trigger kills the session at COMMIT (pg_terminate_backend); an embedded SQLite has no session to lose.
 	drv := testdb.New(t, testdb.Options{})
 	wf := workflow.Define("dies-at-commit", workflow.Options{},
 		steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))

@@ -22,6 +22,7 @@ import (
 // run's lease and resumes at step 2. Every step's effect happens once.
 func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker process is reached by DATABASE_URL and schema (see startWorkflowWorker), and waitSessionsGone reads pg_stat_activity.
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
 	execSQL(t, drv, "CREATE TABLE "+table(drv, "markers")+" (run_id uuid NOT NULL, step text NOT NULL, pid int NOT NULL)")
@@ -98,6 +99,7 @@ func TestKilledWorkerRunResumesAtUncommittedStep(t *testing.T) {
 // primary key would fail a repeated item).
 func TestKilledWorkerResumesForEachAtTheRightItem(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker process is reached by DATABASE_URL and schema (see startWorkflowWorker).
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
 	cfg := workflow.Config{
@@ -168,6 +170,7 @@ func TestKilledWorkerResumesForEachAtTheRightItem(t *testing.T) {
 // with the reason, settled. Nothing is left pending and step 3 never runs.
 func TestKilledWorkerOnTheLastAttemptFailsTheRun(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker process is reached by DATABASE_URL and schema (see startWorkflowWorker), and waitSessionsGone reads pg_stat_activity.
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
 	execSQL(t, drv, "CREATE TABLE "+table(drv, "markers")+" (run_id uuid NOT NULL, step text NOT NULL, pid int NOT NULL)")

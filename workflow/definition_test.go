@@ -9,12 +9,12 @@ import (
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/workflow"
 )
 
 // effectStep records its effect; halt makes it halt the run after committing.
-func effectStep(drv *postgres.Driver, calls *counter, name string, halt bool) steps.Step[orderArgs, orderState] {
+func effectStep(drv storage.Driver, calls *counter, name string, halt bool) steps.Step[orderArgs, orderState] {
 	return steps.Do(name, func(ctx context.Context, sc *steps.Context[orderArgs, orderState]) error {
 		calls.inc(name)
 		if err := recordEffect(ctx, drv, sc.Tx(), sc.RunID(), name, 0); err != nil {
@@ -53,57 +53,59 @@ func TestChangedDefinitionFailsRunForGood(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			drv := testdb.New(t, testdb.Options{})
-			createEffects(t, drv)
-			var calls counter
-			old := workflow.Define("evolving", fastOptions(3),
-				effectStep(drv, &calls, "a", c.haltAt == "a"),
-				effectStep(drv, &calls, "b", c.haltAt == "b"),
-				effectStep(drv, &calls, "c", c.haltAt == "c"))
-			a := newEngine(t, drv, engineConfig(1), old)
-			startEngine(t, a)
-			id := enqueue(t, a, "evolving", orderArgs{OrderID: "o1"})
-			waitJobsFinal(t, drv, id, "evolving")
-			before := getRun(t, a, id)
-			if before.State != acidic.RunHalted || before.RecoveryPoint != c.resumes {
-				t.Fatalf("old code left the run %s at %s, want halted at %s", before.State, before.RecoveryPoint, c.resumes)
-			}
-			stopEngine(t, a)
+			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+				t.Parallel()
+				createEffects(t, drv)
+				var calls counter
+				old := workflow.Define("evolving", fastOptions(3),
+					effectStep(drv, &calls, "a", c.haltAt == "a"),
+					effectStep(drv, &calls, "b", c.haltAt == "b"),
+					effectStep(drv, &calls, "c", c.haltAt == "c"))
+				a := newEngine(t, drv, engineConfig(1), old)
+				startEngine(t, a)
+				id := enqueue(t, a, "evolving", orderArgs{OrderID: "o1"})
+				waitJobsFinal(t, drv, id, "evolving")
+				before := getRun(t, a, id)
+				if before.State != acidic.RunHalted || before.RecoveryPoint != c.resumes {
+					t.Fatalf("old code left the run %s at %s, want halted at %s", before.State, before.RecoveryPoint, c.resumes)
+				}
+				stopEngine(t, a)
 
-			// The new code: same name, other steps.
-			var newSteps []steps.Step[orderArgs, orderState]
-			for _, n := range c.newCode {
-				newSteps = append(newSteps, effectStep(drv, &calls, n, false))
-			}
-			b := newEngine(t, drv, engineConfig(1), workflow.Define("evolving", fastOptions(3), newSteps...))
-			startEngine(t, b)
-			if _, err := b.Retry(ctxT(t), id); err != nil {
-				t.Fatalf("Retry: %v", err)
-			}
-			r := waitRun(t, b, id, acidic.RunFailed, acidic.RunSucceeded)
-			if r.State != acidic.RunFailed || !strings.Contains(r.Error, "definition changed") {
-				t.Fatalf("run %s with error %q, want failed because the definition changed", r.State, r.Error)
-			}
-			jobs := waitJobsFinal(t, drv, id, "evolving")
-			if last := jobs[len(jobs)-1]; last.State != acidic.JobDiscarded || last.Attempt != 1 {
-				t.Errorf("the new code's job: %s after %d attempts, want discarded at once", last.State, last.Attempt)
-			}
-			// Nothing committed is lost, nothing new ran.
-			for _, n := range []string{"a", "b", "c", "x"} {
-				want := 0
-				if n == "a" || (n == "b" && c.haltAt == "b") {
-					want = 1
+				// The new code: same name, other steps.
+				var newSteps []steps.Step[orderArgs, orderState]
+				for _, n := range c.newCode {
+					newSteps = append(newSteps, effectStep(drv, &calls, n, false))
 				}
-				if got := countEffects(t, drv, id, n); got != want {
-					t.Errorf("step %s: %d effects, want %d", n, got, want)
+				b := newEngine(t, drv, engineConfig(1), workflow.Define("evolving", fastOptions(3), newSteps...))
+				startEngine(t, b)
+				if _, err := b.Retry(ctxT(t), id); err != nil {
+					t.Fatalf("Retry: %v", err)
 				}
-			}
-			if r.RecoveryPoint != before.RecoveryPoint || string(r.Attrs) != string(before.Attrs) {
-				t.Errorf("run moved from %s %s to %s %s", before.RecoveryPoint, before.Attrs, r.RecoveryPoint, r.Attrs)
-			}
-			if len(r.Steps) != len(before.Steps) {
-				t.Errorf("step log grew from %d to %d entries", len(before.Steps), len(r.Steps))
-			}
+				r := waitRun(t, b, id, acidic.RunFailed, acidic.RunSucceeded)
+				if r.State != acidic.RunFailed || !strings.Contains(r.Error, "definition changed") {
+					t.Fatalf("run %s with error %q, want failed because the definition changed", r.State, r.Error)
+				}
+				jobs := waitJobsFinal(t, drv, id, "evolving")
+				if last := jobs[len(jobs)-1]; last.State != acidic.JobDiscarded || last.Attempt != 1 {
+					t.Errorf("the new code's job: %s after %d attempts, want discarded at once", last.State, last.Attempt)
+				}
+				// Nothing committed is lost, nothing new ran.
+				for _, n := range []string{"a", "b", "c", "x"} {
+					want := 0
+					if n == "a" || (n == "b" && c.haltAt == "b") {
+						want = 1
+					}
+					if got := countEffects(t, drv, id, n); got != want {
+						t.Errorf("step %s: %d effects, want %d", n, got, want)
+					}
+				}
+				if r.RecoveryPoint != before.RecoveryPoint || string(r.Attrs) != string(before.Attrs) {
+					t.Errorf("run moved from %s %s to %s %s", before.RecoveryPoint, before.Attrs, r.RecoveryPoint, r.Attrs)
+				}
+				if len(r.Steps) != len(before.Steps) {
+					t.Errorf("step log grew from %d to %d entries", len(before.Steps), len(r.Steps))
+				}
+			})
 		})
 	}
 }
@@ -121,27 +123,33 @@ func TestUndecodableStoredDataFailsRunForGood(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			drv := testdb.New(t, testdb.Options{})
-			createEffects(t, drv)
-			var calls counter
-			wf := workflow.Define("decoding", fastOptions(5),
-				effectStep(drv, &calls, "a", false), effectStep(drv, &calls, "b", false))
-			e := newEngine(t, drv, engineConfig(1), wf)
-			id := enqueue(t, e, "decoding", orderArgs{OrderID: "o", Amount: 3})
-			execSQL(t, drv, "UPDATE "+table(drv, "runs")+" SET "+c.column+" = $2::jsonb WHERE id = $1", id, c.value)
-			startEngine(t, e)
-			r := waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded)
-			if r.State != acidic.RunFailed || !strings.Contains(r.Error, c.want) {
-				t.Fatalf("run %s with error %q, want failed with %q", r.State, r.Error, c.want)
-			}
-			for _, j := range waitJobsFinal(t, drv, id, "decoding") {
-				if j.State != acidic.JobDiscarded || j.Attempt != 1 {
-					t.Errorf("job %d: %s after %d attempts, want discarded at once", j.ID, j.State, j.Attempt)
+			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+				t.Parallel()
+				createEffects(t, drv)
+				var calls counter
+				wf := workflow.Define("decoding", fastOptions(5),
+					effectStep(drv, &calls, "a", false), effectStep(drv, &calls, "b", false))
+				e := newEngine(t, drv, engineConfig(1), wf)
+				id := enqueue(t, e, "decoding", orderArgs{OrderID: "o", Amount: 3})
+				value := "$2::jsonb"
+				if testdb.IsSQLite(drv) { // JSON is text there
+					value = "$2"
 				}
-			}
-			if calls.get("a") != 0 || calls.get("b") != 0 {
-				t.Errorf("steps ran: a %d, b %d", calls.get("a"), calls.get("b"))
-			}
+				execSQL(t, drv, "UPDATE "+table(drv, "runs")+" SET "+c.column+" = "+value+" WHERE id = $1", id, c.value)
+				startEngine(t, e)
+				r := waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded)
+				if r.State != acidic.RunFailed || !strings.Contains(r.Error, c.want) {
+					t.Fatalf("run %s with error %q, want failed with %q", r.State, r.Error, c.want)
+				}
+				for _, j := range waitJobsFinal(t, drv, id, "decoding") {
+					if j.State != acidic.JobDiscarded || j.Attempt != 1 {
+						t.Errorf("job %d: %s after %d attempts, want discarded at once", j.ID, j.State, j.Attempt)
+					}
+				}
+				if calls.get("a") != 0 || calls.get("b") != 0 {
+					t.Errorf("steps ran: a %d, b %d", calls.get("a"), calls.get("b"))
+				}
+			})
 		})
 	}
 }
@@ -149,34 +157,36 @@ func TestUndecodableStoredDataFailsRunForGood(t *testing.T) {
 // A job for a run that no longer exists is discarded, not retried.
 func TestJobForMissingRunIsDiscarded(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	var calls counter
-	wf := workflow.Define("orphan", fastOptions(5), effectStep(drv, &calls, "a", false))
-	e := newEngine(t, drv, engineConfig(1), wf)
-	id := enqueue(t, e, "orphan", orderArgs{})
-	// The run disappears (deleted by hand); its job stays.
-	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET run_id = NULL WHERE run_id = $1", id)
-	execSQL(t, drv, "DELETE FROM "+table(drv, "runs")+" WHERE id = $1", id)
-	startEngine(t, e)
-	waitFor(t, 10*time.Second, "the run-less job to end", func() (bool, string) {
-		jobs, err := drv.JobList(context.Background(), acidic.JobFilter{Kind: "orphan"})
-		if err != nil {
-			t.Fatal(err)
-		}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		var calls counter
+		wf := workflow.Define("orphan", fastOptions(5), effectStep(drv, &calls, "a", false))
+		e := newEngine(t, drv, engineConfig(1), wf)
+		id := enqueue(t, e, "orphan", orderArgs{})
+		// The run disappears (deleted by hand); its job stays.
+		execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET run_id = NULL WHERE run_id = $1", id)
+		execSQL(t, drv, "DELETE FROM "+table(drv, "runs")+" WHERE id = $1", id)
+		startEngine(t, e)
+		waitFor(t, 10*time.Second, "the run-less job to end", func() (bool, string) {
+			jobs, err := drv.JobList(context.Background(), acidic.JobFilter{Kind: "orphan"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range jobs {
+				if !j.State.Final() {
+					return false, describeJobs(jobs)
+				}
+			}
+			return true, ""
+		})
+		jobs, _ := drv.JobList(context.Background(), acidic.JobFilter{Kind: "orphan"})
 		for _, j := range jobs {
-			if !j.State.Final() {
-				return false, describeJobs(jobs)
+			if j.State != acidic.JobDiscarded || j.Attempt != 1 {
+				t.Errorf("job %d for a missing run: %s after %d attempts, want discarded at once", j.ID, j.State, j.Attempt)
 			}
 		}
-		return true, ""
-	})
-	jobs, _ := drv.JobList(context.Background(), acidic.JobFilter{Kind: "orphan"})
-	for _, j := range jobs {
-		if j.State != acidic.JobDiscarded || j.Attempt != 1 {
-			t.Errorf("job %d for a missing run: %s after %d attempts, want discarded at once", j.ID, j.State, j.Attempt)
+		if calls.get("a") != 0 {
+			t.Errorf("step ran for a missing run")
 		}
-	}
-	if calls.get("a") != 0 {
-		t.Errorf("step ran for a missing run")
-	}
+	})
 }

@@ -2,18 +2,18 @@ package workflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/enginetest"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -32,37 +32,29 @@ var (
 	waitRun      = enginetest.WaitRun
 )
 
-func table(drv *postgres.Driver, name string) string {
-	return pgx.Identifier{drv.Schema(), name}.Sanitize()
-}
+// table names a table of the driver's store in SQL (see testdb.Table).
+func table(drv storage.Driver, name string) string { return testdb.Table(drv, name) }
 
-func execSQL(t *testing.T, drv *postgres.Driver, sql string, args ...any) {
+// execSQL runs a statement on either driver's store (see testdb.Exec).
+func execSQL(t *testing.T, drv storage.Driver, sql string, args ...any) {
 	t.Helper()
-	if _, err := drv.Pool().Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	testdb.Exec(t, drv, sql, args...)
 }
 
 // createEffects makes a table where each step records its effect; the
 // primary key catches a step whose effect happened twice.
-func createEffects(t *testing.T, drv *postgres.Driver) {
+func createEffects(t *testing.T, drv storage.Driver) {
 	execSQL(t, drv, "CREATE TABLE "+table(drv, "effects")+" (run_id uuid, step text, item int NOT NULL DEFAULT 0, PRIMARY KEY (run_id, step, item))")
 }
 
 // recordEffect writes a step's effect in the step's own transaction.
-func recordEffect(ctx context.Context, drv *postgres.Driver, tx storage.Tx, runID uuid.UUID, step string, item int) error {
-	_, err := postgres.PgxTx(tx).Exec(ctx, "INSERT INTO "+table(drv, "effects")+" (run_id, step, item) VALUES ($1, $2, $3)", runID, step, item)
-	return err
+func recordEffect(ctx context.Context, drv storage.Driver, tx storage.Tx, runID uuid.UUID, step string, item int) error {
+	return testdb.TxExec(ctx, tx, "INSERT INTO "+table(drv, "effects")+" (run_id, step, item) VALUES ($1, $2, $3)", runID, step, item)
 }
 
-func countEffects(t *testing.T, drv *postgres.Driver, runID uuid.UUID, step string) int {
+func countEffects(t *testing.T, drv storage.Driver, runID uuid.UUID, step string) int {
 	t.Helper()
-	var n int
-	err := drv.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+table(drv, "effects")+" WHERE run_id = $1 AND step = $2", runID, step).Scan(&n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return testdb.Count(t, drv, "effects", "run_id = $1 AND step = $2", runID, step)
 }
 
 // fastOptions are workflow options with a short backoff, so retries in tests
@@ -140,17 +132,30 @@ func waitJobsFinal(t *testing.T, drv storage.Driver, runID uuid.UUID, kind strin
 
 // countRows counts the rows of a table in the driver's schema matching where
 // (a SQL condition, may be empty).
-func countRows(t *testing.T, drv *postgres.Driver, name, where string, args ...any) int {
+func countRows(t *testing.T, drv storage.Driver, name, where string, args ...any) int {
 	t.Helper()
-	q := "SELECT count(*) FROM " + table(drv, name)
-	if where != "" {
-		q += " WHERE " + where
+	return testdb.Count(t, drv, name, where, args...)
+}
+
+// ageHeartbeat makes a running job's last heartbeat an hour old, as if its
+// worker died then.
+func ageHeartbeat(t *testing.T, drv storage.Driver, jobID int64) {
+	t.Helper()
+	execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET heartbeat_at = $2 WHERE id = $1", jobID, time.Now().Add(-time.Hour))
+}
+
+// argN decodes the field n of a run's arguments. (Tests compare decoded
+// arguments: PostgreSQL's jsonb renders {"n": 1}, SQLite keeps the
+// canonical {"n":1} enqueue wrote.)
+func argN(t *testing.T, r *acidic.Run) int {
+	t.Helper()
+	var a struct {
+		N int `json:"n"`
 	}
-	var n int
-	if err := drv.Pool().QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
+	if err := json.Unmarshal(r.Args, &a); err != nil {
+		t.Fatalf("run %s args %s: %v", r.ID, r.Args, err)
 	}
-	return n
+	return a.N
 }
 
 // stepLog returns the step log entry of a step by name.

@@ -16,6 +16,7 @@ import (
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
@@ -69,7 +70,7 @@ func crashyWorkflow(drv *postgres.Driver, hangAt string) *workflow.Workflow[cras
 // its effect in the item's own transaction, and a last step. pace slows each
 // item down, so a test can kill a worker mid-iteration; seen, when set, is
 // called with every item the step's code starts.
-func iteratingWorkflow(drv *postgres.Driver, pace time.Duration, seen func(item int)) *workflow.Workflow[crashyArgs, crashyState] {
+func iteratingWorkflow(drv storage.Driver, pace time.Duration, seen func(item int)) *workflow.Workflow[crashyArgs, crashyState] {
 	return workflow.Define("iterating", workflow.Options{
 		MaxAttempts: 5,
 		Backoff:     func(int, error) time.Duration { return 5 * time.Millisecond },

@@ -52,55 +52,57 @@ func periodicEngine(t *testing.T, drv storage.Driver, clk *clock, args any) *wor
 // is the period's, and the runs carry the schedule's arguments.
 func TestPeriodicWorkflowOneRunPerPeriod(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
-	drv := testdb.New(t, testdb.Options{MaxConns: 8})
-	start := time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)
-	clk := &clock{t: start}
-	args := reportArgs{Region: "eu"}
-	engines := []*workflow.Engine{periodicEngine(t, drv, clk, args), periodicEngine(t, drv, clk, args)}
-	race := func() int {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		n := 0
-		for _, e := range engines {
-			for range 3 {
-				wg.Go(func() {
-					res, err := e.Queue().EnqueuePeriodic(ctx)
-					if err != nil {
-						t.Error(err)
-					}
-					mu.Lock()
-					n += len(res.Enqueued)
-					mu.Unlock()
-				})
+	testdb.Each(t, testdb.Options{MaxConns: 8}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		start := time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)
+		clk := &clock{t: start}
+		args := reportArgs{Region: "eu"}
+		engines := []*workflow.Engine{periodicEngine(t, drv, clk, args), periodicEngine(t, drv, clk, args)}
+		race := func() int {
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			n := 0
+			for _, e := range engines {
+				for range 3 {
+					wg.Go(func() {
+						res, err := e.Queue().EnqueuePeriodic(ctx)
+						if err != nil {
+							t.Error(err)
+						}
+						mu.Lock()
+						n += len(res.Enqueued)
+						mu.Unlock()
+					})
+				}
+			}
+			wg.Wait()
+			return n
+		}
+		race()
+		for i := 1; i <= 5; i++ {
+			at := start.Truncate(time.Hour).Add(time.Duration(i) * time.Hour)
+			clk.Set(at.Add(10 * time.Second))
+			if n := race(); n != 1 {
+				t.Fatalf("period %s enqueued %d times", at, n)
+			}
+			r, err := engines[0].GetByKey(ctx, "report", queue.Period{Name: "hourly-report", At: at}.Key())
+			if err != nil {
+				t.Fatalf("the run of period %s: %v", at, err)
+			}
+			if string(r.Args) != `{"region": "eu"}` && string(r.Args) != `{"region":"eu"}` {
+				t.Fatalf("run args %s", r.Args)
 			}
 		}
-		wg.Wait()
-		return n
-	}
-	race()
-	for i := 1; i <= 5; i++ {
-		at := start.Truncate(time.Hour).Add(time.Duration(i) * time.Hour)
-		clk.Set(at.Add(10 * time.Second))
-		if n := race(); n != 1 {
-			t.Fatalf("period %s enqueued %d times", at, n)
+		runs, err := engines[0].List(ctx, acidic.RunFilter{Workflow: "report"})
+		if err != nil || len(runs) != 5 {
+			t.Fatalf("%d runs for 5 periods (%v)", len(runs), err)
 		}
-		r, err := engines[0].GetByKey(ctx, "report", queue.Period{Name: "hourly-report", At: at}.Key())
-		if err != nil {
-			t.Fatalf("the run of period %s: %v", at, err)
+		jobs, err := drv.JobList(ctx, acidic.JobFilter{Kind: "report"})
+		if err != nil || len(jobs) != 5 {
+			t.Fatalf("%d jobs for 5 runs (%v)", len(jobs), err)
 		}
-		if string(r.Args) != `{"region": "eu"}` && string(r.Args) != `{"region":"eu"}` {
-			t.Fatalf("run args %s", r.Args)
-		}
-	}
-	runs, err := engines[0].List(ctx, acidic.RunFilter{Workflow: "report"})
-	if err != nil || len(runs) != 5 {
-		t.Fatalf("%d runs for 5 periods (%v)", len(runs), err)
-	}
-	jobs, err := drv.JobList(ctx, acidic.JobFilter{Kind: "report"})
-	if err != nil || len(jobs) != 5 {
-		t.Fatalf("%d jobs for 5 runs (%v)", len(jobs), err)
-	}
+	})
 }
 
 // TestPeriodicWorkflowRunOfThePeriodExists: when the period's run already
@@ -109,32 +111,34 @@ func TestPeriodicWorkflowOneRunPerPeriod(t *testing.T) {
 // failing at every pass.
 func TestPeriodicWorkflowRunOfThePeriodExists(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
-	drv := testdb.New(t, testdb.Options{MaxConns: 4})
-	start := time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)
-	clk := &clock{t: start}
-	eng := periodicEngine(t, drv, clk, reportArgs{Region: "us"})
-	if _, err := eng.Queue().EnqueuePeriodic(ctx); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2030, 5, 1, 10, 0, 0, 0, time.UTC)
-	key := queue.Period{Name: "hourly-report", At: at}.Key()
-	old, err := eng.Enqueue(ctx, "report", reportArgs{Region: "eu"}, workflow.EnqueueOptions{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk.Set(at.Add(time.Second))
-	res, err := eng.Queue().EnqueuePeriodic(ctx)
-	if err != nil || len(res.Enqueued) != 1 {
-		t.Fatalf("pass: %+v, %v; want the period handled", res, err)
-	}
-	if !res.NextRunAt.Equal(at.Add(time.Hour)) {
-		t.Fatalf("next run %s, want the schedule moved on", res.NextRunAt)
-	}
-	runs, err := eng.List(ctx, acidic.RunFilter{Workflow: "report"})
-	if err != nil || len(runs) != 1 || runs[0].ID != old.Run.ID {
-		t.Fatalf("runs %v (%v), want the existing one only", runs, err)
-	}
+	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		start := time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)
+		clk := &clock{t: start}
+		eng := periodicEngine(t, drv, clk, reportArgs{Region: "us"})
+		if _, err := eng.Queue().EnqueuePeriodic(ctx); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2030, 5, 1, 10, 0, 0, 0, time.UTC)
+		key := queue.Period{Name: "hourly-report", At: at}.Key()
+		old, err := eng.Enqueue(ctx, "report", reportArgs{Region: "eu"}, workflow.EnqueueOptions{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(at.Add(time.Second))
+		res, err := eng.Queue().EnqueuePeriodic(ctx)
+		if err != nil || len(res.Enqueued) != 1 {
+			t.Fatalf("pass: %+v, %v; want the period handled", res, err)
+		}
+		if !res.NextRunAt.Equal(at.Add(time.Hour)) {
+			t.Fatalf("next run %s, want the schedule moved on", res.NextRunAt)
+		}
+		runs, err := eng.List(ctx, acidic.RunFilter{Workflow: "report"})
+		if err != nil || len(runs) != 1 || runs[0].ID != old.Run.ID {
+			t.Fatalf("runs %v (%v), want the existing one only", runs, err)
+		}
+	})
 }
 
 // TestPeriodicWorkflowBadInput: an unknown workflow, arguments that do not
@@ -143,42 +147,44 @@ func TestPeriodicWorkflowRunOfThePeriodExists(t *testing.T) {
 // written.
 func TestPeriodicWorkflowBadInput(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
-	drv := testdb.New(t, testdb.Options{MaxConns: 4})
-	clk := &clock{t: time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)}
-	eng := periodicEngine(t, drv, clk, reportArgs{})
-	good := workflow.Periodic{Name: "p", Spec: "@daily", Workflow: "report"}
-	mod := func(f func(*workflow.Periodic)) workflow.Periodic { p := good; f(&p); return p }
-	cases := []struct {
-		name string
-		p    workflow.Periodic
-		want error
-	}{
-		{"unknown workflow", mod(func(p *workflow.Periodic) { p.Workflow = "nope" }), workflow.ErrUnknownWorkflow},
-		{"empty workflow", mod(func(p *workflow.Periodic) { p.Workflow = "" }), workflow.ErrInvalid},
-		{"args do not decode", mod(func(p *workflow.Periodic) { p.Args = map[string]int{"region": 3} }), workflow.ErrArgsDecode},
-		{"Key", mod(func(p *workflow.Periodic) { p.Opts.Key = "k" }), workflow.ErrInvalid},
-		{"ScheduledAt", mod(func(p *workflow.Periodic) { p.Opts.ScheduledAt = time.Now() }), workflow.ErrInvalid},
-		{"bad queue", mod(func(p *workflow.Periodic) { p.Opts.Queue = "a\x00b" }), workflow.ErrInvalid},
-		{"malformed expression", mod(func(p *workflow.Periodic) { p.Spec = "0 25 * * *" }), queue.ErrInvalidSpec},
-		{"unknown time zone", mod(func(p *workflow.Periodic) { p.TimeZone = "Atlantis/Capital" }), queue.ErrUnknownTimeZone},
-		{"name taken", mod(func(p *workflow.Periodic) { p.Name = "hourly-report" }), queue.ErrDuplicatePeriodic},
-	}
-	for _, tc := range cases {
-		if err := eng.RegisterPeriodic(tc.p); !errors.Is(err, tc.want) {
-			t.Errorf("%s: RegisterPeriodic = %v, want %v", tc.name, err, tc.want)
+	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		ctx := ctxT(t)
+		clk := &clock{t: time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)}
+		eng := periodicEngine(t, drv, clk, reportArgs{})
+		good := workflow.Periodic{Name: "p", Spec: "@daily", Workflow: "report"}
+		mod := func(f func(*workflow.Periodic)) workflow.Periodic { p := good; f(&p); return p }
+		cases := []struct {
+			name string
+			p    workflow.Periodic
+			want error
+		}{
+			{"unknown workflow", mod(func(p *workflow.Periodic) { p.Workflow = "nope" }), workflow.ErrUnknownWorkflow},
+			{"empty workflow", mod(func(p *workflow.Periodic) { p.Workflow = "" }), workflow.ErrInvalid},
+			{"args do not decode", mod(func(p *workflow.Periodic) { p.Args = map[string]int{"region": 3} }), workflow.ErrArgsDecode},
+			{"Key", mod(func(p *workflow.Periodic) { p.Opts.Key = "k" }), workflow.ErrInvalid},
+			{"ScheduledAt", mod(func(p *workflow.Periodic) { p.Opts.ScheduledAt = time.Now() }), workflow.ErrInvalid},
+			{"bad queue", mod(func(p *workflow.Periodic) { p.Opts.Queue = "a\x00b" }), workflow.ErrInvalid},
+			{"malformed expression", mod(func(p *workflow.Periodic) { p.Spec = "0 25 * * *" }), queue.ErrInvalidSpec},
+			{"unknown time zone", mod(func(p *workflow.Periodic) { p.TimeZone = "Atlantis/Capital" }), queue.ErrUnknownTimeZone},
+			{"name taken", mod(func(p *workflow.Periodic) { p.Name = "hourly-report" }), queue.ErrDuplicatePeriodic},
 		}
-	}
-	res, err := eng.Queue().EnqueuePeriodic(ctx)
-	if err != nil || len(res.Enqueued) != 0 {
-		t.Fatalf("pass: %+v, %v", res, err)
-	}
-	rows, err := drv.PeriodicList(ctx, storage.PeriodicListParams{})
-	if err != nil || len(rows) != 1 || rows[0].Name != "hourly-report" {
-		t.Fatalf("schedules %v (%v), want only hourly-report", rows, err)
-	}
-	startEngine(t, eng)
-	if err := eng.RegisterPeriodic(good); !errors.Is(err, workflow.ErrStarted) {
-		t.Fatalf("RegisterPeriodic after Start = %v, want ErrStarted", err)
-	}
+		for _, tc := range cases {
+			if err := eng.RegisterPeriodic(tc.p); !errors.Is(err, tc.want) {
+				t.Errorf("%s: RegisterPeriodic = %v, want %v", tc.name, err, tc.want)
+			}
+		}
+		res, err := eng.Queue().EnqueuePeriodic(ctx)
+		if err != nil || len(res.Enqueued) != 0 {
+			t.Fatalf("pass: %+v, %v", res, err)
+		}
+		rows, err := drv.PeriodicList(ctx, storage.PeriodicListParams{})
+		if err != nil || len(rows) != 1 || rows[0].Name != "hourly-report" {
+			t.Fatalf("schedules %v (%v), want only hourly-report", rows, err)
+		}
+		startEngine(t, eng)
+		if err := eng.RegisterPeriodic(good); !errors.Is(err, workflow.ErrStarted) {
+			t.Fatalf("RegisterPeriodic after Start = %v, want ErrStarted", err)
+		}
+	})
 }

@@ -28,6 +28,7 @@ import (
 // step's next attempt keeps only its own.
 func TestStepLogsSurviveAKilledWorker(t *testing.T) {
 	t.Parallel()
+	// PostgreSQL only: the worker process is reached by DATABASE_URL and schema (see startWorkflowWorker), and waitSessionsGone reads pg_stat_activity.
 	drv := testdb.New(t, testdb.Options{})
 	createEffects(t, drv)
 	execSQL(t, drv, "CREATE TABLE "+table(drv, "markers")+" (run_id uuid NOT NULL, step text NOT NULL, pid int NOT NULL)")
@@ -132,53 +133,55 @@ type logState struct{ Tries int }
 // step's history with its error and timing.
 func TestStepLogsOfAFailedTryAreGoneAndFailuresKept(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	rec := &recorder{}
-	cfg := engineConfig(1)
-	cfg.Logger = slog.New(rec)
-	tries := &counter{}
-	wf := workflow.Define("flaky-logs", fastOptions(5),
-		steps.Do("charge", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
-			n := tries.inc("charge")
-			sc.Logger().Info("calling the gateway", "try", n, slog.Group("req", "amount", 42))
-			sc.Logger().Debug("debug records pass on but are not kept")
-			if n < 3 {
-				sc.Logger().Warn("gateway said no", "try", n)
-				return fmt.Errorf("gateway: declined (try %d)", n)
-			}
-			return nil
-		}))
-	e := newEngine(t, drv, cfg, wf)
-	id := enqueue(t, e, "flaky-logs", logArgs{})
-	startEngine(t, e)
-	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-	if r.State != acidic.RunSucceeded {
-		t.Fatalf("run %s (%s)", r.State, r.Error)
-	}
-	s := stepLog(t, r, "charge")
-	if len(s.Logs) != 1 || s.Logs[0].Attempt != 3 || s.Logs[0].Message != "calling the gateway" {
-		t.Fatalf("logs %+v; want only the committed try's record (attempt 3)", s.Logs)
-	}
-	if got := string(s.Logs[0].Attrs); got != `{"try":3,"req":{"amount":42}}` {
-		t.Errorf("attrs %s", got)
-	}
-	if s.LogsDropped != 0 {
-		t.Errorf("LogsDropped %d", s.LogsDropped)
-	}
-	if n := rec.count("calling the gateway"); n != 3 {
-		t.Errorf("engine handler saw %d records of the step, want 3 (one per try)", n)
-	}
-	if n := rec.count("debug records pass on"); n != 3 {
-		t.Errorf("engine handler saw %d debug records, want 3", n)
-	}
-	if len(s.Failures) != 2 || s.FailuresDropped != 0 {
-		t.Fatalf("failures %+v (%d dropped); want the 2 failed attempts", s.Failures, s.FailuresDropped)
-	}
-	for i, f := range s.Failures {
-		if f.Attempt != i+1 || f.Error != fmt.Sprintf("gateway: declined (try %d)", i+1) || f.StartedAt.IsZero() || f.FailedAt.Before(f.StartedAt) {
-			t.Errorf("failure %d: %+v", i, f)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		rec := &recorder{}
+		cfg := engineConfig(1)
+		cfg.Logger = slog.New(rec)
+		tries := &counter{}
+		wf := workflow.Define("flaky-logs", fastOptions(5),
+			steps.Do("charge", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
+				n := tries.inc("charge")
+				sc.Logger().Info("calling the gateway", "try", n, slog.Group("req", "amount", 42))
+				sc.Logger().Debug("debug records pass on but are not kept")
+				if n < 3 {
+					sc.Logger().Warn("gateway said no", "try", n)
+					return fmt.Errorf("gateway: declined (try %d)", n)
+				}
+				return nil
+			}))
+		e := newEngine(t, drv, cfg, wf)
+		id := enqueue(t, e, "flaky-logs", logArgs{})
+		startEngine(t, e)
+		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+		if r.State != acidic.RunSucceeded {
+			t.Fatalf("run %s (%s)", r.State, r.Error)
 		}
-	}
+		s := stepLog(t, r, "charge")
+		if len(s.Logs) != 1 || s.Logs[0].Attempt != 3 || s.Logs[0].Message != "calling the gateway" {
+			t.Fatalf("logs %+v; want only the committed try's record (attempt 3)", s.Logs)
+		}
+		if got := string(s.Logs[0].Attrs); got != `{"try":3,"req":{"amount":42}}` {
+			t.Errorf("attrs %s", got)
+		}
+		if s.LogsDropped != 0 {
+			t.Errorf("LogsDropped %d", s.LogsDropped)
+		}
+		if n := rec.count("calling the gateway"); n != 3 {
+			t.Errorf("engine handler saw %d records of the step, want 3 (one per try)", n)
+		}
+		if n := rec.count("debug records pass on"); n != 3 {
+			t.Errorf("engine handler saw %d debug records, want 3", n)
+		}
+		if len(s.Failures) != 2 || s.FailuresDropped != 0 {
+			t.Fatalf("failures %+v (%d dropped); want the 2 failed attempts", s.Failures, s.FailuresDropped)
+		}
+		for i, f := range s.Failures {
+			if f.Attempt != i+1 || f.Error != fmt.Sprintf("gateway: declined (try %d)", i+1) || f.StartedAt.IsZero() || f.FailedAt.Before(f.StartedAt) {
+				t.Errorf("failure %d: %+v", i, f)
+			}
+		}
+	})
 }
 
 // A step that floods its logger keeps the first MaxStepLogRecords records
@@ -186,109 +189,113 @@ func TestStepLogsOfAFailedTryAreGoneAndFailuresKept(t *testing.T) {
 // of huge size is cut, and the byte cap holds.
 func TestStepLogFloodIsCapped(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	cfg := engineConfig(1)
-	cfg.Logger = quietLogger()
-	big := strings.Repeat("x", 3*storage.MaxLogRecordBytes)
-	wf := workflow.Define("flood", fastOptions(1),
-		// Three executions (Repeat) of 60 records each: 100 kept, 80 dropped.
-		steps.Do("repeat", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
-			sc.State.Tries++
-			for i := 0; i < 60; i++ {
-				sc.Logger().Info("line", "exec", sc.State.Tries, "i", i)
-			}
-			if sc.State.Tries < 3 {
-				return steps.Repeat()
-			}
-			return nil
-		}),
-		// One execution of 100,000 records.
-		steps.Do("flood", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
-			for i := 0; i < 100_000; i++ {
-				sc.Logger().Info("flood", "i", i)
-			}
-			return nil
-		}),
-		// Records of cut size: the byte cap keeps a few.
-		steps.Do("big", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
-			for i := 0; i < 50; i++ {
-				sc.Logger().Info(big, "blob", big)
-			}
-			return nil
-		}))
-	e := newEngine(t, drv, cfg, wf)
-	id := enqueue(t, e, "flood", logArgs{})
-	startEngine(t, e)
-	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-	if r.State != acidic.RunSucceeded {
-		t.Fatalf("run %s (%s)", r.State, r.Error)
-	}
-	check := func(name string, kept, dropped int) acidic.Step {
-		t.Helper()
-		s := stepLog(t, r, name)
-		if len(s.Logs) != kept+1 || s.LogsDropped != dropped {
-			t.Fatalf("%s: %d records (%d dropped); want %d and the marker (%d dropped)", name, len(s.Logs), s.LogsDropped, kept, dropped)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		cfg := engineConfig(1)
+		cfg.Logger = quietLogger()
+		big := strings.Repeat("x", 3*storage.MaxLogRecordBytes)
+		wf := workflow.Define("flood", fastOptions(1),
+			// Three executions (Repeat) of 60 records each: 100 kept, 80 dropped.
+			steps.Do("repeat", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
+				sc.State.Tries++
+				for i := 0; i < 60; i++ {
+					sc.Logger().Info("line", "exec", sc.State.Tries, "i", i)
+				}
+				if sc.State.Tries < 3 {
+					return steps.Repeat()
+				}
+				return nil
+			}),
+			// One execution of 100,000 records.
+			steps.Do("flood", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
+				for i := 0; i < 100_000; i++ {
+					sc.Logger().Info("flood", "i", i)
+				}
+				return nil
+			}),
+			// Records of cut size: the byte cap keeps a few.
+			steps.Do("big", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
+				for i := 0; i < 50; i++ {
+					sc.Logger().Info(big, "blob", big)
+				}
+				return nil
+			}))
+		e := newEngine(t, drv, cfg, wf)
+		id := enqueue(t, e, "flood", logArgs{})
+		startEngine(t, e)
+		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+		if r.State != acidic.RunSucceeded {
+			t.Fatalf("run %s (%s)", r.State, r.Error)
 		}
-		m := s.Logs[len(s.Logs)-1]
-		if m.Level != "WARN" || !strings.Contains(m.Message, fmt.Sprintf("%d more log records", dropped)) || string(m.Attrs) != fmt.Sprintf(`{"dropped":%d}`, dropped) {
-			t.Fatalf("%s: marker %+v", name, m)
+		check := func(name string, kept, dropped int) acidic.Step {
+			t.Helper()
+			s := stepLog(t, r, name)
+			if len(s.Logs) != kept+1 || s.LogsDropped != dropped {
+				t.Fatalf("%s: %d records (%d dropped); want %d and the marker (%d dropped)", name, len(s.Logs), s.LogsDropped, kept, dropped)
+			}
+			m := s.Logs[len(s.Logs)-1]
+			if m.Level != "WARN" || !strings.Contains(m.Message, fmt.Sprintf("%d more log records", dropped)) || string(m.Attrs) != fmt.Sprintf(`{"dropped":%d}`, dropped) {
+				t.Fatalf("%s: marker %+v", name, m)
+			}
+			bytes := 0
+			for _, l := range s.Logs[:kept] {
+				bytes += storage.LogRecordSize(l)
+			}
+			if bytes > storage.MaxStepLogBytes {
+				t.Fatalf("%s: %d bytes kept, over the cap %d", name, bytes, storage.MaxStepLogBytes)
+			}
+			return s
 		}
-		bytes := 0
-		for _, l := range s.Logs[:kept] {
-			bytes += storage.LogRecordSize(l)
+		s := check("repeat", storage.MaxStepLogRecords, 3*60-storage.MaxStepLogRecords)
+		if last := s.Logs[storage.MaxStepLogRecords-1]; string(last.Attrs) != `{"exec":2,"i":39}` {
+			t.Errorf("repeat: the last record kept is %s; want the first 100 written", last.Attrs)
 		}
-		if bytes > storage.MaxStepLogBytes {
-			t.Fatalf("%s: %d bytes kept, over the cap %d", name, bytes, storage.MaxStepLogBytes)
+		check("flood", storage.MaxStepLogRecords, 100_000-storage.MaxStepLogRecords)
+		// Each big record is cut to its message's limit and a short note for
+		// its attributes: {"!cut":<their length>}.
+		size := storage.MaxLogRecordBytes + len(fmt.Sprintf(`{"!cut":%d}`, len(`{"blob":""}`)+len(big)))
+		s = check("big", storage.MaxStepLogBytes/size, 50-storage.MaxStepLogBytes/size)
+		if l := s.Logs[0]; len(l.Message) > storage.MaxLogRecordBytes || !strings.Contains(l.Message, "[cut:") || !bytes.HasPrefix(l.Attrs, []byte(`{"!cut":`)) {
+			t.Errorf("big record: message %d bytes, attrs %s; want both cut", len(l.Message), l.Attrs)
 		}
-		return s
-	}
-	s := check("repeat", storage.MaxStepLogRecords, 3*60-storage.MaxStepLogRecords)
-	if last := s.Logs[storage.MaxStepLogRecords-1]; string(last.Attrs) != `{"exec":2,"i":39}` {
-		t.Errorf("repeat: the last record kept is %s; want the first 100 written", last.Attrs)
-	}
-	check("flood", storage.MaxStepLogRecords, 100_000-storage.MaxStepLogRecords)
-	// Each big record is cut to its message's limit and a short note for
-	// its attributes: {"!cut":<their length>}.
-	size := storage.MaxLogRecordBytes + len(fmt.Sprintf(`{"!cut":%d}`, len(`{"blob":""}`)+len(big)))
-	s = check("big", storage.MaxStepLogBytes/size, 50-storage.MaxStepLogBytes/size)
-	if l := s.Logs[0]; len(l.Message) > storage.MaxLogRecordBytes || !strings.Contains(l.Message, "[cut:") || !bytes.HasPrefix(l.Attrs, []byte(`{"!cut":`)) {
-		t.Errorf("big record: message %d bytes, attrs %s; want both cut", len(l.Message), l.Attrs)
-	}
+	})
 }
 
 // Every failed attempt of a step is kept, up to MaxStepFailures: the
 // latest, oldest first, and the count of those forgotten.
 func TestStepFailureHistoryIsCapped(t *testing.T) {
 	t.Parallel()
-	drv := testdb.New(t, testdb.Options{})
-	cfg := engineConfig(1)
-	cfg.Logger = quietLogger()
-	const fails = storage.MaxStepFailures + 5
-	wf := workflow.Define("stubborn", fastOptions(fails+1),
-		steps.Do("try", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
-			if sc.Attempt() <= fails {
-				return errors.New("no luck on attempt " + fmt.Sprint(sc.Attempt()))
-			}
-			return nil
-		}))
-	e := newEngine(t, drv, cfg, wf)
-	id := enqueue(t, e, "stubborn", logArgs{})
-	startEngine(t, e)
-	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-	if r.State != acidic.RunSucceeded {
-		t.Fatalf("run %s (%s)", r.State, r.Error)
-	}
-	s := stepLog(t, r, "try")
-	if len(s.Failures) != storage.MaxStepFailures || s.FailuresDropped != fails-storage.MaxStepFailures {
-		t.Fatalf("%d failures kept, %d dropped; want %d and %d", len(s.Failures), s.FailuresDropped, storage.MaxStepFailures, fails-storage.MaxStepFailures)
-	}
-	for i, f := range s.Failures {
-		want := fails - storage.MaxStepFailures + i + 1
-		if f.Attempt != want || f.Error != fmt.Sprintf("no luck on attempt %d", want) {
-			t.Errorf("failure %d: attempt %d %q; want attempt %d", i, f.Attempt, f.Error, want)
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		t.Parallel()
+		cfg := engineConfig(1)
+		cfg.Logger = quietLogger()
+		const fails = storage.MaxStepFailures + 5
+		wf := workflow.Define("stubborn", fastOptions(fails+1),
+			steps.Do("try", func(ctx context.Context, sc *steps.Context[logArgs, logState]) error {
+				if sc.Attempt() <= fails {
+					return errors.New("no luck on attempt " + fmt.Sprint(sc.Attempt()))
+				}
+				return nil
+			}))
+		e := newEngine(t, drv, cfg, wf)
+		id := enqueue(t, e, "stubborn", logArgs{})
+		startEngine(t, e)
+		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+		if r.State != acidic.RunSucceeded {
+			t.Fatalf("run %s (%s)", r.State, r.Error)
 		}
-	}
-	if s.State != acidic.StepSucceeded || s.Error != "" {
-		t.Errorf("step %s %q; want succeeded", s.State, s.Error)
-	}
+		s := stepLog(t, r, "try")
+		if len(s.Failures) != storage.MaxStepFailures || s.FailuresDropped != fails-storage.MaxStepFailures {
+			t.Fatalf("%d failures kept, %d dropped; want %d and %d", len(s.Failures), s.FailuresDropped, storage.MaxStepFailures, fails-storage.MaxStepFailures)
+		}
+		for i, f := range s.Failures {
+			want := fails - storage.MaxStepFailures + i + 1
+			if f.Attempt != want || f.Error != fmt.Sprintf("no luck on attempt %d", want) {
+				t.Errorf("failure %d: attempt %d %q; want attempt %d", i, f.Attempt, f.Error, want)
+			}
+		}
+		if s.State != acidic.StepSucceeded || s.Error != "" {
+			t.Errorf("step %s %q; want succeeded", s.State, s.Error)
+		}
+	})
 }
