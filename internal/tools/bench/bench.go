@@ -3,10 +3,14 @@
 //
 // Every figure that depends on the machine is put next to a baseline measured
 // on the same database in the same minute: raw SERIALIZABLE transactions that
-// each update one row, with pgx alone. The ratio of the two (workflow steps/s
-// ÷ baseline tx/s) is what the targets are about, so they hold on a laptop and
-// on a server alike. The bench creates a throwaway schema, migrates it, and
-// drops it when it ends, also on Ctrl-C or an error.
+// each update one row, with pgx alone on PostgreSQL, and on SQLite BEGIN
+// IMMEDIATE; UPDATE one row; COMMIT on a connection of its own to the same
+// file with the driver's pragmas. The ratio of the two (workflow steps/s ÷
+// baseline tx/s) is what the targets are about, so they hold on a laptop and
+// on a server alike. On PostgreSQL the bench creates a throwaway schema,
+// migrates it, and drops it when it ends, also on Ctrl-C or an error; on
+// SQLite it does the same with a throwaway file beside the one named (see
+// sqlite.go).
 package bench
 
 import (
@@ -62,17 +66,21 @@ func (c config) maxWorkers() int { return slices.Max(c.workers) }
 func (c config) has(name string) bool { return c.scenarios[name] }
 
 const usage = `acidic bench measures the engine against the raw commit rate of the same
-PostgreSQL, in a throwaway schema it drops at the end.
+database: on PostgreSQL in a throwaway schema it drops at the end; on SQLite
+(-database sqlite:PATH) in a throwaway file beside PATH (PATH itself is not
+touched) that it removes at the end.
 
 Usage:
   acidic [-database URL] bench [flags]
+  acidic -database sqlite:PATH bench [flags]
 
 Scenarios (-scenario takes names or numbers):
   1 enqueue    Enqueue in a loop from N goroutines, and one EnqueueMany
   2 jobs       N trivial jobs enqueued, then worked to completion
   3 workflows  runs of a workflow of three empty steps
-  4 baseline   raw SERIALIZABLE one-row-update transactions (pgx alone) and
-               the efficiency ratio workflow steps/s ÷ baseline tx/s
+  4 baseline   raw SERIALIZABLE one-row-update transactions (pgx alone), or
+               on SQLite BEGIN IMMEDIATE; UPDATE one row; COMMIT, and the
+               efficiency ratio workflow steps/s ÷ baseline tx/s
   5 latency    enqueue-to-start and step commit latency, idle and under load
   6 memory     peak RSS and Go heap while many runs are queued and worked
   7 growth     per-job fetch+complete cost with many finished rows in the table
@@ -225,19 +233,34 @@ type Row struct {
 
 // Report is what -json writes.
 type Report struct {
-	Started    time.Time `json:"started"`
-	Seconds    float64   `json:"seconds"`
-	Args       []string  `json:"args"`
-	GoVersion  string    `json:"go_version"`
-	GOOS       string    `json:"goos"`
-	GOARCH     string    `json:"goarch"`
-	NumCPU     int       `json:"num_cpu"`
-	Postgres   string    `json:"postgres"`
-	Schema     string    `json:"schema"`
-	Rows       []Row     `json:"rows"`
-	TargetsMet int       `json:"targets_met"`
-	Targets    int       `json:"targets"`
-	Error      string    `json:"error,omitempty"`
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	Args      []string  `json:"args"`
+	GoVersion string    `json:"go_version"`
+	GOOS      string    `json:"goos"`
+	GOARCH    string    `json:"goarch"`
+	NumCPU    int       `json:"num_cpu"`
+	Postgres  string    `json:"postgres"`
+	Schema    string    `json:"schema"`
+	// Driver is "postgres" or "sqlite".
+	Driver string `json:"driver"`
+	// SQLite is the SQLite library's version and File the throwaway file
+	// the bench ran on, when Driver is "sqlite".
+	SQLite string `json:"sqlite,omitempty"`
+	File   string `json:"file,omitempty"`
+	// Skipped lists the scenarios asked for that cannot run on this
+	// database, and why.
+	Skipped    []Skip `json:"skipped,omitempty"`
+	Rows       []Row  `json:"rows"`
+	TargetsMet int    `json:"targets_met"`
+	Targets    int    `json:"targets"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Skip is a scenario that was asked for but cannot run on the database.
+type Skip struct {
+	Scenario string `json:"scenario"`
+	Why      string `json:"why"`
 }
 
 // target is a goal a figure is checked against.
@@ -367,10 +390,8 @@ func Main(ctx context.Context, url string, args []string, stdout, stderr io.Writ
 			}
 		}
 	}
-	if len(rep.Rows) > 0 && cfg.jsonPath != "-" {
-		printTable(stdout, rep.Rows)
-		fmt.Fprintf(stdout, "\n%d of %d targets met; %s, %d CPUs, %s; bench took %s\n",
-			rep.TargetsMet, rep.Targets, rep.GOOS+"/"+rep.GOARCH, rep.NumCPU, shortVersion(rep.Postgres), time.Since(started).Round(time.Second))
+	if (len(rep.Rows) > 0 || len(rep.Skipped) > 0) && cfg.jsonPath != "-" {
+		printReport(stdout, rep, time.Since(started))
 	}
 	if runErr != nil {
 		rep.Error = runErr.Error()
@@ -389,6 +410,23 @@ func Main(ctx context.Context, url string, args []string, stdout, stderr io.Writ
 		return exitMissed
 	}
 	return exitOK
+}
+
+// printReport prints the table, the scenarios that could not run and why,
+// and the summary.
+func printReport(w io.Writer, rep Report, took time.Duration) {
+	if len(rep.Rows) > 0 {
+		printTable(w, rep.Rows)
+	}
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(w, "%s: not run on %s: %s\n", s.Scenario, rep.Driver, s.Why)
+	}
+	db := shortVersion(rep.Postgres)
+	if rep.Driver == driverSQLite {
+		db = "SQLite " + rep.SQLite
+	}
+	fmt.Fprintf(w, "\n%d of %d targets met; %s, %d CPUs, %s; bench took %s\n",
+		rep.TargetsMet, rep.Targets, rep.GOOS+"/"+rep.GOARCH, rep.NumCPU, db, took.Round(time.Second))
 }
 
 func shortVersion(v string) string {

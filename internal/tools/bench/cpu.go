@@ -31,6 +31,9 @@ type cpuSnap struct {
 // connected with the bench's application_name.
 func (b *bench) cpuSnapshot(ctx context.Context) cpuSnap {
 	s := cpuSnap{at: time.Now(), client: selfCPU(), server: map[int]time.Duration{}}
+	if b.pool == nil {
+		return s // SQLite runs in this process: its CPU is the client's
+	}
 	rows, err := b.pool.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", b.schema)
 	if err != nil {
 		return s

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,12 +23,16 @@ import (
 	"github.com/acidic-go/acidic/workflow"
 )
 
-// bench is one run of the command: its pool, schema and results so far.
+// bench is one run of the command: its database, and results so far.
 type bench struct {
-	cfg      config
+	cfg config
+	drv storage.Driver
+	// On PostgreSQL, the pool and the throwaway schema; on SQLite, lite
+	// (pool is nil then, schema empty).
 	pool     *pgxpool.Pool
-	drv      *postgres.Driver
 	schema   string
+	lite     *liteStore
+	rep      *Report
 	tbl      *table
 	progress io.Writer
 	logger   *slog.Logger // discards: the engine's logs would garble the table
@@ -42,6 +48,10 @@ type bench struct {
 // run sets up the schema, runs the chosen scenarios in order and tears the
 // schema down again, whatever happens.
 func run(ctx context.Context, url string, cfg config, tbl *table, rep *Report, progress io.Writer) (err error) {
+	if path, ok := strings.CutPrefix(url, sqlitePrefix); ok {
+		return runSQLite(ctx, path, cfg, tbl, rep, progress)
+	}
+	rep.Driver = driverPostgres
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("database URL: %w", err)
@@ -67,13 +77,9 @@ func run(ctx context.Context, url string, cfg config, tbl *table, rep *Report, p
 	}
 
 	rep.Schema = schema
-	b := &bench{
-		cfg: cfg, pool: pool, schema: schema, tbl: tbl, progress: progress,
-		drv:        postgres.New(pool, postgres.Options{Schema: schema}),
-		logger:     slog.New(slog.DiscardHandler),
-		jobsPerSec: map[int]float64{},
-		runsPerSec: map[int]float64{},
-	}
+	drv := postgres.New(pool, postgres.Options{Schema: schema})
+	b := newBench(cfg, drv, tbl, rep, progress)
+	b.pool, b.schema = pool, schema
 	defer func() {
 		// Ctrl-C cancelled ctx; the drop still has to happen.
 		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -83,10 +89,26 @@ func run(ctx context.Context, url string, cfg config, tbl *table, rep *Report, p
 		}
 	}()
 	b.logf("schema %s, pool of %d connections, workers %v", schema, pcfg.MaxConns, cfg.workers)
-	if _, err := b.drv.Migrator().Up(ctx); err != nil {
+	if _, err := drv.Migrator().Up(ctx); err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
+	return b.runScenarios(ctx)
+}
 
+// newBench returns a bench on drv, without its database's own parts.
+func newBench(cfg config, drv storage.Driver, tbl *table, rep *Report, progress io.Writer) *bench {
+	return &bench{
+		cfg: cfg, drv: drv, tbl: tbl, rep: rep, progress: progress,
+		logger:     slog.New(slog.DiscardHandler),
+		jobsPerSec: map[int]float64{},
+		runsPerSec: map[int]float64{},
+	}
+}
+
+// runScenarios runs the chosen scenarios in order; one the database cannot
+// run is listed in the report's Skipped, with why.
+func (b *bench) runScenarios(ctx context.Context) error {
+	cfg := b.cfg
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -105,6 +127,12 @@ func run(ctx context.Context, url string, cfg config, tbl *table, rep *Report, p
 			continue
 		}
 		if s.name != "workflows" && !cfg.has(s.name) {
+			continue
+		}
+		if why := b.cannotRun(s.name); why != "" {
+			num := slices.Index(scenarioNames, s.name) + 1
+			b.rep.Skipped = append(b.rep.Skipped, Skip{Scenario: fmt.Sprintf("%d %s", num, s.name), Why: why})
+			b.logf("%s: not run on %s: %s", s.name, b.rep.Driver, why)
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -131,6 +159,10 @@ func (b *bench) checkpoint(ctx context.Context) {
 	if b.cfg.quick {
 		return // sizes too small to matter; the server may be busy flushing others' writes
 	}
+	if b.lite != nil {
+		b.lite.checkpoint(ctx, b)
+		return
+	}
 	if _, err := b.pool.Exec(ctx, "CHECKPOINT"); err != nil && !b.noCheckpoint {
 		b.noCheckpoint = true
 		b.logf("CHECKPOINT not allowed (%v); measurements may overlap checkpoints", err)
@@ -141,11 +173,19 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.progress, "bench: "+format+"\n", args...)
 }
 
-func (b *bench) table(name string) string { return pgx.Identifier{b.schema, name}.Sanitize() }
+func (b *bench) table(name string) string {
+	if b.lite != nil {
+		return pgx.Identifier{name}.Sanitize() // the same quoting in SQLite
+	}
+	return pgx.Identifier{b.schema, name}.Sanitize()
+}
 
 // reset empties the engine's tables, so rows left by one measurement never
 // slow the next.
 func (b *bench) reset(ctx context.Context) error {
+	if b.lite != nil {
+		return b.lite.reset(ctx)
+	}
 	_, err := b.pool.Exec(ctx, "TRUNCATE "+b.table("jobs")+", "+b.table("run_steps")+", "+b.table("runs")+", "+b.table("outbox")+", "+
 		b.table("queue_slots")+", "+b.table("queue_limits")+" RESTART IDENTITY")
 	if err != nil {
@@ -157,6 +197,9 @@ func (b *bench) reset(ctx context.Context) error {
 // warm opens n connections ahead of a timed part, so it does not include
 // connecting (a new backend costs milliseconds).
 func (b *bench) warm(ctx context.Context, n int) error {
+	if b.lite != nil {
+		return nil // the driver's connections are open for good
+	}
 	n = min(n, int(b.pool.Config().MaxConns))
 	conns := make([]*pgxpool.Conn, 0, n)
 	defer func() {
@@ -175,6 +218,9 @@ func (b *bench) warm(ctx context.Context, n int) error {
 }
 
 func (b *bench) count(ctx context.Context, sql string, args ...any) (int, error) {
+	if b.lite != nil {
+		return b.lite.count(ctx, sql, args...)
+	}
 	var n int
 	err := b.pool.QueryRow(ctx, sql, args...).Scan(&n)
 	return n, err

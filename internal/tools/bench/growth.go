@@ -70,6 +70,9 @@ func (b *bench) growthRounds() int {
 // fillFinished adds n completed jobs straight in SQL (set-up, not engine
 // code), then vacuums and analyzes the table.
 func (b *bench) fillFinished(ctx context.Context, n int) error {
+	if b.lite != nil {
+		return b.lite.fillFinished(ctx, b, n)
+	}
 	for n > 0 {
 		k := min(n, fillChunk)
 		_, err := b.pool.Exec(ctx, `INSERT INTO `+b.table("jobs")+`

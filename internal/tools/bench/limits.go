@@ -12,6 +12,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 )
 
@@ -36,17 +37,21 @@ const (
 // life), and jobs whose work takes limitCall, which the target is about.
 func (b *bench) limitsScenario(ctx context.Context) error {
 	perNode := (limitGlobal + limitNodes - 1) / limitNodes
-	pools := make([]*pgxpool.Pool, limitNodes)
-	for i := range pools {
-		p, err := pgxpool.NewWithConfig(ctx, b.nodePoolConfig())
-		if err != nil {
-			return fmt.Errorf("node pool: %w", err)
+	var nodes []limitNode
+	defer func() {
+		for _, n := range nodes {
+			n.close()
 		}
-		defer p.Close()
-		pools[i] = p
+	}()
+	for range limitNodes {
+		n, err := b.openNode(ctx)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, n)
 	}
 	for _, work := range []time.Duration{0, limitCall} {
-		if err := b.limitsWorkload(ctx, pools, perNode, work); err != nil {
+		if err := b.limitsWorkload(ctx, nodes, perNode, work); err != nil {
 			return err
 		}
 	}
@@ -55,7 +60,7 @@ func (b *bench) limitsScenario(ctx context.Context) error {
 
 // limitsWorkload measures one workload of scenario 8: jobs whose work takes
 // work, worked with and without the limit.
-func (b *bench) limitsWorkload(ctx context.Context, pools []*pgxpool.Pool, perNode int, work time.Duration) error {
+func (b *bench) limitsWorkload(ctx context.Context, pools []limitNode, perNode int, work time.Duration) error {
 	rounds := b.cfg.runs * workflowRounds
 	if b.cfg.quick {
 		rounds = b.cfg.runs
@@ -111,12 +116,33 @@ func (b *bench) limitsWorkload(ctx context.Context, pools []*pgxpool.Pool, perNo
 	return nil
 }
 
-// nodePoolConfig is the configuration of one node's pool: the bench's own,
-// with as many connections as a client of trivial jobs wants.
-func (b *bench) nodePoolConfig() *pgxpool.Config {
+// limitNode is the store of one client of the limits scenario, as a node on
+// a machine of its own would have it.
+type limitNode struct {
+	drv   storage.Driver
+	warm  func(context.Context) error
+	close func()
+}
+
+// openNode opens one node's store: on PostgreSQL a pool of its own (the
+// bench's configuration, with as many connections as a client of trivial
+// jobs wants); on SQLite a driver of its own on the file, as another
+// process would open it (it finds what the others enqueue by polling).
+func (b *bench) openNode(ctx context.Context) (limitNode, error) {
+	if b.lite != nil {
+		return b.lite.openNode(ctx)
+	}
 	cfg := b.pool.Config()
 	cfg.MaxConns = 10
-	return cfg
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return limitNode{}, fmt.Errorf("node pool: %w", err)
+	}
+	return limitNode{
+		drv:   postgres.New(p, postgres.Options{Schema: b.schema}),
+		warm:  func(ctx context.Context) error { return warmPool(ctx, p, 4) },
+		close: p.Close,
+	}, nil
 }
 
 // limitRun is what one batch of the limits scenario measured.
@@ -130,7 +156,7 @@ type limitRun struct {
 // times one client per pool, each with perNode workers and the given
 // limits, working them all, from Start until every Stop returned;
 // meanwhile it samples how many jobs the table shows running.
-func (b *bench) limitBatch(ctx context.Context, pools []*pgxpool.Pool, perNode int, limits queue.QueueLimits, work time.Duration) (limitRun, error) {
+func (b *bench) limitBatch(ctx context.Context, pools []limitNode, perNode int, limits queue.QueueLimits, work time.Duration) (limitRun, error) {
 	n := b.cfg.jobs
 	if err := b.reset(ctx); err != nil {
 		return limitRun{}, err
@@ -152,14 +178,14 @@ func (b *bench) limitBatch(ctx context.Context, pools []*pgxpool.Pool, perNode i
 		cfg := b.queueConfig(ws, perNode)
 		cfg.ID = fmt.Sprintf("bench-node-%d", i+1)
 		cfg.Queues[queue.DefaultQueue] = queue.QueueConfig{MaxWorkers: perNode, Limits: limits}
-		c, err := queue.New(postgres.New(p, postgres.Options{Schema: b.schema}), cfg)
+		c, err := queue.New(p.drv, cfg)
 		if err != nil {
 			return limitRun{}, err
 		}
 		clients[i] = c
 	}
 	for _, p := range pools {
-		if err := warmPool(ctx, p, 4); err != nil {
+		if err := p.warm(ctx); err != nil {
 			return limitRun{}, err
 		}
 	}
@@ -218,9 +244,8 @@ func (b *bench) sampleRunning(ctx context.Context, peak *atomic.Int64) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var n int64
-		if err := b.pool.QueryRow(ctx, q).Scan(&n); err == nil && n > peak.Load() {
-			peak.Store(n)
+		if n, err := b.count(ctx, q); err == nil && int64(n) > peak.Load() {
+			peak.Store(int64(n))
 		}
 		select {
 		case <-ctx.Done():

@@ -385,7 +385,13 @@ func (e *env) bench(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.config(); err != nil {
+	// The bench opens the database itself; only what is wrong with the
+	// string is refused here, as a usage error.
+	if path, ok := db.src().SQLitePath(); ok {
+		if strings.TrimSpace(path) == "" {
+			return fmt.Errorf("%w: %s: sqlite: needs a file path (sqlite:./acidic.db)", errUsage, db.source)
+		}
+	} else if _, err := db.config(); err != nil {
 		return err
 	}
 	if code := bench.Main(e.ctx, db.conn, args, e.stdout, e.stderr); code != ExitOK {
