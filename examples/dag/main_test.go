@@ -55,7 +55,7 @@ func checkOrder(t *testing.T, events []string) {
 // PostgreSQL with DATABASE_URL and ACIDIC_SCHEMA. Three deliveries make
 // one workflow, in the test's store.
 func TestProgram(t *testing.T) {
-	bin := exampletest.Build(t)
+	bin := exampletest.Build(t, ".")
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		t.Parallel()

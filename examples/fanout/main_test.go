@@ -79,7 +79,7 @@ func TestFanoutFailsWhenAJobIsDiscarded(t *testing.T) {
 // once, in the test's store; run again, the program finds the run and
 // sends nothing twice.
 func TestProgram(t *testing.T) {
-	bin := exampletest.Build(t)
+	bin := exampletest.Build(t, ".")
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		t.Parallel()

@@ -58,7 +58,7 @@ func TestIterateResumesAtTheFailedItem(t *testing.T) {
 // PostgreSQL with DATABASE_URL and ACIDIC_SCHEMA. The first fails at
 // cheese; the second, a new process, resumes the run there.
 func TestProgram(t *testing.T) {
-	bin := exampletest.Build(t)
+	bin := exampletest.Build(t, ".")
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		t.Parallel()

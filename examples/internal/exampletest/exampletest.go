@@ -19,10 +19,10 @@ import (
 	"github.com/acidic-go/acidic/storage/sqlite"
 )
 
-// Build builds the example in the test's working directory (its package
-// directory) and returns the program's path. It skips the test under
-// -short, or when go is not on PATH.
-func Build(t *testing.T) string {
+// Build builds the program in dir (relative to the test's working
+// directory: "." for the example under test) and returns its path. It skips
+// the test under -short, or when go is not on PATH.
+func Build(t *testing.T, dir string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the program")
@@ -31,13 +31,15 @@ func Build(t *testing.T) string {
 	if err != nil {
 		t.Skip("go not on PATH")
 	}
-	wd, err := os.Getwd()
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), filepath.Base(wd))
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin := filepath.Join(t.TempDir(), filepath.Base(abs))
+	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	cmd.Dir = abs
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", dir, err, out)
 	}
 	return bin
 }
