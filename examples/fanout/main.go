@@ -1,6 +1,6 @@
 // Command fanout shows a workflow step that awaits plain queue jobs on two
-// queues: once an order is confirmed, an email (queue "mailers") and an SMS
-// (queue "sms") go out in parallel, and the order is marked notified once
+// queues: once an order is confirmed, an email (queue "fanout_mailers") and
+// an SMS (queue "fanout_sms") go out in parallel, and the order is marked notified once
 // both have ended, exactly once, whichever finishes last. The SMS gateway
 // fails the first attempts (-sms-failures); the run waits through the
 // retries. See README.md.
@@ -18,18 +18,24 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/storeurl"
 	"github.com/acidic-go/acidic/workflow"
 )
 
-const defaultURL = "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"
+// The example's queues: the workflow's own and one per notification. They
+// are its alone, so the examples share a store (./acidic.db) without ever
+// taking each other's jobs: an engine works only the queues it names.
+const (
+	ordersQueue  = "fanout"
+	mailersQueue = "fanout_mailers"
+	smsQueue     = "fanout_sms"
+)
 
 // Arguments of the two notification jobs, and their kinds: the typed
 // handles that enqueue (Params) and work (Handle) them.
@@ -70,14 +76,15 @@ type orderRun struct {
 // notifications returns the jobs step "notify" awaits, one per queue.
 func (r orderRun) notifications(ctx context.Context) ([]queue.EnqueueParams, error) {
 	return []queue.EnqueueParams{
-		sendEmail.Params(emailArgs{Order: r.Args.Order, To: r.Args.Email}, queue.EnqueueOptions{Queue: "mailers"}),
-		sendSMS.Params(smsArgs{Order: r.Args.Order, Phone: r.Args.Phone}, queue.EnqueueOptions{Queue: "sms", MaxAttempts: 5}),
+		sendEmail.Params(emailArgs{Order: r.Args.Order, To: r.Args.Email}, queue.EnqueueOptions{Queue: mailersQueue}),
+		sendSMS.Params(smsArgs{Order: r.Args.Order, Phone: r.Args.Phone}, queue.EnqueueOptions{Queue: smsQueue, MaxAttempts: 5}),
 	}, nil
 }
 
 // markNotified runs once both jobs have ended (a job that did not complete
 // would have failed the run before it): it reads what they did and marks
-// the order notified, in the step's transaction.
+// the order notified, in the step's transaction (r.SQL(): the same on
+// SQLite and PostgreSQL).
 func (r orderRun) markNotified(ctx context.Context) error {
 	jobs, err := r.ChildJobs(ctx, "notify")
 	if err != nil {
@@ -86,7 +93,7 @@ func (r orderRun) markNotified(ctx context.Context) error {
 	for _, j := range jobs {
 		r.State.Channels = append(r.State.Channels, fmt.Sprintf("%s (%d failed attempts)", j.Kind, len(j.Errors)))
 	}
-	_, err = postgres.PgxTx(r.Tx()).Exec(ctx, inSchema(r.schema,
+	_, err = r.SQL().Exec(ctx, inSchema(r.schema,
 		`INSERT INTO {schema}.notified (order_id, channels) VALUES ($1, $2)`), r.Args.Order, strings.Join(r.State.Channels, ", "))
 	return err
 }
@@ -94,25 +101,28 @@ func (r orderRun) markNotified(ctx context.Context) error {
 // orderConfirmed is the workflow: two steps, the first awaiting two jobs.
 func orderConfirmed(schema string) *workflow.Workflow[orderArgs, orderState] {
 	on := steps.Bind(func(sc *steps.Context[orderArgs, orderState]) orderRun { return orderRun{sc, schema} })
-	return workflow.Define("order_confirmed",
-		workflow.Options{Key: run.By(func(a orderArgs) (string, error) { return a.Order, nil })},
+	return workflow.Define("order_confirmed", workflow.Options{
+		Queue: ordersQueue,
+		Key:   run.By(func(a orderArgs) (string, error) { return a.Order, nil }),
+	},
 		on.AwaitJobsFunc("notify", orderRun.notifications, steps.AwaitOptions{}),
 		on.Do("mark_notified", orderRun.markNotified),
 	)
 }
 
-// gateways are the fake email and SMS providers: each delivery is a row
-// (idempotent: a retried job delivers once); the SMS gateway fails the
+// gateways are the fake email and SMS providers: each delivery is a row,
+// written on the store outside any transaction (db is storage.SQLOf(drv)),
+// idempotent (a retried job delivers once); the SMS gateway fails the
 // first smsFailures attempts of each message (-1: every attempt).
 type gateways struct {
-	pool        *pgxpool.Pool
+	db          storage.SQL
 	schema      string
 	smsFailures int
 }
 
 func (g *gateways) deliver(ctx context.Context, channel, order string) error {
-	_, err := g.pool.Exec(ctx, inSchema(g.schema,
-		`INSERT INTO {schema}.deliveries (channel, order_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`), channel, order)
+	_, err := g.db.Exec(ctx, inSchema(g.schema, `INSERT INTO {schema}.deliveries (channel, order_id) VALUES ($1, $2)
+		ON CONFLICT (channel, order_id) DO NOTHING`), channel, order)
 	return err
 }
 
@@ -134,8 +144,14 @@ func (g *gateways) register(ws *queue.Workers) error {
 
 // config is what one invocation does.
 type config struct {
-	URL         string
-	Pool        *pgxpool.Pool // used instead of URL when set (tests)
+	// Store is the store to open (storeurl.FromEnv: DATABASE_URL, else the
+	// SQLite file at ACIDIC_DB, else ./acidic.db).
+	Store storeurl.Source
+	// Driver is used instead of Store when set (tests); it must be
+	// migrated.
+	Driver storage.Driver
+	// Schema holds Acidic's and the example's tables on PostgreSQL (""
+	// is Acidic's default, "acidic"); a SQLite file has none.
 	Schema      string
 	Order       string
 	SMSFailures int
@@ -145,6 +161,7 @@ type config struct {
 
 // report is what run found once the order's run finished.
 type report struct {
+	Store      string // the store, when runOrder opened it
 	RunID      uuid.UUID
 	State      acidic.RunState
 	Error      string
@@ -155,15 +172,22 @@ type report struct {
 }
 
 func main() {
-	cfg := config{URL: os.Getenv("DATABASE_URL"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	if cfg.URL == "" {
-		cfg.URL = defaultURL
-	}
-	flag.StringVar(&cfg.Schema, "schema", "acidic_fanout", "schema for Acidic's and the example's tables")
+	cfg := config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	flag.StringVar(&cfg.Schema, "schema", os.Getenv("ACIDIC_SCHEMA"), "PostgreSQL schema for Acidic's and the example's tables (default $ACIDIC_SCHEMA, else acidic, as for the acidic command)")
 	flag.StringVar(&cfg.Order, "order", "order-1", "order id (one run per order)")
 	flag.IntVar(&cfg.SMSFailures, "sms-failures", 2, "attempts of the SMS that fail before it goes out (-1: all; the SMS has 5)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "give up if the run has not finished by then")
 	flag.Parse()
+	// The store: DATABASE_URL (PostgreSQL, or sqlite:PATH), else the
+	// SQLite file at ACIDIC_DB, else ./acidic.db; the acidic command
+	// chooses the same way.
+	src, err := storeurl.FromEnv(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fanout:", err)
+		os.Exit(2)
+	}
+	cfg.Store = src
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	rep, err := runOrder(ctx, cfg)
 	stop()
@@ -182,23 +206,27 @@ func main() {
 func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	pool := cfg.Pool
-	if pool == nil {
-		if pool, err = pgxpool.New(ctx, cfg.URL); err != nil {
+	// Open the store (a bad path or URL fails here, before anything is
+	// written) and migrate Acidic's tables, then create the example's.
+	drv := cfg.Driver
+	if drv == nil {
+		st, err := storeurl.Open(ctx, cfg.Store, storeurl.Options{Schema: cfg.Schema, Migrate: true})
+		if err != nil {
 			return rep, err
 		}
-		defer pool.Close()
+		defer st.Close()
+		drv, rep.Store = st.Driver, st.Source.String()
 	}
-	drv := postgres.New(pool, postgres.Options{Schema: cfg.Schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		return rep, err
+	db := storage.SQLOf(drv) // the store's SQL, outside any transaction
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS {schema}.deliveries (channel TEXT, order_id TEXT, PRIMARY KEY (channel, order_id))`,
+		`CREATE TABLE IF NOT EXISTS {schema}.notified (order_id TEXT, channels TEXT)`,
+	} {
+		if _, err := db.Exec(ctx, inSchema(drv.Schema(), ddl)); err != nil {
+			return rep, fmt.Errorf("create tables: %w", err)
+		}
 	}
-	if _, err := pool.Exec(ctx, inSchema(cfg.Schema, `
-		CREATE TABLE IF NOT EXISTS {schema}.deliveries (channel text, order_id text, PRIMARY KEY (channel, order_id));
-		CREATE TABLE IF NOT EXISTS {schema}.notified (order_id text, channels text)`)); err != nil {
-		return rep, err
-	}
-	gw := &gateways{pool: pool, schema: cfg.Schema, smsFailures: cfg.SMSFailures}
+	gw := &gateways{db: db, schema: drv.Schema(), smsFailures: cfg.SMSFailures}
 	ws := queue.NewWorkers()
 	if err := gw.register(ws); err != nil {
 		return rep, err
@@ -206,13 +234,13 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: cfg.Logger, Queue: queue.Config{
 		Workers: ws,
 		Queues: map[string]queue.QueueConfig{
-			queue.DefaultQueue: {MaxWorkers: 2}, "mailers": {MaxWorkers: 2}, "sms": {MaxWorkers: 2},
+			ordersQueue: {MaxWorkers: 2}, mailersQueue: {MaxWorkers: 2}, smsQueue: {MaxWorkers: 2},
 		},
 	}})
 	if err != nil {
 		return rep, err
 	}
-	wf := orderConfirmed(cfg.Schema)
+	wf := orderConfirmed(drv.Schema())
 	if err := eng.Register(wf); err != nil {
 		return rep, err
 	}
@@ -240,7 +268,7 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 		`SELECT count(*) FROM {schema}.deliveries WHERE order_id = $1`: &rep.Deliveries,
 		`SELECT count(*) FROM {schema}.notified WHERE order_id = $1`:   &rep.Notified,
 	} {
-		if err := pool.QueryRow(ctx, inSchema(cfg.Schema, sql), cfg.Order).Scan(n); err != nil {
+		if err := db.QueryRow(ctx, inSchema(drv.Schema(), sql), cfg.Order).Scan(n); err != nil {
 			return rep, err
 		}
 	}
@@ -248,6 +276,9 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 }
 
 func (r report) print(w io.Writer) {
+	if r.Store != "" {
+		fmt.Fprintf(w, "store: %s\n", r.Store)
+	}
 	fmt.Fprintf(w, "run %s %s", r.RunID, r.State)
 	if r.Error != "" {
 		fmt.Fprintf(w, ": %s", r.Error)
@@ -262,7 +293,8 @@ func (r report) print(w io.Writer) {
 	fmt.Fprintf(w, "deliveries: %d, marked notified: %d\n", r.Deliveries, r.Notified)
 }
 
-// inSchema puts the quoted schema name into a statement.
+// inSchema puts the quoted schema name into a statement: the PostgreSQL
+// schema of Acidic's tables, or "main" on SQLite (the file).
 func inSchema(schema, sql string) string {
-	return strings.ReplaceAll(sql, "{schema}", pgx.Identifier{schema}.Sanitize())
+	return strings.ReplaceAll(sql, "{schema}", `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
 }

@@ -19,18 +19,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/steps"
-	"github.com/acidic-go/acidic/storage/postgres"
+	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/storeurl"
 	"github.com/acidic-go/acidic/workflow"
 )
 
-const defaultURL = "postgres://postgres@127.0.0.1:5432/acidic_test?sslmode=disable"
+// reservationsQueue is the example's queue: its alone, so the examples
+// share a store (./acidic.db) without ever taking each other's jobs (an
+// engine works only the queues it names).
+const reservationsQueue = "iterate"
 
 type lineItem struct {
 	SKU string `json:"sku"`
@@ -51,26 +53,31 @@ type orderState struct {
 // errWarehouse is the warehouse's failure at the item -fail-at names.
 var errWarehouse = errors.New("warehouse unavailable")
 
-// reservations reserves the items of orders. failAt is the 1-based item at
-// which the warehouse fails (0: never).
+// reservations reserves the items of orders. db is the store's SQL outside
+// any transaction (storage.SQLOf(drv)), where the warehouse logs its calls.
+// failAt is the 1-based item at which the warehouse fails (0: never).
 type reservations struct {
-	pool   *pgxpool.Pool
+	db     storage.SQL
 	schema string
 	failAt int
 }
 
 // reserve reserves one item: the warehouse call (outside, logged on its own
-// connection) and the reservation row, written in the step's transaction
-// with the advanced cursor, so a committed item is never reserved again.
+// connection, like a system our rollbacks cannot undo) and the reservation
+// row, written in the step's transaction (sc.SQL(), the same on SQLite and
+// PostgreSQL) with the advanced cursor, so a committed item is never
+// reserved again. The warehouse is called before the step's first
+// statement: the transaction begins there, and on SQLite it holds the
+// file's write lock from then until it commits.
 func (res *reservations) reserve(ctx context.Context, sc *steps.Context[orderArgs, orderState], item lineItem) error {
 	n := int(sc.Cursor()) + 1
-	if _, err := res.pool.Exec(ctx, inSchema(res.schema, `INSERT INTO {schema}.warehouse_calls (order_id, sku) VALUES ($1, $2)`), sc.Args.Order, item.SKU); err != nil {
+	if _, err := res.db.Exec(ctx, inSchema(res.schema, `INSERT INTO {schema}.warehouse_calls (order_id, sku) VALUES ($1, $2)`), sc.Args.Order, item.SKU); err != nil {
 		return err
 	}
 	if n == res.failAt {
 		return fmt.Errorf("item %d (%s): %w", n, item.SKU, errWarehouse)
 	}
-	if _, err := postgres.PgxTx(sc.Tx()).Exec(ctx, inSchema(res.schema,
+	if _, err := sc.SQL().Exec(ctx, inSchema(res.schema,
 		`INSERT INTO {schema}.reservations (order_id, sku, qty) VALUES ($1, $2, $3)`), sc.Args.Order, item.SKU, item.Qty); err != nil {
 		return err
 	}
@@ -83,6 +90,7 @@ func (res *reservations) reserve(ctx context.Context, sc *steps.Context[orderArg
 // the next invocation.
 func (res *reservations) workflow() *workflow.Workflow[orderArgs, orderState] {
 	return workflow.Define[orderArgs, orderState]("reserve_order", workflow.Options{
+		Queue:       reservationsQueue,
 		MaxAttempts: 1,
 		Key:         run.By(func(a orderArgs) (string, error) { return a.Order, nil }),
 	}).
@@ -96,8 +104,14 @@ func (res *reservations) workflow() *workflow.Workflow[orderArgs, orderState] {
 
 // config is what one invocation does.
 type config struct {
-	URL     string
-	Pool    *pgxpool.Pool // used instead of URL when set (tests)
+	// Store is the store to open (storeurl.FromEnv: DATABASE_URL, else the
+	// SQLite file at ACIDIC_DB, else ./acidic.db).
+	Store storeurl.Source
+	// Driver is used instead of Store when set (tests); it must be
+	// migrated.
+	Driver storage.Driver
+	// Schema holds Acidic's and the example's tables on PostgreSQL (""
+	// is Acidic's default, "acidic"); a SQLite file has none.
 	Schema  string
 	Order   string
 	FailAt  int
@@ -107,6 +121,7 @@ type config struct {
 
 // report is what runOrder found once the run finished.
 type report struct {
+	Store   string // the store, when runOrder opened it
 	RunID   uuid.UUID
 	Retried bool // the run had failed, and this invocation retried it
 	State   acidic.RunState
@@ -118,15 +133,22 @@ type report struct {
 }
 
 func main() {
-	cfg := config{URL: os.Getenv("DATABASE_URL"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
-	if cfg.URL == "" {
-		cfg.URL = defaultURL
-	}
-	flag.StringVar(&cfg.Schema, "schema", "acidic_iterate", "schema for Acidic's and the example's tables")
+	cfg := config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	flag.StringVar(&cfg.Schema, "schema", os.Getenv("ACIDIC_SCHEMA"), "PostgreSQL schema for Acidic's and the example's tables (default $ACIDIC_SCHEMA, else acidic, as for the acidic command)")
 	flag.StringVar(&cfg.Order, "order", "order-1", "order id (one run per order)")
 	flag.IntVar(&cfg.FailAt, "fail-at", 0, "the warehouse fails at this item (1 to 5; 0: never)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "give up if the run has not finished by then")
 	flag.Parse()
+	// The store: DATABASE_URL (PostgreSQL, or sqlite:PATH), else the
+	// SQLite file at ACIDIC_DB, else ./acidic.db; the acidic command
+	// chooses the same way.
+	src, err := storeurl.FromEnv(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iterate:", err)
+		os.Exit(2)
+	}
+	cfg.Store = src
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	rep, err := runOrder(ctx, cfg)
 	stop()
@@ -145,25 +167,29 @@ var items = []lineItem{{"apple", 3}, {"bread", 1}, {"cheese", 2}, {"dates", 6}, 
 func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	pool := cfg.Pool
-	if pool == nil {
-		if pool, err = pgxpool.New(ctx, cfg.URL); err != nil {
+	// Open the store (a bad path or URL fails here, before anything is
+	// written) and migrate Acidic's tables, then create the example's.
+	drv := cfg.Driver
+	if drv == nil {
+		st, err := storeurl.Open(ctx, cfg.Store, storeurl.Options{Schema: cfg.Schema, Migrate: true})
+		if err != nil {
 			return rep, err
 		}
-		defer pool.Close()
+		defer st.Close()
+		drv, rep.Store = st.Driver, st.Source.String()
 	}
-	drv := postgres.New(pool, postgres.Options{Schema: cfg.Schema})
-	if _, err := drv.Migrator().Up(ctx); err != nil {
-		return rep, err
+	db := storage.SQLOf(drv) // the store's SQL, outside any transaction
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS {schema}.reservations (order_id TEXT, sku TEXT, qty BIGINT)`,
+		`CREATE TABLE IF NOT EXISTS {schema}.warehouse_calls (order_id TEXT, sku TEXT)`,
+	} {
+		if _, err := db.Exec(ctx, inSchema(drv.Schema(), ddl)); err != nil {
+			return rep, fmt.Errorf("create tables: %w", err)
+		}
 	}
-	if _, err := pool.Exec(ctx, inSchema(cfg.Schema, `
-		CREATE TABLE IF NOT EXISTS {schema}.reservations (order_id text, sku text, qty int);
-		CREATE TABLE IF NOT EXISTS {schema}.warehouse_calls (order_id text, sku text)`)); err != nil {
-		return rep, err
-	}
-	res := &reservations{pool: pool, schema: cfg.Schema, failAt: cfg.FailAt}
+	res := &reservations{db: db, schema: drv.Schema(), failAt: cfg.FailAt}
 	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: cfg.Logger, Queue: queue.Config{
-		Queues: map[string]queue.QueueConfig{queue.DefaultQueue: {MaxWorkers: 1}},
+		Queues: map[string]queue.QueueConfig{reservationsQueue: {MaxWorkers: 1}},
 	}})
 	if err != nil {
 		return rep, err
@@ -207,20 +233,35 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 		`SELECT sku, count(*) FROM {schema}.reservations WHERE order_id = $1 GROUP BY sku`:    rep.Reserved,
 		`SELECT sku, count(*) FROM {schema}.warehouse_calls WHERE order_id = $1 GROUP BY sku`: rep.Calls,
 	} {
-		rows, err := pool.Query(ctx, inSchema(cfg.Schema, sql), cfg.Order)
-		if err != nil {
-			return rep, err
-		}
-		var sku string
-		var n int
-		if _, err := pgx.ForEachRow(rows, []any{&sku, &n}, func() error { m[sku] = n; return nil }); err != nil {
+		if err := countBySKU(ctx, db, inSchema(drv.Schema(), sql), cfg.Order, m); err != nil {
 			return rep, err
 		}
 	}
 	return rep, nil
 }
 
+// countBySKU reads the rows of a query of (sku, count) into m.
+func countBySKU(ctx context.Context, db storage.SQL, sql, order string, m map[string]int) error {
+	rows, err := db.Query(ctx, sql, order)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sku string
+		var n int
+		if err := rows.Scan(&sku, &n); err != nil {
+			return err
+		}
+		m[sku] = n
+	}
+	return rows.Err()
+}
+
 func (r report) print(w io.Writer) {
+	if r.Store != "" {
+		fmt.Fprintf(w, "store: %s\n", r.Store)
+	}
 	fmt.Fprintf(w, "run %s %s (retried: %v)", r.RunID, r.State, r.Retried)
 	if r.Error != "" {
 		fmt.Fprintf(w, ": %s", r.Error)
@@ -234,7 +275,8 @@ func (r report) print(w io.Writer) {
 	}
 }
 
-// inSchema puts the quoted schema name into a statement.
+// inSchema puts the quoted schema name into a statement: the PostgreSQL
+// schema of Acidic's tables, or "main" on SQLite (the file).
 func inSchema(schema, sql string) string {
-	return strings.ReplaceAll(sql, "{schema}", pgx.Identifier{schema}.Sanitize())
+	return strings.ReplaceAll(sql, "{schema}", `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
 }
