@@ -44,7 +44,6 @@ func fanOut() []workflow.Definition {
 func TestPerformRunsAWorkflowAcrossQueuesAndRetries(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		h := acidictest.New(t, acidictest.Options{Driver: drv}, fanOut()...)
 		_ = h.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 		r, err := h.Perform(context.Background(), "parent", args{N: 21})
@@ -65,7 +64,6 @@ func TestPerformRunsAWorkflowAcrossQueuesAndRetries(t *testing.T) {
 func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := context.Background()
 		manual := acidictest.New(t, acidictest.Options{Driver: drv}, fanOut()...)
 		res, err := manual.Enqueue(ctx, "parent", args{N: 2}, workflow.EnqueueOptions{})
@@ -99,7 +97,6 @@ func TestManualModeStoresAndInlineUntilDoneRuns(t *testing.T) {
 func TestPerformJobAndFilters(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		h := acidictest.New(t, acidictest.Options{Driver: drv})
 		_ = h.Workers.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 		_ = h.Workers.Handle("no", func(ctx context.Context, job *acidic.Job) error { return queue.Cancel(nil) }, queue.KindOptions{})
@@ -139,7 +136,6 @@ func TestPerformJobAndFilters(t *testing.T) {
 func TestDrainAllStopsAtMaxJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		_ = ws.Handle("again", func(ctx context.Context, job *acidic.Job) error { return queue.Snooze(0) }, queue.KindOptions{})
 		h := acidictest.New(t, acidictest.Options{Driver: drv, Workers: ws})
@@ -159,7 +155,6 @@ func TestDrainAllStopsAtMaxJobs(t *testing.T) {
 func TestInlineEnqueueJobReportsDuplicates(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		_ = ws.Handle("once", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 		h := acidictest.New(t, acidictest.Options{Driver: drv, Mode: acidictest.Inline, Workers: ws})
@@ -208,7 +203,6 @@ func fails(tb *fatalTB, fn func()) (msg string) {
 func TestRequireEnqueuedAndNotEnqueuedFail(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		tb := &fatalTB{TB: t}
 		h := acidictest.New(tb, acidictest.Options{Driver: drv})
 		ctx := context.Background()

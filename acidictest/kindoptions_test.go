@@ -17,7 +17,6 @@ import (
 func TestHelpersHonourKindOptions(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		err := ws.Handle("charge", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{
 			Queue: "payments", Priority: queue.PriorityOf(2), MaxAttempts: 4,

@@ -32,7 +32,6 @@ func jobRows(t *testing.T, h *acidictest.Harness) int {
 func TestPerformWorkerRunsTheWorkerAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		errCard := errors.New("card declined")
 		var seen []*acidic.Job
 		ws := queue.NewWorkers()
@@ -100,7 +99,6 @@ func TestPerformWorkerRunsTheWorkerAndWritesNothing(t *testing.T) {
 func TestPerformWorkerAppliesTimeoutAndRecoversPanics(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
 			<-ctx.Done() // ends only by the kind's timeout
@@ -122,7 +120,6 @@ func TestPerformWorkerAppliesTimeoutAndRecoversPanics(t *testing.T) {
 func TestPerformWorkerOutcomesMatchTheQueue(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cases := []error{nil, errors.New("plain"), queue.Snooze(time.Hour), queue.Cancel(nil), queue.Cancel(errors.New("why")),
 			queue.Discard(nil), fmt.Errorf("wrapped: %w", queue.Snooze(0))}
 		ws := queue.NewWorkers()
@@ -162,7 +159,6 @@ func counter(ws *queue.Workers, kind string, fn func(n int) error) *int {
 func TestInlineAttemptsEachJobOnceAndInlineUntilDoneLoops(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := context.Background()
 		ws := queue.NewWorkers()
 		snoozes := counter(ws, "snoozy", func(n int) error {
@@ -211,7 +207,6 @@ func TestInlineAttemptsEachJobOnceAndInlineUntilDoneLoops(t *testing.T) {
 func TestInlineWorkflowLeavesItsRetryStored(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := context.Background()
 		h := acidictest.New(t, acidictest.Options{Driver: drv, Mode: acidictest.Inline}, fanOut()...)
 		_ = h.Workers.Handle("notify", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
@@ -244,7 +239,6 @@ func TestInlineWorkflowLeavesItsRetryStored(t *testing.T) {
 func TestWithModeRestoresTheMode(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := context.Background()
 		ws := queue.NewWorkers()
 		_ = ws.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
@@ -281,7 +275,6 @@ func TestWithModeRestoresTheMode(t *testing.T) {
 func TestEnqueueTxStoresOnCommitOnly(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := context.Background()
 		h := acidictest.New(t, acidictest.Options{Mode: acidictest.Inline, Driver: drv}, fanOut()...)
 		ran := counter(h.Workers, "mail", func(int) error { return nil })
@@ -319,7 +312,6 @@ func TestEnqueueTxStoresOnCommitOnly(t *testing.T) {
 func TestRequireEnqueuedDecodesArgs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		tb := &fatalTB{TB: t}
 		h := acidictest.New(tb, acidictest.Options{Driver: drv})
 		ctx := context.Background()

@@ -31,7 +31,6 @@ type greetArgs struct {
 func TestTypedHandleThroughHarness(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		greet := workflow.Define[greetArgs, struct{ Said string }]("greet", workflow.Options{}).
 			Step("say", func(_ context.Context, sc *steps.Context[greetArgs, struct{ Said string }]) error {
 				sc.State.Said = "hello " + sc.Args.Name

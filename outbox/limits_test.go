@@ -21,7 +21,6 @@ import (
 func TestDirtyPublishErrorIsRecorded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"dirty", "huge"}, 0, 1)
 		huge := strings.Repeat("é", 1<<19)
 		r := newRelay(t, drv, outbox.Config{

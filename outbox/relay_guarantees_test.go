@@ -45,7 +45,6 @@ func guaranteeWait(timeout time.Duration, cond func() bool) bool {
 func TestGuaranteeDrainContinuesAfterDelivery(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var (
 			mu   sync.Mutex
 			seqs []int
@@ -85,7 +84,6 @@ func TestGuaranteeDrainContinuesAfterDelivery(t *testing.T) {
 func TestGuaranteeDefersWhenLeaseRunsShort(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a", "b", "c"}, 0, 1) // one batch of three (one per key)
 
 		const (
@@ -180,7 +178,6 @@ func TestGuaranteeDefersWhenLeaseRunsShort(t *testing.T) {
 func TestGuaranteeFailureAtLeaseEndIsRecorded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a", "b"}, 0, 1) // one batch of two, a first
 		pub := outbox.PublisherFunc(func(ctx context.Context, m *acidic.OutboxMessage) error {
 			if m.Key == "a" {
@@ -220,7 +217,6 @@ func TestGuaranteeFailureAtLeaseEndIsRecorded(t *testing.T) {
 func TestGuaranteeHardStopReleasesUnstarted(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a", "b"}, 0, 1) // one batch of two (one per key)
 
 		started := make(chan struct{})
@@ -281,7 +277,6 @@ func TestGuaranteeHardStopReleasesUnstarted(t *testing.T) {
 func TestGuaranteeConcurrencyCap(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		const keys, concurrency = 9, 3
 		stage(t, drv, keyNames(keys), 0, 1)
 
@@ -318,7 +313,6 @@ func TestGuaranteeConcurrencyCap(t *testing.T) {
 func TestGuaranteeStartedRelayPrunes(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"ok", "stuck"}, 0, 2)
 		r := newRelay(t, drv, outbox.Config{
 			Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
@@ -354,7 +348,6 @@ func TestGuaranteeStartedRelayPrunes(t *testing.T) {
 func TestGuaranteeBackoffAttemptNumbers(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a"}, 0, 1)
 		var (
 			mu       sync.Mutex
@@ -478,7 +471,6 @@ func TestGuaranteeWakesAfterListenerReconnects(t *testing.T) {
 func TestGuaranteeReleaseGivesBackOnlyCurrentClaims(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a", "b"}, 0, 1)
 		claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: time.Hour})
 		if err != nil || len(claimed) != 2 {

@@ -26,7 +26,6 @@ func shortBackoff(int, error) time.Duration { return time.Millisecond }
 func TestFlakyPublisherDeliversInOrder(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		keys := keyNames(5)
 		const perKey = 40
 
@@ -93,7 +92,6 @@ func TestFlakyPublisherDeliversInOrder(t *testing.T) {
 func TestTwoRelays(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		drv2 := testdb.Reopen(t, drv, testdb.Options{})
 		keys := keyNames(5)
 		const perKey = 40
@@ -135,7 +133,6 @@ func TestTwoRelays(t *testing.T) {
 func TestFailingHeadBlocksOnlyItsKey(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a", "b"}, 0, 3)
 		head := listAll(t, drv)[0] // a/0
 		if head.Key != "a" {
@@ -229,7 +226,6 @@ func TestLeaseExpiry(t *testing.T) {
 	t.Run("relay died after claiming", func(t *testing.T) {
 		t.Parallel()
 		testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-			t.Parallel()
 			stage(t, drv, []string{"a"}, 0, 2)
 			claimed, err := drv.OutboxClaim(ctxT(t), storage.OutboxClaimParams{Limit: 10, Lease: lease})
 			if err != nil || len(claimed) != 1 {
@@ -266,7 +262,6 @@ func TestLeaseExpiry(t *testing.T) {
 	t.Run("publish hangs past the lease", func(t *testing.T) {
 		t.Parallel()
 		testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-			t.Parallel()
 			stage(t, drv, []string{"a"}, 0, 1)
 			started := make(chan struct{})
 			release := make(chan struct{})
@@ -324,7 +319,6 @@ func TestLeaseExpiry(t *testing.T) {
 func TestStopIsGraceful(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		started := make(chan struct{})
 		release := make(chan struct{})
 		var once sync.Once
@@ -380,7 +374,6 @@ func TestStopIsGraceful(t *testing.T) {
 func TestStopTwice(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		started := make(chan struct{})
 		release := make(chan struct{})
 		var once sync.Once
@@ -439,7 +432,6 @@ func TestStopTwice(t *testing.T) {
 func TestStopDeadline(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		started := make(chan struct{})
 		var once sync.Once
 		r := newRelay(t, drv, outbox.Config{
@@ -471,7 +463,6 @@ func TestStopDeadline(t *testing.T) {
 func TestNotificationWakesRelay(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		got := make(chan int64, 10)
 		r := newRelay(t, drv, outbox.Config{
 			Publisher:    outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error { got <- m.ID; return nil }),
@@ -494,7 +485,6 @@ func TestNotificationWakesRelay(t *testing.T) {
 func TestPrune(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"ok", "stuck"}, 0, 3)
 		r := newRelay(t, drv, outbox.Config{
 			Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
@@ -537,7 +527,6 @@ func TestPrune(t *testing.T) {
 func TestPublisherPanic(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		stage(t, drv, []string{"a"}, 0, 1)
 		r := newRelay(t, drv, outbox.Config{
 			Publisher: outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { panic("boom") }),
@@ -556,7 +545,6 @@ func TestPublisherPanic(t *testing.T) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		pub := outbox.PublisherFunc(func(context.Context, *acidic.OutboxMessage) error { return nil })
 
 		r := newRelay(t, drv, outbox.Config{Publisher: pub})

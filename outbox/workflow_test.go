@@ -38,7 +38,6 @@ type email struct {
 func TestWorkflowStepPublish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var attempts atomic.Int64
 		wf := workflow.Define("checkout", workflow.Options{MaxAttempts: 3, Backoff: shortBackoff},
 			steps.Do("confirm", func(ctx context.Context, sc *steps.Context[orderArgs, struct{}]) error {

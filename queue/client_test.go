@@ -19,7 +19,6 @@ import (
 func TestEnqueueBadInputWritesNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{})
 		cancelled, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -74,7 +73,6 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 func TestEnqueueDefaultsAndOptions(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 		c := newClient(t, drv, queue.Config{Now: func() time.Time { return now }})
 		ctx := ctxT(t)
@@ -105,7 +103,6 @@ func TestEnqueueDefaultsAndOptions(t *testing.T) {
 func TestJobEnqueuedInRolledBackTxNeverRuns(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var ran sync.Map
 		_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
@@ -144,7 +141,6 @@ func TestJobEnqueuedInRolledBackTxNeverRuns(t *testing.T) {
 func TestRetriesFollowBackoffAndStopAtMaxAttempts(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var mu sync.Mutex
 		var times []time.Time
@@ -205,7 +201,6 @@ func TestDefaultBackoffGrowsWithJitter(t *testing.T) {
 func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var runs atomic.Int32
 		_ = ws.Handle("poll", func(ctx context.Context, job *acidic.Job) error {
@@ -236,7 +231,6 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var mu sync.Mutex
 		var order []string
@@ -284,7 +278,6 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 func TestShutdownLetsRunningJobsFinish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		release := make(chan struct{})
@@ -322,7 +315,6 @@ func TestShutdownLetsRunningJobsFinish(t *testing.T) {
 func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
@@ -359,7 +351,6 @@ func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 func TestCancelRunningJob(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		cause := make(chan error, 1)
@@ -398,7 +389,6 @@ func TestCancelRunningJob(t *testing.T) {
 func TestOutcomes(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		type args struct {
 			N int `json:"n"`
@@ -529,7 +519,6 @@ func TestLateCompletionFromLostClaimChangesNothing(t *testing.T) {
 func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		firstCause := make(chan error, 1)
 		secondStarted := make(chan struct{})
@@ -594,7 +583,6 @@ func TestHeartbeatTracksAttemptsNotJobs(t *testing.T) {
 func TestRetryAndCancelByOperator(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var fail atomic.Bool
 		fail.Store(true)
@@ -645,7 +633,6 @@ func TestRetryAndCancelByOperator(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		bad := []queue.Config{
 			{Queues: map[string]queue.QueueConfig{"q": {MaxWorkers: 1}}},

@@ -159,7 +159,6 @@ func controlConfig(ws *queue.Workers, q string, workers int) queue.Config {
 func TestPauseStopsFetchingOnEveryNode(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		const poll = 20 * time.Millisecond
 		ws := queue.NewWorkers()
@@ -234,7 +233,6 @@ func TestPauseStopsFetchingOnEveryNode(t *testing.T) {
 func TestPauseLetsRunningJobsFinish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		g := newGate()
 		ws := queue.NewWorkers()
@@ -271,7 +269,6 @@ func TestPauseLetsRunningJobsFinish(t *testing.T) {
 func TestScaleChangesConcurrency(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		g := newGate()
 		ws := queue.NewWorkers()
@@ -388,7 +385,6 @@ func (l deafListener) Wait(ctx context.Context) (storage.Notification, error) {
 func TestControlsObeyedWhenTheNotificationIsLost(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
@@ -428,7 +424,6 @@ func TestControlsObeyedWhenTheNotificationIsLost(t *testing.T) {
 func TestQueueControlsRefuseBadInput(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		c := newClient(t, drv, queue.Config{})
 		if _, err := c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{Queue: "known"}); err != nil {
@@ -482,7 +477,6 @@ func TestQueueControlsRefuseBadInput(t *testing.T) {
 func TestStartRegistersQueues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		if err := ws.Handle("work", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {

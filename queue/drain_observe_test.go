@@ -20,7 +20,6 @@ import (
 // outcome's event published, in order per job. On both drivers.
 func TestDrainRunsMiddlewareAndPublishesEvents(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		fast := queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Millisecond }}

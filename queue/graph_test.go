@@ -17,7 +17,6 @@ import (
 func TestGraphRunsInDependencyOrder(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var mu sync.Mutex
 		var order []string
@@ -111,7 +110,6 @@ func TestGraphDependencyFailurePolicies(t *testing.T) {
 func TestGraphRejectsBadShapes(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{})
 		cases := map[string][]queue.GraphJob{
 			"empty":        nil,
@@ -153,7 +151,6 @@ func TestGraphRejectsBadShapes(t *testing.T) {
 func TestGraphAppliesKindOptionsAndRefusesUniqueJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		noop := func(context.Context, *acidic.Job) error { return nil }
 		_ = ws.Handle("slow", noop, queue.KindOptions{Priority: queue.PriorityOf(3), MaxAttempts: 7, Queue: "default"})

@@ -47,7 +47,6 @@ func sameGraph(t *testing.T, got, want map[string]*acidic.Job) {
 func TestUniqueGraphSecondEnqueueReturnsTheFirst(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		first, err := c.EnqueueGraph(ctx, licenceGraph("licence:42"))
@@ -194,7 +193,6 @@ func TestUniqueGraphConcurrentEnqueuesMakeOneGraph(t *testing.T) {
 func TestUniqueGraphKeyIsFreedOnceItsJobsArePruned(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		for _, k := range []string{"hex", "licence", "welcome", "notify"} {
 			_ = ws.Handle(k, noopWork, queue.KindOptions{})
@@ -251,7 +249,6 @@ func TestUniqueGraphKeyIsFreedOnceItsJobsArePruned(t *testing.T) {
 func TestUniqueGraphBadInputWritesNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		for name, key := range map[string]string{

@@ -23,7 +23,6 @@ import (
 func TestGuaranteeMaxWorkersBoundsJobsInFlight(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		const maxWorkers, n = 3, 20
 		var inFlight, peak atomic.Int32
@@ -69,7 +68,6 @@ func TestGuaranteeMaxWorkersBoundsJobsInFlight(t *testing.T) {
 func TestGuaranteeKindTimeoutCancelsAttempt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		ctxErr := make(chan error, 1)
 		_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
@@ -119,7 +117,6 @@ func TestGuaranteeKindTimeoutCancelsAttempt(t *testing.T) {
 func TestGuaranteeBackoffAfterSnoozesCountsOnlyFailures(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		var runs atomic.Int32
 		var mu sync.Mutex
@@ -162,7 +159,6 @@ func TestGuaranteeBackoffAfterSnoozesCountsOnlyFailures(t *testing.T) {
 func TestGuaranteeRetryOfUniqueJobWhoseKeyIsTakenConflicts(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		_ = ws.Handle("refund", func(ctx context.Context, job *acidic.Job) error {
 			return errors.New("unknown order")
@@ -206,7 +202,6 @@ func TestGuaranteeRetryOfUniqueJobWhoseKeyIsTakenConflicts(t *testing.T) {
 func TestGuaranteeRetryManyPagesThroughAllMatches(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{})
 		ctx := ctxT(t)
 		later := queue.EnqueueOptions{ScheduleIn: time.Hour}
@@ -258,7 +253,6 @@ func TestGuaranteeRetryManyPagesThroughAllMatches(t *testing.T) {
 func TestGuaranteeRescueIntoDiscardedFailsGraphDependents(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		release := make(chan struct{})
@@ -354,7 +348,6 @@ func waitQueueListening(t *testing.T, drv *postgres.Driver) {
 func TestGuaranteeInsertNotificationWakesIdleWorker(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		ran := make(chan struct{}, 1)
 		_ = ws.Handle("wake", func(ctx context.Context, job *acidic.Job) error {
@@ -389,7 +382,6 @@ func TestGuaranteeInsertNotificationWakesIdleWorker(t *testing.T) {
 func TestGuaranteeCancelStopsRunningJobThroughNotification(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		release := make(chan struct{})
@@ -446,7 +438,6 @@ func TestGuaranteeCancelStopsRunningJobThroughNotification(t *testing.T) {
 func TestGuaranteeStopStopsFetchingWhileJobsFinish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		release := make(chan struct{})
@@ -519,7 +510,6 @@ func TestGuaranteeStopStopsFetchingWhileJobsFinish(t *testing.T) {
 func TestGuaranteeDrainCountsEachOutcome(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		outcomes := map[string]error{
 			"succeed": nil,
@@ -599,7 +589,6 @@ func TestGuaranteeDefaultBackoffIsJittered(t *testing.T) {
 func TestGuaranteeUniqueReplacePriorityAndMaxAttemptsOnlyWhileWaiting(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		unique := &queue.UniqueOptions{}

@@ -24,7 +24,6 @@ func noopWork(context.Context, *acidic.Job) error { return nil }
 func TestKindOptionsFillEveryOptionLeftUnset(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		ctx := ctxT(t)
 		// One client per case: each case defines one kind.
@@ -188,7 +187,6 @@ func TestKindOptionsFillEveryOptionLeftUnset(t *testing.T) {
 func TestKindOptionsHonouredByEveryEnqueue(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		if err := ws.Handle("defined", noopWork, queue.KindOptions{Queue: "payments", Priority: queue.PriorityOf(2), MaxAttempts: 4}); err != nil {

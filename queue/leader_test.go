@@ -123,7 +123,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestOnlyTheLeaderMaintains(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		da, db := countMaintenance(drv), countMaintenance(drv)
 		cfgA, cfgB := nodeConfig(1), nodeConfig(1)
 		for _, cfg := range []*queue.Config{&cfgA, &cfgB} {
@@ -162,7 +161,6 @@ func TestOnlyTheLeaderMaintains(t *testing.T) {
 func TestCleanStopHandsOverTheLead(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		drv, listening := watchListening(drv)
 		a, b, c := newClient(t, drv, nodeConfig(1)), newClient(t, drv, nodeConfig(1)), newClient(t, drv, nodeConfig(1))
 		start(t, a)
@@ -216,7 +214,6 @@ func TestCleanStopHandsOverTheLead(t *testing.T) {
 func TestNodeRows(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		release := make(chan struct{})
 		ws := queue.NewWorkers()
@@ -322,7 +319,6 @@ func nodeNames(nodes []*acidic.Node) []string {
 func TestInsertOnlyClientIsANode(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{HeartbeatInterval: 20 * time.Millisecond, Logger: quietLogger()})
 		start(t, c)
 		waitFor(t, "the client to lead", c.IsLeader)
@@ -342,7 +338,6 @@ func TestInsertOnlyClientIsANode(t *testing.T) {
 func TestLeaderLeaseValidation(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		for _, lease := range []time.Duration{-time.Second, time.Microsecond} {
 			_, err := queue.New(drv, queue.Config{LeaderLease: lease})
 			if !errors.Is(err, queue.ErrInvalid) {

@@ -112,7 +112,6 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 func TestDirtyErrorTextEndsTheAttemptAtOnce(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		huge := strings.Repeat("é", 1<<19)
 		fail := func(msg string) queue.WorkFunc {

@@ -20,7 +20,6 @@ import (
 func TestEventsForEachOutcomeInOrder(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		fast := queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Millisecond }}
@@ -90,7 +89,6 @@ func TestEventsForEachOutcomeInOrder(t *testing.T) {
 func TestEventRescued(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		c := newClient(t, drv, fastConfig(queue.NewWorkers(), 1))
 		j, err := c.Enqueue(ctx, "k", nil, queue.EnqueueOptions{})
@@ -119,7 +117,6 @@ func TestEventRescued(t *testing.T) {
 func TestSubscriberThatNeverReadsBlocksNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
@@ -155,7 +152,6 @@ func TestSubscriberThatNeverReadsBlocksNothing(t *testing.T) {
 func TestJobMiddlewareSeesEachAttemptOnce(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		ws := queue.NewWorkers()
 		fast := queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Millisecond }}

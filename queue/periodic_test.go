@@ -165,7 +165,6 @@ func TestPeriodicJobOncePerPeriodAcrossThreeClients(t *testing.T) {
 func TestPeriodicJobFiresFromStartedClients(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 12}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createPeriods(t, drv)
 		job := queue.PeriodicJob{Name: "tick", Spec: "@every 1s", Kind: "tick", EnqueueFunc: recordPeriod(drv, 0)}
 		for range 3 {

@@ -75,7 +75,6 @@ func waitCompleted(t *testing.T, drv storage.Driver, n int, sample func()) {
 func TestGlobalLimitHoldsAcrossNodes(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, first storage.Driver) {
-		t.Parallel()
 		nodes := limitNodes(t, first, 3)
 		var executing, maxExecuting atomic.Int64
 		ws := queue.NewWorkers()
@@ -129,7 +128,6 @@ func TestGlobalLimitHoldsAcrossNodes(t *testing.T) {
 func TestRateLimitNeverExceeded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, first storage.Driver) {
-		t.Parallel()
 		nodes := limitNodes(t, first, 3)
 		ws := queue.NewWorkers()
 		if err := ws.Handle("call", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{}); err != nil {
@@ -186,7 +184,6 @@ func TestRateLimitNeverExceeded(t *testing.T) {
 func TestPartitionedLimitsShareFairly(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		type args struct {
 			MerchantID string `json:"merchant_id"`
 		}
@@ -237,7 +234,6 @@ func TestPartitionedLimitsShareFairly(t *testing.T) {
 func TestLimitsRefusedAtConstruction(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		for _, tc := range []struct {
 			limits queue.QueueLimits
 			field  string
@@ -286,7 +282,6 @@ func TestLimitsRefusedAtConstruction(t *testing.T) {
 func TestWorkflowsUnderGlobalLimit(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, first storage.Driver) {
-		t.Parallel()
 		nodes := limitNodes(t, first, 2)
 		type noArgs struct{}
 		var executing, maxExecuting atomic.Int64

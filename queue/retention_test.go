@@ -71,7 +71,6 @@ func jobIDs(t *testing.T, c *queue.Client) []int64 {
 func TestMaintainPrunesJobsByState(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := queue.Config{Logger: quietLogger(), Retention: queue.Retention{
 			Completed:  time.Hour,
 			Cancelled:  3 * time.Hour,
@@ -119,7 +118,6 @@ func TestMaintainPrunesJobsByState(t *testing.T) {
 func TestRetentionConfigRefusesBadValues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		for what, r := range map[string]queue.Retention{
 			"a negative completed retention": {Completed: -time.Second},
 			"a negative cancelled retention": {Cancelled: -2},
@@ -142,7 +140,6 @@ func TestRetentionConfigRefusesBadValues(t *testing.T) {
 func TestCancelMany(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		var mail []int64
@@ -202,7 +199,6 @@ func TestCancelMany(t *testing.T) {
 func TestCancelManyStopsARunningJob(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		cause := make(chan error, 1)

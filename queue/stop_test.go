@@ -125,7 +125,6 @@ func TestGuaranteeStopReturnsWhenAJobIgnoresItsContext(t *testing.T) {
 func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
@@ -174,7 +173,6 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 func TestStopTwice(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan struct{})
 		release := make(chan struct{})
@@ -237,7 +235,6 @@ func TestStopTwice(t *testing.T) {
 func TestStartTwiceWithoutQueues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := fastConfig(queue.NewWorkers(), 1)
 		cfg.Queues = nil
 		c := newClient(t, drv, cfg)
@@ -266,7 +263,6 @@ func TestStartTwiceWithoutQueues(t *testing.T) {
 func TestRescueSetsAsideAJobWhoseEndFails(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		var mu sync.Mutex
 		var poisoned int64

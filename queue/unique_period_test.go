@@ -29,7 +29,6 @@ func ageJobs(t *testing.T, drv storage.Driver, kind string, d time.Duration) {
 func TestUniquePeriodFromFirstInsert(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{Period: time.Minute, PeriodFrom: queue.FirstInsert}}
@@ -81,7 +80,6 @@ func TestUniquePeriodFromFirstInsert(t *testing.T) {
 func TestUniquePeriodInFixedWindows(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		now := time.Date(2030, 1, 1, 10, 0, 10, 0, time.UTC)
 		c := newClient(t, drv, queue.Config{Logger: quietLogger(), Now: func() time.Time { return now }})
 		ctx := ctxT(t)
@@ -111,7 +109,6 @@ func TestUniquePeriodInFixedWindows(t *testing.T) {
 func TestUniquePeriodFromFirstInsertUnderConcurrentEnqueues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{Period: time.Minute, PeriodFrom: queue.FirstInsert}}
@@ -163,7 +160,6 @@ func TestUniquePeriodFromFirstInsertUnderConcurrentEnqueues(t *testing.T) {
 func TestUniquePeriodFromFirstInsertKeysAndValidation(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		ctx := ctxT(t)
 		keys := map[string]bool{}

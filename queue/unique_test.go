@@ -25,7 +25,6 @@ type refundArgs struct {
 func TestUniqueJobUnderConcurrentEnqueues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 20}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{})
 		opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}
 		var wg sync.WaitGroup
@@ -63,7 +62,6 @@ func TestUniqueJobUnderConcurrentEnqueues(t *testing.T) {
 func TestUniqueOptions(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 		c := newClient(t, drv, queue.Config{Now: func() time.Time { return now }})
 		ctx := ctxT(t)
@@ -142,7 +140,6 @@ func TestUniqueOptions(t *testing.T) {
 func TestDebounceMovesScheduledAt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		now := time.Now()
 		c := newClient(t, drv, queue.Config{Now: func() time.Time { return now }})
 		ctx := ctxT(t)
@@ -178,7 +175,6 @@ func TestDebounceMovesScheduledAt(t *testing.T) {
 func TestAtMostOnceAndRetryOfDiscardedWork(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		fail := true
 		_ = queue.HandleArgs(ws, "refund", func(ctx context.Context, job *acidic.Job, a refundArgs) error {
@@ -230,7 +226,6 @@ func TestAtMostOnceAndRetryOfDiscardedWork(t *testing.T) {
 func TestDrainRunsScheduledWhenAsked(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		snoozes := 0
 		_ = ws.Handle("poll", func(ctx context.Context, job *acidic.Job) error {
@@ -266,7 +261,6 @@ func TestDrainRunsScheduledWhenAsked(t *testing.T) {
 func TestEnqueueManyMixesUniqueAndPlainJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		_ = ws.Handle("once", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{MaxAttempts: 2, Unique: &queue.UniqueOptions{}})
 		c := newClient(t, drv, queue.Config{Workers: ws})
@@ -415,7 +409,6 @@ func TestDuplicateEnqueueWritesNothingAndWakesNobody(t *testing.T) {
 func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 20}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		c := newClient(t, drv, queue.Config{Logger: quietLogger()})
 		opts := queue.EnqueueOptions{
 			Unique:  &queue.UniqueOptions{ArgKeys: []string{"order_id"}},

@@ -20,7 +20,6 @@ import (
 func TestGuaranteeWakeUpDuringFetchIsNotLost(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ws := queue.NewWorkers()
 		started := make(chan int64, 64)
 		_ = ws.Handle("burst", func(ctx context.Context, job *acidic.Job) error {

@@ -41,7 +41,6 @@ func countRuns(t *testing.T, drv storage.Driver) int {
 func TestCreate(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 
 		first, created, err := run.Create(ctx, drv, insert("k1", "pay", `{ "b": [1, 2], "a": 1.0 }`))
@@ -97,7 +96,6 @@ func runningJob(t *testing.T, drv storage.Driver, runID uuid.UUID) storage.JobAt
 func TestAcquire(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		rec, _, err := run.Create(ctx, drv, insert("k", "pay", `{}`))
 		if err != nil {
@@ -182,7 +180,6 @@ func TestAcquire(t *testing.T) {
 func TestCreateSameArgsWithExponentNumbers(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		for i, args := range []string{`{"n":1e2}`, `{"f":1e+21}`, `{"f":1e-07}`, `{"z":-0}`, `{"x":1.5E3}`} {
 			key := "k" + string(rune('a'+i))
@@ -209,7 +206,6 @@ func TestCreateSameArgsWithExponentNumbers(t *testing.T) {
 func TestCreateRefusesArgsJsonbCannotHold(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		for _, args := range []string{"{\"name\":\"\xff\"}", `{"name":"\u0000"}`, `["\ud800"]`, `1e-20000`} {
 			if _, _, err := run.Create(ctx, drv, insert("k", "pay", args)); !errors.Is(err, acidic.ErrInvalid) {

@@ -33,7 +33,6 @@ type parentState struct {
 func TestAwaitContinuesOnceAfterLastChild(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		// Children finish together: each waits at a barrier until all three run.
 		var arrived atomic.Int32
@@ -124,7 +123,6 @@ func TestAwaitedChildFailureFailsParentUnlessAllowed(t *testing.T) {
 		t.Run(fmt.Sprintf("continue=%v", cont), func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				bad := workflow.Define("bad-child", workflow.Options{MaxAttempts: 1},
 					steps.Do("work", func(ctx context.Context, sc *steps.Context[childArgs, struct{}]) error {
 						return errors.New("card declined")
@@ -166,7 +164,6 @@ func TestAwaitedChildFailureFailsParentUnlessAllowed(t *testing.T) {
 func TestCancelParentCancelsChildren(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		slow := workflow.Define("slow-child", workflow.Options{},
 			steps.Do("wait", func(ctx context.Context, sc *steps.Context[childArgs, struct{}]) error {
 				return steps.Snooze(20 * time.Millisecond)
@@ -218,7 +215,6 @@ func TestForEachResumesAtFailingItemAndNeverRepeatsOne(t *testing.T) {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				createEffects(t, drv)
 				var failures atomic.Int32
 				var keys sync.Map
@@ -272,7 +268,6 @@ func TestForEachResumesAtFailingItemAndNeverRepeatsOne(t *testing.T) {
 func TestStagedJobsExistOnlyIfTheStepCommits(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var ran sync.Map
 		cfg := engineConfig(2)
 		cfg.Queue.Workers = queue.NewWorkers()
@@ -346,7 +341,6 @@ func TestStagedJobsExistOnlyIfTheStepCommits(t *testing.T) {
 func TestCancelReachesEveryChild(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := context.Background()
 		parent, _, err := drv.RunInsert(ctx, storage.RunInsertParams{ID: uuid.New(), IdempotencyKey: "parent", Workflow: "parent",
 			Args: json.RawMessage(`{}`), Queue: queue.DefaultQueue, RecoveryPoint: "fan-out", DefinitionHash: "h"})

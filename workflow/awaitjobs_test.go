@@ -121,7 +121,6 @@ func (f *awaitJobsFixture) awaited(t *testing.T, id uuid.UUID, kind string) *aci
 func TestAwaitJobsContinuesOnceAfterTheLastJob(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		f := newAwaitJobs(t, drv, steps.AwaitOptions{}, 0)
 		f.fail.Store(1) // the SMS fails once, then succeeds: a retry is no end
 		id := f.enqueue(t)
@@ -177,7 +176,6 @@ func TestAwaitJobsFailurePolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				f := newAwaitJobs(t, drv, tc.opts, 1)
 				f.fail.Store(-1)
 				id := f.enqueue(t)
@@ -211,7 +209,6 @@ func TestAwaitJobsFailurePolicy(t *testing.T) {
 func TestAwaitJobsOperatorCancel(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		f := newAwaitJobs(t, drv, steps.AwaitOptions{}, 0)
 		id := f.enqueue(t)
 		f.drain(t, "default")
@@ -244,7 +241,6 @@ func TestAwaitJobsOperatorCancel(t *testing.T) {
 func TestAwaitJobsRescueOfLastAttempt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		f := newAwaitJobs(t, drv, steps.AwaitOptions{ContinueOnFailure: true}, 1)
 		id := f.enqueue(t)
 		f.drain(t, "default")
@@ -280,7 +276,6 @@ func TestAwaitJobsRescueOfLastAttempt(t *testing.T) {
 func TestAwaitJobsCrashBetweenEndAndCount(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		f := newAwaitJobs(t, drv, steps.AwaitOptions{ContinueOnFailure: true}, 0)
 		id := f.enqueue(t)
 		f.drain(t, "default")
@@ -319,7 +314,6 @@ func TestAwaitJobsCrashBetweenEndAndCount(t *testing.T) {
 func TestAwaitJobsCompletedInBatchesByABareClient(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		f := newAwaitJobs(t, drv, steps.AwaitOptions{}, 0)
 		ids := make([]uuid.UUID, 5)
 		for i := range ids {
@@ -369,7 +363,6 @@ func TestAwaitJobsCompletedInBatchesByABareClient(t *testing.T) {
 func TestAwaitJobsResumeJobBelongsToItsAwait(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var third atomic.Int32
 		wf := workflow.Define[notifyArgs, struct{}]("twice", fastOptions(3)).
 			AwaitJobs("first", steps.AwaitOptions{}, sendEmail.Params(emailArgs{To: "a"}, queue.EnqueueOptions{Queue: "email"})).
@@ -427,7 +420,6 @@ func TestAwaitJobsResumeJobBelongsToItsAwait(t *testing.T) {
 func TestAwaitJobsAndRunsInOneStepIsInvalid(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		kid := workflow.Define[notifyArgs, struct{}]("kid", workflow.Options{}).
 			Step("x", func(context.Context, *steps.Context[notifyArgs, struct{}]) error { return nil })
 		wf := workflow.Define[notifyArgs, struct{}]("mixed", fastOptions(1)).

@@ -51,7 +51,6 @@ func TestEnqueueDeadlineDuringCommitKeepsTheAnswerTrue(t *testing.T) {
 func TestRegisterRefusesOptionsEveryEnqueueWouldRefuse(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		e, err := workflow.NewEngine(drv, engineConfig(1))
 		if err != nil {
 			t.Fatal(err)

@@ -74,7 +74,6 @@ func (x *executions) engines() int {
 func TestTwoEnginesNeverRunOneRunConcurrently(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 20}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var execs executions
 
@@ -166,7 +165,6 @@ func TestTwoEnginesNeverRunOneRunConcurrently(t *testing.T) {
 func TestSlowStepKeepsLeaseWhileItsWorkerLives(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		// No primary key here: a second execution of step two would show as a second row.
 		execSQL(t, drv, "CREATE TABLE "+table(drv, "charges")+" (run_id uuid NOT NULL, engine text NOT NULL)")

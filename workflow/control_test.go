@@ -24,7 +24,6 @@ type loopState struct {
 func TestHaltLeavesRunHaltedUntilRetried(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var calls counter
 		wf := workflow.Define("approval", fastOptions(3),
@@ -84,7 +83,6 @@ func TestHaltLeavesRunHaltedUntilRetried(t *testing.T) {
 func TestRepeatRunsStepAgainInNewTransaction(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var calls counter
 		wf := workflow.Define("chunked", fastOptions(1),
@@ -134,7 +132,6 @@ func TestRepeatRunsStepAgainInNewTransaction(t *testing.T) {
 func TestSnoozeSpendsNoAttempt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var calls counter
 		var mu sync.Mutex
 		var gaps []time.Duration
@@ -191,7 +188,6 @@ func TestSnoozeSpendsNoAttempt(t *testing.T) {
 func TestCancelFromStepRollsBackAndCancelsRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var calls counter
 		wf := workflow.Define("shop", fastOptions(5),

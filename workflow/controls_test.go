@@ -18,7 +18,6 @@ import (
 func TestEngineQueueControls(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		wf := workflow.Define("controlled", workflow.Options{},
 			steps.Do("only", func(context.Context, *steps.Context[struct{}, struct{}]) error { return nil }))

@@ -54,7 +54,6 @@ func TestChangedDefinitionFailsRunForGood(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				createEffects(t, drv)
 				var calls counter
 				old := workflow.Define("evolving", fastOptions(3),
@@ -124,7 +123,6 @@ func TestUndecodableStoredDataFailsRunForGood(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				createEffects(t, drv)
 				var calls counter
 				wf := workflow.Define("decoding", fastOptions(5),
@@ -158,7 +156,6 @@ func TestUndecodableStoredDataFailsRunForGood(t *testing.T) {
 func TestJobForMissingRunIsDiscarded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var calls counter
 		wf := workflow.Define("orphan", fastOptions(5), effectStep(drv, &calls, "a", false))
 		e := newEngine(t, drv, engineConfig(1), wf)

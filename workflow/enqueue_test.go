@@ -35,7 +35,6 @@ func noop[A, S any](name string) steps.Step[A, S] {
 func TestConcurrentEnqueueOfOneKeyMakesOneRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		keyed := workflow.Define("keyed", workflow.Options{Key: run.ByArgs()}, noop[cartArgs, noState]("only"))
 		other := workflow.Define("other", workflow.Options{}, noop[cartArgs, noState]("only"))
 		e := newEngine(t, drv, engineConfig(1), keyed, other) // not started: jobs stay put
@@ -116,7 +115,6 @@ func TestConcurrentEnqueueOfOneKeyMakesOneRun(t *testing.T) {
 func TestExplicitKeysAreNamespacedPerWorkflow(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		type orderArgs struct {
 			OrderID string `json:"order_id"`
 		}
@@ -172,7 +170,6 @@ func TestExplicitKeysAreNamespacedPerWorkflow(t *testing.T) {
 func TestEnqueueSameArgsTwiceIsDuplicateForAnyNumber(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		keyed := workflow.Define("keyed", workflow.Options{Key: run.ByArgs()}, noop[cartArgs, noState]("only"))
 		e := newEngine(t, drv, engineConfig(1), keyed)
 		ctx := ctxT(t)
@@ -197,7 +194,6 @@ func TestEnqueueSameArgsTwiceIsDuplicateForAnyNumber(t *testing.T) {
 func TestEnqueueBadInputWritesNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		wf := workflow.Define("order", workflow.Options{}, noop[orderArgs, orderState]("charge"))
 		e := newEngine(t, drv, engineConfig(1), wf)
 		ctx := ctxT(t)
@@ -263,7 +259,6 @@ func TestEnqueueBadInputWritesNothing(t *testing.T) {
 func TestRegisterRejectsBadDefinitions(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		e, err := workflow.NewEngine(drv, engineConfig(1))
 		if err != nil {
 			t.Fatal(err)

@@ -43,7 +43,6 @@ func (f *finishLog) get(id uuid.UUID) []acidic.Run {
 func TestOnFinishCalledOnceForEveryEnding(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var log finishLog
 		opts := fastOptions(2)
 		opts.OnFinish = log.onFinish
@@ -145,7 +144,6 @@ func TestOnFinishCalledOnceForEveryEnding(t *testing.T) {
 func TestOnFinishRetriedUntilItSucceeds(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var mu sync.Mutex
 		var attempts int
 		opts := fastOptions(1)
@@ -188,7 +186,6 @@ func TestOnFinishRetriedUntilItSucceeds(t *testing.T) {
 func TestFinishCallbackOfUnknownWorkflowWaitsForAnEngineThatKnowsIt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var log finishLog
 		opts := fastOptions(1)
 		opts.OnFinish = log.onFinish

@@ -129,7 +129,6 @@ func TestAwaitOfExistingKeyFails(t *testing.T) {
 		t.Run(variant, func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				var calls counter
 				child := workflow.Define("child", workflow.Options{},
 					steps.Do("work", func(ctx context.Context, sc *steps.Context[guarArgs, noState]) error {
@@ -264,7 +263,6 @@ func TestAwaitWithControlResultIsInvalid(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-				t.Parallel()
 				var calls counter
 				child := workflow.Define("child", workflow.Options{},
 					steps.Do("work", func(ctx context.Context, sc *steps.Context[guarArgs, noState]) error {
@@ -347,7 +345,6 @@ func TestAwaitWithControlResultIsInvalid(t *testing.T) {
 func TestStepRetryChecksLeaseFirst(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		const thief = "thief-token"
 		var calls counter
 		var mu sync.Mutex

@@ -70,7 +70,6 @@ func runsAndJobs(t *testing.T, drv storage.Driver) (runs, jobs int) {
 // and step results decode into their types.
 func TestHandleEnqueueGetWaitDecode(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		invoice := invoiceWorkflow()
 		e := newEngine(t, drv, engineConfig(1), invoice)
@@ -147,7 +146,6 @@ func TestHandleEnqueueGetWaitDecode(t *testing.T) {
 func TestHandleNotRegisteredWritesNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 
 		// The engine has "invoice" with other argument types, and no "credit".
@@ -215,7 +213,6 @@ func TestHandleNotRegisteredWritesNothing(t *testing.T) {
 func TestHandleRequestOfUnregisteredWorkflowFailsTheStep(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		// "invoice" is registered with orderArgs; this handle has invoiceArgs.
 		registered := workflow.Define("invoice", workflow.Options{},
@@ -250,7 +247,6 @@ func TestHandleRequestOfUnregisteredWorkflowFailsTheStep(t *testing.T) {
 func TestHandleGetRunOfOtherWorkflow(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		invoice := invoiceWorkflow()
 		credit := workflow.Define[invoiceArgs, invoiceState]("credit", workflow.Options{}).
@@ -286,7 +282,6 @@ func TestHandleGetRunOfOtherWorkflow(t *testing.T) {
 func TestHandleGetDecodeErrors(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 
 		type oldArgs struct {
@@ -341,7 +336,6 @@ func TestHandleGetDecodeErrors(t *testing.T) {
 func TestBuilderSteps(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		var order []string
 		step := func(name string) steps.Func[orderArgs, orderState] {
@@ -404,7 +398,6 @@ func TestBuilderSteps(t *testing.T) {
 func TestHandleWaitDeadlineReturnsTheRunDecoded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		invoice := invoiceWorkflow()
 		e := newEngine(t, drv, engineConfig(1), invoice) // never started: the run stays pending
 		res, err := invoice.Enqueue(ctxT(t), e, invoiceArgs{Customer: "acme"}, workflow.EnqueueOptions{})

@@ -57,7 +57,6 @@ func drainAll(t *testing.T, e *workflow.Engine) {
 func TestInitialStateIsSeenByTheFirstStep(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var saw []iterState
 		wf := iterate(&saw)
 		e := newEngine(t, drv, engineConfig(1), wf)
@@ -105,7 +104,6 @@ func TestInitialStateIsSeenByTheFirstStep(t *testing.T) {
 func TestInitialStateOfAwaitedChild(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var saw []iterState
 		child := iterate(&saw)
 		parent := workflow.Define("parent", fastOptions(3),
@@ -132,7 +130,6 @@ func TestInitialStateOfAwaitedChild(t *testing.T) {
 func TestInitialStateOfADuplicateIsIgnored(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var saw []iterState
 		e := newEngine(t, drv, engineConfig(1), iterate(&saw))
 		ctx := ctxT(t)
@@ -162,7 +159,6 @@ func TestInitialStateOfADuplicateIsIgnored(t *testing.T) {
 func TestInitialStateThatDoesNotDecodeWritesNothing(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var saw []iterState
 		e := newEngine(t, drv, engineConfig(1), iterate(&saw))
 		ctx := ctxT(t)

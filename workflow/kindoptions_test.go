@@ -17,7 +17,6 @@ import (
 func TestStepStagedJobsHonourKindOptions(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := engineConfig(1)
 		cfg.Queue.Workers = queue.NewWorkers()
 		err := cfg.Queue.Workers.Handle("receipt", func(context.Context, *acidic.Job) error { return nil }, queue.KindOptions{
@@ -62,7 +61,6 @@ func TestStepStagedJobsHonourKindOptions(t *testing.T) {
 func TestEnqueueAtPriorityZeroOverridesTheWorkflows(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		opts := fastOptions(3)
 		opts.Priority = queue.PriorityOf(2)
 		wf := workflow.Define("low", opts, steps.Do("only", func(context.Context, *steps.Context[stockArgs, struct{}]) error { return nil }))

@@ -30,7 +30,6 @@ type namedArgs struct {
 func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		noop := steps.Do("only", func(context.Context, *steps.Context[namedArgs, struct{}]) error { return nil })
 		byName := workflow.Define("by-name", workflow.Options{Key: run.By(func(a namedArgs) (string, error) { return a.Name, nil })}, noop)
 		byArgs := workflow.Define("by-args", workflow.Options{Key: run.ByArgs()}, noop)
@@ -115,7 +114,6 @@ func TestEnqueueRefusesValuesBeyondLimits(t *testing.T) {
 func TestStepErrorTextIsRecorded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		huge := strings.Repeat("é", 1<<19)
 		failing := func(name, msg string) workflow.Definition {
 			return workflow.Define(name, fastOptions(2),

@@ -21,7 +21,6 @@ import (
 func TestStepMiddlewareSeesEachStepOnce(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		type key struct{}
 		wf := workflow.Define("mw-steps", fastOptions(1),
 			noop[profileArgs, noState]("a"),
@@ -83,7 +82,6 @@ func TestStepMiddlewareSeesEachStepOnce(t *testing.T) {
 func TestStepMiddlewarePanicEndsRunRight(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		wf := workflow.Define("mw-panic", fastOptions(2),
 			noop[profileArgs, noState]("a"),
 			noop[profileArgs, noState]("b"))

@@ -53,7 +53,6 @@ func periodicEngine(t *testing.T, drv storage.Driver, clk *clock, args any) *wor
 func TestPeriodicWorkflowOneRunPerPeriod(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 8}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		start := time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)
 		clk := &clock{t: start}
@@ -112,7 +111,6 @@ func TestPeriodicWorkflowOneRunPerPeriod(t *testing.T) {
 func TestPeriodicWorkflowRunOfThePeriodExists(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		start := time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)
 		clk := &clock{t: start}
@@ -148,7 +146,6 @@ func TestPeriodicWorkflowRunOfThePeriodExists(t *testing.T) {
 func TestPeriodicWorkflowBadInput(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		clk := &clock{t: time.Date(2030, 5, 1, 9, 30, 0, 0, time.UTC)}
 		eng := periodicEngine(t, drv, clk, reportArgs{})

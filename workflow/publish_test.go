@@ -21,7 +21,6 @@ type stagerKey struct{}
 // a hook's error fails the step, and its message is not staged.
 func TestPublishHooksSetMessageMeta(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		errHook := errors.New("hook refused")
 		cfg := engineConfig(1)

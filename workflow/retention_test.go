@@ -107,7 +107,6 @@ func drainQueue(t *testing.T, e *workflow.Engine, q string, withScheduled bool) 
 func TestRetentionPrunesRunsByState(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ok := workflow.Define("ok", workflow.Options{}, noop[profileArgs, noState]("one"), noop[profileArgs, noState]("two"))
 		bad := workflow.Define("bad", workflow.Options{MaxAttempts: 1},
 			steps.Do("one", func(context.Context, *steps.Context[profileArgs, noState]) error { return errors.New("card declined") }))
@@ -198,7 +197,6 @@ func TestRetentionPrunesRunsByState(t *testing.T) {
 func TestRetentionKeepsWhatIsStillNeeded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		child := workflow.Define("ret-child", workflow.Options{},
 			steps.Do("work", func(ctx context.Context, sc *steps.Context[childArgs, struct{}]) error {
 				return sc.SetResult(sc.Args.N * 10)
@@ -311,7 +309,6 @@ func TestRetentionKeepsWhatIsStillNeeded(t *testing.T) {
 func TestDeleteRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ok := workflow.Define("del-ok", workflow.Options{}, noop[profileArgs, noState]("one"), noop[profileArgs, noState]("two"))
 		halts := workflow.Define("del-halts", workflow.Options{},
 			steps.Do("one", func(context.Context, *steps.Context[profileArgs, noState]) error { return steps.Halt() }),
@@ -385,7 +382,6 @@ func TestDeleteRun(t *testing.T) {
 func TestDeleteRunTx(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ok := workflow.Define("deltx", workflow.Options{}, noop[profileArgs, noState]("one"))
 		e := newEngine(t, drv, engineConfig(1), ok)
 		ctx := ctxT(t)
@@ -421,7 +417,6 @@ func TestDeleteRunTx(t *testing.T) {
 func TestDeleteRunFromFinishCallback(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var e *workflow.Engine
 		var mu sync.Mutex
 		calls := map[uuid.UUID]int{}
@@ -498,7 +493,6 @@ func TestDeleteRunFromFinishCallback(t *testing.T) {
 func TestCancelManyRuns(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var log finishLog
 		opts := workflow.Options{Queue: "parked", OnFinish: log.onFinish}
 		slow := workflow.Define("slow", opts, noop[childArgs, struct{}]("one"))
@@ -601,7 +595,6 @@ func TestCancelManyRuns(t *testing.T) {
 func TestCancelManyJobsEndsTheirRuns(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var log finishLog
 		slow := workflow.Define("jslow", workflow.Options{Queue: "parked", OnFinish: log.onFinish}, noop[childArgs, struct{}]("one"))
 		e := newEngine(t, drv, engineConfig(1), slow)
@@ -637,7 +630,6 @@ func TestCancelManyJobsEndsTheirRuns(t *testing.T) {
 func TestRetentionConfigRefusesBadValues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		for what, r := range map[string]workflow.Retention{
 			"a negative succeeded retention": {Succeeded: -time.Second},
 			"a negative failed retention":    {Failed: -2},

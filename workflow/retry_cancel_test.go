@@ -23,7 +23,6 @@ import (
 func TestRetryResumesFailedRunAtRecoveryPoint(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var calls counter
 		var fixed atomic.Bool
@@ -176,7 +175,6 @@ func TestRetryRightAfterHaltResumesRun(t *testing.T) {
 func TestCancelRunningStep(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		entered := make(chan struct{})
 		returned := make(chan error, 1)
@@ -263,7 +261,6 @@ func TestCancelRunningStep(t *testing.T) {
 func TestCancelSnoozingRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var calls counter
 		wf := workflow.Define("poller", fastOptions(1),
 			steps.Do("poll", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
@@ -312,7 +309,6 @@ func TestCancelSnoozingRun(t *testing.T) {
 func TestCancelFinishedOrUnknownRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		wf := workflow.Define("quick", fastOptions(1), noop[profileArgs, noState]("only"))
 		e := newEngine(t, drv, engineConfig(1), wf)
 		startEngine(t, e)
@@ -349,7 +345,6 @@ func TestCancelFinishedOrUnknownRun(t *testing.T) {
 func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var calls counter
 		wf := workflow.Define("backingoff", workflow.Options{
@@ -438,7 +433,6 @@ func TestRetryOfPendingRunInBackoffMakesItsJobDue(t *testing.T) {
 func TestRetryOfCancelledRunKeepsCommittedStep(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var ones, twos atomic.Int32
 		var resumed atomic.Bool

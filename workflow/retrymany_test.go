@@ -22,7 +22,6 @@ import (
 func TestRetryManyResumesFailedRunsAndWaitSeesThemFinish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var healthy atomic.Bool
 		flaky := workflow.Define("flaky", workflow.Options{MaxAttempts: 1},
 			steps.Do("call", func(ctx context.Context, sc *steps.Context[contendedArgs, noState]) error {

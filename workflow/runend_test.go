@@ -97,7 +97,6 @@ func (c *onFinishCounter) get(id uuid.UUID) int {
 func TestPanicOnLastAttemptFailsTheRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var finished onFinishCounter
 		opts := fastOptions(2)
 		opts.OnFinish = finished.fn
@@ -124,7 +123,6 @@ func TestPanicOnLastAttemptFailsTheRun(t *testing.T) {
 func TestChildPanicOnLastAttemptReleasesItsParent(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		child := workflow.Define("panicky-child", fastOptions(1),
 			steps.Do("boom", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { panic("child down") }))
 		var after atomic.Int32
@@ -153,7 +151,6 @@ func TestChildPanicOnLastAttemptReleasesItsParent(t *testing.T) {
 func TestRescueOfLastAttemptFailsTheRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		entered := make(chan struct{})
 		release := make(chan struct{})
 		var once sync.Once
@@ -231,7 +228,6 @@ func stopHeartbeats(t *testing.T, drv storage.Driver, jobID int64) {
 func TestOperatorCancelOfTheRunsJobCancelsTheRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var finished onFinishCounter
 		opts := fastOptions(3)
 		opts.OnFinish = finished.fn
@@ -262,7 +258,6 @@ func TestOperatorCancelOfTheRunsJobCancelsTheRun(t *testing.T) {
 func TestBareQueueClientRefusesToCancelARunsJob(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		wf := workflow.Define("bare", fastOptions(3),
 			steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
 		e := newEngine(t, drv, engineConfig(1), wf)
@@ -286,7 +281,6 @@ func TestBareQueueClientRefusesToCancelARunsJob(t *testing.T) {
 func TestRunOfAnUnknownWorkflowFails(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ghost := workflow.Define("ghost", workflow.Options{MaxAttempts: 2, Queue: "ghosts"},
 			steps.Do("one", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
 		enqueuer := newEngine(t, drv, engineConfig(1), ghost) // never started
@@ -316,7 +310,6 @@ func TestRunOfAnUnknownWorkflowFails(t *testing.T) {
 func TestHaltedRunDoesNotResumeByItself(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var next atomic.Int32
 		wf := workflow.Define("halting", fastOptions(3),
 			steps.Do("ask", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return steps.Halt() }),
@@ -418,7 +411,6 @@ func TestSiblingsFinishingTogetherRunTheirStepOnce(t *testing.T) {
 func TestRetriedChildIsCountedOffOnce(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var failA atomic.Bool
 		failA.Store(true)
 		releaseB := make(chan struct{})
@@ -492,7 +484,6 @@ func TestRetriedChildIsCountedOffOnce(t *testing.T) {
 func TestStopOnTheLastAttemptDoesNotFailTheRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		entered := make(chan struct{})
 		var once sync.Once
 		var slow atomic.Bool
@@ -544,7 +535,6 @@ func TestStopOnTheLastAttemptDoesNotFailTheRun(t *testing.T) {
 func TestStepCancelEndsTheRunWhateverElseCarriesIt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var decided atomic.Int32
 		var finished onFinishCounter
 		opts := fastOptions(3)
@@ -574,7 +564,6 @@ func TestStepCancelEndsTheRunWhateverElseCarriesIt(t *testing.T) {
 func TestBareQueueClientLeavesRunJobsToEngines(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		wf := workflow.Define("once", fastOptions(1),
 			steps.Do("a", func(ctx context.Context, sc *steps.Context[endArgs, noState]) error { return nil }))
@@ -626,7 +615,6 @@ func TestBareQueueClientLeavesRunJobsToEngines(t *testing.T) {
 func TestFailedStartLeavesTheEngineUnstarted(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		e, err := workflow.NewEngine(drv, engineConfig(1))
 		if err != nil {
 			t.Fatal(err)
@@ -656,7 +644,6 @@ func TestFailedStartLeavesTheEngineUnstarted(t *testing.T) {
 func TestEveryEndOfAChildCountsItOffItsParentOnce(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var finished onFinishCounter
 		running := make(chan struct{})
 		var once sync.Once

@@ -48,7 +48,6 @@ func describeEvents(evs []events.Event, id uuid.UUID) string {
 // run's end, each with its attempt. On both drivers.
 func TestRunAndStepEventsForEachOutcome(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		flaky := workflow.Define("ev-flaky", fastOptions(2),
 			noop[profileArgs, noState]("a"),
@@ -123,7 +122,6 @@ func TestRunAndStepEventsForEachOutcome(t *testing.T) {
 // never reached did not run. On both drivers.
 func TestJobMiddlewarePanicEndsRunRight(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var mu sync.Mutex
 		finished, ran := 0, 0
 		opts := fastOptions(2)

@@ -32,7 +32,6 @@ type profileState struct {
 func TestStateIsPersistedByCommittedStepsOnly(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var mu sync.Mutex
 		var flakySaw []profileState // the state step "flaky" saw on each attempt
 		wf := workflow.Define("profile", fastOptions(5),
@@ -115,7 +114,6 @@ func clone(s profileState) profileState {
 func TestStepIdempotencyKeyIsStableAcrossRetries(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		var mu sync.Mutex
 		keys := map[string][]string{}
 		attempts := map[string][]int{}

@@ -134,7 +134,6 @@ type logState struct{ Tries int }
 func TestStepLogsOfAFailedTryAreGoneAndFailuresKept(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		rec := &recorder{}
 		cfg := engineConfig(1)
 		cfg.Logger = slog.New(rec)
@@ -190,7 +189,6 @@ func TestStepLogsOfAFailedTryAreGoneAndFailuresKept(t *testing.T) {
 func TestStepLogFloodIsCapped(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := engineConfig(1)
 		cfg.Logger = quietLogger()
 		big := strings.Repeat("x", 3*storage.MaxLogRecordBytes)
@@ -266,7 +264,6 @@ func TestStepLogFloodIsCapped(t *testing.T) {
 func TestStepFailureHistoryIsCapped(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := engineConfig(1)
 		cfg.Logger = quietLogger()
 		const fails = storage.MaxStepFailures + 5

@@ -21,7 +21,6 @@ import (
 func TestTagsAtEnqueue(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		wf := workflow.Define("tagged", workflow.Options{},
 			steps.Do("only", func(context.Context, *steps.Context[logArgs, logState]) error { return nil }))

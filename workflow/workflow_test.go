@@ -25,7 +25,6 @@ type orderState struct {
 func TestFailedStepRetriesWithoutRepeatingCommittedSteps(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		createEffects(t, drv)
 		var mu sync.Mutex
 		calls := map[string]int{}

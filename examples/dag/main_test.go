@@ -19,7 +19,6 @@ import (
 func TestLicenceWebhookWorkflow(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		rep, err := handleWebhook(context.Background(), config{Driver: drv, Schema: drv.Schema(),
 			Event: "evt_1", Customer: "cus_1", Deliveries: 3, Timeout: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
@@ -58,7 +57,6 @@ func TestProgram(t *testing.T) {
 	bin := exampletest.Build(t, ".")
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		out, code := exampletest.Run(t, bin, drv, "-event", "evt_1", "-customer", "cus_1", "-deliveries", "3", "-timeout", "60s")
 		if code != 0 || !strings.Contains(out, "workflow succeeded licensed cus_1") || !strings.Contains(out, exampletest.StoreLine(drv)) {
 			t.Fatalf("exit %d, want 0 and the workflow succeeded, on the test's store", code)

@@ -30,7 +30,6 @@ func testConfig(drv storage.Driver) config {
 func TestFanoutAwaitsJobsOnTwoQueues(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := testConfig(drv)
 		cfg.SMSFailures = 2
 		rep, err := runOrder(context.Background(), cfg)
@@ -60,7 +59,6 @@ func TestFanoutAwaitsJobsOnTwoQueues(t *testing.T) {
 func TestFanoutFailsWhenAJobIsDiscarded(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := testConfig(drv)
 		cfg.SMSFailures = -1
 		rep, err := runOrder(context.Background(), cfg)
@@ -82,7 +80,6 @@ func TestProgram(t *testing.T) {
 	bin := exampletest.Build(t, ".")
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		out, code := exampletest.Run(t, bin, drv, "-order", "order-7", "-timeout", "60s")
 		if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "deliveries: 2, marked notified: 1") {
 			t.Fatalf("exit %d, want 0 and the order notified once", code)

@@ -20,7 +20,6 @@ import (
 func TestIterateResumesAtTheFailedItem(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg := config{Driver: drv, Schema: drv.Schema(), Order: "order-1", FailAt: 3,
 			Timeout: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 		first, err := runOrder(context.Background(), cfg)
@@ -61,7 +60,6 @@ func TestProgram(t *testing.T) {
 	bin := exampletest.Build(t, ".")
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		out, code := exampletest.Run(t, bin, drv, "-order", "o-1", "-fail-at", "3", "-timeout", "60s")
 		if code != 0 || !strings.Contains(out, "failed (retried: false): ") ||
 			!strings.Contains(out, "item 3 (cheese): warehouse unavailable") ||

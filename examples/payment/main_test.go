@@ -100,7 +100,6 @@ func TestPayment(t *testing.T) {
 }
 
 func testPayment(t *testing.T, drv storage.Driver) {
-	t.Parallel()
 	cfg, out := testConfig(t, drv)
 	rep, err := runPayment(context.Background(), cfg)
 	if err != nil {
@@ -190,7 +189,6 @@ func TestGatewayHonoursIdempotencyKey(t *testing.T) {
 }
 
 func testGatewayHonoursIdempotencyKey(t *testing.T, drv storage.Driver) {
-	t.Parallel()
 	ctx := context.Background()
 	gw, err := newGateway(ctx, storage.SQLOf(drv), drv.Schema())
 	if err != nil {
@@ -242,7 +240,6 @@ func TestProcessCrashAndResume(t *testing.T) {
 		}
 	}
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		testProcessCrashAndResume(t, drv, bins)
 	})
 }
@@ -376,7 +373,6 @@ func TestTheCommandFindsTheExamplesRuns(t *testing.T) {
 		t.Errorf("the example's default schema is %q, want the acidic command's, %q", got, postgres.DefaultSchema)
 	}
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		cfg, _ := testConfig(t, drv)
 		env := map[string]string{}
 		for _, kv := range storeEnv(drv) {

@@ -49,13 +49,19 @@ func Driver(t testing.TB, name string, opts Options) storage.Driver {
 	return nil
 }
 
-// Each runs f once per driver (see Drivers), each in a subtest named after
-// the driver, with a fresh store of that driver: the way a test of code
-// that works on any driver proves it does, on both.
+// Each runs f once per driver (see Drivers), each in a parallel subtest
+// named after the driver, with a fresh store of that driver: the way a test
+// of code that works on any driver proves it does, on both.
+//
+// The subtest is marked parallel before its store is opened, so a subtest
+// waiting for its turn holds no connection (f must not call t.Parallel
+// again). Otherwise every waiting test of a package would hold a pool of
+// the test database, and together exhaust its connections.
 func Each(t *testing.T, opts Options, f func(t *testing.T, drv storage.Driver)) {
 	t.Helper()
 	for _, name := range Drivers() {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			f(t, Driver(t, name, opts))
 		})
 	}

@@ -393,6 +393,10 @@ func Main(ctx context.Context, url string, args []string, stdout, stderr io.Writ
 	if (len(rep.Rows) > 0 || len(rep.Skipped) > 0) && cfg.jsonPath != "-" {
 		printReport(stdout, rep, time.Since(started))
 	}
+	if runErr != nil && ctx.Err() != nil && !strings.Contains(runErr.Error(), "interrupted") {
+		// Stopped (Ctrl-C) before any scenario began: say so all the same.
+		runErr = fmt.Errorf("interrupted: %w", runErr)
+	}
 	if runErr != nil {
 		rep.Error = runErr.Error()
 		fmt.Fprintln(stderr, "acidic bench:", runErr)

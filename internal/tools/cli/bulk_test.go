@@ -27,7 +27,6 @@ import (
 func TestRunsRetryByFilter(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		type nArgs struct {
@@ -146,7 +145,6 @@ func TestRunsRetryByFilter(t *testing.T) {
 func TestJobsRetryByFilter(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		client, err := queue.New(drv, queue.Config{})

@@ -27,7 +27,6 @@ import (
 func TestJobsCancelByFilter(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		client, err := queue.New(drv, queue.Config{})
@@ -125,7 +124,6 @@ func TestJobsCancelByFilter(t *testing.T) {
 func TestRunsCancelByFilter(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		type nArgs struct {

@@ -20,7 +20,6 @@ import (
 func TestCronList(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 2}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		a := shell{t: t, ctx: ctx, base: dbFlags(drv)}

@@ -25,7 +25,6 @@ import (
 func TestNodesShowsTheLeader(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 4}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		a := shell{t: t, ctx: ctx, base: dbFlags(drv)}

@@ -70,7 +70,6 @@ func TestJSONShapeIsDocumented(t *testing.T) {
 func TestJSONAbsentValuesAreNull(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{MaxConns: 2}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		eng, err := workflow.NewEngine(drv, workflow.Config{})

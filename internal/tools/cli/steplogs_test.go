@@ -23,7 +23,6 @@ import (
 func TestRunsGetShowsStepLogsAndFailures(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		cfg := enginetest.Config(1)

@@ -19,7 +19,6 @@ import (
 func TestListByTags(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		eng, err := workflow.NewEngine(drv, workflow.Config{})
