@@ -2,6 +2,7 @@ package otelacidic
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // Reading the trace context out of a job's Meta happens on every attempt,
@@ -31,7 +32,7 @@ func (c metaCarrier) Set(string, string) {}
 // Keys returns the object's member names.
 func (c metaCarrier) Keys() []string {
 	var keys []string
-	members(c, func(k, _ []byte) bool {
+	members(c, func(k []byte, _, _ int) bool {
 		keys = append(keys, jsonString(k))
 		return true
 	})
@@ -42,14 +43,80 @@ func (c metaCarrier) Keys() []string {
 // object obj, nil when obj is not an object or has no such member.
 func member(obj []byte, key string) []byte {
 	var found []byte
-	members(obj, func(k, v []byte) bool {
+	members(obj, func(k []byte, vStart, vEnd int) bool {
 		if keyIs(k, key) {
-			found = v
+			found = obj[vStart:vEnd]
 			return false
 		}
 		return true
 	})
 	return found
+}
+
+// withMember returns a copy of meta, a JSON object (empty or null meaning
+// none), whose top-level member key has the raw JSON value that
+// appendValue appends: the member's value replaced where it lies when meta
+// has one, the member added last otherwise. meta is not decoded, so the
+// user's members keep their order, spacing and duplicates. ok is false,
+// and meta is to be left alone, when meta is not a well-formed object.
+func withMember(meta []byte, key string, appendValue func([]byte) []byte) (out []byte, ok bool) {
+	const room = 96 // the value: a traceparent is 55 bytes, quoted 57
+	if t := trimSpace(meta); len(t) == 0 || string(t) == "null" {
+		out = make([]byte, 0, len(key)+room)
+		out = appendJSONString(append(out, '{'), key)
+		return append(appendValue(append(out, ':')), '}'), true
+	}
+	vStart, vEnd := -1, -1
+	end := members(meta, func(k []byte, s, e int) bool {
+		if keyIs(k, key) {
+			vStart, vEnd = s, e // the last one wins, as for a decoder
+		}
+		return true
+	})
+	if end < 0 || skipSpace(meta, end+1) != len(meta) {
+		return nil, false
+	}
+	out = make([]byte, 0, len(meta)+len(key)+room)
+	if vStart >= 0 {
+		out = appendValue(append(out, meta[:vStart]...))
+		return append(out, meta[vEnd:]...), true
+	}
+	out = append(out, meta[:end]...)
+	if last := trimSpace(meta[:end]); last[len(last)-1] != '{' {
+		out = append(out, ',')
+	}
+	out = appendJSONString(out, key)
+	out = appendValue(append(out, ':'))
+	return append(out, meta[end:]...), true
+}
+
+func trimSpace(b []byte) []byte {
+	i, j := skipSpace(b, 0), len(b)
+	for j > i && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
+		j--
+	}
+	return b[i:j]
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		q, _ := json.Marshal(s) // replaces what is not UTF-8, as before
+		return append(b, q...)
+	}
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // keyIs reports whether the raw JSON string k (quotes included) is key.
@@ -87,45 +154,51 @@ func jsonString(s []byte) string {
 	return out
 }
 
-// members calls fn with the raw name (quoted) and raw value of each
-// top-level member of the JSON object obj, in order, until fn returns
-// false. It stops quietly at anything that is not a well-formed object.
-func members(obj []byte, fn func(k, v []byte) bool) {
+// members calls fn with the raw name (quoted) and the offsets in obj of
+// the raw value of each top-level member of the JSON object obj, in order,
+// until fn returns false. It stops quietly at anything that is not a
+// well-formed object. It returns the index of the object's closing brace
+// when it walked the whole object, -1 otherwise.
+func members(obj []byte, fn func(k []byte, vStart, vEnd int) bool) int {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
-		return
+		return -1
 	}
 	i = skipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
-		return
+		return i
 	}
 	for i < len(obj) {
 		if obj[i] != '"' {
-			return
+			return -1
 		}
 		kEnd := skipString(obj, i)
 		if kEnd < 0 {
-			return
+			return -1
 		}
 		k := obj[i:kEnd]
 		i = skipSpace(obj, kEnd)
 		if i >= len(obj) || obj[i] != ':' {
-			return
+			return -1
 		}
 		i = skipSpace(obj, i+1)
 		vEnd := skipValue(obj, i)
 		if vEnd < 0 {
-			return
+			return -1
 		}
-		if !fn(k, obj[i:vEnd]) {
-			return
+		if !fn(k, i, vEnd) {
+			return -1
 		}
 		i = skipSpace(obj, vEnd)
+		if i < len(obj) && obj[i] == '}' {
+			return i
+		}
 		if i >= len(obj) || obj[i] != ',' {
-			return // '}' or malformed: done either way
+			return -1
 		}
 		i = skipSpace(obj, i+1)
 	}
+	return -1
 }
 
 func skipSpace(b []byte, i int) int {
@@ -188,4 +261,52 @@ func skipValue(b []byte, i int) int {
 		}
 		return i
 	}
+}
+
+// pairCarrier is the propagation.TextMapCarrier the enqueue hook injects
+// into: the few pairs a propagator writes, in the order written, then
+// appended to Meta as a JSON object with no map in between.
+type pairCarrier struct{ pairs [][2]string }
+
+// Get returns the value of key, "" when there is none.
+func (c *pairCarrier) Get(key string) string {
+	for _, p := range c.pairs {
+		if p[0] == key {
+			return p[1]
+		}
+	}
+	return ""
+}
+
+// Set sets key to value.
+func (c *pairCarrier) Set(key, value string) {
+	for i := range c.pairs {
+		if c.pairs[i][0] == key {
+			c.pairs[i][1] = value
+			return
+		}
+	}
+	c.pairs = append(c.pairs, [2]string{key, value})
+}
+
+// Keys returns the keys, in the order set.
+func (c *pairCarrier) Keys() []string {
+	keys := make([]string, len(c.pairs))
+	for i, p := range c.pairs {
+		keys[i] = p[0]
+	}
+	return keys
+}
+
+// appendJSON appends the pairs as a JSON object of strings.
+func (c *pairCarrier) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	for i, p := range c.pairs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p[0])
+		b = appendJSONString(append(b, ':'), p[1])
+	}
+	return append(b, '}')
 }

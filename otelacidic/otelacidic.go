@@ -107,39 +107,34 @@ func (in *Instrumentation) ConfigureQueue(cfg *queue.Config) {
 }
 
 // EnqueueHook writes the trace context of ctx into the job's Meta, under
-// MetaKey, when ctx carries a span. Meta that is not a JSON object is left
-// alone.
+// MetaKey, when ctx carries a span: the member is added to Meta's object
+// (or its value replaced, when Meta has one), the rest of Meta left as it
+// is, byte for byte. Meta that is not a JSON object is left alone.
 func (in *Instrumentation) EnqueueHook(ctx context.Context, kind string, meta json.RawMessage) (json.RawMessage, error) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return nil, nil
 	}
-	carrier := propagation.MapCarrier{}
-	in.cfg.Propagator.Inject(ctx, carrier)
-	if len(carrier) == 0 {
+	var carrier pairCarrier
+	carrier.pairs = make([][2]string, 0, 2) // traceparent, tracestate
+	in.cfg.Propagator.Inject(ctx, &carrier)
+	if len(carrier.pairs) == 0 {
 		return nil, nil
 	}
-	m := map[string]json.RawMessage{}
-	if len(meta) > 0 && string(meta) != "null" {
-		if err := json.Unmarshal(meta, &m); err != nil {
-			return nil, nil // not an object: leave the user's Meta as it is
-		}
+	out, ok := withMember(meta, MetaKey, carrier.appendJSON)
+	if !ok {
+		return nil, nil // not an object: leave the user's Meta as it is
 	}
-	b, err := json.Marshal(carrier)
-	if err != nil {
-		return nil, err
-	}
-	m[MetaKey] = b
-	return json.Marshal(m)
+	return out, nil
 }
 
-// extract returns ctx with the trace context carried in job's Meta. It
-// reads only Meta's MetaKey member (see metaCarrier): no decoding of the
-// whole Meta per attempt.
-func (in *Instrumentation) extract(ctx context.Context, job *acidic.Job) context.Context {
-	if len(job.Meta) < len(`{"otel":{}}`) {
+// extract returns ctx with the trace context carried in meta (a job's or
+// an outbox message's Meta). It reads only Meta's MetaKey member (see
+// metaCarrier): no decoding of the whole Meta per attempt.
+func (in *Instrumentation) extract(ctx context.Context, meta json.RawMessage) context.Context {
+	if len(meta) < len(`{"otel":{}}`) {
 		return ctx
 	}
-	otel := member(job.Meta, MetaKey)
+	otel := member(meta, MetaKey)
 	if len(otel) < 2 || otel[0] != '{' {
 		return ctx
 	}
@@ -166,7 +161,7 @@ const (
 // set once the span is started, and only on a span that records: a sampler
 // sees the span's name, kind and parent, not its attributes.
 func (in *Instrumentation) JobMiddleware(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
-	ctx = in.extract(ctx, job)
+	ctx = in.extract(ctx, job.Meta)
 	isRun := job.RunID != [16]byte{}
 	var name string
 	if isRun {

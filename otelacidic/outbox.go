@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acidic-go/acidic"
@@ -53,7 +52,7 @@ func (in *Instrumentation) Publisher(p outbox.Publisher) outbox.Publisher {
 		return p
 	}
 	return outbox.PublisherFunc(func(ctx context.Context, msg *acidic.OutboxMessage) error {
-		ctx = in.extractMessage(ctx, msg)
+		ctx = in.extract(ctx, msg.Meta)
 		attrs := []attribute.KeyValue{AttrOutboxID.Int64(msg.ID), AttrOutboxTopic.String(msg.Topic), AttrAttempt.Int(msg.Attempts)}
 		if msg.RunID != [16]byte{} {
 			attrs = append(attrs, AttrRunID.String(msg.RunID.String()))
@@ -65,18 +64,4 @@ func (in *Instrumentation) Publisher(p outbox.Publisher) outbox.Publisher {
 		endSpan(span, err)
 		return err
 	})
-}
-
-// extractMessage returns ctx with the trace context carried in msg's Meta.
-func (in *Instrumentation) extractMessage(ctx context.Context, msg *acidic.OutboxMessage) context.Context {
-	if len(msg.Meta) < len(`{"otel":{}}`) {
-		return ctx
-	}
-	var m struct {
-		Otel propagation.MapCarrier `json:"otel"`
-	}
-	if json.Unmarshal(msg.Meta, &m) != nil || len(m.Otel) == 0 {
-		return ctx
-	}
-	return in.cfg.Propagator.Extract(ctx, m.Otel)
 }

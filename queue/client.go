@@ -33,6 +33,7 @@ type Client struct {
 	readKick  chan struct{}                     // asks controlsLoop to read the queues' controls
 	jobs      sync.WaitGroup                    // running jobs
 	completer *completer
+	pool      *goPool     // runs the job attempts of the current run (gopool.go)
 	bus       *events.Bus // job events (observe.go); the engine adds its own
 
 	periodic           map[string]*periodic // periodic jobs by name (periodic.go)
@@ -107,12 +108,13 @@ func (c *Client) Start(ctx context.Context) error {
 // stopGrace later are abandoned, named in the error run returns.
 func (c *Client) run(ctx, work context.Context) error {
 	cp := newCompleter(c)
+	pool := newGoPool()
 	producers := map[string]*producer{}
 	for name, q := range c.cfg.Queues {
 		producers[name] = newProducer(c, name, q)
 	}
 	c.mu.Lock()
-	c.completer, c.producers = cp, producers
+	c.completer, c.pool, c.producers = cp, pool, producers
 	c.mu.Unlock()
 
 	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
@@ -144,6 +146,7 @@ func (c *Client) run(ctx, work context.Context) error {
 	<-ctx.Done()
 	fetch.Wait()
 	err := c.waitJobs(work)
+	pool.close()
 	cp.drain()
 	stopAux()
 	aux.Wait()

@@ -83,8 +83,8 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 	c.jobs.Add(1)
 	// The completer of the run that fetched the job: a job abandoned by
 	// Stop may return after a restart made a new one.
-	cp := c.completer
-	go func() {
+	cp, pool := c.completer, c.pool
+	pool.run(func() {
 		defer c.jobs.Done()
 		defer done()
 		defer cancel(nil)
@@ -117,7 +117,7 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		if c.bus.Active() {
 			c.publishOutcome(job, outcome, o.State, started, err)
 		}
-	}()
+	})
 }
 
 // finish writes a non-completion outcome, retrying while the database is

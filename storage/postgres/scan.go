@@ -50,8 +50,10 @@ func scanJobWith(row pgx.Row, extra ...any) (*acidic.Job, error) {
 		errorsJSON   []byte
 		uniqueStates int16
 	)
-	dest := append([]any{&j.ID, &j.Queue, &j.Kind, &j.Args, &runID, &state, &priority, &j.Attempt, &j.MaxAttempts,
-		&j.ScheduledAt, &attemptedAt, &j.AttemptedBy, &finalizedAt, &errorsJSON, &j.Meta,
+	// Args and Meta are scanned as bytes: into a json.RawMessage pgx
+	// would run encoding/json over them (jsonb is valid JSON already).
+	dest := append([]any{&j.ID, &j.Queue, &j.Kind, (*[]byte)(&j.Args), &runID, &state, &priority, &j.Attempt, &j.MaxAttempts,
+		&j.ScheduledAt, &attemptedAt, &j.AttemptedBy, &finalizedAt, &errorsJSON, (*[]byte)(&j.Meta),
 		&j.UniqueKey, &uniqueStates, &j.CreatedAt, &j.DependsOn, &j.DependencyFailure, &j.Tags}, extra...)
 	err := row.Scan(dest...)
 	if err != nil {
