@@ -59,7 +59,6 @@ func noop(name string) steps.Step[args, state] {
 func TestSpanTreeRequestRunStepsChild(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		sr := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
@@ -217,7 +216,6 @@ func collect(t *testing.T, r *sdkmetric.ManualReader, name string, match ...attr
 func TestMetricsChangeAsJobsRun(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Parallel()
 		ctx := ctxT(t)
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
