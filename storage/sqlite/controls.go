@@ -103,7 +103,7 @@ func (e *executor) QueueRegister(ctx context.Context, p storage.QueueRegisterPar
 	return nil
 }
 
-func readControls(rows *sql.Rows, err error) ([]*acidic.QueueControl, error) {
+func readControls(rows rowset, err error) ([]*acidic.QueueControl, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}

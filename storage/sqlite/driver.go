@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -74,7 +75,9 @@ type Driver struct {
 	sem      chan struct{}
 	wdb      *sql.DB
 	wconn    *sql.Conn
-	wstmts   map[string]*sql.Stmt
+	wraw     directConn // wconn's connection of the library (direct.go)
+	wdirect  map[string]directStmt
+	wargs    []driver.NamedValue
 	wctl     [3]*sql.Stmt // BEGIN IMMEDIATE, COMMIT, ROLLBACK
 	syncMode string
 	// aborted is set when SQLite rolls the open transaction back by itself
@@ -116,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*Driver, error) {
 		panic(err)
 	}
 	d := &Driver{path: path, opts: opts, q: q, sem: make(chan struct{}, 1),
-		wstmts: map[string]*sql.Stmt{}, rstmts: map[string]*sql.Stmt{}, syncMode: "FULL"}
+		wdirect: map[string]directStmt{}, rstmts: map[string]*sql.Stmt{}, syncMode: "FULL"}
 	d.executor = executor{d: d}
 	d.hub.init()
 	if err := d.open(ctx, abs); err != nil {
@@ -207,6 +210,14 @@ func (d *Driver) open(ctx context.Context, abs string) error {
 			return fmt.Errorf("sqlite: the library's connection %T registers no hooks", dc)
 		}
 		h.RegisterRollbackHook(func() { d.aborted.Store(true) })
+		raw, ok := dc.(directConn)
+		if !ok {
+			return fmt.Errorf("sqlite: the library's connection %T prepares no statements with a context", dc)
+		}
+		// Kept for the writer's own statements (direct.go): wconn is held
+		// for the driver's life, so database/sql never hands the connection
+		// to anyone else or closes it under us.
+		d.wraw = raw
 		return nil
 	})
 	if err != nil {
@@ -284,7 +295,7 @@ func (d *Driver) Close() error {
 
 func (d *Driver) closeConns() error {
 	var errs []error
-	for _, st := range d.wstmts {
+	for _, st := range d.wdirect {
 		errs = append(errs, st.Close())
 	}
 	for _, st := range d.wctl {

@@ -291,7 +291,7 @@ func attemptList(attempts []storage.JobAttempt) string {
 }
 
 // readIDs reads a column of ids.
-func readIDs(rows *sql.Rows, err error) ([]int64, error) {
+func readIDs(rows rowset, err error) ([]int64, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
@@ -461,7 +461,7 @@ func (e *executor) JobFinish(ctx context.Context, o storage.JobFinishParams) (bo
 }
 
 // readStatuses reads attempts and their job's state now.
-func readStatuses(rows *sql.Rows, err error) ([]storage.JobStatus, error) {
+func readStatuses(rows rowset, err error) ([]storage.JobStatus, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}

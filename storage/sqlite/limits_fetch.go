@@ -72,7 +72,7 @@ func (d *Driver) JobFetchLimited(ctx context.Context, p storage.JobFetchLimitedP
 }
 
 // readSlots reads the slot numbers a query returns.
-func readSlots(rows *sql.Rows, err error) ([]int64, error) { return readIDs(rows, err) }
+func readSlots(rows rowset, err error) ([]int64, error) { return readIDs(rows, err) }
 
 // claimLimited claims job id at stamp ts and leases its run as JobFetch
 // does; nil when the job is no longer eligible.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -65,7 +64,7 @@ func (d *Driver) MigrationLocked(ctx context.Context, p storage.MigrationLockedP
 }
 
 // scanApplied reads the record of applied versions.
-func scanApplied(rows *sql.Rows, err error) ([]storage.AppliedMigration, error) {
+func scanApplied(rows rowset, err error) ([]storage.AppliedMigration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: read versions: %w", wrapErr(err))
 	}
@@ -119,9 +118,9 @@ func (m *migrationTx) script(ctx context.Context, text string) error {
 	}
 	// The prepared statements may name tables the script drops or
 	// changes: prepare them afresh afterwards.
-	for name, st := range d.wstmts {
+	for name, st := range d.wdirect {
 		_ = st.Close()
-		delete(d.wstmts, name)
+		delete(d.wdirect, name)
 	}
 	_, err := d.wconn.ExecContext(context.WithoutCancel(ctx), text)
 	return wrapErr(err)

@@ -139,7 +139,7 @@ func scanPeriodic(r row) (*acidic.Periodic, error) {
 	return &s, nil
 }
 
-func collectPeriodic(rows *sql.Rows, err error) ([]*acidic.Periodic, error) {
+func collectPeriodic(rows rowset, err error) ([]*acidic.Periodic, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}

@@ -28,6 +28,12 @@ const (
 // form). A statement that ends in a semicolon and nothing else is prepared
 // once and reused; anything after it would make the library parse the text
 // again at every call.
+//
+// A LIMIT (or OFFSET) taken from a parameter is written "LIMIT $2 + 0", not
+// "LIMIT $2": SQLite plans a bare parameter there with its bound value, so
+// binding another value (a fetch of 3 jobs after one of 4) makes the
+// prepared statement expire and be parsed and planned again at its next
+// step, about 40 µs of CPU on the writer each time.
 type queries = sqlfile.Queries // the driver's name for them
 
 func loadQueries() (queries, error) {

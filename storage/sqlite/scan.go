@@ -154,7 +154,7 @@ func scanJobWith(r row, extra ...any) (*acidic.Job, error) {
 }
 
 // collectJobs reads every job of rows and closes them.
-func collectJobs(rows *sql.Rows, err error) ([]*acidic.Job, error) {
+func collectJobs(rows rowset, err error) ([]*acidic.Job, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
@@ -238,7 +238,7 @@ func scanRun(r row) (*acidic.Run, error) {
 }
 
 // collectRuns reads every run of rows and closes them.
-func collectRuns(rows *sql.Rows, err error) ([]*acidic.Run, error) {
+func collectRuns(rows rowset, err error) ([]*acidic.Run, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}
@@ -280,7 +280,7 @@ func scanOutbox(r row) (*acidic.OutboxMessage, error) {
 }
 
 // collectOutbox reads every message of rows and closes them.
-func collectOutbox(rows *sql.Rows, err error) ([]*acidic.OutboxMessage, error) {
+func collectOutbox(rows rowset, err error) ([]*acidic.OutboxMessage, error) {
 	if err != nil {
 		return nil, wrapErr(err)
 	}

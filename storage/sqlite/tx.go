@@ -224,20 +224,12 @@ func (s *txState) end() {
 // wq runs the driver's statements in a write transaction that has begun.
 type wq struct{ s *txState }
 
-func (q wq) stmt(name string) (*sql.Stmt, error) {
+func (q wq) stmt(name string) (directStmt, error) {
 	d := q.s.d
 	if d.aborted.Load() {
 		return nil, fmt.Errorf("%w: SQLite rolled it back after an error", ErrTxDone)
 	}
-	if st := d.wstmts[name]; st != nil {
-		return st, nil
-	}
-	st, err := d.wconn.PrepareContext(context.Background(), d.q.Get(name))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: prepare %s: %w", name, wrapErr(err))
-	}
-	d.wstmts[name] = st
-	return st, nil
+	return d.directStmtOf(name)
 }
 
 // The writer's statements run without the caller's context: they are short,
@@ -245,20 +237,28 @@ func (q wq) stmt(name string) (*sql.Stmt, error) {
 // would make SQLite roll the whole transaction back. The context is checked
 // when the transaction begins and before each method.
 
-func (q wq) query(name string, args ...any) (*sql.Rows, error) {
+func (q wq) query(name string, args ...any) (rowset, error) {
 	st, err := q.stmt(name)
 	if err != nil {
 		return nil, err
 	}
-	return st.QueryContext(context.Background(), args...)
+	nv, err := q.s.d.bind(args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(context.Background(), nv)
+	if err != nil {
+		return nil, err
+	}
+	return &directRows{rows: rows}, nil
 }
 
 func (q wq) queryRow(name string, args ...any) row {
-	st, err := q.stmt(name)
+	rows, err := q.query(name, args...)
 	if err != nil {
 		return errRow{err}
 	}
-	return st.QueryRowContext(context.Background(), args...)
+	return directRow{rows: rows.(*directRows)}
 }
 
 func (q wq) exec(name string, args ...any) (sql.Result, error) {
@@ -266,7 +266,11 @@ func (q wq) exec(name string, args ...any) (sql.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := st.ExecContext(context.Background(), args...)
+	nv, err := q.s.d.bind(args)
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.ExecContext(context.Background(), nv)
 	return res, wrapErr(err)
 }
 
@@ -299,16 +303,20 @@ func (q rq) stmt(ctx context.Context, name string) (*sql.Stmt, error) {
 // reader is what the read methods run their statements through: the
 // transaction's connection inside a transaction, a reader outside.
 type reader interface {
-	query(ctx context.Context, name string, args ...any) (*sql.Rows, error)
+	query(ctx context.Context, name string, args ...any) (rowset, error)
 	queryRow(ctx context.Context, name string, args ...any) row
 }
 
-func (q rq) query(ctx context.Context, name string, args ...any) (*sql.Rows, error) {
+func (q rq) query(ctx context.Context, name string, args ...any) (rowset, error) {
 	st, err := q.stmt(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return st.QueryContext(ctx, args...)
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 func (q rq) queryRow(ctx context.Context, name string, args ...any) row {
@@ -322,7 +330,7 @@ func (q rq) queryRow(ctx context.Context, name string, args ...any) row {
 // wr is wq as a reader.
 type wr struct{ wq }
 
-func (q wr) query(_ context.Context, name string, args ...any) (*sql.Rows, error) {
+func (q wr) query(_ context.Context, name string, args ...any) (rowset, error) {
 	return q.wq.query(name, args...)
 }
 func (q wr) queryRow(_ context.Context, name string, args ...any) row {

@@ -56,7 +56,7 @@ WHERE id IN (
     -- A paused queue hands out nothing (queue controls, controls.sql).
     AND NOT EXISTS (SELECT 1 FROM queue_controls WHERE queue = $1 AND paused)
   ORDER BY priority, scheduled_at, id
-  LIMIT $2)
+  LIMIT $2 + 0)
 RETURNING {job_columns};
 
 -- name: JobFetchLease
@@ -202,7 +202,7 @@ WHERE id IN (
     AND (NOT $3 OR run_id IS NULL)
     AND id NOT IN (SELECT value FROM json_each($4))
   ORDER BY heartbeat_at
-  LIMIT $2)
+  LIMIT $2 + 0)
 RETURNING {job_columns};
 
 -- name: JobGet
@@ -213,7 +213,7 @@ SELECT {job_columns}
 FROM jobs
 WHERE {fragment:job_filter}
 ORDER BY id
-LIMIT $7;
+LIMIT $7 + 0;
 
 -- name: JobListByRun
 -- JobList of one run's jobs, through the index jobs_run.
@@ -221,7 +221,7 @@ SELECT {job_columns}
 FROM jobs
 WHERE run_id = $4 AND {fragment:job_filter}
 ORDER BY id
-LIMIT $7;
+LIMIT $7 + 0;
 
 -- name: JobCancel
 UPDATE jobs

@@ -20,7 +20,7 @@ WHERE s.queue = ?1 AND s.kind = 'c' AND s.slot <= ?2
   AND (s.job_id IS NULL
        OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = s.job_id AND j.attempt = s.attempt AND j.state = 'running'))
 ORDER BY s.slot
-LIMIT ?3;
+LIMIT ?3 + 0;
 
 -- name: LimitSlotsFreeR
 -- Free rate slots of queue ?1 up to slot ?2: never taken, or taken at or
@@ -29,7 +29,7 @@ SELECT s.slot FROM queue_slots s
 WHERE s.queue = ?1 AND s.kind = 'r' AND s.slot <= ?2
   AND (s.used_at IS NULL OR s.used_at <= ?3)
 ORDER BY s.slot
-LIMIT ?4;
+LIMIT ?4 + 0;
 
 -- name: LimitSlotTakeC
 UPDATE queue_slots SET job_id = ?3, attempt = ?4, used_at = ?5

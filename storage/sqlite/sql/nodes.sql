@@ -39,5 +39,5 @@ SELECT {node_columns} FROM nodes ORDER BY started_at, id;
 -- name: NodePrune
 -- Deletes up to ?2 rows of nodes whose lease ended before ?1, oldest first.
 DELETE FROM nodes WHERE id IN (
-  SELECT id FROM nodes WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2
+  SELECT id FROM nodes WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2 + 0
 );

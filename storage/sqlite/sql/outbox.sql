@@ -27,7 +27,7 @@ WHERE id IN (
   SELECT o.id FROM outbox o JOIN heads ON o.id = heads.head_id
   WHERE o.next_attempt_at <= $2
   ORDER BY o.id
-  LIMIT $1)
+  LIMIT $1 + 0)
 RETURNING {outbox_columns};
 
 -- name: OutboxDelivered
@@ -49,11 +49,11 @@ WHERE id = $1 AND attempts = $2 AND delivered_at IS NULL;
 
 -- name: OutboxPrune
 DELETE FROM outbox
-WHERE id IN (SELECT id FROM outbox WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2);
+WHERE id IN (SELECT id FROM outbox WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2 + 0);
 
 -- name: OutboxList
 SELECT {outbox_columns}
 FROM outbox
 WHERE NOT $1 OR delivered_at IS NULL
 ORDER BY id
-LIMIT $2;
+LIMIT $2 + 0;

@@ -30,7 +30,7 @@ SELECT {periodic_columns}
 FROM periodic_schedules
 WHERE name IN (SELECT value FROM json_each(?1)) AND next_run_at <= ?2
 ORDER BY next_run_at, name
-LIMIT ?3;
+LIMIT ?3 + 0;
 
 -- name: PeriodicAdvance
 UPDATE periodic_schedules

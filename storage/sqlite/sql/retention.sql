@@ -20,7 +20,7 @@ DELETE FROM jobs WHERE id IN (
     AND {fragment:job_not_needed}
     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = j.run_id AND r.locked_job_id = j.id)
   ORDER BY j.finalized_at
-  LIMIT ?4
+  LIMIT ?4 + 0
 );
 
 -- name: RunPruneCandidates
@@ -36,7 +36,7 @@ WHERE r.state = ?1 AND r.finished_at < ?2
     WHERE j.run_id = r.id AND j.state IN ('pending', 'available', 'scheduled', 'running', 'retryable'))
   AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.id AND c.settled_at IS NULL)
 ORDER BY r.created_at
-LIMIT ?4;
+LIMIT ?4 + 0;
 
 -- name: RunDeleteJobs
 -- Deletes the finished jobs of run ?1 but job ?2, except those of the queues

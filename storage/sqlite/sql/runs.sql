@@ -21,7 +21,7 @@ SELECT {run_columns}
 FROM runs
 WHERE {fragment:run_filter}
 ORDER BY created_at, id
-LIMIT $5;
+LIMIT $5 + 0;
 
 -- name: RunListByParent
 -- RunList of one run's children, through the index runs_parent.
@@ -29,7 +29,7 @@ SELECT {run_columns}
 FROM runs
 WHERE parent_run_id = $3 AND {fragment:run_filter}
 ORDER BY created_at, id
-LIMIT $5;
+LIMIT $5 + 0;
 
 -- name: RunListByWorkflow
 -- RunList of one workflow's runs, through the index runs_workflow_created.
@@ -37,7 +37,7 @@ SELECT {run_columns}
 FROM runs
 WHERE workflow = $2 AND {fragment:run_filter}
 ORDER BY created_at, id
-LIMIT $5;
+LIMIT $5 + 0;
 
 -- name: RunLease
 -- The lease is free when nobody holds it, when the job attempt that holds

@@ -26,5 +26,5 @@ DELETE FROM job_graphs WHERE key IN (
   WHERE created_at < ?1
     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id IN (SELECT value FROM json_each(g.job_ids)))
   ORDER BY created_at
-  LIMIT ?2
+  LIMIT ?2 + 0
 );
