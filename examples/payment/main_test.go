@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/examples/internal/exampletest"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/internal/tools/cli"
 	"github.com/acidic-go/acidic/storage"
@@ -244,26 +245,8 @@ func TestProcessCrashAndResume(t *testing.T) {
 	})
 }
 
-// storeEnv is the environment of a process that works on drv's store: the
-// test's, without any variable that names a database, plus DATABASE_URL
-// and ACIDIC_SCHEMA for PostgreSQL or ACIDIC_DB (alone) for SQLite.
-func storeEnv(drv storage.Driver) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "DATABASE_URL" || strings.HasPrefix(k, "ACIDIC_") || strings.HasPrefix(k, "PG") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	if s, ok := drv.(*sqlite.Driver); ok {
-		return append(env, "ACIDIC_DB="+s.Path())
-	}
-	return append(env, "DATABASE_URL="+testdb.URL(), "ACIDIC_SCHEMA="+drv.Schema())
-}
-
 func testProcessCrashAndResume(t *testing.T, drv storage.Driver, bins string) {
-	env := storeEnv(drv)
+	env := exampletest.Env(drv)
 	dir := t.TempDir() // the working directory: where ./acidic.db would go
 	program := func(name string, args ...string) (string, int) {
 		t.Helper()
@@ -375,7 +358,7 @@ func TestTheCommandFindsTheExamplesRuns(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		cfg, _ := testConfig(t, drv)
 		env := map[string]string{}
-		for _, kv := range storeEnv(drv) {
+		for _, kv := range exampletest.Env(drv) {
 			if k, v, _ := strings.Cut(kv, "="); k == "DATABASE_URL" || strings.HasPrefix(k, "ACIDIC_") {
 				env[k] = v
 			}
