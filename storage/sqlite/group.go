@@ -1,0 +1,218 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/storage"
+)
+
+// Group commit. Every write transaction of the process runs on the one
+// writer connection, one at a time, and the commit of each (a step's, an
+// enqueue's) waits for the disk. When a transaction ends while others of
+// the process wait for the writer, it does not commit: it hands the open
+// SQLite transaction over to the next one, and waits. The last one of the
+// group (no one waiting any more, or maxGroup of them) commits for all, and
+// every transaction of the group returns that COMMIT's result: several
+// transactions share one sync of the WAL.
+//
+//	BEGIN IMMEDIATE                        the group's first transaction
+//	  … its statements …
+//	SAVEPOINT acidic_member                the next one (handed over)
+//	  … its statements …
+//	RELEASE acidic_member                  (or ROLLBACK TO + RELEASE: it failed)
+//	SAVEPOINT acidic_member                …
+//	COMMIT                                 the last one; every member returns now
+//
+// What each transaction is promised stays as it was:
+//   - its writes (a step's effects, its recovery point and its log) commit
+//     together or not at all: they are in one SAVEPOINT of the one
+//     transaction;
+//   - one that fails rolls back its own savepoint only (the group's first
+//     one fails before anyone joined, and rolls the transaction back);
+//   - none returns success before the COMMIT that holds its writes is on
+//     disk (synchronous=FULL when any member asks for it), and each learns
+//     that COMMIT's own result: a commit error fails every member, an I/O
+//     error while committing is acidic.ErrCommitUnknown for every member;
+//   - a crash between any two statements loses the whole open transaction,
+//     which no member was told had committed;
+//   - should SQLite roll the transaction back by itself (an interrupted
+//     statement, a full disk), every member waiting on it fails with
+//     errGroupLost, which matches acidic.ErrSerialization: nothing of
+//     theirs was written, and InTx and InStepTx run them again.
+//
+// Notifications of the members are published after the COMMIT, as before.
+// A member that has ended holds its caller until the group commits: at
+// most the time the later members hold the writer. Migrations commit alone.
+
+const (
+	// maxGroup caps the transactions committed by one COMMIT, so a steady
+	// stream of writers cannot hold the first ones' results back for long.
+	maxGroup = 16
+	// groupGrace is how long a member that handed the group over waits for
+	// the group's commit before it queues for the writer to commit the group
+	// itself (whoever it handed over to may have given up waiting, or be
+	// slow).
+	groupGrace = 2 * time.Millisecond
+)
+
+// group is the open SQLite transaction in which the members of a group
+// commit. Its fields are used by the writer's holder; err is set before done
+// is closed.
+type group struct {
+	members int  // transactions ended in it, to be committed
+	full    bool // a member wants synchronous=FULL
+	notes   []storage.Notification
+	done    chan struct{}
+	err     error
+}
+
+// errGroupLost is a member's error when SQLite rolled back the transaction
+// it was to commit in.
+var errGroupLost = fmt.Errorf("%w: sqlite: SQLite rolled back the transaction this one was to commit in, after an error of another transaction in it; nothing of this one was written",
+	acidic.ErrSerialization)
+
+// join starts s in the open group, in a savepoint, or opens a group with
+// BEGIN IMMEDIATE. The caller holds the writer.
+func (d *Driver) join(ctx context.Context, s *txState) error {
+	if d.group != nil && s.solo {
+		d.commitGroup()
+	}
+	if d.group == nil {
+		if err := d.beginTx(ctx, s.bookkeeping); err != nil {
+			return err
+		}
+		d.group = &group{done: make(chan struct{}), full: !s.bookkeeping}
+		s.g = d.group
+		return nil
+	}
+	if _, err := d.control(context.Background(), ctlSavepoint); err != nil {
+		return fmt.Errorf("sqlite: begin: %w", wrapErr(err))
+	}
+	s.g, s.savepoint = d.group, true
+	d.group.full = d.group.full || !s.bookkeeping
+	return nil
+}
+
+// release gives the writer back. With an open group, it hands the group
+// over when mayHandOver and another writer of the process waits (it
+// returns true then), and commits it otherwise.
+func (d *Driver) release(mayHandOver bool) bool {
+	g := d.group
+	handOver := g != nil && mayHandOver && g.members < maxGroup && d.waiting.Load() > 0 && !d.closed.Load()
+	if g != nil && !handOver {
+		d.commitGroup()
+	}
+	d.unlock()
+	return handOver
+}
+
+// commitGroup commits the open group, sets its result and publishes its
+// notifications. The caller holds the writer.
+func (d *Driver) commitGroup() {
+	g := d.group
+	d.group = nil
+	bg := context.Background()
+	var err error
+	if d.aborted.Load() {
+		_, _ = d.control(bg, ctlRollback)
+		err = errGroupLost
+	} else {
+		if g.full && d.syncMode != "FULL" {
+			// Read by SQLite when it commits: this COMMIT syncs the WAL.
+			if _, err = d.wconn.ExecContext(bg, "PRAGMA synchronous = FULL"); err == nil {
+				d.syncMode = "FULL"
+			}
+		}
+		if err == nil {
+			_, err = d.control(bg, ctlCommit)
+		}
+		if err != nil {
+			_, _ = d.control(bg, ctlRollback)
+			// An I/O error while the commit was written or synced may
+			// leave the commit record in the WAL, where the next reader
+			// finds it.
+			if sqliteCode(err)&0xff == sqlite3.SQLITE_IOERR {
+				err = fmt.Errorf("%w: %w", acidic.ErrCommitUnknown, err)
+			} else {
+				err = fmt.Errorf("sqlite: commit: %w", wrapErr(err))
+			}
+		}
+	}
+	g.err = err
+	close(g.done)
+	d.groups.Add(1)
+	if err == nil {
+		d.hub.publish(g.notes)
+	}
+}
+
+// failGroup ends the open group with err, its transaction rolled back.
+func (d *Driver) failGroup(err error) {
+	g := d.group
+	if g == nil {
+		return
+	}
+	d.group = nil
+	g.err = err
+	close(g.done)
+}
+
+// rollbackMember undoes s, which holds the writer: its savepoint, or the
+// whole transaction when s opened the group (nothing else is in it yet), or
+// when SQLite rolled the transaction back already (the group is lost).
+func (d *Driver) rollbackMember(s *txState) {
+	bg := context.Background()
+	switch {
+	case !s.savepoint:
+		_, _ = d.control(bg, ctlRollback)
+		d.failGroup(errGroupLost) // no member: nobody reads it
+	case d.aborted.Load():
+		_, _ = d.control(bg, ctlRollback)
+		d.failGroup(errGroupLost)
+	default:
+		_, err := d.control(bg, ctlRollbackTo)
+		if err == nil {
+			_, err = d.control(bg, ctlRelease)
+		}
+		if err != nil {
+			// The savepoint could not be undone: the group cannot commit
+			// without it.
+			_, _ = d.control(bg, ctlRollback)
+			d.failGroup(fmt.Errorf("%w: sqlite: rolling back another transaction of its group failed: %w", acidic.ErrSerialization, err))
+		}
+	}
+}
+
+// awaitGroup waits for the commit of g, which the caller ended a member of
+// and handed over, and returns its result. After groupGrace it queues for
+// the writer, to commit g itself if it is still open then.
+func (d *Driver) awaitGroup(g *group) error {
+	grace := time.NewTimer(groupGrace)
+	defer grace.Stop()
+	select {
+	case <-g.done:
+		return g.err
+	case <-grace.C:
+	}
+	deadline := time.NewTimer(d.opts.BusyTimeout)
+	defer deadline.Stop()
+	select {
+	case <-g.done:
+		return g.err
+	case d.sem <- struct{}{}:
+		// g is still open (d.group) or was ended, done closed, by an
+		// earlier holder.
+		if d.group == g {
+			d.commitGroup()
+		}
+		d.unlock()
+		return g.err
+	case <-deadline.C:
+		return fmt.Errorf("%w: sqlite: the transaction it was to commit in was held open for %v", acidic.ErrCommitUnknown, d.opts.BusyTimeout)
+	}
+}
