@@ -65,7 +65,7 @@ const (
 // is closed.
 type group struct {
 	members int  // transactions ended in it, to be committed
-	full    bool // a member wants synchronous=FULL
+	full    bool // begun with synchronous=FULL; a bookkeeping one with NORMAL
 	notes   []storage.Notification
 	done    chan struct{}
 	err     error
@@ -79,7 +79,11 @@ var errGroupLost = fmt.Errorf("%w: sqlite: SQLite rolled back the transaction th
 // join starts s in the open group, in a savepoint, or opens a group with
 // BEGIN IMMEDIATE. The caller holds the writer.
 func (d *Driver) join(ctx context.Context, s *txState) error {
-	if d.group != nil && s.solo {
+	// SQLite sets a transaction's durability when it begins ("Safety level
+	// may not be changed inside a transaction"): a transaction that must
+	// commit with synchronous=FULL cannot join a group begun with NORMAL,
+	// which commits first (without a sync: its members are bookkeeping).
+	if d.group != nil && (s.solo || (!s.bookkeeping && !d.group.full)) {
 		d.commitGroup()
 	}
 	if d.group == nil {
@@ -94,7 +98,6 @@ func (d *Driver) join(ctx context.Context, s *txState) error {
 		return fmt.Errorf("sqlite: begin: %w", wrapErr(err))
 	}
 	s.g, s.savepoint = d.group, true
-	d.group.full = d.group.full || !s.bookkeeping
 	return nil
 }
 
@@ -122,15 +125,7 @@ func (d *Driver) commitGroup() {
 		_, _ = d.control(bg, ctlRollback)
 		err = errGroupLost
 	} else {
-		if g.full && d.syncMode != "FULL" {
-			// Read by SQLite when it commits: this COMMIT syncs the WAL.
-			if _, err = d.wconn.ExecContext(bg, "PRAGMA synchronous = FULL"); err == nil {
-				d.syncMode = "FULL"
-			}
-		}
-		if err == nil {
-			_, err = d.control(bg, ctlCommit)
-		}
+		_, err = d.control(bg, ctlCommit)
 		if err != nil {
 			_, _ = d.control(bg, ctlRollback)
 			// An I/O error while the commit was written or synced may
