@@ -87,7 +87,8 @@ type Driver struct {
 	// some wait, a transaction that ends hands the open transaction over
 	// instead of committing it.
 	waiting atomic.Int32
-	groups  atomic.Int64 // groups committed or failed (tests)
+	groups  atomic.Int64 // groups committed or failed (tests, benchmarks)
+	members atomic.Int64 // transactions committed in them
 	// aborted is set when SQLite rolls the open transaction back by itself
 	// (an interrupted statement, a full disk): the statements after it
 	// would otherwise run outside any transaction.

@@ -123,7 +123,7 @@ func BenchmarkEngineSteps(b *testing.B) {
 	b.ReportMetric(median(stepRates), "steps/s")
 	b.ReportMetric(median(ratios), "steps/tx")
 	b.ReportMetric(float64(drv.Stats().TxRetries), "retries")
-	b.ReportMetric(float64(sqlite.Groups(drv)), "groups")
+	b.ReportMetric(float64(sqlite.Members(drv))/float64(max(sqlite.Groups(drv), 1)), "tx/commit")
 }
 
 // BenchmarkEngineIdleEnqueueToStart enqueues jobs one at a time on an idle

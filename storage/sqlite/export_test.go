@@ -6,3 +6,7 @@ func Groups(d *Driver) int64 { return d.groups.Load() }
 
 // Waiting returns how many writers of the process wait for the writer.
 func Waiting(d *Driver) int32 { return d.waiting.Load() }
+
+// Members returns how many transactions ended in the groups counted by
+// Groups.
+func Members(d *Driver) int64 { return d.members.Load() }

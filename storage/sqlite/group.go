@@ -141,6 +141,7 @@ func (d *Driver) commitGroup() {
 	g.err = err
 	close(g.done)
 	d.groups.Add(1)
+	d.members.Add(int64(g.members))
 	if err == nil {
 		d.hub.publish(g.notes)
 	}
