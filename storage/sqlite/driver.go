@@ -87,6 +87,7 @@ type Driver struct {
 	// some wait, a transaction that ends hands the open transaction over
 	// instead of committing it.
 	waiting atomic.Int32
+	queued  atomic.Int32 // every writer waiting for sem (tests)
 	groups  atomic.Int64 // groups committed or failed (tests, benchmarks)
 	members atomic.Int64 // transactions committed in them
 	// aborted is set when SQLite rolls the open transaction back by itself

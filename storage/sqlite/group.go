@@ -12,13 +12,15 @@ import (
 )
 
 // Group commit. Every write transaction of the process runs on the one
-// writer connection, one at a time, and the commit of each (a step's, an
-// enqueue's) waits for the disk. When a transaction ends while others of
-// the process wait for the writer, it does not commit: it hands the open
-// SQLite transaction over to the next one, and waits. The last one of the
-// group (no one waiting any more, or maxGroup of them) commits for all, and
-// every transaction of the group returns that COMMIT's result: several
-// transactions share one sync of the WAL.
+// writer connection, one at a time, and the commit of each step, enqueue or
+// transaction of the caller's waits for the disk (synchronous=FULL). When
+// such a transaction ends while another of them waits for the writer, it
+// does not commit: it hands the open SQLite transaction over to the next
+// one, and waits. The one that ends with none of them waiting (or the
+// maxGroup-th) commits for all, and every transaction of the group returns
+// that COMMIT's result: several transactions share one sync of the WAL and
+// write the pages they share once. Bookkeeping transactions and migrations
+// are never in a group (see grouped).
 //
 //	BEGIN IMMEDIATE                        the group's first transaction
 //	  … its statements …
@@ -35,19 +37,30 @@ import (
 //   - one that fails rolls back its own savepoint only (the group's first
 //     one fails before anyone joined, and rolls the transaction back);
 //   - none returns success before the COMMIT that holds its writes is on
-//     disk (synchronous=FULL when any member asks for it), and each learns
-//     that COMMIT's own result: a commit error fails every member, an I/O
-//     error while committing is acidic.ErrCommitUnknown for every member;
+//     disk (synchronous=FULL, as every member asks), and each learns that
+//     COMMIT's own result: a commit error fails every member, an I/O error
+//     while committing is acidic.ErrCommitUnknown for every member;
 //   - a crash between any two statements loses the whole open transaction,
 //     which no member was told had committed;
+//   - readers (the reader connections, other processes) see none of a
+//     member's writes before the COMMIT; a later member sees an earlier
+//     one's, as the next transaction would, and is committed or lost with
+//     it;
 //   - should SQLite roll the transaction back by itself (an interrupted
 //     statement, a full disk), every member waiting on it fails with
 //     errGroupLost, which matches acidic.ErrSerialization: nothing of
 //     theirs was written, and InTx and InStepTx run them again.
 //
-// Notifications of the members are published after the COMMIT, as before.
-// A member that has ended holds its caller until the group commits: at
-// most the time the later members hold the writer. Migrations commit alone.
+// Notifications of the members are published after the COMMIT, before any
+// member returns. What changes: a member that has ended holds its caller
+// until the group commits, that is until the transactions handed the group
+// after it have ended; and the members' callers then go on in any order,
+// where each transaction's caller used to go on before the next began. A
+// member that waited longer than groupGrace queues for the writer itself,
+// to commit the group when it gets it; one that cannot get it within
+// Options.BusyTimeout (the transaction after it waits, holding the write
+// lock, for something that needs the member's caller to go on) returns
+// acidic.ErrCommitUnknown.
 
 const (
 	// maxGroup caps the transactions committed by one COMMIT, so a steady
@@ -64,8 +77,7 @@ const (
 // commit. Its fields are used by the writer's holder; err is set before done
 // is closed.
 type group struct {
-	members int  // transactions ended in it, to be committed
-	full    bool // begun with synchronous=FULL; a bookkeeping one with NORMAL
+	members int // transactions ended in it, to be committed
 	notes   []storage.Notification
 	done    chan struct{}
 	err     error
@@ -76,21 +88,34 @@ type group struct {
 var errGroupLost = fmt.Errorf("%w: sqlite: SQLite rolled back the transaction this one was to commit in, after an error of another transaction in it; nothing of this one was written",
 	acidic.ErrSerialization)
 
+// grouped tells whether s may commit in a group: not a migration, nor a
+// bookkeeping transaction (a claim, a job's outcome, a heartbeat, a lease).
+//
+// A bookkeeping transaction commits alone, at once, as it did before there
+// were groups, for two reasons. Its commit does not wait for the disk
+// (synchronous=NORMAL), so a group would save it no sync; and its caller
+// acts on it the moment it returns, before anything that reads its writes
+// may run: the queue publishes an attempt's outcome after writing it, and
+// the job's next attempt is claimed by a fetch that reads that write. In a
+// group both would return together, and the next attempt's events could be
+// published before the first's (TestEventsForEachOutcomeInOrder). SQLite
+// also fixes a transaction's durability when it begins ("Safety level may
+// not be changed inside a transaction"), so a group begun with NORMAL could
+// not take a step.
+func (s *txState) grouped() bool { return !s.solo && !s.bookkeeping }
+
 // join starts s in the open group, in a savepoint, or opens a group with
-// BEGIN IMMEDIATE. The caller holds the writer.
+// BEGIN IMMEDIATE; a transaction that is not grouped commits the open group
+// first. The caller holds the writer.
 func (d *Driver) join(ctx context.Context, s *txState) error {
-	// SQLite sets a transaction's durability when it begins ("Safety level
-	// may not be changed inside a transaction"): a transaction that must
-	// commit with synchronous=FULL cannot join a group begun with NORMAL,
-	// which commits first (without a sync: its members are bookkeeping).
-	if d.group != nil && (s.solo || (!s.bookkeeping && !d.group.full)) {
+	if d.group != nil && !s.grouped() {
 		d.commitGroup()
 	}
 	if d.group == nil {
 		if err := d.beginTx(ctx, s.bookkeeping); err != nil {
 			return err
 		}
-		d.group = &group{done: make(chan struct{}), full: !s.bookkeeping}
+		d.group = &group{done: make(chan struct{})}
 		s.g = d.group
 		return nil
 	}
@@ -138,13 +163,15 @@ func (d *Driver) commitGroup() {
 			}
 		}
 	}
+	// Published before the members learn they committed, as a transaction
+	// of its own publishes before its commit returns.
+	if err == nil {
+		d.hub.publish(g.notes)
+	}
 	g.err = err
 	close(g.done)
 	d.groups.Add(1)
 	d.members.Add(int64(g.members))
-	if err == nil {
-		d.hub.publish(g.notes)
-	}
 }
 
 // failGroup ends the open group with err, its transaction rolled back.

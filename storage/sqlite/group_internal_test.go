@@ -50,3 +50,50 @@ func TestGroupDurability(t *testing.T) {
 		t.Errorf("the FULL transaction ran with synchronous = %d, want 2 (FULL)", mode)
 	}
 }
+
+// TestGroupBookkeepingAlone: a bookkeeping transaction (a claim, a job's
+// outcome) is never held back in a group: it commits and returns while the
+// transaction that waited for the writer after it still runs. Its caller
+// acts on it (the queue publishes the attempt's outcome) before anything
+// reading its writes (the fetch of the job's next attempt) can return.
+func TestGroupBookkeepingAlone(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"), Options{Migrate: true, BusyTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Close() }()
+	for _, next := range []bool{true, false} { // the transaction waiting after it: bookkeeping, then a step's
+		held, release := make(chan struct{}), make(chan struct{})
+		first := make(chan error, 1)
+		go func() {
+			first <- d.write(ctx, true, func(q wq) error {
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		running, finish := make(chan struct{}), make(chan struct{})
+		second := make(chan error, 1)
+		go func() {
+			second <- d.write(ctx, next, func(q wq) error {
+				close(running)
+				<-finish
+				return nil
+			})
+		}()
+		for d.queued.Load() < 1 { // the second waits for the writer
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		<-running
+		if err := <-first; err != nil { // returns while the second runs
+			t.Errorf("next bookkeeping %v: first: %v", next, err)
+		}
+		close(finish)
+		if err := <-second; err != nil {
+			t.Errorf("next bookkeeping %v: second: %v", next, err)
+		}
+	}
+}

@@ -30,16 +30,22 @@ func errClosed() error { return fmt.Errorf("%w: sqlite: the driver was closed", 
 // (ErrNestedWrite) instead of waiting for its own transaction.
 type txKey struct{ d *Driver }
 
-// lock takes the driver's write lock, waiting at most BusyTimeout.
-func (d *Driver) lock(ctx context.Context) error {
+// lock takes the driver's write lock, waiting at most BusyTimeout. A
+// transaction that may join a group counts among the waiting while it
+// waits (group.go).
+func (d *Driver) lock(ctx context.Context, grouped bool) error {
 	if d.closed.Load() {
 		return errClosed()
 	}
 	select {
 	case d.sem <- struct{}{}:
 	default:
-		d.waiting.Add(1)
-		defer d.waiting.Add(-1)
+		if grouped {
+			d.waiting.Add(1)
+			defer d.waiting.Add(-1)
+		}
+		d.queued.Add(1)
+		defer d.queued.Add(-1)
 		timer := time.NewTimer(d.opts.BusyTimeout)
 		defer timer.Stop()
 		select {
@@ -67,7 +73,8 @@ type txState struct {
 	// bookkeeping transactions (claims, completions, heartbeats, leases)
 	// commit with synchronous=NORMAL: see beginTx.
 	bookkeeping bool
-	// solo transactions (migrations) commit alone, never in a group.
+	// solo transactions (migrations) commit alone, never in a group, as
+	// bookkeeping ones do (see grouped).
 	solo bool
 	// g is the group the transaction runs in; savepoint is set when it
 	// joined a group that others had already written in (group.go).
@@ -102,11 +109,11 @@ func (s *txState) begin(ctx context.Context) error {
 	if outer, ok := ctx.Value(txKey{s.d}).(*txState); ok && outer != s && outer.held.Load() {
 		return ErrNestedWrite
 	}
-	if err := s.d.lock(ctx); err != nil {
+	if err := s.d.lock(ctx, s.grouped()); err != nil {
 		return err
 	}
 	if err := s.d.join(ctx, s); err != nil {
-		s.d.release(true)
+		s.d.release(s.grouped())
 		return err
 	}
 	s.held.Store(true)
@@ -215,7 +222,7 @@ func (s *txState) commit(ctx context.Context) error {
 	s.notes = nil
 	s.held.Store(false)
 	s.done = true
-	if !s.d.release(!s.solo) {
+	if !s.d.release(s.grouped()) {
 		return g.err // committed by release
 	}
 	return s.d.awaitGroup(g)
@@ -232,7 +239,7 @@ func (s *txState) end() {
 		// The group's other transactions, if any, still commit: this one
 		// hands the group over (they wait for its commit themselves), or
 		// commits it for them.
-		s.d.release(true)
+		s.d.release(s.grouped())
 		return
 	}
 	s.done = true
