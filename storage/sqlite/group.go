@@ -19,8 +19,9 @@ import (
 // one, and waits. The one that ends with none of them waiting (or the
 // maxGroup-th) commits for all, and every transaction of the group returns
 // that COMMIT's result: several transactions share one sync of the WAL and
-// write the pages they share once. Bookkeeping transactions and migrations
-// are never in a group (see grouped).
+// write the pages they share once. A bookkeeping transaction that gets the
+// writer while a group is open ends it (see grouped); migrations commit
+// alone.
 //
 //	BEGIN IMMEDIATE                        the group's first transaction
 //	  … its statements …
@@ -88,27 +89,31 @@ type group struct {
 var errGroupLost = fmt.Errorf("%w: sqlite: SQLite rolled back the transaction this one was to commit in, after an error of another transaction in it; nothing of this one was written",
 	acidic.ErrSerialization)
 
-// grouped tells whether s may commit in a group: not a migration, nor a
-// bookkeeping transaction (a claim, a job's outcome, a heartbeat, a lease).
+// grouped tells whether s may be handed a group and hand it on: not a
+// migration (it commits alone), nor a bookkeeping transaction (a claim, a
+// job's outcome, a heartbeat, a lease).
 //
-// A bookkeeping transaction commits alone, at once, as it did before there
-// were groups, for two reasons. Its commit does not wait for the disk
-// (synchronous=NORMAL), so a group would save it no sync; and its caller
-// acts on it the moment it returns, before anything that reads its writes
-// may run: the queue publishes an attempt's outcome after writing it, and
-// the job's next attempt is claimed by a fetch that reads that write. In a
-// group both would return together, and the next attempt's events could be
-// published before the first's (TestEventsForEachOutcomeInOrder). SQLite
-// also fixes a transaction's durability when it begins ("Safety level may
-// not be changed inside a transaction"), so a group begun with NORMAL could
-// not take a step.
+// A bookkeeping transaction never holds a group back: it commits with
+// synchronous=NORMAL, so waiting for a later sync would gain it nothing, and
+// its caller acts on it the moment it returns, before anything that reads
+// its writes may run: the queue publishes an attempt's outcome after writing
+// it, and the job's next attempt is claimed by a fetch that reads that
+// write. Had the write waited in a group for a later member's end, the
+// fetch could run first and the next attempt's events be published before
+// the first's (TestEventsForEachOutcomeInOrder). So it is never counted as
+// waiting, and at its end it commits: alone, or, when it got the writer
+// with a group open, as the group's last member, synced with it; either way
+// it returns as soon as its own COMMIT does. (A group is always begun by a
+// transaction that commits with synchronous=FULL: SQLite fixes that when
+// the transaction begins, "Safety level may not be changed inside a
+// transaction", and a group begun with NORMAL could not take a step.)
 func (s *txState) grouped() bool { return !s.solo && !s.bookkeeping }
 
 // join starts s in the open group, in a savepoint, or opens a group with
-// BEGIN IMMEDIATE; a transaction that is not grouped commits the open group
-// first. The caller holds the writer.
+// BEGIN IMMEDIATE; a migration commits the open group first. The caller
+// holds the writer.
 func (d *Driver) join(ctx context.Context, s *txState) error {
-	if d.group != nil && !s.grouped() {
+	if d.group != nil && s.solo {
 		d.commitGroup()
 	}
 	if d.group == nil {
