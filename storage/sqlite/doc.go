@@ -26,6 +26,27 @@
 // (busy_timeout). Both waits end after Options.BusyTimeout with ErrBusy,
 // which matches acidic.ErrSerialization, so InTx and InStepTx try again.
 //
+// Group commit: a step, an enqueue or a transaction of yours that ends
+// while another of them waits for the writer does not commit at once. It
+// hands the open SQLite transaction to the one waiting, which runs in a
+// SAVEPOINT of its own, and so on; the one that ends with none waiting (or
+// the sixteenth) commits them all with one COMMIT and one sync of the WAL.
+// Each keeps its promises: its writes commit together or not at all, one
+// that fails rolls back its own writes only, none returns before the
+// COMMIT holding its writes is on disk, and each returns that COMMIT's
+// result (acidic.ErrCommitUnknown when an I/O error leaves it unknown).
+// Readers see a member's writes only once the group has committed. Should
+// SQLite roll the group's transaction back by itself (a statement of yours
+// interrupted, a full disk), the members that had ended in it fail with an
+// error matching acidic.ErrSerialization, having written nothing, and
+// InTx and InStepTx run them again. Two things differ from committing
+// alone: a member's commit returns only once the transactions handed the
+// group after it have ended, and the members' callers then go on in any
+// order. Do not make a transaction, while it holds the write lock, wait for
+// something another goroutine does after its own write returns: that
+// write returns acidic.ErrCommitUnknown after Options.BusyTimeout.
+// Bookkeeping transactions (below) and migrations always commit alone.
+//
 // A transaction begins at its first statement: a step whose code never
 // touches the database holds no lock while it runs, and one that does holds
 // the write lock from its first statement to its commit. Make calls to other
@@ -52,11 +73,15 @@
 //
 // The file is in WAL mode with foreign keys on. Steps, enqueues, migrations
 // and every transaction of the caller's commit with synchronous=FULL: the WAL
-// is on disk when the commit returns. Queue bookkeeping (claims,
+// is on disk when the commit returns; several of them may share one COMMIT
+// and its sync (group commit, above). Queue bookkeeping (claims,
 // completions, heartbeats, leases) commits with synchronous=NORMAL, synced
 // by the next FULL commit: one lost to a power cut means a job runs again,
 // which at-least-once delivery allows, as the PostgreSQL driver's
-// synchronous_commit = off does.
+// synchronous_commit = off does. They commit alone, never in a group: they
+// save no sync there, and their callers act on them at once (the queue
+// publishes an attempt's outcome before the job's next attempt can be
+// claimed).
 //
 // # Notifications and processes
 //

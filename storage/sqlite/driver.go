@@ -78,8 +78,18 @@ type Driver struct {
 	wraw     directConn // wconn's connection of the library (direct.go)
 	wdirect  map[string]directStmt
 	wargs    []driver.NamedValue
-	wctl     [3]*sql.Stmt // BEGIN IMMEDIATE, COMMIT, ROLLBACK
+	wctl     [len(controlSQL)]*sql.Stmt // BEGIN IMMEDIATE, COMMIT, ROLLBACK, savepoints
 	syncMode string
+	// group is the open transaction the transactions of this process
+	// commit in together (group commit, group.go); nil between groups.
+	group *group
+	// waiting counts the writers of this process waiting for sem: while
+	// some wait, a transaction that ends hands the open transaction over
+	// instead of committing it.
+	waiting atomic.Int32
+	queued  atomic.Int32 // every writer waiting for sem (tests)
+	groups  atomic.Int64 // groups committed or failed (tests, benchmarks)
+	members atomic.Int64 // transactions committed in them
 	// aborted is set when SQLite rolls the open transaction back by itself
 	// (an interrupted statement, a full disk): the statements after it
 	// would otherwise run outside any transaction.
@@ -284,6 +294,10 @@ func (d *Driver) Close() error {
 		defer timer.Stop()
 		select {
 		case d.sem <- struct{}{}:
+			// Transactions handed over and waiting for their commit get it.
+			if d.group != nil {
+				d.commitGroup()
+			}
 		case <-timer.C:
 			// A transaction that never ended: close under it (SQLite rolls
 			// it back).

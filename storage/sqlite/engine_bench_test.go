@@ -15,6 +15,7 @@ import (
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
+	"github.com/acidic-go/acidic/storage/sqlite"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -121,6 +122,8 @@ func BenchmarkEngineSteps(b *testing.B) {
 	b.ReportMetric(median(txRates), "tx/s")
 	b.ReportMetric(median(stepRates), "steps/s")
 	b.ReportMetric(median(ratios), "steps/tx")
+	b.ReportMetric(float64(drv.Stats().TxRetries), "retries")
+	b.ReportMetric(float64(sqlite.Members(drv))/float64(max(sqlite.Groups(drv), 1)), "tx/commit")
 }
 
 // BenchmarkEngineIdleEnqueueToStart enqueues jobs one at a time on an idle

@@ -31,7 +31,7 @@ func (d *Driver) MigrationFiles() fs.FS {
 // schema_migrations, the record of applied versions, when it does not
 // exist. The transaction commits with synchronous=FULL.
 func (d *Driver) MigrationLocked(ctx context.Context, p storage.MigrationLockedParams) error {
-	s := &txState{d: d}
+	s := &txState{d: d, solo: true}
 	if err := s.begin(ctx); err != nil {
 		return fmt.Errorf("migrations: take lock: %w", err)
 	}

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -32,14 +30,22 @@ func errClosed() error { return fmt.Errorf("%w: sqlite: the driver was closed", 
 // (ErrNestedWrite) instead of waiting for its own transaction.
 type txKey struct{ d *Driver }
 
-// lock takes the driver's write lock, waiting at most BusyTimeout.
-func (d *Driver) lock(ctx context.Context) error {
+// lock takes the driver's write lock, waiting at most BusyTimeout. A
+// transaction that may join a group counts among the waiting while it
+// waits (group.go).
+func (d *Driver) lock(ctx context.Context, grouped bool) error {
 	if d.closed.Load() {
 		return errClosed()
 	}
 	select {
 	case d.sem <- struct{}{}:
 	default:
+		if grouped {
+			d.waiting.Add(1)
+			defer d.waiting.Add(-1)
+		}
+		d.queued.Add(1)
+		defer d.queued.Add(-1)
 		timer := time.NewTimer(d.opts.BusyTimeout)
 		defer timer.Stop()
 		select {
@@ -67,6 +73,13 @@ type txState struct {
 	// bookkeeping transactions (claims, completions, heartbeats, leases)
 	// commit with synchronous=NORMAL: see beginTx.
 	bookkeeping bool
+	// solo transactions (migrations) commit alone, never in a group, as
+	// bookkeeping ones do (see grouped).
+	solo bool
+	// g is the group the transaction runs in; savepoint is set when it
+	// joined a group that others had already written in (group.go).
+	g         *group
+	savepoint bool
 	// held: holds the write lock in an open transaction. Atomic: the nested
 	// write check may read it from any goroutine the context reached.
 	held  atomic.Bool
@@ -96,11 +109,11 @@ func (s *txState) begin(ctx context.Context) error {
 	if outer, ok := ctx.Value(txKey{s.d}).(*txState); ok && outer != s && outer.held.Load() {
 		return ErrNestedWrite
 	}
-	if err := s.d.lock(ctx); err != nil {
+	if err := s.d.lock(ctx, s.grouped()); err != nil {
 		return err
 	}
-	if err := s.d.beginTx(ctx, s.bookkeeping); err != nil {
-		s.d.unlock()
+	if err := s.d.join(ctx, s); err != nil {
+		s.d.release(s.grouped())
 		return err
 	}
 	s.held.Store(true)
@@ -152,9 +165,14 @@ const (
 	ctlBegin = iota
 	ctlCommit
 	ctlRollback
+
+	ctlSavepoint
+	ctlRelease
+	ctlRollbackTo
 )
 
-var controlSQL = [...]string{ctlBegin: "BEGIN IMMEDIATE", ctlCommit: "COMMIT", ctlRollback: "ROLLBACK"}
+var controlSQL = [...]string{ctlBegin: "BEGIN IMMEDIATE", ctlCommit: "COMMIT", ctlRollback: "ROLLBACK",
+	ctlSavepoint: "SAVEPOINT acidic_member", ctlRelease: "RELEASE acidic_member", ctlRollbackTo: "ROLLBACK TO acidic_member"}
 
 // control runs BEGIN IMMEDIATE, COMMIT or ROLLBACK on the writer.
 func (d *Driver) control(ctx context.Context, which int) (sql.Result, error) {
@@ -171,7 +189,8 @@ func (d *Driver) control(ctx context.Context, which int) (sql.Result, error) {
 
 // commit commits the transaction and delivers its notifications. A
 // transaction that never began commits nothing (its notifications are
-// still delivered).
+// still delivered). A transaction in a group returns when the group
+// committed, with the group's result (group.go).
 func (s *txState) commit(ctx context.Context) error {
 	if s.done {
 		return ErrTxDone
@@ -190,32 +209,38 @@ func (s *txState) commit(ctx context.Context) error {
 		return fmt.Errorf("%w: rolled back, as a statement in it failed: %w", ErrTxDone, s.failed)
 	}
 	// Once the work is done the caller's context no longer decides: the
-	// COMMIT runs to its end.
-	_, err := s.d.control(context.WithoutCancel(ctx), ctlCommit)
-	if err != nil {
-		s.end()
-		// An I/O error while the commit was written or synced may leave
-		// the commit record in the WAL, where the next reader finds it.
-		if sqliteCode(err)&0xff == sqlite3.SQLITE_IOERR {
-			return fmt.Errorf("%w: %w", acidic.ErrCommitUnknown, err)
+	// group's COMMIT runs to its end.
+	if s.savepoint {
+		if _, err := s.d.control(context.Background(), ctlRelease); err != nil {
+			s.end()
+			return fmt.Errorf("sqlite: commit: %w", wrapErr(err))
 		}
-		return fmt.Errorf("sqlite: commit: %w", wrapErr(err))
 	}
+	g := s.g
+	g.members++
+	g.notes = append(g.notes, s.notes...)
+	s.notes = nil
 	s.held.Store(false)
 	s.done = true
-	s.d.unlock()
-	s.d.hub.publish(s.notes)
-	s.notes = nil
-	return nil
+	if !s.d.release(s.grouped()) {
+		return g.err // committed by release
+	}
+	return s.d.awaitGroup(g)
 }
 
 // end rolls back what did not commit and gives the write lock back. It
 // runs also when the transaction's function panics.
 func (s *txState) end() {
 	if s.held.Load() {
-		_, _ = s.d.control(context.Background(), ctlRollback)
+		s.d.rollbackMember(s)
 		s.held.Store(false)
-		s.d.unlock()
+		s.done = true
+		s.notes = nil
+		// The group's other transactions, if any, still commit: this one
+		// hands the group over (they wait for its commit themselves), or
+		// commits it for them.
+		s.d.release(s.grouped())
+		return
 	}
 	s.done = true
 	s.notes = nil
