@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -123,6 +126,7 @@ func benchJobs(b *testing.B, mode string) {
 	}
 	done := "SELECT count(*) FROM " + table(drv, "jobs") + " WHERE state = 'completed'"
 	b.ResetTimer()
+	stopProfile := profileWork(b, "jobs-"+mode)
 	cpu0 := cpuTime()
 	if err := c.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -136,6 +140,7 @@ func benchJobs(b *testing.B, mode string) {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
+	stopProfile()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 	if reader != nil {
@@ -198,6 +203,7 @@ func benchSteps(b *testing.B, mode string) {
 	}
 	done := "SELECT count(*) FROM " + table(drv, "runs") + " WHERE state = 'succeeded'"
 	b.ResetTimer()
+	stopProfile := profileWork(b, "steps-"+mode)
 	cpu0 := cpuTime()
 	if err := e.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -210,6 +216,7 @@ func benchSteps(b *testing.B, mode string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	b.StopTimer()
+	stopProfile()
 	b.ReportMetric(float64(runs*3)/b.Elapsed().Seconds(), "steps/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(runs*3), "cpu-µs/step")
 	if reader != nil {
@@ -220,6 +227,29 @@ func benchSteps(b *testing.B, mode string) {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = e.Stop(stopCtx)
+}
+
+// profileWork writes a CPU profile of the work alone (not the enqueueing
+// before it) to $OTELACIDIC_BENCH_PROFILE/NAME.pprof when that variable
+// names a directory: compare the sides with pprof -diff_base. It returns
+// the function that stops the profile.
+func profileWork(b *testing.B, name string) func() {
+	dir := os.Getenv("OTELACIDIC_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 func table(drv *postgres.Driver, name string) string { return drv.Schema() + "." + name }
