@@ -46,6 +46,7 @@ type Instrumentation struct {
 	cfg    Config
 	tracer trace.Tracer
 	m      *instruments
+	w3c    bool // cfg.Propagator is propagation.TraceContext: see w3c.go
 
 	// Made once per kind or step, not per attempt.
 	jobNames, runNames, stepNames *cache[string, string]
@@ -69,7 +70,7 @@ func New(cfg Config) (*Instrumentation, error) {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.TraceContext{}
 	}
-	in := &Instrumentation{cfg: cfg, tracer: cfg.TracerProvider.Tracer(ScopeName),
+	in := &Instrumentation{cfg: cfg, tracer: cfg.TracerProvider.Tracer(ScopeName), w3c: isW3C(cfg.Propagator),
 		jobNames:  newCache(func(kind string) string { return "acidic.job " + kind }),
 		runNames:  newCache(func(kind string) string { return "acidic.run " + kind }),
 		stepNames: newCache(func(step string) string { return "acidic.step " + step }),
@@ -111,16 +112,16 @@ func (in *Instrumentation) ConfigureQueue(cfg *queue.Config) {
 // (or its value replaced, when Meta has one), the rest of Meta left as it
 // is, byte for byte. Meta that is not a JSON object is left alone.
 func (in *Instrumentation) EnqueueHook(ctx context.Context, kind string, meta json.RawMessage) (json.RawMessage, error) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
 		return nil, nil
 	}
-	var carrier pairCarrier
-	carrier.pairs = make([][2]string, 0, 2) // traceparent, tracestate
-	in.cfg.Propagator.Inject(ctx, &carrier)
-	if len(carrier.pairs) == 0 {
+	var buf [128]byte // a traceparent's object is 73 bytes
+	value := in.inject(ctx, sc, buf[:0])
+	if len(value) == 0 {
 		return nil, nil
 	}
-	out, ok := withMember(meta, MetaKey, carrier.appendJSON)
+	out, ok := withMember(meta, MetaKey, value)
 	if !ok {
 		return nil, nil // not an object: leave the user's Meta as it is
 	}
@@ -137,6 +138,14 @@ func (in *Instrumentation) extract(ctx context.Context, meta json.RawMessage) co
 	otel := member(meta, MetaKey)
 	if len(otel) < 2 || otel[0] != '{' {
 		return ctx
+	}
+	if in.w3c {
+		if sc, ok := extractW3C(otel); ok {
+			if !sc.IsValid() {
+				return ctx
+			}
+			return trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
 	}
 	return in.cfg.Propagator.Extract(ctx, metaCarrier(otel))
 }
