@@ -35,7 +35,9 @@ type Config struct {
 	// MeterProvider makes the instruments. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Propagator writes the trace context into a job's Meta and reads it
-	// back. Default propagation.TraceContext{}.
+	// back. Default propagation.TraceContext{}, whose traceparent and
+	// tracestate are then written and read without a carrier (the same
+	// bytes, fewer allocations); any other propagator goes through one.
 	Propagator propagation.TextMapPropagator
 	// DisableTraces and DisableMetrics turn one half off.
 	DisableTraces, DisableMetrics bool
@@ -181,13 +183,14 @@ func (in *Instrumentation) JobMiddleware(ctx context.Context, job *acidic.Job, n
 	ctx, span := in.tracer.Start(ctx, name, jobSpanStart...)
 	defer span.End()
 	if span.IsRecording() {
-		attrs := []attribute.KeyValue{AttrJobID.Int64(job.ID), AttrJobKind.String(job.Kind), AttrQueue.String(job.Queue), AttrAttempt.Int(job.Attempt), {}, {}}
+		// Two literal lists: a plain job's attributes in a slice of four.
 		if isRun {
-			attrs[4], attrs[5] = AttrRunID.String(job.RunID.String()), AttrWorkflow.String(job.Kind)
+			span.SetAttributes(AttrJobID.Int64(job.ID), AttrJobKind.String(job.Kind), AttrQueue.String(job.Queue),
+				AttrAttempt.Int(job.Attempt), AttrRunID.String(job.RunID.String()), AttrWorkflow.String(job.Kind))
 		} else {
-			attrs = attrs[:4]
+			span.SetAttributes(AttrJobID.Int64(job.ID), AttrJobKind.String(job.Kind), AttrQueue.String(job.Queue),
+				AttrAttempt.Int(job.Attempt))
 		}
-		span.SetAttributes(attrs...)
 	}
 	err := next(ctx)
 	endSpan(span, err)
