@@ -39,7 +39,7 @@ func TestJobSpanAttributes(t *testing.T) {
 	for i, s := range spans {
 		got := map[attribute.Key]string{}
 		for _, kv := range s.Attributes() {
-			got[kv.Key] = kv.Value.Emit()
+			got[kv.Key] = kv.Value.String()
 		}
 		if len(got) != len(want[i]) {
 			t.Errorf("%s: attributes %v, want %v", s.Name(), got, want[i])
