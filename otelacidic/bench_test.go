@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,6 +36,9 @@ import (
 // at the end, as a scrape would), the store gauges registered.
 func benchInst(b *testing.B, mode string) (*otelacidic.Instrumentation, trace.Tracer, *sdkmetric.ManualReader) {
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(tracetest.NewNoopExporter())}
+	if mode == "onsync" {
+		opts = []sdktrace.TracerProviderOption{sdktrace.WithSyncer(tracetest.NewNoopExporter())}
+	}
 	if mode == "sampled" {
 		// The requests are sampled at 1%: all but one in a hundred
 		// benchmarks see an unsampled request.
@@ -68,9 +75,16 @@ func cpuTime() time.Duration {
 
 // BenchmarkJobsObserved works b.N empty jobs with 8 workers, with the
 // OpenTelemetry instrumentation off and on (see benchInst); jobs enqueued
-// under a span, so every job carries a trace context in its Meta.
+// under a span, so every job carries a trace context in its Meta. Besides
+// "traces" and "metrics" (one half on), three sides take the cost apart:
+// "onsync" hands each span to the no-op exporter on End (WithSyncer: no
+// batcher), "nometa" enqueues with no request span (root spans, no trace
+// context in Meta), "metaonly" has the enqueue hook alone (Meta carries
+// the trace context, the worker does nothing with it). Beyond the CPU per
+// job: the bytes allocated per job and the GC cycles of the work, and the
+// jobs each fetch claimed.
 func BenchmarkJobsObserved(b *testing.B) {
-	for _, mode := range []string{"off", "traces", "metrics", "on", "sampled"} {
+	for _, mode := range []string{"off", "traces", "metrics", "on", "sampled", "onsync", "nometa", "metaonly"} {
 		b.Run(mode, func(b *testing.B) { benchJobs(b, mode) })
 	}
 }
@@ -96,16 +110,23 @@ func benchJobs(b *testing.B, mode string) {
 	if on {
 		var tr trace.Tracer
 		inst, tr, reader = benchInst(b, mode)
-		inst.ConfigureQueue(&cfg)
-		var span trace.Span
-		ctx, span = tr.Start(ctx, "request")
-		defer span.End()
+		if mode == "metaonly" {
+			cfg.EnqueueHooks = append(cfg.EnqueueHooks, inst.EnqueueHook)
+		} else {
+			inst.ConfigureQueue(&cfg)
+		}
+		if mode != "nometa" {
+			var span trace.Span
+			ctx, span = tr.Start(ctx, "request")
+			defer span.End()
+		}
 	}
-	c, err := queue.New(drv, cfg)
+	fetching := &fetchCounter{Driver: drv}
+	c, err := queue.New(fetching, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if on {
+	if on && mode != "metaonly" {
 		stop, err := inst.Observe(c.Events(), drv)
 		if err != nil {
 			b.Fatal(err)
@@ -123,6 +144,9 @@ func benchJobs(b *testing.B, mode string) {
 	}
 	done := "SELECT count(*) FROM " + table(drv, "jobs") + " WHERE state = 'completed'"
 	b.ResetTimer()
+	stopProfile := profileWork(b, "jobs-"+mode)
+	var mem0, mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
 	cpu0 := cpuTime()
 	if err := c.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -136,8 +160,13 @@ func benchJobs(b *testing.B, mode string) {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
+	stopProfile()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
+	b.ReportMetric(float64(b.N)/float64(fetching.fetches.Load()), "jobs/fetch")
+	runtime.ReadMemStats(&mem1)
+	b.ReportMetric(float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(b.N), "alloc-B/job")
+	b.ReportMetric(float64(mem1.NumGC-mem0.NumGC), "GCs")
 	if reader != nil {
 		if err := reader.Collect(context.Background(), new(metricdata.ResourceMetrics)); err != nil {
 			b.Fatal(err)
@@ -198,6 +227,7 @@ func benchSteps(b *testing.B, mode string) {
 	}
 	done := "SELECT count(*) FROM " + table(drv, "runs") + " WHERE state = 'succeeded'"
 	b.ResetTimer()
+	stopProfile := profileWork(b, "steps-"+mode)
 	cpu0 := cpuTime()
 	if err := e.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -210,6 +240,7 @@ func benchSteps(b *testing.B, mode string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	b.StopTimer()
+	stopProfile()
 	b.ReportMetric(float64(runs*3)/b.Elapsed().Seconds(), "steps/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(runs*3), "cpu-µs/step")
 	if reader != nil {
@@ -220,6 +251,45 @@ func benchSteps(b *testing.B, mode string) {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = e.Stop(stopCtx)
+}
+
+// profileWork writes a CPU profile of the work alone (not the enqueueing
+// before it) to $OTELACIDIC_BENCH_PROFILE/NAME.pprof when that variable
+// names a directory: compare the sides with pprof -diff_base. It returns
+// the function that stops the profile.
+func profileWork(b *testing.B, name string) func() {
+	dir := os.Getenv("OTELACIDIC_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
+// fetchCounter is the driver, counting the fetches that claimed jobs:
+// jobs/fetch shows how many jobs a fetch's round trip carries, which the
+// work's own length changes (a slower attempt frees its slot later).
+type fetchCounter struct {
+	*postgres.Driver
+	fetches atomic.Int64
+}
+
+func (d *fetchCounter) JobFetch(ctx context.Context, p storage.JobFetchParams) ([]storage.FetchedJob, error) {
+	jobs, err := d.Driver.JobFetch(ctx, p)
+	if len(jobs) > 0 {
+		d.fetches.Add(1)
+	}
+	return jobs, err
 }
 
 func table(drv *postgres.Driver, name string) string { return drv.Schema() + "." + name }

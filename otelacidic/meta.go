@@ -54,17 +54,16 @@ func member(obj []byte, key string) []byte {
 }
 
 // withMember returns a copy of meta, a JSON object (empty or null meaning
-// none), whose top-level member key has the raw JSON value that
-// appendValue appends: the member's value replaced where it lies when meta
+// none), whose top-level member key has the raw JSON value value: the member's value replaced where it lies when meta
 // has one, the member added last otherwise. meta is not decoded, so the
 // user's members keep their order, spacing and duplicates. ok is false,
 // and meta is to be left alone, when meta is not a well-formed object.
-func withMember(meta []byte, key string, appendValue func([]byte) []byte) (out []byte, ok bool) {
-	const room = 96 // the value: a traceparent is 55 bytes, quoted 57
+func withMember(meta []byte, key string, value []byte) (out []byte, ok bool) {
+	const room = 8 // the braces, quotes, colon and comma
 	if t := trimSpace(meta); len(t) == 0 || string(t) == "null" {
-		out = make([]byte, 0, len(key)+room)
+		out = make([]byte, 0, len(key)+len(value)+room)
 		out = appendJSONString(append(out, '{'), key)
-		return append(appendValue(append(out, ':')), '}'), true
+		return append(append(append(out, ':'), value...), '}'), true
 	}
 	vStart, vEnd := -1, -1
 	end := members(meta, func(k []byte, s, e int) bool {
@@ -76,9 +75,9 @@ func withMember(meta []byte, key string, appendValue func([]byte) []byte) (out [
 	if end < 0 || skipSpace(meta, end+1) != len(meta) {
 		return nil, false
 	}
-	out = make([]byte, 0, len(meta)+len(key)+room)
+	out = make([]byte, 0, len(meta)+len(key)+len(value)+room)
 	if vStart >= 0 {
-		out = appendValue(append(out, meta[:vStart]...))
+		out = append(append(out, meta[:vStart]...), value...)
 		return append(out, meta[vEnd:]...), true
 	}
 	out = append(out, meta[:end]...)
@@ -86,7 +85,7 @@ func withMember(meta []byte, key string, appendValue func([]byte) []byte) (out [
 		out = append(out, ',')
 	}
 	out = appendJSONString(out, key)
-	out = appendValue(append(out, ':'))
+	out = append(append(out, ':'), value...)
 	return append(out, meta[end:]...), true
 }
 
