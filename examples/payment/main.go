@@ -242,10 +242,12 @@ func runPayment(ctx context.Context, cfg config) (rep report, err error) {
 	return rep, nil
 }
 
-// engineConfig works the default queue with one worker. The heartbeat and
-// rescue intervals are shorter than the defaults (2s and 30s): a job whose
-// process died is rescued by the next process about 2s after its last
-// heartbeat, so a crashed run resumes quickly in this demo.
+// engineConfig works the default queue with one worker. The heartbeat,
+// rescue and leader-lease intervals are shorter than the defaults (2s, 30s
+// and 15s): rescue is the leader's work, and a process that died leading
+// keeps its lead until its lease ends; then the next process leads and
+// rescues the dead process's job about 2s after its last heartbeat, so a
+// crashed run resumes within seconds in this demo.
 func engineConfig(logger *slog.Logger) workflow.Config {
 	return workflow.Config{
 		Logger: logger,
@@ -254,6 +256,7 @@ func engineConfig(logger *slog.Logger) workflow.Config {
 			HeartbeatInterval:   500 * time.Millisecond,
 			RescueAfter:         2 * time.Second,
 			MaintenanceInterval: 500 * time.Millisecond,
+			LeaderLease:         2 * time.Second,
 		},
 	}
 }
