@@ -34,7 +34,7 @@ var layers = map[string][]string{
 	"outbox":              {".", "storage", "internal/base", "queue", "events"},
 	"otelacidic":          {".", "storage", "events", "queue", "steps", "workflow", "outbox"},
 	"acidictest": {".", "storage", "internal/base", "run", "queue", "steps", "workflow", "outbox",
-		"events", "migrations", "storage/postgres", "internal/testkit/testdb"},
+		"events", "migrations", "storage/postgres", "storage/sqlite", "internal/testkit/testdb"},
 	"internal/tools":   nil,
 	"internal/testkit": nil,
 	"examples":         nil,

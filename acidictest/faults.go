@@ -11,26 +11,37 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic"
-	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
 
 // FaultOptions configure EachFault.
 type FaultOptions struct {
-	// Workflows returns the workflows under test, for one case's schema
-	// (drv): steps that write tables of their own find them there. It is
-	// called for every engine of every case. Required.
-	Workflows func(drv *postgres.Driver) []workflow.Definition
+	// Workflows returns the workflows under test, for one engine of a case
+	// working on drv, a driver on the case's store: steps that write
+	// tables of their own find them there. It is called for every engine
+	// of every case. Required.
+	Workflows func(drv storage.Driver) []workflow.Definition
 	// Workers returns the plain job kinds the workflows enqueue: a new
 	// registry each call (every engine adds its own kinds to it). Optional.
 	Workers func() *queue.Workers
-	// Setup prepares a new schema before any case runs in it: create the
-	// tables your steps write there. Cases reuse schemas: between two cases
-	// every table of the schema is emptied. Optional.
-	Setup func(ctx context.Context, drv *postgres.Driver) error
+	// Setup prepares a new store before any case runs in it: create the
+	// tables your steps write there (storage.SQLOf(drv) runs your SQL).
+	// On PostgreSQL cases reuse schemas: between two cases every table of
+	// the schema is emptied. On SQLite every case gets a copy of one file
+	// Setup prepared. Optional.
+	Setup func(ctx context.Context, drv storage.Driver) error
+	// Driver is a driver on the database the cases run on; EachFault
+	// makes every case a store of its own there (it does not use Driver's
+	// own store). A *postgres.Driver: a schema per case on its database
+	// (on a pool of its own, with the same connection settings), reused
+	// and emptied between cases. A *sqlite.Driver: a file per case in the
+	// test's temporary directory, and a Driver of its own on the file for
+	// every process of the case, the crashed one closed before the next
+	// starts. Default: schemas of the test database (DATABASE_URL), as
+	// NewDriver.
+	Driver storage.Driver
 	// Start enqueues a case's work through h: what your code under test
 	// does when a request comes in. Required. An error from it is expected
 	// when a fault hits the enqueue itself: EachFault then calls Start again,
@@ -73,9 +84,9 @@ type FaultCase struct {
 	// Fired reports whether the engine reached the boundary (and the
 	// fault was injected).
 	Fired bool
-	// Harness is a fault-free harness on the case's schema.
+	// Harness is a fault-free harness on the case's store.
 	Harness *Harness
-	// Runs are every run in the case's schema, oldest first, with their
+	// Runs are every run in the case's store, oldest first, with their
 	// step logs.
 	Runs []*acidic.Run
 	// rested counts the runs by workflow, state and recovery point when
@@ -83,8 +94,10 @@ type FaultCase struct {
 	rested map[string]int
 }
 
-// Driver is the case's storage driver on its own schema.
-func (c *FaultCase) Driver() *postgres.Driver { return c.Harness.Driver.(*postgres.Driver) }
+// Driver is the storage driver of the case's recovered process, on the
+// case's own store: a *postgres.Driver or a *sqlite.Driver, as
+// FaultOptions.Driver.
+func (c *FaultCase) Driver() storage.Driver { return c.Harness.Driver }
 
 // FaultReport counts what EachFault did and found.
 type FaultReport struct {
@@ -128,7 +141,7 @@ const (
 // driver (the boundaries). Then, for each boundary and each fault (a crash
 // of the process, or a failed call whose work was or was not done: a lost
 // COMMIT acknowledgement is "fail after" a commit), it runs a case on a
-// fresh schema: Start and work with the fault injected there; then a new,
+// fresh store: Start and work with the fault injected there; then a new,
 // fault-free engine recovers, as after a restart, rescuing what the dead
 // process held and working everything to rest.
 //
@@ -153,7 +166,7 @@ func EachFault(t *testing.T, opts FaultOptions) FaultReport {
 	if len(opts.Phases) == 0 {
 		opts.Phases = []Phase{Before, After}
 	}
-	schemas := testdb.NewSchemas(t, 2*faultWorkers, opts.Setup)
+	schemas := newFaultStores(t, opts.Driver, opts.Setup)
 	var rep FaultReport
 	var mu sync.Mutex
 
@@ -223,7 +236,7 @@ func EachFault(t *testing.T, opts FaultOptions) FaultReport {
 const faultWorkers = 6
 
 // runFaultCase runs one case as a subtest of t and counts it in rep.
-func runFaultCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, dry outcome, pair [2]*Injection, rep *FaultReport, mu *sync.Mutex) {
+func runFaultCase(t *testing.T, schemas faultStores, opts FaultOptions, dry outcome, pair [2]*Injection, rep *FaultReport, mu *sync.Mutex) {
 	name := pair[0].String()
 	if pair[1] != nil {
 		name += ", then in recovery " + pair[1].Fault.String() + " " + pair[1].Phase.String() + fmt.Sprintf(" #%d", pair[1].Seq)
@@ -253,18 +266,18 @@ func runFaultCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, dry 
 	})
 }
 
-// runCase runs one case on a fresh schema: Start and work with the fault
+// runCase runs one case on a fresh store: Start and work with the fault
 // at (nil: none), then recover (with the fault second injected in the first
 // recovery, when set). It returns the case and the calls of its faulty
 // engine.
-func runCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, at, second *Injection) (*FaultCase, []string) {
+func runCase(t *testing.T, stores faultStores, opts FaultOptions, at, second *Injection) (*FaultCase, []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := schemas.Get(ctx, t)
-	t.Cleanup(func() { schemas.Put(pg) })
-	fd := newFaultDriver(pg, at)
-	h := faultHarness(t, fd, pg, opts)
+	store := stores.get(ctx, t)
+	drv := store.open(ctx, t)
+	fd := newFaultDriver(drv, at)
+	h := faultHarness(t, fd, drv, opts)
 	startErr := opts.Start(ctx, h)
 	if startErr != nil && at == nil {
 		t.Fatalf("Start: %v", startErr)
@@ -276,10 +289,12 @@ func runCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, at, secon
 			break
 		}
 		h.Queue().Maintain(ctx)
-		if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err == nil && quiet(ctx, t, pg) {
+		if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err == nil && quiet(ctx, t, drv) {
 			break
 		}
 	}
+	// The process ends (it died, or a restart follows).
+	store.stop(drv)
 	fired, _ := fd.f.state()
 	c := &FaultCase{Fired: fired}
 	if at != nil {
@@ -291,32 +306,35 @@ func runCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, at, secon
 		// A second process recovers, and the fault hits it during its
 		// first round (the rescue of what the first one held).
 		at2 := *second
-		rd := newFaultDriver(pg, nil)
+		drv := store.open(ctx, t)
+		rd := newFaultDriver(drv, nil)
 		rd.f.at = &at2
 		rd.f.wildcard = true
-		rh := faultHarness(t, rd, pg, opts)
-		_, _ = recoverAll(ctx, t, rh, pg, nil, 1)
+		rh := faultHarness(t, rd, drv, opts)
+		_, _ = recoverAll(ctx, t, rh, drv, nil, 1)
+		store.stop(drv)
 		at2.Op = rd.f.firedOp
 		c.Rescue = at2
 	}
 
 	// A fault-free process recovers: a restart.
-	clean := faultHarness(t, pg, pg, opts)
+	drv = store.open(ctx, t)
+	clean := faultHarness(t, drv, drv, opts)
 	if startErr != nil {
 		if err := opts.Start(ctx, clean); err != nil {
 			t.Fatalf("Start, again after %v: %v", startErr, err)
 		}
 	}
-	rested, err := recoverAll(ctx, t, clean, pg, opts.Resume, recoverRounds)
+	rested, err := recoverAll(ctx, t, clean, drv, opts.Resume, recoverRounds)
 	if err != nil {
 		t.Errorf("recovery: %v", err)
 	}
 	c.rested = rested
 	c.Harness = clean
 	var runs []*acidic.Run
-	err = storage.EachRunPage(ctx, pg, acidic.RunFilter{}, func(page []*acidic.Run) error {
+	err = storage.EachRunPage(ctx, drv, acidic.RunFilter{}, func(page []*acidic.Run) error {
 		for _, r := range page {
-			steps, err := pg.RunSteps(ctx, storage.RunStepsParams{ID: r.ID})
+			steps, err := drv.RunSteps(ctx, storage.RunStepsParams{ID: r.ID})
 			if err != nil {
 				return err
 			}
@@ -332,22 +350,23 @@ func runCase(t *testing.T, schemas *testdb.Schemas, opts FaultOptions, at, secon
 	return c, calls
 }
 
-// faultHarness is a harness for EachFault on drv (pg's schema), whose
-// maintenance rescues attempts older than rescueAfter.
-func faultHarness(t *testing.T, drv storage.Driver, pg *postgres.Driver, opts FaultOptions) *Harness {
+// faultHarness is a harness for EachFault whose engine works through drv,
+// base or a fault driver wrapping it, and whose maintenance rescues
+// attempts older than rescueAfter.
+func faultHarness(t *testing.T, drv, base storage.Driver, opts FaultOptions) *Harness {
 	t.Helper()
 	ho := opts.Harness
 	ho.Mode, ho.Workers = Manual, nil
 	if opts.Workers != nil {
 		ho.Workers = opts.Workers()
 	}
-	return newHarness(t, drv, pg, ho, queue.Config{HeartbeatInterval: time.Millisecond, RescueAfter: rescueAfter}, opts.Workflows(pg)...)
+	return newHarness(t, drv, base, ho, queue.Config{HeartbeatInterval: time.Millisecond, RescueAfter: rescueAfter}, opts.Workflows(base)...)
 }
 
 // recoverAll rescues what dead processes held and works everything to rest,
 // in at most rounds rounds; resume, when set, is called once when a run
 // rests halted.
-func recoverAll(ctx context.Context, t *testing.T, h *Harness, pg *postgres.Driver, resume func(context.Context, *Harness) error, rounds int) (rested map[string]int, err error) {
+func recoverAll(ctx context.Context, t *testing.T, h *Harness, drv storage.Driver, resume func(context.Context, *Harness) error, rounds int) (rested map[string]int, err error) {
 	resumed := resume == nil
 	for range rounds {
 		time.Sleep(2 * rescueAfter)
@@ -355,12 +374,12 @@ func recoverAll(ctx context.Context, t *testing.T, h *Harness, pg *postgres.Driv
 		if _, err := h.drainAll(ctx, queue.DrainOptions{WithScheduled: true}); err != nil {
 			continue
 		}
-		if !quiet(ctx, t, pg) {
+		if !quiet(ctx, t, drv) {
 			continue
 		}
-		if !resumed && hasHalted(ctx, t, pg) {
+		if !resumed && hasHalted(ctx, t, drv) {
 			resumed = true
-			rested = runStates(ctx, t, pg)
+			rested = runStates(ctx, t, drv)
 			if err := resume(ctx, h); err != nil {
 				return rested, fmt.Errorf("resume: %w", err)
 			}
@@ -371,10 +390,10 @@ func recoverAll(ctx context.Context, t *testing.T, h *Harness, pg *postgres.Driv
 	return rested, fmt.Errorf("jobs still unfinished after %d rounds", rounds)
 }
 
-// runStates counts the runs of pg by workflow and state.
-func runStates(ctx context.Context, t *testing.T, pg *postgres.Driver) map[string]int {
+// runStates counts the runs of drv by workflow and state.
+func runStates(ctx context.Context, t *testing.T, drv storage.Driver) map[string]int {
 	m := map[string]int{}
-	err := storage.EachRunPage(ctx, pg, acidic.RunFilter{}, func(page []*acidic.Run) error {
+	err := storage.EachRunPage(ctx, drv, acidic.RunFilter{}, func(page []*acidic.Run) error {
 		for _, r := range page {
 			m[r.Workflow+" "+string(r.State)+" at "+r.RecoveryPoint]++
 		}
@@ -389,16 +408,16 @@ func runStates(ctx context.Context, t *testing.T, pg *postgres.Driver) map[strin
 var liveJobStates = []acidic.JobState{acidic.JobPending, acidic.JobAvailable, acidic.JobScheduled, acidic.JobRunning, acidic.JobRetryable}
 
 // quiet reports whether no job is left to run.
-func quiet(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
-	jobs, err := pg.JobList(ctx, acidic.JobFilter{States: liveJobStates, Limit: 1})
+func quiet(ctx context.Context, t *testing.T, drv storage.Driver) bool {
+	jobs, err := drv.JobList(ctx, acidic.JobFilter{States: liveJobStates, Limit: 1})
 	if err != nil {
 		t.Fatalf("list jobs: %v", err)
 	}
 	return len(jobs) == 0
 }
 
-func hasHalted(ctx context.Context, t *testing.T, pg *postgres.Driver) bool {
-	runs, err := pg.RunList(ctx, acidic.RunFilter{States: []acidic.RunState{acidic.RunHalted}, Limit: 1})
+func hasHalted(ctx context.Context, t *testing.T, drv storage.Driver) bool {
+	runs, err := drv.RunList(ctx, acidic.RunFilter{States: []acidic.RunState{acidic.RunHalted}, Limit: 1})
 	if err != nil {
 		t.Fatalf("list runs: %v", err)
 	}

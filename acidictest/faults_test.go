@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -48,11 +47,17 @@ type child struct {
 
 // effects records each step's effect in the step's own transaction: it
 // commits with the step or not at all. The table has no key, so a step
-// whose effect happened twice shows as two rows.
+// whose effect happened twice shows as two rows. Run ids are stored as
+// text, the same on both drivers.
 type effects string
 
+// effectsOf is the effects table of drv's store.
+func effectsOf(drv storage.Driver) effects {
+	return effects(`"` + drv.Schema() + `".effects`)
+}
+
 func (e effects) record(ctx context.Context, tx storage.Tx, runID uuid.UUID, step string, item int) error {
-	_, err := postgres.PgxTx(tx).Exec(ctx, "INSERT INTO "+string(e)+" (run_id, step, item) VALUES ($1, $2, $3)", runID, step, item)
+	_, err := storage.SQLOf(tx).Exec(ctx, "INSERT INTO "+string(e)+" (run_id, step, item) VALUES ($1, $2, $3)", runID.String(), step, item)
 	return err
 }
 
@@ -80,9 +85,8 @@ func outsideKeys(runID uuid.UUID, step string) int {
 	return len(outsideCalls.keys[runID.String()+"/"+step])
 }
 
-func suiteWorkflows(drv *postgres.Driver) []workflow.Definition {
-	e := effects(pgx.Identifier{drv.Schema(), "effects"}.Sanitize())
-	effect := e.record
+func suiteWorkflows(drv storage.Driver) []workflow.Definition {
+	effect := effectsOf(drv).record
 	fin := func(ctx context.Context, r *acidic.Run) error { return nil }
 	every := workflow.Define("every-kind", workflow.Options{MaxAttempts: 5, Backoff: fastBackoff, OnFinish: fin},
 		steps.Do("charge", func(ctx context.Context, sc *steps.Context[order, orderState]) error {
@@ -182,44 +186,70 @@ var expectedEffects = map[string]map[string]int{
 	"failing":    {"one": 1, "declined": 0},
 }
 
-var suiteDuplicates, suiteLost atomic.Int64
+// suiteCounts are the effects found twice and the steps whose effects were
+// lost, over a suite's cases.
+type suiteCounts struct{ duplicates, lost atomic.Int64 }
 
-func suiteCheck(t testing.TB, c *acidictest.FaultCase) {
+func (counts *suiteCounts) check(t testing.TB, c *acidictest.FaultCase) {
 	ctx := context.Background()
-	pg := c.Driver().Pool()
-	effects := pgx.Identifier{c.Driver().Schema(), "effects"}.Sanitize()
-	var stray int
-	if err := pg.QueryRow(ctx, "SELECT count(*) FROM "+effects+" e LEFT JOIN "+pgx.Identifier{c.Driver().Schema(), "runs"}.Sanitize()+
-		" r ON r.id = e.run_id WHERE r.id IS NULL").Scan(&stray); err != nil || stray != 0 {
-		t.Errorf("%d effects of no run (%v)", stray, err)
+	db := storage.SQLOf(c.Driver())
+	effects := string(effectsOf(c.Driver()))
+	ids := map[string]bool{}
+	for _, r := range c.Runs {
+		ids[r.ID.String()] = true
+	}
+	rows, err := db.Query(ctx, "SELECT DISTINCT run_id FROM "+effects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if !ids[id] {
+			t.Errorf("effects of no run (%s)", id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = rows.Close()
+	outbox, err := c.Driver().OutboxList(ctx, storage.OutboxListParams{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, r := range c.Runs {
 		for step, want := range expectedEffects[r.Workflow] {
 			var n, distinct int
-			err := pg.QueryRow(ctx, "SELECT count(*), count(DISTINCT item) FROM "+effects+" WHERE run_id = $1 AND step = $2", r.ID, step).Scan(&n, &distinct)
+			err := db.QueryRow(ctx, "SELECT count(*), count(DISTINCT item) FROM "+effects+" WHERE run_id = $1 AND step = $2", r.ID.String(), step).Scan(&n, &distinct)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if n > distinct {
-				suiteDuplicates.Add(int64(n - distinct))
+				counts.duplicates.Add(int64(n - distinct))
 				t.Errorf("run %s (%s) step %s: %d effects for %d items: a committed step ran again", r.ID, r.Workflow, step, n, distinct)
 			}
 			if distinct != want {
-				suiteLost.Add(1)
+				counts.lost.Add(1)
 				t.Errorf("run %s (%s, %s) step %s: effects for %d items, want %d", r.ID, r.Workflow, r.State, step, distinct, want)
 			}
 		}
 		switch r.Workflow {
 		case "every-kind":
 			msgs := 0
-			_ = pg.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{c.Driver().Schema(), "outbox"}.Sanitize()+" WHERE run_id = $1", r.ID).Scan(&msgs)
+			for _, m := range outbox {
+				if m.RunID == r.ID {
+					msgs++
+				}
+			}
 			if msgs != 1 {
 				t.Errorf("run %s: %d outbox messages, want 1", r.ID, msgs)
 			}
 			if keys := outsideKeys(r.ID, "charge"); keys != 1 {
 				t.Errorf("run %s: the outside charge was called with %d keys, want 1 (one charge)", r.ID, keys)
 			}
-			awaited, err := c.Driver().AwaitedJobsList(ctx, storage.AwaitedJobsListParams{RunID: r.ID})
+			awaited, err := c.Driver().(storage.Awaits).AwaitedJobsList(ctx, storage.AwaitedJobsListParams{RunID: r.ID})
 			if err != nil || len(awaited) != 2 || !awaited[0].Succeeded() || !awaited[1].Succeeded() {
 				t.Errorf("run %s: awaited jobs %+v (%v), want two completed", r.ID, awaited, err)
 			}
@@ -250,12 +280,12 @@ func suiteCheck(t testing.TB, c *acidictest.FaultCase) {
 	}
 }
 
-func suiteOptions() acidictest.FaultOptions {
+func suiteOptions(n *suiteCounts) acidictest.FaultOptions {
 	return acidictest.FaultOptions{
 		Workflows: suiteWorkflows,
 		Workers:   suiteWorkers,
-		Setup: func(ctx context.Context, drv *postgres.Driver) error {
-			_, err := drv.Pool().Exec(ctx, "CREATE TABLE "+pgx.Identifier{drv.Schema(), "effects"}.Sanitize()+" (run_id uuid NOT NULL, step text NOT NULL, item int NOT NULL)")
+		Setup: func(ctx context.Context, drv storage.Driver) error {
+			_, err := storage.SQLOf(drv).Exec(ctx, "CREATE TABLE "+string(effectsOf(drv))+" (run_id text NOT NULL, step text NOT NULL, item int NOT NULL)")
 			return err
 		},
 		Start: func(ctx context.Context, h *acidictest.Harness) error {
@@ -278,27 +308,30 @@ func suiteOptions() acidictest.FaultOptions {
 			}
 			return nil
 		},
-		Check: suiteCheck,
+		Check: n.check,
 	}
 }
 
 func TestEveryBoundary(t *testing.T) {
-	// PostgreSQL only: acidictest.EachFault runs on a pool of PostgreSQL schemas (FaultOptions.Setup and Workflows take a *postgres.Driver).
-	opts := suiteOptions()
-	full := os.Getenv("ACIDIC_FAULTS_FULL") != ""
-	opts.RescueFaults = 2
-	opts.MaxCases = 120
-	if full {
-		opts.RescueFaults, opts.MaxCases = 3, 0
-	}
-	started := time.Now()
-	rep := acidictest.EachFault(t, opts)
-	t.Logf("faults: %s duplicates=%d lost=%d full=%v took=%s", rep, suiteDuplicates.Load(), suiteLost.Load(), full, time.Since(started).Round(time.Millisecond))
-	// The work is deterministic: every case reaches its boundary.
-	if rep.Cases == 0 || rep.Fired != rep.Cases {
-		t.Errorf("faults fired in %d of %d cases: %s", rep.Fired, rep.Cases, rep)
-	}
-	if rep.Stranded+rep.WrongState+rep.Unsettled+rep.Failed != 0 || suiteDuplicates.Load()+suiteLost.Load() != 0 {
-		t.Errorf("faults: %s duplicates=%d lost=%d", rep, suiteDuplicates.Load(), suiteLost.Load())
-	}
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		var n suiteCounts
+		opts := suiteOptions(&n)
+		opts.Driver = drv
+		full := os.Getenv("ACIDIC_FAULTS_FULL") != ""
+		opts.RescueFaults = 2
+		opts.MaxCases = 120
+		if full {
+			opts.RescueFaults, opts.MaxCases = 3, 0
+		}
+		started := time.Now()
+		rep := acidictest.EachFault(t, opts)
+		t.Logf("faults: %s duplicates=%d lost=%d full=%v took=%s", rep, n.duplicates.Load(), n.lost.Load(), full, time.Since(started).Round(time.Millisecond))
+		// The work is deterministic: every case reaches its boundary.
+		if rep.Cases == 0 || rep.Fired != rep.Cases {
+			t.Errorf("faults fired in %d of %d cases: %s", rep.Fired, rep.Cases, rep)
+		}
+		if rep.Stranded+rep.WrongState+rep.Unsettled+rep.Failed != 0 || n.duplicates.Load()+n.lost.Load() != 0 {
+			t.Errorf("faults: %s duplicates=%d lost=%d", rep, n.duplicates.Load(), n.lost.Load())
+		}
+	})
 }

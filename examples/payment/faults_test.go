@@ -7,8 +7,8 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/acidictest"
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
-	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/workflow"
 )
 
@@ -18,12 +18,19 @@ import (
 // After each, a fresh engine recovers; the order must then be charged once,
 // booked once, receipted once, and its run succeeded.
 func TestPaymentSurvivesAFailureAtEveryBoundary(t *testing.T) {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		testPaymentFaults(t, drv)
+	})
+}
+
+func testPaymentFaults(t *testing.T, drv storage.Driver) {
 	rep := acidictest.EachFault(t, acidictest.FaultOptions{
-		Workflows: func(drv *postgres.Driver) []workflow.Definition {
+		Driver: drv,
+		Workflows: func(drv storage.Driver) []workflow.Definition {
 			p := &payment{schema: drv.Schema(), gateway: &gateway{db: storage.SQLOf(drv), schema: drv.Schema()}, out: io.Discard}
 			return []workflow.Definition{p.workflow()}
 		},
-		Setup: func(ctx context.Context, drv *postgres.Driver) error {
+		Setup: func(ctx context.Context, drv storage.Driver) error {
 			if err := createTables(ctx, storage.SQLOf(drv), drv.Schema()); err != nil {
 				return err
 			}
@@ -40,7 +47,7 @@ func TestPaymentSurvivesAFailureAtEveryBoundary(t *testing.T) {
 		},
 		Check: func(t testing.TB, c *acidictest.FaultCase) {
 			ctx := context.Background()
-			pool, schema := c.Driver().Pool(), c.Driver().Schema()
+			db, schema := storage.SQLOf(c.Driver()), c.Driver().Schema()
 			for query, want := range map[string]int{
 				`SELECT count(*) FROM {schema}.gateway_charges`:                     1,
 				`SELECT count(*) FROM {schema}.ledger WHERE order_id = 'o-1'`:       1,
@@ -51,7 +58,7 @@ func TestPaymentSurvivesAFailureAtEveryBoundary(t *testing.T) {
 				`SELECT count(*) FROM {schema}.run_steps WHERE state = 'succeeded'`: 3,
 			} {
 				var n int
-				if err := pool.QueryRow(ctx, inSchema(schema, query)).Scan(&n); err != nil {
+				if err := db.QueryRow(ctx, inSchema(schema, query)).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				if n != want {

@@ -161,15 +161,21 @@ func Role(t testing.TB, attrs string) string {
 }
 
 // NewSchemas returns a pool of migrated schemas on one connection pool of
-// at most maxConns connections, each made ready by setup (when set), handed
-// out empty and dropped when the test ends. The pool's commits do not wait
-// for the WAL flush: it serves tests that inject faults in the process,
-// where the database does not crash, and run several times faster so.
-func NewSchemas(t *testing.T, maxConns int32, setup func(ctx context.Context, drv *postgres.Driver) error) *Schemas {
+// at most maxConns connections to base's database (nil: the test
+// database), each made ready by setup (when set), handed out empty and
+// dropped when the test ends. The pool's commits do not wait for the WAL
+// flush: it serves tests that inject faults in the process, where the
+// database does not crash, and run several times faster so.
+func NewSchemas(t *testing.T, base *postgres.Driver, maxConns int32, setup func(ctx context.Context, drv *postgres.Driver) error) *Schemas {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(URL())
-	if err != nil {
-		t.Fatalf("testdb: parse DATABASE_URL: %v", err)
+	var cfg *pgxpool.Config
+	if base != nil {
+		cfg = base.Pool().Config()
+	} else {
+		var err error
+		if cfg, err = pgxpool.ParseConfig(URL()); err != nil {
+			t.Fatalf("testdb: parse DATABASE_URL: %v", err)
+		}
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
