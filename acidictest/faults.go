@@ -278,6 +278,7 @@ func runCase(t *testing.T, stores faultStores, opts FaultOptions, at, second *In
 	drv := store.open(ctx, t)
 	fd := newFaultDriver(drv, at)
 	h := faultHarness(t, fd, drv, opts)
+	stopBusy := store.busy(drv, func() bool { _, dead := fd.f.state(); return dead })
 	startErr := opts.Start(ctx, h)
 	if startErr != nil && at == nil {
 		t.Fatalf("Start: %v", startErr)
@@ -294,6 +295,7 @@ func runCase(t *testing.T, stores faultStores, opts FaultOptions, at, second *In
 		}
 	}
 	// The process ends (it died, or a restart follows).
+	stopBusy()
 	store.stop(drv)
 	fired, _ := fd.f.state()
 	c := &FaultCase{Fired: fired}

@@ -2,6 +2,7 @@ package acidictest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
@@ -32,6 +34,9 @@ type faultStore interface {
 	// stop ends the process that worked through drv: what it had not
 	// committed is lost, as after kill -9.
 	stop(drv storage.Driver)
+	// busy starts another writer in the process of drv, until dead or
+	// the returned stop; see sqliteStore.busy.
+	busy(drv storage.Driver, dead func() bool) (stop func())
 }
 
 // newFaultStores returns the stores of the database proto is a driver on
@@ -74,6 +79,8 @@ type pgStore struct{ drv *postgres.Driver }
 func (s pgStore) open(context.Context, *testing.T) storage.Driver { return s.drv }
 
 func (s pgStore) stop(storage.Driver) {}
+
+func (s pgStore) busy(storage.Driver, func() bool) func() { return func() {} }
 
 // sqliteStores are SQLite files, one per case, each a copy of a template
 // migrated and made ready by Setup once. Every process of a case opens a
@@ -142,6 +149,43 @@ func (s *sqliteStore) open(ctx context.Context, t *testing.T) storage.Driver {
 // back the transaction of a connection that dies, and the file holds what it
 // had committed.
 func (s *sqliteStore) stop(drv storage.Driver) { _ = drv.(*sqlite.Driver).Close() }
+
+// busy starts a goroutine that writes on drv, through no fault, in
+// transactions of its own one after another until the process is dead or
+// stop is called: another writer of the process, so that the engine's
+// transactions end while it waits for the writer (or begin while it holds
+// it) and commit in groups with it (group commit, storage/sqlite). Its
+// transactions change no row.
+//
+// A process that dies loses its open group, members that ended in it
+// included, as kill -9 would: the first transaction of this writer to see
+// the process dead rolls back the whole SQLite transaction it runs in, so
+// the members waiting in it learn that nothing of theirs was written (no
+// member was told it committed), and stops. (Members whose group another
+// commits first are, as they would be had the process died a moment
+// later.)
+func (s *sqliteStore) busy(drv storage.Driver, dead func() bool) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			err := drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+				if dead() {
+					_, _ = storage.SQLOf(tx).Exec(ctx, "ROLLBACK")
+					return errCrashed
+				}
+				_, err := tx.JobMakeDue(ctx, storage.JobMakeDueParams{Queue: "acidictest-busy"})
+				return err
+			})
+			if dead() || (err != nil && ctx.Err() == nil && errors.Is(err, acidic.ErrClosed)) {
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
 
 func copyFile(from, to string) error {
 	in, err := os.Open(from)
