@@ -59,8 +59,9 @@
 // without faults, finish callbacks staged once) and for your own invariants:
 //
 //	acidictest.EachFault(t, acidictest.FaultOptions{
-//		Workflows: func(drv *postgres.Driver) []workflow.Definition { return []workflow.Definition{payment(drv)} },
-//		Setup:     createChargesTable,
+//		Driver:    drv, // a *sqlite.Driver or a *postgres.Driver: the database the cases run on
+//		Workflows: func(drv storage.Driver) []workflow.Definition { return []workflow.Definition{payment(drv)} },
+//		Setup:     createChargesTable, // func(ctx, storage.Driver) error, once per store
 //		Start: func(ctx context.Context, h *acidictest.Harness) error {
 //			_, err := h.Enqueue(ctx, "payment", PaymentArgs{OrderID: "o-1", Cents: 4200}, workflow.EnqueueOptions{Key: "o-1"})
 //			return err
