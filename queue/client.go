@@ -354,30 +354,19 @@ func (c *Client) RetryMany(ctx context.Context, f acidic.JobFilter) ([]*acidic.J
 	if len(f.States) == 0 {
 		f.States = []acidic.JobState{acidic.JobDiscarded, acidic.JobCancelled, acidic.JobCompleted, acidic.JobRetryable}
 	}
-	if f.Limit <= 0 {
-		f.Limit = 1000
-	}
 	var out []*acidic.Job
-	for {
-		page, err := c.drv.JobList(ctx, f)
+	err := c.eachJob(ctx, f, func(j *acidic.Job) error {
+		if j.State == acidic.JobRunning || j.State == acidic.JobPending {
+			return nil
+		}
+		r, err := c.Retry(ctx, j.ID)
 		if err != nil {
-			return out, err
+			return err
 		}
-		for _, j := range page {
-			if j.State == acidic.JobRunning || j.State == acidic.JobPending {
-				continue
-			}
-			r, err := c.Retry(ctx, j.ID)
-			if err != nil {
-				return out, err
-			}
-			out = append(out, r)
-		}
-		if len(page) < f.Limit {
-			return out, nil
-		}
-		f.AfterID = page[len(page)-1].ID
-	}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }
 
 // track registers a running attempt so heartbeats and cancellations reach

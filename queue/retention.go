@@ -158,29 +158,42 @@ func (c *Client) CancelMany(ctx context.Context, f acidic.JobFilter) ([]*acidic.
 	if len(f.States) == 0 {
 		f.States = unfinishedJobStates
 	}
+	var out []*acidic.Job
+	err := c.eachJob(ctx, f, func(j *acidic.Job) error {
+		if j.State.Final() {
+			return nil
+		}
+		got, err := c.Cancel(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		if got.State == acidic.JobCancelled {
+			out = append(out, got)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// eachJob calls fn with every job f matches, in ID order, reading them a
+// page of f.Limit (1000 when unset) at a time; it stops at fn's first
+// error and returns it.
+func (c *Client) eachJob(ctx context.Context, f acidic.JobFilter, fn func(*acidic.Job) error) error {
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
-	var out []*acidic.Job
 	for {
 		page, err := c.drv.JobList(ctx, f)
 		if err != nil {
-			return out, err
+			return err
 		}
 		for _, j := range page {
-			if j.State.Final() {
-				continue
-			}
-			got, err := c.Cancel(ctx, j.ID)
-			if err != nil {
-				return out, err
-			}
-			if got.State == acidic.JobCancelled {
-				out = append(out, got)
+			if err := fn(j); err != nil {
+				return err
 			}
 		}
 		if len(page) < f.Limit {
-			return out, nil
+			return nil
 		}
 		f.AfterID = page[len(page)-1].ID
 	}
