@@ -49,15 +49,7 @@ SELECT inserted.* FROM inserted, notified;
 WITH picked AS (
   SELECT id AS picked_id
   FROM {schema}.jobs
-  WHERE state IN ('available', 'scheduled', 'retryable')
-    AND queue = $1
-    AND scheduled_at <= now()
-    AND (NOT $4::boolean OR run_id IS NULL)
-    -- A paused queue hands out nothing (queue controls, controls.sql): once
-    -- a pause has committed, no fetch that starts later claims its jobs,
-    -- whichever node runs it and whatever that node has heard. One
-    -- primary-key probe per statement (an InitPlan).
-    AND NOT EXISTS (SELECT 1 FROM {schema}.queue_controls WHERE queue = $1 AND paused)
+  WHERE {fragment:job_fetchable}
   ORDER BY priority, scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -401,6 +393,19 @@ encode(substr(sha256((SELECT key FROM {schema}.notify_key) || convert_to(queue, 
 -- (cancelled, discarded) and j ignores failures.
 (d.state = 'completed'
  OR (j.dependency_failure = 'ignore' AND d.state IN ('cancelled', 'discarded')))
+
+-- fragment: job_fetchable
+-- The condition on a row of jobs that a fetch of queue $1 may claim it ($4:
+-- plain jobs only, no run's). A paused queue hands out nothing (queue
+-- controls, controls.sql): once a pause has committed, no fetch that starts
+-- later claims its jobs, whichever node runs it and whatever that node has
+-- heard. One primary-key probe per statement (an InitPlan). JobFetch and
+-- JobFetchLimitedQueue share it.
+state IN ('available', 'scheduled', 'retryable')
+    AND queue = $1
+    AND scheduled_at <= now()
+    AND (NOT $4::boolean OR run_id IS NULL)
+    AND NOT EXISTS (SELECT 1 FROM {schema}.queue_controls WHERE queue = $1 AND paused)
 
 -- fragment: lease_claimed_runs
 -- The CTE that leases the runs of the jobs of the CTE "claimed" (columns

@@ -124,17 +124,7 @@ picked AS (
     FOR UPDATE SKIP LOCKED
   ) j
 ),
-claimed AS (
-  UPDATE {schema}.jobs
-  SET state = 'running',
-      attempt = attempt + 1,
-      attempted_at = (SELECT ts FROM stamp),
-      attempted_by = $3,
-      heartbeat_at = now()
-  FROM picked
-  WHERE id = picked_id
-  RETURNING {job_columns}
-),
+{fragment:claim_picked_at_stamp},
 {fragment:lease_claimed_runs},
 counted AS (
   SELECT ch.part, count(*)::int AS n
@@ -254,28 +244,13 @@ room AS (
 picked AS (
   SELECT id AS picked_id
   FROM {schema}.jobs
-  WHERE state IN ('available', 'scheduled', 'retryable')
-    AND queue = $1
-    AND scheduled_at <= now()
-    AND (NOT $4::boolean OR run_id IS NULL)
-    -- A paused queue hands out nothing, as JobFetch (controls.sql).
-    AND NOT EXISTS (SELECT 1 FROM {schema}.queue_controls WHERE queue = $1 AND paused)
+  WHERE {fragment:job_fetchable}
     AND cardinality($5::text[]) = 0
   ORDER BY priority, scheduled_at, id
   LIMIT (SELECT n FROM room)
   FOR UPDATE SKIP LOCKED
 ),
-claimed AS (
-  UPDATE {schema}.jobs
-  SET state = 'running',
-      attempt = attempt + 1,
-      attempted_at = (SELECT ts FROM stamp),
-      attempted_by = $3,
-      heartbeat_at = now()
-  FROM picked
-  WHERE id = picked_id
-  RETURNING {job_columns}
-),
+{fragment:claim_picked_at_stamp},
 {fragment:lease_claimed_runs},
 -- Claimed jobs and the free slots (their rows, locked) paired in order:
 -- each job takes a slot of each kind.
@@ -340,3 +315,19 @@ CASE cardinality($5::text[])
   WHEN 1 THEN jsonb_build_array(args -> ($5::text[])[1])::text
   ELSE (SELECT jsonb_agg(args -> f ORDER BY o) FROM unnest($5::text[]) WITH ORDINALITY AS u (f, o))::text
 END
+
+-- fragment: claim_picked_at_stamp
+-- The CTE "claimed": the jobs of the CTE "picked" made running for worker
+-- $3, attempted at the fetch's stamp. JobFetchLimited and
+-- JobFetchLimitedQueue share it.
+claimed AS (
+  UPDATE {schema}.jobs
+  SET state = 'running',
+      attempt = attempt + 1,
+      attempted_at = (SELECT ts FROM stamp),
+      attempted_by = $3,
+      heartbeat_at = now()
+  FROM picked
+  WHERE id = picked_id
+  RETURNING {job_columns}
+)
