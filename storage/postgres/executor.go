@@ -70,6 +70,13 @@ func (e *executor) bookkeeping(ctx context.Context, sql string, args []any, read
 			return wrapErr(err)
 		}
 	}
+	return readAndCommit(br, read)
+}
+
+// readAndCommit reads the rows of br's next statement with read, then the
+// result of the COMMIT queued after it, and closes br: the end of a batch
+// that wraps a statement in a transaction of its own.
+func readAndCommit(br pgx.BatchResults, read func(pgx.Rows) error) error {
 	rows, err := br.Query()
 	if err != nil {
 		return wrapErr(err)

@@ -78,22 +78,7 @@ func (d *Driver) JobFetchLimited(ctx context.Context, p storage.JobFetchLimitedP
 		if _, err := br.Exec(); err != nil {
 			return wrapErr(err)
 		}
-		rows, err := br.Query()
-		if err != nil {
-			return wrapErr(err)
-		}
-		if err := readLimitedFetch(rows, &res); err != nil {
-			rows.Close()
-			return err
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return wrapErr(err)
-		}
-		if _, err := br.Exec(); err != nil {
-			return wrapErr(err)
-		}
-		return wrapErr(br.Close())
+		return readAndCommit(br, func(rows pgx.Rows) error { return readLimitedFetch(rows, &res) })
 	}()
 	if err != nil {
 		return storage.JobFetchLimitedResult{}, fmt.Errorf("fetch jobs of queue %q under limits: %w", p.Queue, err)
