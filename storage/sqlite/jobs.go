@@ -209,11 +209,8 @@ func sameJSON(a, b []byte) bool {
 func (e *executor) JobMakeDue(ctx context.Context, p storage.JobMakeDueParams) (int, error) {
 	var n int64
 	err := e.write(ctx, false, func(q wq) error {
-		res, err := q.exec("JobMakeDue", p.Queue, q.now())
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = q.execCount("JobMakeDue", p.Queue, q.now())
 		return err
 	})
 	if err != nil {

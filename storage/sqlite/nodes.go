@@ -111,11 +111,8 @@ func (e *executor) NodeRecord(ctx context.Context, p storage.NodeRecordParams) (
 func (e *executor) NodeDelete(ctx context.Context, p storage.NodeDeleteParams) (bool, error) {
 	var n int64
 	err := e.write(ctx, true, func(q wq) error {
-		res, err := q.exec("NodeDelete", p.ID)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = q.execCount("NodeDelete", p.ID)
 		return err
 	})
 	if err != nil {
@@ -155,11 +152,8 @@ func (e *executor) NodePrune(ctx context.Context, p storage.NodePruneParams) (in
 	}
 	var n int64
 	err := e.write(ctx, true, func(q wq) error {
-		res, err := q.exec("NodePrune", q.now(), p.Limit)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = q.execCount("NodePrune", q.now(), p.Limit)
 		return err
 	})
 	if err != nil {

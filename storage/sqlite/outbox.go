@@ -98,11 +98,8 @@ func (e *executor) OutboxPrune(ctx context.Context, p storage.OutboxPruneParams)
 	}
 	var n int64
 	err := e.write(ctx, false, func(q wq) error {
-		res, err := q.exec("OutboxPrune", q.now()-p.Retention.Microseconds(), p.Limit)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = q.execCount("OutboxPrune", q.now()-p.Retention.Microseconds(), p.Limit)
 		return err
 	})
 	if err != nil {

@@ -103,11 +103,7 @@ func (e *executor) PeriodicAdvance(ctx context.Context, p storage.PeriodicAdvanc
 		advanced bool
 	)
 	err := e.write(ctx, false, func(q wq) error {
-		res, err := q.exec("PeriodicAdvance", p.Name, p.From.UnixMicro(), p.NextRunAt.UnixMicro(), last, q.now())
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := q.execCount("PeriodicAdvance", p.Name, p.From.UnixMicro(), p.NextRunAt.UnixMicro(), last, q.now())
 		if err != nil {
 			return err
 		}

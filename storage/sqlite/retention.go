@@ -48,11 +48,7 @@ func (e *executor) JobPruneByState(ctx context.Context, p storage.JobPruneByStat
 			if total >= p.Limit {
 				break
 			}
-			res, err := q.exec("JobPruneByState", string(s), now-p.Retention[s].Microseconds(), nameList(p.KeepQueues), p.Limit-total)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
+			n, err := q.execCount("JobPruneByState", string(s), now-p.Retention[s].Microseconds(), nameList(p.KeepQueues), p.Limit-total)
 			if err != nil {
 				return err
 			}
@@ -105,11 +101,7 @@ func (e *executor) RunPrune(ctx context.Context, p storage.RunPruneParams) (int,
 			if _, err := q.exec("RunDeleteJobs", id, 0, nameList(p.KeepJobQueues)); err != nil {
 				return err
 			}
-			res, err := q.exec("RunDeleteRow", id)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
+			n, err := q.execCount("RunDeleteRow", id)
 			if err != nil {
 				return err
 			}

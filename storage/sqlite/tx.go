@@ -299,6 +299,16 @@ func (q wq) exec(name string, args ...any) (sql.Result, error) {
 	return res, wrapErr(err)
 }
 
+// execCount runs the statement named name and returns the number of rows
+// it changed.
+func (q wq) execCount(name string, args ...any) (int64, error) {
+	res, err := q.exec(name, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // now is the store's time for this statement.
 func (q wq) now() int64 { return q.s.d.clk.now() }
 

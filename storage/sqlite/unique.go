@@ -23,11 +23,8 @@ func (e *executor) JobUniqueRelease(ctx context.Context, p storage.JobUniqueRele
 	}
 	var n int64
 	err := e.write(ctx, false, func(q wq) error {
-		res, err := q.exec("JobUniqueRelease", p.Key, q.now()-p.OlderThan.Microseconds())
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = q.execCount("JobUniqueRelease", p.Key, q.now()-p.OlderThan.Microseconds())
 		return err
 	})
 	if err != nil {
@@ -97,11 +94,7 @@ func (e *executor) JobGraphRecord(ctx context.Context, p storage.JobGraphRecordP
 		ids[i] = p.Jobs[n]
 	}
 	err := e.write(ctx, false, func(q wq) error {
-		res, err := q.exec("JobGraphRecord", p.Key, stringList(names), idList(ids))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := q.execCount("JobGraphRecord", p.Key, stringList(names), idList(ids))
 		if err == nil && n == 0 {
 			return fmt.Errorf("%w: the key is not reserved", acidic.ErrNotFound)
 		}
@@ -119,11 +112,8 @@ func (e *executor) JobGraphPrune(ctx context.Context, p storage.JobGraphPrunePar
 	}
 	var n int64
 	err := e.write(ctx, true, func(q wq) error {
-		res, err := q.exec("JobGraphPrune", q.now()-p.Retention.Microseconds(), p.Limit)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = q.execCount("JobGraphPrune", q.now()-p.Retention.Microseconds(), p.Limit)
 		return err
 	})
 	if err != nil {
