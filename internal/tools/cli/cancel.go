@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -55,21 +56,13 @@ func setupJobsCancel(e *env, fs *flag.FlagSet) func([]string) (func() error, err
 // queue.Client.CancelMany a batch of IDs at a time (each job in its own
 // transaction, a run it carries ending with it), with progress on stderr.
 func (e *env) cancelJobs(f acidic.JobFilter) error {
-	client, err := e.queueClient()
+	matched, cancelled, err := e.eachJobBatch(f, "cancelling jobs", "cancelled", (*queue.Client).CancelMany)
 	if err != nil {
 		return err
 	}
-	ids, err := e.matchingJobIDs(client, f)
-	if err != nil {
-		return err
-	}
-	cancelled, err := e.eachJobBatch(ids, f.States, "cancelling jobs", "cancelled", client.CancelMany)
-	if err != nil {
-		return err
-	}
-	res := CancelJobsJSON{Matched: len(ids), Cancelled: jobsJSON(cancelled), Skipped: len(ids) - len(cancelled)}
+	res := CancelJobsJSON{Matched: matched, Cancelled: jobsJSON(cancelled), Skipped: matched - len(cancelled)}
 	return e.printer().emit(res, func(t *textOut) {
-		t.linef("cancelled %d of %d matching jobs (%d skipped: finished before their turn)", len(cancelled), len(ids), res.Skipped)
+		t.linef("cancelled %d of %d matching jobs (%d skipped: finished before their turn)", len(cancelled), matched, res.Skipped)
 	})
 }
 

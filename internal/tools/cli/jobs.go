@@ -183,21 +183,13 @@ func setupJobsRetry(e *env, fs *flag.FlagSet) func([]string) (func() error, erro
 // retryJobs retries every job f matches that can be retried, through
 // queue.Client.RetryMany a batch of IDs at a time, with progress on stderr.
 func (e *env) retryJobs(f acidic.JobFilter) error {
-	client, err := e.queueClient()
+	matched, retried, err := e.eachJobBatch(f, "retrying jobs", "retried", (*queue.Client).RetryMany)
 	if err != nil {
 		return err
 	}
-	ids, err := e.matchingJobIDs(client, f)
-	if err != nil {
-		return err
-	}
-	retried, err := e.eachJobBatch(ids, f.States, "retrying jobs", "retried", client.RetryMany)
-	if err != nil {
-		return err
-	}
-	res := RetryJobsJSON{Matched: len(ids), Retried: jobsJSON(retried), Skipped: len(ids) - len(retried)}
+	res := RetryJobsJSON{Matched: matched, Retried: jobsJSON(retried), Skipped: matched - len(retried)}
 	return e.printer().emit(res, func(t *textOut) {
-		t.linef("retried %d of %d matching jobs (%d skipped: not in a state that can be retried)", len(retried), len(ids), res.Skipped)
+		t.linef("retried %d of %d matching jobs (%d skipped: not in a state that can be retried)", len(retried), matched, res.Skipped)
 	})
 }
 
@@ -314,22 +306,32 @@ func (e *env) matchingJobIDs(client *queue.Client, f acidic.JobFilter) ([]int64,
 	}
 }
 
-// eachJobBatch applies act to ids a batch at a time (restricted to states),
-// with progress on stderr labelled doing, and returns the jobs act changed.
-// An error names how far it got, in past (the verb's past tense).
-func (e *env) eachJobBatch(ids []int64, states []acidic.JobState, doing, past string,
-	act func(context.Context, acidic.JobFilter) ([]*acidic.Job, error)) ([]*acidic.Job, error) {
+// eachJobBatch applies act (queue.Client.CancelMany, say) to the jobs f
+// matches, a batch of IDs at a time (restricted to f.States), with progress
+// on stderr labelled doing, and returns how many jobs f matched and the jobs
+// act changed. An error names how far it got, in past (the verb's past
+// tense).
+func (e *env) eachJobBatch(f acidic.JobFilter, doing, past string,
+	act func(*queue.Client, context.Context, acidic.JobFilter) ([]*acidic.Job, error)) (matched int, done []*acidic.Job, err error) {
+	client, err := e.queueClient()
+	if err != nil {
+		return 0, nil, err
+	}
+	ids, err := e.matchingJobIDs(client, f)
+	if err != nil {
+		return 0, nil, err
+	}
 	p := newProgress(e.stderr, doing, len(ids))
 	defer p.finish()
-	done := []*acidic.Job{}
+	done = []*acidic.Job{}
 	for start := 0; start < len(ids); start += countEvery {
 		batch := ids[start:min(start+countEvery, len(ids))]
-		got, err := act(e.ctx, acidic.JobFilter{IDs: batch, States: states})
+		got, err := act(client, e.ctx, acidic.JobFilter{IDs: batch, States: f.States})
 		done = append(done, got...)
 		p.add(len(batch))
 		if err != nil {
-			return done, fmt.Errorf("%s %d of %d matching jobs, then: %w", past, len(done), len(ids), err)
+			return len(ids), done, fmt.Errorf("%s %d of %d matching jobs, then: %w", past, len(done), len(ids), err)
 		}
 	}
-	return done, nil
+	return len(ids), done, nil
 }
