@@ -42,7 +42,7 @@ func finishedJob(t *testing.T, drv storage.Driver, c *queue.Client, q string, st
 			t.Fatal(err)
 		}
 	}
-	if testdb.Dialect(drv) == testdb.SQLiteName { // times are microseconds
+	if testdb.IsSQLite(drv) { // times are microseconds
 		execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET finalized_at = $2 WHERE id = $1", j.ID, time.Now().Add(-age).UnixMicro())
 	} else {
 		execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET finalized_at = now() - $2::bigint * interval '1 microsecond' WHERE id = $1",

@@ -16,7 +16,7 @@ import (
 // passed since.
 func ageJobs(t *testing.T, drv storage.Driver, kind string, d time.Duration) {
 	t.Helper()
-	if testdb.Dialect(drv) == testdb.SQLiteName { // times are microseconds
+	if testdb.IsSQLite(drv) { // times are microseconds
 		execSQL(t, drv, "UPDATE "+table(drv, "jobs")+" SET created_at = created_at - $2 WHERE kind = $1", kind, d.Microseconds())
 		return
 	}

@@ -129,7 +129,7 @@ func TestAcquire(t *testing.T) {
 		}
 
 		// However old a's lease, b cannot take it while a's attempt runs.
-		if n := testdb.Exec(t, drv, "UPDATE "+testdb.Table(drv, "runs")+" SET locked_at = "+testdb.Earlier(drv, "now()", 24*time.Hour)+" WHERE id = $1", testdb.UUID(drv, rec.ID)); n != 1 {
+		if n := testdb.Exec(t, drv, "UPDATE "+testdb.Table(drv, "runs")+" SET locked_at = "+testdb.Earlier(drv, "now()", 24*time.Hour)+" WHERE id = $1", rec.ID); n != 1 {
 			t.Fatalf("aged %d runs' lease, want 1", n)
 		}
 		if _, err := run.Acquire(ctx, drv, rec.ID, b); !errors.Is(err, run.ErrLocked) {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/postgres"
 	"github.com/acidic-go/acidic/storage/sqlite"
@@ -86,12 +84,3 @@ func Earlier(drv storage.Driver, column string, d time.Duration) string {
 
 // Now is SQL for the current time in drv's dialect.
 func Now(drv storage.Driver) string { return Earlier(drv, "now()", 0) }
-
-// UUID is id as a statement's argument in drv's store: a uuid on
-// PostgreSQL, its 16 bytes on SQLite.
-func UUID(drv storage.Driver, id uuid.UUID) any {
-	if Dialect(drv) == PostgreSQL {
-		return id
-	}
-	return id[:]
-}

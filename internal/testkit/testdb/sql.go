@@ -110,7 +110,7 @@ func TxQueryRow(ctx context.Context, tx storage.Tx, q string, args []any, dest .
 	return fmt.Errorf("testdb: a transaction of neither driver: %T", tx)
 }
 
-// Rows is what Query hands each row to.
+// Rows is what QueryErr hands each row to.
 type Rows interface {
 	Scan(dest ...any) error
 }
@@ -134,14 +134,6 @@ func QueryErr(ctx context.Context, drv storage.Driver, q string, args []any, eac
 		}
 	}
 	return rows.Err()
-}
-
-// Query runs a query (see QueryErr) and fails the test if it fails.
-func Query(t testing.TB, drv storage.Driver, q string, args []any, each func(Rows) error) {
-	t.Helper()
-	if err := QueryErr(context.Background(), drv, q, args, each); err != nil {
-		t.Fatalf("query %q: %v", q, err)
-	}
 }
 
 // QueryRowErr runs a query of one row (see QueryErr) and scans it into
