@@ -31,6 +31,12 @@ type FaultOptions struct {
 	// On PostgreSQL cases reuse schemas: between two cases every table of
 	// the schema is emptied. On SQLite every case gets a copy of one file
 	// Setup prepared. Optional.
+	//
+	// On PostgreSQL the cases' schemas share one pool, so none is its
+	// search_path (not even Driver's): the SQL of Setup and of the steps
+	// names its tables qualified with the quoted drv.Schema() ("main" on
+	// SQLite, where the qualified form works too), as the payment example
+	// does.
 	Setup func(ctx context.Context, drv storage.Driver) error
 	// Driver is a driver on the database the cases run on; EachFault
 	// makes every case a store of its own there (it does not use Driver's

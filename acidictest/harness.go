@@ -94,7 +94,8 @@ type Harness struct {
 }
 
 // NewDriver returns a driver on a fresh, migrated schema that is dropped
-// when the test ends.
+// when the test ends. The schema is its pool's search_path, as
+// storeurl.Open sets it: the test's own SQL names its tables plainly.
 func NewDriver(t testing.TB) *postgres.Driver {
 	t.Helper()
 	return testdb.New(t, testdb.Options{})

@@ -66,11 +66,9 @@ type orderState struct {
 	Channels []string `json:"channels"` // the notifications that went out
 }
 
-// orderRun is what each step works with: the typed step context, and the
-// schema of the example's tables.
+// orderRun is what each step works with: the typed step context.
 type orderRun struct {
 	*steps.Context[orderArgs, orderState]
-	schema string
 }
 
 // notifications returns the jobs step "notify" awaits, one per queue.
@@ -93,14 +91,13 @@ func (r orderRun) markNotified(ctx context.Context) error {
 	for _, j := range jobs {
 		r.State.Channels = append(r.State.Channels, fmt.Sprintf("%s (%d failed attempts)", j.Kind, len(j.Errors)))
 	}
-	_, err = r.SQL().Exec(ctx, inSchema(r.schema,
-		`INSERT INTO {schema}.notified (order_id, channels) VALUES ($1, $2)`), r.Args.Order, strings.Join(r.State.Channels, ", "))
+	_, err = r.SQL().Exec(ctx, `INSERT INTO notified (order_id, channels) VALUES ($1, $2)`, r.Args.Order, strings.Join(r.State.Channels, ", "))
 	return err
 }
 
 // orderConfirmed is the workflow: two steps, the first awaiting two jobs.
-func orderConfirmed(schema string) *workflow.Workflow[orderArgs, orderState] {
-	on := steps.Bind(func(sc *steps.Context[orderArgs, orderState]) orderRun { return orderRun{sc, schema} })
+func orderConfirmed() *workflow.Workflow[orderArgs, orderState] {
+	on := steps.Bind(func(sc *steps.Context[orderArgs, orderState]) orderRun { return orderRun{sc} })
 	return workflow.Define("order_confirmed", workflow.Options{
 		Queue: ordersQueue,
 		Key:   run.By(func(a orderArgs) (string, error) { return a.Order, nil }),
@@ -116,13 +113,12 @@ func orderConfirmed(schema string) *workflow.Workflow[orderArgs, orderState] {
 // first smsFailures attempts of each message (-1: every attempt).
 type gateways struct {
 	db          storage.SQL
-	schema      string
 	smsFailures int
 }
 
 func (g *gateways) deliver(ctx context.Context, channel, order string) error {
-	_, err := g.db.Exec(ctx, inSchema(g.schema, `INSERT INTO {schema}.deliveries (channel, order_id) VALUES ($1, $2)
-		ON CONFLICT (channel, order_id) DO NOTHING`), channel, order)
+	_, err := g.db.Exec(ctx, `INSERT INTO deliveries (channel, order_id) VALUES ($1, $2)
+		ON CONFLICT (channel, order_id) DO NOTHING`, channel, order)
 	return err
 }
 
@@ -148,7 +144,8 @@ type config struct {
 	// SQLite file at ACIDIC_DB, else ./acidic.db).
 	Store storeurl.Source
 	// Driver is used instead of Store when set (tests); it must be
-	// migrated.
+	// migrated, and on PostgreSQL have its schema as its pool's
+	// search_path, as storeurl.Open and the tests' testdb.New do.
 	Driver storage.Driver
 	// Schema holds Acidic's and the example's tables on PostgreSQL (""
 	// is Acidic's default, "acidic"); a SQLite file has none.
@@ -207,7 +204,10 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	// Open the store (a bad path or URL fails here, before anything is
-	// written) and migrate Acidic's tables, then create the example's.
+	// written) and migrate Acidic's tables, then create the example's. Its
+	// SQL names its tables plainly: they are in the SQLite file, or, on
+	// PostgreSQL, in the store's schema next to Acidic's (storeurl.Open
+	// makes the schema the pool's search_path).
 	drv := cfg.Driver
 	if drv == nil {
 		st, err := storeurl.Open(ctx, cfg.Store, storeurl.Options{Schema: cfg.Schema, Migrate: true})
@@ -219,14 +219,14 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	}
 	db := storage.SQLOf(drv) // the store's SQL, outside any transaction
 	for _, ddl := range []string{
-		`CREATE TABLE IF NOT EXISTS {schema}.deliveries (channel TEXT, order_id TEXT, PRIMARY KEY (channel, order_id))`,
-		`CREATE TABLE IF NOT EXISTS {schema}.notified (order_id TEXT, channels TEXT)`,
+		`CREATE TABLE IF NOT EXISTS deliveries (channel TEXT, order_id TEXT, PRIMARY KEY (channel, order_id))`,
+		`CREATE TABLE IF NOT EXISTS notified (order_id TEXT, channels TEXT)`,
 	} {
-		if _, err := db.Exec(ctx, inSchema(drv.Schema(), ddl)); err != nil {
+		if _, err := db.Exec(ctx, ddl); err != nil {
 			return rep, fmt.Errorf("create tables: %w", err)
 		}
 	}
-	gw := &gateways{db: db, schema: drv.Schema(), smsFailures: cfg.SMSFailures}
+	gw := &gateways{db: db, smsFailures: cfg.SMSFailures}
 	ws := queue.NewWorkers()
 	if err := gw.register(ws); err != nil {
 		return rep, err
@@ -240,7 +240,7 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	wf := orderConfirmed(drv.Schema())
+	wf := orderConfirmed()
 	if err := eng.Register(wf); err != nil {
 		return rep, err
 	}
@@ -265,10 +265,10 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 		return rep, err
 	}
 	for sql, n := range map[string]*int{
-		`SELECT count(*) FROM {schema}.deliveries WHERE order_id = $1`: &rep.Deliveries,
-		`SELECT count(*) FROM {schema}.notified WHERE order_id = $1`:   &rep.Notified,
+		`SELECT count(*) FROM deliveries WHERE order_id = $1`: &rep.Deliveries,
+		`SELECT count(*) FROM notified WHERE order_id = $1`:   &rep.Notified,
 	} {
-		if err := db.QueryRow(ctx, inSchema(drv.Schema(), sql), cfg.Order).Scan(n); err != nil {
+		if err := db.QueryRow(ctx, sql, cfg.Order).Scan(n); err != nil {
 			return rep, err
 		}
 	}
@@ -291,10 +291,4 @@ func (r report) print(w io.Writer) {
 		fmt.Fprintf(w, "  awaited job %d %-10s on %-8s %s after %d failed attempts\n", j.JobID, j.Kind, j.Queue, j.State, len(j.Errors))
 	}
 	fmt.Fprintf(w, "deliveries: %d, marked notified: %d\n", r.Deliveries, r.Notified)
-}
-
-// inSchema puts the quoted schema name into a statement: the PostgreSQL
-// schema of Acidic's tables, or "main" on SQLite (the file).
-func inSchema(schema, sql string) string {
-	return strings.ReplaceAll(sql, "{schema}", `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
 }

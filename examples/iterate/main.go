@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,7 +57,6 @@ var errWarehouse = errors.New("warehouse unavailable")
 // failAt is the 1-based item at which the warehouse fails (0: never).
 type reservations struct {
 	db     storage.SQL
-	schema string
 	failAt int
 }
 
@@ -71,14 +69,13 @@ type reservations struct {
 // file's write lock from then until it commits.
 func (res *reservations) reserve(ctx context.Context, sc *steps.Context[orderArgs, orderState], item lineItem) error {
 	n := int(sc.Cursor()) + 1
-	if _, err := res.db.Exec(ctx, inSchema(res.schema, `INSERT INTO {schema}.warehouse_calls (order_id, sku) VALUES ($1, $2)`), sc.Args.Order, item.SKU); err != nil {
+	if _, err := res.db.Exec(ctx, `INSERT INTO warehouse_calls (order_id, sku) VALUES ($1, $2)`, sc.Args.Order, item.SKU); err != nil {
 		return err
 	}
 	if n == res.failAt {
 		return fmt.Errorf("item %d (%s): %w", n, item.SKU, errWarehouse)
 	}
-	if _, err := sc.SQL().Exec(ctx, inSchema(res.schema,
-		`INSERT INTO {schema}.reservations (order_id, sku, qty) VALUES ($1, $2, $3)`), sc.Args.Order, item.SKU, item.Qty); err != nil {
+	if _, err := sc.SQL().Exec(ctx, `INSERT INTO reservations (order_id, sku, qty) VALUES ($1, $2, $3)`, sc.Args.Order, item.SKU, item.Qty); err != nil {
 		return err
 	}
 	sc.State.Reserved += item.Qty
@@ -108,7 +105,8 @@ type config struct {
 	// SQLite file at ACIDIC_DB, else ./acidic.db).
 	Store storeurl.Source
 	// Driver is used instead of Store when set (tests); it must be
-	// migrated.
+	// migrated, and on PostgreSQL have its schema as its pool's
+	// search_path, as storeurl.Open and the tests' testdb.New do.
 	Driver storage.Driver
 	// Schema holds Acidic's and the example's tables on PostgreSQL (""
 	// is Acidic's default, "acidic"); a SQLite file has none.
@@ -168,7 +166,10 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	// Open the store (a bad path or URL fails here, before anything is
-	// written) and migrate Acidic's tables, then create the example's.
+	// written) and migrate Acidic's tables, then create the example's. Its
+	// SQL names its tables plainly: they are in the SQLite file, or, on
+	// PostgreSQL, in the store's schema next to Acidic's (storeurl.Open
+	// makes the schema the pool's search_path).
 	drv := cfg.Driver
 	if drv == nil {
 		st, err := storeurl.Open(ctx, cfg.Store, storeurl.Options{Schema: cfg.Schema, Migrate: true})
@@ -180,14 +181,14 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	}
 	db := storage.SQLOf(drv) // the store's SQL, outside any transaction
 	for _, ddl := range []string{
-		`CREATE TABLE IF NOT EXISTS {schema}.reservations (order_id TEXT, sku TEXT, qty BIGINT)`,
-		`CREATE TABLE IF NOT EXISTS {schema}.warehouse_calls (order_id TEXT, sku TEXT)`,
+		`CREATE TABLE IF NOT EXISTS reservations (order_id TEXT, sku TEXT, qty BIGINT)`,
+		`CREATE TABLE IF NOT EXISTS warehouse_calls (order_id TEXT, sku TEXT)`,
 	} {
-		if _, err := db.Exec(ctx, inSchema(drv.Schema(), ddl)); err != nil {
+		if _, err := db.Exec(ctx, ddl); err != nil {
 			return rep, fmt.Errorf("create tables: %w", err)
 		}
 	}
-	res := &reservations{db: db, schema: drv.Schema(), failAt: cfg.FailAt}
+	res := &reservations{db: db, failAt: cfg.FailAt}
 	eng, err := workflow.NewEngine(drv, workflow.Config{Logger: cfg.Logger, Queue: queue.Config{
 		Queues: map[string]queue.QueueConfig{reservationsQueue: {MaxWorkers: 1}},
 	}})
@@ -230,10 +231,10 @@ func runOrder(ctx context.Context, cfg config) (rep report, err error) {
 	}
 	rep.Reserved, rep.Calls = map[string]int{}, map[string]int{}
 	for sql, m := range map[string]map[string]int{
-		`SELECT sku, count(*) FROM {schema}.reservations WHERE order_id = $1 GROUP BY sku`:    rep.Reserved,
-		`SELECT sku, count(*) FROM {schema}.warehouse_calls WHERE order_id = $1 GROUP BY sku`: rep.Calls,
+		`SELECT sku, count(*) FROM reservations WHERE order_id = $1 GROUP BY sku`:    rep.Reserved,
+		`SELECT sku, count(*) FROM warehouse_calls WHERE order_id = $1 GROUP BY sku`: rep.Calls,
 	} {
-		if err := countBySKU(ctx, db, inSchema(drv.Schema(), sql), cfg.Order, m); err != nil {
+		if err := countBySKU(ctx, db, sql, cfg.Order, m); err != nil {
 			return rep, err
 		}
 	}
@@ -273,10 +274,4 @@ func (r report) print(w io.Writer) {
 	for _, it := range items {
 		fmt.Fprintf(w, "  %-7s reserved %d time(s), warehouse called %d time(s)\n", it.SKU, r.Reserved[it.SKU], r.Calls[it.SKU])
 	}
-}
-
-// inSchema puts the quoted schema name into a statement: the PostgreSQL
-// schema of Acidic's tables, or "main" on SQLite (the file).
-func inSchema(schema, sql string) string {
-	return strings.ReplaceAll(sql, "{schema}", `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
 }

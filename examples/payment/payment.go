@@ -179,7 +179,12 @@ func createTables(ctx context.Context, db storage.SQL, schema string) error {
 	return nil
 }
 
-// inSchema replaces {schema} in s with the quoted schema name.
+// inSchema replaces {schema} in s with the quoted schema name. The other
+// examples name their tables plainly (storeurl.Open makes the store's
+// schema the pool's search_path); the payment qualifies them because its
+// workflow also runs under acidictest.EachFault, whose PostgreSQL cases
+// share one pool across their schemas, none of them its search_path. On
+// SQLite the schema is "main", the file, which accepts the qualifier too.
 func inSchema(schema, s string) string {
 	return strings.ReplaceAll(s, "{schema}", `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
 }

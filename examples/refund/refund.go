@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/acidic-go/acidic"
@@ -55,22 +54,23 @@ func debounced(delay time.Duration) queue.EnqueueOptions {
 	}
 }
 
-// orders is the shop's order table, next to Acidic's (in the driver's
-// schema), written with SQL both drivers accept (storage.SQL).
+// orders is the shop's order table, refund_orders, next to Acidic's (in the
+// SQLite file, or in the store's schema on PostgreSQL: storeurl.Open makes
+// it the pool's search_path), written with SQL both drivers accept
+// (storage.SQL).
 type orders struct {
-	db    storage.SQL
-	table string
+	db storage.SQL
 }
 
 func newOrders(ctx context.Context, drv storage.Driver) (*orders, error) {
-	o := &orders{db: storage.SQLOf(drv), table: `"` + strings.ReplaceAll(drv.Schema(), `"`, `""`) + `".refund_orders`}
-	_, err := o.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+o.table+
-		" (id BIGINT PRIMARY KEY, total BIGINT NOT NULL, refunded_at_us BIGINT, refund_reason TEXT)")
+	o := &orders{db: storage.SQLOf(drv)}
+	_, err := o.db.Exec(ctx, `CREATE TABLE IF NOT EXISTS refund_orders
+		(id BIGINT PRIMARY KEY, total BIGINT NOT NULL, refunded_at_us BIGINT, refund_reason TEXT)`)
 	return o, err
 }
 
 func (o *orders) add(ctx context.Context, id int64, total int) error {
-	_, err := o.db.Exec(ctx, "INSERT INTO "+o.table+" (id, total) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", id, total)
+	_, err := o.db.Exec(ctx, "INSERT INTO refund_orders (id, total) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", id, total)
 	return err
 }
 
@@ -78,13 +78,13 @@ func (o *orders) add(ctx context.Context, id int64, total int) error {
 // provider and records it.
 func (o *orders) refund(ctx context.Context, job *acidic.Job, args RefundArgs) error {
 	var total int
-	if err := o.db.QueryRow(ctx, "SELECT total FROM "+o.table+" WHERE id = $1", args.OrderID).Scan(&total); err != nil {
+	if err := o.db.QueryRow(ctx, "SELECT total FROM refund_orders WHERE id = $1", args.OrderID).Scan(&total); err != nil {
 		return fmt.Errorf("order %d: %w", args.OrderID, err)
 	}
 	if total == 99 {
 		return errUnknownOrder
 	}
-	_, err := o.db.Exec(ctx, "UPDATE "+o.table+" SET refunded_at_us = $3, refund_reason = $2 WHERE id = $1",
+	_, err := o.db.Exec(ctx, "UPDATE refund_orders SET refunded_at_us = $3, refund_reason = $2 WHERE id = $1",
 		args.OrderID, args.Reason, time.Now().UnixMicro())
 	return err
 }

@@ -79,7 +79,7 @@ func TestRetryingADiscardedRefundGivesItOneMoreAttempt(t *testing.T) {
 		t.Fatalf("perform: %s %v", outcome, err)
 	}
 	// The provider is fixed; an operator retries every discarded refund.
-	if _, err := shop.db.Exec(ctx, "UPDATE "+shop.table+" SET total = 100 WHERE id = 8"); err != nil {
+	if _, err := shop.db.Exec(ctx, "UPDATE refund_orders SET total = 100 WHERE id = 8"); err != nil {
 		t.Fatal(err)
 	}
 	retried, err := h.Queue().RetryMany(ctx, acidic.JobFilter{Kind: RefundKind, States: []acidic.JobState{acidic.JobDiscarded}})

@@ -13,6 +13,14 @@
 // libpq's key=value pairs) or sqlite:PATH. The examples and the acidic
 // command choose their store here, so `acidic runs list` finds an example's
 // runs with the same environment.
+//
+// On PostgreSQL, Open sets the pool's search_path to the store's schema
+// (Options.Schema, else postgres.DefaultSchema), unless the URL sets one
+// (search_path=..., or options=-csearch_path=...): a program's own SQL names
+// its tables plainly (SELECT ... FROM orders) and finds them next to
+// Acidic's, on PostgreSQL as on a SQLite file. Acidic's own SQL always
+// qualifies its tables with the schema, so the search_path changes only
+// the program's SQL.
 package storeurl
 
 import (
@@ -22,6 +30,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acidic-go/acidic/storage"
@@ -164,7 +173,8 @@ func (s *Store) Close() { s.close() }
 func (s *Store) SQLite() bool { return s.Pool == nil }
 
 // Open opens the store src names and checks that it answers: on PostgreSQL,
-// a pool (pinged) and postgres.New on it; on SQLite, sqlite.Open, which
+// a pool (pinged, its search_path the schema unless the URL sets one) and
+// postgres.New on it; on SQLite, sqlite.Open, which
 // creates a missing file and refuses, before writing anything, a path it
 // cannot create or open (sqlite.ErrCannotOpen) and a file that is not a
 // database (sqlite.ErrNotADatabase). With Options.Migrate it migrates the
@@ -193,6 +203,7 @@ func Open(ctx context.Context, src Source, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	setSearchPath(cfg, opts.Schema)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database (%s): %w", src.From, err)
@@ -209,4 +220,18 @@ func Open(ctx context.Context, src Source, opts Options) (*Store, error) {
 		}
 	}
 	return &Store{Driver: drv, Source: src, Pool: pool, close: pool.Close}, nil
+}
+
+// setSearchPath makes schema (postgres.DefaultSchema when empty) the
+// search_path of cfg's connections, unless the URL sets a search_path
+// itself, as a parameter or in options.
+func setSearchPath(cfg *pgxpool.Config, schema string) {
+	params := cfg.ConnConfig.RuntimeParams
+	if _, ok := params["search_path"]; ok || strings.Contains(params["options"], "search_path") {
+		return
+	}
+	if schema == "" {
+		schema = postgres.DefaultSchema
+	}
+	params["search_path"] = pgx.Identifier{schema}.Sanitize()
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acidic-go/acidic/internal/testkit/testdb"
+	"github.com/acidic-go/acidic/storage"
 	"github.com/acidic-go/acidic/storage/sqlite"
 	"github.com/acidic-go/acidic/storage/storeurl"
 )
@@ -82,5 +84,48 @@ func TestOpenSQLite(t *testing.T) {
 	_, err = storeurl.Open(ctx, storeurl.Source{URL: "sqlite:" + filepath.Join(path, "sub", "b.db"), From: "ACIDIC_DB"}, storeurl.Options{})
 	if !errors.Is(err, sqlite.ErrCannotOpen) || !strings.Contains(err.Error(), "(ACIDIC_DB)") {
 		t.Errorf("Open of a path under a file: %v, want ErrCannotOpen naming ACIDIC_DB", err)
+	}
+}
+
+// TestOpenPostgresSearchPath: on PostgreSQL a program's own SQL names its
+// tables plainly and finds them in the store's schema (the pool's
+// search_path), unless the URL sets a search_path of its own.
+func TestOpenPostgresSearchPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := testdb.SchemaName(t)
+	t.Cleanup(func() { testdb.DropSchema(t, schema) })
+	src := storeurl.Source{URL: testdb.URL(), From: "test"}
+	st, err := storeurl.Open(ctx, src, storeurl.Options{Schema: schema, Migrate: true, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db := storage.SQLOf(st.Driver)
+	if _, err := db.Exec(ctx, `CREATE TABLE orders (id BIGINT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'orders'`, schema).Scan(&n); err != nil || n != 1 {
+		t.Errorf("plain CREATE TABLE orders: %d tables %s.orders (%v), want 1", n, schema, err)
+	}
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM runs`).Scan(&n); err != nil {
+		t.Errorf("plain SELECT of Acidic's runs: %v", err)
+	}
+
+	// The URL's own search_path wins.
+	own, sep := src, "?"
+	if strings.Contains(own.URL, "?") {
+		sep = "&"
+	}
+	own.URL += sep + "search_path=pg_catalog"
+	st2, err := storeurl.Open(ctx, own, storeurl.Options{Schema: schema, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	var path string
+	if err := storage.SQLOf(st2.Driver).QueryRow(ctx, `SELECT current_setting('search_path')`).Scan(&path); err != nil || path != "pg_catalog" {
+		t.Errorf("search_path with the URL's own: %q (%v), want pg_catalog", path, err)
 	}
 }

@@ -23,13 +23,14 @@ func QueryInt(t testing.TB, drv storage.Driver, sql string, args ...any) int {
 // Reopen returns a second driver on drv's store, with a pool or file
 // handle of its own, closed when the test ends: another node of the same
 // store, or a way to read it after drv was closed. On PostgreSQL it is a
-// new pool on drv's schema (opts as in Pool); on SQLite a second Driver
-// on the same file, which shares no in-process notifications with drv.
+// new pool on drv's schema (opts as in Pool; the schema is its search_path,
+// as in New); on SQLite a second Driver on the same file, which shares no
+// in-process notifications with drv.
 func Reopen(t testing.TB, drv storage.Driver, opts Options) storage.Driver {
 	t.Helper()
 	switch d := drv.(type) {
 	case *postgres.Driver:
-		return postgres.New(Pool(t, opts), postgres.Options{Schema: d.Schema()})
+		return postgres.New(schemaPool(t, opts, d.Schema()), postgres.Options{Schema: d.Schema()})
 	case *sqlite.Driver:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -59,9 +59,20 @@ type Options struct {
 // Pool opens a pool on the test database that is closed when the test ends.
 func Pool(t testing.TB, opts Options) *pgxpool.Pool {
 	t.Helper()
+	return schemaPool(t, opts, "")
+}
+
+// schemaPool is Pool, with schema as its search_path when not empty (as
+// storeurl.Open sets it): unqualified names in a test's SQL name tables of
+// the test's schema.
+func schemaPool(t testing.TB, opts Options, schema string) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(URL())
 	if err != nil {
 		t.Fatalf("testdb: parse DATABASE_URL: %v", err)
+	}
+	if schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	}
 	cfg.MaxConns = opts.MaxConns
 	if cfg.MaxConns == 0 {
@@ -85,10 +96,12 @@ func Pool(t testing.TB, opts Options) *pgxpool.Pool {
 
 // New returns a driver on a fresh, migrated schema that is dropped when the
 // test ends (kept when it failed and ACIDIC_KEEP_SCHEMA is set, to inspect).
+// The schema is its pool's search_path, as storeurl.Open sets it: the
+// test's own SQL may name its tables unqualified.
 func New(t testing.TB, opts Options) *postgres.Driver {
 	t.Helper()
-	pool := Pool(t, opts)
 	schema := SchemaName(t)
+	pool := schemaPool(t, opts, schema)
 	drv := postgres.New(pool, postgres.Options{Schema: schema})
 	t.Cleanup(func() { DropSchema(t, schema) })
 	if !opts.Unmigrated {
@@ -179,6 +192,9 @@ func NewSchemas(t *testing.T, base *postgres.Driver, maxConns int32, setup func(
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	// The pool serves many schemas: none is its search_path (not base's,
+	// which New sets), so SQL run on one must qualify its tables.
+	delete(cfg.ConnConfig.RuntimeParams, "search_path")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
