@@ -92,7 +92,20 @@ func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, err
 	started := time.Now()
 	// Through the middlewares, as in a started client, which also
 	// publishes the attempt's event once its outcome is written.
+	returned := false
+	defer func() {
+		if !returned {
+			// The work function (or a middleware) ended the caller's
+			// goroutine with runtime.Goexit (t.FailNow in a test): the
+			// attempt still ends, as a failure.
+			_, o := c.outcomeOf(job, errExited)
+			_ = c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
+				return write(ctx)
+			})
+		}
+	}()
 	err := c.workChain(jobCtx, job)
+	returned = true
 	outcome, o := c.outcomeOf(job, err)
 	if outcome == OutcomeCompleted {
 		if _, err := c.drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{o.JobAttempt}}); err != nil {

@@ -89,35 +89,50 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		defer done()
 		defer cancel(nil)
 		started := time.Now()
-		err := c.workChain(ctx, job)
-		var stopped error
-		if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
-			// The client's own stop cut the attempt short (its deadline
-			// passed): that is not the job's failure, and must not spend
-			// its last attempt. It runs again at once elsewhere.
-			c.cfg.Logger.Info("queue: job attempt stopped with the client; it runs again without spending an attempt",
-				"job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "err", err)
-			stopped, err = err, Snooze(0)
-		}
-		outcome, o := c.outcomeOf(job, err)
-		if stopped != nil {
-			o.Error = &acidic.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
-		}
-		if outcome == OutcomeCompleted {
-			c.complete(cp, job)
-			if c.bus.Active() {
-				c.publishOutcome(job, outcome, "", started, nil)
-			}
-			return
-		}
-		if err != nil && outcome != OutcomeSnoozed {
-			c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
-		}
-		c.finish(job, o)
-		if c.bus.Active() {
-			c.publishOutcome(job, outcome, o.State, started, err)
-		}
+		// The outcome is recorded in a deferred call so that a work
+		// function (or middleware) that ends its goroutine with
+		// runtime.Goexit (as t.FailNow does) still ends its attempt: err
+		// then stays errExited, an attempt that failed.
+		err := errExited
+		defer func() { c.endAttempt(workCtx, cp, job, started, err) }()
+		err = c.workChain(ctx, job)
 	})
+}
+
+// errExited is the error of an attempt whose work function (or middleware)
+// ended its goroutine with runtime.Goexit instead of returning.
+var errExited = errors.New("queue: the job's work function ended its goroutine (runtime.Goexit, as t.FailNow does) without returning")
+
+// endAttempt records the outcome of an attempt run by a started client
+// whose work function returned err (errExited when it never returned).
+func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error) {
+	var stopped error
+	if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
+		// The client's own stop cut the attempt short (its deadline
+		// passed): that is not the job's failure, and must not spend
+		// its last attempt. It runs again at once elsewhere.
+		c.cfg.Logger.Info("queue: job attempt stopped with the client; it runs again without spending an attempt",
+			"job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "err", err)
+		stopped, err = err, Snooze(0)
+	}
+	outcome, o := c.outcomeOf(job, err)
+	if stopped != nil {
+		o.Error = &acidic.AttemptError{Attempt: job.Attempt, At: c.cfg.Now(), Error: "stopped with the client: " + stopped.Error()}
+	}
+	if outcome == OutcomeCompleted {
+		c.complete(cp, job)
+		if c.bus.Active() {
+			c.publishOutcome(job, outcome, "", started, nil)
+		}
+		return
+	}
+	if err != nil && outcome != OutcomeSnoozed {
+		c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
+	}
+	c.finish(job, o)
+	if c.bus.Active() {
+		c.publishOutcome(job, outcome, o.State, started, err)
+	}
 }
 
 // finish writes a non-completion outcome, retrying while the database is

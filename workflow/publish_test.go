@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
@@ -111,4 +114,73 @@ func jsonSame(a, b string) bool {
 	ja, _ := json.Marshal(va)
 	jb, _ := json.Marshal(vb)
 	return string(ja) == string(jb)
+}
+
+// A publish hook that refuses or panics fails the step that staged the
+// message, and the step's transaction rolls back with the messages it had
+// staged before; on its last attempt the run fails with the hook's reason.
+// PublishTx in a caller's transaction returns the hook's error, and the
+// caller's rollback leaves nothing staged.
+func TestPublishHookFailureRollsBackTheStep(t *testing.T) {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		ctx := ctxT(t)
+		errHook := errors.New("hook refused")
+		cfg := engineConfig(1)
+		cfg.PublishHooks = []workflow.PublishHook{
+			func(ctx context.Context, topic string, meta json.RawMessage) (json.RawMessage, error) {
+				switch topic {
+				case "refused":
+					return nil, errHook
+				case "exploding":
+					panic("hook exploded")
+				}
+				return nil, nil
+			},
+		}
+		var attempts counter
+		define := func(name, failing string) workflow.Definition {
+			return workflow.Define[struct{}, struct{}](name, fastOptions(2)).
+				Step("stage", func(ctx context.Context, sc *steps.Context[struct{}, struct{}]) error {
+					attempts.inc(name)
+					if err := sc.Publish(ctx, "staged-first", name, 1); err != nil {
+						return err
+					}
+					return sc.Publish(ctx, failing, name, 2)
+				})
+		}
+		e := newEngine(t, drv, cfg, define("refusing", "refused"), define("exploding", "exploding"))
+		reasons := map[string]string{"refusing": "hook refused", "exploding": "hook exploded"}
+		ids := map[string]uuid.UUID{}
+		for name := range reasons {
+			ids[name] = enqueue(t, e, name, struct{}{})
+		}
+		drain(t, e)
+		for name, reason := range reasons {
+			r := getRun(t, e, ids[name])
+			if r.State != acidic.RunFailed || !strings.Contains(r.Error, reason) {
+				t.Errorf("run %s: %s (%q), want failed with %q", name, r.State, r.Error, reason)
+			}
+			if n := attempts.get(name); n != 2 {
+				t.Errorf("run %s: the step ran %d times, want 2 (both attempts)", name, n)
+			}
+		}
+
+		// PublishTx: the hook's error comes back; the caller rolls back.
+		err := drv.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+			if err := e.PublishTx(ctx, tx, "staged-first", "tx", 1); err != nil {
+				return err
+			}
+			return e.PublishTx(ctx, tx, "refused", "tx", 2)
+		})
+		if !errors.Is(err, errHook) {
+			t.Fatalf("PublishTx with a refusing hook = %v, want the hook's error", err)
+		}
+		msgs, err := drv.OutboxList(ctx, storage.OutboxListParams{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 0 {
+			t.Fatalf("%d messages staged (first %q key %q), want none: every staging rolled back", len(msgs), msgs[0].Topic, msgs[0].Key)
+		}
+	})
 }

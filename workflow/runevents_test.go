@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -116,68 +118,99 @@ func TestRunAndStepEventsForEachOutcome(t *testing.T) {
 	})
 }
 
-// A job middleware that panics around the job executing a run is a failed
-// attempt; on the last attempt the run ends with it: failed, the panic as
-// its reason, OnFinish called once, one run.finished event. The steps it
-// never reached did not run. On both drivers.
+// TestJobMiddlewarePanicEndsRunRight: a job middleware that panics (or
+// ends its goroutine with runtime.Goexit, as t.FailNow does) on every
+// attempt fails the run with the reason on its last attempt, under Drain
+// and in a started engine (whose kept goroutines run the attempts): the
+// job fails, then is discarded, the run ends failed once, and the step
+// never runs.
 func TestJobMiddlewarePanicEndsRunRight(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		var mu sync.Mutex
-		finished, ran := 0, 0
-		opts := fastOptions(2)
-		opts.OnFinish = func(ctx context.Context, r *acidic.Run) error {
-			mu.Lock()
-			finished++
-			mu.Unlock()
-			return nil
-		}
-		wf := workflow.Define("jmw-panic", opts,
-			steps.Do("only", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
-				mu.Lock()
-				ran++
-				mu.Unlock()
-				return nil
-			}))
-		cfg := engineConfig(1)
-		cfg.Queue.Middleware = []queue.JobMiddleware{func(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
-			if job.Kind == "jmw-panic" {
-				panic("exporter exploded")
-			}
-			return next(ctx)
-		}}
-		e := newEngine(t, drv, cfg, wf)
-		sub := e.Subscribe(events.Options{Buffer: 64})
-		defer sub.Close()
-		id := enqueue(t, e, "jmw-panic", profileArgs{})
-		drain(t, e)
-
-		r := getRun(t, e, id)
-		if r.State != acidic.RunFailed || !strings.Contains(r.Error, "exporter exploded") || r.FinishedAt == nil {
-			t.Fatalf("run %s, error %q; want failed with the middleware's panic", r.State, r.Error)
-		}
-		sub.Close()
-		var evs []events.Event
-		for ev := range sub.C {
-			evs = append(evs, ev)
-		}
-		// The run's events: its job failed, then was discarded, and the run
-		// ended with it (the attempt never started the run: no run.started).
-		finishedEvents := 0
-		for _, ev := range evs {
-			if ev.RunID == id && ev.Kind == events.RunFinished {
-				finishedEvents++
-				if ev.RunState != acidic.RunFailed {
-					t.Errorf("run.finished with state %s", ev.RunState)
+		for _, tc := range []struct {
+			name, reason string
+			started      bool
+			fail         func()
+		}{
+			{"drain-panic", "exporter exploded", false, func() { panic("exporter exploded") }},
+			{"started-panic", "exporter exploded", true, func() { panic("exporter exploded") }},
+			{"started-goexit", "runtime.Goexit", true, runtime.Goexit},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var mu sync.Mutex
+				finished, ran := 0, 0
+				opts := fastOptions(2)
+				opts.OnFinish = func(ctx context.Context, r *acidic.Run) error {
+					mu.Lock()
+					finished++
+					mu.Unlock()
+					return nil
 				}
-			}
-		}
-		if got := describeEvents(evs, id); !strings.HasPrefix(got, "job.failed #1, ") || !strings.Contains(got, "job.discarded #2") || finishedEvents != 1 {
-			t.Errorf("events %s; want job.failed #1, job.discarded #2 and one run.finished", got)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if finished != 1 || ran != 0 {
-			t.Errorf("OnFinish called %d times (want 1), the step ran %d times (want 0)", finished, ran)
+				wf := workflow.Define("jmw-panic", opts,
+					steps.Do("only", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+						mu.Lock()
+						ran++
+						mu.Unlock()
+						return nil
+					}))
+				cfg := engineConfig(1)
+				cfg.Queue.Middleware = []queue.JobMiddleware{func(ctx context.Context, job *acidic.Job, next func(context.Context) error) error {
+					if job.Kind == "jmw-panic" {
+						tc.fail()
+					}
+					return next(ctx)
+				}}
+				e := newEngine(t, drv, cfg, wf)
+				sub := e.Subscribe(events.Options{Buffer: 64})
+				defer sub.Close()
+				id := enqueue(t, e, "jmw-panic", profileArgs{})
+				if tc.started {
+					startEngine(t, e)
+					waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded, acidic.RunCancelled)
+					// OnFinish runs in a job of its own, after the run ended.
+					waitFor(t, 30*time.Second, "OnFinish", func() (bool, string) {
+						mu.Lock()
+						defer mu.Unlock()
+						return finished > 0, fmt.Sprintf("OnFinish called %d times", finished)
+					})
+					// Stop waits for the attempts to publish their events.
+					stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					if err := e.Stop(stopCtx); err != nil {
+						t.Fatalf("Stop: %v", err)
+					}
+				} else {
+					drain(t, e)
+				}
+
+				r := getRun(t, e, id)
+				if r.State != acidic.RunFailed || !strings.Contains(r.Error, tc.reason) || r.FinishedAt == nil {
+					t.Fatalf("run %s, error %q; want failed with the middleware's %q", r.State, r.Error, tc.reason)
+				}
+				sub.Close()
+				var evs []events.Event
+				for ev := range sub.C {
+					evs = append(evs, ev)
+				}
+				// The run's events: its job failed, then was discarded, and the run
+				// ended with it (the attempt never started the run: no run.started).
+				finishedEvents := 0
+				for _, ev := range evs {
+					if ev.RunID == id && ev.Kind == events.RunFinished {
+						finishedEvents++
+						if ev.RunState != acidic.RunFailed {
+							t.Errorf("run.finished with state %s", ev.RunState)
+						}
+					}
+				}
+				if got := describeEvents(evs, id); !strings.HasPrefix(got, "job.failed #1, ") || !strings.Contains(got, "job.discarded #2") || finishedEvents != 1 {
+					t.Errorf("events %s; want job.failed #1, job.discarded #2 and one run.finished", got)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if finished != 1 || ran != 0 {
+					t.Errorf("OnFinish called %d times (want 1), the step ran %d times (want 0)", finished, ran)
+				}
+			})
 		}
 	})
 }

@@ -161,14 +161,18 @@ func (d *Driver) InTx(ctx context.Context, iso storage.Isolation, fn storage.TxF
 			return wrapErr(err)
 		}
 		wrapped := d.WrapTx(tx)
+		returned := false
 		defer func() {
-			// A panicking fn must not leave the connection in a transaction.
-			if p := recover(); p != nil {
+			// An fn that panics, or ends its goroutine with runtime.Goexit
+			// (t.FailNow in a test), must not leave the connection in a
+			// transaction, holding its locks and its pool slot.
+			if !returned {
 				_ = tx.Rollback(context.WithoutCancel(ctx))
-				panic(p)
 			}
 		}()
-		if err := fn(ctx, wrapped); err != nil {
+		err = fn(ctx, wrapped)
+		returned = true
+		if err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 			return wrapErr(err)
 		}

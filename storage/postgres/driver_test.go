@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -690,5 +691,42 @@ func TestJobStateBitMatchesSQL(t *testing.T) {
 	}
 	if len(seen) != len(acidic.AllJobStates) {
 		t.Errorf("%d distinct bits for %d states", len(seen), len(acidic.AllJobStates))
+	}
+}
+
+// TestInTxRollsBackWhenFnExitsOrPanics: an InTx function that panics, or
+// ends its goroutine with runtime.Goexit (t.FailNow in a test), leaves no
+// transaction open: the lock it took is free at once for the next one.
+func TestInTxRollsBackWhenFnExitsOrPanics(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	drv := testdb.New(t, testdb.Options{})
+	for how, end := range map[string]func(){"panic": func() { panic("fn exploded") }, "goexit": runtime.Goexit} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer func() { _ = recover() }()
+			_ = drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+				if _, err := postgres.PgxTx(tx).Exec(ctx, "SELECT pg_advisory_xact_lock(4242)"); err != nil {
+					return err
+				}
+				end()
+				return nil
+			})
+		}()
+		<-done
+		err := drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+			var free bool
+			if err := postgres.PgxTx(tx).QueryRow(ctx, "SELECT pg_try_advisory_xact_lock(4242)").Scan(&free); err != nil {
+				return err
+			}
+			if !free {
+				t.Errorf("after an InTx function's %s: its transaction still holds its lock", how)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -171,3 +171,69 @@ WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 1000000
 	}
 	_ = acidic.ErrSerialization
 }
+
+// TestGroupMemberCancelled: a transaction whose function returned, and
+// which waits in its group for the COMMIT that another member holds back,
+// gets a truthful answer when its caller's context ends meanwhile: success
+// when the group then commits (its row is there), an error when the group
+// is lost (its row is not, and the retry the loss would call for is not
+// made with the ended context).
+func TestGroupMemberCancelled(t *testing.T) {
+	t.Parallel()
+	for _, lost := range []bool{false, true} {
+		d, db := groupFile(t)
+		ctx := testCtx(t)
+		actx, cancelA := context.WithCancel(ctx)
+		heldA, releaseA := make(chan struct{}), make(chan struct{})
+		var callsA atomic.Int32
+		a := writer(actx, d, "a", heldA, releaseA, nil, &callsA)
+		<-heldA
+		heldB, releaseB := make(chan struct{}), make(chan struct{})
+		b := make(chan error, 1)
+		go func() {
+			b <- d.InTx(ctx, storage.Serializable, func(ctx context.Context, tx storage.Tx) error {
+				if _, err := sqlite.SQLTx(tx).ExecContext(ctx, "INSERT INTO t VALUES ('b')"); err != nil {
+					return err
+				}
+				close(heldB)
+				<-releaseB
+				if !lost {
+					return nil
+				}
+				// An interrupted statement: SQLite rolls back the whole
+				// transaction, a's row with it.
+				sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				defer cancel()
+				_, err := sqlite.SQLTx(tx).ExecContext(sctx, `INSERT INTO t (v)
+WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 1000000000) SELECT 'x' FROM g`)
+				if err == nil {
+					return errors.New("the interrupted statement succeeded")
+				}
+				return nil
+			})
+		}()
+		waitWaiting(t, d, 1)
+		close(releaseA) // a ends, hands its group to b and waits for the COMMIT
+		<-heldB
+		cancelA()
+		close(releaseB)
+		errA := <-a
+		errB := <-b
+		rowsA := committed(t, db, "a")
+		switch {
+		case !lost && (errA != nil || rowsA != 1):
+			t.Errorf("group committed: a returned %v with %d rows, want success and its row", errA, rowsA)
+		case lost && (errA == nil || rowsA != 0):
+			t.Errorf("group lost: a returned %v with %d rows, want an error and no row", errA, rowsA)
+		}
+		if errA == nil && rowsA != 1 || errA != nil && rowsA != 0 {
+			t.Errorf("lost=%v: a returned %v but %d of its rows committed", lost, errA, rowsA)
+		}
+		if n := callsA.Load(); n != 1 {
+			t.Errorf("lost=%v: a's function ran %d times after its context ended, want once", lost, n)
+		}
+		if !lost && errB != nil {
+			t.Errorf("b: %v", errB)
+		}
+	}
+}
