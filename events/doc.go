@@ -9,9 +9,21 @@
 // and the engine goes on. With no subscriber, publishing costs one atomic
 // load and builds no event.
 //
-// Events are signals for observability, not records: they are published
-// after the write they describe (except JobCompleted, published when the
-// work function returned nil, just before its batched write), a process that
-// dies may not publish them, and a write retried after a rollback may
-// publish its event twice. Read the database for the truth.
+// Events are signals for observability, not records. An event that
+// describes a write is published once the transaction that made it has
+// committed (except JobCompleted, published when the work function returned
+// nil, just before its batched write): never for a transaction that rolled
+// back, and once for a transaction run again after a serialization failure
+// or a lost connection. A process that dies may not publish them, and when a COMMIT's
+// answer is lost (acidic.ErrCommitUnknown) the event of a write that did
+// commit may be missing; it is never doubled. Read the database for the
+// truth.
+//
+// Per job attempt, the job's event comes first, then the events of what
+// its end did: a job discarded or cancelled for good publishes
+// JobDiscarded or JobCancelled, then RunFinished of the run that ended with
+// it; a rescue publishes its JobRescued events, then those RunFinished.
+// The one exception is queue.Client.CancelTx inside a transaction of the
+// caller's, whose COMMIT the engine cannot see: a run that ends with the
+// job publishes RunFinished when CancelTx runs.
 package events

@@ -44,7 +44,14 @@ const (
 	// RunHalted: a step halted the run; it waits for a Retry or Cancel.
 	RunHalted Kind = "run.halted"
 	// RunFinished: the run reached a final state (RunState: succeeded,
-	// failed or cancelled).
+	// failed or cancelled). Published once the transaction that ended the
+	// run committed, and once only: a run that ends with its job (attempts
+	// exhausted, Discard, a rescue of the last attempt, a job cancelled)
+	// publishes it after that job's event, if any (JobDiscarded,
+	// JobCancelled, JobRescued). When that COMMIT's answer is lost
+	// (acidic.ErrCommitUnknown) it may be missing; it is never doubled. A
+	// run ended by queue.Client.CancelTx in the caller's own transaction
+	// publishes it when CancelTx runs, before that transaction commits.
 	RunFinished Kind = "run.finished"
 	// RunCancelled: an operator cancelled the run (Engine.Cancel). A run
 	// cancelled by its own step publishes RunFinished with RunCancelled.

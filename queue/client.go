@@ -14,6 +14,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/events"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/internal/base/service"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -277,11 +278,18 @@ func (c *Client) Cancel(ctx context.Context, id int64) (*acidic.Job, error) {
 		return c.CancelTx(ctx, c.drv, id)
 	}
 	var job *acidic.Job
+	var after *aftercommit.List
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		// A list of its own for every run of the transaction: only the
+		// one that commits is kept.
+		ctx, after = aftercommit.With(ctx)
 		var err error
 		job, err = c.CancelTx(ctx, tx, id)
 		return err
 	})
+	if err == nil {
+		after.Run()
+	}
 	return job, err
 }
 
@@ -289,7 +297,12 @@ func (c *Client) Cancel(ctx context.Context, id int64) (*acidic.Job, error) {
 //
 // With Config.EndedFunc set, ex must be a transaction (a storage.Tx), so the
 // job's end and what EndedFunc writes commit together; anything else is
-// ErrInvalid, and nothing is written.
+// ErrInvalid, and nothing is written. The events of what EndedFunc did (a
+// workflow run that ended with the job: events.RunFinished) are published
+// when EndedFunc runs, before the caller's transaction commits: CancelTx
+// cannot know whether, or when, it does. Inside a workflow step, with the
+// step's context and transaction, they are published once the step
+// committed.
 func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*acidic.Job, error) {
 	if _, ok := ex.(storage.Tx); !ok && c.cfg.EndedFunc != nil {
 		return nil, fmt.Errorf("%w: queue: cancel job %d: this client ends jobs with EndedFunc, which needs a transaction", ErrInvalid, id)

@@ -47,7 +47,9 @@ type Config struct {
 	// Cancel by an operator), with the jobs as that transaction left them.
 	// Its writes commit with the job's end, or not at all: an error rolls
 	// the transaction back, and the write is tried again like any failed
-	// bookkeeping write. Package workflow uses it to end a run with the job
+	// bookkeeping write. It may so run more than once for one end, and its
+	// transaction may still roll back after it returned: it must act only
+	// through tx. Package workflow uses it to end a run with the job
 	// that carried it. Dependents of a graph job cancelled through its
 	// dependencies are not passed. A client without it neither claims,
 	// rescues nor cancels jobs that carry workflow runs: it could not end

@@ -99,9 +99,10 @@ func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, err
 			// goroutine with runtime.Goexit (t.FailNow in a test): the
 			// attempt still ends, as a failure.
 			_, o := c.outcomeOf(job, errExited)
-			_ = c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
+			after, _ := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
 				return write(ctx)
 			})
+			after.Run()
 		}
 	}()
 	err := c.workChain(jobCtx, job)
@@ -116,11 +117,13 @@ func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, err
 		}
 		return outcome, nil
 	}
-	werr := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
+	after, werr := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
 		return write(ctx)
 	})
 	if werr == nil && c.bus.Active() {
 		c.publishOutcome(job, outcome, o.State, started, err)
 	}
+	// After the job's own event: what its end did to the run it carried.
+	after.Run()
 	return outcome, werr
 }

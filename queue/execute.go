@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/storage"
 )
 
@@ -129,49 +130,69 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	if err != nil && outcome != OutcomeSnoozed {
 		c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
 	}
-	c.finish(job, o)
+	after := c.finish(job, o)
 	if c.bus.Active() {
 		c.publishOutcome(job, outcome, o.State, started, err)
 	}
+	// What the job's end did beyond it (a run that ended with it) is
+	// published after the job's own event.
+	after.Run()
 }
 
 // finish writes a non-completion outcome, retrying while the database is
-// unreachable, then stops tracking the job.
-func (c *Client) finish(job *acidic.Job, o storage.JobFinishParams) {
+// unreachable, then stops tracking the job. It returns what recordOutcome
+// returns: run it once the attempt's event is published.
+func (c *Client) finish(job *acidic.Job, o storage.JobFinishParams) *aftercommit.List {
 	defer c.untrack(o.JobAttempt)
-	_ = c.recordOutcome(context.Background(), job, o, func(_ context.Context, write func(context.Context) error) error {
+	after, _ := c.recordOutcome(context.Background(), job, o, func(_ context.Context, write func(context.Context) error) error {
 		c.retryWrite(write)
 		return nil
 	})
+	return after
 }
 
 // recordOutcome writes a non-completion outcome of job through run (which
 // may retry the write) and, when that ended the job for good, settles the
 // job's dependents now rather than at the next maintenance pass. An outcome
-// that ends the job for good is written in one transaction with EndedFunc.
-func (c *Client) recordOutcome(ctx context.Context, job *acidic.Job, o storage.JobFinishParams, run func(context.Context, func(context.Context) error) error) error {
+// that ends the job for good is written in one transaction with EndedFunc;
+// what EndedFunc left to do once that transaction committed
+// (aftercommit.Do, e.g. publishing a run's end) is returned, to be run
+// after the job's own event is published. It is nil unless the transaction
+// committed: a write that rolled back, or was tried again, publishes
+// nothing of its own.
+func (c *Client) recordOutcome(ctx context.Context, job *acidic.Job, o storage.JobFinishParams, run func(context.Context, func(context.Context) error) error) (*aftercommit.List, error) {
 	var ended bool
+	var after *aftercommit.List
 	final := o.State == acidic.JobCancelled || o.State == acidic.JobDiscarded
 	if err := run(ctx, func(ctx context.Context) error {
+		after = nil
 		if !final || c.cfg.EndedFunc == nil {
 			var err error
 			ended, err = c.drv.JobFinish(ctx, o)
 			return err
 		}
-		return c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		var attempt *aftercommit.List
+		err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+			// A list of its own for every run of the transaction: only
+			// the one that commits is kept.
+			ctx, attempt = aftercommit.With(ctx)
 			var err error
 			if ended, err = tx.JobFinish(ctx, o); err != nil || !ended {
 				return err
 			}
 			return c.cfg.EndedFunc(ctx, tx, []*acidic.Job{endedCopy(job, o)})
 		})
+		if err == nil {
+			after = attempt
+		}
+		return err
 	}); err != nil {
-		return fmt.Errorf("queue: record outcome of job %d: %w", o.ID, err)
+		return nil, fmt.Errorf("queue: record outcome of job %d: %w", o.ID, err)
 	}
 	if !ended || !final {
-		return nil
+		return after, nil
 	}
-	return run(ctx, func(ctx context.Context) error {
+	return after, run(ctx, func(ctx context.Context) error {
 		_, _, err := c.drv.JobResolveDependencies(ctx, storage.JobResolveDependenciesParams{Ended: []int64{o.ID}})
 		return err
 	})

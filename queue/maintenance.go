@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/internal/base/tick"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -64,12 +65,17 @@ type MaintenanceResult struct {
 // nothing.
 func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 	var res MaintenanceResult
-	rescued, err := c.rescue(ctx)
+	rescued, after, err := c.rescue(ctx)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("queue: rescue failed", "err", err)
 	}
 	res.Rescued = rescued
 	c.publishRescued(rescued)
+	// After the job.rescued events: what the rescues' ends did (runs that
+	// ended with their jobs).
+	for _, l := range after {
+		l.Run()
+	}
 	for _, j := range rescued {
 		c.cfg.Logger.Warn("queue: rescued job of a worker that stopped heartbeating",
 			"job", j.ID, "kind", j.Kind, "worker", j.AttemptedBy, "state", j.State)
@@ -104,20 +110,26 @@ func (c *Client) Maintain(ctx context.Context) MaintenanceResult {
 // aside for this pass (logged as an error; it stays running, and the next
 // pass tries again), so that one job cannot hold back the rescue of all the
 // others.
-func (c *Client) rescue(ctx context.Context) ([]*acidic.Job, error) {
+//
+// It also returns, for each transaction that committed, what EndedFunc
+// left to do once it had (see aftercommit): run them after publishing the
+// rescues.
+func (c *Client) rescue(ctx context.Context) ([]*acidic.Job, []*aftercommit.List, error) {
 	if c.cfg.EndedFunc == nil {
 		// Without EndedFunc this client cannot end a run with its job: it
 		// leaves jobs that carry runs to the engines' clients.
-		return c.drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: c.cfg.RescueAfter, Limit: 1000, SkipRunJobs: true})
+		rescued, err := c.drv.JobRescue(ctx, storage.JobRescueParams{StaleAfter: c.cfg.RescueAfter, Limit: 1000, SkipRunJobs: true})
+		return rescued, nil, err
 	}
-	rescued, err := c.rescueTx(ctx, 1000, nil)
+	rescued, after, err := c.rescueTx(ctx, 1000, nil)
 	var ended *endedError
 	if !errors.As(err, &ended) {
-		return rescued, err
+		return rescued, []*aftercommit.List{after}, err
 	}
+	var afters []*aftercommit.List
 	var skip []int64
 	for len(skip) < 100 {
-		got, err := c.rescueTx(ctx, 1, skip)
+		got, after, err := c.rescueTx(ctx, 1, skip)
 		if errors.As(err, &ended) {
 			c.cfg.Logger.Error("queue: could not end a rescued job; it stays running until its end can be written",
 				"jobs", ended.ids, "err", ended.err)
@@ -125,11 +137,11 @@ func (c *Client) rescue(ctx context.Context) ([]*acidic.Job, error) {
 			continue
 		}
 		if err != nil || len(got) == 0 {
-			return rescued, err
+			return rescued, afters, err
 		}
-		rescued = append(rescued, got...)
+		rescued, afters = append(rescued, got...), append(afters, after)
 	}
-	return rescued, nil
+	return rescued, afters, nil
 }
 
 // endedError is EndedFunc's failure for the jobs ids.
@@ -142,10 +154,15 @@ func (e *endedError) Error() string { return fmt.Sprintf("end jobs %v: %v", e.id
 func (e *endedError) Unwrap() error { return e.err }
 
 // rescueTx rescues up to limit jobs, except those in skip, and passes those
-// it discards to EndedFunc, in one transaction.
-func (c *Client) rescueTx(ctx context.Context, limit int, skip []int64) ([]*acidic.Job, error) {
+// it discards to EndedFunc, in one transaction. It returns what EndedFunc
+// left to run once that transaction committed.
+func (c *Client) rescueTx(ctx context.Context, limit int, skip []int64) ([]*acidic.Job, *aftercommit.List, error) {
 	var rescued []*acidic.Job
+	var after *aftercommit.List
 	err := c.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		// A list of its own for every run of the transaction: only the
+		// one that commits is kept.
+		ctx, after = aftercommit.With(ctx)
 		var err error
 		if rescued, err = tx.JobRescue(ctx, storage.JobRescueParams{StaleAfter: c.cfg.RescueAfter, Limit: limit, Except: skip}); err != nil {
 			return err
@@ -166,7 +183,7 @@ func (c *Client) rescueTx(ctx context.Context, limit int, skip []int64) ([]*acid
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rescued, nil
+	return rescued, after, nil
 }

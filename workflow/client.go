@@ -11,6 +11,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/events"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -276,7 +277,11 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 // returned unchanged.
 func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 	var out *acidic.Run
+	var after *aftercommit.List
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		// A list of its own for every run of the transaction: only the
+		// one that commits is kept.
+		ctx, after = aftercommit.With(ctx)
 		rec, _, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
 		if err != nil {
 			return err
@@ -290,6 +295,7 @@ func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) 
 	if out != nil && out.State == acidic.RunCancelled {
 		e.publishRun(events.RunCancelled, nil, out)
 	}
+	after.Run()
 	return out, nil
 }
 

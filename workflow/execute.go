@@ -12,6 +12,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/events"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/internal/base/leased"
 	"github.com/acidic-go/acidic/internal/base/steplog"
 	"github.com/acidic-go/acidic/queue"
@@ -106,7 +107,12 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 		started := time.Now()
 		var control *steps.Control
 		tries := 0
+		var after *aftercommit.List
 		next, err := e.drv.InStepTx(ctx, func(ctx context.Context, tx storage.Tx) (storage.StepCommit, error) {
+			// What the step's code leaves for after its commit (a job it
+			// cancelled through the engine's queue ended a run): a list of
+			// its own for every try, kept only for the one that commits.
+			ctx, after = aftercommit.With(ctx)
 			if tries++; tries > 1 {
 				if bus := e.q.Events(); bus.Active() {
 					x.publishStep(events.StepRetried, idx, started, nil)
@@ -162,6 +168,7 @@ func (x *execution[A, S]) run(ctx context.Context) error {
 		if e.q.Events().Active() {
 			x.publishAfterStep(idx, started)
 		}
+		after.Run()
 		switch {
 		case x.rec.State.Final():
 			if x.rec.SettledAt == nil && owes(w, x.rec) {

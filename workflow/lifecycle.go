@@ -12,6 +12,7 @@ import (
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/events"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -59,7 +60,9 @@ import (
 // jobs for good. A live run whose last unfinished job of its workflow ended
 // ends with it (failed, or cancelled), and is settled in the same
 // transaction. A finished run that was not settled yet (its executor died
-// between the step that finished it and the settling) is settled now.
+// between the step that finished it and the settling) is settled now. The
+// run's RunFinished is published once that transaction committed
+// (aftercommit), at once when the caller owns it (queue.Client.CancelTx).
 func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*acidic.Job) error {
 	for _, j := range jobs {
 		if j.RunID == uuid.Nil || j.Kind == FinishKind {
@@ -84,9 +87,13 @@ func (e *Engine) jobsEnded(ctx context.Context, tx storage.Tx, jobs []*acidic.Jo
 			}
 		}
 		if ended {
-			e.publishRun(events.RunFinished, j, r)
-			e.cfg.Logger.Info("workflow: run ended with its job", "run", r.ID, "workflow", r.Workflow, "state", r.State,
-				"step", r.RecoveryPoint, "job", j.ID, "err", r.Error)
+			// Published (and logged) once the transaction committed, after
+			// the job's own event: it may yet roll back, or run again.
+			aftercommit.Do(ctx, func() {
+				e.publishRun(events.RunFinished, j, r)
+				e.cfg.Logger.Info("workflow: run ended with its job", "run", r.ID, "workflow", r.Workflow, "state", r.State,
+					"step", r.RecoveryPoint, "job", j.ID, "err", r.Error)
+			})
 		}
 		if r.State.Final() && r.SettledAt == nil {
 			if err := e.settle(ctx, tx, e.definitionOrNil(r.Workflow), r); err != nil {

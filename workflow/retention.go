@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -255,7 +256,11 @@ func (e *Engine) CancelMany(ctx context.Context, f acidic.RunFilter) ([]*acidic.
 func (e *Engine) cancel(ctx context.Context, id uuid.UUID, reason string) (*acidic.Run, bool, error) {
 	var out *acidic.Run
 	var changed bool
+	var after *aftercommit.List
 	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
+		// A list of its own for every run of the transaction: only the
+		// one that commits is kept.
+		ctx, after = aftercommit.With(ctx)
 		rec, ch, err := e.cancelTx(ctx, tx, id, reason)
 		if err != nil {
 			return err
@@ -266,5 +271,6 @@ func (e *Engine) cancel(ctx context.Context, id uuid.UUID, reason string) (*acid
 	if err != nil {
 		return nil, false, fmt.Errorf("workflow: cancel %s: %w", id, err)
 	}
+	after.Run()
 	return out, changed, nil
 }
