@@ -213,3 +213,50 @@ func TestNoRunFinishedWhenTheJobsEndRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// A step that cancels the job of another run through the engine's queue,
+// in its own transaction, ends that run with it: the run's run.finished is
+// published once the step committed, once, although the step's transaction
+// ran twice (a serialization failure after the cancel). On both drivers.
+func TestRunFinishedOfAJobCancelledInAStepWaitsForItsCommit(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		var victim atomic.Int64 // the job the step cancels
+		var e *workflow.Engine
+		tries := 0
+		canceller := workflow.Define("rf-canceller", fastOptions(1),
+			steps.Do("cancel", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+				if _, err := e.Queue().CancelTx(ctx, sc.Tx(), victim.Load()); err != nil {
+					return err
+				}
+				if tries++; tries == 1 {
+					return fmt.Errorf("after the cancel: %w", acidic.ErrSerialization)
+				}
+				return nil
+			}))
+		e = newEngine(t, drv, engineConfig(1), canceller, workflow.Define("rf-victim", fastOptions(1), noop[profileArgs, noState]("never")))
+		sub := e.Subscribe(events.Options{Buffer: 256})
+		defer sub.Close()
+		cid := enqueue(t, e, "rf-canceller", profileArgs{})
+		vid := enqueue(t, e, "rf-victim", profileArgs{})
+		victim.Store(jobsOf(t, drv, vid, "rf-victim")[0].ID)
+		drain(t, e)
+		if r := getRun(t, e, vid); r.State != acidic.RunCancelled {
+			t.Fatalf("the victim run is %s, want cancelled", r.State)
+		}
+		evs := collect(t, sub)
+		committed, finished := -1, []int{}
+		for i, ev := range evs {
+			switch {
+			case ev.RunID == cid && ev.Kind == events.StepCommitted:
+				committed = i
+			case ev.RunID == vid && ev.Kind == events.RunFinished:
+				finished = append(finished, i)
+			}
+		}
+		if tries != 2 || len(finished) != 1 || finished[0] < committed || committed < 0 {
+			t.Errorf("the step ran %d times; canceller %s; victim %s: want one run.finished of the victim, after the step committed",
+				tries, describeEvents(evs, cid), describeEvents(evs, vid))
+		}
+	})
+}
