@@ -87,7 +87,14 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 	cp, pool := c.completer, c.pool
 	pool.run(func() {
 		defer c.jobs.Done()
-		defer done()
+		// endAttempt frees the job's slot (done) as soon as the outcome
+		// is recorded, before the events; should it not, this does.
+		freed := false
+		defer func() {
+			if !freed {
+				done()
+			}
+		}()
 		defer cancel(nil)
 		started := time.Now()
 		// The outcome is recorded in a deferred call so that a work
@@ -95,7 +102,7 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		// runtime.Goexit (as t.FailNow does) still ends its attempt: err
 		// then stays errExited, an attempt that failed.
 		err := errExited
-		defer func() { c.endAttempt(workCtx, cp, job, started, err) }()
+		defer func() { freed = c.endAttempt(workCtx, cp, job, started, err, done) }()
 		err = c.workChain(ctx, job)
 	})
 }
@@ -105,8 +112,13 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 var errExited = errors.New("queue: the job's work function ended its goroutine (runtime.Goexit, as t.FailNow does) without returning")
 
 // endAttempt records the outcome of an attempt run by a started client
-// whose work function returned err (errExited when it never returned).
-func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error) {
+// whose work function returned err (errExited when it never returned),
+// publishes the outcome's event and frees the job's slot (done). It
+// reports whether it called done. A completed job's slot is freed before
+// its event is published: the producer's next fetch, which waits for a
+// free slot, need not wait for the subscribers too (a completed job never
+// runs again, so its events stay in order).
+func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error, done func()) bool {
 	var stopped error
 	if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
 		// The client's own stop cut the attempt short (its deadline
@@ -122,21 +134,26 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	}
 	if outcome == OutcomeCompleted {
 		c.complete(cp, job)
+		done()
 		if c.bus.Active() {
 			c.publishOutcome(job, outcome, "", started, nil)
 		}
-		return
+		return true
 	}
 	if err != nil && outcome != OutcomeSnoozed {
 		c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
 	}
 	after := c.finish(job, o)
 	if c.bus.Active() {
+		// Before the slot is freed: the job may run again at once (a
+		// retry, a snooze), and its events stay in order.
 		c.publishOutcome(job, outcome, o.State, started, err)
 	}
 	// What the job's end did beyond it (a run that ended with it) is
 	// published after the job's own event.
 	after.Run()
+	done()
+	return true
 }
 
 // finish writes a non-completion outcome, retrying while the database is
