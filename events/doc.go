@@ -23,7 +23,9 @@
 // its end did: a job discarded or cancelled for good publishes
 // JobDiscarded or JobCancelled, then RunFinished of the run that ended with
 // it; a rescue publishes its JobRescued events, then those RunFinished.
-// The one exception is queue.Client.CancelTx inside a transaction of the
-// caller's, whose COMMIT the engine cannot see: a run that ends with the
-// job publishes RunFinished when CancelTx runs.
+// A run its own step ended (steps.Cancel, a failure no retry can fix) has
+// its RunFinished published when that ending committed, before its job's
+// event. And queue.Client.CancelTx inside a transaction of the caller's,
+// whose COMMIT the engine cannot see, publishes the RunFinished of a run
+// that ends with the job when CancelTx runs.
 package events

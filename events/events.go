@@ -46,9 +46,10 @@ const (
 	// RunFinished: the run reached a final state (RunState: succeeded,
 	// failed or cancelled). Published once the transaction that ended the
 	// run committed, and once only: a run that ends with its job (attempts
-	// exhausted, Discard, a rescue of the last attempt, a job cancelled)
-	// publishes it after that job's event, if any (JobDiscarded,
-	// JobCancelled, JobRescued). When that COMMIT's answer is lost
+	// exhausted, Discard, a rescue of the last attempt, an operator's job
+	// cancel) publishes it after that job's event, if any (JobDiscarded,
+	// JobCancelled, JobRescued); a run its step ended (steps.Cancel, a
+	// failure no retry can fix), before its job's event. When that COMMIT's answer is lost
 	// (acidic.ErrCommitUnknown) it may be missing; it is never doubled. A
 	// run ended by queue.Client.CancelTx in the caller's own transaction
 	// publishes it when CancelTx runs, before that transaction commits.
