@@ -17,9 +17,11 @@ const (
 	// before its batched write marks the row completed.
 	JobCompleted Kind = "job.completed"
 	// JobFailed: an attempt failed and the job will be tried again
-	// (retryable).
+	// (retryable). Published before the write that lets the job run
+	// again, so that the events of its attempts arrive in order.
 	JobFailed Kind = "job.failed"
 	// JobSnoozed: the attempt asked to run again later (queue.Snooze).
+	// Published before its write, as JobFailed is.
 	JobSnoozed Kind = "job.snoozed"
 	// JobCancelled: the attempt ended the job as cancelled.
 	JobCancelled Kind = "job.cancelled"

@@ -143,10 +143,16 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	if err != nil && outcome != OutcomeSnoozed {
 		c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
 	}
+	// A job that will run again (a retry, a snooze) may be fetched by a
+	// free worker the moment its outcome is written: its event is
+	// published before that write, so that a subscriber sees a job's
+	// attempts in order. A job's end for good is published once written.
+	again := !o.State.Final()
+	if again && c.bus.Active() {
+		c.publishOutcome(job, outcome, o.State, started, err)
+	}
 	after := c.finish(job, o)
-	if c.bus.Active() {
-		// Before the slot is freed: the job may run again at once (a
-		// retry, a snooze), and its events stay in order.
+	if !again && c.bus.Active() {
 		c.publishOutcome(job, outcome, o.State, started, err)
 	}
 	// What the job's end did beyond it (a run that ended with it) is
