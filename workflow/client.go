@@ -10,8 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
-	"github.com/acidic-go/acidic/events"
-	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/run"
 	"github.com/acidic-go/acidic/storage"
@@ -276,27 +274,8 @@ func (e *Engine) Retry(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
 // unfinished child runs are cancelled too. OnFinish runs. A finished run is
 // returned unchanged.
 func (e *Engine) Cancel(ctx context.Context, id uuid.UUID) (*acidic.Run, error) {
-	var out *acidic.Run
-	var after *aftercommit.List
-	err := e.drv.InTx(ctx, storage.ReadCommitted, func(ctx context.Context, tx storage.Tx) error {
-		// A list of its own for every run of the transaction: only the
-		// one that commits is kept.
-		ctx, after = aftercommit.With(ctx)
-		rec, _, err := e.cancelTx(ctx, tx, id, "cancelled by operator")
-		if err != nil {
-			return err
-		}
-		out = rec
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("workflow: cancel %s: %w", id, err)
-	}
-	if out != nil && out.State == acidic.RunCancelled {
-		e.publishRun(events.RunCancelled, nil, out)
-	}
-	after.Run()
-	return out, nil
+	out, _, err := e.cancel(ctx, id, "cancelled by operator")
+	return out, err
 }
 
 // cancelTx cancels run id in tx and reports whether it did (a finished run

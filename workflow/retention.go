@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -252,7 +253,8 @@ func (e *Engine) CancelMany(ctx context.Context, f acidic.RunFilter) ([]*acidic.
 }
 
 // cancel cancels one run in a transaction of its own and reports whether
-// it changed it.
+// it changed it; a run it cancelled publishes run.cancelled, then what the
+// cancel ended with it (its jobs' runs, its children), once committed.
 func (e *Engine) cancel(ctx context.Context, id uuid.UUID, reason string) (*acidic.Run, bool, error) {
 	var out *acidic.Run
 	var changed bool
@@ -270,6 +272,9 @@ func (e *Engine) cancel(ctx context.Context, id uuid.UUID, reason string) (*acid
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("workflow: cancel %s: %w", id, err)
+	}
+	if changed {
+		e.publishRun(events.RunCancelled, nil, out)
 	}
 	after.Run()
 	return out, changed, nil

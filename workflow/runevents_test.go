@@ -86,6 +86,15 @@ func TestRunAndStepEventsForEachOutcome(t *testing.T) {
 		if r, err := e.Cancel(ctx, cancelled); err != nil || r.State != acidic.RunCancelled {
 			t.Fatalf("Cancel = %v, %v", r, err)
 		}
+		// Cancelling it again changes nothing and publishes nothing;
+		// CancelMany publishes run.cancelled for each run it cancels.
+		if r, err := e.Cancel(ctx, cancelled); err != nil || r.State != acidic.RunCancelled {
+			t.Fatalf("second Cancel = %v, %v", r, err)
+		}
+		many := []uuid.UUID{enqueue(t, e, "ev-idle", profileArgs{}), enqueue(t, e, "ev-idle", profileArgs{})}
+		if got, err := e.CancelMany(ctx, acidic.RunFilter{Workflow: "ev-idle"}); err != nil || len(got) != 2 {
+			t.Fatalf("CancelMany = %d runs, %v; want 2", len(got), err)
+		}
 		sub.Close()
 		var evs []events.Event
 		for ev := range sub.C {
@@ -101,6 +110,8 @@ func TestRunAndStepEventsForEachOutcome(t *testing.T) {
 			ids["ev-retried"]: "run.started #1, step.retried s #1, step.committed s #1, run.finished succeeded #1, job.completed #1",
 			ids["ev-halt"]:    "run.started #1, step.committed h #1, run.halted #1, job.completed #1",
 			cancelled:         "run.cancelled",
+			many[0]:           "run.cancelled",
+			many[1]:           "run.cancelled",
 		}
 		for id, w := range want {
 			if got := describeEvents(evs, id); got != w {
