@@ -56,7 +56,7 @@ const (
 	// run ended by queue.Client.CancelTx in the caller's own transaction
 	// publishes it when CancelTx runs, before that transaction commits.
 	RunFinished Kind = "run.finished"
-	// RunCancelled: an operator cancelled the run (Engine.Cancel). A run
+	// RunCancelled: an operator cancelled the run (Engine.Cancel, CancelMany). A run
 	// cancelled by its own step publishes RunFinished with RunCancelled.
 	RunCancelled Kind = "run.cancelled"
 )
