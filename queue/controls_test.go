@@ -194,9 +194,13 @@ func TestPauseStopsFetchingOnEveryNode(t *testing.T) {
 		if n := countState(ctx, t, drv, "mail", acidic.JobAvailable); n != 10 {
 			t.Fatalf("%d of 10 jobs enqueued into the paused queue are available, want all 10 (a node fetched)", n)
 		}
+		// A fetch the producer decided on just before it applied the pause may
+		// be sent after the node reports paused (PauseQueue promises only
+		// that it claims nothing); a node that went on fetching would have
+		// sent one per wake-up and poll interval.
 		for i := range nodes {
-			if n := fetches[i].Load() - before[i]; n != 0 {
-				t.Errorf("paused node %d sent %d fetches after 10 inserts woke it, want none", i, n)
+			if n := fetches[i].Load() - before[i]; n > 1 {
+				t.Errorf("paused node %d sent %d fetches after 10 inserts woke it, want none beyond one already under way", i, n)
 			}
 		}
 
@@ -220,10 +224,10 @@ func TestPauseStopsFetchingOnEveryNode(t *testing.T) {
 			t.Fatalf("ResumeQueue: %v", err)
 		}
 		eventually(ctx, t, "the jobs of the resumed queue to complete", func() bool { return countState(ctx, t, drv, "mail", acidic.JobCompleted) == 16 })
+		// The other nodes may have run all ten before one of them read the
+		// resume: each resumes, but not necessarily before the jobs are done.
 		for i, n := range append(nodes, late) {
-			if s := queueState(t, n, "mail"); s.Paused {
-				t.Errorf("node %d after ResumeQueue: %+v, want not paused", i, s)
-			}
+			eventually(ctx, t, fmt.Sprintf("node %d to resume", i), func() bool { return !queueState(t, n, "mail").Paused })
 		}
 	})
 }
@@ -251,9 +255,11 @@ func TestPauseLetsRunningJobsFinish(t *testing.T) {
 		g.releaseOne(ctx, t)
 		paused := time.Now()
 		waitControlsRead(ctx, t, "q", paused, 3, 20*time.Millisecond, c)
-		if n := countState(ctx, t, drv, "q", acidic.JobCompleted); n != 2 {
-			t.Fatalf("%d jobs completed, want the 2 that ran when the queue was paused", n)
-		}
+		// The completer writes completions in batches, after the worker
+		// returned; a job that failed (its context cancelled) never counts.
+		eventually(ctx, t, "the 2 jobs that ran when the queue was paused to complete", func() bool {
+			return countState(ctx, t, drv, "q", acidic.JobCompleted) == 2
+		})
 		if n := countState(ctx, t, drv, "q", acidic.JobAvailable); n != 3 {
 			t.Fatalf("%d jobs available, want 3 waiting in the paused queue", n)
 		}
