@@ -23,9 +23,10 @@
 // its end did: a job discarded or cancelled for good publishes
 // JobDiscarded or JobCancelled, then RunFinished of the run that ended with
 // it; a rescue publishes its JobRescued events, then those RunFinished.
-// A run its own step ended (steps.Cancel, a failure no retry can fix) has
-// its RunFinished published when that ending committed, before its job's
-// event. And queue.Client.CancelTx inside a transaction of the caller's,
-// whose COMMIT the engine cannot see, publishes the RunFinished of a run
-// that ends with the job when CancelTx runs.
+// A run its own step ended (steps.Cancel, a failure no retry can fix)
+// publishes RunFinished after its job's JobCancelled or JobDiscarded too.
+// And queue.Client.CancelTx inside a transaction of the caller's, whose
+// COMMIT the engine cannot see, publishes the RunFinished of a run that
+// ends with the job when CancelTx runs (called from a job's work function:
+// once that attempt ended).
 package events

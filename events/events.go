@@ -47,14 +47,16 @@ const (
 	RunHalted Kind = "run.halted"
 	// RunFinished: the run reached a final state (RunState: succeeded,
 	// failed or cancelled). Published once the transaction that ended the
-	// run committed, and once only: a run that ends with its job (attempts
-	// exhausted, Discard, a rescue of the last attempt, an operator's job
-	// cancel) publishes it after that job's event, if any (JobDiscarded,
-	// JobCancelled, JobRescued); a run its step ended (steps.Cancel, a
-	// failure no retry can fix), before its job's event. When that COMMIT's answer is lost
+	// run committed, and once only, after the event of the job that ended
+	// it, if any: a run that ends with its job (attempts exhausted,
+	// Discard, a rescue of the last attempt, an operator's job cancel) or
+	// that its step ended (steps.Cancel, a failure no retry can fix)
+	// publishes it after that job's JobDiscarded, JobCancelled or
+	// JobRescued. When that COMMIT's answer is lost
 	// (acidic.ErrCommitUnknown) it may be missing; it is never doubled. A
 	// run ended by queue.Client.CancelTx in the caller's own transaction
-	// publishes it when CancelTx runs, before that transaction commits.
+	// publishes it when CancelTx runs (from a job's work function, once
+	// that attempt ended), whether or not that transaction commits.
 	RunFinished Kind = "run.finished"
 	// RunCancelled: an operator cancelled the run (Engine.Cancel, CancelMany). A run
 	// cancelled by its own step publishes RunFinished with RunCancelled.

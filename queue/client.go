@@ -300,7 +300,8 @@ func (c *Client) Cancel(ctx context.Context, id int64) (*acidic.Job, error) {
 // ErrInvalid, and nothing is written. The events of what EndedFunc did (a
 // workflow run that ended with the job: events.RunFinished) are published
 // when EndedFunc runs, before the caller's transaction commits: CancelTx
-// cannot know whether, or when, it does. Inside a workflow step, with the
+// cannot know whether, or when, it does (called with the context of a job
+// attempt: once that attempt ended). Inside a workflow step, with the
 // step's context and transaction, they are published once the step
 // committed.
 func (c *Client) CancelTx(ctx context.Context, ex storage.Executor, id int64) (*acidic.Job, error) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/internal/base/aftercommit"
 	"github.com/acidic-go/acidic/internal/base/leased"
 	"github.com/acidic-go/acidic/storage"
 )
@@ -87,6 +88,13 @@ func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (Dr
 func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, error) {
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// What the attempt leaves for after its end (a workflow run its step
+	// ended) is published after the attempt's own event, as in endAttempt.
+	var later *aftercommit.List
+	if c.bus.Active() {
+		jobCtx, later = aftercommit.With(jobCtx)
+	}
+	defer later.Run()
 	c.track(job, cancel)
 	defer c.untrack(attemptOf(job))
 	started := time.Now()

@@ -80,6 +80,12 @@ func snoozes(job *acidic.Job) int {
 // work runs one claimed job in the background and records its outcome.
 func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 	ctx, cancel := context.WithCancelCause(workCtx)
+	// What the attempt leaves for after its end (a workflow run its step
+	// ended: events.RunFinished) is published after the attempt's own event.
+	var later *aftercommit.List
+	if c.bus.Active() {
+		ctx, later = aftercommit.With(ctx)
+	}
 	c.track(job, cancel)
 	c.jobs.Add(1)
 	// The completer of the run that fetched the job: a job abandoned by
@@ -102,7 +108,7 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		// runtime.Goexit (as t.FailNow does) still ends its attempt: err
 		// then stays errExited, an attempt that failed.
 		err := errExited
-		defer func() { freed = c.endAttempt(workCtx, cp, job, started, err, done) }()
+		defer func() { freed = c.endAttempt(workCtx, cp, job, started, err, done, later) }()
 		err = c.workChain(ctx, job)
 	})
 }
@@ -113,12 +119,13 @@ var errExited = errors.New("queue: the job's work function ended its goroutine (
 
 // endAttempt records the outcome of an attempt run by a started client
 // whose work function returned err (errExited when it never returned),
-// publishes the outcome's event and frees the job's slot (done). It
-// reports whether it called done. A completed job's slot is freed before
+// publishes the outcome's event, then what the attempt and its end left
+// for after it (later, and what ending the job did: aftercommit), and frees
+// the job's slot (done). It reports whether it called done. A completed job's slot is freed before
 // its event is published: the producer's next fetch, which waits for a
 // free slot, need not wait for the subscribers too (a completed job never
 // runs again, so its events stay in order).
-func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error, done func()) bool {
+func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error, done func(), later *aftercommit.List) bool {
 	var stopped error
 	if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
 		// The client's own stop cut the attempt short (its deadline
@@ -138,6 +145,7 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 		if c.bus.Active() {
 			c.publishOutcome(job, outcome, "", started, nil)
 		}
+		later.Run()
 		return true
 	}
 	if err != nil && outcome != OutcomeSnoozed {
@@ -158,6 +166,7 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	// What the job's end did beyond it (a run that ended with it) is
 	// published after the job's own event.
 	after.Run()
+	later.Run()
 	done()
 	return true
 }

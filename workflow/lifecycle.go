@@ -139,7 +139,10 @@ func (e *Engine) endRun(ctx context.Context, d Definition, rec *acidic.Run, leas
 		return e.settle(ctx, tx, d, next)
 	})
 	if err == nil {
-		e.publishRun(events.RunFinished, nil, ended)
+		// After the event of the job attempt that ended it (its
+		// job.cancelled or job.discarded), as for a run that ends with its
+		// job: aftercommit.Do defers it to the attempt's end.
+		aftercommit.Do(ctx, func() { e.publishRun(events.RunFinished, nil, ended) })
 	}
 	if err != nil {
 		e.cfg.Logger.Warn("workflow: could not end the run; its job's end will", "run", rec.ID, "state", state, "err", err)

@@ -260,3 +260,46 @@ func TestRunFinishedOfAJobCancelledInAStepWaitsForItsCommit(t *testing.T) {
 		}
 	})
 }
+
+// A run its own step ended (steps.Cancel) publishes run.finished after its
+// job's job.cancelled, as a run that ends with its job does: under Drain
+// and in a started engine. On both drivers.
+func TestRunFinishedFollowsTheJobItsStepEnded(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		cancelling := func(name string) *workflow.Workflow[profileArgs, noState] {
+			return workflow.Define(name, fastOptions(3),
+				steps.Do("stop", func(ctx context.Context, sc *steps.Context[profileArgs, noState]) error {
+					return steps.Cancel(errors.New("out of stock"))
+				}))
+		}
+		want := "run.started #1, step.failed stop #1, job.cancelled #1, run.finished cancelled"
+		t.Run("drain", func(t *testing.T) {
+			e := newEngine(t, drv, engineConfig(1), cancelling("rs-drain"))
+			sub := e.Subscribe(events.Options{Buffer: 256})
+			defer sub.Close()
+			id := enqueue(t, e, "rs-drain", profileArgs{})
+			drain(t, e)
+			if got := describeEvents(collect(t, sub), id); got != want {
+				t.Errorf("events:\n got %s\nwant %s", got, want)
+			}
+		})
+		t.Run("started", func(t *testing.T) {
+			e := newEngine(t, drv, engineConfig(1), cancelling("rs-started"))
+			sub := e.Subscribe(events.Options{Buffer: 256})
+			defer sub.Close()
+			startEngine(t, e)
+			id := enqueue(t, e, "rs-started", profileArgs{})
+			waitRun(t, e, id, acidic.RunCancelled, acidic.RunSucceeded, acidic.RunFailed)
+			// Stop waits for the attempt to publish its events.
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := e.Stop(stopCtx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			if got := describeEvents(collect(t, sub), id); got != want {
+				t.Errorf("events:\n got %s\nwant %s", got, want)
+			}
+		})
+	})
+}

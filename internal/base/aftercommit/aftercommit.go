@@ -7,6 +7,12 @@
 // failure runs that function again, and each run needs a list of its own),
 // keeps the list of the latest attempt, and calls Run on it only once the
 // transaction committed. Code inside the transaction calls Do.
+//
+// A queue client also gives each job attempt a list, run once the attempt's
+// own event is published: what the attempt's code left for after a
+// commit the engine cannot see (a transaction of the caller's), or after
+// its end (a workflow run its step ended), is published after that event.
+// The innermost list wins: a transaction inside the attempt has its own.
 package aftercommit
 
 import (
