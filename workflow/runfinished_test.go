@@ -44,6 +44,48 @@ func collect(t *testing.T, sub *events.Subscription) []events.Event {
 	return evs
 }
 
+// checkEventsDrainedAndStarted runs one run of the workflow define makes,
+// under Drain and in a started engine (named prefix-drain, prefix-started),
+// until it ends in state end, and checks the events of the run against
+// want (as describeEvents writes them).
+func checkEventsDrainedAndStarted(t *testing.T, drv storage.Driver, define func(name string) *workflow.Workflow[profileArgs, noState],
+	prefix string, end acidic.RunState, want string) {
+	t.Helper()
+	for _, started := range []bool{false, true} {
+		name := prefix + "-drain"
+		if started {
+			name = prefix + "-started"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, drv, engineConfig(1), define(name))
+			sub := e.Subscribe(events.Options{Buffer: 256})
+			defer sub.Close()
+			if !started {
+				id := enqueue(t, e, name, profileArgs{})
+				drain(t, e)
+				if got := describeEvents(collect(t, sub), id); got != want {
+					t.Errorf("events:\n got %s\nwant %s", got, want)
+				}
+				return
+			}
+			startEngine(t, e)
+			id := enqueue(t, e, name, profileArgs{})
+			if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed, acidic.RunCancelled); r.State != end {
+				t.Fatalf("run %s, want %s", r.State, end)
+			}
+			// Stop waits for every attempt to publish its events.
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := e.Stop(stopCtx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			if got := describeEvents(collect(t, sub), id); got != want {
+				t.Errorf("events:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
 // runFinished returns the run.finished events of run id.
 func runFinished(evs []events.Event, id uuid.UUID) []events.Event {
 	var out []events.Event
@@ -61,35 +103,8 @@ func runFinished(evs []events.Event, id uuid.UUID) []events.Event {
 func TestRunFinishedFollowsTheJobThatEndedIt(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		t.Run("drain", func(t *testing.T) {
-			e := newEngine(t, drv, engineConfig(1), failingRun("rf-drain"))
-			sub := e.Subscribe(events.Options{Buffer: 256})
-			defer sub.Close()
-			id := enqueue(t, e, "rf-drain", profileArgs{})
-			drain(t, e)
-			want := "run.started #1, step.failed only #1, job.discarded #1, run.finished failed #1"
-			if got := describeEvents(collect(t, sub), id); got != want {
-				t.Errorf("events:\n got %s\nwant %s", got, want)
-			}
-		})
-		t.Run("started", func(t *testing.T) {
-			e := newEngine(t, drv, engineConfig(1), failingRun("rf-started"))
-			sub := e.Subscribe(events.Options{Buffer: 256})
-			defer sub.Close()
-			startEngine(t, e)
-			id := enqueue(t, e, "rf-started", profileArgs{})
-			waitRun(t, e, id, acidic.RunFailed, acidic.RunSucceeded, acidic.RunCancelled)
-			// Stop waits for the attempt to publish its events.
-			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := e.Stop(stopCtx); err != nil {
-				t.Fatalf("Stop: %v", err)
-			}
-			want := "run.started #1, step.failed only #1, job.discarded #1, run.finished failed #1"
-			if got := describeEvents(collect(t, sub), id); got != want {
-				t.Errorf("events:\n got %s\nwant %s", got, want)
-			}
-		})
+		checkEventsDrainedAndStarted(t, drv, failingRun, "rf", acidic.RunFailed,
+			"run.started #1, step.failed only #1, job.discarded #1, run.finished failed #1")
 		t.Run("rescue", func(t *testing.T) {
 			cfg := engineConfig(1)
 			cfg.Queue.RescueAfter = time.Minute
@@ -273,33 +288,7 @@ func TestRunFinishedFollowsTheJobItsStepEnded(t *testing.T) {
 					return steps.Cancel(errors.New("out of stock"))
 				}))
 		}
-		want := "run.started #1, step.failed stop #1, job.cancelled #1, run.finished cancelled"
-		t.Run("drain", func(t *testing.T) {
-			e := newEngine(t, drv, engineConfig(1), cancelling("rs-drain"))
-			sub := e.Subscribe(events.Options{Buffer: 256})
-			defer sub.Close()
-			id := enqueue(t, e, "rs-drain", profileArgs{})
-			drain(t, e)
-			if got := describeEvents(collect(t, sub), id); got != want {
-				t.Errorf("events:\n got %s\nwant %s", got, want)
-			}
-		})
-		t.Run("started", func(t *testing.T) {
-			e := newEngine(t, drv, engineConfig(1), cancelling("rs-started"))
-			sub := e.Subscribe(events.Options{Buffer: 256})
-			defer sub.Close()
-			startEngine(t, e)
-			id := enqueue(t, e, "rs-started", profileArgs{})
-			waitRun(t, e, id, acidic.RunCancelled, acidic.RunSucceeded, acidic.RunFailed)
-			// Stop waits for the attempt to publish its events.
-			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := e.Stop(stopCtx); err != nil {
-				t.Fatalf("Stop: %v", err)
-			}
-			if got := describeEvents(collect(t, sub), id); got != want {
-				t.Errorf("events:\n got %s\nwant %s", got, want)
-			}
-		})
+		checkEventsDrainedAndStarted(t, drv, cancelling, "rs", acidic.RunCancelled,
+			"run.started #1, step.failed stop #1, job.cancelled #1, run.finished cancelled")
 	})
 }
