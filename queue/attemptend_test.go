@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acidic-go/acidic"
+	"github.com/acidic-go/acidic/events"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/queue"
 	"github.com/acidic-go/acidic/storage"
@@ -63,8 +64,11 @@ func TestAttemptEndsWhenWorkExitsOrPanics(t *testing.T) {
 			}
 		}
 
-		// Drain, in a goroutine of its own: Goexit ends the caller's.
+		// Drain, in a goroutine of its own: Goexit ends the caller's. Each
+		// attempt publishes its job.discarded, whichever way it ended.
 		d := newClient(t, drv, cfg)
+		sub := d.Events().Subscribe(events.Options{Buffer: 64})
+		defer sub.Close()
 		drained := map[string]int64{}
 		for kind := range want {
 			drained[kind] = enqueue(d, kind)
@@ -80,6 +84,18 @@ func TestAttemptEndsWhenWorkExitsOrPanics(t *testing.T) {
 			}
 		}
 		check("Drain", drained)
+		sub.Close()
+		discarded := map[int64]int{}
+		for ev := range sub.C {
+			if ev.Kind == events.JobDiscarded {
+				discarded[ev.JobID]++
+			}
+		}
+		for kind, id := range drained {
+			if discarded[id] != 1 {
+				t.Errorf("Drain: job %s: %d job.discarded events, want 1", kind, discarded[id])
+			}
+		}
 
 		// A started client with one worker.
 		c := newClient(t, drv, cfg)

@@ -106,10 +106,13 @@ func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, err
 			// The work function (or a middleware) ended the caller's
 			// goroutine with runtime.Goexit (t.FailNow in a test): the
 			// attempt still ends, as a failure.
-			_, o := c.outcomeOf(job, errExited)
-			after, _ := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
+			outcome, o := c.outcomeOf(job, errExited)
+			after, werr := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
 				return write(ctx)
 			})
+			if werr == nil && c.bus.Active() {
+				c.publishOutcome(job, outcome, o.State, started, errExited)
+			}
 			after.Run()
 		}
 	}()
