@@ -217,3 +217,41 @@ func TestJobMiddlewareSeesEachAttemptOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestCompletedSlotFreedBeforeItsEvent: a completed job's worker slot is
+// free before its job.completed reaches the subscribers, so a slow Func
+// subscriber does not hold the queue's fetch back: with one worker, the
+// next job runs while the first job's event is still being delivered.
+func TestCompletedSlotFreedBeforeItsEvent(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		ctx := ctxT(t)
+		ws := queue.NewWorkers()
+		secondRan := make(chan struct{})
+		_ = ws.Handle("first", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+		_ = ws.Handle("second", func(ctx context.Context, job *acidic.Job) error { close(secondRan); return nil }, queue.KindOptions{})
+		c := newClient(t, drv, fastConfig(ws, 1))
+		release := make(chan struct{})
+		var once sync.Once
+		defer once.Do(func() { close(release) })
+		sub := c.Subscribe(events.Options{Func: func(ev events.Event) {
+			if ev.Kind == events.JobCompleted && ev.JobKind == "first" {
+				<-release // a subscriber slower than the next job
+			}
+		}})
+		defer sub.Close()
+		if _, err := c.Enqueue(ctx, "first", nil, queue.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Enqueue(ctx, "second", nil, queue.EnqueueOptions{ScheduledAt: time.Now().Add(50 * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+		start(t, c)
+		select {
+		case <-secondRan:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the second job never ran while the first job's job.completed was being delivered: its slot was still held")
+		}
+		once.Do(func() { close(release) })
+	})
+}
