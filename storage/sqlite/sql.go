@@ -64,17 +64,11 @@ func (s txSQL) QueryRow(ctx context.Context, query string, args ...any) storage.
 // driverSQL is storage.SQL on the driver, outside a transaction.
 type driverSQL struct{ d *Driver }
 
-func (s driverSQL) Exec(ctx context.Context, query string, args ...any) (n int64, err error) {
+func (s driverSQL) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	t := &txState{d: s.d}
-	if err := t.begin(ctx); err != nil {
-		return 0, err
-	}
 	defer t.end()
-	res, err := s.d.wconn.ExecContext(ctx, query, args...)
+	n, err := txSQL{userTx{t}}.Exec(ctx, query, args...)
 	if err != nil {
-		return 0, userErr(err)
-	}
-	if n, err = res.RowsAffected(); err != nil {
 		return 0, err
 	}
 	return n, t.commit(ctx)

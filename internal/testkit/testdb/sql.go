@@ -85,29 +85,25 @@ func Exec(t testing.TB, drv storage.Driver, q string, args ...any) int64 {
 }
 
 // TxExec runs a statement in tx, a transaction of either driver (a step's,
-// say), as PgxTx or SQLTx would.
+// say), through storage.SQLOf.
 func TxExec(ctx context.Context, tx storage.Tx, q string, args ...any) error {
-	if ptx := postgres.PgxTx(tx); ptx != nil {
-		_, err := ptx.Exec(ctx, q, args...)
-		return err
-	}
-	if stx := sqlite.SQLTx(tx); stx != nil {
-		_, err := stx.ExecContext(ctx, q, sqliteArgs(args)...)
-		return err
-	}
-	return fmt.Errorf("testdb: a transaction of neither driver: %T", tx)
+	_, err := storage.SQLOf(tx).Exec(ctx, q, txArgs(tx, args)...)
+	return err
 }
 
 // TxQueryRow runs a query in tx, a transaction of either driver, and scans
 // its one row into dest.
 func TxQueryRow(ctx context.Context, tx storage.Tx, q string, args []any, dest ...any) error {
-	if ptx := postgres.PgxTx(tx); ptx != nil {
-		return ptx.QueryRow(ctx, q, args...).Scan(dest...)
+	return storage.SQLOf(tx).QueryRow(ctx, q, txArgs(tx, args)...).Scan(dest...)
+}
+
+// txArgs binds args for tx's driver: as the SQLite driver stores them in a
+// transaction of SQLite's.
+func txArgs(tx storage.Tx, args []any) []any {
+	if sqlite.SQLTx(tx) != nil {
+		return sqliteArgs(args)
 	}
-	if stx := sqlite.SQLTx(tx); stx != nil {
-		return stx.QueryRowContext(ctx, q, sqliteArgs(args)...).Scan(dest...)
-	}
-	return fmt.Errorf("testdb: a transaction of neither driver: %T", tx)
+	return args
 }
 
 // Rows is what QueryErr hands each row to.
