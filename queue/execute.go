@@ -93,9 +93,11 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 	cp, pool := c.completer, c.pool
 	pool.run(func() {
 		defer c.jobs.Done()
-		// endAttempt frees the job's slot (done); should it not return
-		// (a Goexit while ending the job), this does.
+		// endAttempt frees the job's slot (free); should it end its
+		// goroutine before it did (a Goexit while ending the job), this
+		// does. Never twice: that would free a slot no job holds.
 		freed := false
+		free := func() { freed = true; done() }
 		defer func() {
 			if !freed {
 				done()
@@ -108,10 +110,7 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		// runtime.Goexit (as t.FailNow does) still ends its attempt: err
 		// then stays errExited, an attempt that failed.
 		err := errExited
-		defer func() {
-			c.endAttempt(workCtx, cp, job, started, err, done, later)
-			freed = true
-		}()
+		defer func() { c.endAttempt(workCtx, cp, job, started, err, free, later) }()
 		err = c.workChain(ctx, job)
 	})
 }
