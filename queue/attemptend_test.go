@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -110,6 +111,46 @@ func TestAttemptEndsWhenWorkExitsOrPanics(t *testing.T) {
 		defer cancel()
 		if err := c.Stop(stopCtx); err != nil {
 			t.Fatalf("Stop: %v", err)
+		}
+	})
+}
+
+// TestSubscriberGoexitFreesSlotOnce: an events.Func subscriber that ends
+// the attempt's goroutine with runtime.Goexit (t.FailNow in a test's
+// subscriber) while the attempt publishes its event, after the attempt
+// freed its worker slot, does not free that slot a second time: once the
+// client stopped, no slot counts as taken, none as freed twice.
+func TestSubscriberGoexitFreesSlotOnce(t *testing.T) {
+	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
+		ws := queue.NewWorkers()
+		_ = ws.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
+		_ = ws.Handle("fail", func(ctx context.Context, job *acidic.Job) error { return queue.Discard(errors.New("no")) }, queue.KindOptions{})
+		c := newClient(t, drv, fastConfig(ws, 1))
+		sub := c.Events().Subscribe(events.Options{Func: func(ev events.Event) {
+			if ev.Kind == events.JobCompleted || ev.Kind == events.JobDiscarded {
+				runtime.Goexit()
+			}
+		}})
+		defer sub.Close()
+		ctx := ctxT(t)
+		var ids []int64
+		for _, kind := range []string{"ok", "fail"} {
+			j, err := c.Enqueue(ctx, kind, nil, queue.EnqueueOptions{MaxAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
+		}
+		start(t, c)
+		waitJob(t, drv, ids[0], acidic.JobCompleted)
+		waitJob(t, drv, ids[1], acidic.JobDiscarded)
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Stop(stopCtx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if n := queue.ActiveSlots(c, queue.DefaultQueue); n != 0 {
+			t.Fatalf("after Stop the producer counts %d slots taken, want 0", n)
 		}
 	})
 }

@@ -85,7 +85,7 @@ func (c *Client) Drain(ctx context.Context, queue string, opts DrainOptions) (Dr
 // WorkClaimed runs a job this client has claimed (state running, attempted
 // by it) in the caller's goroutine and records its outcome before
 // returning. Drain uses it; so can tools that claim jobs themselves.
-func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, error) {
+func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (outcome Outcome, err error) {
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// What the attempt leaves for after its end (a workflow run its step
@@ -99,25 +99,22 @@ func (c *Client) WorkClaimed(ctx context.Context, job *acidic.Job) (Outcome, err
 	defer c.untrack(attemptOf(job))
 	started := time.Now()
 	// Through the middlewares, as in a started client, which also
-	// publishes the attempt's event once its outcome is written.
-	returned := false
-	defer func() {
-		if !returned {
-			// The work function (or a middleware) ended the caller's
-			// goroutine with runtime.Goexit (t.FailNow in a test): the
-			// attempt still ends, as a failure.
-			outcome, o := c.outcomeOf(job, errExited)
-			after, werr := c.recordOutcome(ctx, job, o, func(ctx context.Context, write func(context.Context) error) error {
-				return write(ctx)
-			})
-			if werr == nil && c.bus.Active() {
-				c.publishOutcome(job, outcome, o.State, started, errExited)
-			}
-			after.Run()
-		}
-	}()
-	err := c.workChain(jobCtx, job)
-	returned = true
+	// publishes the attempt's event once its outcome is written. The
+	// outcome is recorded in a deferred call, as in a started client, so
+	// that a work function (or middleware) that ends the caller's
+	// goroutine with runtime.Goexit (t.FailNow in a test) still ends its
+	// attempt: workErr then stays errExited, an attempt that failed.
+	workErr := errExited
+	defer func() { outcome, err = c.endClaimed(ctx, job, started, workErr) }()
+	workErr = c.workChain(jobCtx, job)
+	return // the deferred endClaimed sets the results
+}
+
+// endClaimed records the outcome of an attempt run by WorkClaimed whose
+// work function returned err (errExited when it never returned), at once
+// and without retrying, then publishes the attempt's event and, after it,
+// what ending the job did (a run that ended with it).
+func (c *Client) endClaimed(ctx context.Context, job *acidic.Job, started time.Time, err error) (Outcome, error) {
 	outcome, o := c.outcomeOf(job, err)
 	if outcome == OutcomeCompleted {
 		if _, err := c.drv.JobComplete(ctx, storage.JobCompleteParams{Attempts: []storage.JobAttempt{o.JobAttempt}}); err != nil {

@@ -93,9 +93,11 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 	cp, pool := c.completer, c.pool
 	pool.run(func() {
 		defer c.jobs.Done()
-		// endAttempt frees the job's slot (done) as soon as the outcome
-		// is recorded, before the events; should it not, this does.
+		// endAttempt frees the job's slot (free); should it end its
+		// goroutine before it did (a Goexit while ending the job), this
+		// does. Never twice: that would free a slot no job holds.
 		freed := false
+		free := func() { freed = true; done() }
 		defer func() {
 			if !freed {
 				done()
@@ -108,7 +110,7 @@ func (c *Client) work(workCtx context.Context, job *acidic.Job, done func()) {
 		// runtime.Goexit (as t.FailNow does) still ends its attempt: err
 		// then stays errExited, an attempt that failed.
 		err := errExited
-		defer func() { freed = c.endAttempt(workCtx, cp, job, started, err, done, later) }()
+		defer func() { c.endAttempt(workCtx, cp, job, started, err, free, later) }()
 		err = c.workChain(ctx, job)
 	})
 }
@@ -121,11 +123,11 @@ var errExited = errors.New("queue: the job's work function ended its goroutine (
 // whose work function returned err (errExited when it never returned),
 // publishes the outcome's event, then what the attempt and its end left
 // for after it (later, and what ending the job did: aftercommit), and frees
-// the job's slot (done). It reports whether it called done. A completed job's slot is freed before
-// its event is published: the producer's next fetch, which waits for a
+// the job's slot (done). A completed job's slot is freed before its event
+// is published: the producer's next fetch, which waits for a
 // free slot, need not wait for the subscribers too (a completed job never
 // runs again, so its events stay in order).
-func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error, done func(), later *aftercommit.List) bool {
+func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.Job, started time.Time, err error, done func(), later *aftercommit.List) {
 	var stopped error
 	if err != nil && workCtx.Err() != nil && !IsCancel(err) && !IsDiscard(err) {
 		// The client's own stop cut the attempt short (its deadline
@@ -146,7 +148,7 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 			c.publishOutcome(job, outcome, "", started, nil)
 		}
 		later.Run()
-		return true
+		return
 	}
 	if err != nil && outcome != OutcomeSnoozed {
 		c.cfg.Logger.Info("queue: job attempt failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "outcome", outcome, "err", err)
@@ -168,7 +170,6 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	after.Run()
 	later.Run()
 	done()
-	return true
 }
 
 // finish writes a non-completion outcome, retrying while the database is

@@ -145,6 +145,7 @@ func TestJobMiddlewarePanicEndsRunRight(t *testing.T) {
 			{"drain-panic", "exporter exploded", false, func() { panic("exporter exploded") }},
 			{"started-panic", "exporter exploded", true, func() { panic("exporter exploded") }},
 			{"started-goexit", "runtime.Goexit", true, runtime.Goexit},
+			{"drain-goexit", "runtime.Goexit", false, runtime.Goexit},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				var mu sync.Mutex
@@ -189,6 +190,20 @@ func TestJobMiddlewarePanicEndsRunRight(t *testing.T) {
 					if err := e.Stop(stopCtx); err != nil {
 						t.Fatalf("Stop: %v", err)
 					}
+				} else if tc.name == "drain-goexit" {
+					// Drain in a goroutine of its own: the Goexit ends the
+					// caller's, each Drain with the attempt it ran.
+					waitFor(t, 30*time.Second, "the run to end under Drain", func() (bool, string) {
+						done := make(chan struct{})
+						go func() {
+							defer close(done)
+							_, _ = e.Queue().Drain(ctxT(t), queue.DefaultQueue, queue.DrainOptions{WithScheduled: true})
+						}()
+						<-done
+						r := getRun(t, e, id)
+						return r.State.Final(), fmt.Sprintf("run %s", r.State)
+					})
+					drain(t, e) // OnFinish's job
 				} else {
 					drain(t, e)
 				}
