@@ -167,6 +167,24 @@ func waitDelivered(t *testing.T, drv storage.Driver, timeout time.Duration) {
 	}
 }
 
+// heldPublisher publishes once release is closed, or fails with its
+// context's error when that ends first; started is closed when the first
+// publish begins.
+func heldPublisher() (pub outbox.Publisher, started, release chan struct{}) {
+	started, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	pub = outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	return pub, started, release
+}
+
 func newRelay(t *testing.T, drv storage.Driver, cfg outbox.Config) *outbox.Relay {
 	t.Helper()
 	r, err := outbox.New(drv, cfg)
