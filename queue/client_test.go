@@ -232,16 +232,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ws := queue.NewWorkers()
-		var mu sync.Mutex
-		var order []string
-		_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
-			var name string
-			_ = json.Unmarshal(job.Args, &name)
-			mu.Lock()
-			order = append(order, name)
-			mu.Unlock()
-			return nil
-		}, queue.KindOptions{})
+		ran := recordOrder(ws, "k")
 		c := newClient(t, drv, fastConfig(ws, 1))
 		ctx := ctxT(t)
 		base := time.Now().Add(-time.Hour)
@@ -263,8 +254,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 		}
 		start(t, c)
 		done := waitJob(t, drv, future.ID, acidic.JobCompleted)
-		mu.Lock()
-		defer mu.Unlock()
+		order := ran()
 		want := []string{"p0-early", "p0-late", "p1", "p2-early", "p3", "future"}
 		if strings.Join(order, ",") != strings.Join(want, ",") {
 			t.Fatalf("order %v, want %v", order, want)

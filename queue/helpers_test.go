@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +197,26 @@ func checkCutShortByStop(t *testing.T, drv storage.Driver, j *acidic.Job) {
 	if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
 		!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
 		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
+	}
+}
+
+// recordOrder handles kind with a job that records its args, a JSON
+// string, and returns at once. ran returns the args recorded so far, in
+// the order the jobs ran.
+func recordOrder(ws *queue.Workers, kind string) (ran func() []string) {
+	var mu sync.Mutex
+	var order []string
+	_ = ws.Handle(kind, func(ctx context.Context, job *acidic.Job) error {
+		var name string
+		_ = json.Unmarshal(job.Args, &name)
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+		return nil
+	}, queue.KindOptions{})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(order)
 	}
 }
