@@ -167,6 +167,16 @@ func waitDelivered(t *testing.T, drv storage.Driver, timeout time.Duration) {
 	}
 }
 
+// failingKey publishes every message but those of key, which fail.
+func failingKey(key string) outbox.Publisher {
+	return outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
+		if m.Key == key {
+			return errors.New("down")
+		}
+		return nil
+	})
+}
+
 // heldPublisher publishes once release is closed, or fails with its
 // context's error when that ends first; started is closed when the first
 // publish begins.
