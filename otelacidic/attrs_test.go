@@ -6,8 +6,6 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/otelacidic"
@@ -17,12 +15,7 @@ import (
 // and attempt; a run's job's span also its run id and workflow; nothing
 // else.
 func TestJobSpanAttributes(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	inst, err := otelacidic.New(otelacidic.Config{TracerProvider: tp, DisableMetrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec, _, inst := newTracing(t)
 	run := uuid.New()
 	next := func(context.Context) error { return nil }
 	_ = inst.JobMiddleware(context.Background(), &acidic.Job{ID: 7, Kind: "mail", Queue: "q", Attempt: 2}, next)

@@ -48,6 +48,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// newTracing makes an instrumentation that traces into a span recorder,
+// its metrics off.
+func newTracing(t *testing.T) (*tracetest.SpanRecorder, *sdktrace.TracerProvider, *otelacidic.Instrumentation) {
+	t.Helper()
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	inst, err := otelacidic.New(otelacidic.Config{TracerProvider: tp, DisableMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sr, tp, inst
+}
+
+// endedNamed returns the ended spans of sr named name.
+func endedNamed(sr *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// oneEnded returns the one ended span of sr named name, or fails the test.
+func oneEnded(t *testing.T, sr *tracetest.SpanRecorder, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	s := endedNamed(sr, name)
+	if len(s) != 1 {
+		t.Fatalf("%d spans %q, want 1", len(s), name)
+	}
+	return s[0]
+}
+
 func noop(name string) steps.Step[args, state] {
 	return steps.Do(name, func(ctx context.Context, sc *steps.Context[args, state]) error { return nil })
 }
@@ -60,12 +94,7 @@ func TestSpanTreeRequestRunStepsChild(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ctx := ctxT(t)
-		sr := tracetest.NewSpanRecorder()
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
-		inst, err := otelacidic.New(otelacidic.Config{TracerProvider: tp, DisableMetrics: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sr, tp, inst := newTracing(t)
 		child := workflow.Define("span-child", workflow.Options{}, noop("x"))
 		parent := workflow.Define("span-parent", workflow.Options{},
 			noop("a"),
@@ -86,15 +115,7 @@ func TestSpanTreeRequestRunStepsChild(t *testing.T) {
 		}
 		enginetest.WaitRun(t, e, res.Run.ID, acidic.RunSucceeded)
 
-		byName := func(name string) []sdktrace.ReadOnlySpan {
-			var out []sdktrace.ReadOnlySpan
-			for _, s := range sr.Ended() {
-				if s.Name() == name {
-					out = append(out, s)
-				}
-			}
-			return out
-		}
+		byName := func(name string) []sdktrace.ReadOnlySpan { return endedNamed(sr, name) }
 		want := []string{"request", "acidic.run span-parent", "acidic.step a", "acidic.step spawn", "acidic.run span-child", "acidic.step x", "acidic.step c"}
 		waitFor(t, "every span ended", func() bool {
 			for _, n := range want {
@@ -104,13 +125,7 @@ func TestSpanTreeRequestRunStepsChild(t *testing.T) {
 			}
 			return len(byName("acidic.run span-parent")) == 2
 		})
-		one := func(name string) sdktrace.ReadOnlySpan {
-			s := byName(name)
-			if len(s) != 1 {
-				t.Fatalf("%d spans %q", len(s), name)
-			}
-			return s[0]
-		}
+		one := func(name string) sdktrace.ReadOnlySpan { return oneEnded(t, sr, name) }
 		reqSpan := one("request")
 		runSpans := byName("acidic.run span-parent")
 		first := runSpans[0]

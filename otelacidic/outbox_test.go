@@ -9,7 +9,6 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acidic-go/acidic"
@@ -32,12 +31,7 @@ import (
 func TestOutboxMessageSpanInRunTrace(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ctx := ctxT(t)
-		sr := tracetest.NewSpanRecorder()
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
-		inst, err := otelacidic.New(otelacidic.Config{TracerProvider: tp, DisableMetrics: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sr, tp, inst := newTracing(t)
 		wf := workflow.Define("outbox-traced", workflow.Options{},
 			noop("reserve"),
 			steps.Do("notify", func(ctx context.Context, sc *steps.Context[args, state]) error {
@@ -99,23 +93,8 @@ func TestOutboxMessageSpanInRunTrace(t *testing.T) {
 			return r.Delivered == 1
 		})
 
-		spans := func(name string) []sdktrace.ReadOnlySpan {
-			var out []sdktrace.ReadOnlySpan
-			for _, s := range sr.Ended() {
-				if s.Name() == name {
-					out = append(out, s)
-				}
-			}
-			return out
-		}
-		one := func(name string) sdktrace.ReadOnlySpan {
-			t.Helper()
-			s := spans(name)
-			if len(s) != 1 {
-				t.Fatalf("%d spans %q, want 1", len(s), name)
-			}
-			return s[0]
-		}
+		spans := func(name string) []sdktrace.ReadOnlySpan { return endedNamed(sr, name) }
+		one := func(name string) sdktrace.ReadOnlySpan { return oneEnded(t, sr, name) }
 		reqSpan, step, order := one("request"), one("acidic.step notify"), one("acidic.outbox.publish orders")
 		if order.SpanContext().TraceID() != reqSpan.SpanContext().TraceID() {
 			t.Fatal("the order's delivery span is not in the request's (and the run's) trace")

@@ -167,6 +167,34 @@ func waitDelivered(t *testing.T, drv storage.Driver, timeout time.Duration) {
 	}
 }
 
+// failingKey publishes every message but those of key, which fail.
+func failingKey(key string) outbox.Publisher {
+	return outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
+		if m.Key == key {
+			return errors.New("down")
+		}
+		return nil
+	})
+}
+
+// heldPublisher publishes once release is closed, or fails with its
+// context's error when that ends first; started is closed when the first
+// publish begins.
+func heldPublisher() (pub outbox.Publisher, started, release chan struct{}) {
+	started, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	pub = outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	return pub, started, release
+}
+
 func newRelay(t *testing.T, drv storage.Driver, cfg outbox.Config) *outbox.Relay {
 	t.Helper()
 	r, err := outbox.New(drv, cfg)

@@ -315,12 +315,7 @@ func TestGuaranteeStartedRelayPrunes(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		stage(t, drv, []string{"ok", "stuck"}, 0, 2)
 		r := newRelay(t, drv, outbox.Config{
-			Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
-				if m.Key == "stuck" {
-					return errors.New("down")
-				}
-				return nil
-			}),
+			Publisher:     failingKey("stuck"),
 			Backoff:       func(int, error) time.Duration { return time.Hour },
 			PollInterval:  10 * time.Millisecond,
 			Retention:     time.Microsecond,

@@ -319,21 +319,8 @@ func TestLeaseExpiry(t *testing.T) {
 func TestStopIsGraceful(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		started := make(chan struct{})
-		release := make(chan struct{})
-		var once sync.Once
-		r := newRelay(t, drv, outbox.Config{
-			Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
-				once.Do(func() { close(started) })
-				select {
-				case <-release:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}),
-			PollInterval: 5 * time.Millisecond,
-		})
+		pub, started, release := heldPublisher()
+		r := newRelay(t, drv, outbox.Config{Publisher: pub, PollInterval: 5 * time.Millisecond})
 		if err := r.Stop(ctxT(t)); !errors.Is(err, outbox.ErrNotStarted) {
 			t.Fatalf("Stop before Start: %v", err)
 		}
@@ -374,21 +361,8 @@ func TestStopIsGraceful(t *testing.T) {
 func TestStopTwice(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		started := make(chan struct{})
-		release := make(chan struct{})
-		var once sync.Once
-		r := newRelay(t, drv, outbox.Config{
-			Publisher: outbox.PublisherFunc(func(ctx context.Context, _ *acidic.OutboxMessage) error {
-				once.Do(func() { close(started) })
-				select {
-				case <-release:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}),
-			PollInterval: 5 * time.Millisecond,
-		})
+		pub, started, release := heldPublisher()
+		r := newRelay(t, drv, outbox.Config{Publisher: pub, PollInterval: 5 * time.Millisecond})
 		startRelay(t, r)
 		stage(t, drv, []string{"a"}, 0, 1)
 		<-started
@@ -487,12 +461,7 @@ func TestPrune(t *testing.T) {
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		stage(t, drv, []string{"ok", "stuck"}, 0, 3)
 		r := newRelay(t, drv, outbox.Config{
-			Publisher: outbox.PublisherFunc(func(_ context.Context, m *acidic.OutboxMessage) error {
-				if m.Key == "stuck" {
-					return errors.New("down")
-				}
-				return nil
-			}),
+			Publisher: failingKey("stuck"),
 			Backoff:   func(int, error) time.Duration { return time.Hour },
 			Retention: time.Microsecond,
 		})

@@ -232,16 +232,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ws := queue.NewWorkers()
-		var mu sync.Mutex
-		var order []string
-		_ = ws.Handle("k", func(ctx context.Context, job *acidic.Job) error {
-			var name string
-			_ = json.Unmarshal(job.Args, &name)
-			mu.Lock()
-			order = append(order, name)
-			mu.Unlock()
-			return nil
-		}, queue.KindOptions{})
+		ran := recordOrder(ws, "k")
 		c := newClient(t, drv, fastConfig(ws, 1))
 		ctx := ctxT(t)
 		base := time.Now().Add(-time.Hour)
@@ -263,8 +254,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 		}
 		start(t, c)
 		done := waitJob(t, drv, future.ID, acidic.JobCompleted)
-		mu.Lock()
-		defer mu.Unlock()
+		order := ran()
 		want := []string{"p0-early", "p0-late", "p1", "p2-early", "p3", "future"}
 		if strings.Join(order, ",") != strings.Join(want, ",") {
 			t.Fatalf("order %v, want %v", order, want)
@@ -278,14 +268,7 @@ func TestPriorityAndScheduleOrderTheWork(t *testing.T) {
 func TestShutdownLetsRunningJobsFinish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		ws := queue.NewWorkers()
-		started := make(chan struct{})
-		release := make(chan struct{})
-		_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
-			close(started)
-			<-release
-			return ctx.Err() // nil unless the job's context was cancelled
-		}, queue.KindOptions{})
+		ws, started, release := slowWorkers("slow")
 		c := newClient(t, drv, fastConfig(ws, 1))
 		if err := c.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -315,13 +298,7 @@ func TestShutdownLetsRunningJobsFinish(t *testing.T) {
 func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		ws := queue.NewWorkers()
-		started := make(chan struct{})
-		_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
-			close(started)
-			<-ctx.Done()
-			return ctx.Err()
-		}, queue.KindOptions{})
+		ws, started := stuckWorkers("stuck")
 		c := newClient(t, drv, fastConfig(ws, 1))
 		if err := c.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -336,12 +313,7 @@ func TestShutdownDeadlineCancelsRunningJobs(t *testing.T) {
 		if err := c.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Stop: %v, want deadline exceeded", err)
 		}
-		// Cut short by the client's stop: due again at once, the attempt not
-		// spent, the interruption recorded.
-		if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
-			!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
-			t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
-		}
+		checkCutShortByStop(t, drv, j)
 		if err := c.Stop(context.Background()); err != nil {
 			t.Fatalf("second Stop: %v, want nil", err)
 		}

@@ -238,15 +238,7 @@ func TestPauseLetsRunningJobsFinish(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ctx := ctxT(t)
-		g := newGate()
-		ws := queue.NewWorkers()
-		if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		c := newClient(t, drv, controlConfig(ws, "q", 2))
-		start(t, c)
-		enqueueN(ctx, t, c, "q", "gated", 5)
-		eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
+		g, c := startGated(ctx, t, drv, 5)
 		if _, err := c.PauseQueue(ctx, "q"); err != nil {
 			t.Fatalf("PauseQueue: %v", err)
 		}
@@ -276,16 +268,8 @@ func TestScaleChangesConcurrency(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ctx := ctxT(t)
-		g := newGate()
-		ws := queue.NewWorkers()
-		if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		c := newClient(t, drv, controlConfig(ws, "q", 2))
-		start(t, c)
 		const total = 12
-		enqueueN(ctx, t, c, "q", "gated", total)
-		eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
+		g, c := startGated(ctx, t, drv, total)
 
 		ctl, err := c.ScaleQueue(ctx, "q", 5)
 		if err != nil || ctl.MaxWorkers != 5 {
@@ -591,4 +575,21 @@ func TestPauseStopsFetchingInEveryProcess(t *testing.T) {
 		t.Fatalf("ResumeQueue: %v", err)
 	}
 	eventually(ctx, t, "the jobs to run", func() bool { return countRows(t, drv, "executions") == 10 })
+}
+
+// startGated starts a client that runs jobs of kind "gated" (held by the
+// gate it returns) in queue "q", two at once, enqueues n of them, and
+// waits until two run.
+func startGated(ctx context.Context, t *testing.T, drv storage.Driver, n int) (*gate, *queue.Client) {
+	t.Helper()
+	g := newGate()
+	ws := queue.NewWorkers()
+	if err := ws.Handle("gated", g.work, queue.KindOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, drv, controlConfig(ws, "q", 2))
+	start(t, c)
+	enqueueN(ctx, t, c, "q", "gated", n)
+	eventually(ctx, t, "two jobs to run", func() bool { r, _, _ := g.counts(); return r == 2 })
+	return g, c
 }

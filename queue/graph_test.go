@@ -18,16 +18,7 @@ func TestGraphRunsInDependencyOrder(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
 		ws := queue.NewWorkers()
-		var mu sync.Mutex
-		var order []string
-		_ = ws.Handle("step", func(ctx context.Context, job *acidic.Job) error {
-			var name string
-			_ = json.Unmarshal(job.Args, &name)
-			mu.Lock()
-			order = append(order, name)
-			mu.Unlock()
-			return nil
-		}, queue.KindOptions{})
+		ran := recordOrder(ws, "step")
 		c := newClient(t, drv, fastConfig(ws, 4))
 		var g queue.Graph
 		g.Add(queue.GraphJob{Name: "d", Kind: "step", Args: "d", After: []string{"c"}}).
@@ -43,9 +34,7 @@ func TestGraphRunsInDependencyOrder(t *testing.T) {
 		}
 		start(t, c)
 		waitJob(t, drv, jobs["d"].ID, acidic.JobCompleted)
-		mu.Lock()
-		defer mu.Unlock()
-		got := strings.Join(order, "")
+		got := strings.Join(ran(), "")
 		if got != "abcd" && got != "bacd" {
 			t.Fatalf("order %q, want a and b (any order), then c, then d", got)
 		}

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +160,63 @@ func jsonHas(doc []byte, key string, want float64) bool {
 	}
 	got, ok := m[key].(float64)
 	return ok && got == want
+}
+
+// slowWorkers handles kind with a job that closes started when it runs and
+// returns once release is closed (its context's error: nil unless the job
+// was cancelled).
+func slowWorkers(kind string) (ws *queue.Workers, started, release chan struct{}) {
+	ws = queue.NewWorkers()
+	started, release = make(chan struct{}), make(chan struct{})
+	_ = ws.Handle(kind, func(ctx context.Context, job *acidic.Job) error {
+		close(started)
+		<-release
+		return ctx.Err() // nil unless the job's context was cancelled
+	}, queue.KindOptions{})
+	return ws, started, release
+}
+
+// stuckWorkers handles kind with a job that closes started when it runs and
+// returns only when its context is cancelled.
+func stuckWorkers(kind string) (ws *queue.Workers, started chan struct{}) {
+	ws = queue.NewWorkers()
+	started = make(chan struct{})
+	_ = ws.Handle(kind, func(ctx context.Context, job *acidic.Job) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}, queue.KindOptions{})
+	return ws, started
+}
+
+// checkCutShortByStop fails the test unless job j, whose attempt the
+// client's stop cut short, is due again at once, the attempt not spent and
+// the interruption recorded.
+func checkCutShortByStop(t *testing.T, drv storage.Driver, j *acidic.Job) {
+	t.Helper()
+	if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
+		!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
+		t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
+	}
+}
+
+// recordOrder handles kind with a job that records its args, a JSON
+// string, and returns at once. ran returns the args recorded so far, in
+// the order the jobs ran.
+func recordOrder(ws *queue.Workers, kind string) (ran func() []string) {
+	var mu sync.Mutex
+	var order []string
+	_ = ws.Handle(kind, func(ctx context.Context, job *acidic.Job) error {
+		var name string
+		_ = json.Unmarshal(job.Args, &name)
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+		return nil
+	}, queue.KindOptions{})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(order)
+	}
 }

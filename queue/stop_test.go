@@ -125,13 +125,7 @@ func TestGuaranteeStopReturnsWhenAJobIgnoresItsContext(t *testing.T) {
 func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		ws := queue.NewWorkers()
-		started := make(chan struct{})
-		_ = ws.Handle("stuck", func(ctx context.Context, job *acidic.Job) error {
-			close(started)
-			<-ctx.Done()
-			return ctx.Err()
-		}, queue.KindOptions{})
+		ws, started := stuckWorkers("stuck")
 		cfg := fastConfig(ws, 1)
 		cfg.StopTimeout = 50 * time.Millisecond
 		c := newClient(t, drv, cfg)
@@ -157,12 +151,7 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 		if errors.As(err, &running) {
 			t.Fatalf("Stop reported jobs still running: %v", err)
 		}
-		// Cut short by the client's stop: due again at once, the attempt not
-		// spent, the interruption recorded.
-		if got, _ := drv.JobGet(context.Background(), storage.JobGetParams{ID: j.ID}); got.State != acidic.JobScheduled || len(got.Errors) != 1 ||
-			!strings.HasPrefix(got.Errors[0].Error, "stopped with the client") || got.MaxAttempts != j.MaxAttempts+1 {
-			t.Fatalf("job %s with errors %v, max attempts %d; want scheduled, the stop recorded, the attempt not spent", got.State, got.Errors, got.MaxAttempts)
-		}
+		checkCutShortByStop(t, drv, j)
 	})
 }
 
@@ -173,14 +162,7 @@ func TestStopTimeoutCancelsRunningJobs(t *testing.T) {
 func TestStopTwice(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, testdb.Options{}, func(t *testing.T, drv storage.Driver) {
-		ws := queue.NewWorkers()
-		started := make(chan struct{})
-		release := make(chan struct{})
-		_ = ws.Handle("slow", func(ctx context.Context, job *acidic.Job) error {
-			close(started)
-			<-release
-			return ctx.Err() // nil unless the job's context was cancelled
-		}, queue.KindOptions{})
+		ws, started, release := slowWorkers("slow")
 		c := newClient(t, drv, fastConfig(ws, 1))
 		if err := c.Stop(ctxT(t)); !errors.Is(err, queue.ErrNotStarted) {
 			t.Fatalf("Stop before Start: %v, want ErrNotStarted", err)

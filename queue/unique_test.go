@@ -27,35 +27,9 @@ func TestUniqueJobUnderConcurrentEnqueues(t *testing.T) {
 	testdb.Each(t, testdb.Options{MaxConns: 20}, func(t *testing.T, drv storage.Driver) {
 		c := newClient(t, drv, queue.Config{})
 		opts := queue.EnqueueOptions{Unique: &queue.UniqueOptions{}}
-		var wg sync.WaitGroup
-		jobs := make([]*acidic.Job, 16)
-		errs := make([]error, 16)
-		start := make(chan struct{})
-		for i := range jobs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				jobs[i], errs[i] = c.Enqueue(context.Background(), "refund", refundArgs{OrderID: 1, Reason: "late"}, opts)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		inserted := 0
-		for i, j := range jobs {
-			if errs[i] != nil {
-				t.Fatalf("enqueue %d: %v", i, errs[i])
-			}
-			if !j.Duplicate {
-				inserted++
-			}
-			if j.ID != jobs[0].ID {
-				t.Fatalf("enqueue %d returned job %d, others %d", i, j.ID, jobs[0].ID)
-			}
-		}
-		if inserted != 1 || countRows(t, drv, "jobs") != 1 {
-			t.Fatalf("%d enqueues inserted, %d rows; want exactly one", inserted, countRows(t, drv, "jobs"))
-		}
+		enqueueAtOnce(t, drv, 16, func(int) (*acidic.Job, error) {
+			return c.Enqueue(context.Background(), "refund", refundArgs{OrderID: 1, Reason: "late"}, opts)
+		})
 	})
 }
 
@@ -415,37 +389,11 @@ func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
 			Replace: &queue.ReplaceOptions{Args: true, Priority: true},
 		}
 		const n = 16
-		var wg sync.WaitGroup
-		jobs := make([]*acidic.Job, n)
-		errs := make([]error, n)
-		start := make(chan struct{})
-		for i := range jobs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				o := opts
-				o.Priority = queue.PriorityOf(i % 4)
-				jobs[i], errs[i] = c.Enqueue(context.Background(), "refund", refundArgs{1, fmt.Sprint(i)}, o)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		inserted := 0
-		for i, j := range jobs {
-			if errs[i] != nil {
-				t.Fatalf("enqueue %d: %v", i, errs[i])
-			}
-			if !j.Duplicate {
-				inserted++
-			}
-			if j.ID != jobs[0].ID {
-				t.Fatalf("enqueue %d returned job %d, others %d", i, j.ID, jobs[0].ID)
-			}
-		}
-		if inserted != 1 || countRows(t, drv, "jobs") != 1 {
-			t.Fatalf("%d enqueues inserted, %d rows; want exactly one", inserted, countRows(t, drv, "jobs"))
-		}
+		jobs := enqueueAtOnce(t, drv, n, func(i int) (*acidic.Job, error) {
+			o := opts
+			o.Priority = queue.PriorityOf(i % 4)
+			return c.Enqueue(context.Background(), "refund", refundArgs{1, fmt.Sprint(i)}, o)
+		})
 		final, err := drv.JobGet(context.Background(), storage.JobGetParams{ID: jobs[0].ID})
 		if err != nil {
 			t.Fatal(err)
@@ -459,4 +407,42 @@ func TestUniqueReplaceUnderConcurrentEnqueues(t *testing.T) {
 			t.Fatalf("final job: args %s priority %d; want the args and priority of one enqueue", final.Args, final.Priority)
 		}
 	})
+}
+
+// enqueueAtOnce runs n enqueues of one unique job at once (enqueue is
+// given its number) and fails the test unless every one succeeded and
+// returned the same job, exactly one of them inserting it: the only job
+// stored. It returns the jobs the enqueues returned.
+func enqueueAtOnce(t *testing.T, drv storage.Driver, n int, enqueue func(i int) (*acidic.Job, error)) []*acidic.Job {
+	t.Helper()
+	var wg sync.WaitGroup
+	jobs := make([]*acidic.Job, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			jobs[i], errs[i] = enqueue(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	inserted := 0
+	for i, j := range jobs {
+		if errs[i] != nil {
+			t.Fatalf("enqueue %d: %v", i, errs[i])
+		}
+		if !j.Duplicate {
+			inserted++
+		}
+		if j.ID != jobs[0].ID {
+			t.Fatalf("enqueue %d returned job %d, others %d", i, j.ID, jobs[0].ID)
+		}
+	}
+	if inserted != 1 || countRows(t, drv, "jobs") != 1 {
+		t.Fatalf("%d enqueues inserted, %d rows; want exactly one", inserted, countRows(t, drv, "jobs"))
+	}
+	return jobs
 }

@@ -105,10 +105,7 @@ func TestRepeatRunsStepAgainInNewTransaction(t *testing.T) {
 		e := newEngine(t, drv, engineConfig(1), wf)
 		startEngine(t, e)
 		id := enqueue(t, e, "chunked", profileArgs{})
-		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-		if r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s: %s", r.State, r.Error)
-		}
+		r := waitSucceeded(t, e, id)
 		if n := calls.get("chunk"); n != 4 {
 			t.Errorf("chunk ran %d times, want 4", n)
 		}
@@ -158,10 +155,7 @@ func TestSnoozeSpendsNoAttempt(t *testing.T) {
 		e := newEngine(t, drv, engineConfig(1), wf)
 		startEngine(t, e)
 		id := enqueue(t, e, "polling", profileArgs{})
-		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-		if r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s: %s", r.State, r.Error)
-		}
+		r := waitSucceeded(t, e, id)
 		if n := calls.get("poll"); n != 3 {
 			t.Errorf("poll ran %d times, want 3", n)
 		}

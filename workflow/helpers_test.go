@@ -190,6 +190,17 @@ func enqueue(t *testing.T, e *workflow.Engine, name string, args any) uuid.UUID 
 	return res.Run.ID
 }
 
+// waitSucceeded waits until the run ends and fails the test unless it
+// succeeded.
+func waitSucceeded(t *testing.T, e *workflow.Engine, id uuid.UUID) *acidic.Run {
+	t.Helper()
+	r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
+	if r.State != acidic.RunSucceeded {
+		t.Fatalf("run %s (%s)", r.State, r.Error)
+	}
+	return r
+}
+
 // counter counts calls by name, safely from many goroutines.
 type counter struct {
 	mu sync.Mutex

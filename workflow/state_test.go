@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/acidic-go/acidic"
 	"github.com/acidic-go/acidic/internal/testkit/testdb"
 	"github.com/acidic-go/acidic/steps"
 	"github.com/acidic-go/acidic/storage"
@@ -63,10 +62,7 @@ func TestStateIsPersistedByCommittedStepsOnly(t *testing.T) {
 		e := newEngine(t, drv, engineConfig(2), wf)
 		startEngine(t, e)
 		id := enqueue(t, e, "profile", profileArgs{User: "alice"})
-		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-		if r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s: %s", r.State, r.Error)
-		}
+		r := waitSucceeded(t, e, id)
 
 		committed := profileState{Name: "name-of-alice", Count: 42, Tags: []string{"x", "y"}}
 		mu.Lock()
@@ -134,9 +130,7 @@ func TestStepIdempotencyKeyIsStableAcrossRetries(t *testing.T) {
 		e := newEngine(t, drv, engineConfig(2), wf)
 		startEngine(t, e)
 		id := enqueue(t, e, "keys", profileArgs{User: "bob"})
-		if r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed); r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s: %s", r.State, r.Error)
-		}
+		waitSucceeded(t, e, id)
 
 		mu.Lock()
 		defer mu.Unlock()

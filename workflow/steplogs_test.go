@@ -152,10 +152,7 @@ func TestStepLogsOfAFailedTryAreGoneAndFailuresKept(t *testing.T) {
 		e := newEngine(t, drv, cfg, wf)
 		id := enqueue(t, e, "flaky-logs", logArgs{})
 		startEngine(t, e)
-		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-		if r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s (%s)", r.State, r.Error)
-		}
+		r := waitSucceeded(t, e, id)
 		s := stepLog(t, r, "charge")
 		if len(s.Logs) != 1 || s.Logs[0].Attempt != 3 || s.Logs[0].Message != "calling the gateway" {
 			t.Fatalf("logs %+v; want only the committed try's record (attempt 3)", s.Logs)
@@ -221,10 +218,7 @@ func TestStepLogFloodIsCapped(t *testing.T) {
 		e := newEngine(t, drv, cfg, wf)
 		id := enqueue(t, e, "flood", logArgs{})
 		startEngine(t, e)
-		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-		if r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s (%s)", r.State, r.Error)
-		}
+		r := waitSucceeded(t, e, id)
 		check := func(name string, kept, dropped int) acidic.Step {
 			t.Helper()
 			s := stepLog(t, r, name)
@@ -277,10 +271,7 @@ func TestStepFailureHistoryIsCapped(t *testing.T) {
 		e := newEngine(t, drv, cfg, wf)
 		id := enqueue(t, e, "stubborn", logArgs{})
 		startEngine(t, e)
-		r := waitRun(t, e, id, acidic.RunSucceeded, acidic.RunFailed)
-		if r.State != acidic.RunSucceeded {
-			t.Fatalf("run %s (%s)", r.State, r.Error)
-		}
+		r := waitSucceeded(t, e, id)
 		s := stepLog(t, r, "try")
 		if len(s.Failures) != storage.MaxStepFailures || s.FailuresDropped != fails-storage.MaxStepFailures {
 			t.Fatalf("%d failures kept, %d dropped; want %d and %d", len(s.Failures), s.FailuresDropped, storage.MaxStepFailures, fails-storage.MaxStepFailures)

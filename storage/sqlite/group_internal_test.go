@@ -7,6 +7,35 @@ import (
 	"time"
 )
 
+// openGroupDB opens a migrated database in a temporary file with opts,
+// closed when the test ends.
+func openGroupDB(t *testing.T, opts Options) *Driver {
+	t.Helper()
+	d, err := Open(context.Background(), filepath.Join(t.TempDir(), "group.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// holdWriter starts a write transaction (a bookkeeping one, or a step's)
+// that holds the writer until release is closed; it returns once the
+// transaction runs. done receives the write's result.
+func holdWriter(ctx context.Context, d *Driver, bookkeeping bool) (release chan struct{}, done chan error) {
+	held := make(chan struct{})
+	release, done = make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- d.write(ctx, bookkeeping, func(q wq) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	return release, done
+}
+
 // TestGroupDurability: a transaction that commits with synchronous=FULL
 // (a step's) and gets the writer after a bookkeeping one (a claim,
 // synchronous=NORMAL) runs and commits with FULL, and both succeed. SQLite
@@ -14,21 +43,8 @@ import (
 // transaction's cannot take the step: it commits alone.
 func TestGroupDurability(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = d.Close() }()
-	held, release := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- d.write(ctx, true, func(q wq) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	d := openGroupDB(t, Options{Migrate: true})
+	release, first := holdWriter(ctx, d, true)
 	second := make(chan error, 1)
 	var mode int
 	go func() {
@@ -58,22 +74,9 @@ func TestGroupDurability(t *testing.T) {
 // reading its writes (the fetch of the job's next attempt) can return.
 func TestGroupBookkeepingAlone(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"), Options{Migrate: true, BusyTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = d.Close() }()
+	d := openGroupDB(t, Options{Migrate: true, BusyTimeout: time.Second})
 	for _, next := range []bool{true, false} { // the transaction waiting after it: bookkeeping, then a step's
-		held, release := make(chan struct{}), make(chan struct{})
-		first := make(chan error, 1)
-		go func() {
-			first <- d.write(ctx, true, func(q wq) error {
-				close(held)
-				<-release
-				return nil
-			})
-		}()
-		<-held
+		release, first := holdWriter(ctx, d, true)
 		running, finish := make(chan struct{}), make(chan struct{})
 		second := make(chan error, 1)
 		go func() {
@@ -104,22 +107,9 @@ func TestGroupBookkeepingAlone(t *testing.T) {
 // after it begins a group of its own.
 func TestGroupBookkeepingEnds(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = d.Close() }()
+	d := openGroupDB(t, Options{Migrate: true})
 	groups, members := d.groups.Load(), d.members.Load()
-	held, release := make(chan struct{}), make(chan struct{})
-	a := make(chan error, 1)
-	go func() {
-		a <- d.write(ctx, false, func(q wq) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	release, a := holdWriter(ctx, d, false)
 	var mode int
 	b := make(chan error, 1)
 	go func() {

@@ -20,18 +20,8 @@ import (
 // and the schema must be gone afterwards.
 func TestQuickBench(t *testing.T) {
 	t.Parallel()
-	jsonPath := filepath.Join(t.TempDir(), "bench.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	code := Main(ctx, testdb.URL(), []string{"-quick", "-json", jsonPath}, &stdout, &stderr)
-	out := stdout.String()
-	if code != exitOK {
-		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
-	}
-	t.Logf("\n%s", out)
-
-	for _, want := range []string{
+	out, stderr, rep := runQuick(t, testdb.URL())
+	checkQuickReport(t, out, rep, []string{
 		"1 enqueue    Enqueue (one job per call)",
 		"1 enqueue    EnqueueMany of",
 		"2 jobs ",
@@ -62,47 +52,12 @@ func TestQuickBench(t *testing.T) {
 		"9 otel       steps of 3-step runs: on (1% sampled) ÷ off",
 		"9 otel       jobs of 1ms: on (all spans) ÷ off",
 		"targets met",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if strings.Contains(out, "level=") || strings.Contains(stderr.String(), "level=") {
+	}, []string{"1 enqueue", "2 jobs", "3 workflows", "4 baseline", "5 latency", "6 memory", "7 growth", "9 otel"})
+	if strings.Contains(out, "level=") || strings.Contains(stderr, "level=") {
 		t.Errorf("engine logs leaked into the output")
-	}
-
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("JSON does not parse: %v\n%s", err, b)
 	}
 	if rep.Error != "" || rep.Schema == "" || rep.Postgres == "" {
 		t.Errorf("report: error %q, schema %q, postgres %q", rep.Error, rep.Schema, rep.Postgres)
-	}
-	scenarios := map[string]int{}
-	for _, r := range rep.Rows {
-		scenarios[r.Scenario]++
-		if r.Unit == "" || r.Figure == "" || r.Concurrency < 1 {
-			t.Errorf("incomplete row %+v", r)
-		}
-		if (r.Target == "") != (r.Pass == nil) {
-			t.Errorf("row %q: target %q but pass %v", r.Figure, r.Target, r.Pass)
-		}
-		if r.Value < 0 {
-			t.Errorf("row %q: negative value %v", r.Figure, r.Value)
-		}
-	}
-	for _, s := range []string{"1 enqueue", "2 jobs", "3 workflows", "4 baseline", "5 latency", "6 memory", "7 growth", "9 otel"} {
-		if scenarios[s] == 0 {
-			t.Errorf("JSON has no row of scenario %q", s)
-		}
-	}
-	// The table: a header, a line per row, a blank line, the summary.
-	if lines := strings.Count(out, "\n"); lines != len(rep.Rows)+3 {
-		t.Errorf("table has %d lines for %d JSON rows", lines, len(rep.Rows))
 	}
 	if rep.Targets == 0 {
 		t.Error("no figure was checked against a target")
@@ -125,14 +80,7 @@ func TestInterruptedBenchDropsSchema(t *testing.T) {
 	if !strings.Contains(stderr.String(), "interrupted") {
 		t.Errorf("stderr does not say it was interrupted:\n%s", stderr.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("JSON does not parse: %v", err)
-	}
+	rep := readReport(t, jsonPath)
 	if rep.Error == "" {
 		t.Error("report of an interrupted bench has no error")
 	}
@@ -158,6 +106,73 @@ func TestBadFlags(t *testing.T) {
 	}
 	if cfg.maxWorkers() != 8 || cfg.jobs != 200 || !cfg.has("enqueue") || !cfg.has("latency") || cfg.has("memory") {
 		t.Errorf("parsed %+v", cfg)
+	}
+}
+
+// runQuick runs every scenario at -quick sizes on the database at url and
+// fails the test unless the bench exits OK. It returns the bench's stdout
+// (the table), its stderr, and its JSON report.
+func runQuick(t *testing.T, url string) (out, stderr string, rep Report) {
+	t.Helper()
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdoutBuf, stderrBuf bytes.Buffer
+	code := Main(ctx, url, []string{"-quick", "-json", jsonPath}, &stdoutBuf, &stderrBuf)
+	out = stdoutBuf.String()
+	if code != exitOK {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out, stderrBuf.String())
+	}
+	t.Logf("\n%s", out)
+	return out, stderrBuf.String(), readReport(t, jsonPath)
+}
+
+// readReport reads and parses the JSON report the bench wrote to path.
+func readReport(t *testing.T, path string) Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("JSON does not parse: %v\n%s", err, b)
+	}
+	return rep
+}
+
+// checkQuickReport checks a -quick run's table out and report rep: out
+// holds each of wants, every row is complete (unit, figure, concurrency,
+// no negative value) with a pass exactly when it has a target, each of
+// scenarios has a row, and the table has a line per row.
+func checkQuickReport(t *testing.T, out string, rep Report, wants, scenarios []string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	rows := map[string]int{}
+	for _, r := range rep.Rows {
+		rows[r.Scenario]++
+		if r.Unit == "" || r.Figure == "" || r.Concurrency < 1 {
+			t.Errorf("incomplete row %+v", r)
+		}
+		if (r.Target == "") != (r.Pass == nil) {
+			t.Errorf("row %q: target %q but pass %v", r.Figure, r.Target, r.Pass)
+		}
+		if r.Value < 0 {
+			t.Errorf("row %q: negative value %v", r.Figure, r.Value)
+		}
+	}
+	for _, s := range scenarios {
+		if rows[s] == 0 {
+			t.Errorf("JSON has no row of scenario %q", s)
+		}
+	}
+	// The table: a header, a line per row, a blank line, the summary.
+	if lines := strings.Count(out, "\n"); lines != len(rep.Rows)+3 {
+		t.Errorf("table has %d lines for %d JSON rows", lines, len(rep.Rows))
 	}
 }
 
