@@ -125,17 +125,30 @@ func TestSubscriberGoexitFreesSlotOnce(t *testing.T) {
 		ws := queue.NewWorkers()
 		_ = ws.Handle("ok", func(ctx context.Context, job *acidic.Job) error { return nil }, queue.KindOptions{})
 		_ = ws.Handle("fail", func(ctx context.Context, job *acidic.Job) error { return queue.Discard(errors.New("no")) }, queue.KindOptions{})
+		// A job that fails once: its job.failed is published before its
+		// outcome is written, and a subscriber that ends the goroutine
+		// there must not leave the outcome unwritten.
+		_ = ws.Handle("flaky", func(ctx context.Context, job *acidic.Job) error {
+			if job.Attempt == 1 {
+				return errors.New("once")
+			}
+			return nil
+		}, queue.KindOptions{Backoff: func(int, error) time.Duration { return time.Millisecond }})
 		c := newClient(t, drv, fastConfig(ws, 1))
 		sub := c.Events().Subscribe(events.Options{Func: func(ev events.Event) {
-			if ev.Kind == events.JobCompleted || ev.Kind == events.JobDiscarded {
+			if ev.Kind == events.JobCompleted || ev.Kind == events.JobDiscarded || ev.Kind == events.JobFailed {
 				runtime.Goexit()
 			}
 		}})
 		defer sub.Close()
 		ctx := ctxT(t)
 		var ids []int64
-		for _, kind := range []string{"ok", "fail"} {
-			j, err := c.Enqueue(ctx, kind, nil, queue.EnqueueOptions{MaxAttempts: 1})
+		for _, kind := range []string{"ok", "fail", "flaky"} {
+			max := 1
+			if kind == "flaky" {
+				max = 2
+			}
+			j, err := c.Enqueue(ctx, kind, nil, queue.EnqueueOptions{MaxAttempts: max})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,6 +157,9 @@ func TestSubscriberGoexitFreesSlotOnce(t *testing.T) {
 		start(t, c)
 		waitJob(t, drv, ids[0], acidic.JobCompleted)
 		waitJob(t, drv, ids[1], acidic.JobDiscarded)
+		if j := waitJob(t, drv, ids[2], acidic.JobCompleted); j.Attempt != 2 || len(j.Errors) != 1 {
+			t.Fatalf("flaky job: attempt %d, errors %v; want completed on attempt 2 after one failure", j.Attempt, j.Errors)
+		}
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := c.Stop(stopCtx); err != nil {

@@ -158,10 +158,12 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	// published before that write, so that a subscriber sees a job's
 	// attempts in order. A job's end for good is published once written.
 	again := !o.State.Final()
+	var after *aftercommit.List
 	if again && c.bus.Active() {
-		c.publishOutcome(job, outcome, o.State, started, err)
+		after = c.publishThenFinish(job, outcome, o, started, err)
+	} else {
+		after = c.finish(job, o)
 	}
-	after := c.finish(job, o)
 	if !again && c.bus.Active() {
 		c.publishOutcome(job, outcome, o.State, started, err)
 	}
@@ -170,6 +172,16 @@ func (c *Client) endAttempt(workCtx context.Context, cp *completer, job *acidic.
 	after.Run()
 	later.Run()
 	done()
+}
+
+// publishThenFinish publishes the event of an outcome that lets the job
+// run again, then writes it (finish). The write is deferred: a Func
+// subscriber that ends the goroutine (runtime.Goexit, as t.FailNow does)
+// must not leave the job running, unwritten, until a rescue.
+func (c *Client) publishThenFinish(job *acidic.Job, outcome Outcome, o storage.JobFinishParams, started time.Time, err error) (after *aftercommit.List) {
+	defer func() { after = c.finish(job, o) }()
+	c.publishOutcome(job, outcome, o.State, started, err)
+	return nil
 }
 
 // finish writes a non-completion outcome, retrying while the database is
